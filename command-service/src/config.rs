@@ -1,0 +1,46 @@
+//! Configuration, read once from the environment (or flags) into a typed struct. `.env.example` lists it all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::relay::RelaySettings;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Postgres URL of the write store; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/orders")]
+    pub database_url: String,
+    /// Most Postgres connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// RabbitMQ URL the relay publishes to.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Durable topic exchange of order events (routing key = event type).
+    #[arg(long, env = "AMQP_EXCHANGE", default_value = "orders.events")]
+    pub amqp_exchange: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Run the outbox relay inside the HTTP server process.
+    #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay_enabled: bool,
+    /// Most outbox rows published per round of confirms.
+    #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub relay_batch_size: i64,
+    /// Safety-net poll of the outbox when no NOTIFY arrives, in milliseconds.
+    #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 5_000)]
+    pub relay_poll_interval_ms: u64,
+}
+
+impl Config {
+    pub fn relay_settings(&self) -> RelaySettings {
+        RelaySettings {
+            amqp_url: self.amqp_url.clone(),
+            exchange: self.amqp_exchange.clone(),
+            batch_size: self.relay_batch_size,
+            poll_interval: Duration::from_millis(self.relay_poll_interval_ms),
+            standby_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain values and rules of the write side. Everything here is pure: values parse, they don't validate.
+
+mod order;
+mod values;
+
+pub use order::{FieldError, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
+pub use values::{Currency, CustomerId, Quantity, Sku, UnitPrice};
+
+use time::OffsetDateTime;
+
+/// The current time, truncated to whole milliseconds: the precision every store of the platform keeps
+/// (MongoDB dates are milliseconds), so a timestamp reads back equal wherever it is stored.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now)
+}

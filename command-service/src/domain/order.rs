@@ -1,0 +1,203 @@
+//! The `PlaceOrder` command as it arrives, and the valid order it parses into.
+
+use rust_decimal::Decimal;
+use serde::{de, Deserialize, Deserializer, Serialize};
+
+use super::values::{Currency, CustomerId, Quantity, Sku, UnitPrice};
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 100;
+
+/// The body of `POST /commands/orders`. Field types are checked while parsing JSON (a wrong type is reported with
+/// its path); the rules are checked by [`NewOrder::parse`], which reports every broken rule at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub customer_id: String,
+    #[serde(default)]
+    pub currency: Option<String>,
+    pub items: Vec<PlaceOrderLine>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaceOrderLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: PriceInput,
+}
+
+/// A price as the client wrote it: a JSON string, or a JSON number.
+///
+/// A number is carried as the shortest text that reads back as the same `f64`, which for every allowed price
+/// (at most 1,000,000 with two decimal places, so at most nine significant digits) is the literal the client
+/// sent. Clients that need more than that send a string, which is kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceInput(pub String);
+
+impl<'de> Deserialize<'de> for PriceInput {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = PriceInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a decimal number or a string holding one")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PriceInput, E> {
+                Ok(PriceInput(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PriceInput, E> {
+                Ok(PriceInput(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PriceInput, E> {
+                Ok(PriceInput(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PriceInput, E> {
+                Ok(PriceInput(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// One broken rule, named by the JSON path of the field that broke it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// A line of a valid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrderLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub unit_price: UnitPrice,
+}
+
+impl NewOrderLine {
+    pub fn line_total(&self) -> Decimal {
+        self.unit_price.get() * Decimal::from(self.quantity.get())
+    }
+}
+
+/// An order that satisfies every rule of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub customer_id: CustomerId,
+    pub currency: Currency,
+    pub lines: Vec<NewOrderLine>,
+}
+
+impl NewOrder {
+    /// Checks every rule and returns all violations, not just the first.
+    pub fn parse(command: PlaceOrder) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let customer_id =
+            CustomerId::parse(&command.customer_id).map_err(|m| errors.push(FieldError::new("customerId", m))).ok();
+        let currency = match command.currency.as_deref() {
+            None => Some(Currency::default()),
+            Some(raw) => Currency::parse(raw).map_err(|m| errors.push(FieldError::new("currency", m))).ok(),
+        };
+        if command.items.is_empty() || command.items.len() > MAX_LINES {
+            errors.push(FieldError::new("items", format!("must hold 1 to {MAX_LINES} lines")));
+        }
+        let mut lines = Vec::with_capacity(command.items.len());
+        for (i, item) in command.items.iter().enumerate() {
+            let mut field =
+                |name: &str, message: String| errors.push(FieldError::new(format!("items[{i}].{name}"), message));
+            let sku = Sku::parse(&item.sku).map_err(|m| field("sku", m)).ok();
+            let quantity = Quantity::parse(item.quantity).map_err(|m| field("quantity", m)).ok();
+            let unit_price = UnitPrice::parse(&item.unit_price.0).map_err(|m| field("unitPrice", m)).ok();
+            if let (Some(sku), Some(quantity), Some(unit_price)) = (sku, quantity, unit_price) {
+                lines.push(NewOrderLine { sku, quantity, unit_price });
+            }
+        }
+        match (customer_id, currency) {
+            (Some(customer_id), Some(currency)) if errors.is_empty() => Ok(Self { customer_id, currency, lines }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The order total: the sum of the line totals, computed here and never taken from the client.
+    pub fn total(&self) -> Decimal {
+        self.lines.iter().map(NewOrderLine::line_total).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn command(value: serde_json::Value) -> PlaceOrder {
+        serde_json::from_value(value).expect("test command has the right shape")
+    }
+
+    #[test]
+    fn a_valid_order_gets_its_total_computed_exactly() {
+        let order = NewOrder::parse(command(json!({
+            "customerId": "cust-42", "currency": "EUR",
+            "items": [
+                {"sku": "SKU-1", "quantity": 2, "unitPrice": "19.99"},
+                {"sku": "SKU-2", "quantity": 3, "unitPrice": 0.1},
+            ]
+        })))
+        .expect("valid");
+        assert_eq!(order.total().to_string(), "40.28");
+        assert_eq!(order.lines[1].line_total().to_string(), "0.30");
+        assert_eq!(order.currency.as_str(), "EUR");
+    }
+
+    #[test]
+    fn currency_defaults_to_usd() {
+        let order = NewOrder::parse(command(json!({
+            "customerId": "c", "items": [{"sku": "s", "quantity": 1, "unitPrice": 1}]
+        })))
+        .expect("valid");
+        assert_eq!(order.currency.as_str(), "USD");
+        assert_eq!(order.total().to_string(), "1.00");
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_with_its_path() {
+        let errors = NewOrder::parse(command(json!({
+            "customerId": "", "currency": "eur",
+            "items": [
+                {"sku": "ok", "quantity": 1, "unitPrice": "1"},
+                {"sku": "bad sku", "quantity": 0, "unitPrice": "1.001"},
+            ]
+        })))
+        .expect_err("invalid");
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["customerId", "currency", "items[1].sku", "items[1].quantity", "items[1].unitPrice"]);
+    }
+
+    #[test]
+    fn line_count_is_bounded() {
+        let line = json!({"sku": "s", "quantity": 1, "unitPrice": "1"});
+        let none = NewOrder::parse(command(json!({"customerId": "c", "items": []}))).expect_err("no lines");
+        assert_eq!(none[0].field, "items");
+        let many = vec![line.clone(); MAX_LINES + 1];
+        let too_many = NewOrder::parse(command(json!({"customerId": "c", "items": many}))).expect_err("101 lines");
+        assert_eq!(too_many[0].field, "items");
+        let max = vec![line; MAX_LINES];
+        assert!(NewOrder::parse(command(json!({"customerId": "c", "items": max}))).is_ok());
+    }
+
+    #[test]
+    fn prices_arrive_as_strings_or_numbers() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<PriceInput>(v).map(|p| p.0);
+        assert_eq!(parse(json!("19.99")).ok(), Some("19.99".to_owned()));
+        assert_eq!(parse(json!(19.99)).ok(), Some("19.99".to_owned()));
+        assert_eq!(parse(json!(7)).ok(), Some("7".to_owned()));
+        assert!(parse(json!(true)).is_err());
+        assert!(parse(json!(null)).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Single-field domain values, each with a `parse` that returns the message a client sees when it fails.
+
+use rust_decimal::Decimal;
+
+const MAX_ID_LEN: usize = 64;
+
+fn parse_identifier(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > MAX_ID_LEN {
+        return Err(format!("must be 1 to {MAX_ID_LEN} characters long"));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        return Err("may contain only letters, digits, '.', '_' and '-'".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+/// Who placed the order: 1–64 characters of `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        parse_identifier(raw).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stock-keeping unit: 1–64 characters of `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        parse_identifier(raw).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An ISO-4217-shaped currency code: three upper-case ASCII letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be three upper-case letters, e.g. \"EUR\"".to_owned())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Self("USD".to_owned())
+    }
+}
+
+/// How many units of a line: 1–1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MAX: i64 = 1000;
+
+    pub fn parse(raw: i64) -> Result<Self, String> {
+        match u32::try_from(raw) {
+            Ok(q) if (1..=Self::MAX).contains(&raw) => Ok(Self(q)),
+            _ => Err(format!("must be an integer from 1 to {}", Self::MAX)),
+        }
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A unit price: an exact decimal greater than 0 and at most 1,000,000, with at most two decimal places.
+/// Kept with exactly two decimal places (`5` becomes `5.00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitPrice(Decimal);
+
+impl UnitPrice {
+    pub const MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+    /// Parses the literal text of a JSON number or string, e.g. `19.99`, `"19.99"`, `1e2`.
+    pub fn parse(literal: &str) -> Result<Self, String> {
+        let invalid = || "must be a decimal number such as 19.99".to_owned();
+        let text = literal.trim();
+        if text.is_empty() || text.len() > 40 {
+            return Err(invalid());
+        }
+        let value = if text.contains(['e', 'E']) {
+            Decimal::from_scientific(text).map_err(|_| invalid())?
+        } else {
+            text.parse::<Decimal>().map_err(|_| invalid())?
+        };
+        if value <= Decimal::ZERO || value > Self::MAX {
+            return Err("must be greater than 0 and at most 1000000".to_owned());
+        }
+        if value.normalize().scale() > 2 {
+            return Err("must have at most 2 decimal places".to_owned());
+        }
+        let mut value = value.normalize();
+        value.rescale(2);
+        Ok(Self(value))
+    }
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_accept_the_documented_alphabet_only() {
+        assert!(CustomerId::parse("cust-42").is_ok());
+        assert!(CustomerId::parse("A.b_c-9").is_ok());
+        assert!(CustomerId::parse(&"x".repeat(64)).is_ok());
+        for bad in ["", "with space", "ünï", "semi;colon", "quote'", "slash/"] {
+            assert!(CustomerId::parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+        assert!(Sku::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn currency_is_three_upper_case_letters() {
+        assert_eq!(Currency::parse("EUR").map(|c| c.as_str().to_owned()), Ok("EUR".to_owned()));
+        for bad in ["eur", "EURO", "EU", "E1R", ""] {
+            assert!(Currency::parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+        assert_eq!(Currency::default().as_str(), "USD");
+    }
+
+    #[test]
+    fn quantity_is_bounded() {
+        assert_eq!(Quantity::parse(1).map(Quantity::get), Ok(1));
+        assert_eq!(Quantity::parse(1000).map(Quantity::get), Ok(1000));
+        for bad in [0, -1, 1001, i64::MAX, i64::MIN] {
+            assert!(Quantity::parse(bad).is_err(), "{bad} must be rejected");
+        }
+    }
+
+    #[test]
+    fn unit_price_is_exact_and_bounded() {
+        let price = |s: &str| UnitPrice::parse(s).map(|p| p.get().to_string());
+        assert_eq!(price("19.99"), Ok("19.99".to_owned()));
+        assert_eq!(price("5"), Ok("5.00".to_owned()));
+        assert_eq!(price("19.990"), Ok("19.99".to_owned()));
+        assert_eq!(price("1e2"), Ok("100.00".to_owned()));
+        assert_eq!(price("1000000"), Ok("1000000.00".to_owned()));
+        assert_eq!(price("0.01"), Ok("0.01".to_owned()));
+        for bad in ["0", "-1", "0.001", "19.999", "1000000.01", "abc", "", "NaN", "1e400", "Infinity"] {
+            assert!(price(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+}

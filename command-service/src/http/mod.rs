@@ -1,0 +1,65 @@
+//! The HTTP surface of the command side: routes, shared state and the layers around them.
+
+mod json;
+mod orders;
+mod problem;
+mod trace_context;
+
+pub use json::{JsonBody, MAX_BODY_BYTES};
+pub use problem::{ApiError, Problem, PROBLEM_JSON};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{middleware, Router};
+use sqlx::PgPool;
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// How long a request may take, body upload included, before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+/// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
+pub fn build_app(state: AppState) -> Router {
+    Router::new()
+        .merge(orders::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
+        ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("No such resource.".to_owned())
+}
+
+async fn method_not_allowed() -> Response {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "This method is not allowed on this resource.").into_response()
+}
+
+/// Gives every error response that a layer produced without a body (a timeout, say) a problem document, so that
+/// clients see one error format.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let mut problem = Problem::new(status, status.canonical_reason().unwrap_or("Error")).into_response();
+        for (name, value) in response.headers() {
+            problem.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+        return problem;
+    }
+    response
+}

@@ -1,0 +1,153 @@
+//! The outbox relay: moves committed events from Postgres to RabbitMQ, at least once, in `sequence` order.
+//!
+//! Several relays may run against one database; a Postgres advisory lock elects one active publisher and the
+//! others stand by, retrying the lock. The leader wakes on `NOTIFY outbox_inserted` (sent at commit), with a slow
+//! poll as a safety net, reads unpublished rows in `sequence` order, publishes them with publisher confirms and
+//! marks only the confirmed ones published. A crash between confirm and mark publishes a row again: consumers
+//! apply events idempotently. Rows are selected by `published_at is null`, never by a high-water mark, so an event
+//! whose transaction committed late with a lower sequence is still published.
+
+mod publisher;
+
+pub use publisher::{declare_exchange, Publisher};
+
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{ConnectOptions, PgPool};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::store;
+
+/// Advisory lock key of the active relay ("outbox" in ASCII). Locks are per database.
+const LEADER_LOCK_KEY: i64 = 0x6f7574626f78;
+
+/// Postgres channel the outbox trigger notifies.
+const CHANNEL: &str = "outbox_inserted";
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub amqp_url: String,
+    pub exchange: String,
+    /// Most rows published per round trip of confirms.
+    pub batch_size: i64,
+    /// Safety-net poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// How often a standby relay tries to become the leader.
+    pub standby_interval: Duration,
+}
+
+enum Outcome {
+    Stopped,
+    Standby,
+}
+
+/// Runs the relay until `shutdown` is cancelled. Errors (Postgres or broker down) are logged and retried with
+/// backoff; this returns only on shutdown.
+pub async fn run(pool: PgPool, connect: PgConnectOptions, settings: RelaySettings, shutdown: CancellationToken) {
+    let mut failures = 0_u32;
+    loop {
+        let wait = match lead(&pool, &connect, &settings, &shutdown, &mut failures).await {
+            Ok(Outcome::Stopped) => return,
+            Ok(Outcome::Standby) => settings.standby_interval,
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(failures);
+                tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "relay failed");
+                wait
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// 100 ms doubling to 5 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
+}
+
+/// One term as leader: take the lock, then publish until shutdown or the first error.
+async fn lead(
+    pool: &PgPool,
+    connect: &PgConnectOptions,
+    settings: &RelaySettings,
+    shutdown: &CancellationToken,
+    failures: &mut u32,
+) -> anyhow::Result<Outcome> {
+    use anyhow::Context as _;
+    // The lock lives as long as this connection; it is released when the connection drops, crash included.
+    let mut lock = connect.connect().await.context("connecting for the leader lock")?;
+    let leader: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK_KEY)
+        .fetch_one(&mut lock)
+        .await
+        .context("taking the leader lock")?;
+    if !leader {
+        tracing::debug!("another relay is active; standing by");
+        return Ok(Outcome::Standby);
+    }
+    let mut listener = PgListener::connect_with(pool).await.context("listening for outbox inserts")?;
+    listener.listen(CHANNEL).await.context("listening for outbox inserts")?;
+    let publisher =
+        Publisher::connect(&settings.amqp_url, &settings.exchange).await.context("connecting to RabbitMQ")?;
+    tracing::info!(exchange = %settings.exchange, "relay is the active publisher");
+
+    let result = async {
+        loop {
+            drain(pool, &publisher, settings, shutdown).await?;
+            *failures = 0;
+            // Leadership is only as good as the lock's connection: check it before every wait.
+            sqlx::query("select 1").execute(&mut lock).await.context("leader lock connection lost")?;
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Outcome::Stopped),
+                notice = listener.recv() => { notice.context("waiting for outbox notifications")?; }
+                () = tokio::time::sleep(settings.poll_interval) => {}
+            }
+        }
+    }
+    .await;
+    publisher.close().await;
+    result
+}
+
+/// Publishes batches until the outbox has no unpublished row left (or shutdown).
+async fn drain(
+    pool: &PgPool,
+    publisher: &Publisher,
+    settings: &RelaySettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    while !shutdown.is_cancelled() {
+        let rows = store::unpublished(pool, settings.batch_size).await?;
+        let fetched = rows.len();
+        if fetched == 0 {
+            return Ok(());
+        }
+        let acked = publisher.publish(rows).await?;
+        store::mark_published(pool, &acked).await?;
+        tracing::debug!(fetched, published = acked.len(), "relayed a batch");
+        if acked.len() < fetched {
+            anyhow::bail!("the broker refused {} of {fetched} events", fetched - acked.len());
+        }
+        if (fetched as i64) < settings.batch_size {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(3), Duration::from_millis(800));
+        assert_eq!(backoff(50), Duration::from_secs(5));
+    }
+}

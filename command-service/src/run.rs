@@ -1,0 +1,62 @@
+//! Wiring: connects the pool, applies migrations, serves HTTP and runs the relay under one shutdown token.
+
+use anyhow::Context as _;
+use sqlx::postgres::PgConnectOptions;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{build_app, AppState};
+use crate::{relay, store};
+
+/// A started service: where it listens, and the task that ends when it has shut down.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+fn connect_options(config: &Config) -> anyhow::Result<PgConnectOptions> {
+    config.database_url.parse().context("DATABASE_URL is not a valid Postgres URL")
+}
+
+/// Prepares the database, binds `HTTP_ADDR` and starts serving (with the relay when `RELAY_ENABLED`).
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let options = connect_options(&config)?;
+    let pool = store::pool(options.clone(), config.database_max_connections);
+    store::prepare(&config.database_url, &pool).await?;
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, relay = config.relay_enabled, "command-service listening");
+
+    let relay = config
+        .relay_enabled
+        .then(|| tokio::spawn(relay::run(pool.clone(), options, config.relay_settings(), shutdown.clone())));
+    let app = build_app(AppState { pool: pool.clone() });
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        // Whatever ended the server ends the relay too, so the process exits as a whole.
+        shutdown.cancel();
+        if let Some(relay) = relay {
+            relay.await.context("relay task panicked")?;
+        }
+        pool.close().await;
+        served.context("HTTP server failed")
+    });
+    Ok(Running { addr, task })
+}
+
+/// Runs only the relay (no HTTP) until shutdown.
+pub async fn relay_only(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let options = connect_options(&config)?;
+    let pool = store::pool(options.clone(), 4);
+    store::prepare(&config.database_url, &pool).await?;
+    tracing::info!("command-service relay started");
+    relay::run(pool.clone(), options, config.relay_settings(), shutdown).await;
+    pool.close().await;
+    Ok(())
+}

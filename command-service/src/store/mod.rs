@@ -1,0 +1,60 @@
+//! Postgres: the write model and the outbox. Every change of an order and its event commit together.
+
+mod orders;
+mod outbox;
+
+pub use orders::{place_order, PlacedOrder};
+pub use outbox::{mark_published, unpublished, OutboxRow};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{migrate::MigrateDatabase, PgPool, Postgres};
+use std::time::Duration;
+
+/// The schema, embedded from `migrations/` at the repository root.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Errors of the store, split by what a caller does about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres could not be reached or did not answer in time: worth retrying later.
+    #[error("postgres is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            // 57P01 admin_shutdown, 57P03 cannot_connect_now (starting up or shutting down).
+            sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) => {
+                Self::Unavailable(err)
+            }
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A lazily connecting pool: the service starts, and answers 503, while Postgres is down.
+pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options)
+}
+
+/// Creates the database if it does not exist yet, then applies pending migrations.
+pub async fn prepare(database_url: &str, pool: &PgPool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if !Postgres::database_exists(database_url).await.context("checking that the database exists")? {
+        Postgres::create_database(database_url).await.context("creating the database")?;
+    }
+    MIGRATOR.run(pool).await.context("applying migrations")?;
+    Ok(())
+}

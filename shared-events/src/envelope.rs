@@ -1,0 +1,168 @@
+//! The envelope around every event, and decoding of what arrives from the broker.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::OrderState;
+
+/// The kinds of event an order produces. The name is the AMQP `type` and routing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    OrderPlaced,
+}
+
+impl EventType {
+    /// Schema version written for new events of this type.
+    pub const fn current_schema_version(self) -> u32 {
+        match self {
+            Self::OrderPlaced => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "OrderPlaced",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::OrderPlaced].into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What travels on the broker and what the event log feed returns.
+///
+/// `payload` stays raw JSON here so that an envelope can be read (and dead-lettered with a reason) even when its
+/// payload is of an unknown type or schema version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub order_id: Uuid,
+    /// The order's version after this event: 1 for `OrderPlaced`, then +1 per change.
+    pub version: i64,
+    /// Global position in the event log (the outbox's `sequence`).
+    pub sequence: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// W3C `traceparent` of the request that caused the event, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// An envelope whose type and payload have been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderEvent {
+    pub event_id: Uuid,
+    pub event_type: EventType,
+    pub order_id: Uuid,
+    pub version: i64,
+    pub sequence: i64,
+    pub occurred_at: OffsetDateTime,
+    pub traceparent: Option<String>,
+    pub state: OrderState,
+}
+
+/// Why a message is not an event this consumer can apply. Such a message is dead-lettered, never retried.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an event envelope: {0}")]
+    Envelope(serde_json::Error),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("unknown schema version {schema_version} of {event_type:?}")]
+    UnknownSchemaVersion { event_type: EventType, schema_version: u32 },
+    #[error("payload does not match its event type: {0}")]
+    Payload(serde_json::Error),
+    #[error("order version {0} is not positive")]
+    BadVersion(i64),
+}
+
+/// Parses a message body into an [`OrderEvent`].
+pub fn decode(body: &[u8]) -> Result<OrderEvent, DecodeError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(DecodeError::Envelope)?;
+    let event_type =
+        EventType::parse(&envelope.event_type).ok_or_else(|| DecodeError::UnknownType(envelope.event_type.clone()))?;
+    if envelope.schema_version != event_type.current_schema_version() {
+        return Err(DecodeError::UnknownSchemaVersion { event_type, schema_version: envelope.schema_version });
+    }
+    if envelope.version < 1 {
+        return Err(DecodeError::BadVersion(envelope.version));
+    }
+    let state: OrderState = serde_json::from_value(envelope.payload).map_err(DecodeError::Payload)?;
+    Ok(OrderEvent {
+        event_id: envelope.event_id,
+        event_type,
+        order_id: envelope.order_id,
+        version: envelope.version,
+        sequence: envelope.sequence,
+        occurred_at: envelope.occurred_at,
+        traceparent: envelope.traceparent,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(event_type: &str, schema_version: u32, payload: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "eventId": "0190b4b0-0000-7000-8000-000000000001",
+            "eventType": event_type,
+            "schemaVersion": schema_version,
+            "orderId": "0190b4b0-0000-7000-8000-000000000002",
+            "version": 1,
+            "sequence": 7,
+            "occurredAt": "2026-11-27T10:00:00.123Z",
+            "payload": payload,
+        }))
+        .expect("test envelope serialises")
+    }
+
+    fn placed_payload() -> serde_json::Value {
+        json!({
+            "customerId": "cust-42", "currency": "EUR", "status": "Placed",
+            "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "19.99", "lineTotal": "39.98"}],
+            "total": "39.98",
+            "placedAt": "2026-11-27T10:00:00.123Z", "updatedAt": "2026-11-27T10:00:00.123Z",
+        })
+    }
+
+    #[test]
+    fn decodes_a_known_event_with_exact_money() {
+        let event = decode(&envelope("OrderPlaced", 1, placed_payload())).expect("decodes");
+        assert_eq!(event.event_type, EventType::OrderPlaced);
+        assert_eq!(event.sequence, 7);
+        assert_eq!(event.state.total.to_string(), "39.98");
+        assert_eq!(event.state.items[0].unit_price.to_string(), "19.99");
+    }
+
+    #[test]
+    fn rejects_unknown_types_schema_versions_and_payloads() {
+        assert!(matches!(decode(b"{not json"), Err(DecodeError::Envelope(_))));
+        assert!(matches!(
+            decode(&envelope("OrderTeleported", 1, placed_payload())),
+            Err(DecodeError::UnknownType(t)) if t == "OrderTeleported"
+        ));
+        assert!(matches!(
+            decode(&envelope("OrderPlaced", 99, placed_payload())),
+            Err(DecodeError::UnknownSchemaVersion { schema_version: 99, .. })
+        ));
+        assert!(matches!(decode(&envelope("OrderPlaced", 1, json!({"customerId": 5}))), Err(DecodeError::Payload(_))));
+    }
+
+    #[test]
+    fn envelope_round_trips_through_json() {
+        let bytes = envelope("OrderPlaced", 1, placed_payload());
+        let parsed: Envelope = serde_json::from_slice(&bytes).expect("parses");
+        let again: Envelope =
+            serde_json::from_slice(&serde_json::to_vec(&parsed).expect("serialises")).expect("parses");
+        assert_eq!(parsed, again);
+    }
+}

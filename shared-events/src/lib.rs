@@ -1,0 +1,17 @@
+//! The wire contract between `command-service` and `query-service`.
+//!
+//! Every change of an order becomes one [`Envelope`]: ids, versions, time and trace context around a payload that
+//! carries the order's whole state after the change ([`OrderState`]). Because the payload is a snapshot, a consumer
+//! applies events idempotently and in any arrival order: it keeps the state with the highest `version`.
+//!
+//! The command side writes the payload into its outbox; the relay wraps it in the envelope and publishes it as JSON.
+//! The query side calls [`decode`], which accepts only event types and schema versions it knows.
+
+mod envelope;
+mod order;
+
+pub use envelope::{decode, DecodeError, Envelope, EventType, OrderEvent};
+pub use order::{OrderLine, OrderState, OrderStatus};
+
+/// AMQP `content_type` of every published event.
+pub const CONTENT_TYPE: &str = "application/json";
