@@ -1,0 +1,35 @@
+//! Configuration, read once from the environment (or flags) into a typed struct. `.env.example` lists it all.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// RabbitMQ URL the projector consumes from.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Durable topic exchange of order events.
+    #[arg(long, env = "AMQP_EXCHANGE", default_value = "orders.events")]
+    pub amqp_exchange: String,
+    /// Durable queue of the projector; `<queue>.dlq` holds the dead letters.
+    #[arg(long, env = "AMQP_QUEUE", default_value = "query-service.order-views")]
+    pub amqp_queue: String,
+    /// Most unacknowledged deliveries in flight.
+    #[arg(long, env = "AMQP_PREFETCH", default_value_t = 64)]
+    pub amqp_prefetch: u16,
+    /// MongoDB URI of the read store.
+    #[arg(
+        long,
+        env = "MONGODB_URI",
+        default_value = "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"
+    )]
+    pub mongodb_uri: String,
+    /// MongoDB database holding the views.
+    #[arg(long, env = "MONGODB_DATABASE", default_value = "orders")]
+    pub mongodb_database: String,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+    /// Run the projector (event consumer) in this process.
+    #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub projector_enabled: bool,
+}

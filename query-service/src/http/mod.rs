@@ -1,0 +1,51 @@
+//! The HTTP surface of the read side: routes, shared state and the layers around them.
+
+mod orders;
+mod problem;
+
+pub use problem::{ApiError, PROBLEM_JSON};
+
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::{middleware, Router};
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::read::VersionWaiters;
+use crate::store::Views;
+
+/// Longest a request may take; above the longest allowed `waitMs` (30 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub views: Views,
+    pub waiters: VersionWaiters,
+}
+
+/// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
+pub fn build_app(state: AppState) -> Router {
+    Router::new()
+        .merge(orders::router())
+        .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
+        ))
+}
+
+/// Gives every error response a layer produced without a body a problem document: one error format for clients.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return problem::problem(status, status.canonical_reason().unwrap_or("Error"));
+    }
+    response
+}

@@ -1,0 +1,121 @@
+//! `GET /queries/orders/{id}?minVersion=N&waitMs=T`: one order's view, waiting server-side for a version.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::store::OrderView;
+
+/// How long a read waits for `minVersion` when the client does not say.
+pub const DEFAULT_WAIT_MS: u64 = 2_000;
+/// The longest wait a client may ask for.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/queries/orders/{id}", get(get_order))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadParams {
+    min_version: Option<String>,
+    wait_ms: Option<String>,
+}
+
+fn parse_number(name: &str, raw: Option<&str>, max: u64) -> Result<Option<u64>, ApiError> {
+    raw.map(|raw| {
+        raw.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer from 0 to {max}")))
+    })
+    .transpose()
+}
+
+#[tracing::instrument(skip_all, fields(order_id))]
+async fn get_order(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ReadParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
+    tracing::Span::current().record("order_id", tracing::field::display(id));
+    let min_version = parse_number("minVersion", params.min_version.as_deref(), i64::MAX as u64)?;
+    let wait_ms = parse_number("waitMs", params.wait_ms.as_deref(), MAX_WAIT_MS)?.unwrap_or(DEFAULT_WAIT_MS);
+
+    let Some(min_version) = min_version.map(|v| v as i64) else {
+        return match state.views.get(id).await.map_err(ApiError::Unavailable)? {
+            Some(view) => Ok(ready(&view)),
+            None => Err(ApiError::NotFound(format!("No order {id} in the read model."))),
+        };
+    };
+
+    // Subscribe before reading, so a version announced between the read and the wait still wakes us.
+    let mut subscription = state.waiters.subscribe(id);
+    let mut view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
+    if version_of(&view) < min_version && wait_ms > 0 {
+        let reached = tokio::time::timeout(Duration::from_millis(wait_ms), subscription.reached(min_version)).await;
+        if reached.is_ok() {
+            view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
+        }
+    }
+    drop(subscription);
+    Ok(match view {
+        Some(view) if view.version >= min_version => ready(&view),
+        view => processing(view.as_ref(), min_version),
+    })
+}
+
+fn version_of(view: &Option<OrderView>) -> i64 {
+    view.as_ref().map_or(0, |v| v.version)
+}
+
+fn ready(view: &OrderView) -> Response {
+    let body = json!({
+        "data": view_json(view),
+        "metadata": { "version": view.version, "lastUpdated": rfc3339(view.updated_at), "processing": false },
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+fn processing(view: Option<&OrderView>, min_version: i64) -> Response {
+    let body = json!({
+        "data": view.map(view_json),
+        "metadata": { "version": view.map_or(0, |v| v.version), "processing": true, "minVersion": min_version },
+    });
+    (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
+}
+
+fn rfc3339(date: mongodb::bson::DateTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(date.timestamp_millis()) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The public JSON of a view (the same in every read endpoint).
+pub fn view_json(view: &OrderView) -> Value {
+    json!({
+        "orderId": view.id,
+        "customerId": view.customer_id,
+        "status": view.status,
+        "currency": view.currency,
+        "items": view.items,
+        "itemCount": view.item_count,
+        "total": view.total,
+        "placedAt": rfc3339(view.placed_at),
+        "updatedAt": rfc3339(view.updated_at),
+        "version": view.version,
+    })
+}

@@ -1,0 +1,187 @@
+//! The AMQP consumer loop of the projector, with reconnects and dead-lettering.
+
+use futures_util::StreamExt as _;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::read::VersionWaiters;
+use crate::store::{ApplyOutcome, OrderView, Views};
+
+/// Where the projector consumes from.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub amqp_url: String,
+    pub exchange: String,
+    pub queue: String,
+    pub prefetch: u16,
+}
+
+impl ConsumerSettings {
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.queue)
+    }
+}
+
+/// Declares the exchange, the projector's durable queue bound to every event, and its dead-letter queue.
+pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    channel
+        .exchange_declare(
+            settings.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    channel.queue_declare(settings.dead_letter_queue().into(), durable, FieldTable::default()).await?;
+    channel.queue_declare(settings.queue.as_str().into(), durable, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            settings.queue.as_str().into(),
+            settings.exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Consumes until `shutdown`; connection failures are logged and retried with backoff.
+pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaiters, shutdown: CancellationToken) {
+    let mut failures = 0_u32;
+    while !shutdown.is_cancelled() {
+        match consume(&settings, &views, &waiters, &shutdown, &mut failures).await {
+            Ok(()) => return,
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(failures);
+                tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "projector lost RabbitMQ");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// 100 ms doubling to 5 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
+}
+
+async fn consume(
+    settings: &ConsumerSettings,
+    views: &Views,
+    waiters: &VersionWaiters,
+    shutdown: &CancellationToken,
+    failures: &mut u32,
+) -> lapin::Result<()> {
+    let connection = Connection::connect(
+        &settings.amqp_url,
+        ConnectionProperties::default().with_connection_name("projector".into()),
+    )
+    .await?;
+    let channel = connection.create_channel().await?;
+    declare_topology(&channel, settings).await?;
+    channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+    let dead_letters = connection.create_channel().await?;
+    dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
+    let mut deliveries = channel
+        .basic_consume(settings.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    tracing::info!(queue = %settings.queue, "projector consuming");
+    *failures = 0;
+
+    let result = loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            next = deliveries.next() => match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(err)) => break Err(err),
+                None => break Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker"))),
+            },
+        };
+        match handle(&delivery, settings, views, waiters, &dead_letters, shutdown).await {
+            Ok(Handled::Done) => delivery.ack(BasicAckOptions::default()).await.map(drop)?,
+            // Shutting down mid-retry: leave the delivery unacked; the broker gives it to the next consumer.
+            Ok(Handled::Abandoned) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    let _ = connection.close(200, "projector stopping".into()).await;
+    result
+}
+
+enum Handled {
+    Done,
+    Abandoned,
+}
+
+async fn handle(
+    delivery: &Delivery,
+    settings: &ConsumerSettings,
+    views: &Views,
+    waiters: &VersionWaiters,
+    dead_letters: &Channel,
+    shutdown: &CancellationToken,
+) -> lapin::Result<Handled> {
+    let event = match shared_events::decode(&delivery.data) {
+        Ok(event) => event,
+        Err(reason) => {
+            tracing::warn!(%reason, "dead-lettering a message");
+            dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
+            return Ok(Handled::Done);
+        }
+    };
+    let view = OrderView::from_event(&event);
+    let mut attempts = 0_u32;
+    loop {
+        match views.apply(&view).await {
+            Ok(outcome) => {
+                tracing::debug!(order_id = %event.order_id, version = event.version, ?outcome, "event applied");
+                if outcome == ApplyOutcome::Applied {
+                    waiters.announce(event.order_id, event.version);
+                }
+                return Ok(Handled::Done);
+            }
+            Err(err) => {
+                attempts = attempts.saturating_add(1);
+                let wait = backoff(attempts);
+                tracing::warn!(error = %err, order_id = %event.order_id, retry_in_ms = wait.as_millis() as u64,
+                    "writing the view failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(Handled::Abandoned),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Copies a message to the dead-letter queue with its reason, and waits for the broker to confirm it.
+async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason: &str) -> lapin::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("x-dead-letter-reason".into(), AMQPValue::LongString(LongString::from(reason)));
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
+    );
+    let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let confirm = channel
+        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &delivery.data, properties)
+        .await?
+        .await?;
+    if confirm.is_ack() {
+        Ok(())
+    } else {
+        Err(lapin::Error::from(std::io::Error::other("the broker refused a dead letter")))
+    }
+}

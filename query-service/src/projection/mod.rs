@@ -1,0 +1,11 @@
+//! The projector: order events from RabbitMQ into MongoDB views.
+//!
+//! One durable queue is bound to the events exchange. Each delivery is decoded, applied to its view with the
+//! version guard, announced to waiting reads, and only then acknowledged. A message that is not an event this
+//! service knows goes to the dead-letter queue `<queue>.dlq` with the reason in its headers, and is acked, so it
+//! never blocks the queue. When MongoDB is down the delivery stays unacked and is retried with backoff: nothing is
+//! lost, and a crash returns it to the queue.
+
+mod consumer;
+
+pub use consumer::{declare_topology, run, ConsumerSettings};

@@ -1,0 +1,115 @@
+//! The board on which waiting reads park until the projector announces a version of their order.
+//!
+//! A waiter subscribes *before* it reads the view, so an announcement between its read and its wait is not missed.
+//! The board holds one `watch` channel per order that somebody is waiting for, created by the first waiter and
+//! removed with the last one (a waiter that times out or whose client disconnects drops its subscription), so it
+//! costs nothing for orders nobody waits on. Waiters are plain futures: no task, no timer loop, no polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Shared by the projector (which announces) and the read handlers (which wait).
+#[derive(Debug, Clone, Default)]
+pub struct VersionWaiters {
+    orders: Arc<Mutex<HashMap<Uuid, watch::Sender<i64>>>>,
+}
+
+impl VersionWaiters {
+    /// Starts listening for versions of `order_id`.
+    pub fn subscribe(&self, order_id: Uuid) -> Subscription {
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        let receiver = orders.entry(order_id).or_insert_with(|| watch::channel(0).0).subscribe();
+        Subscription { board: self.clone(), order_id, receiver: Some(receiver) }
+    }
+
+    /// Tells every waiter of `order_id` that its view is now at `version`.
+    pub fn announce(&self, order_id: Uuid, version: i64) {
+        let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = orders.get(&order_id) {
+            sender.send_if_modified(|current| {
+                let newer = version > *current;
+                if newer {
+                    *current = version;
+                }
+                newer
+            });
+        }
+    }
+
+    /// Orders with at least one waiter (for tests and metrics).
+    pub fn watched_orders(&self) -> usize {
+        self.orders.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// One waiter's interest in one order; dropping it cleans the board up.
+#[derive(Debug)]
+pub struct Subscription {
+    board: VersionWaiters,
+    order_id: Uuid,
+    receiver: Option<watch::Receiver<i64>>,
+}
+
+impl Subscription {
+    /// Resolves once a version ≥ `min_version` has been announced. Cancel-safe: wrap it in a timeout.
+    pub async fn reached(&mut self, min_version: i64) {
+        if let Some(receiver) = self.receiver.as_mut() {
+            // Err means the sender is gone, which cannot happen while this subscription is registered.
+            let _ = receiver.wait_for(|version| *version >= min_version).await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        let mut orders = self.board.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        if orders.get(&self.order_id).is_some_and(|sender| sender.receiver_count() == 0) {
+            orders.remove(&self.order_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_waiter_wakes_on_the_version_it_needs_and_not_before() {
+        let board = VersionWaiters::default();
+        let order = Uuid::new_v4();
+        let mut sub = board.subscribe(order);
+        board.announce(order, 1);
+        let early = tokio::time::timeout(Duration::from_millis(20), sub.reached(2)).await;
+        assert!(early.is_err(), "version 1 must not release a waiter for version 2");
+        board.announce(order, 2);
+        tokio::time::timeout(Duration::from_secs(5), sub.reached(2)).await.expect("released by version 2");
+    }
+
+    #[tokio::test]
+    async fn an_announcement_before_the_wait_is_not_missed() {
+        let board = VersionWaiters::default();
+        let order = Uuid::new_v4();
+        let mut sub = board.subscribe(order);
+        board.announce(order, 3);
+        tokio::time::timeout(Duration::from_secs(5), sub.reached(3)).await.expect("already reached");
+    }
+
+    #[tokio::test]
+    async fn the_board_forgets_orders_nobody_waits_for() {
+        let board = VersionWaiters::default();
+        let order = Uuid::new_v4();
+        board.announce(order, 1);
+        assert_eq!(board.watched_orders(), 0);
+        let first = board.subscribe(order);
+        let second = board.subscribe(order);
+        assert_eq!(board.watched_orders(), 1);
+        drop(first);
+        assert_eq!(board.watched_orders(), 1);
+        drop(second);
+        assert_eq!(board.watched_orders(), 0);
+    }
+}

@@ -1,0 +1,55 @@
+//! Wiring: connects MongoDB, serves HTTP and runs the projector under one shutdown token.
+
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{build_app, AppState};
+use crate::projection::{self, ConsumerSettings};
+use crate::read::VersionWaiters;
+use crate::store;
+
+/// A started service: where it listens, and the task that ends when it has shut down.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub waiters: VersionWaiters,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn consumer_settings(config: &Config) -> ConsumerSettings {
+    ConsumerSettings {
+        amqp_url: config.amqp_url.clone(),
+        exchange: config.amqp_exchange.clone(),
+        queue: config.amqp_queue.clone(),
+        prefetch: config.amqp_prefetch,
+    }
+}
+
+/// Binds `HTTP_ADDR` and starts serving (with the projector when `PROJECTOR_ENABLED`).
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
+    let waiters = VersionWaiters::default();
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
+
+    let projector = config.projector_enabled.then(|| {
+        tokio::spawn(projection::run(consumer_settings(&config), views.clone(), waiters.clone(), shutdown.clone()))
+    });
+    let app = build_app(AppState { views, waiters: waiters.clone() });
+    let task = tokio::spawn(async move {
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        shutdown.cancel();
+        if let Some(projector) = projector {
+            projector.await.context("projector task panicked")?;
+        }
+        served.context("HTTP server failed")
+    });
+    Ok(Running { addr, waiters, task })
+}

@@ -1,0 +1,19 @@
+//! MongoDB: the collection of order views, and the guarded write that keeps only the newest version.
+
+mod views;
+
+pub use views::{ApplyOutcome, OrderView, OrderViewLine, Views};
+
+use anyhow::Context as _;
+use mongodb::options::ClientOptions;
+use std::time::Duration;
+
+/// A client that fails fast (3 s) when the server is unreachable, so reads answer 503 instead of hanging.
+pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Views> {
+    let mut options = ClientOptions::parse(uri).await.context("MONGODB_URI is not a valid MongoDB URI")?;
+    options.server_selection_timeout.get_or_insert(Duration::from_secs(3));
+    options.connect_timeout.get_or_insert(Duration::from_secs(3));
+    options.app_name.get_or_insert_with(|| "query-service".to_owned());
+    let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
+    Ok(Views::new(client.database(database)))
+}

@@ -1,0 +1,128 @@
+//! The `order_views` collection: one document per order, written only by a newer version.
+
+use mongodb::bson::{doc, DateTime};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::UpdateOptions;
+use mongodb::{Collection, Database};
+use serde::{Deserialize, Serialize};
+use shared_events::OrderEvent;
+use uuid::Uuid;
+
+/// Name of the collection of order views.
+pub const COLLECTION: &str = "order_views";
+
+/// A view document. Money is kept as exact decimal strings; dates as BSON dates (millisecond precision).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub customer_id: String,
+    pub status: String,
+    pub currency: String,
+    pub items: Vec<OrderViewLine>,
+    /// Units ordered: the sum of the lines' quantities.
+    pub item_count: i64,
+    pub total: String,
+    pub placed_at: DateTime,
+    pub updated_at: DateTime,
+    pub version: i64,
+    /// Global sequence of the event that wrote this version.
+    pub last_sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderViewLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: String,
+    pub line_total: String,
+}
+
+impl OrderView {
+    /// The view an event describes: its payload is the order's whole state after the change.
+    pub fn from_event(event: &OrderEvent) -> Self {
+        let state = &event.state;
+        let date = |t: time::OffsetDateTime| DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64);
+        Self {
+            id: event.order_id.to_string(),
+            customer_id: state.customer_id.clone(),
+            status: state.status.as_str().to_owned(),
+            currency: state.currency.clone(),
+            items: state
+                .items
+                .iter()
+                .map(|line| OrderViewLine {
+                    sku: line.sku.clone(),
+                    quantity: i64::from(line.quantity),
+                    unit_price: line.unit_price.to_string(),
+                    line_total: line.line_total.to_string(),
+                })
+                .collect(),
+            item_count: state.items.iter().map(|line| i64::from(line.quantity)).sum(),
+            total: state.total.to_string(),
+            placed_at: date(state.placed_at),
+            updated_at: date(state.updated_at),
+            version: event.version,
+            last_sequence: event.sequence,
+        }
+    }
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The view now holds this event's version.
+    Applied,
+    /// The view already held this version or a newer one: a duplicate or a late arrival, nothing written.
+    Stale,
+}
+
+/// Handle on the views collection.
+#[derive(Debug, Clone)]
+pub struct Views {
+    collection: Collection<OrderView>,
+}
+
+impl Views {
+    pub fn new(database: Database) -> Self {
+        Self { collection: database.collection(COLLECTION) }
+    }
+
+    pub async fn get(&self, id: Uuid) -> mongodb::error::Result<Option<OrderView>> {
+        self.collection.find_one(doc! { "_id": id.to_string() }).await
+    }
+
+    /// Writes `view` unless the stored view's version is already at least as new.
+    ///
+    /// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
+    /// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
+    pub async fn apply(&self, view: &OrderView) -> mongodb::error::Result<ApplyOutcome> {
+        let replacement = mongodb::bson::to_document(view)?;
+        let result = self
+            .collection
+            .update_one(doc! { "_id": &view.id, "version": { "$lt": view.version } }, doc! { "$set": replacement })
+            .with_options(UpdateOptions::builder().upsert(true).build())
+            .await;
+        match result {
+            Ok(done) if done.modified_count == 1 || done.upserted_id.is_some() => Ok(ApplyOutcome::Applied),
+            Ok(_) => Ok(ApplyOutcome::Stale),
+            Err(err) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Cheap round trip to check the server answers.
+    pub async fn ping(&self) -> mongodb::error::Result<()> {
+        self.collection.client().database("admin").run_command(doc! { "ping": 1 }).await.map(|_| ())
+    }
+}
+
+fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == 11000,
+        ErrorKind::Command(command) => command.code == 11000,
+        _ => false,
+    }
+}
