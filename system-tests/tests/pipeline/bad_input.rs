@@ -1,0 +1,263 @@
+//! Every class of bad input gets its status as `application/problem+json`, and writes nothing.
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+fn line() -> serde_json::Value {
+    json!({"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"})
+}
+
+fn order_with(items: serde_json::Value) -> String {
+    json!({"customerId": "cust-1", "items": items}).to_string()
+}
+
+async fn assert_problem(response: reqwest::Response, status: u16, case: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{case}");
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{case}");
+    let body: serde_json::Value = response.json().await.unwrap_or_else(|e| panic!("{case}: body is not JSON: {e}"));
+    assert_eq!(body["status"], status, "{case}");
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "{case}: problem lacks {member}: {body}");
+    }
+    body
+}
+
+/// (case, content type, body, status, field named in `errors`)
+type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, Option<&'static str>);
+
+#[tokio::test]
+async fn bad_commands_are_rejected_with_problem_json_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let json = "application/json";
+    let many_lines = order_with(serde_json::Value::Array(vec![line(); 101]));
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    let huge = format!(r#"{{"customerId":"{}","items":[]}}"#, "a".repeat(70 * 1024));
+    let cases: Vec<Case> = vec![
+        ("malformed json", Some(json), b"{\"customerId\":".to_vec(), 400, None),
+        ("not an object", Some(json), b"[]".to_vec(), 400, None),
+        ("empty body", Some(json), Vec::new(), 400, None),
+        ("trailing data", Some(json), format!("{} {{}}", order_with(json!([line()]))).into_bytes(), 400, None),
+        ("invalid utf-8", Some(json), b"{\"customerId\":\"\xff\xfe\",\"items\":[]}".to_vec(), 400, None),
+        ("deep nesting", Some(json), deep.into_bytes(), 400, None),
+        ("missing customerId", Some(json), json!({"items": [line()]}).to_string().into_bytes(), 400, None),
+        (
+            "unknown field",
+            Some(json),
+            json!({"customerId": "c", "items": [line()], "discount": 5}).to_string().into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "unknown line field",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": 1, "x": 1}])).into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "customerId empty",
+            Some(json),
+            json!({"customerId": "", "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("customerId"),
+        ),
+        (
+            "customerId too long",
+            Some(json),
+            json!({"customerId": "c".repeat(65), "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("customerId"),
+        ),
+        (
+            "customerId injection",
+            Some(json),
+            json!({"customerId": "x'; drop table outbox;--", "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("customerId"),
+        ),
+        (
+            "customerId not a string",
+            Some(json),
+            json!({"customerId": 42, "items": [line()]}).to_string().into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "currency lower case",
+            Some(json),
+            json!({"customerId": "c", "currency": "eur", "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("currency"),
+        ),
+        (
+            "currency too long",
+            Some(json),
+            json!({"customerId": "c", "currency": "EURO", "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("currency"),
+        ),
+        ("no lines", Some(json), order_with(json!([])).into_bytes(), 400, Some("items")),
+        ("101 lines", Some(json), many_lines.into_bytes(), 400, Some("items")),
+        (
+            "sku with space",
+            Some(json),
+            order_with(json!([{"sku": "S 1", "quantity": 1, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[0].sku"),
+        ),
+        (
+            "quantity zero",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 0, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[0].quantity"),
+        ),
+        (
+            "quantity 1001",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1001, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[0].quantity"),
+        ),
+        (
+            "quantity fractional",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 2.5, "unitPrice": 1}])).into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "quantity as string",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": "2", "unitPrice": 1}])).into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "quantity huge",
+            Some(json),
+            br#"{"customerId":"c","items":[{"sku":"s","quantity":1e400,"unitPrice":1}]}"#.to_vec(),
+            400,
+            None,
+        ),
+        (
+            "price zero",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": "0"}])).into_bytes(),
+            400,
+            Some("items[0].unitPrice"),
+        ),
+        (
+            "price negative",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": -5}])).into_bytes(),
+            400,
+            Some("items[0].unitPrice"),
+        ),
+        (
+            "price three decimals",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": "1.999"}])).into_bytes(),
+            400,
+            Some("items[0].unitPrice"),
+        ),
+        (
+            "price too high",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": "1000000.01"}])).into_bytes(),
+            400,
+            Some("items[0].unitPrice"),
+        ),
+        (
+            "price not a number",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": "abc"}])).into_bytes(),
+            400,
+            Some("items[0].unitPrice"),
+        ),
+        (
+            "price boolean",
+            Some(json),
+            order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": true}])).into_bytes(),
+            400,
+            None,
+        ),
+        (
+            "second line broken",
+            Some(json),
+            order_with(json!([line(), {"sku": "s", "quantity": -1, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[1].quantity"),
+        ),
+        ("text/plain", Some("text/plain"), order_with(json!([line()])).into_bytes(), 415, None),
+        ("form", Some("application/x-www-form-urlencoded"), b"customerId=c".to_vec(), 415, None),
+        ("no content type", None, order_with(json!([line()])).into_bytes(), 415, None),
+        ("body over 64 KiB", Some(json), huge.into_bytes(), 413, None),
+    ];
+    for (case, content_type, body, status, field) in cases {
+        let mut request = app.http.post(app.command_url("/commands/orders")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let problem = assert_problem(request.send().await.expect("POST answers"), status, case).await;
+        if let Some(field) = field {
+            let fields: Vec<&str> =
+                problem["errors"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
+            assert!(fields.contains(&field), "{case}: errors should name {field}: {problem}");
+        }
+    }
+    for table in ["customer_order", "order_line", "outbox"] {
+        assert_eq!(app.count(table).await, 0, "a rejected command wrote to {table}");
+    }
+
+    let wrong_method = app.http.get(app.command_url("/commands/orders")).send().await.expect("GET answers");
+    assert_problem(wrong_method, 405, "GET on a command").await;
+    let nowhere = app.http.post(app.command_url("/commands/nothing")).send().await.expect("answers");
+    assert_problem(nowhere, 404, "unknown route").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_reads_are_rejected_with_problem_json() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-reads").await;
+    let unknown = uuid::Uuid::now_v7();
+    let cases = [
+        (format!("/queries/orders/{unknown}"), 404, "unknown order"),
+        ("/queries/orders/not-a-uuid".to_owned(), 400, "id not a uuid"),
+        ("/queries/orders/1%27%20or%201%3D1".to_owned(), 400, "injection in the id"),
+        (format!("/queries/orders/{id}?minVersion=-1"), 400, "negative minVersion"),
+        (format!("/queries/orders/{id}?minVersion=abc"), 400, "minVersion not a number"),
+        (format!("/queries/orders/{id}?minVersion=1.5"), 400, "fractional minVersion"),
+        (format!("/queries/orders/{id}?minVersion=99999999999999999999"), 400, "minVersion out of range"),
+        (format!("/queries/orders/{id}?minVersion=1&waitMs=30001"), 400, "waitMs above the maximum"),
+        (format!("/queries/orders/{id}?minVersion=1&waitMs=-5"), 400, "negative waitMs"),
+        (format!("/queries/orders/{id}?waitMs=soon"), 400, "waitMs not a number"),
+        ("/queries/nothing".to_owned(), 404, "unknown route"),
+    ];
+    for (path, status, case) in cases {
+        assert_problem(app.http.get(app.query_url(&path)).send().await.expect("GET answers"), status, case).await;
+    }
+    let wrong_method = app.http.delete(app.query_url(&format!("/queries/orders/{id}"))).send().await.expect("answers");
+    assert_problem(wrong_method, 405, "DELETE on a view").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_unreachable_answers_503() {
+    use tower::ServiceExt as _;
+    // A pool aimed at a port nothing listens on: every acquire fails.
+    let options: sqlx::postgres::PgConnectOptions = "postgres://postgres@127.0.0.1:1/none".parse().expect("url");
+    let pool = command_service::store::pool(options, 1);
+    let app = command_service::http::build_app(command_service::http::AppState { pool });
+    let request = axum::http::Request::post("/commands/orders")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(order_with(json!([line()]))))
+        .expect("request");
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.headers()["retry-after"], "1");
+}

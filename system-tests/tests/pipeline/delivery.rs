@@ -1,0 +1,129 @@
+//! The projector under hostile delivery: duplicates, reordering and poison messages, published straight to the
+//! exchange.
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{amqp_url, eventually, TestApp};
+
+fn envelope(order_id: Uuid, version: i64, status: &str, customer: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "eventId": Uuid::now_v7(), "eventType": "OrderPlaced", "schemaVersion": 1,
+        "orderId": order_id, "version": version, "sequence": version,
+        "occurredAt": "2026-11-27T10:00:00Z",
+        "payload": {
+            "customerId": customer, "currency": "USD", "status": status,
+            "items": [{"sku": "S", "quantity": 1, "unitPrice": "2.50", "lineTotal": "2.50"}],
+            "total": "2.50", "placedAt": "2026-11-27T10:00:00Z", "updatedAt": "2026-11-27T10:00:00Z"
+        }
+    }))
+    .expect("serialises")
+}
+
+async fn publish(app: &TestApp, bodies: &[Vec<u8>]) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp connects");
+    let channel = connection.create_channel().await.expect("channel");
+    channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    for body in bodies {
+        let confirm = channel
+            .basic_publish(
+                app.names.exchange.as_str().into(),
+                "OrderPlaced".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(confirm.is_ack());
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
+
+async fn view(app: &TestApp, id: Uuid) -> Option<mongodb::bson::Document> {
+    app.mongo
+        .collection::<mongodb::bson::Document>("order_views")
+        .find_one(mongodb::bson::doc! {"_id": id.to_string()})
+        .await
+        .expect("find_one")
+}
+
+#[tokio::test]
+async fn duplicates_and_reordered_events_leave_the_newest_version() {
+    let app = TestApp::spawn().await;
+    let id = Uuid::now_v7();
+    // Version 3 first, then the older ones, then 3 again: the view must stay at 3 with 3's content.
+    publish(
+        &app,
+        &[
+            envelope(id, 3, "Shipped", "third"),
+            envelope(id, 1, "Placed", "first"),
+            envelope(id, 2, "Confirmed", "second"),
+            envelope(id, 3, "Shipped", "third"),
+        ],
+    )
+    .await;
+    // A marker event on another order, published last, tells when the projector has handled the four above.
+    let marker = Uuid::now_v7();
+    publish(&app, &[envelope(marker, 1, "Placed", "marker")]).await;
+    eventually(Duration::from_secs(20), || async { view(&app, marker).await }).await;
+
+    let stored = view(&app, id).await.expect("view exists");
+    assert_eq!(stored.get_i64("version").ok(), Some(3));
+    assert_eq!(stored.get_str("status").ok(), Some("Shipped"));
+    assert_eq!(stored.get_str("customerId").ok(), Some("third"));
+    let read = app.http.get(app.query_url(&format!("/queries/orders/{id}?minVersion=3"))).send().await.expect("GET");
+    assert_eq!(read.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_block() {
+    let app = TestApp::spawn().await;
+    let good = Uuid::now_v7();
+    let unknown_type = serde_json::to_vec(&json!({
+        "eventId": Uuid::now_v7(), "eventType": "OrderTeleported", "schemaVersion": 1, "orderId": Uuid::now_v7(),
+        "version": 1, "sequence": 1, "occurredAt": "2026-11-27T10:00:00Z", "payload": {}
+    }))
+    .expect("serialises");
+    publish(&app, &[b"\x00not json".to_vec(), unknown_type, envelope(good, 1, "Placed", "after-poison")]).await;
+    eventually(Duration::from_secs(20), || async { view(&app, good).await }).await;
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let dlq = format!("{}.dlq", app.names.queue);
+    let mut consumer = channel
+        .basic_consume(
+            dlq.as_str().into(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .expect("consume dlq");
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a dead letter arrives")
+            .expect("stream open")
+            .expect("delivery");
+        let headers = delivery.properties.headers().clone().expect("dead letters carry headers");
+        let reason = match headers.inner().get("x-dead-letter-reason") {
+            Some(lapin::types::AMQPValue::LongString(reason)) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+            other => panic!("dead letter without a reason: {other:?}"),
+        };
+        reasons.push(reason);
+    }
+    assert!(reasons[0].contains("not an event envelope"), "{reasons:?}");
+    assert!(reasons[1].contains("OrderTeleported"), "{reasons:?}");
+    let _ = connection.close(200, "done".into()).await;
+    app.stop().await;
+}

@@ -1,0 +1,213 @@
+//! `TestApp`: both services, in process, on port 0, against the real Postgres, RabbitMQ and MongoDB-wire server,
+//! with a database, exchange, queues and Mongo database of their own that are removed when it drops.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Postgres server URL without a database (`TEST_POSTGRES_URL`).
+pub fn postgres_server() -> String {
+    env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+}
+
+pub fn amqp_url() -> String {
+    env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+}
+
+pub fn mongodb_uri() -> String {
+    env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false")
+}
+
+/// Names of everything one test owns.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub database: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl Names {
+    pub fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let id = &id[..12];
+        Self {
+            database: format!("test_{id}"),
+            exchange: format!("test.{id}.events"),
+            queue: format!("test.{id}.views"),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("{}/{}", postgres_server(), self.database)
+    }
+}
+
+pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config::Config {
+    command_service::config::Config {
+        database_url: names.database_url(),
+        database_max_connections: 8,
+        amqp_url: amqp_url.to_owned(),
+        amqp_exchange: names.exchange.clone(),
+        http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        relay_enabled: true,
+        relay_batch_size: 100,
+        relay_poll_interval_ms: 1_000,
+    }
+}
+
+pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_service::config::Config {
+    query_service::config::Config {
+        amqp_url: amqp_url.to_owned(),
+        amqp_exchange: names.exchange.clone(),
+        amqp_queue: names.queue.clone(),
+        amqp_prefetch: 64,
+        mongodb_uri: mongodb_uri.to_owned(),
+        mongodb_database: names.database.clone(),
+        http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        projector_enabled: true,
+    }
+}
+
+/// Both services running for one test.
+pub struct TestApp {
+    pub names: Names,
+    pub command_addr: SocketAddr,
+    pub query_addr: SocketAddr,
+    pub pool: PgPool,
+    pub mongo: mongodb::Database,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Names::new(), &amqp_url(), &mongodb_uri(), true).await
+    }
+
+    /// Starts both services; `relay` false leaves the outbox unpublished (a relay process can be started apart).
+    pub async fn spawn_with(names: Names, amqp_url: &str, mongodb_uri: &str, relay: bool) -> Self {
+        command_service::telemetry::init();
+        let shutdown = CancellationToken::new();
+        // The query side first, so that its queue is bound before the first event is published.
+        let query = query_service::run::start(query_config(&names, amqp_url, mongodb_uri), shutdown.clone())
+            .await
+            .expect("query-service starts");
+        wait_for_queue(amqp_url, &names.queue).await;
+        let mut config = command_config(&names, amqp_url);
+        config.relay_enabled = relay;
+        let command = command_service::run::start(config, shutdown.clone()).await.expect("command-service starts");
+        let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");
+        let mongo = mongodb::Client::with_uri_str(mongodb_uri).await.expect("mongo client").database(&names.database);
+        Self {
+            names,
+            command_addr: command.addr,
+            query_addr: query.addr,
+            pool,
+            mongo,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
+            shutdown,
+        }
+    }
+
+    pub fn command_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.command_addr)
+    }
+
+    pub fn query_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.query_addr)
+    }
+
+    /// Places a valid order and returns `(orderId, sequenceId)`.
+    pub async fn place_order(&self, customer: &str) -> (Uuid, i64) {
+        let response = self
+            .http
+            .post(self.command_url("/commands/orders"))
+            .json(&serde_json::json!({
+                "customerId": customer, "currency": "EUR",
+                "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "19.99"}, {"sku": "SKU-2", "quantity": 1, "unitPrice": 5}]
+            }))
+            .send()
+            .await
+            .expect("POST answers");
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        let body: serde_json::Value = response.json().await.expect("json body");
+        let id = body["orderId"].as_str().and_then(|s| s.parse().ok()).expect("orderId is a uuid");
+        (id, body["sequenceId"].as_i64().expect("sequenceId"))
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.expect("count")
+    }
+
+    pub async fn unpublished(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from outbox where published_at is null")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Stops both services and removes the test's database, exchange, queues and Mongo database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.mongo.drop().await;
+        self.pool.close().await;
+        drop_database(&self.names.database).await;
+        delete_broker_objects(&amqp_url(), &self.names).await;
+    }
+}
+
+pub async fn drop_database(name: &str) {
+    if let Ok(admin) = PgPool::connect(&format!("{}/postgres", postgres_server())).await {
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await;
+        admin.close().await;
+    }
+}
+
+pub async fn delete_broker_objects(amqp_url: &str, names: &Names) {
+    let Ok(connection) = Connection::connect(amqp_url, ConnectionProperties::default()).await else { return };
+    if let Ok(channel) = connection.create_channel().await {
+        for queue in [names.queue.clone(), format!("{}.dlq", names.queue)] {
+            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+        let _ = channel.exchange_delete(names.exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
+}
+
+/// Waits until `queue` exists (the projector declares it as it starts).
+pub async fn wait_for_queue(amqp_url: &str, queue: &str) {
+    eventually(Duration::from_secs(30), || async {
+        let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await.ok()?;
+        let channel = connection.create_channel().await.ok()?;
+        let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let found = channel.queue_declare(queue.into(), options, Default::default()).await.ok();
+        let _ = connection.close(200, "probe".into()).await;
+        found.map(drop)
+    })
+    .await;
+}
+
+/// Retries `probe` until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! The order pipeline end to end: HTTP command → Postgres (order + outbox) → relay → RabbitMQ → projector →
+//! MongoDB view → waiting read, on the real services.
+
+mod bad_input;
+mod delivery;
+mod faults;
+mod helpers;
+mod read_your_writes;
