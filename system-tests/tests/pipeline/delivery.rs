@@ -117,7 +117,9 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
             .expect("delivery");
         let headers = delivery.properties.headers().clone().expect("dead letters carry headers");
         let reason = match headers.inner().get("x-dead-letter-reason") {
-            Some(lapin::types::AMQPValue::LongString(reason)) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+            Some(lapin::types::AMQPValue::LongString(reason)) => {
+                String::from_utf8_lossy(reason.as_bytes()).into_owned()
+            }
             other => panic!("dead letter without a reason: {other:?}"),
         };
         reasons.push(reason);

@@ -1,2 +1,312 @@
 //! Faults on the real components: the broker stops, the relay is killed mid-batch, MongoDB restarts. After each,
 //! every order's event reaches its view exactly at its version, and the outbox is fully published.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::{Connection, ConnectionProperties};
+
+use crate::helpers::{amqp_url, eventually, mongodb_uri, Names, TestApp};
+
+/// A free TCP port on loopback (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `command-service` binary built beside this test binary (`cargo nextest run --workspace` builds it).
+fn command_service_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let binary = dir.join("command-service");
+    assert!(binary.exists(), "{} is missing: build the workspace first (cargo build --workspace)", binary.display());
+    binary
+}
+
+/// How many views the test's Mongo database holds, each at version 1.
+async fn views_at_version_one(app: &TestApp) -> u64 {
+    let views = app.mongo.collection::<mongodb::bson::Document>("order_views");
+    views.count_documents(mongodb::bson::doc! {"version": 1}).await.unwrap_or(0)
+}
+
+/// Every order has its event, every event is published, and every order has its view at version 1.
+async fn assert_nothing_lost(app: &TestApp, orders: i64) {
+    assert_eq!(app.count("customer_order").await, orders);
+    assert_eq!(app.count("outbox").await, orders, "one event per order");
+    eventually(Duration::from_secs(60), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    eventually(Duration::from_secs(60), || async { (views_at_version_one(app).await == orders as u64).then_some(()) })
+        .await;
+    let views = app.mongo.collection::<mongodb::bson::Document>("order_views");
+    assert_eq!(views.count_documents(mongodb::bson::doc! {}).await.expect("count"), orders as u64, "no stray views");
+}
+
+/// A RabbitMQ node of the test's own (its own name, port and data directory), so that stopping it disturbs
+/// nothing else on the machine. Stopped and removed on drop.
+struct PrivateRabbit {
+    node: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateRabbit {
+    async fn start() -> Self {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let node = format!("test-{id}@localhost");
+        let (port, dist_port) = (free_port(), free_port());
+        let dir = std::env::temp_dir().join(format!("rabbit-{id}"));
+        std::fs::create_dir_all(&dir).expect("node directory");
+        std::fs::write(dir.join("enabled_plugins"), "[].").expect("plugins file");
+        // rabbitmq-server drops to the rabbitmq user when started as root; that user must own the directory.
+        let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq"]).arg(&dir).status();
+        Command::new("rabbitmq-server")
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("none"))
+            .arg("-detached")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("rabbitmq-server runs");
+        let rabbit = Self { node, port, dir };
+        rabbit.await_running().await;
+        rabbit
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        Command::new("rabbitmqctl")
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    async fn await_running(&self) {
+        eventually(Duration::from_secs(90), || async {
+            let connected = Connection::connect(&self.url(), ConnectionProperties::default()).await.ok()?;
+            let _ = connected.close(200, "probe".into()).await;
+            Some(())
+        })
+        .await;
+    }
+
+    fn stop_app(&self) {
+        assert!(self.ctl(&["stop_app"]), "rabbitmqctl stop_app failed");
+    }
+
+    async fn start_app(&self) {
+        assert!(self.ctl(&["start_app"]), "rabbitmqctl start_app failed");
+        self.await_running().await;
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        self.ctl(&["stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn orders_placed_while_rabbitmq_is_stopped_all_reach_their_views() {
+    let rabbit = PrivateRabbit::start().await;
+    let app = TestApp::spawn_with(Names::new(), &rabbit.url(), &mongodb_uri(), true).await;
+    for n in 0..10 {
+        app.place_order(&format!("before-{n}")).await;
+    }
+    rabbit.stop_app();
+    // Commands keep succeeding while the broker is down: the outbox holds their events.
+    for n in 0..20 {
+        app.place_order(&format!("during-{n}")).await;
+    }
+    assert!(app.unpublished().await > 0, "events placed during the outage cannot have been published");
+    rabbit.start_app().await;
+    for n in 0..10 {
+        app.place_order(&format!("after-{n}")).await;
+    }
+    assert_nothing_lost(&app, 40).await;
+    app.stop().await;
+}
+
+/// A relay process of its own, so that it can be killed with SIGKILL.
+fn spawn_relay(names: &Names) -> Child {
+    Command::new(command_service_binary())
+        .arg("relay")
+        .env("DATABASE_URL", names.database_url())
+        .env("AMQP_URL", amqp_url())
+        .env("AMQP_EXCHANGE", &names.exchange)
+        .env("RELAY_BATCH_SIZE", "10")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("relay process starts")
+}
+
+#[tokio::test]
+async fn a_relay_killed_mid_drain_loses_nothing_after_restart() {
+    let names = Names::new();
+    let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
+    // A tap on the exchange sees every publication, duplicates included.
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let tap = format!("{}.tap", names.queue);
+    let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    channel.queue_declare(tap.as_str().into(), exclusive, Default::default()).await.expect("tap queue");
+    channel
+        .queue_bind(
+            tap.as_str().into(),
+            names.exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("bind tap");
+
+    let orders = 400;
+    for n in 0..orders {
+        app.place_order(&format!("cust-{n}")).await;
+    }
+    assert_eq!(app.unpublished().await, orders, "no relay runs yet");
+
+    let mut relay = spawn_relay(&names);
+    let published_before_kill = eventually(Duration::from_secs(30), || async {
+        let left = app.unpublished().await;
+        (left < orders).then_some(orders - left)
+    })
+    .await;
+    relay.kill().expect("SIGKILL the relay");
+    let _ = relay.wait();
+    let left_after_kill = app.unpublished().await;
+    assert!(left_after_kill > 0, "the relay finished before it could be killed; published {published_before_kill}");
+
+    let mut relay = spawn_relay(&names);
+    assert_nothing_lost(&app, orders).await;
+    relay.kill().expect("stop the relay");
+    let _ = relay.wait();
+
+    // Every event in the log went over the exchange at least once.
+    let mut consumer = channel
+        .basic_consume(
+            tap.as_str().into(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .expect("consume tap");
+    let mut seen = std::collections::HashSet::new();
+    let expected: Vec<uuid::Uuid> =
+        sqlx::query_scalar("select event_id from outbox").fetch_all(&app.pool).await.expect("event ids");
+    while seen.len() < expected.len() {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("every event reaches the tap")
+            .expect("stream open")
+            .expect("delivery");
+        let envelope: shared_events::Envelope = serde_json::from_slice(&delivery.data).expect("an envelope");
+        seen.insert(envelope.event_id);
+    }
+    assert!(expected.iter().all(|id| seen.contains(id)));
+    let _ = connection.close(200, "done".into()).await;
+    app.stop().await;
+}
+
+/// A MongoDB-wire server of the test's own, with a data directory, so that it can be killed and restarted.
+struct PrivateMongo {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateMongo {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("mongo-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("data directory");
+        let mut mongo = Self { port: free_port(), dir, child: None };
+        mongo.restart().await;
+        mongo
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true&retryWrites=false", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let server = std::env::var("SECANTUSD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join(".venv/bin/secantusd-py"));
+        let child = Command::new(&server)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--log-level", "WARNING", "--storage-path"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start ({e}); run scripts/dev-services", server.display()));
+        self.child = Some(child);
+        let port = self.port;
+        eventually(Duration::from_secs(60), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+        })
+        .await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateMongo {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn events_flowing_while_mongodb_restarts_all_reach_their_views() {
+    let mut mongo = PrivateMongo::start().await;
+    let app = TestApp::spawn_with(Names::new(), &amqp_url(), &mongo.uri(), true).await;
+    let mut first = None;
+    for n in 0..10 {
+        first = first.or(Some(app.place_order(&format!("before-{n}")).await.0));
+    }
+    let first = first.expect("an order was placed");
+    eventually(Duration::from_secs(20), || async { (views_at_version_one(&app).await == 10).then_some(()) }).await;
+    mongo.kill();
+    let read = app.http.get(app.query_url(&format!("/queries/orders/{first}"))).send().await.expect("GET answers");
+    assert_eq!(read.status(), 503, "reads report the read store down");
+    assert_eq!(read.headers()["content-type"], "application/problem+json");
+    for n in 0..20 {
+        app.place_order(&format!("during-{n}")).await;
+    }
+    // The relay publishes while MongoDB is down; the projector holds those deliveries unacked.
+    eventually(Duration::from_secs(30), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    mongo.restart().await;
+    for n in 0..10 {
+        app.place_order(&format!("after-{n}")).await;
+    }
+    assert_nothing_lost(&app, 40).await;
+    app.stop().await;
+}
