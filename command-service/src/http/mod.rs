@@ -30,6 +30,7 @@ pub struct AppState {
 pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
+        .route("/health/live", axum::routing::get(live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -62,4 +63,9 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         return problem;
     }
     response
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn live() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "up" }))
 }

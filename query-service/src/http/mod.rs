@@ -30,6 +30,7 @@ pub struct AppState {
 pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
+        .route("/health/live", axum::routing::get(live))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -48,4 +49,9 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         return problem::problem(status, status.canonical_reason().unwrap_or("Error"));
     }
     response
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn live() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "up" }))
 }
