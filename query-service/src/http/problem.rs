@@ -15,7 +15,7 @@ pub enum ApiError {
     #[error("This method is not allowed on this resource.")]
     MethodNotAllowed,
     #[error("The read store is unavailable; retry later.")]
-    Unavailable(#[source] mongodb::error::Error),
+    Unavailable(#[source] crate::store::StoreError),
 }
 
 impl ApiError {

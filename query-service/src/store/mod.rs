@@ -2,7 +2,7 @@
 
 mod views;
 
-pub use views::{ApplyOutcome, OrderView, OrderViewLine, Views};
+pub use views::{ApplyOutcome, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT};
 
 use anyhow::Context as _;
 use mongodb::options::ClientOptions;

@@ -2,11 +2,32 @@
 
 use mongodb::bson::{doc, DateTime};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::UpdateOptions;
+use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use shared_events::OrderEvent;
+use std::time::Duration;
 use uuid::Uuid;
+
+/// Longest any one MongoDB operation may take. The driver has no socket timeout, and a connection whose server
+/// vanished mid-operation can otherwise hang the projector for good; past this the operation counts as failed and
+/// is retried.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A MongoDB operation that failed or did not finish in time.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("mongodb did not answer within {OPERATION_TIMEOUT:?}")]
+    Timeout,
+}
+
+async fn bounded<T>(
+    operation: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation).await.map_err(|_| StoreError::Timeout)?.map_err(StoreError::from)
+}
 
 /// Name of the collection of order views.
 pub const COLLECTION: &str = "order_views";
@@ -86,36 +107,41 @@ pub struct Views {
 }
 
 impl Views {
+    /// View writes are acknowledged only once journaled: the projector acks the event after this write, so a
+    /// write the server could still lose in a crash would lose the event for the view.
     pub fn new(database: Database) -> Self {
-        Self { collection: database.collection(COLLECTION) }
+        let journaled = WriteConcern::builder().journal(true).build();
+        let options = CollectionOptions::builder().write_concern(journaled).build();
+        Self { collection: database.collection_with_options(COLLECTION, options) }
     }
 
-    pub async fn get(&self, id: Uuid) -> mongodb::error::Result<Option<OrderView>> {
-        self.collection.find_one(doc! { "_id": id.to_string() }).await
+    pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
+        bounded(self.collection.find_one(doc! { "_id": id.to_string() })).await
     }
 
     /// Writes `view` unless the stored view's version is already at least as new.
     ///
     /// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
     /// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
-    pub async fn apply(&self, view: &OrderView) -> mongodb::error::Result<ApplyOutcome> {
-        let replacement = mongodb::bson::to_document(view)?;
-        let result = self
-            .collection
-            .update_one(doc! { "_id": &view.id, "version": { "$lt": view.version } }, doc! { "$set": replacement })
-            .with_options(UpdateOptions::builder().upsert(true).build())
-            .await;
+    pub async fn apply(&self, view: &OrderView) -> Result<ApplyOutcome, StoreError> {
+        let replacement = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
+        let result = bounded(
+            self.collection
+                .update_one(doc! { "_id": &view.id, "version": { "$lt": view.version } }, doc! { "$set": replacement })
+                .with_options(UpdateOptions::builder().upsert(true).build()),
+        )
+        .await;
         match result {
             Ok(done) if done.modified_count == 1 || done.upserted_id.is_some() => Ok(ApplyOutcome::Applied),
             Ok(_) => Ok(ApplyOutcome::Stale),
-            Err(err) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
+            Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
             Err(err) => Err(err),
         }
     }
 
     /// Cheap round trip to check the server answers.
-    pub async fn ping(&self) -> mongodb::error::Result<()> {
-        self.collection.client().database("admin").run_command(doc! { "ping": 1 }).await.map(|_| ())
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        bounded(self.collection.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
     }
 }
 

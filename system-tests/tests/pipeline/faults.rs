@@ -255,7 +255,16 @@ impl PrivateMongo {
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace_root().join(".venv/bin/secantusd-py"));
         let child = Command::new(&server)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--log-level", "WARNING", "--storage-path"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--log-level",
+                "WARNING",
+                "--sync-on-commit",
+                "--storage-path",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
