@@ -1,1 +1,1 @@
-//! End-to-end tests live in `tests/`; this library is empty.
+//! End-to-end tests live in `tests/`; `src/bin/load.rs` is a simple load run against running services.
