@@ -86,6 +86,8 @@ pub struct TestApp {
     pub mongo: mongodb::Database,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    mongodb_uri: String,
+    cleaned: bool,
 }
 
 impl TestApp {
@@ -115,6 +117,8 @@ impl TestApp {
             mongo,
             http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
             shutdown,
+            mongodb_uri: mongodb_uri.to_owned(),
+            cleaned: false,
         }
     }
 
@@ -156,13 +160,36 @@ impl TestApp {
     }
 
     /// Stops both services and removes the test's database, exchange, queues and Mongo database.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let _ = self.mongo.drop().await;
         self.pool.close().await;
-        drop_database(&self.names.database).await;
-        delete_broker_objects(&amqp_url(), &self.names).await;
+        remove_test_objects(&self.names, &self.mongodb_uri).await;
+        self.cleaned = true;
     }
+}
+
+/// A test that panicked before `stop` still removes what it made.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        self.shutdown.cancel();
+        let (names, mongodb_uri) = (self.names.clone(), self.mongodb_uri.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(remove_test_objects(&names, &mongodb_uri));
+        })
+        .join();
+    }
+}
+
+async fn remove_test_objects(names: &Names, mongodb_uri: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri).await {
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&names.database).drop()).await;
+    }
+    drop_database(&names.database).await;
+    delete_broker_objects(&amqp_url(), names).await;
 }
 
 pub async fn drop_database(name: &str) {
