@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -35,12 +36,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let relay = config
         .relay_enabled
         .then(|| tokio::spawn(relay::run(pool.clone(), options, config.relay_settings(), shutdown.clone())));
+    let purge =
+        tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
     let app = build_app(AppState { pool: pool.clone() });
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         // Whatever ended the server ends the relay too, so the process exits as a whole.
         shutdown.cancel();
+        purge.await.context("idempotency purge task panicked")?;
         if let Some(relay) = relay {
             relay.await.context("relay task panicked")?;
         }

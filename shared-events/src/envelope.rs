@@ -10,24 +10,32 @@ use crate::OrderState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     OrderPlaced,
+    OrderConfirmed,
+    OrderShipped,
+    OrderCancelled,
 }
 
 impl EventType {
     /// Schema version written for new events of this type.
+    pub const ALL: [Self; 4] = [Self::OrderPlaced, Self::OrderConfirmed, Self::OrderShipped, Self::OrderCancelled];
+
     pub const fn current_schema_version(self) -> u32 {
         match self {
-            Self::OrderPlaced => 1,
+            Self::OrderPlaced | Self::OrderConfirmed | Self::OrderShipped | Self::OrderCancelled => 1,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OrderPlaced => "OrderPlaced",
+            Self::OrderConfirmed => "OrderConfirmed",
+            Self::OrderShipped => "OrderShipped",
+            Self::OrderCancelled => "OrderCancelled",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::OrderPlaced].into_iter().find(|t| t.as_str() == s)
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 

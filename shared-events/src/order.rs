@@ -53,6 +53,9 @@ pub struct OrderState {
     pub placed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Why the order was cancelled, when it was and a reason was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
 }
 
 #[cfg(test)]

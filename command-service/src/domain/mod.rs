@@ -1,8 +1,10 @@
 //! Domain values and rules of the write side. Everything here is pure: values parse, they don't validate.
 
+mod lifecycle;
 mod order;
 mod values;
 
+pub use lifecycle::{parse_reason, Transition, MAX_REASON_CHARS};
 pub use order::{FieldError, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
 pub use values::{Currency, CustomerId, Quantity, Sku, UnitPrice};
 

@@ -1,7 +1,8 @@
-//! `JsonBody<T>`: the JSON extractor of every command, whose rejections are the service's own problems.
+//! JSON request bodies whose every rejection is the service's own problem.
 //!
-//! It checks `Content-Type` (415), reads the body under the size limit (413), and parses it reporting the JSON
-//! path of a field of the wrong type (`items[0].quantity`) or an unknown field (400).
+//! [`JsonBytes`] reads the body under the size limit (413) and, when there is one, checks `Content-Type` (415).
+//! [`JsonBody`] requires a body and parses it with [`parse`], which reports the JSON path of a field of the wrong
+//! type (`items[0].quantity`) or an unknown field (400).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -13,8 +14,16 @@ use super::problem::ApiError;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// A request body that may be absent: `None` when empty, otherwise bytes declared as JSON.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBytes(pub Option<Bytes>);
+
+/// A required JSON body, parsed into `T`, with its canonical form (for idempotency fingerprints).
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub canonical: String,
+}
 
 fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
     let Some(Ok(value)) = value.map(|v| v.to_str()) else { return false };
@@ -22,11 +31,13 @@ fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+        let json = is_json_content_type(req.headers().get(header::CONTENT_TYPE));
+        let declared_empty = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+        if !json && !declared_empty && req.headers().contains_key(header::CONTENT_TYPE) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
@@ -36,7 +47,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::BadRequest(format!("the request body could not be read: {rejection}"))
             }
         })?;
-        parse(&bytes).map(JsonBody)
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        Ok(Self(Some(bytes)))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        let bytes = bytes.ok_or_else(|| ApiError::MalformedJson("the request body is empty".to_owned()))?;
+        Ok(Self { value: parse(&bytes)?, canonical: canonical(&bytes)? })
     }
 }
 
@@ -54,6 +84,24 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     deserializer.end().map_err(|err| ApiError::MalformedJson(err.to_string()))?;
     Ok(value)
+}
+
+/// The body re-serialised with sorted keys and no insignificant white space: equal for equal JSON documents.
+pub fn canonical(bytes: &[u8]) -> Result<String, ApiError> {
+    /// Objects as `BTreeMap`s: serialised with sorted keys whatever map `serde_json` was built with.
+    fn sorted(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let map: std::collections::BTreeMap<String, serde_json::Value> =
+                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::Value::Object(map.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
+    let value: serde_json::Value = parse(bytes)?;
+    Ok(sorted(value).to_string())
 }
 
 #[cfg(test)]
@@ -86,5 +134,13 @@ mod tests {
         assert!(parse::<PlaceOrder>(br#"{"customerId":"c","items":[]} {}"#).is_err());
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(parse::<serde_json::Value>(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn canonical_form_ignores_key_order_and_spacing() {
+        let a = canonical(br#"{"b": 1, "a": [1, 2]}"#).expect("json");
+        let b = canonical(br#"{"a":[1,2],"b":1}"#).expect("json");
+        assert_eq!(a, b);
+        assert_ne!(a, canonical(br#"{"a":[2,1],"b":1}"#).expect("json"));
     }
 }

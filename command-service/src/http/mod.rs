@@ -1,11 +1,13 @@
 //! The HTTP surface of the command side: routes, shared state and the layers around them.
 
+mod idempotency;
 mod json;
+mod lifecycle;
 mod orders;
 mod problem;
 mod trace_context;
 
-pub use json::{JsonBody, MAX_BODY_BYTES};
+pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};
 pub use problem::{ApiError, Problem, PROBLEM_JSON};
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -30,6 +32,7 @@ pub struct AppState {
 pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
+        .merge(lifecycle::router())
         .route("/health/live", axum::routing::get(live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,16 +1,16 @@
 //! `POST /commands/orders`: place an order.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::{trace_context, ApiError, AppState, JsonBody};
 use crate::domain::{self, NewOrder, PlaceOrder};
-use crate::store;
+use crate::store::{self, PlacedOrder, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/commands/orders", post(place_order))
@@ -30,24 +30,37 @@ pub struct CommandAccepted {
     pub currency: String,
 }
 
+impl From<&PlacedOrder> for CommandAccepted {
+    fn from(placed: &PlacedOrder) -> Self {
+        Self {
+            order_id: placed.order_id,
+            sequence_id: placed.version,
+            position: placed.sequence,
+            status: placed.state.status.as_str(),
+            total: placed.state.total.to_string(),
+            currency: placed.state.currency.clone(),
+        }
+    }
+}
+
 #[tracing::instrument(skip_all)]
 async fn place_order(
     State(state): State<AppState>,
     headers: HeaderMap,
-    JsonBody(command): JsonBody<PlaceOrder>,
-) -> Result<impl IntoResponse, ApiError> {
-    let order = NewOrder::parse(command).map_err(ApiError::Validation)?;
+    body: JsonBody<PlaceOrder>,
+) -> Result<Answer, ApiError> {
+    let key = idempotency::key(&headers)?;
+    let order = NewOrder::parse(body.value).map_err(ApiError::Validation)?;
     let traceparent = trace_context::traceparent(&headers);
-    let placed = store::place_order(&state.pool, &order, domain::now(), Some(&traceparent)).await?;
-    tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, "order placed");
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let fingerprint = idempotency::fingerprint("POST /commands/orders", &body.canonical);
+    if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
+        return Ok(replay);
+    }
+    let placed = store::place_order(&mut tx, &order, domain::now(), Some(&traceparent)).await?;
     let location = format!("/queries/orders/{}", placed.order_id);
-    let body = CommandAccepted {
-        order_id: placed.order_id,
-        sequence_id: placed.version,
-        position: placed.sequence,
-        status: placed.state.status.as_str(),
-        total: placed.state.total.to_string(),
-        currency: placed.state.currency,
-    };
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)))
+    let answer = Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?;
+    let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
+    tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, "order placed");
+    Ok(answer)
 }

@@ -25,10 +25,36 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{detail}")]
+    Conflict { detail: String, current_version: i64, status: shared_events::OrderStatus },
+    #[error("This Idempotency-Key was used for a different request.")]
+    IdempotencyMismatch,
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+impl From<crate::store::TransitionError> for ApiError {
+    fn from(err: crate::store::TransitionError) -> Self {
+        use crate::store::TransitionError as E;
+        match err {
+            E::NotFound(id) => Self::NotFound(format!("No order {id}.")),
+            E::VersionConflict { expected, current_version, status } => Self::Conflict {
+                detail: format!(
+                    "The order is at version {current_version} ({}), not the expected version {expected}; \
+                     read it again and retry.",
+                    status.as_str()
+                ),
+                current_version,
+                status,
+            },
+            E::NotAllowed { reason, current_version, status } => {
+                Self::Conflict { detail: reason, current_version, status }
+            }
+            E::Store(err) => err.into(),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -50,6 +76,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2), e.g. `currentVersion` on a conflict.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -61,6 +90,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -85,6 +115,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +131,13 @@ impl IntoResponse for ApiError {
                 errors,
                 ..Problem::new(status, "One or more fields break the rules of this command.").with_type("validation")
             },
+            Self::Conflict { ref detail, current_version, status: order_status } => {
+                let mut problem = Problem::new(status, detail.clone()).with_type("conflict");
+                problem.extensions.insert("currentVersion".to_owned(), current_version.into());
+                problem.extensions.insert("status".to_owned(), order_status.as_str().into());
+                problem
+            }
+            Self::IdempotencyMismatch => Problem::new(status, self.to_string()).with_type("idempotency-key-reused"),
             Self::MalformedJson(ref why) => Problem::new(status, why.clone()).with_type("malformed-json"),
             Self::Unavailable(ref cause) => {
                 tracing::warn!(error = %cause, "postgres unavailable");

@@ -1,9 +1,10 @@
 //! Postgres: the write model and the outbox. Every change of an order and its event commit together.
 
+pub mod idempotency;
 mod orders;
 mod outbox;
 
-pub use orders::{place_order, PlacedOrder};
+pub use orders::{place_order, transition_order, PlacedOrder, TransitionError};
 pub use outbox::{mark_published, unpublished, OutboxRow};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

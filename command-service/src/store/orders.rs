@@ -2,14 +2,14 @@
 
 use rust_decimal::Decimal;
 use shared_events::{EventType, OrderLine, OrderState, OrderStatus};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::NewOrder;
+use crate::domain::{NewOrder, Transition};
 
-/// What the command returns to its caller.
+/// What a command returns to its caller.
 #[derive(Debug, Clone)]
 pub struct PlacedOrder {
     pub order_id: Uuid,
@@ -20,10 +20,10 @@ pub struct PlacedOrder {
     pub state: OrderState,
 }
 
-/// Stores a new order and its `OrderPlaced` event atomically.
+/// Stores a new order and its `OrderPlaced` event in the caller's transaction.
 #[tracing::instrument(skip_all, fields(order_id))]
 pub async fn place_order(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     order: &NewOrder,
     now: OffsetDateTime,
     traceparent: Option<&str>,
@@ -48,9 +48,9 @@ pub async fn place_order(
         total: order.total(),
         placed_at: now,
         updated_at: now,
+        cancel_reason: None,
     };
 
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "insert into customer_order (id, customer_id, currency, status, total, version, placed_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -83,8 +83,114 @@ pub async fn place_order(
     .execute(&mut *tx)
     .await?;
 
-    let sequence = insert_event(&mut tx, order_id, version, EventType::OrderPlaced, &state, now, traceparent).await?;
-    tx.commit().await?;
+    let sequence = insert_event(tx, order_id, version, EventType::OrderPlaced, &state, now, traceparent).await?;
+    Ok(PlacedOrder { order_id, version, sequence, state })
+}
+
+/// Why a transition was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error("no order {0}")]
+    NotFound(Uuid),
+    #[error("the order is at version {current_version}, not {expected}")]
+    VersionConflict { expected: i64, current_version: i64, status: OrderStatus },
+    #[error("{reason}")]
+    NotAllowed { reason: String, current_version: i64, status: OrderStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for TransitionError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    customer_id: String,
+    currency: String,
+    status: String,
+    total: Decimal,
+    version: i64,
+    placed_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    sku: String,
+    quantity: i32,
+    unit_price: Decimal,
+    line_total: Decimal,
+}
+
+/// Moves an order through its life in the caller's transaction: locks the order row (so concurrent commands on one
+/// order run one after the other and each sees the version the previous one wrote), checks `expected_version` and
+/// the transition, writes the new status and version, and appends the event.
+#[tracing::instrument(skip_all, fields(order_id = %order_id, transition = transition.as_str()))]
+pub async fn transition_order(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    transition: Transition,
+    expected_version: Option<i64>,
+    cancel_reason: Option<String>,
+    now: OffsetDateTime,
+    traceparent: Option<&str>,
+) -> Result<PlacedOrder, TransitionError> {
+    let row: Option<OrderRow> = sqlx::query_as(
+        "select customer_id, currency, status, total, version, placed_at from customer_order where id = $1 for update",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or(TransitionError::NotFound(order_id))?;
+    let status = OrderStatus::parse(&row.status)
+        .ok_or_else(|| StoreError::Other(sqlx::Error::Decode(format!("unknown status {:?}", row.status).into())))?;
+    if let Some(expected) = expected_version.filter(|expected| *expected != row.version) {
+        return Err(TransitionError::VersionConflict { expected, current_version: row.version, status });
+    }
+    let next = transition.apply(status).map_err(|reason| TransitionError::NotAllowed {
+        reason,
+        current_version: row.version,
+        status,
+    })?;
+    let version = row.version + 1;
+    let cancel_reason = if next == OrderStatus::Cancelled { cancel_reason } else { None };
+    sqlx::query(
+        "update customer_order set status = $2, version = $3, updated_at = $4, cancel_reason = $5 where id = $1",
+    )
+    .bind(order_id)
+    .bind(next.as_str())
+    .bind(version)
+    .bind(now)
+    .bind(&cancel_reason)
+    .execute(&mut *tx)
+    .await?;
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "select sku, quantity, unit_price, line_total from order_line where order_id = $1 order by line_no",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let state = OrderState {
+        customer_id: row.customer_id,
+        currency: row.currency.trim_end().to_owned(),
+        status: next,
+        items: lines
+            .into_iter()
+            .map(|line| OrderLine {
+                sku: line.sku,
+                quantity: line.quantity.unsigned_abs(),
+                unit_price: line.unit_price,
+                line_total: line.line_total,
+            })
+            .collect(),
+        total: row.total,
+        placed_at: row.placed_at,
+        updated_at: now,
+        cancel_reason,
+    };
+    let sequence = insert_event(tx, order_id, version, transition.event_type(), &state, now, traceparent).await?;
     Ok(PlacedOrder { order_id, version, sequence, state })
 }
 

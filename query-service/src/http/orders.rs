@@ -106,7 +106,7 @@ fn rfc3339(date: mongodb::bson::DateTime) -> String {
 
 /// The public JSON of a view (the same in every read endpoint).
 pub fn view_json(view: &OrderView) -> Value {
-    json!({
+    let mut json = json!({
         "orderId": view.id,
         "customerId": view.customer_id,
         "status": view.status,
@@ -117,5 +117,9 @@ pub fn view_json(view: &OrderView) -> Value {
         "placedAt": rfc3339(view.placed_at),
         "updatedAt": rfc3339(view.updated_at),
         "version": view.version,
-    })
+    });
+    if let Some(reason) = &view.cancel_reason {
+        json["cancelReason"] = reason.as_str().into();
+    }
+    json
 }

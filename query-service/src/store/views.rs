@@ -50,6 +50,9 @@ pub struct OrderView {
     pub version: i64,
     /// Global sequence of the event that wrote this version.
     pub last_sequence: i64,
+    /// Why the order was cancelled, when a reason was given.
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +90,7 @@ impl OrderView {
             updated_at: date(state.updated_at),
             version: event.version,
             last_sequence: event.sequence,
+            cancel_reason: state.cancel_reason.clone(),
         }
     }
 }

@@ -1,0 +1,129 @@
+//! The `Idempotency-Key` header: the first response of a command is stored with the key, in the command's
+//! transaction, and replayed exactly for a retry of the same request within 24 hours.
+//!
+//! Each command handler: opens a transaction, calls [`begin`] (which may answer with a replay, or 422 for a key
+//! reused with another request), runs the command, and hands its answer to [`finish`], which stores it under the
+//! key and commits.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use super::ApiError;
+use crate::store::idempotency::{self, Claim, StoredResponse};
+use crate::store::StoreError;
+
+pub const HEADER: &str = "idempotency-key";
+
+/// A validated key: 1–255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct Key(String);
+
+/// The request's key, if it sent one; a malformed key is a 400.
+pub fn key(headers: &HeaderMap) -> Result<Option<Key>, ApiError> {
+    let Some(value) = headers.get(HEADER) else { return Ok(None) };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.".to_owned()));
+    }
+    Ok(Some(Key(String::from_utf8_lossy(bytes).into_owned())))
+}
+
+/// What identifies a request for its key: the route it was sent to and its canonical body.
+pub fn fingerprint(method_and_path: &str, canonical_body: &str) -> String {
+    let digest = Sha256::new().chain_update(method_and_path).chain_update([0]).chain_update(canonical_body).finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A command's answer, before it is sent (and stored).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, location: Option<String>, body: &impl Serialize) -> Result<Self, ApiError> {
+        let body = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self { status, location, body })
+    }
+
+    fn stored(&self) -> StoredResponse {
+        StoredResponse {
+            status_code: i32::from(self.status.as_u16()),
+            location: self.location.clone(),
+            response_body: self.body.clone(),
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], self.body).into_response();
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+/// Claims the key in `tx`. `Some(answer)` is the stored answer of an earlier identical request: send it as is.
+pub async fn begin(tx: &mut PgConnection, key: Option<&Key>, fingerprint: &str) -> Result<Option<Answer>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    match idempotency::claim(tx, &key.0, fingerprint).await? {
+        Claim::New => Ok(None),
+        Claim::Replay(stored) => Ok(Some(Answer {
+            status: StatusCode::from_u16(u16::try_from(stored.status_code).unwrap_or(500))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            location: stored.location,
+            body: stored.response_body,
+        })),
+        Claim::Mismatch => Err(ApiError::IdempotencyMismatch),
+    }
+}
+
+/// Stores the answer under the key (if any) and commits the command's transaction.
+pub async fn finish(
+    mut tx: Transaction<'static, Postgres>,
+    key: Option<&Key>,
+    answer: Answer,
+) -> Result<Answer, ApiError> {
+    if let Some(key) = key {
+        idempotency::complete(&mut tx, &key.0, &answer.stored()).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_visible_ascii_of_bounded_length() {
+        let parse = |v: &[u8]| {
+            let mut headers = HeaderMap::new();
+            headers.insert(HEADER, HeaderValue::from_bytes(v).expect("header value"));
+            key(&headers).map(|k| k.map(|k| k.0))
+        };
+        assert_eq!(parse(b"abc-123_~!").ok().flatten().as_deref(), Some("abc-123_~!"));
+        assert!(parse(&[b'k'; 255]).is_ok());
+        assert!(parse(&[b'k'; 256]).is_err());
+        assert!(parse(b"with space").is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse("ключ".as_bytes()).is_err());
+        assert!(key(&HeaderMap::new()).is_ok_and(|k| k.is_none()));
+    }
+
+    #[test]
+    fn fingerprints_separate_routes_and_bodies() {
+        let a = fingerprint("POST /commands/orders", "{}");
+        assert_eq!(a, fingerprint("POST /commands/orders", "{}"));
+        assert_ne!(a, fingerprint("POST /commands/orders/x/confirm", "{}"));
+        assert_ne!(a, fingerprint("POST /commands/orders", "{\"a\":1}"));
+        assert_eq!(a.len(), 64);
+    }
+}
