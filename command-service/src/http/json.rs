@@ -66,7 +66,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         }
         let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
         let bytes = bytes.ok_or_else(|| ApiError::MalformedJson("the request body is empty".to_owned()))?;
-        Ok(Self { value: parse(&bytes)?, canonical: canonical(&bytes)? })
+        Ok(Self { value: parse_object(&bytes)?, canonical: canonical(&bytes)? })
     }
 }
 
@@ -84,6 +84,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     deserializer.end().map_err(|err| ApiError::MalformedJson(err.to_string()))?;
     Ok(value)
+}
+
+/// Parses a command body, which must be a JSON object: serde would otherwise also read a struct from an array of
+/// its fields in order (`[1]` as `{"expectedVersion": 1}`).
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::MalformedJson("the request body must be a JSON object".to_owned()));
+    }
+    parse(bytes)
 }
 
 /// The body re-serialised with sorted keys and no insignificant white space: equal for equal JSON documents.
@@ -134,6 +143,19 @@ mod tests {
         assert!(parse::<PlaceOrder>(br#"{"customerId":"c","items":[]} {}"#).is_err());
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(parse::<serde_json::Value>(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn command_bodies_must_be_objects() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            version: Option<i64>,
+        }
+        assert!(parse::<Body>(b"[1]").is_ok(), "serde reads structs from arrays");
+        assert!(parse_object::<Body>(b"[1]").is_err());
+        assert!(parse_object::<Body>(b" \n{\"version\": 1}").is_ok());
+        assert!(parse_object::<Body>(b"1").is_err());
     }
 
     #[test]

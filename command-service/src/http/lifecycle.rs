@@ -54,10 +54,10 @@ async fn transition(
     let (expected_version, reason) = match (&body, transition) {
         (None, _) => (None, None),
         (Some(bytes), Transition::Cancel) => {
-            let body: CancelBody = json::parse(bytes)?;
+            let body: CancelBody = json::parse_object(bytes)?;
             (body.expected_version, body.reason)
         }
-        (Some(bytes), _) => (json::parse::<TransitionBody>(bytes)?.expected_version, None),
+        (Some(bytes), _) => (json::parse_object::<TransitionBody>(bytes)?.expected_version, None),
     };
     let mut errors = Vec::new();
     if expected_version.is_some_and(|v| v < 1) {

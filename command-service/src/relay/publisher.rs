@@ -7,6 +7,9 @@ use shared_events::CONTENT_TYPE;
 
 use crate::store::OutboxRow;
 
+/// Longest wait for the confirms of one batch.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Declares the durable topic exchange every event is published to (idempotent; the query side declares it too).
 pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
     channel
@@ -38,9 +41,16 @@ impl Publisher {
         Ok(Self { connection, channel, exchange: exchange.into() })
     }
 
-    /// Publishes every row (in the given order) and waits for the broker's confirms.
+    /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
+    /// [`CONFIRM_TIMEOUT`]: a connection the broker closed mid-batch must not leave the relay waiting forever.
     /// Returns the sequences the broker acknowledged; a nacked row stays unpublished and is tried again.
     pub async fn publish(&self, rows: Vec<OutboxRow>) -> lapin::Result<Vec<i64>> {
+        tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_unbounded(rows))
+            .await
+            .map_err(|_| lapin::Error::from(std::io::Error::other("no publisher confirms within the timeout")))?
+    }
+
+    async fn publish_unbounded(&self, rows: Vec<OutboxRow>) -> lapin::Result<Vec<i64>> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let sequence = row.sequence;

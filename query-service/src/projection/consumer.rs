@@ -100,9 +100,15 @@ async fn consume(
     tracing::info!(queue = %settings.queue, "projector consuming");
     *failures = 0;
 
+    // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
+    let mut health = tokio::time::interval(Duration::from_secs(2));
     let result = loop {
         let delivery = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
+            _ = health.tick() => {
+                if connection.status().connected() && channel.status().connected() { continue }
+                break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
+            }
             next = deliveries.next() => match next {
                 Some(Ok(delivery)) => delivery,
                 Some(Err(err)) => break Err(err),
@@ -110,7 +116,12 @@ async fn consume(
             },
         };
         match handle(&delivery, settings, views, waiters, &dead_letters, shutdown).await {
-            Ok(Handled::Done) => delivery.ack(BasicAckOptions::default()).await.map(drop)?,
+            Ok(Handled::Done) => {
+                // An ack on a connection the broker dropped may never resolve; the delivery comes back anyway.
+                tokio::time::timeout(Duration::from_secs(5), delivery.ack(BasicAckOptions::default()))
+                    .await
+                    .map_err(|_| lapin::Error::from(std::io::Error::other("no answer to an ack within 5 s")))??;
+            }
             // Shutting down mid-retry: leave the delivery unacked; the broker gives it to the next consumer.
             Ok(Handled::Abandoned) => break Ok(()),
             Err(err) => break Err(err),
@@ -175,10 +186,15 @@ async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason
         AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
     );
     let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let confirm = channel
-        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &delivery.data, properties)
-        .await?
-        .await?;
+    let publish = async {
+        channel
+            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &delivery.data, properties)
+            .await?
+            .await
+    };
+    let confirm = tokio::time::timeout(Duration::from_secs(10), publish)
+        .await
+        .map_err(|_| lapin::Error::from(std::io::Error::other("no confirm for a dead letter within 10 s")))??;
     if confirm.is_ack() {
         Ok(())
     } else {

@@ -37,6 +37,13 @@ async fn bad_commands_are_rejected_with_problem_json_and_write_nothing() {
     let cases: Vec<Case> = vec![
         ("malformed json", Some(json), b"{\"customerId\":".to_vec(), 400, None),
         ("not an object", Some(json), b"[]".to_vec(), 400, None),
+        (
+            "fields as an array",
+            Some(json),
+            br#"["c","USD",[{"sku":"s","quantity":1,"unitPrice":1}]]"#.to_vec(),
+            400,
+            None,
+        ),
         ("empty body", Some(json), Vec::new(), 400, None),
         ("trailing data", Some(json), format!("{} {{}}", order_with(json!([line()]))).into_bytes(), 400, None),
         ("invalid utf-8", Some(json), b"{\"customerId\":\"\xff\xfe\",\"items\":[]}".to_vec(), 400, None),
@@ -260,4 +267,104 @@ async fn postgres_unreachable_answers_503() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     assert_eq!(response.headers()["retry-after"], "1");
+}
+
+/// (case, path, content type, body, idempotency key, status)
+type LifecycleCase<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, Option<&'a str>, u16);
+
+#[tokio::test]
+async fn bad_lifecycle_commands_are_rejected_with_problem_json_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-bad-lifecycle").await;
+    let json = Some("application/json");
+    let path = |action: &str| format!("/commands/orders/{id}/{action}");
+    let key_too_long = "k".repeat(256);
+    let cases: Vec<LifecycleCase> = vec![
+        ("id not a uuid", "/commands/orders/nope/confirm".to_owned(), None, vec![], None, 400),
+        (
+            "injection in the id",
+            "/commands/orders/1%27%3B%20drop%20table%20outbox/confirm".to_owned(),
+            None,
+            vec![],
+            None,
+            400,
+        ),
+        ("unknown command", path("refund"), None, vec![], None, 404),
+        ("expectedVersion zero", path("confirm"), json, br#"{"expectedVersion":0}"#.to_vec(), None, 400),
+        ("expectedVersion negative", path("ship"), json, br#"{"expectedVersion":-3}"#.to_vec(), None, 400),
+        ("expectedVersion fractional", path("confirm"), json, br#"{"expectedVersion":1.5}"#.to_vec(), None, 400),
+        ("expectedVersion string", path("confirm"), json, br#"{"expectedVersion":"1"}"#.to_vec(), None, 400),
+        ("expectedVersion huge", path("confirm"), json, br#"{"expectedVersion":1e300}"#.to_vec(), None, 400),
+        (
+            "expectedVersion beyond i64",
+            path("confirm"),
+            json,
+            br#"{"expectedVersion":99999999999999999999}"#.to_vec(),
+            None,
+            400,
+        ),
+        ("unknown field", path("confirm"), json, br#"{"expectedVersion":1,"force":true}"#.to_vec(), None, 400),
+        ("reason on confirm", path("confirm"), json, br#"{"reason":"x"}"#.to_vec(), None, 400),
+        (
+            "reason too long",
+            path("cancel"),
+            json,
+            format!(r#"{{"reason":"{}"}}"#, "r".repeat(501)).into_bytes(),
+            None,
+            400,
+        ),
+        ("reason not a string", path("cancel"), json, br#"{"reason":42}"#.to_vec(), None, 400),
+        ("malformed json", path("cancel"), json, br#"{"reason":"#.to_vec(), None, 400),
+        ("array body", path("confirm"), json, b"[1]".to_vec(), None, 400),
+        (
+            "deep nesting",
+            path("confirm"),
+            json,
+            format!("{}{}", "[".repeat(3_000), "]".repeat(3_000)).into_bytes(),
+            None,
+            400,
+        ),
+        ("text body", path("confirm"), Some("text/plain"), b"expectedVersion=1".to_vec(), None, 415),
+        ("body without a type", path("confirm"), None, br#"{"expectedVersion":1}"#.to_vec(), None, 415),
+        (
+            "body over 64 KiB",
+            path("cancel"),
+            json,
+            format!(r#"{{"reason":"{}"}}"#, "r".repeat(70_000)).into_bytes(),
+            None,
+            413,
+        ),
+        ("key with a space", path("confirm"), None, vec![], Some("my key"), 400),
+        ("key too long", path("confirm"), None, vec![], Some(key_too_long.as_str()), 400),
+    ];
+    for (case, path, content_type, body, key, status) in cases {
+        let mut request = app.http.post(app.command_url(&path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        assert_problem(request.send().await.expect("POST answers"), status, case).await;
+    }
+    let place_with_bad_key = app
+        .http
+        .post(app.command_url("/commands/orders"))
+        .header("idempotency-key", "tab\tkey")
+        .json(&json!({"customerId": "c", "items": [line()]}))
+        .send()
+        .await
+        .expect("POST answers");
+    assert_problem(place_with_bad_key, 400, "place with a malformed key").await;
+
+    assert_eq!(app.count("customer_order").await, 1);
+    assert_eq!(app.count("outbox").await, 1, "no rejected command wrote an event");
+    let version: i64 = sqlx::query_scalar("select version from customer_order where id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("v");
+    assert_eq!(version, 1);
+    assert_eq!(app.count("idempotency_key").await, 0);
+    app.stop().await;
 }

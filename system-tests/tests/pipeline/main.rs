@@ -5,4 +5,5 @@ mod bad_input;
 mod delivery;
 mod faults;
 mod helpers;
+mod lifecycle;
 mod read_your_writes;

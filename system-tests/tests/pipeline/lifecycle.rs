@@ -1,0 +1,196 @@
+//! The order's life over HTTP: transitions read back in one request, optimistic concurrency, idempotent retries,
+//! and malformed lifecycle commands.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::TestApp;
+
+impl TestApp {
+    async fn command(&self, id: Uuid, action: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request = self.http.post(self.command_url(&format!("/commands/orders/{id}/{action}")));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("command answers")
+    }
+
+    /// Reads the view at `version` in one request and returns its data.
+    async fn read_at(&self, id: Uuid, version: i64) -> Value {
+        let response = self
+            .http
+            .get(self.query_url(&format!("/queries/orders/{id}?minVersion={version}")))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "version {version} not readable in one request");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["metadata"]["version"], version);
+        body["data"].clone()
+    }
+}
+
+async fn accepted(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn orders_walk_through_their_life_and_each_step_is_readable_at_once() {
+    let app = TestApp::spawn().await;
+    let (id, version) = app.place_order("cust-life").await;
+    assert_eq!(app.read_at(id, version).await["status"], "Placed");
+
+    let confirmed = accepted(app.command(id, "confirm", None).await).await;
+    assert_eq!(confirmed["sequenceId"], 2);
+    assert_eq!(confirmed["orderId"], id.to_string());
+    let view = app.read_at(id, 2).await;
+    assert_eq!(view["status"], "Confirmed");
+    let placed_at = view["placedAt"].clone();
+
+    let shipped = accepted(app.command(id, "ship", Some(json!({"expectedVersion": 2}))).await).await;
+    assert_eq!(shipped["sequenceId"], 3);
+    let view = app.read_at(id, 3).await;
+    assert_eq!(view["status"], "Shipped");
+    assert_eq!(view["placedAt"], placed_at, "placedAt never changes");
+    assert_ne!(view["updatedAt"], Value::Null);
+    assert_eq!(view["total"], "44.98", "the lines and total travel with every event");
+
+    let (other, _) = app.place_order("cust-cancel").await;
+    let cancelled =
+        accepted(app.command(other, "cancel", Some(json!({"reason": "changed my mind", "expectedVersion": 1}))).await)
+            .await;
+    assert_eq!(cancelled["sequenceId"], 2);
+    let view = app.read_at(other, 2).await;
+    assert_eq!(view["status"], "Cancelled");
+    assert_eq!(view["cancelReason"], "changed my mind");
+
+    let events: Vec<(String, i64)> =
+        sqlx::query_as("select event_type, order_version from outbox where order_id = $1 order by sequence")
+            .bind(id)
+            .fetch_all(&app.pool)
+            .await
+            .expect("events");
+    let expected = [("OrderPlaced", 1), ("OrderConfirmed", 2), ("OrderShipped", 3)].map(|(t, v)| (t.to_owned(), v));
+    assert_eq!(events, expected);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refused_transitions_and_stale_versions_answer_409_with_the_current_state() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-409").await;
+    accepted(app.command(id, "cancel", None).await).await;
+
+    for (action, body) in
+        [("ship", None), ("cancel", None), ("confirm", None), ("confirm", Some(json!({"expectedVersion": 1})))]
+    {
+        let response = app.command(id, action, body.clone()).await;
+        assert_eq!(response.status(), 409, "{action} {body:?}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let problem: Value = response.json().await.expect("json");
+        assert_eq!(problem["currentVersion"], 2, "{problem}");
+        assert_eq!(problem["status"], "Cancelled", "{problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("ancel")), "{problem}");
+    }
+    assert_eq!(app.count("outbox").await, 2, "refused commands write no event");
+    let unknown = app.command(Uuid::now_v7(), "confirm", None).await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["content-type"], "application/problem+json");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_confirms_at_one_version_have_exactly_one_winner() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-race").await;
+    let attempts = (0..20).map(|_| app.command(id, "confirm", Some(json!({"expectedVersion": 1}))));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    let version: i64 = sqlx::query_scalar("select version from customer_order where id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("v");
+    assert_eq!(version, 2);
+    let versions: Vec<i64> =
+        sqlx::query_scalar("select order_version from outbox where order_id = $1 order by sequence")
+            .bind(id)
+            .fetch_all(&app.pool)
+            .await
+            .expect("versions");
+    assert_eq!(versions, [1, 2], "no version skipped or repeated");
+    app.stop().await;
+}
+
+async fn place_with_key(app: &TestApp, key: &str, customer: &str) -> reqwest::Response {
+    app.http
+        .post(app.command_url("/commands/orders"))
+        .header("idempotency-key", key)
+        .json(&json!({"customerId": customer, "items": [{"sku": "S", "quantity": 1, "unitPrice": "3.50"}]}))
+        .send()
+        .await
+        .expect("POST answers")
+}
+
+#[tokio::test]
+async fn a_retried_command_with_its_idempotency_key_is_answered_again_and_writes_once() {
+    let app = TestApp::spawn().await;
+    let first = place_with_key(&app, "retry-1", "cust-key").await;
+    assert_eq!(first.status(), 201);
+    let location = first.headers()["location"].clone();
+    let first_body = first.text().await.expect("body");
+    let retry = place_with_key(&app, "retry-1", "cust-key").await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["location"], location);
+    assert_eq!(retry.text().await.expect("body"), first_body, "the first response, replayed exactly");
+    assert_eq!(app.count("customer_order").await, 1);
+    assert_eq!(app.count("outbox").await, 1);
+
+    let reused = place_with_key(&app, "retry-1", "someone-else").await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(reused.headers()["content-type"], "application/problem+json");
+    assert_eq!(app.count("customer_order").await, 1);
+
+    // Lifecycle commands replay too: the second confirm is not a 409, it is the first answer again.
+    let id: Uuid = serde_json::from_str::<Value>(&first_body).expect("json")["orderId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("orderId");
+    let confirm = || {
+        app.http
+            .post(app.command_url(&format!("/commands/orders/{id}/confirm")))
+            .header("idempotency-key", "confirm-1")
+            .send()
+    };
+    let once = confirm().await.expect("answers");
+    assert_eq!(once.status(), 200);
+    let once = once.text().await.expect("body");
+    let twice = confirm().await.expect("answers");
+    assert_eq!(twice.status(), 200);
+    assert_eq!(twice.text().await.expect("body"), once);
+    assert_eq!(app.count("outbox").await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_requests_with_one_key_make_one_order() {
+    let app = TestApp::spawn().await;
+    let requests = (0..10).map(|_| place_with_key(&app, "concurrent-key", "cust-burst"));
+    let responses = futures_util::future::join_all(requests).await;
+    let mut bodies = Vec::new();
+    for response in responses {
+        let status = response.status().as_u16();
+        assert!(status == 201 || status == 409, "unexpected status {status}");
+        if status == 201 {
+            bodies.push(response.text().await.expect("body"));
+        }
+    }
+    assert!(!bodies.is_empty());
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "every 201 carries the one order");
+    assert_eq!(app.count("customer_order").await, 1);
+    assert_eq!(app.count("outbox").await, 1);
+    app.stop().await;
+}
