@@ -34,8 +34,9 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
-        .layer(middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // Outside the timeout, so that its 408 gets a problem body too.
+        .layer(middleware::map_response(problem_for_bare_errors))
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
         ))

@@ -368,3 +368,23 @@ async fn bad_lifecycle_commands_are_rejected_with_problem_json_and_write_nothing
     assert_eq!(app.count("idempotency_key").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_cut_off_by_the_request_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::spawn().await;
+    let mut stream = tokio::net::TcpStream::connect(app.command_addr).await.expect("connects");
+    let request = "POST /commands/orders HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+                   content-length: 1000\r\n\r\n{\"customerId\":";
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the server held the connection past its request timeout");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("application/problem+json"), "{response}");
+    assert!(started.elapsed() >= command_service::http::REQUEST_TIMEOUT - std::time::Duration::from_millis(500));
+    assert_eq!(app.count("customer_order").await, 0);
+    app.stop().await;
+}
