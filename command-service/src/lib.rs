@@ -15,4 +15,3 @@ pub mod http;
 pub mod relay;
 pub mod run;
 pub mod store;
-pub mod telemetry;

@@ -2,7 +2,7 @@
 //! (`relay`), or only the schema migrations (`migrate`).
 
 use clap::{Parser, Subcommand};
-use command_service::{config::Config, run, store, telemetry};
+use command_service::{config::Config, run, store};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -26,8 +26,8 @@ enum Role {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init();
-    let shutdown = telemetry::shutdown_on_signal();
+    service_runtime::init_tracing();
+    let shutdown = service_runtime::shutdown_on_signal();
     match cli.role.unwrap_or(Role::Serve) {
         Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
         Role::Relay => run::relay_only(cli.config, shutdown).await,

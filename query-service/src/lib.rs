@@ -15,4 +15,3 @@ pub mod projection;
 pub mod read;
 pub mod run;
 pub mod store;
-pub mod telemetry;

@@ -1,7 +1,7 @@
 //! `query-service`: serves order views and runs the projector that keeps them up to date.
 
 use clap::Parser;
-use query_service::{config::Config, run, telemetry};
+use query_service::{config::Config, run};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -13,7 +13,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init();
-    let shutdown = telemetry::shutdown_on_signal();
+    service_runtime::init_tracing();
+    let shutdown = service_runtime::shutdown_on_signal();
     run::start(cli.config, shutdown).await?.task.await?
 }

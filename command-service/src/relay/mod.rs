@@ -52,21 +52,15 @@ pub async fn run(pool: PgPool, connect: PgConnectOptions, settings: RelaySetting
             Ok(Outcome::Standby) => settings.standby_interval,
             Err(err) => {
                 failures = failures.saturating_add(1);
-                let wait = backoff(failures);
+                let wait = service_runtime::backoff(failures);
                 tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "relay failed");
                 wait
             }
         };
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+        if service_runtime::sleep_or_shutdown(wait, &shutdown).await {
+            return;
         }
     }
-}
-
-/// 100 ms doubling to 5 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
 }
 
 /// One term as leader: take the lock, then publish until shutdown or the first error.
@@ -137,17 +131,4 @@ async fn drain(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(50), Duration::from_secs(5));
-    }
 }

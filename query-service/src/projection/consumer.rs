@@ -61,20 +61,14 @@ pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaite
             Ok(()) => return,
             Err(err) => {
                 failures = failures.saturating_add(1);
-                let wait = backoff(failures);
+                let wait = service_runtime::backoff(failures);
                 tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "projector lost RabbitMQ");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
+                if service_runtime::sleep_or_shutdown(wait, &shutdown).await {
+                    return;
                 }
             }
         }
     }
-}
-
-/// 100 ms doubling to 5 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
 }
 
 async fn consume(
@@ -165,12 +159,11 @@ async fn handle(
             }
             Err(err) => {
                 attempts = attempts.saturating_add(1);
-                let wait = backoff(attempts);
+                let wait = service_runtime::backoff(attempts);
                 tracing::warn!(error = %err, order_id = %event.order_id, retry_in_ms = wait.as_millis() as u64,
                     "writing the view failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(Handled::Abandoned),
-                    () = tokio::time::sleep(wait) => {}
+                if service_runtime::sleep_or_shutdown(wait, shutdown).await {
+                    return Ok(Handled::Abandoned);
                 }
             }
         }

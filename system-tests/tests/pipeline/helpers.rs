@@ -97,7 +97,7 @@ impl TestApp {
 
     /// Starts both services; `relay` false leaves the outbox unpublished (a relay process can be started apart).
     pub async fn spawn_with(names: Names, amqp_url: &str, mongodb_uri: &str, relay: bool) -> Self {
-        command_service::telemetry::init();
+        service_runtime::init_tracing();
         let shutdown = CancellationToken::new();
         // The query side first, so that its queue is bound before the first event is published.
         let query = query_service::run::start(query_config(&names, amqp_url, mongodb_uri), shutdown.clone())
