@@ -86,6 +86,7 @@ pub struct TestApp {
     pub mongo: mongodb::Database,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     mongodb_uri: String,
     cleaned: bool,
 }
@@ -117,6 +118,7 @@ impl TestApp {
             mongo,
             http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
             shutdown,
+            tasks: vec![query.task, command.task],
             mongodb_uri: mongodb_uri.to_owned(),
             cleaned: false,
         }
@@ -162,6 +164,10 @@ impl TestApp {
     /// Stops both services and removes the test's database, exchange, queues and Mongo database.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
+        // Let the projector finish its last write before the database goes, or the write would create it again.
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
         self.pool.close().await;
         remove_test_objects(&self.names, &self.mongodb_uri).await;
         self.cleaned = true;
