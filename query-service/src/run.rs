@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{build_app, AppState};
 use crate::projection::{self, ConsumerSettings};
-use crate::read::VersionWaiters;
+use crate::read::{self, VersionWaiters};
 use crate::store;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
@@ -41,11 +41,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let projector = config.projector_enabled.then(|| {
         tokio::spawn(projection::run(consumer_settings(&config), views.clone(), waiters.clone(), shutdown.clone()))
     });
+    let notices = tokio::spawn(read::notices::listen(
+        config.amqp_url.clone(),
+        read::notices::notice_exchange(&config.amqp_exchange),
+        waiters.clone(),
+        shutdown.clone(),
+    ));
     let app = build_app(AppState { views, waiters: waiters.clone() });
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         shutdown.cancel();
+        notices.await.context("view-changed listener panicked")?;
         if let Some(projector) = projector {
             projector.await.context("projector task panicked")?;
         }

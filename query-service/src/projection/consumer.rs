@@ -11,6 +11,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::read::notices::{self, ViewChanged};
 use crate::read::VersionWaiters;
 use crate::store::{ApplyOutcome, OrderView, Views};
 
@@ -86,6 +87,8 @@ async fn consume(
     let channel = connection.create_channel().await?;
     declare_topology(&channel, settings).await?;
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+    let notice_exchange = notices::notice_exchange(&settings.exchange);
+    notices::declare(&channel, &notice_exchange).await?;
     let dead_letters = connection.create_channel().await?;
     dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
     let mut deliveries = channel
@@ -110,7 +113,10 @@ async fn consume(
             },
         };
         match handle(&delivery, settings, views, waiters, &dead_letters, shutdown).await {
-            Ok(Handled::Done) => {
+            Ok(Handled::Done(notice)) => {
+                if let Some(notice) = notice {
+                    notices::publish(&channel, &notice_exchange, notice).await?;
+                }
                 // An ack on a connection the broker dropped may never resolve; the delivery comes back anyway.
                 tokio::time::timeout(Duration::from_secs(5), delivery.ack(BasicAckOptions::default()))
                     .await
@@ -126,7 +132,8 @@ async fn consume(
 }
 
 enum Handled {
-    Done,
+    /// Settled; with the notice to send other replicas when a view changed.
+    Done(Option<ViewChanged>),
     Abandoned,
 }
 
@@ -143,7 +150,7 @@ async fn handle(
         Err(reason) => {
             tracing::warn!(%reason, "dead-lettering a message");
             dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
-            return Ok(Handled::Done);
+            return Ok(Handled::Done(None));
         }
     };
     let view = OrderView::from_event(&event);
@@ -154,8 +161,9 @@ async fn handle(
                 tracing::debug!(order_id = %event.order_id, version = event.version, ?outcome, "event applied");
                 if outcome == ApplyOutcome::Applied {
                     waiters.announce(event.order_id, event.version);
+                    return Ok(Handled::Done(Some(ViewChanged { order_id: event.order_id, version: event.version })));
                 }
-                return Ok(Handled::Done);
+                return Ok(Handled::Done(None));
             }
             Err(err) => {
                 attempts = attempts.saturating_add(1);

@@ -1,5 +1,6 @@
-//! Waiting reads: read-your-writes on an eventually consistent store, without polling.
+//! Waiting reads: read-your-writes on an eventually consistent store, without polling, on every replica.
 
+pub mod notices;
 mod waiters;
 
 pub use waiters::{Subscription, VersionWaiters};

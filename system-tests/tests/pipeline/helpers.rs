@@ -211,7 +211,9 @@ pub async fn delete_broker_objects(amqp_url: &str, names: &Names) {
         for queue in [names.queue.clone(), format!("{}.dlq", names.queue)] {
             let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
         }
-        let _ = channel.exchange_delete(names.exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+        for exchange in [names.exchange.clone(), format!("{}.view-changed", names.exchange)] {
+            let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+        }
     }
     let _ = connection.close(200, "test done".into()).await;
 }

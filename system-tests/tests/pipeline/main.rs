@@ -7,3 +7,4 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod read_your_writes;
+mod replicas;

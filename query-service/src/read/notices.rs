@@ -1,0 +1,132 @@
+//! "View changed" notices between query-service replicas.
+//!
+//! Only one replica projects a given event, but a waiting read may sit on any replica. After each view write the
+//! projector publishes `{orderId, version}` to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica
+//! binds an exclusive, auto-deleted queue of its own to it and announces each notice on its local
+//! [`VersionWaiters`] board. Notices are a wake-up, not data: one that is lost only makes a waiter wait out its
+//! `waitMs` and answer 202, and the client's next read finds the view.
+
+use futures_util::StreamExt as _;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::VersionWaiters;
+
+/// One notice: the view of `order_id` is now at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewChanged {
+    pub order_id: Uuid,
+    pub version: i64,
+}
+
+/// The fanout exchange of notices that goes with an events exchange.
+pub fn notice_exchange(events_exchange: &str) -> String {
+    format!("{events_exchange}.view-changed")
+}
+
+/// Declares the notice exchange (idempotent).
+pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more).
+pub async fn publish(channel: &Channel, exchange: &str, notice: ViewChanged) -> lapin::Result<()> {
+    let body = serde_json::to_vec(&notice).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    channel
+        .basic_publish(exchange.into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default())
+        .await
+        .map(drop)
+}
+
+/// Listens for notices until shutdown and announces them locally; reconnects with backoff.
+pub async fn listen(amqp_url: String, exchange: String, waiters: VersionWaiters, shutdown: CancellationToken) {
+    let mut failures = 0_u32;
+    while !shutdown.is_cancelled() {
+        if let Err(err) = listen_once(&amqp_url, &exchange, &waiters, &shutdown, &mut failures).await {
+            failures = failures.saturating_add(1);
+            let wait = service_runtime::backoff(failures);
+            tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "view-changed listener lost RabbitMQ");
+            if service_runtime::sleep_or_shutdown(wait, &shutdown).await {
+                return;
+            }
+        }
+    }
+}
+
+async fn listen_once(
+    amqp_url: &str,
+    exchange: &str,
+    waiters: &VersionWaiters,
+    shutdown: &CancellationToken,
+    failures: &mut u32,
+) -> lapin::Result<()> {
+    let connection =
+        Connection::connect(amqp_url, ConnectionProperties::default().with_connection_name("view-notices".into()))
+            .await?;
+    let channel = connection.create_channel().await?;
+    declare(&channel, exchange).await?;
+    let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+    let queue = channel.queue_declare("".into(), private, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+    let mut notices = channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await?;
+    *failures = 0;
+    let mut health = tokio::time::interval(Duration::from_secs(2));
+    let result = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            _ = health.tick() => {
+                if !connection.status().connected() {
+                    break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
+                }
+            }
+            next = notices.next() => match next {
+                Some(Ok(delivery)) => match serde_json::from_slice::<ViewChanged>(&delivery.data) {
+                    Ok(notice) => waiters.announce(notice.order_id, notice.version),
+                    Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
+                },
+                Some(Err(err)) => break Err(err),
+                None => break Err(lapin::Error::from(std::io::Error::other("notice consumer cancelled"))),
+            },
+        }
+    };
+    let _ = connection.close(200, "listener stopping".into()).await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_as_camel_case_json() {
+        let notice = ViewChanged { order_id: Uuid::nil(), version: 3 };
+        let json = serde_json::to_string(&notice).expect("serialises");
+        assert_eq!(json, r#"{"orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
+        assert_eq!(serde_json::from_str::<ViewChanged>(&json).expect("parses"), notice);
+        assert_eq!(notice_exchange("orders.events"), "orders.events.view-changed");
+    }
+}
