@@ -38,6 +38,11 @@ impl VersionWaiters {
         }
     }
 
+    /// Reads waiting right now, over all orders (for tests and metrics).
+    pub fn waiting_reads(&self) -> usize {
+        self.orders.lock().unwrap_or_else(PoisonError::into_inner).values().map(watch::Sender::receiver_count).sum()
+    }
+
     /// Orders with at least one waiter (for tests and metrics).
     pub fn watched_orders(&self) -> usize {
         self.orders.lock().unwrap_or_else(PoisonError::into_inner).len()
@@ -107,6 +112,7 @@ mod tests {
         let first = board.subscribe(order);
         let second = board.subscribe(order);
         assert_eq!(board.watched_orders(), 1);
+        assert_eq!(board.waiting_reads(), 2);
         drop(first);
         assert_eq!(board.watched_orders(), 1);
         drop(second);

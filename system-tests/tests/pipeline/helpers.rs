@@ -85,6 +85,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub mongo: mongodb::Database,
     pub http: reqwest::Client,
+    /// The waiter board of the (projecting) query-service.
+    pub waiters: query_service::read::VersionWaiters,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     mongodb_uri: String,
@@ -117,6 +119,7 @@ impl TestApp {
             pool,
             mongo,
             http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
+            waiters: query.waiters.clone(),
             shutdown,
             tasks: vec![query.task, command.task],
             mongodb_uri: mongodb_uri.to_owned(),

@@ -33,3 +33,54 @@ async fn a_replica_that_does_not_project_answers_a_waiting_read_in_one_request()
     let _ = tokio::time::timeout(Duration::from_secs(15), reader.task).await;
     app.stop().await;
 }
+
+/// Resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|pages| pages.parse::<u64>().ok()).unwrap_or(0) * 4
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_waiting_reads_are_released_by_one_event_and_leave_nothing_behind() {
+    const READS: usize = 1_000;
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-thousand").await;
+    let url = app.query_url(&format!("/queries/orders/{id}?minVersion=1&waitMs=0"));
+    crate::helpers::eventually(Duration::from_secs(20), || async {
+        (app.http.get(&url).send().await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+    // No pooled connections: when the reads are over, their connections (and the server's tasks) are gone.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let (tasks_before, rss_before) = (metrics.num_alive_tasks(), rss_kib());
+
+    let url = app.query_url(&format!("/queries/orders/{id}?minVersion=2&waitMs=30000"));
+    let reads: Vec<_> = (0..READS).map(|_| tokio::spawn(client.get(&url).send())).collect();
+    let waiters = app.waiters.clone();
+    crate::helpers::eventually(Duration::from_secs(60), || async { (waiters.waiting_reads() == READS).then_some(()) })
+        .await;
+    let (tasks_waiting, rss_waiting) = (metrics.num_alive_tasks(), rss_kib());
+
+    let confirmed =
+        app.http.post(app.command_url(&format!("/commands/orders/{id}/confirm"))).send().await.expect("POST");
+    assert_eq!(confirmed.status(), 200);
+    for read in reads {
+        let response = read.await.expect("task").expect("GET answers");
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(app.waiters.waiting_reads(), 0);
+    assert_eq!(app.waiters.watched_orders(), 0);
+    drop(client);
+    let tasks_after = crate::helpers::eventually(Duration::from_secs(20), || async {
+        let alive = metrics.num_alive_tasks();
+        (alive <= tasks_before).then_some(alive)
+    })
+    .await;
+    println!(
+        "{READS} waiting reads: tasks {tasks_before} -> {tasks_waiting} -> {tasks_after}; \
+         RSS {rss_before} KiB -> {rss_waiting} KiB -> {} KiB",
+        rss_kib()
+    );
+    app.stop().await;
+}
