@@ -31,6 +31,10 @@ pub fn consumer_settings(config: &Config) -> ConsumerSettings {
 /// Binds `HTTP_ADDR` and starts serving (with the projector when `PROJECTOR_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
+    if let Err(err) = views.ensure_indexes().await {
+        // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates the indexes.
+        tracing::warn!(error = %err, "creating the view indexes failed");
+    }
     let waiters = VersionWaiters::default();
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

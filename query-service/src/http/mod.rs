@@ -1,5 +1,6 @@
 //! The HTTP surface of the read side: routes, shared state and the layers around them.
 
+mod lists;
 mod orders;
 mod problem;
 
@@ -30,6 +31,7 @@ pub struct AppState {
 pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
+        .merge(lists::router())
         .route("/health/live", axum::routing::get(live))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

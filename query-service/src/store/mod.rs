@@ -2,7 +2,7 @@
 
 mod views;
 
-pub use views::{ApplyOutcome, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT};
+pub use views::{ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT};
 
 use anyhow::Context as _;
 use mongodb::options::ClientOptions;

@@ -95,6 +95,38 @@ impl OrderView {
     }
 }
 
+/// Which views a list read returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub customer_id: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Where a page ends: the sort key of its last view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub placed_at: DateTime,
+    pub id: String,
+}
+
+impl ListCursor {
+    pub fn after(view: &OrderView) -> Self {
+        Self { placed_at: view.placed_at, id: view.id.clone() }
+    }
+
+    /// `<placedAt millis>_<order id>`: opaque to clients, readable in logs.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.placed_at.timestamp_millis(), self.id)
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (millis, id) = raw.split_once('_')?;
+        let millis: i64 = millis.parse().ok()?;
+        let id = Uuid::parse_str(id).ok()?;
+        Some(Self { placed_at: DateTime::from_millis(millis), id: id.to_string() })
+    }
+}
+
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -143,6 +175,46 @@ impl Views {
         }
     }
 
+    /// Creates the indexes the list reads use (idempotent): newest first, optionally by customer or status.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let keys = [
+            doc! { "customerId": 1, "placedAt": -1, "_id": -1 },
+            doc! { "status": 1, "placedAt": -1, "_id": -1 },
+            doc! { "placedAt": -1, "_id": -1 },
+        ];
+        let models = keys.into_iter().map(|keys| mongodb::IndexModel::builder().keys(keys).build());
+        bounded(self.collection.create_indexes(models)).await.map(drop)
+    }
+
+    /// One page of views, newest first (`placedAt`, then `_id`, both descending), after `after` when given.
+    /// Pages are ranges on the index, not skips, so an order placed meanwhile neither shifts nor repeats a page.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        after: Option<&ListCursor>,
+        limit: i64,
+    ) -> Result<Vec<OrderView>, StoreError> {
+        use futures_util::TryStreamExt as _;
+        let mut query = doc! {};
+        if let Some(customer_id) = &filter.customer_id {
+            query.insert("customerId", customer_id);
+        }
+        if let Some(status) = &filter.status {
+            query.insert("status", status);
+        }
+        if let Some(cursor) = after {
+            query.insert(
+                "$or",
+                vec![
+                    doc! { "placedAt": { "$lt": cursor.placed_at } },
+                    doc! { "placedAt": cursor.placed_at, "_id": { "$lt": &cursor.id } },
+                ],
+            );
+        }
+        let find = self.collection.find(query).sort(doc! { "placedAt": -1, "_id": -1 }).limit(limit);
+        bounded(async { find.await?.try_collect().await }).await
+    }
+
     /// Cheap round trip to check the server answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         bounded(self.collection.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
@@ -154,5 +226,19 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
         ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == 11000,
         ErrorKind::Command(command) => command.code == 11000,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_what_this_api_did_not_issue() {
+        let cursor = ListCursor { placed_at: DateTime::from_millis(1_764_201_600_123), id: Uuid::nil().to_string() };
+        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "garbage", "12_not-a-uuid", "x_00000000-0000-0000-0000-000000000000"] {
+            assert_eq!(ListCursor::decode(bad), None, "{bad:?}");
+        }
     }
 }

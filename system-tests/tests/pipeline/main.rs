@@ -6,5 +6,6 @@ mod delivery;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod lists;
 mod read_your_writes;
 mod replicas;
