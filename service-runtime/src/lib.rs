@@ -1,6 +1,9 @@
 //! What every service process of the platform shares: logging set-up ([`init_tracing`]), the one shutdown signal
-//! ([`shutdown_on_signal`]) and the backoff of its retry loops ([`backoff`]).
+//! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]).
 
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -46,6 +49,48 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(5))
 }
 
+/// Consecutive failures of one retry loop, and the wait each one earns. Shared by reference between the loop and
+/// the attempt it retries (which calls [`Backoff::reset`] once it is healthy again).
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: AtomicU32,
+}
+
+impl Backoff {
+    /// Counts a failure and returns how long to wait before the next try.
+    pub fn failed(&self) -> Duration {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        backoff(failures)
+    }
+
+    /// The attempt is healthy again: the next failure waits the shortest time.
+    pub fn reset(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Runs `attempt` until it returns `Ok` (it does on shutdown) or `shutdown` comes; each error is logged with `what`
+/// and retried after the backoff's wait.
+pub async fn retry_until_shutdown<F, Fut, E>(
+    what: &str,
+    backoff: &Backoff,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    while !shutdown.is_cancelled() {
+        let Err(err) = attempt().await else { return };
+        let wait = backoff.failed();
+        tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
+        if sleep_or_shutdown(wait, shutdown).await {
+            return;
+        }
+    }
+}
+
 /// Sleeps for `wait`, or less if `shutdown` comes first; true when it was the shutdown.
 pub async fn sleep_or_shutdown(wait: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
@@ -64,6 +109,28 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(200));
         assert_eq!(backoff(3), Duration::from_millis(800));
         assert_eq!(backoff(50), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_backoff_counts_failures_until_reset() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.failed(), Duration::from_millis(200));
+        assert_eq!(backoff.failed(), Duration::from_millis(400));
+        backoff.reset();
+        assert_eq!(backoff.failed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn retries_until_the_attempt_succeeds() {
+        let backoff = Backoff::default();
+        let mut calls = 0;
+        retry_until_shutdown("test", &backoff, &CancellationToken::new(), || {
+            calls += 1;
+            let result = if calls < 3 { Err("not yet") } else { Ok(()) };
+            async move { result }
+        })
+        .await;
+        assert_eq!(calls, 3);
     }
 
     #[tokio::test]

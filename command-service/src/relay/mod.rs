@@ -45,14 +45,13 @@ enum Outcome {
 /// Runs the relay until `shutdown` is cancelled. Errors (Postgres or broker down) are logged and retried with
 /// backoff; this returns only on shutdown.
 pub async fn run(pool: PgPool, connect: PgConnectOptions, settings: RelaySettings, shutdown: CancellationToken) {
-    let mut failures = 0_u32;
+    let backoff = service_runtime::Backoff::default();
     loop {
-        let wait = match lead(&pool, &connect, &settings, &shutdown, &mut failures).await {
+        let wait = match lead(&pool, &connect, &settings, &shutdown, &backoff).await {
             Ok(Outcome::Stopped) => return,
             Ok(Outcome::Standby) => settings.standby_interval,
             Err(err) => {
-                failures = failures.saturating_add(1);
-                let wait = service_runtime::backoff(failures);
+                let wait = backoff.failed();
                 tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "relay failed");
                 wait
             }
@@ -69,7 +68,7 @@ async fn lead(
     connect: &PgConnectOptions,
     settings: &RelaySettings,
     shutdown: &CancellationToken,
-    failures: &mut u32,
+    backoff: &service_runtime::Backoff,
 ) -> anyhow::Result<Outcome> {
     use anyhow::Context as _;
     // The lock lives as long as this connection; it is released when the connection drops, crash included.
@@ -92,7 +91,7 @@ async fn lead(
     let result = async {
         loop {
             drain(pool, &publisher, settings, shutdown).await?;
-            *failures = 0;
+            backoff.reset();
             // Leadership is only as good as the lock's connection: check it before every wait.
             sqlx::query("select 1").execute(&mut lock).await.context("leader lock connection lost")?;
             tokio::select! {

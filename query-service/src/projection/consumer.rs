@@ -8,6 +8,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -56,20 +57,11 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.
 pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaiters, shutdown: CancellationToken) {
-    let mut failures = 0_u32;
-    while !shutdown.is_cancelled() {
-        match consume(&settings, &views, &waiters, &shutdown, &mut failures).await {
-            Ok(()) => return,
-            Err(err) => {
-                failures = failures.saturating_add(1);
-                let wait = service_runtime::backoff(failures);
-                tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "projector lost RabbitMQ");
-                if service_runtime::sleep_or_shutdown(wait, &shutdown).await {
-                    return;
-                }
-            }
-        }
-    }
+    let backoff = Backoff::default();
+    retry_until_shutdown("projector consumer", &backoff, &shutdown, || {
+        consume(&settings, &views, &waiters, &shutdown, &backoff)
+    })
+    .await;
 }
 
 async fn consume(
@@ -77,7 +69,7 @@ async fn consume(
     views: &Views,
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
-    failures: &mut u32,
+    backoff: &Backoff,
 ) -> lapin::Result<()> {
     let connection = Connection::connect(
         &settings.amqp_url,
@@ -95,7 +87,7 @@ async fn consume(
         .basic_consume(settings.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?;
     tracing::info!(queue = %settings.queue, "projector consuming");
-    *failures = 0;
+    backoff.reset();
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
     let mut health = tokio::time::interval(Duration::from_secs(2));
@@ -154,7 +146,7 @@ async fn handle(
         }
     };
     let view = OrderView::from_event(&event);
-    let mut attempts = 0_u32;
+    let retries = Backoff::default();
     loop {
         match views.apply(&view).await {
             Ok(outcome) => {
@@ -166,8 +158,7 @@ async fn handle(
                 return Ok(Handled::Done(None));
             }
             Err(err) => {
-                attempts = attempts.saturating_add(1);
-                let wait = service_runtime::backoff(attempts);
+                let wait = retries.failed();
                 tracing::warn!(error = %err, order_id = %event.order_id, retry_in_ms = wait.as_millis() as u64,
                     "writing the view failed; retrying");
                 if service_runtime::sleep_or_shutdown(wait, shutdown).await {

@@ -13,6 +13,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
+use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -55,17 +56,11 @@ pub async fn publish(channel: &Channel, exchange: &str, notice: ViewChanged) -> 
 
 /// Listens for notices until shutdown and announces them locally; reconnects with backoff.
 pub async fn listen(amqp_url: String, exchange: String, waiters: VersionWaiters, shutdown: CancellationToken) {
-    let mut failures = 0_u32;
-    while !shutdown.is_cancelled() {
-        if let Err(err) = listen_once(&amqp_url, &exchange, &waiters, &shutdown, &mut failures).await {
-            failures = failures.saturating_add(1);
-            let wait = service_runtime::backoff(failures);
-            tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "view-changed listener lost RabbitMQ");
-            if service_runtime::sleep_or_shutdown(wait, &shutdown).await {
-                return;
-            }
-        }
-    }
+    let backoff = Backoff::default();
+    retry_until_shutdown("view-changed listener", &backoff, &shutdown, || {
+        listen_once(&amqp_url, &exchange, &waiters, &shutdown, &backoff)
+    })
+    .await;
 }
 
 async fn listen_once(
@@ -73,7 +68,7 @@ async fn listen_once(
     exchange: &str,
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
-    failures: &mut u32,
+    backoff: &Backoff,
 ) -> lapin::Result<()> {
     let connection =
         Connection::connect(amqp_url, ConnectionProperties::default().with_connection_name("view-notices".into()))
@@ -93,7 +88,7 @@ async fn listen_once(
         .await?;
     let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
     let mut notices = channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await?;
-    *failures = 0;
+    backoff.reset();
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let result = loop {
         tokio::select! {
