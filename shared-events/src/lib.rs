@@ -7,9 +7,11 @@
 //! The command side writes the payload into its outbox; the relay wraps it in the envelope and publishes it as JSON.
 //! The query side calls [`decode`], which accepts only event types and schema versions it knows.
 
+mod checkpoint;
 mod envelope;
 mod order;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, DecodeError, Envelope, EventType, OrderEvent};
 pub use order::{OrderLine, OrderState, OrderStatus};
 

@@ -6,6 +6,10 @@
 //! marks only the confirmed ones published. A crash between confirm and mark publishes a row again: consumers
 //! apply events idempotently. Rows are selected by `published_at is null`, never by a high-water mark, so an event
 //! whose transaction committed late with a lower sequence is still published.
+//!
+//! After the events it publishes a [`shared_events::Checkpoint`] marker once every sequence up to a point is
+//! settled (see [`store::Watermark`]): consumers that have handled everything before the marker have every event up
+//! to that sequence, which is what `minPosition` reads wait for.
 
 mod publisher;
 
@@ -89,8 +93,9 @@ async fn lead(
     tracing::info!(exchange = %settings.exchange, "relay is the active publisher");
 
     let result = async {
+        let mut checkpoint = 0;
         loop {
-            drain(pool, &publisher, settings, shutdown).await?;
+            drain(pool, &publisher, settings, shutdown, &mut checkpoint).await?;
             backoff.reset();
             // Leadership is only as good as the lock's connection: check it before every wait.
             sqlx::query("select 1").execute(&mut lock).await.context("leader lock connection lost")?;
@@ -106,28 +111,63 @@ async fn lead(
     result
 }
 
-/// Publishes batches until the outbox has no unpublished row left (or shutdown).
+/// How long one round waits for the appenders in flight to settle before it publishes without a checkpoint (their
+/// commit notifies the relay, which then checkpoints on its next round).
+const SETTLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Publishes batches until the outbox has no unpublished row left (or shutdown), each followed by a checkpoint
+/// when the sequences up to it are settled. `checkpoint` is the last one published in this leadership term.
 async fn drain(
     pool: &PgPool,
     publisher: &Publisher,
     settings: &RelaySettings,
     shutdown: &CancellationToken,
+    checkpoint: &mut i64,
 ) -> anyhow::Result<()> {
     while !shutdown.is_cancelled() {
+        // Read the watermark before the rows: once it is settled, every row up to it is visible to the read below.
+        let watermark = store::Watermark::read(pool).await?;
+        let settled = match &watermark {
+            Some(watermark) => settle(pool, watermark, shutdown).await?,
+            None => false,
+        };
         let rows = store::unpublished(pool, settings.batch_size).await?;
         let fetched = rows.len();
-        if fetched == 0 {
-            return Ok(());
+        let last = rows.last().map(|row| row.sequence);
+        if fetched > 0 {
+            let acked = publisher.publish(rows).await?;
+            store::mark_published(pool, &acked).await?;
+            tracing::debug!(fetched, published = acked.len(), "relayed a batch");
+            if acked.len() < fetched {
+                anyhow::bail!("the broker refused {} of {fetched} events", fetched - acked.len());
+            }
         }
-        let acked = publisher.publish(rows).await?;
-        store::mark_published(pool, &acked).await?;
-        tracing::debug!(fetched, published = acked.len(), "relayed a batch");
-        if acked.len() < fetched {
-            anyhow::bail!("the broker refused {} of {fetched} events", fetched - acked.len());
+        let complete = (fetched as i64) < settings.batch_size;
+        if let Some(watermark) = watermark.filter(|w| settled && w.through > *checkpoint) {
+            // Every row up to the watermark was in this batch or an earlier one, unless the batch was cut short.
+            if complete || last.is_some_and(|last| last >= watermark.through) {
+                publisher.publish_checkpoint(watermark.through).await?;
+                *checkpoint = watermark.through;
+                tracing::debug!(closed_through = watermark.through, "published a checkpoint");
+            }
         }
-        if (fetched as i64) < settings.batch_size {
+        if complete {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// Waits up to [`SETTLE_WAIT`] for the watermark to settle, checking every few milliseconds.
+async fn settle(pool: &PgPool, watermark: &store::Watermark, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+    loop {
+        if watermark.is_settled(pool).await? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -3,7 +3,7 @@
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use shared_events::CONTENT_TYPE;
+use shared_events::{Checkpoint, CHECKPOINT_TYPE, CONTENT_TYPE};
 
 use crate::store::OutboxRow;
 
@@ -77,6 +77,36 @@ impl Publisher {
             }
         }
         Ok(acked)
+    }
+
+    /// Publishes a checkpoint marker after everything published so far on this channel, and waits for its confirm.
+    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<()> {
+        let body = serde_json::to_vec(&Checkpoint { closed_through })
+            .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+        let properties = BasicProperties::default()
+            .with_type(CHECKPOINT_TYPE.into())
+            .with_content_type(CONTENT_TYPE.into())
+            .with_delivery_mode(2);
+        let publish = async {
+            self.channel
+                .basic_publish(
+                    self.exchange.clone(),
+                    CHECKPOINT_TYPE.into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish).await.map_err(|_| {
+            lapin::Error::from(std::io::Error::other("no confirm for a checkpoint within the timeout"))
+        })??;
+        if confirm.is_ack() {
+            Ok(())
+        } else {
+            Err(lapin::Error::from(std::io::Error::other("the broker refused a checkpoint")))
+        }
     }
 
     pub async fn close(self) {

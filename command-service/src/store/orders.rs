@@ -205,6 +205,7 @@ pub(crate) async fn insert_event(
     traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let payload = serde_json::to_value(state).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
+    super::outbox::hold_append_barrier(&mut *tx).await?;
     let sequence: i64 = sqlx::query_scalar(
         "insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
                              occurred_at)

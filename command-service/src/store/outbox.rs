@@ -1,7 +1,17 @@
-//! Reading the outbox for the relay, and marking rows published once the broker has confirmed them.
+//! Reading the outbox for the relay, marking rows published once the broker has confirmed them, and the append
+//! barrier that tells the relay when every sequence up to a point is settled.
+//!
+//! # The append barrier
+//! A command's transaction allocates its event's `sequence` when it inserts the outbox row, but transactions commit
+//! in any order, and one that rolls back leaves a hole for good. To tell a late commit from a hole, every appender
+//! first takes a *shared* transaction-scoped advisory lock ([`hold_append_barrier`]), which it keeps until it
+//! commits or rolls back. The relay reads the highest sequence allocated so far, then which transactions hold the
+//! lock ([`Watermark::read`]); once none of those still holds it ([`Watermark::is_settled`]), every sequence up to
+//! the one it read belongs to a committed row or to none. Appenders never wait on each other or on the relay: the
+//! relay only looks at `pg_locks`, it never takes the lock itself.
 
 use shared_events::Envelope;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -57,4 +67,51 @@ pub async fn mark_published(pool: &PgPool, sequences: &[i64]) -> Result<u64, Sto
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Advisory lock key of the append barrier ("appd" in ASCII; below 2^31, so `pg_locks` shows it as `objid` with
+/// `classid` 0). Locks are per database.
+const APPEND_BARRIER_KEY: i64 = 0x6170_7064;
+
+/// Joins the append barrier for the rest of the caller's transaction. Call it before allocating a sequence.
+pub(crate) async fn hold_append_barrier(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("select pg_advisory_xact_lock_shared($1)").bind(APPEND_BARRIER_KEY).execute(tx).await?;
+    Ok(())
+}
+
+/// Transactions inside the append barrier, by virtual transaction id.
+const BARRIER_HOLDERS: &str = "select virtualtransaction from pg_locks
+     where locktype = 'advisory' and granted and classid = 0 and objid::int8 = $1 and objsubid = 1
+       and database = (select oid from pg_database where datname = current_database())";
+
+/// A sequence, and the transactions that might still commit a row at or below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// The highest sequence allocated when the watermark was read.
+    pub through: i64,
+    holders: Vec<String>,
+}
+
+impl Watermark {
+    /// Reads the highest allocated sequence, *then* the appenders in flight: an appender that allocated a sequence
+    /// up to `through` joined the barrier before, so it is either finished or among the holders. `None` when no
+    /// sequence was ever allocated.
+    pub async fn read(pool: &PgPool) -> Result<Option<Self>, StoreError> {
+        let through: Option<i64> =
+            sqlx::query_scalar("select pg_sequence_last_value(pg_get_serial_sequence('outbox', 'sequence')::regclass)")
+                .fetch_one(pool)
+                .await?;
+        let Some(through) = through else { return Ok(None) };
+        let holders = sqlx::query_scalar(BARRIER_HOLDERS).bind(APPEND_BARRIER_KEY).fetch_all(pool).await?;
+        Ok(Some(Self { through, holders }))
+    }
+
+    /// Whether every appender that might own a sequence up to `through` has committed or rolled back.
+    pub async fn is_settled(&self, pool: &PgPool) -> Result<bool, StoreError> {
+        if self.holders.is_empty() {
+            return Ok(true);
+        }
+        let still: Vec<String> = sqlx::query_scalar(BARRIER_HOLDERS).bind(APPEND_BARRIER_KEY).fetch_all(pool).await?;
+        Ok(!still.iter().any(|holder| self.holders.contains(holder)))
+    }
 }

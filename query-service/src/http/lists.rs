@@ -1,14 +1,21 @@
-//! `GET /queries/orders?customerId=&status=&limit=&cursor=`: views newest first, in stable pages.
+//! `GET /queries/orders?customerId=&status=&limit=&cursor=&minPosition=&waitMs=`: views newest first, in stable
+//! pages. With `minPosition` (the `position` a command returned) the read first waits, server-side, until every
+//! event up to that position has been applied, so the list shows the client's own writes; 202 when `waitMs` runs
+//! out first, as for single reads.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared_events::OrderStatus;
+use std::time::Duration;
 
 use super::orders::view_json;
+use super::params::{parse_min, parse_wait};
 use super::{ApiError, AppState};
 use crate::store::{ListCursor, ListFilter};
 
@@ -26,13 +33,15 @@ struct ListParams {
     status: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    min_position: Option<String>,
+    wait_ms: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 async fn list_orders(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
@@ -57,12 +66,44 @@ async fn list_orders(
             ListCursor::decode(raw).ok_or_else(|| ApiError::BadRequest("cursor is not one this API issued".to_owned()))
         })
         .transpose()?;
+    let min_position = parse_min("minPosition", params.min_position.as_deref())?;
+    let wait = parse_wait(params.wait_ms.as_deref())?;
+    let position = match min_position {
+        Some(min_position) => Some((min_position, wait_for_position(&state, min_position, wait).await?)),
+        None => None,
+    };
+
     let filter = ListFilter { customer_id: params.customer_id, status: params.status };
     let views = state.views.list(&filter, cursor.as_ref(), limit).await.map_err(ApiError::Unavailable)?;
     let next_cursor =
         (views.len() as i64 == limit).then(|| views.last().map(|v| ListCursor::after(v).encode())).flatten();
-    Ok(Json(json!({
-        "data": views.iter().map(view_json).collect::<Vec<_>>(),
-        "metadata": { "nextCursor": next_cursor },
-    })))
+    let data: Vec<Value> = views.iter().map(view_json).collect();
+    Ok(match position {
+        Some((min_position, position)) if position < min_position => {
+            let metadata = json!({
+                "nextCursor": next_cursor, "processing": true, "position": position, "minPosition": min_position,
+            });
+            (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(json!({ "data": data, "metadata": metadata })))
+                .into_response()
+        }
+        Some((_, position)) => {
+            let metadata = json!({ "nextCursor": next_cursor, "processing": false, "position": position });
+            Json(json!({ "data": data, "metadata": metadata })).into_response()
+        }
+        None => Json(json!({ "data": data, "metadata": { "nextCursor": next_cursor } })).into_response(),
+    })
+}
+
+/// Waits up to `wait` for the read model to reach `min_position`; returns the position it is at.
+///
+/// The board knows what this replica has been told; a replica that started after the last notice asks MongoDB.
+async fn wait_for_position(state: &AppState, min_position: i64, wait: Duration) -> Result<i64, ApiError> {
+    if state.waiters.position() < min_position {
+        let stored = state.views.position().await.map_err(ApiError::Unavailable)?;
+        state.waiters.announce_position(stored);
+    }
+    if state.waiters.position() < min_position && !wait.is_zero() {
+        let _ = tokio::time::timeout(wait, state.waiters.position_reached(min_position)).await;
+    }
+    Ok(state.waiters.position())
 }

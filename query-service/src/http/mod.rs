@@ -2,6 +2,7 @@
 
 mod lists;
 mod orders;
+mod params;
 mod problem;
 
 pub use problem::{ApiError, PROBLEM_JSON};

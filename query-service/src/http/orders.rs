@@ -8,17 +8,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::params::{parse_min, parse_wait};
 use super::{ApiError, AppState};
 use crate::store::OrderView;
-
-/// How long a read waits for `minVersion` when the client does not say.
-pub const DEFAULT_WAIT_MS: u64 = 2_000;
-/// The longest wait a client may ask for.
-pub const MAX_WAIT_MS: u64 = 30_000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders/{id}", get(get_order))
@@ -31,16 +26,6 @@ struct ReadParams {
     wait_ms: Option<String>,
 }
 
-fn parse_number(name: &str, raw: Option<&str>, max: u64) -> Result<Option<u64>, ApiError> {
-    raw.map(|raw| {
-        raw.parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer from 0 to {max}")))
-    })
-    .transpose()
-}
-
 #[tracing::instrument(skip_all, fields(order_id))]
 async fn get_order(
     State(state): State<AppState>,
@@ -51,10 +36,10 @@ async fn get_order(
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     tracing::Span::current().record("order_id", tracing::field::display(id));
-    let min_version = parse_number("minVersion", params.min_version.as_deref(), i64::MAX as u64)?;
-    let wait_ms = parse_number("waitMs", params.wait_ms.as_deref(), MAX_WAIT_MS)?.unwrap_or(DEFAULT_WAIT_MS);
+    let min_version = parse_min("minVersion", params.min_version.as_deref())?;
+    let wait = parse_wait(params.wait_ms.as_deref())?;
 
-    let Some(min_version) = min_version.map(|v| v as i64) else {
+    let Some(min_version) = min_version else {
         return match state.views.get(id).await.map_err(ApiError::Unavailable)? {
             Some(view) => Ok(ready(&view)),
             None => Err(ApiError::NotFound(format!("No order {id} in the read model."))),
@@ -64,8 +49,8 @@ async fn get_order(
     // Subscribe before reading, so a version announced between the read and the wait still wakes us.
     let mut subscription = state.waiters.subscribe(id);
     let mut view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
-    if version_of(&view) < min_version && wait_ms > 0 {
-        let reached = tokio::time::timeout(Duration::from_millis(wait_ms), subscription.reached(min_version)).await;
+    if version_of(&view) < min_version && !wait.is_zero() {
+        let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await;
         if reached.is_ok() {
             view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
         }

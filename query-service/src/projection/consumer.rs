@@ -12,9 +12,10 @@ use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::read::notices::{self, ViewChanged};
+use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
-use crate::store::{ApplyOutcome, OrderView, Views};
+use crate::store::{ApplyOutcome, OrderView, StoreError, Views};
+use shared_events::{Checkpoint, CHECKPOINT_TYPE};
 
 /// Where the projector consumes from.
 #[derive(Debug, Clone)]
@@ -43,7 +44,11 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
         )
         .await?;
     channel.queue_declare(settings.dead_letter_queue().into(), durable, FieldTable::default()).await?;
-    channel.queue_declare(settings.queue.as_str().into(), durable, FieldTable::default()).await?;
+    // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
+    // handled only after every event published before it.
+    let mut single_active = FieldTable::default();
+    single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    channel.queue_declare(settings.queue.as_str().into(), durable, single_active).await?;
     channel
         .queue_bind(
             settings.queue.as_str().into(),
@@ -125,7 +130,7 @@ async fn consume(
 
 enum Handled {
     /// Settled; with the notice to send other replicas when a view changed.
-    Done(Option<ViewChanged>),
+    Done(Option<Notice>),
     Abandoned,
 }
 
@@ -137,6 +142,20 @@ async fn handle(
     dead_letters: &Channel,
     shutdown: &CancellationToken,
 ) -> lapin::Result<Handled> {
+    if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
+        let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(&delivery.data) else {
+            tracing::warn!("dead-lettering a malformed checkpoint");
+            dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
+            return Ok(Handled::Done(None));
+        };
+        // Every message before this one has been handled, so every event up to the checkpoint has been applied.
+        let position = checkpoint.closed_through;
+        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
+            return Ok(Handled::Abandoned);
+        }
+        waiters.announce_position(position);
+        return Ok(Handled::Done(Some(Notice::Position { position })));
+    }
     let event = match shared_events::decode(&delivery.data) {
         Ok(event) => event,
         Err(reason) => {
@@ -146,23 +165,32 @@ async fn handle(
         }
     };
     let view = OrderView::from_event(&event);
+    let Some(outcome) = with_retries(shutdown, "writing the view", || views.apply(&view)).await else {
+        return Ok(Handled::Abandoned);
+    };
+    tracing::debug!(order_id = %event.order_id, version = event.version, ?outcome, "event applied");
+    if outcome == ApplyOutcome::Stale {
+        return Ok(Handled::Done(None));
+    }
+    waiters.announce(event.order_id, event.version);
+    Ok(Handled::Done(Some(Notice::ViewChanged { order_id: event.order_id, version: event.version })))
+}
+
+/// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.
+async fn with_retries<T, F, Fut>(shutdown: &CancellationToken, what: &str, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
     let retries = Backoff::default();
     loop {
-        match views.apply(&view).await {
-            Ok(outcome) => {
-                tracing::debug!(order_id = %event.order_id, version = event.version, ?outcome, "event applied");
-                if outcome == ApplyOutcome::Applied {
-                    waiters.announce(event.order_id, event.version);
-                    return Ok(Handled::Done(Some(ViewChanged { order_id: event.order_id, version: event.version })));
-                }
-                return Ok(Handled::Done(None));
-            }
+        match write().await {
+            Ok(done) => return Some(done),
             Err(err) => {
                 let wait = retries.failed();
-                tracing::warn!(error = %err, order_id = %event.order_id, retry_in_ms = wait.as_millis() as u64,
-                    "writing the view failed; retrying");
+                tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
                 if service_runtime::sleep_or_shutdown(wait, shutdown).await {
-                    return Ok(Handled::Abandoned);
+                    return None;
                 }
             }
         }

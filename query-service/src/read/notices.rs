@@ -1,10 +1,11 @@
 //! "View changed" notices between query-service replicas.
 //!
 //! Only one replica projects a given event, but a waiting read may sit on any replica. After each view write the
-//! projector publishes `{orderId, version}` to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica
-//! binds an exclusive, auto-deleted queue of its own to it and announces each notice on its local
-//! [`VersionWaiters`] board. Notices are a wake-up, not data: one that is lost only makes a waiter wait out its
-//! `waitMs` and answer 202, and the client's next read finds the view.
+//! projector publishes `{"kind": "viewChanged", orderId, version}`, and after each checkpoint
+//! `{"kind": "position", position}`, to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica binds an
+//! exclusive, auto-deleted queue of its own to it and announces each notice on its local [`VersionWaiters`] board.
+//! Notices are a wake-up, not data: one that is lost only makes a waiter wait out its `waitMs` and answer 202, and
+//! the client's next read finds the view.
 
 use futures_util::StreamExt as _;
 use lapin::options::{
@@ -20,12 +21,24 @@ use uuid::Uuid;
 
 use super::VersionWaiters;
 
-/// One notice: the view of `order_id` is now at `version`.
+/// One notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ViewChanged {
-    pub order_id: Uuid,
-    pub version: i64,
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Notice {
+    /// The view of `order_id` is now at `version`.
+    ViewChanged { order_id: Uuid, version: i64 },
+    /// Every event up to `position` has been applied.
+    Position { position: i64 },
+}
+
+impl Notice {
+    /// Announces the notice on a local board.
+    pub fn announce(self, waiters: &VersionWaiters) {
+        match self {
+            Self::ViewChanged { order_id, version } => waiters.announce(order_id, version),
+            Self::Position { position } => waiters.announce_position(position),
+        }
+    }
 }
 
 /// The fanout exchange of notices that goes with an events exchange.
@@ -46,7 +59,7 @@ pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
 }
 
 /// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more).
-pub async fn publish(channel: &Channel, exchange: &str, notice: ViewChanged) -> lapin::Result<()> {
+pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin::Result<()> {
     let body = serde_json::to_vec(&notice).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
     channel
         .basic_publish(exchange.into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default())
@@ -99,8 +112,8 @@ async fn listen_once(
                 }
             }
             next = notices.next() => match next {
-                Some(Ok(delivery)) => match serde_json::from_slice::<ViewChanged>(&delivery.data) {
-                    Ok(notice) => waiters.announce(notice.order_id, notice.version),
+                Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
+                    Ok(notice) => notice.announce(waiters),
                     Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
                 },
                 Some(Err(err)) => break Err(err),
@@ -118,10 +131,14 @@ mod tests {
 
     #[test]
     fn notices_round_trip_as_camel_case_json() {
-        let notice = ViewChanged { order_id: Uuid::nil(), version: 3 };
+        let notice = Notice::ViewChanged { order_id: Uuid::nil(), version: 3 };
         let json = serde_json::to_string(&notice).expect("serialises");
-        assert_eq!(json, r#"{"orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
-        assert_eq!(serde_json::from_str::<ViewChanged>(&json).expect("parses"), notice);
+        assert_eq!(json, r#"{"kind":"viewChanged","orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
+        assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), notice);
+        let position = Notice::Position { position: 9 };
+        let json = serde_json::to_string(&position).expect("serialises");
+        assert_eq!(json, r#"{"kind":"position","position":9}"#);
+        assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
         assert_eq!(notice_exchange("orders.events"), "orders.events.view-changed");
     }
 }

@@ -4,6 +4,9 @@
 //! The board holds one `watch` channel per order that somebody is waiting for, created by the first waiter and
 //! removed with the last one (a waiter that times out or whose client disconnects drops its subscription), so it
 //! costs nothing for orders nobody waits on. Waiters are plain futures: no task, no timer loop, no polling.
+//!
+//! Beside the orders, the board holds the read model's *position*: the checkpoint up to which every event has been
+//! applied. List reads with `minPosition` wait on it the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,9 +14,25 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Shared by the projector (which announces) and the read handlers (which wait).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VersionWaiters {
     orders: Arc<Mutex<HashMap<Uuid, watch::Sender<i64>>>>,
+    position: watch::Sender<i64>,
+}
+
+impl Default for VersionWaiters {
+    fn default() -> Self {
+        Self { orders: Arc::default(), position: watch::channel(0).0 }
+    }
+}
+
+/// Raises `current` to `value`; true when it moved.
+fn raise(current: &mut i64, value: i64) -> bool {
+    let higher = value > *current;
+    if higher {
+        *current = value;
+    }
+    higher
 }
 
 impl VersionWaiters {
@@ -28,19 +47,30 @@ impl VersionWaiters {
     pub fn announce(&self, order_id: Uuid, version: i64) {
         let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = orders.get(&order_id) {
-            sender.send_if_modified(|current| {
-                let newer = version > *current;
-                if newer {
-                    *current = version;
-                }
-                newer
-            });
+            sender.send_if_modified(|current| raise(current, version));
         }
+    }
+
+    /// Tells list waiters that every event up to `position` has been applied.
+    pub fn announce_position(&self, position: i64) {
+        self.position.send_if_modified(|current| raise(current, position));
+    }
+
+    /// The highest position announced so far.
+    pub fn position(&self) -> i64 {
+        *self.position.borrow()
+    }
+
+    /// Resolves once a position ≥ `min_position` has been announced. Cancel-safe: wrap it in a timeout.
+    pub async fn position_reached(&self, min_position: i64) {
+        // Err means the sender is gone, which cannot happen while `self` holds it.
+        let _ = self.position.subscribe().wait_for(|position| *position >= min_position).await;
     }
 
     /// Reads waiting right now, over all orders (for tests and metrics).
     pub fn waiting_reads(&self) -> usize {
-        self.orders.lock().unwrap_or_else(PoisonError::into_inner).values().map(watch::Sender::receiver_count).sum()
+        let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        orders.values().map(watch::Sender::receiver_count).sum::<usize>() + self.position.receiver_count()
     }
 
     /// Orders with at least one waiter (for tests and metrics).
@@ -101,6 +131,21 @@ mod tests {
         let mut sub = board.subscribe(order);
         board.announce(order, 3);
         tokio::time::timeout(Duration::from_secs(5), sub.reached(3)).await.expect("already reached");
+    }
+
+    #[tokio::test]
+    async fn a_position_waiter_wakes_once_the_position_is_reached() {
+        let board = VersionWaiters::default();
+        board.announce_position(5);
+        board.announce_position(3);
+        assert_eq!(board.position(), 5, "positions never go back");
+        let waiting = board.clone();
+        let waiter = tokio::spawn(async move { waiting.position_reached(7).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "position 5 must not release a waiter for 7");
+        board.announce_position(7);
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("released by 7").expect("no panic");
+        assert_eq!(board.waiting_reads(), 0);
     }
 
     #[tokio::test]

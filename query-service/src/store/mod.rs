@@ -1,4 +1,5 @@
-//! MongoDB: the collection of order views, and the guarded write that keeps only the newest version.
+//! MongoDB: the collection of order views, the guarded write that keeps only the newest version, and the position
+//! (checkpoint) up to which every event has been applied.
 
 mod views;
 

@@ -32,6 +32,9 @@ async fn bounded<T>(
 /// Name of the collection of order views.
 pub const COLLECTION: &str = "order_views";
 
+/// Name of the collection of read-model positions: one document per view collection, `{_id, position}`.
+pub const POSITIONS: &str = "read_model_positions";
+
 /// A view document. Money is kept as exact decimal strings; dates as BSON dates (millisecond precision).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,6 +143,7 @@ pub enum ApplyOutcome {
 #[derive(Debug, Clone)]
 pub struct Views {
     collection: Collection<OrderView>,
+    positions: Collection<mongodb::bson::Document>,
 }
 
 impl Views {
@@ -148,7 +152,12 @@ impl Views {
     pub fn new(database: Database) -> Self {
         let journaled = WriteConcern::builder().journal(true).build();
         let options = CollectionOptions::builder().write_concern(journaled).build();
-        Self { collection: database.collection_with_options(COLLECTION, options) }
+        // A position write lost in a crash only makes the position look older until the next checkpoint: the
+        // views it stands for were journaled before it, so it needs no journal of its own.
+        Self {
+            collection: database.collection_with_options(COLLECTION, options),
+            positions: database.collection(POSITIONS),
+        }
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
@@ -173,6 +182,21 @@ impl Views {
             Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
             Err(err) => Err(err),
         }
+    }
+
+    /// Records that every event up to `position` has been applied to these views (never moves back).
+    pub async fn advance_position(&self, position: i64) -> Result<(), StoreError> {
+        let update = self
+            .positions
+            .update_one(doc! { "_id": COLLECTION }, doc! { "$max": { "position": position } })
+            .with_options(UpdateOptions::builder().upsert(true).build());
+        bounded(update).await.map(drop)
+    }
+
+    /// The position of these views: every event up to it has been applied (0 before the first checkpoint).
+    pub async fn position(&self) -> Result<i64, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": COLLECTION })).await?;
+        Ok(found.and_then(|d| d.get_i64("position").ok()).unwrap_or(0))
     }
 
     /// Creates the indexes the list reads use (idempotent): newest first, optionally by customer or status.

@@ -26,6 +26,13 @@ fn envelope(order_id: Uuid, version: i64, status: &str, customer: &str) -> Vec<u
 }
 
 async fn publish(app: &TestApp, bodies: &[Vec<u8>]) {
+    publish_as(app, None, bodies).await;
+}
+
+/// Publishes with an AMQP `type` property, as the relay does for checkpoints.
+async fn publish_as(app: &TestApp, kind: Option<&str>, bodies: &[Vec<u8>]) {
+    let properties =
+        kind.map_or_else(BasicProperties::default, |kind| BasicProperties::default().with_type(kind.into()));
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp connects");
     let channel = connection.create_channel().await.expect("channel");
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
@@ -36,7 +43,7 @@ async fn publish(app: &TestApp, bodies: &[Vec<u8>]) {
                 "OrderPlaced".into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default(),
+                properties.clone(),
             )
             .await
             .expect("publish")
@@ -93,7 +100,9 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
         "version": 1, "sequence": 1, "occurredAt": "2026-11-27T10:00:00Z", "payload": {}
     }))
     .expect("serialises");
-    publish(&app, &[b"\x00not json".to_vec(), unknown_type, envelope(good, 1, "Placed", "after-poison")]).await;
+    publish(&app, &[b"\x00not json".to_vec(), unknown_type]).await;
+    publish_as(&app, Some(shared_events::CHECKPOINT_TYPE), &[br#"{"closedThrough":"soon"}"#.to_vec()]).await;
+    publish(&app, &[envelope(good, 1, "Placed", "after-poison")]).await;
     eventually(Duration::from_secs(20), || async { view(&app, good).await }).await;
 
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
@@ -109,7 +118,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
         .await
         .expect("consume dlq");
     let mut reasons = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
             .await
             .expect("a dead letter arrives")
@@ -126,6 +135,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
     }
     assert!(reasons[0].contains("not an event envelope"), "{reasons:?}");
     assert!(reasons[1].contains("OrderTeleported"), "{reasons:?}");
+    assert_eq!(reasons[2], "malformed checkpoint");
     let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }

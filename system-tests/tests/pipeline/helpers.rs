@@ -137,6 +137,13 @@ impl TestApp {
 
     /// Places a valid order and returns `(orderId, sequenceId)`.
     pub async fn place_order(&self, customer: &str) -> (Uuid, i64) {
+        let body = self.place_order_answer(customer).await;
+        let id = body["orderId"].as_str().and_then(|s| s.parse().ok()).expect("orderId is a uuid");
+        (id, body["sequenceId"].as_i64().expect("sequenceId"))
+    }
+
+    /// Places a valid order and returns the command's whole answer.
+    pub async fn place_order_answer(&self, customer: &str) -> serde_json::Value {
         let response = self
             .http
             .post(self.command_url("/commands/orders"))
@@ -148,9 +155,7 @@ impl TestApp {
             .await
             .expect("POST answers");
         assert_eq!(response.status(), 201, "{:?}", response.text().await);
-        let body: serde_json::Value = response.json().await.expect("json body");
-        let id = body["orderId"].as_str().and_then(|s| s.parse().ok()).expect("orderId is a uuid");
-        (id, body["sequenceId"].as_i64().expect("sequenceId"))
+        response.json().await.expect("json body")
     }
 
     pub async fn count(&self, table: &str) -> i64 {

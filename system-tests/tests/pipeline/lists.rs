@@ -88,3 +88,73 @@ async fn pages_hold_every_order_once_in_order_while_new_orders_arrive() {
     assert_eq!(confirmed["data"].as_array().map(Vec::len), Some(0));
     app.stop().await;
 }
+
+fn ids(page: &Value) -> Vec<String> {
+    page["data"].as_array().expect("data").iter().map(|v| v["orderId"].as_str().expect("orderId").to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_list_read_right_after_a_post_includes_the_new_order_in_that_one_request() {
+    let app = TestApp::spawn().await;
+    for round in 0..20 {
+        let customer = format!("cust-ryw-{round}");
+        let placed = app.place_order_answer(&customer).await;
+        let position = placed["position"].as_i64().expect("position");
+        let url = app.query_url(&format!("/queries/orders?customerId={customer}&minPosition={position}"));
+        let response = app.http.get(url).send().await.expect("GET");
+        assert_eq!(response.status(), 200, "round {round}");
+        let page: Value = response.json().await.expect("json");
+        assert_eq!(ids(&page), [placed["orderId"].as_str().expect("orderId")], "round {round}");
+        assert!(page["metadata"]["position"].as_i64().expect("position") >= position);
+        assert_eq!(page["metadata"]["processing"], false);
+    }
+    for (query, case) in [("minPosition=-1", "negative"), ("minPosition=x", "not a number"), ("waitMs=30001", "wait")] {
+        let response = app.http.get(app.query_url(&format!("/queries/orders?{query}"))).send().await.expect("GET");
+        assert_eq!(response.status(), 400, "{case}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
+    }
+    app.stop().await;
+}
+
+/// A command that allocated a lower sequence but commits after a higher one must hold the position back until it
+/// commits: otherwise a list read at the higher position would silently miss it.
+#[tokio::test]
+async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
+    use command_service::domain::{NewOrder, PlaceOrder};
+
+    let app = TestApp::spawn().await;
+    let command: PlaceOrder = serde_json::from_value(serde_json::json!({
+        "customerId": "cust-late", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
+    }))
+    .expect("a place-order command");
+    let order = NewOrder::parse(command).expect("valid");
+    let mut late = app.pool.begin().await.expect("begin");
+    let held = command_service::store::place_order(&mut late, &order, time::OffsetDateTime::now_utc(), None)
+        .await
+        .expect("place inside an open transaction");
+
+    let placed = app.place_order_answer("cust-late").await;
+    let position = placed["position"].as_i64().expect("position");
+    assert!(position > held.sequence, "the open transaction holds the lower sequence");
+    // The later order's view arrives; the position must not pass the open transaction's sequence.
+    let own = app.query_url(&format!("/queries/orders/{}?minVersion=1", placed["orderId"].as_str().expect("id")));
+    assert_eq!(app.http.get(own).send().await.expect("GET").status(), 200);
+    let url = app.query_url(&format!("/queries/orders?customerId=cust-late&minPosition={position}"));
+    let response = app.http.get(format!("{url}&waitMs=300")).send().await.expect("GET");
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let page: Value = response.json().await.expect("json");
+    assert!(page["metadata"]["position"].as_i64().expect("position") < held.sequence);
+    assert_eq!(page["metadata"]["processing"], true);
+
+    late.commit().await.expect("commit late");
+    let response = app.http.get(url).send().await.expect("GET");
+    assert_eq!(response.status(), 200);
+    let page: Value = response.json().await.expect("json");
+    let mut expected = vec![held.order_id.to_string(), placed["orderId"].as_str().expect("id").to_owned()];
+    expected.sort();
+    let mut seen = ids(&page);
+    seen.sort();
+    assert_eq!(seen, expected, "both orders, the late one included");
+    app.stop().await;
+}

@@ -1,0 +1,34 @@
+//! The relay's checkpoint marker: "every event up to this sequence has been published before me".
+//!
+//! Sequences are allocated when a command's transaction appends to the outbox, but transactions commit in any
+//! order, and a rolled-back one leaves a hole. So "the highest sequence seen" says nothing about the ones below it.
+//! The relay learns when every sequence up to `closed_through` is settled (committed or gone for good), publishes
+//! those events, and then this marker on the same channel. A consumer that has handled every message before the
+//! marker has therefore applied every event up to `closed_through`: that is the position `minPosition` reads wait
+//! for.
+
+use serde::{Deserialize, Serialize};
+
+/// AMQP `type` property (and routing key) of a checkpoint marker; event types never take this name.
+pub const CHECKPOINT_TYPE: &str = "Checkpoint";
+
+/// Body of a checkpoint marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Every event with a `sequence` up to this one has been published before this marker.
+    pub closed_through: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_are_camel_case_json() {
+        let json = serde_json::to_string(&Checkpoint { closed_through: 42 }).expect("serialises");
+        assert_eq!(json, r#"{"closedThrough":42}"#);
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).expect("parses"), Checkpoint { closed_through: 42 });
+        assert!(serde_json::from_str::<Checkpoint>(r#"{"closedThrough":"42"}"#).is_err());
+    }
+}
