@@ -19,6 +19,9 @@ pub struct Config {
     /// Durable topic exchange of order events (routing key = event type).
     #[arg(long, env = "AMQP_EXCHANGE", default_value = "orders.events")]
     pub amqp_exchange: String,
+    /// Origins browsers may call this API from: empty = same origin only, `*` = any, or a comma-separated list.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
+    pub cors_allowed_origins: String,
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

@@ -24,6 +24,7 @@ fn connect_options(config: &Config) -> anyhow::Result<PgConnectOptions> {
 
 /// Prepares the database, binds `HTTP_ADDR` and starts serving (with the relay when `RELAY_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let options = connect_options(&config)?;
     let pool = store::pool(options.clone(), config.database_max_connections);
     store::prepare(&config.database_url, &pool).await?;
@@ -38,7 +39,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .then(|| tokio::spawn(relay::run(pool.clone(), options, config.relay_settings(), shutdown.clone())));
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
-    let app = build_app(AppState { pool: pool.clone() });
+    let mut app = build_app(AppState { pool: pool.clone() });
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;

@@ -26,6 +26,9 @@ pub struct Config {
     /// MongoDB database holding the views.
     #[arg(long, env = "MONGODB_DATABASE", default_value = "orders")]
     pub mongodb_database: String,
+    /// Origins browsers may call this API from: empty = same origin only, `*` = any, or a comma-separated list.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
+    pub cors_allowed_origins: String,
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,

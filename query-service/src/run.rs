@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use std::net::SocketAddr;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,8 @@ use crate::store;
 pub struct Running {
     pub addr: SocketAddr,
     pub waiters: VersionWaiters,
+    /// True while this replica's view-changed queue is bound (it hears every notice).
+    pub notices_bound: watch::Receiver<bool>,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -30,6 +33,7 @@ pub fn consumer_settings(config: &Config) -> ConsumerSettings {
 
 /// Binds `HTTP_ADDR` and starts serving (with the projector when `PROJECTOR_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
     if let Err(err) = views.ensure_indexes().await {
         // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates the indexes.
@@ -45,13 +49,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let projector = config.projector_enabled.then(|| {
         tokio::spawn(projection::run(consumer_settings(&config), views.clone(), waiters.clone(), shutdown.clone()))
     });
+    let (bound, notices_bound) = watch::channel(false);
     let notices = tokio::spawn(read::notices::listen(
         config.amqp_url.clone(),
         read::notices::notice_exchange(&config.amqp_exchange),
         waiters.clone(),
+        bound,
         shutdown.clone(),
     ));
-    let app = build_app(AppState { views, waiters: waiters.clone() });
+    let mut app = build_app(AppState { views, waiters: waiters.clone(), shutdown: shutdown.clone() });
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
@@ -62,5 +71,5 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }
         served.context("HTTP server failed")
     });
-    Ok(Running { addr, waiters, task })
+    Ok(Running { addr, waiters, notices_bound, task })
 }

@@ -1,5 +1,8 @@
 //! What every service process of the platform shares: logging set-up ([`init_tracing`]), the one shutdown signal
-//! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]).
+//! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
+//! their HTTP APIs ([`cors`]).
+
+pub mod cors;
 
 use std::fmt::Display;
 use std::future::Future;

@@ -4,6 +4,7 @@ mod lists;
 mod orders;
 mod params;
 mod problem;
+mod stream;
 
 pub use problem::{ApiError, PROBLEM_JSON};
 
@@ -12,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::{middleware, Router};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -26,6 +28,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 pub struct AppState {
     pub views: Views,
     pub waiters: VersionWaiters,
+    /// Cancelled when the service stops: long-lived responses (event streams) end on it.
+    pub shutdown: CancellationToken,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
@@ -33,6 +37,7 @@ pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
         .merge(lists::router())
+        .merge(stream::router())
         .route("/health/live", axum::routing::get(live))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -67,11 +67,15 @@ fn version_of(view: &Option<OrderView>) -> i64 {
 }
 
 fn ready(view: &OrderView) -> Response {
-    let body = json!({
+    (StatusCode::OK, Json(ready_body(view))).into_response()
+}
+
+/// The body of a 200 read: the view and its metadata (also each event of a view stream).
+pub fn ready_body(view: &OrderView) -> Value {
+    json!({
         "data": view_json(view),
         "metadata": { "version": view.version, "lastUpdated": rfc3339(view.updated_at), "processing": false },
-    });
-    (StatusCode::OK, Json(body)).into_response()
+    })
 }
 
 fn processing(view: Option<&OrderView>, min_version: i64) -> Response {

@@ -16,6 +16,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::{Deserialize, Serialize};
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -67,11 +68,20 @@ pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin
         .map(drop)
 }
 
-/// Listens for notices until shutdown and announces them locally; reconnects with backoff.
-pub async fn listen(amqp_url: String, exchange: String, waiters: VersionWaiters, shutdown: CancellationToken) {
+/// Listens for notices until shutdown and announces them locally; reconnects with backoff. `bound` is true while
+/// this replica's queue is bound, i.e. while it hears every notice.
+pub async fn listen(
+    amqp_url: String,
+    exchange: String,
+    waiters: VersionWaiters,
+    bound: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
     let backoff = Backoff::default();
-    retry_until_shutdown("view-changed listener", &backoff, &shutdown, || {
-        listen_once(&amqp_url, &exchange, &waiters, &shutdown, &backoff)
+    retry_until_shutdown("view-changed listener", &backoff, &shutdown, || async {
+        let result = listen_once(&amqp_url, &exchange, &waiters, &bound, &shutdown, &backoff).await;
+        bound.send_replace(false);
+        result
     })
     .await;
 }
@@ -80,6 +90,7 @@ async fn listen_once(
     amqp_url: &str,
     exchange: &str,
     waiters: &VersionWaiters,
+    bound: &watch::Sender<bool>,
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
@@ -101,6 +112,7 @@ async fn listen_once(
         .await?;
     let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
     let mut notices = channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await?;
+    bound.send_replace(true);
     backoff.reset();
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let result = loop {

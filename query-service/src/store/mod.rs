@@ -3,7 +3,9 @@
 
 mod views;
 
-pub use views::{ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT};
+pub use views::{
+    list_query, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT,
+};
 
 use anyhow::Context as _;
 use mongodb::options::ClientOptions;

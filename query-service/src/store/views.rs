@@ -1,6 +1,6 @@
 //! The `order_views` collection: one document per order, written only by a newer version.
 
-use mongodb::bson::{doc, DateTime};
+use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
@@ -56,6 +56,10 @@ pub struct OrderView {
     /// Why the order was cancelled, when a reason was given.
     #[serde(default)]
     pub cancel_reason: Option<String>,
+    /// Sort key of list reads, newest last: `placedAt` (zero-padded milliseconds), `_`, order id. One string, so
+    /// a page boundary is a single range on an index (see [`ListCursor`]). Internal: not in the API's JSON.
+    #[serde(default)]
+    pub list_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,8 +98,15 @@ impl OrderView {
             version: event.version,
             last_sequence: event.sequence,
             cancel_reason: state.cancel_reason.clone(),
+            list_key: list_key(date(state.placed_at), event.order_id),
         }
     }
+}
+
+/// The list sort key of an order: zero-padded `placedAt` milliseconds, then the id, so that string order is
+/// `placedAt` order with the id breaking ties.
+fn list_key(placed_at: DateTime, id: Uuid) -> String {
+    format!("{:013}_{id}", placed_at.timestamp_millis().max(0))
 }
 
 /// Which views a list read returns.
@@ -105,28 +116,27 @@ pub struct ListFilter {
     pub status: Option<String>,
 }
 
-/// Where a page ends: the sort key of its last view.
+/// Where a page ends: the list key of its last view. Clients see it as `<placedAt millis>_<order id>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListCursor {
-    pub placed_at: DateTime,
-    pub id: String,
+    key: String,
 }
 
 impl ListCursor {
     pub fn after(view: &OrderView) -> Self {
-        Self { placed_at: view.placed_at, id: view.id.clone() }
+        Self { key: view.list_key.clone() }
     }
 
-    /// `<placedAt millis>_<order id>`: opaque to clients, readable in logs.
+    /// Opaque to clients, readable in logs.
     pub fn encode(&self) -> String {
-        format!("{}_{}", self.placed_at.timestamp_millis(), self.id)
+        self.key.clone()
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
         let (millis, id) = raw.split_once('_')?;
-        let millis: i64 = millis.parse().ok()?;
+        let millis: i64 = millis.parse().ok().filter(|m| *m >= 0)?;
         let id = Uuid::parse_str(id).ok()?;
-        Some(Self { placed_at: DateTime::from_millis(millis), id: id.to_string() })
+        Some(Self { key: list_key(DateTime::from_millis(millis), id) })
     }
 }
 
@@ -201,17 +211,14 @@ impl Views {
 
     /// Creates the indexes the list reads use (idempotent): newest first, optionally by customer or status.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let keys = [
-            doc! { "customerId": 1, "placedAt": -1, "_id": -1 },
-            doc! { "status": 1, "placedAt": -1, "_id": -1 },
-            doc! { "placedAt": -1, "_id": -1 },
-        ];
+        let keys =
+            [doc! { "customerId": 1, "listKey": -1 }, doc! { "status": 1, "listKey": -1 }, doc! { "listKey": -1 }];
         let models = keys.into_iter().map(|keys| mongodb::IndexModel::builder().keys(keys).build());
         bounded(self.collection.create_indexes(models)).await.map(drop)
     }
 
-    /// One page of views, newest first (`placedAt`, then `_id`, both descending), after `after` when given.
-    /// Pages are ranges on the index, not skips, so an order placed meanwhile neither shifts nor repeats a page.
+    /// One page of views, newest first, after `after` when given. Pages are ranges on an index, not skips, so an
+    /// order placed meanwhile neither shifts nor repeats a page.
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -219,23 +226,8 @@ impl Views {
         limit: i64,
     ) -> Result<Vec<OrderView>, StoreError> {
         use futures_util::TryStreamExt as _;
-        let mut query = doc! {};
-        if let Some(customer_id) = &filter.customer_id {
-            query.insert("customerId", customer_id);
-        }
-        if let Some(status) = &filter.status {
-            query.insert("status", status);
-        }
-        if let Some(cursor) = after {
-            query.insert(
-                "$or",
-                vec![
-                    doc! { "placedAt": { "$lt": cursor.placed_at } },
-                    doc! { "placedAt": cursor.placed_at, "_id": { "$lt": &cursor.id } },
-                ],
-            );
-        }
-        let find = self.collection.find(query).sort(doc! { "placedAt": -1, "_id": -1 }).limit(limit);
+        let (query, sort) = list_query(filter, after);
+        let find = self.collection.find(query).sort(sort).limit(limit);
         bounded(async { find.await?.try_collect().await }).await
     }
 
@@ -243,6 +235,22 @@ impl Views {
     pub async fn ping(&self) -> Result<(), StoreError> {
         bounded(self.collection.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
     }
+}
+
+/// The filter and sort of a list read: equality on the filtered fields, one range on `listKey` (public so that a
+/// test can `explain` exactly what the service runs).
+pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document, Document) {
+    let mut query = doc! {};
+    if let Some(customer_id) = &filter.customer_id {
+        query.insert("customerId", customer_id);
+    }
+    if let Some(status) = &filter.status {
+        query.insert("status", status);
+    }
+    if let Some(cursor) = after {
+        query.insert("listKey", doc! { "$lt": &cursor.key });
+    }
+    (query, doc! { "listKey": -1 })
 }
 
 fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
@@ -259,10 +267,30 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_what_this_api_did_not_issue() {
-        let cursor = ListCursor { placed_at: DateTime::from_millis(1_764_201_600_123), id: Uuid::nil().to_string() };
+        let cursor = ListCursor { key: list_key(DateTime::from_millis(1_764_201_600_123), Uuid::nil()) };
         assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
-        for bad in ["", "garbage", "12_not-a-uuid", "x_00000000-0000-0000-0000-000000000000"] {
+        let short = ListCursor::decode("12_00000000-0000-0000-0000-000000000000").expect("unpadded millis");
+        assert_eq!(short.encode(), "0000000000012_00000000-0000-0000-0000-000000000000");
+        for bad in [
+            "",
+            "garbage",
+            "12_not-a-uuid",
+            "x_00000000-0000-0000-0000-000000000000",
+            "-5_00000000-0000-0000-0000-000000000000",
+        ] {
             assert_eq!(ListCursor::decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn list_keys_sort_as_placed_at_then_id() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let keys = [
+            list_key(DateTime::from_millis(999), b),
+            list_key(DateTime::from_millis(1_000), a),
+            list_key(DateTime::from_millis(1_000), b),
+            list_key(DateTime::from_millis(1_764_201_600_123), a),
+        ];
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
     }
 }

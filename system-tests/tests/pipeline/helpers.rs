@@ -51,12 +51,16 @@ impl Names {
     }
 }
 
+/// The one origin the test services let browsers in from.
+pub const TEST_ORIGIN: &str = "http://shop.test";
+
 pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config::Config {
     command_service::config::Config {
         database_url: names.database_url(),
         database_max_connections: 8,
         amqp_url: amqp_url.to_owned(),
         amqp_exchange: names.exchange.clone(),
+        cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         relay_enabled: true,
         relay_batch_size: 100,
@@ -72,6 +76,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         amqp_prefetch: 64,
         mongodb_uri: mongodb_uri.to_owned(),
         mongodb_database: names.database.clone(),
+        cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         projector_enabled: true,
     }

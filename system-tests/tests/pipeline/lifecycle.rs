@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::helpers::TestApp;
 
 impl TestApp {
-    async fn command(&self, id: Uuid, action: &str, body: Option<Value>) -> reqwest::Response {
+    pub(crate) async fn command(&self, id: Uuid, action: &str, body: Option<Value>) -> reqwest::Response {
         let mut request = self.http.post(self.command_url(&format!("/commands/orders/{id}/{action}")));
         if let Some(body) = body {
             request = request.json(&body);

@@ -158,3 +158,59 @@ async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
     assert_eq!(seen, expected, "both orders, the late one included");
     app.stop().await;
 }
+
+/// Every stage name in a query plan, with the index of each index scan.
+fn stages(plan: &mongodb::bson::Document, found: &mut Vec<String>) {
+    if let Ok(stage) = plan.get_str("stage") {
+        found.push(match plan.get_str("indexName") {
+            Ok(index) => format!("{stage}:{index}"),
+            Err(_) => stage.to_owned(),
+        });
+    }
+    for child in ["inputStage", "outerStage", "innerStage"] {
+        if let Ok(child) = plan.get_document(child) {
+            stages(child, found);
+        }
+    }
+    if let Ok(children) = plan.get_array("inputStages") {
+        for child in children.iter().filter_map(|c| c.as_document()) {
+            stages(child, found);
+        }
+    }
+}
+
+/// The list reads, first pages and later ones, are served by an index scan, never a collection scan.
+#[tokio::test]
+async fn list_reads_are_served_by_their_indexes() {
+    use mongodb::bson::doc;
+    use query_service::store::{list_query, ListCursor, ListFilter};
+
+    let app = TestApp::spawn().await;
+    app.place_order("cust-explain").await;
+    let (last, _) = app.place_order("cust-explain").await;
+    let own = app.query_url(&format!("/queries/orders/{last}?minVersion=1"));
+    assert_eq!(app.http.get(own).send().await.expect("GET").status(), 200);
+    let cursor = ListCursor::decode(&format!("1764201600123_{last}")).expect("a cursor");
+    let customer = ListFilter { customer_id: Some("cust-explain".to_owned()), status: None };
+    let status = ListFilter { customer_id: None, status: Some("Placed".to_owned()) };
+    for (filter, index) in [
+        (&customer, "customerId_1_listKey_-1"),
+        (&status, "status_1_listKey_-1"),
+        (&ListFilter::default(), "listKey_-1"),
+    ] {
+        for after in [None, Some(&cursor)] {
+            let (query, sort) = list_query(filter, after);
+            let explain = doc! {
+                "explain": { "find": "order_views", "filter": query, "sort": sort, "limit": 40 },
+                "verbosity": "queryPlanner",
+            };
+            let answer = app.mongo.run_command(explain).await.expect("explain");
+            let plan = answer.get_document("queryPlanner").and_then(|p| p.get_document("winningPlan")).expect("plan");
+            let mut found = Vec::new();
+            stages(plan, &mut found);
+            assert!(found.contains(&format!("IXSCAN:{index}")), "{filter:?} after {after:?}: {found:?}");
+            assert!(!found.iter().any(|s| s == "COLLSCAN"), "{filter:?} after {after:?}: {found:?}");
+        }
+    }
+    app.stop().await;
+}

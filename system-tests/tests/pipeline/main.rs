@@ -9,3 +9,4 @@ mod lifecycle;
 mod lists;
 mod read_your_writes;
 mod replicas;
+mod streams;

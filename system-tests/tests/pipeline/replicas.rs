@@ -13,14 +13,12 @@ async fn a_replica_that_does_not_project_answers_a_waiting_read_in_one_request()
     config.projector_enabled = false;
     let shutdown = CancellationToken::new();
     let reader = query_service::run::start(config, shutdown.clone()).await.expect("second replica starts");
-    // The replica binds its notice queue as it starts; wait until it serves views before timing anything.
-    let (warm_up, _) = app.place_order("cust-warm-up").await;
-    let http = &app.http;
-    crate::helpers::eventually(Duration::from_secs(20), || async {
-        let url = format!("http://{}/queries/orders/{warm_up}?minVersion=1&waitMs=0", reader.addr);
-        (http.get(url).send().await.ok()?.status() == 200).then_some(())
-    })
-    .await;
+    // The replica binds its notice queue as it starts; wait for that before timing anything.
+    let mut bound = reader.notices_bound.clone();
+    tokio::time::timeout(Duration::from_secs(20), bound.wait_for(|bound| *bound))
+        .await
+        .expect("the replica binds its notice queue within 20 s")
+        .expect("the listener is running");
 
     for n in 0..20 {
         let (id, version) = app.place_order(&format!("cust-replica-{n}")).await;

@@ -1,0 +1,113 @@
+//! `GET /queries/orders/{id}/stream?minVersion=N`: Server-Sent Events of one order's view.
+//!
+//! The stream sends the view (the same JSON as a 200 single read, as `event: view` with the version as its `id`)
+//! as soon as its version is at least `N` (default 1: as soon as it exists), then again on every later version. It
+//! waits on the same board as waiting reads — no polling — sends a keep-alive comment every 15 s, and ends when the
+//! client goes away (the subscription is dropped with the response) or the service shuts down. A browser
+//! `EventSource` that reconnects sends `Last-Event-ID`; the stream then resumes after that version.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::orders::ready_body;
+use super::params::parse_min;
+use super::{ApiError, AppState};
+use crate::read::Subscription;
+use crate::store::Views;
+
+/// Interval of the keep-alive comments that keep proxies from closing an idle stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Wait before reading again after MongoDB failed.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/queries/orders/{id}/stream", get(stream_order))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamParams {
+    min_version: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(order_id))]
+async fn stream_order(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<StreamParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
+    tracing::Span::current().record("order_id", tracing::field::display(id));
+    let min_version = parse_min("minVersion", params.min_version.as_deref())?.unwrap_or(1).max(1);
+    // A reconnecting EventSource resumes after the last version it received.
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
+
+    let watch = Watch {
+        views: state.views.clone(),
+        subscription: state.waiters.subscribe(id),
+        id,
+        next,
+        shutdown: state.shutdown.clone(),
+    };
+    let events = view_events(watch);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
+}
+
+/// One stream's state: the order it follows and the lowest version it has not sent yet.
+struct Watch {
+    views: Views,
+    subscription: Subscription,
+    id: Uuid,
+    next: i64,
+    shutdown: CancellationToken,
+}
+
+fn view_events(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(watch, |mut watch| async move {
+        let event = watch.next_event().await?;
+        Some((Ok(event), watch))
+    })
+}
+
+impl Watch {
+    /// The next view to send, or `None` when the service is shutting down.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            // The subscription was taken before this read, so a version announced meanwhile is not missed.
+            match self.views.get(self.id).await {
+                Ok(Some(view)) if view.version >= self.next => {
+                    self.next = view.version + 1;
+                    let event = Event::default().event("view").id(view.version.to_string());
+                    return Some(event.data(ready_body(&view).to_string()));
+                }
+                Ok(_) => {
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return None,
+                        () = self.subscription.reached(self.next) => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, order_id = %self.id, "reading a streamed view failed; retrying");
+                    if service_runtime::sleep_or_shutdown(RETRY_AFTER_FAILURE, &self.shutdown).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}

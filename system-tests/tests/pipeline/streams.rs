@@ -1,0 +1,181 @@
+//! Push: `GET /queries/orders/{id}/stream` as Server-Sent Events, read by a real HTTP client.
+
+use serde_json::Value;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::helpers::{eventually, TestApp, TEST_ORIGIN};
+
+/// One server-sent event.
+#[derive(Debug)]
+struct SseEvent {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+/// Reads a `text/event-stream` body event by event, skipping comments (keep-alives).
+struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventReader {
+    fn new(response: reqwest::Response) -> Self {
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next event, or `None` when the stream ended.
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent { event: String::new(), id: String::new(), data: Value::Null };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event.event = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("id:") {
+                        event.id = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment
+                }
+                event.data = serde_json::from_str(&data).expect("event data is JSON");
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("the stream sends within 10 s")
+                .expect("the stream reads");
+            self.buffer.push_str(std::str::from_utf8(&chunk?).expect("UTF-8"));
+        }
+    }
+}
+
+async fn open(app: &TestApp, id: Uuid, query: &str) -> reqwest::Response {
+    let response = app
+        .http
+        .get(app.query_url(&format!("/queries/orders/{id}/stream{query}")))
+        .header("origin", TEST_ORIGIN)
+        .send()
+        .await
+        .expect("GET stream");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["access-control-allow-origin"], TEST_ORIGIN, "an EventSource on the shop's page");
+    response
+}
+
+#[tokio::test]
+async fn a_stream_sends_the_view_at_the_token_version_then_every_change() {
+    let app = TestApp::spawn().await;
+    let (id, version) = app.place_order("cust-stream").await;
+    let mut events = EventReader::new(open(&app, id, &format!("?minVersion={version}")).await);
+
+    let first = events.next().await.expect("the placed view");
+    assert_eq!((first.event.as_str(), first.id.as_str()), ("view", "1"));
+    assert_eq!(first.data["data"]["status"], "Placed");
+    assert_eq!(first.data["metadata"]["version"], 1);
+    let single: Value = app
+        .http
+        .get(app.query_url(&format!("/queries/orders/{id}?minVersion=1")))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first.data, single, "the same JSON as the single read");
+
+    let confirmed = app.command(id, "confirm", None).await;
+    assert_eq!(confirmed.status(), 200);
+    let second = events.next().await.expect("the confirmed view");
+    assert_eq!(second.id, "2");
+    assert_eq!(second.data["data"]["status"], "Confirmed");
+
+    app.command(id, "ship", None).await;
+    let third = events.next().await.expect("the shipped view");
+    assert_eq!((third.id.as_str(), &third.data["data"]["status"]), ("3", &Value::from("Shipped")));
+
+    // Stopping the service ends the stream cleanly instead of holding the shutdown up.
+    let waiters = app.waiters.clone();
+    app.stop().await;
+    assert!(events.next().await.is_none(), "the stream ends with the service");
+    assert_eq!(waiters.watched_orders(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_waits_for_a_future_version_resumes_after_last_event_id_and_forgets_gone_clients() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-stream-wait").await;
+    // Version 2 does not exist yet: nothing may arrive until the order is confirmed.
+    let mut events = EventReader::new(open(&app, id, "?minVersion=2").await);
+    let early = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+    assert!(early.is_err(), "version 1 must not be sent to a stream that asked for 2: {early:?}");
+    app.command(id, "confirm", None).await;
+    assert_eq!(events.next().await.expect("version 2").id, "2");
+
+    // A reconnecting EventSource sends Last-Event-ID and gets only what is newer.
+    let resumed = app
+        .http
+        .get(app.query_url(&format!("/queries/orders/{id}/stream")))
+        .header("last-event-id", "2")
+        .send()
+        .await
+        .expect("GET stream");
+    let mut resumed = EventReader::new(resumed);
+    app.command(id, "cancel", None).await;
+    let cancelled = resumed.next().await.expect("version 3");
+    assert_eq!((cancelled.id.as_str(), &cancelled.data["data"]["status"]), ("3", &Value::from("Cancelled")));
+
+    // Clients that go away leave nothing behind on the board.
+    drop(events);
+    drop(resumed);
+    eventually(Duration::from_secs(5), || async { (app.waiters.watched_orders() == 0).then_some(()) }).await;
+
+    for (path, case) in [
+        (format!("/queries/orders/{id}/stream?minVersion=-1"), "negative version"),
+        ("/queries/orders/not-a-uuid/stream".to_owned(), "bad id"),
+    ] {
+        let response = app.http.get(app.query_url(&path)).send().await.expect("GET");
+        assert_eq!(response.status(), 400, "{case}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn browsers_from_the_allowed_origin_may_call_both_apis_and_others_get_no_cors_headers() {
+    let app = TestApp::spawn().await;
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.command_url("/commands/orders"))
+        .header("origin", TEST_ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,idempotency-key")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], TEST_ORIGIN);
+    let allowed = preflight.headers()["access-control-allow-headers"].to_str().expect("ascii").to_owned();
+    assert!(allowed.contains("idempotency-key") && allowed.contains("content-type"), "{allowed}");
+
+    let (id, _) = app.place_order("cust-cors").await;
+    for (origin, allowed) in [(TEST_ORIGIN, true), ("http://evil.test", false)] {
+        let response = app
+            .http
+            .get(app.query_url(&format!("/queries/orders/{id}?minVersion=1")))
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers().contains_key("access-control-allow-origin"), allowed, "{origin}");
+    }
+    app.stop().await;
+}
