@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::upcast::UpcastError;
 use crate::OrderState;
 
 /// The kinds of event an order produces. The name is the AMQP `type` and routing key.
@@ -19,9 +20,12 @@ impl EventType {
     /// Schema version written for new events of this type.
     pub const ALL: [Self; 4] = [Self::OrderPlaced, Self::OrderConfirmed, Self::OrderShipped, Self::OrderCancelled];
 
+    /// Every payload is the order's state, so all event types share one schema version; see [`crate::upcast`].
     pub const fn current_schema_version(self) -> u32 {
         match self {
-            Self::OrderPlaced | Self::OrderConfirmed | Self::OrderShipped | Self::OrderCancelled => 1,
+            Self::OrderPlaced | Self::OrderConfirmed | Self::OrderShipped | Self::OrderCancelled => {
+                crate::upcast::CURRENT_SCHEMA_VERSION
+            }
         }
     }
 
@@ -95,13 +99,14 @@ pub fn decode(body: &[u8]) -> Result<OrderEvent, DecodeError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(DecodeError::Envelope)?;
     let event_type =
         EventType::parse(&envelope.event_type).ok_or_else(|| DecodeError::UnknownType(envelope.event_type.clone()))?;
-    if envelope.schema_version != event_type.current_schema_version() {
-        return Err(DecodeError::UnknownSchemaVersion { event_type, schema_version: envelope.schema_version });
-    }
     if envelope.version < 1 {
         return Err(DecodeError::BadVersion(envelope.version));
     }
-    let state: OrderState = serde_json::from_value(envelope.payload).map_err(DecodeError::Payload)?;
+    let payload = crate::upcast::to_current(envelope.schema_version, envelope.payload).map_err(|err| match err {
+        UpcastError::UnknownVersion(schema_version) => DecodeError::UnknownSchemaVersion { event_type, schema_version },
+        UpcastError::Shape(err) => DecodeError::Payload(err),
+    })?;
+    let state: OrderState = serde_json::from_value(payload).map_err(DecodeError::Payload)?;
     Ok(OrderEvent {
         event_id: envelope.event_id,
         event_type,
@@ -146,6 +151,8 @@ mod tests {
     fn decodes_a_known_event_with_exact_money() {
         let event = decode(&envelope("OrderPlaced", 1, placed_payload())).expect("decodes");
         assert_eq!(event.event_type, EventType::OrderPlaced);
+        assert_eq!(event.state.customer.id, "cust-42");
+        assert_eq!(event.state.customer.segment, crate::DEFAULT_SEGMENT);
         assert_eq!(event.sequence, 7);
         assert_eq!(event.state.total.to_string(), "39.98");
         assert_eq!(event.state.items[0].unit_price.to_string(), "19.99");
@@ -163,6 +170,7 @@ mod tests {
             Err(DecodeError::UnknownSchemaVersion { schema_version: 99, .. })
         ));
         assert!(matches!(decode(&envelope("OrderPlaced", 1, json!({"customerId": 5}))), Err(DecodeError::Payload(_))));
+        assert!(matches!(decode(&envelope("OrderPlaced", 2, placed_payload())), Err(DecodeError::Payload(_))));
     }
 
     #[test]

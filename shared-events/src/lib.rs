@@ -10,10 +10,11 @@
 mod checkpoint;
 mod envelope;
 mod order;
+pub mod upcast;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, DecodeError, Envelope, EventType, OrderEvent};
-pub use order::{OrderLine, OrderState, OrderStatus};
+pub use order::{Customer, OrderLine, OrderState, OrderStatus, DEFAULT_SEGMENT};
 
 /// AMQP `content_type` of every published event.
 pub const CONTENT_TYPE: &str = "application/json";

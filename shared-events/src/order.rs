@@ -30,21 +30,35 @@ impl OrderStatus {
     }
 }
 
+/// Segment of customers that placed orders before segments existed (schema v1), and the default for new ones.
+pub const DEFAULT_SEGMENT: &str = "standard";
+
+/// Who placed the order (schema v2; v1 carried only the id, as `customerId`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Customer {
+    pub id: String,
+    pub segment: String,
+}
+
 /// One line of an order. Money is an exact decimal, carried as a JSON string (`"19.99"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderLine {
     pub sku: String,
+    /// What the customer saw the item called (schema v2, optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub quantity: u32,
     pub unit_price: Decimal,
     pub line_total: Decimal,
 }
 
-/// The state of an order after the change an event records.
+/// The state of an order after the change an event records (schema v2; [`crate::upcast`] reads v1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderState {
-    pub customer_id: String,
+    pub customer: Customer,
     pub currency: String,
     pub status: OrderStatus,
     pub items: Vec<OrderLine>,

@@ -6,7 +6,7 @@ mod values;
 
 pub use lifecycle::{parse_reason, Transition, MAX_REASON_CHARS};
 pub use order::{FieldError, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
-pub use values::{Currency, CustomerId, Quantity, Sku, UnitPrice};
+pub use values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};
 
 use time::OffsetDateTime;
 

@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
-use super::values::{Currency, CustomerId, Quantity, Sku, UnitPrice};
+use super::values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -15,6 +15,8 @@ pub const MAX_LINES: usize = 100;
 pub struct PlaceOrder {
     pub customer_id: String,
     #[serde(default)]
+    pub customer_segment: Option<String>,
+    #[serde(default)]
     pub currency: Option<String>,
     pub items: Vec<PlaceOrderLine>,
 }
@@ -23,6 +25,8 @@ pub struct PlaceOrder {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrderLine {
     pub sku: String,
+    #[serde(default)]
+    pub name: Option<String>,
     pub quantity: i64,
     pub unit_price: PriceInput,
 }
@@ -77,6 +81,7 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrderLine {
     pub sku: Sku,
+    pub name: Option<ItemName>,
     pub quantity: Quantity,
     pub unit_price: UnitPrice,
 }
@@ -91,6 +96,7 @@ impl NewOrderLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub customer_id: CustomerId,
+    pub segment: Segment,
     pub currency: Currency,
     pub lines: Vec<NewOrderLine>,
 }
@@ -101,6 +107,10 @@ impl NewOrder {
         let mut errors = Vec::new();
         let customer_id =
             CustomerId::parse(&command.customer_id).map_err(|m| errors.push(FieldError::new("customerId", m))).ok();
+        let segment = match command.customer_segment.as_deref() {
+            None => Some(Segment::default()),
+            Some(raw) => Segment::parse(raw).map_err(|m| errors.push(FieldError::new("customerSegment", m))).ok(),
+        };
         let currency = match command.currency.as_deref() {
             None => Some(Currency::default()),
             Some(raw) => Currency::parse(raw).map_err(|m| errors.push(FieldError::new("currency", m))).ok(),
@@ -113,14 +123,20 @@ impl NewOrder {
             let mut field =
                 |name: &str, message: String| errors.push(FieldError::new(format!("items[{i}].{name}"), message));
             let sku = Sku::parse(&item.sku).map_err(|m| field("sku", m)).ok();
+            let name = match item.name.as_deref() {
+                None => Some(None),
+                Some(raw) => ItemName::parse(raw).map(Some).map_err(|m| field("name", m)).ok(),
+            };
             let quantity = Quantity::parse(item.quantity).map_err(|m| field("quantity", m)).ok();
             let unit_price = UnitPrice::parse(&item.unit_price.0).map_err(|m| field("unitPrice", m)).ok();
-            if let (Some(sku), Some(quantity), Some(unit_price)) = (sku, quantity, unit_price) {
-                lines.push(NewOrderLine { sku, quantity, unit_price });
+            if let (Some(sku), Some(name), Some(quantity), Some(unit_price)) = (sku, name, quantity, unit_price) {
+                lines.push(NewOrderLine { sku, name, quantity, unit_price });
             }
         }
-        match (customer_id, currency) {
-            (Some(customer_id), Some(currency)) if errors.is_empty() => Ok(Self { customer_id, currency, lines }),
+        match (customer_id, segment, currency) {
+            (Some(customer_id), Some(segment), Some(currency)) if errors.is_empty() => {
+                Ok(Self { customer_id, segment, currency, lines })
+            }
             _ => Err(errors),
         }
     }

@@ -27,6 +27,53 @@ impl CustomerId {
     }
 }
 
+/// The customer's segment: 1–32 characters of `[a-z0-9_-]`; `standard` when the command does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment(String);
+
+impl Segment {
+    pub const MAX_LEN: usize = 32;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-');
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(allowed) {
+            return Err(format!(
+                "must be 1 to {} characters of lower-case letters, digits, '_' and '-'",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Segment {
+    fn default() -> Self {
+        Self(shared_events::DEFAULT_SEGMENT.to_owned())
+    }
+}
+
+/// What the customer saw an item called: 1–200 characters, no control characters, not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let chars = raw.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS || raw.trim().is_empty() || raw.chars().any(char::is_control) {
+            return Err(format!("must be 1 to {} characters, not blank, without control characters", Self::MAX_CHARS));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A stock-keeping unit: 1–64 characters of `[A-Za-z0-9._-]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sku(String);

@@ -1,7 +1,7 @@
 //! Writing orders: header, lines and the `OrderPlaced` outbox row in one transaction.
 
 use rust_decimal::Decimal;
-use shared_events::{EventType, OrderLine, OrderState, OrderStatus};
+use shared_events::{Customer, EventType, OrderLine, OrderState, OrderStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ pub async fn place_order(
     tracing::Span::current().record("order_id", tracing::field::display(order_id));
     let version = 1_i64;
     let state = OrderState {
-        customer_id: order.customer_id.as_str().to_owned(),
+        customer: Customer { id: order.customer_id.as_str().to_owned(), segment: order.segment.as_str().to_owned() },
         currency: order.currency.as_str().to_owned(),
         status: OrderStatus::Placed,
         items: order
@@ -40,6 +40,7 @@ pub async fn place_order(
             .iter()
             .map(|line| OrderLine {
                 sku: line.sku.as_str().to_owned(),
+                name: line.name.as_ref().map(|name| name.as_str().to_owned()),
                 quantity: line.quantity.get(),
                 unit_price: line.unit_price.get(),
                 line_total: line.line_total(),
@@ -52,11 +53,13 @@ pub async fn place_order(
     };
 
     sqlx::query(
-        "insert into customer_order (id, customer_id, currency, status, total, version, placed_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "insert into customer_order (id, customer_id, customer_segment, currency, status, total, version, placed_at,
+                                     updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
     .bind(order_id)
-    .bind(&state.customer_id)
+    .bind(&state.customer.id)
+    .bind(&state.customer.segment)
     .bind(&state.currency)
     .bind(state.status.as_str())
     .bind(state.total)
@@ -67,16 +70,18 @@ pub async fn place_order(
 
     let line_numbers: Vec<i32> = (1..).take(state.items.len()).collect();
     let skus: Vec<&str> = state.items.iter().map(|l| l.sku.as_str()).collect();
+    let names: Vec<Option<&str>> = state.items.iter().map(|l| l.name.as_deref()).collect();
     let quantities: Vec<i32> = state.items.iter().map(|l| l.quantity as i32).collect();
     let prices: Vec<Decimal> = state.items.iter().map(|l| l.unit_price).collect();
     let totals: Vec<Decimal> = state.items.iter().map(|l| l.line_total).collect();
     sqlx::query(
-        "insert into order_line (order_id, line_no, sku, quantity, unit_price, line_total)
-         select $1, * from unnest($2::int4[], $3::text[], $4::int4[], $5::numeric[], $6::numeric[])",
+        "insert into order_line (order_id, line_no, sku, name, quantity, unit_price, line_total)
+         select $1, * from unnest($2::int4[], $3::text[], $4::text[], $5::int4[], $6::numeric[], $7::numeric[])",
     )
     .bind(order_id)
     .bind(&line_numbers)
     .bind(&skus)
+    .bind(&names)
     .bind(&quantities)
     .bind(&prices)
     .bind(&totals)
@@ -109,6 +114,7 @@ impl From<sqlx::Error> for TransitionError {
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     customer_id: String,
+    customer_segment: String,
     currency: String,
     status: String,
     total: Decimal,
@@ -119,6 +125,7 @@ struct OrderRow {
 #[derive(sqlx::FromRow)]
 struct LineRow {
     sku: String,
+    name: Option<String>,
     quantity: i32,
     unit_price: Decimal,
     line_total: Decimal,
@@ -138,7 +145,8 @@ pub async fn transition_order(
     traceparent: Option<&str>,
 ) -> Result<PlacedOrder, TransitionError> {
     let row: Option<OrderRow> = sqlx::query_as(
-        "select customer_id, currency, status, total, version, placed_at from customer_order where id = $1 for update",
+        "select customer_id, customer_segment, currency, status, total, version, placed_at
+         from customer_order where id = $1 for update",
     )
     .bind(order_id)
     .fetch_optional(&mut *tx)
@@ -167,19 +175,20 @@ pub async fn transition_order(
     .execute(&mut *tx)
     .await?;
     let lines: Vec<LineRow> = sqlx::query_as(
-        "select sku, quantity, unit_price, line_total from order_line where order_id = $1 order by line_no",
+        "select sku, name, quantity, unit_price, line_total from order_line where order_id = $1 order by line_no",
     )
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
     let state = OrderState {
-        customer_id: row.customer_id,
+        customer: Customer { id: row.customer_id, segment: row.customer_segment },
         currency: row.currency.trim_end().to_owned(),
         status: next,
         items: lines
             .into_iter()
             .map(|line| OrderLine {
                 sku: line.sku,
+                name: line.name,
                 quantity: line.quantity.unsigned_abs(),
                 unit_price: line.unit_price,
                 line_total: line.line_total,

@@ -107,6 +107,9 @@ pub fn view_json(view: &OrderView) -> Value {
         "updatedAt": rfc3339(view.updated_at),
         "version": view.version,
     });
+    if let Some(segment) = &view.customer_segment {
+        json["customerSegment"] = segment.as_str().into();
+    }
     if let Some(reason) = &view.cancel_reason {
         json["cancelReason"] = reason.as_str().into();
     }

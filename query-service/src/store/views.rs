@@ -42,6 +42,9 @@ pub struct OrderView {
     #[serde(rename = "_id")]
     pub id: String,
     pub customer_id: String,
+    /// The customer's segment (event schema v2; views written before it have none until rebuilt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_segment: Option<String>,
     pub status: String,
     pub currency: String,
     pub items: Vec<OrderViewLine>,
@@ -66,6 +69,8 @@ pub struct OrderView {
 #[serde(rename_all = "camelCase")]
 pub struct OrderViewLine {
     pub sku: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub quantity: i64,
     pub unit_price: String,
     pub line_total: String,
@@ -78,7 +83,8 @@ impl OrderView {
         let date = |t: time::OffsetDateTime| DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64);
         Self {
             id: event.order_id.to_string(),
-            customer_id: state.customer_id.clone(),
+            customer_id: state.customer.id.clone(),
+            customer_segment: Some(state.customer.segment.clone()),
             status: state.status.as_str().to_owned(),
             currency: state.currency.clone(),
             items: state
@@ -86,6 +92,7 @@ impl OrderView {
                 .iter()
                 .map(|line| OrderViewLine {
                     sku: line.sku.clone(),
+                    name: line.name.clone(),
                     quantity: i64::from(line.quantity),
                     unit_price: line.unit_price.to_string(),
                     line_total: line.line_total.to_string(),

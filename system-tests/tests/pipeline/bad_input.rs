@@ -115,6 +115,27 @@ async fn bad_commands_are_rejected_with_problem_json_and_write_nothing() {
             Some("items[0].sku"),
         ),
         (
+            "blank item name",
+            Some(json),
+            order_with(json!([{"sku": "s", "name": "  ", "quantity": 1, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[0].name"),
+        ),
+        (
+            "item name with a control character",
+            Some(json),
+            order_with(json!([{"sku": "s", "name": "a\u{7}b", "quantity": 1, "unitPrice": 1}])).into_bytes(),
+            400,
+            Some("items[0].name"),
+        ),
+        (
+            "upper-case segment",
+            Some(json),
+            json!({"customerId": "c", "customerSegment": "VIP", "items": [line()]}).to_string().into_bytes(),
+            400,
+            Some("customerSegment"),
+        ),
+        (
             "quantity zero",
             Some(json),
             order_with(json!([{"sku": "s", "quantity": 0, "unitPrice": 1}])).into_bytes(),
