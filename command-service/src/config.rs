@@ -19,6 +19,9 @@ pub struct Config {
     /// Durable topic exchange of order events (routing key = event type).
     #[arg(long, env = "AMQP_EXCHANGE", default_value = "orders.events")]
     pub amqp_exchange: String,
+    /// Bearer token of the admin endpoints (`GET /events`); unset or empty switches them off (404).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Origins browsers may call this API from: empty = same origin only, `*` = any, or a comma-separated list.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
     pub cors_allowed_origins: String,

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{build_app, AppState};
 use crate::{relay, store};
+use service_runtime::admin::AdminToken;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .then(|| tokio::spawn(relay::run(pool.clone(), options, config.relay_settings(), shutdown.clone())));
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
-    let mut app = build_app(AppState { pool: pool.clone() });
+    let mut app = build_app(AppState { pool: pool.clone(), admin: AdminToken::new(config.admin_token.as_deref()) });
     if let Some(cors) = cors {
         app = app.layer(cors);
     }

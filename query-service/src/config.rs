@@ -26,6 +26,16 @@ pub struct Config {
     /// MongoDB database holding the views.
     #[arg(long, env = "MONGODB_DATABASE", default_value = "orders")]
     pub mongodb_database: String,
+    /// Bearer token of the admin endpoints (`/admin/...`) and of the event feed; unset or empty switches them off.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The command-service's event feed, replayed by rebuilds.
+    #[arg(long, env = "EVENT_FEED_URL", default_value = "http://127.0.0.1:8080/events")]
+    pub event_feed_url: String,
+    /// Generations of the views kept, the active one included (the others are for rollback; each costs a write
+    /// per event).
+    #[arg(long, env = "READ_MODEL_KEEP", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=5))]
+    pub read_model_keep: u8,
     /// Origins browsers may call this API from: empty = same origin only, `*` = any, or a comma-separated list.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
     pub cors_allowed_origins: String,
@@ -35,4 +45,16 @@ pub struct Config {
     /// Run the projector (event consumer) in this process.
     #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector_enabled: bool,
+}
+
+impl Config {
+    /// The rebuilder of this process.
+    pub fn rebuilder(
+        &self,
+        views: crate::store::Views,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<crate::rebuild::Rebuilder> {
+        let feed = crate::rebuild::Feed::new(self.event_feed_url.clone(), self.admin_token.clone())?;
+        Ok(crate::rebuild::Rebuilder::new(views, feed, usize::from(self.read_model_keep), shutdown))
+    }
 }

@@ -8,10 +8,12 @@
 //! - [`read`]: waiting reads: a request that needs `minVersion` parks on the [`read::VersionWaiters`] board until
 //!   the projector announces that version (or its wait runs out).
 //! - [`http`]: the axum routes; `application/problem+json` on every failure.
+//! - [`rebuild`]: replays the event log into a new generation of views and switches reads to it.
 
 pub mod config;
 pub mod http;
 pub mod projection;
 pub mod read;
+pub mod rebuild;
 pub mod run;
 pub mod store;

@@ -11,6 +11,7 @@ use crate::http::{build_app, AppState};
 use crate::projection::{self, ConsumerSettings};
 use crate::read::{self, VersionWaiters};
 use crate::store;
+use service_runtime::admin::AdminToken;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -35,7 +36,8 @@ pub fn consumer_settings(config: &Config) -> ConsumerSettings {
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
-    if let Err(err) = views.ensure_indexes().await {
+    let active = views.generations().current().await.active;
+    if let Err(err) = views.ensure_indexes(&active).await {
         // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates the indexes.
         tracing::warn!(error = %err, "creating the view indexes failed");
     }
@@ -57,7 +59,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         bound,
         shutdown.clone(),
     ));
-    let mut app = build_app(AppState { views, waiters: waiters.clone(), shutdown: shutdown.clone() });
+    let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
+    let state = AppState {
+        views,
+        waiters: waiters.clone(),
+        shutdown: shutdown.clone(),
+        admin: AdminToken::new(config.admin_token.as_deref()),
+        rebuilder: rebuilder.clone(),
+    };
+    let mut app = build_app(state);
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
@@ -66,6 +76,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         shutdown.cancel();
         notices.await.context("view-changed listener panicked")?;
+        rebuilder.wait().await;
         if let Some(projector) = projector {
             projector.await.context("projector task panicked")?;
         }

@@ -1,7 +1,8 @@
 //! What every service process of the platform shares: logging set-up ([`init_tracing`]), the one shutdown signal
 //! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]).
+//! their HTTP APIs ([`cors`]) and their admin endpoints ([`admin`]).
 
+pub mod admin;
 pub mod cors;
 
 use std::fmt::Display;

@@ -96,7 +96,11 @@ pub enum DecodeError {
 
 /// Parses a message body into an [`OrderEvent`].
 pub fn decode(body: &[u8]) -> Result<OrderEvent, DecodeError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(DecodeError::Envelope)?;
+    decode_envelope(serde_json::from_slice(body).map_err(DecodeError::Envelope)?)
+}
+
+/// Checks an envelope (from the broker or the event feed) and reads its payload as the current schema.
+pub fn decode_envelope(envelope: Envelope) -> Result<OrderEvent, DecodeError> {
     let event_type =
         EventType::parse(&envelope.event_type).ok_or_else(|| DecodeError::UnknownType(envelope.event_type.clone()))?;
     if envelope.version < 1 {

@@ -1,5 +1,6 @@
 //! The HTTP surface of the command side: routes, shared state and the layers around them.
 
+mod events;
 mod idempotency;
 mod json;
 mod lifecycle;
@@ -14,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
+use service_runtime::admin::AdminToken;
 use sqlx::PgPool;
 use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;
@@ -26,6 +28,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Guards the admin endpoints (the event feed).
+    pub admin: AdminToken,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
@@ -33,6 +37,7 @@ pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(orders::router())
         .merge(lifecycle::router())
+        .merge(events::router())
         .route("/health/live", axum::routing::get(live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -29,6 +29,8 @@ pub enum ApiError {
     Conflict { detail: String, current_version: i64, status: shared_events::OrderStatus },
     #[error("This Idempotency-Key was used for a different request.")]
     IdempotencyMismatch,
+    #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
+    Unauthorized,
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -53,6 +55,18 @@ impl From<crate::store::TransitionError> for ApiError {
                 Self::Conflict { detail: reason, current_version, status }
             }
             E::Store(err) => err.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The error for a request to an admin endpoint, unless it may go ahead.
+    pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
+        use service_runtime::admin::AdminAccess;
+        match access {
+            AdminAccess::Granted => Ok(()),
+            AdminAccess::Denied => Err(Self::Unauthorized),
+            AdminAccess::Disabled => Err(Self::NotFound("No such resource.".to_owned())),
         }
     }
 }
@@ -117,6 +131,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +165,9 @@ impl IntoResponse for ApiError {
             other => Problem::new(status, other.to_string()),
         };
         let mut response = problem.into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -60,6 +60,24 @@ pub async fn unpublished(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, St
     .await?)
 }
 
+/// Up to `limit` events after `after`, in `sequence` order: a page of the event log, published or not.
+pub async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "select sequence, event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
+                occurred_at
+         from outbox where sequence > $1 order by sequence limit $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The sequence of the newest committed event (0 for an empty log).
+pub async fn head(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("select coalesce(max(sequence), 0) from outbox").fetch_one(pool).await?)
+}
+
 /// Marks the given rows published. Rows are never deleted: the outbox is the event log.
 pub async fn mark_published(pool: &PgPool, sequences: &[i64]) -> Result<u64, StoreError> {
     let done = sqlx::query("update outbox set published_at = now() where sequence = any($1) and published_at is null")

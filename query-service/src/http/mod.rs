@@ -1,5 +1,6 @@
 //! The HTTP surface of the read side: routes, shared state and the layers around them.
 
+mod admin;
 mod lists;
 mod orders;
 mod params;
@@ -18,7 +19,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::read::VersionWaiters;
+use crate::rebuild::Rebuilder;
 use crate::store::Views;
+use service_runtime::admin::AdminToken;
 
 /// Longest a request may take; above the longest allowed `waitMs` (30 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
@@ -30,6 +33,9 @@ pub struct AppState {
     pub waiters: VersionWaiters,
     /// Cancelled when the service stops: long-lived responses (event streams) end on it.
     pub shutdown: CancellationToken,
+    /// Guards the admin endpoints.
+    pub admin: AdminToken,
+    pub rebuilder: Rebuilder,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
@@ -38,6 +44,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(orders::router())
         .merge(lists::router())
         .merge(stream::router())
+        .merge(admin::router())
         .route("/health/live", axum::routing::get(live))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

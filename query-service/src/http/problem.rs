@@ -14,8 +14,26 @@ pub enum ApiError {
     NotFound(String),
     #[error("This method is not allowed on this resource.")]
     MethodNotAllowed,
+    #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
+    Unauthorized,
+    #[error("{0}")]
+    Conflict(String),
     #[error("The read store is unavailable; retry later.")]
     Unavailable(#[source] crate::store::StoreError),
+    #[error("The event feed is unavailable; retry later.")]
+    FeedUnavailable(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The error for a request to an admin endpoint, unless it may go ahead.
+    pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
+        use service_runtime::admin::AdminAccess;
+        match access {
+            AdminAccess::Granted => Ok(()),
+            AdminAccess::Denied => Err(Self::Unauthorized),
+            AdminAccess::Disabled => Err(Self::NotFound("No such resource.".to_owned())),
+        }
+    }
 }
 
 impl ApiError {
@@ -24,7 +42,9 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) | Self::FeedUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -42,12 +62,17 @@ pub fn problem(status: StatusCode, detail: &str) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Unavailable(cause) = &self {
-            tracing::warn!(error = %cause, "mongodb unavailable");
+        match &self {
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "mongodb unavailable"),
+            Self::FeedUnavailable(cause) => tracing::warn!(error = %format!("{cause:#}"), "event feed unavailable"),
+            _ => {}
         }
         let mut response = problem(self.status(), &self.to_string());
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::FeedUnavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

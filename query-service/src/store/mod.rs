@@ -1,10 +1,12 @@
-//! MongoDB: the collection of order views, the guarded write that keeps only the newest version, and the position
+//! MongoDB: the generations of order views, the guarded write that keeps only the newest version, and the position
 //! (checkpoint) up to which every event has been applied.
 
+pub mod generations;
 mod views;
 
 pub use views::{
-    list_query, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views, OPERATION_TIMEOUT,
+    apply_to, list_query, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views,
+    OPERATION_TIMEOUT,
 };
 
 use anyhow::Context as _;

@@ -9,6 +9,8 @@ use shared_events::OrderEvent;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::generations::Generations;
+
 /// Longest any one MongoDB operation may take. The driver has no socket timeout, and a connection whose server
 /// vanished mid-operation can otherwise hang the projector for good; past this the operation counts as failed and
 /// is retried.
@@ -23,13 +25,13 @@ pub enum StoreError {
     Timeout,
 }
 
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     operation: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
 ) -> Result<T, StoreError> {
     tokio::time::timeout(OPERATION_TIMEOUT, operation).await.map_err(|_| StoreError::Timeout)?.map_err(StoreError::from)
 }
 
-/// Name of the collection of order views.
+/// Name of the first generation of order views; later generations add `_v<n>` (see [`super::generations`]).
 pub const COLLECTION: &str = "order_views";
 
 /// Name of the collection of read-model positions: one document per view collection, `{_id, position}`.
@@ -156,49 +158,58 @@ pub enum ApplyOutcome {
     Stale,
 }
 
-/// Handle on the views collection.
+/// Handle on the order views: reads go to the active generation, event writes to every live one.
 #[derive(Debug, Clone)]
 pub struct Views {
-    collection: Collection<OrderView>,
+    database: Database,
+    generations: Generations,
     positions: Collection<mongodb::bson::Document>,
 }
 
 impl Views {
-    /// View writes are acknowledged only once journaled: the projector acks the event after this write, so a
-    /// write the server could still lose in a crash would lose the event for the view.
     pub fn new(database: Database) -> Self {
-        let journaled = WriteConcern::builder().journal(true).build();
-        let options = CollectionOptions::builder().write_concern(journaled).build();
         // A position write lost in a crash only makes the position look older until the next checkpoint: the
         // views it stands for were journaled before it, so it needs no journal of its own.
-        Self {
-            collection: database.collection_with_options(COLLECTION, options),
-            positions: database.collection(POSITIONS),
-        }
+        Self { generations: Generations::new(&database), positions: database.collection(POSITIONS), database }
+    }
+
+    pub fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    /// A generation's collection. View writes are acknowledged only once journaled: the projector acks the event
+    /// after this write, so a write the server could still lose in a crash would lose the event for the view.
+    pub fn generation(&self, name: &str) -> Collection<OrderView> {
+        let journaled = WriteConcern::builder().journal(true).build();
+        self.database.collection_with_options(name, CollectionOptions::builder().write_concern(journaled).build())
+    }
+
+    /// A generation's collection for bulk loading: writes acknowledged unjournaled (a rebuild journals once, when
+    /// it switches, and starts over if it crashes before).
+    pub fn generation_for_loading(&self, name: &str) -> Collection<OrderView> {
+        self.database.collection(name)
+    }
+
+    async fn active(&self) -> Collection<OrderView> {
+        self.generation(&self.generations.current().await.active)
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
-        bounded(self.collection.find_one(doc! { "_id": id.to_string() })).await
+        bounded(self.active().await.find_one(doc! { "_id": id.to_string() })).await
     }
 
-    /// Writes `view` unless the stored view's version is already at least as new.
-    ///
-    /// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
-    /// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
+    /// Writes `view` to every live generation (building, active, previous: in that order, so a generation about
+    /// to serve reads is never behind one already serving them). The outcome is the active generation's.
     pub async fn apply(&self, view: &OrderView) -> Result<ApplyOutcome, StoreError> {
-        let replacement = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
-        let result = bounded(
-            self.collection
-                .update_one(doc! { "_id": &view.id, "version": { "$lt": view.version } }, doc! { "$set": replacement })
-                .with_options(UpdateOptions::builder().upsert(true).build()),
-        )
-        .await;
-        match result {
-            Ok(done) if done.modified_count == 1 || done.upserted_id.is_some() => Ok(ApplyOutcome::Applied),
-            Ok(_) => Ok(ApplyOutcome::Stale),
-            Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
-            Err(err) => Err(err),
+        let pointer = self.generations.current().await;
+        let mut outcome = ApplyOutcome::Stale;
+        for name in pointer.live() {
+            let applied = apply_to(&self.generation(&name), view).await?;
+            if name == pointer.active {
+                outcome = applied;
+            }
         }
+        Ok(outcome)
     }
 
     /// Records that every event up to `position` has been applied to these views (never moves back).
@@ -216,12 +227,23 @@ impl Views {
         Ok(found.and_then(|d| d.get_i64("position").ok()).unwrap_or(0))
     }
 
-    /// Creates the indexes the list reads use (idempotent): newest first, optionally by customer or status.
-    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+    /// Creates the indexes the list reads use on a generation (idempotent): newest first, optionally by customer
+    /// or status.
+    pub async fn ensure_indexes(&self, generation: &str) -> Result<(), StoreError> {
         let keys =
             [doc! { "customerId": 1, "listKey": -1 }, doc! { "status": 1, "listKey": -1 }, doc! { "listKey": -1 }];
         let models = keys.into_iter().map(|keys| mongodb::IndexModel::builder().keys(keys).build());
-        bounded(self.collection.create_indexes(models)).await.map(drop)
+        bounded(self.generation(generation).create_indexes(models)).await.map(drop)
+    }
+
+    /// Drops a generation's collection.
+    pub async fn drop_generation(&self, generation: &str) -> Result<(), StoreError> {
+        bounded(self.generation(generation).drop()).await
+    }
+
+    /// How many views a generation holds.
+    pub async fn count(&self, generation: &str) -> Result<u64, StoreError> {
+        bounded(self.generation(generation).estimated_document_count()).await
     }
 
     /// One page of views, newest first, after `after` when given. Pages are ranges on an index, not skips, so an
@@ -234,13 +256,34 @@ impl Views {
     ) -> Result<Vec<OrderView>, StoreError> {
         use futures_util::TryStreamExt as _;
         let (query, sort) = list_query(filter, after);
-        let find = self.collection.find(query).sort(sort).limit(limit);
+        let active = self.active().await;
+        let find = active.find(query).sort(sort).limit(limit);
         bounded(async { find.await?.try_collect().await }).await
     }
 
     /// Cheap round trip to check the server answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        bounded(self.collection.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
+        bounded(self.database.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
+    }
+}
+
+/// Writes `view` into `collection` unless the stored view's version is already at least as new.
+///
+/// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
+/// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
+pub async fn apply_to(collection: &Collection<OrderView>, view: &OrderView) -> Result<ApplyOutcome, StoreError> {
+    let replacement = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
+    let result = bounded(
+        collection
+            .update_one(doc! { "_id": &view.id, "version": { "$lt": view.version } }, doc! { "$set": replacement })
+            .with_options(UpdateOptions::builder().upsert(true).build()),
+    )
+    .await;
+    match result {
+        Ok(done) if done.modified_count == 1 || done.upserted_id.is_some() => Ok(ApplyOutcome::Applied),
+        Ok(_) => Ok(ApplyOutcome::Stale),
+        Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
+        Err(err) => Err(err),
     }
 }
 
@@ -260,7 +303,7 @@ pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document,
     (query, doc! { "listKey": -1 })
 }
 
-fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+pub(super) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == 11000,
         ErrorKind::Command(command) => command.code == 11000,

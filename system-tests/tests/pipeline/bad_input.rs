@@ -279,7 +279,10 @@ async fn postgres_unreachable_answers_503() {
     // A pool aimed at a port nothing listens on: every acquire fails.
     let options: sqlx::postgres::PgConnectOptions = "postgres://postgres@127.0.0.1:1/none".parse().expect("url");
     let pool = command_service::store::pool(options, 1);
-    let app = command_service::http::build_app(command_service::http::AppState { pool });
+    let app = command_service::http::build_app(command_service::http::AppState {
+        pool,
+        admin: service_runtime::admin::AdminToken::new(None),
+    });
     let request = axum::http::Request::post("/commands/orders")
         .header("content-type", "application/json")
         .body(axum::body::Body::from(order_with(json!([line()]))))

@@ -51,6 +51,9 @@ impl Names {
     }
 }
 
+/// The admin token of the test services.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// The one origin the test services let browsers in from.
 pub const TEST_ORIGIN: &str = "http://shop.test";
 
@@ -60,6 +63,7 @@ pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config:
         database_max_connections: 8,
         amqp_url: amqp_url.to_owned(),
         amqp_exchange: names.exchange.clone(),
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
         cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         relay_enabled: true,
@@ -76,6 +80,10 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         amqp_prefetch: 64,
         mongodb_uri: mongodb_uri.to_owned(),
         mongodb_database: names.database.clone(),
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        // Set to the test's command-service once it runs; until then nothing listens here.
+        event_feed_url: "http://127.0.0.1:9/events".to_owned(),
+        read_model_keep: 2,
         cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         projector_enabled: true,
@@ -107,14 +115,15 @@ impl TestApp {
     pub async fn spawn_with(names: Names, amqp_url: &str, mongodb_uri: &str, relay: bool) -> Self {
         service_runtime::init_tracing();
         let shutdown = CancellationToken::new();
-        // The query side first, so that its queue is bound before the first event is published.
-        let query = query_service::run::start(query_config(&names, amqp_url, mongodb_uri), shutdown.clone())
-            .await
-            .expect("query-service starts");
-        wait_for_queue(amqp_url, &names.queue).await;
+        // The command side first, so that the query side knows its event feed; its relay publishes nothing
+        // before the first command, and the query side's queue is bound before that.
         let mut config = command_config(&names, amqp_url);
         config.relay_enabled = relay;
         let command = command_service::run::start(config, shutdown.clone()).await.expect("command-service starts");
+        let mut config = query_config(&names, amqp_url, mongodb_uri);
+        config.event_feed_url = format!("http://{}/events", command.addr);
+        let query = query_service::run::start(config, shutdown.clone()).await.expect("query-service starts");
+        wait_for_queue(amqp_url, &names.queue).await;
         let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");
         let mongo = mongodb::Client::with_uri_str(mongodb_uri).await.expect("mongo client").database(&names.database);
         Self {

@@ -1,0 +1,99 @@
+//! Admin endpoints of the read model (bearer `ADMIN_TOKEN`; 404 when none is configured):
+//! - `GET /admin/read-models/orders`: generations, which is active, rebuild progress (replayed / total, rate, ETA)
+//!   and the position;
+//! - `POST /admin/read-models/orders/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
+//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again (409 if there is none).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState};
+use crate::rebuild::RebuildError;
+use crate::store::generations::{Pointer, PointerError};
+
+const STATUS_PATH: &str = "/admin/read-models/orders";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(STATUS_PATH, get(status))
+        .route("/admin/read-models/orders/rebuild", post(rebuild))
+        .route("/admin/read-models/orders/rollback", post(rollback))
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))
+}
+
+impl From<PointerError> for ApiError {
+    fn from(err: PointerError) -> Self {
+        match err {
+            PointerError::Store(err) => Self::Unavailable(err),
+            conflict => Self::Conflict(conflict.to_string()),
+        }
+    }
+}
+
+async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let views = &state.views;
+    let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
+    let position = views.position().await.map_err(ApiError::Unavailable)?;
+    let mut generations = Vec::new();
+    for (name, role) in roles(&pointer) {
+        let count = views.count(&name).await.map_err(ApiError::Unavailable)?;
+        generations.push(json!({ "name": name, "role": role, "views": count }));
+    }
+    let building = pointer.building.as_ref().map(|build| {
+        let elapsed_ms =
+            (mongodb::bson::DateTime::now().timestamp_millis() - build.started_at.timestamp_millis()).max(1);
+        let rate = build.replayed as f64 * 1000.0 / elapsed_ms as f64;
+        let left = (build.total - build.replayed).max(0);
+        json!({
+            "name": build.name,
+            "replayed": build.replayed,
+            "total": build.total,
+            "eventsPerSecond": (rate * 10.0).round() / 10.0,
+            "etaSeconds": (rate > 0.0).then(|| (left as f64 / rate).ceil()),
+            "lagEvents": left,
+            "startedAt": build.started_at.try_to_rfc3339_string().ok(),
+            "heartbeatAt": build.heartbeat_at.try_to_rfc3339_string().ok(),
+        })
+    });
+    Ok(Json(json!({
+        "active": pointer.active,
+        "previous": pointer.previous,
+        "building": building,
+        "generations": generations,
+        "position": position,
+        "switchedAt": pointer.switched_at.and_then(|t| t.try_to_rfc3339_string().ok()),
+    })))
+}
+
+fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
+    let mut roles = vec![(pointer.active.clone(), "active")];
+    roles.extend(pointer.previous.iter().map(|name| (name.clone(), "previous")));
+    roles.extend(pointer.building.iter().map(|build| (build.name.clone(), "building")));
+    roles
+}
+
+async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let generation = state.rebuilder.start().await.map_err(|err| match err {
+        RebuildError::Pointer(err) => err.into(),
+        RebuildError::Store(err) => ApiError::Unavailable(err),
+        RebuildError::Feed(err) => ApiError::FeedUnavailable(err),
+        RebuildError::Cancelled => ApiError::Conflict("the service is shutting down".to_owned()),
+    })?;
+    let body = json!({ "generation": generation, "status": "building", "progress": STATUS_PATH });
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, STATUS_PATH)], Json(body)).into_response())
+}
+
+async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let pointer = state.views.generations().rollback().await?;
+    Ok(Json(json!({ "active": pointer.active, "previous": pointer.previous })))
+}

@@ -1,0 +1,197 @@
+//! Blue-green rebuild of the order views from the event log, and rollback.
+//!
+//! A rebuild claims a new generation in the pointer (see [`crate::store::generations`]); from then on the live
+//! projector writes every event into it as well. After [`GRACE`] (longer than any process caches the pointer) it
+//! replays the whole log from the command-service's feed into the new generation with the same version-guarded
+//! write as live projection, so the two overlap harmlessly. Every event is then in the new generation: those
+//! committed before a page was read came with that page, and any committed later was published later, when every
+//! projector already wrote to the new generation. When the replay reaches the log's head, the pointer switches
+//! (journaled, which also makes the replay's unjournaled writes durable) and reads move over. The replaced
+//! generation stays live for rollback; generations beyond `READ_MODEL_KEEP` are dropped.
+//!
+//! Reads and waiting reads are served from the active generation throughout.
+
+pub mod feed;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::generations::{PointerError, POINTER_TTL};
+use crate::store::{apply_to, OrderView, StoreError, Views};
+pub use feed::Feed;
+
+/// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
+pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
+/// Concurrent view writes during the replay.
+const WRITERS: usize = 8;
+
+/// Why a rebuild stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0:#}")]
+    Feed(anyhow::Error),
+    #[error("the service is shutting down")]
+    Cancelled,
+}
+
+/// How far a rebuild is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub generation: String,
+    pub replayed: i64,
+    pub total: i64,
+    pub events_per_second: f64,
+    pub done: bool,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub generation: String,
+    pub events: i64,
+    pub views: usize,
+    pub replay: Duration,
+}
+
+impl Report {
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.replay.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Starts and runs rebuilds for one process.
+#[derive(Debug, Clone)]
+pub struct Rebuilder {
+    views: Views,
+    feed: Feed,
+    /// Generations kept, the active one included.
+    keep: usize,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Rebuilder {
+    pub fn new(views: Views, feed: Feed, keep: usize, shutdown: CancellationToken) -> Self {
+        Self { views, feed, keep: keep.max(2), tasks: TaskTracker::new(), shutdown }
+    }
+
+    /// Claims a generation and rebuilds it in the background; returns its name at once.
+    pub async fn start(&self) -> Result<String, RebuildError> {
+        let name = self.claim().await?;
+        let rebuilder = self.clone();
+        let generation = name.clone();
+        self.tasks.spawn(async move {
+            let (progress, _) = watch::channel(Progress::default());
+            match rebuilder.run(&generation, &progress).await {
+                Ok(report) => tracing::info!(
+                    generation,
+                    events = report.events,
+                    views = report.views,
+                    events_per_second = report.events_per_second(),
+                    "rebuild switched"
+                ),
+                Err(err) => tracing::warn!(generation, error = %err, "rebuild failed"),
+            }
+        });
+        Ok(name)
+    }
+
+    /// Waits for rebuilds started here to finish (they give up when the service shuts down).
+    pub async fn wait(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Claims the next generation (fails if a live rebuild holds one).
+    pub async fn claim(&self) -> Result<String, RebuildError> {
+        let head = self.feed.page(i64::MAX - 1).await.map_err(RebuildError::Feed)?.metadata.head;
+        let pointer = self.views.generations().begin_build(head).await?;
+        Ok(pointer.building.map(|b| b.name).unwrap_or_default())
+    }
+
+    /// Replays the log into the claimed generation `name` and switches to it. On failure the generation is given
+    /// up and dropped.
+    pub async fn run(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
+        let result = self.replay_and_switch(name, progress).await;
+        if result.is_err() {
+            let _ = self.views.generations().abandon(name).await;
+            let _ = self.views.drop_generation(name).await;
+        }
+        result
+    }
+
+    async fn replay_and_switch(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
+        self.views.ensure_indexes(name).await?;
+        if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
+            return Err(RebuildError::Cancelled);
+        }
+        let target = self.views.generation_for_loading(name);
+        let started = Instant::now();
+        let (mut after, mut replayed, mut views) = (0_i64, 0_i64, 0_usize);
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(RebuildError::Cancelled);
+            }
+            let page = self.feed.page(after).await.map_err(RebuildError::Feed)?;
+            let fetched = page.events.len() as i64;
+            // Each event carries the order's whole state: only the newest version of each order needs writing.
+            let mut newest: HashMap<uuid::Uuid, OrderView> = HashMap::new();
+            for envelope in page.events {
+                match shared_events::decode_envelope(envelope) {
+                    Ok(event) => {
+                        let view = OrderView::from_event(&event);
+                        if newest.get(&event.order_id).is_none_or(|seen| seen.version < view.version) {
+                            newest.insert(event.order_id, view);
+                        }
+                    }
+                    // The live projector dead-letters such an event; there is nothing to apply.
+                    Err(reason) => tracing::warn!(%reason, "skipping an event the projector cannot read"),
+                }
+            }
+            views += newest.len();
+            futures_util::stream::iter(newest.into_values())
+                .map(|view| {
+                    let target = &target;
+                    async move { apply_to(target, &view).await }
+                })
+                .buffer_unordered(WRITERS)
+                .try_collect::<Vec<_>>()
+                .await?;
+            replayed += fetched;
+            after = page.metadata.next_after;
+            let total = page.metadata.head.max(replayed);
+            let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            progress.send_replace(Progress {
+                generation: name.to_owned(),
+                replayed,
+                total,
+                events_per_second: rate,
+                done: false,
+            });
+            self.views.generations().report(name, replayed, total).await?;
+            if fetched < feed::PAGE {
+                break;
+            }
+        }
+        let replay = started.elapsed();
+        let (_, dropped) = self.views.generations().switch(name, self.keep).await?;
+        progress.send_modify(|p| p.done = true);
+        // Processes may write to a dropped generation until they re-read the pointer.
+        if !service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
+            for old in dropped {
+                if let Err(err) = self.views.drop_generation(&old).await {
+                    tracing::warn!(generation = old, error = %err, "dropping an old generation failed");
+                }
+            }
+        }
+        Ok(Report { generation: name.to_owned(), events: replayed, views, replay })
+    }
+}

@@ -1,0 +1,79 @@
+//! The admin token: `Authorization: Bearer <ADMIN_TOKEN>` guards every admin endpoint of both services.
+//!
+//! With no token configured the admin endpoints are switched off and answer 404, as if they did not exist. The
+//! presented token is compared with the configured one in constant time, over SHA-256 digests so that not even
+//! the length leaks.
+
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The configured admin token (its digest), or none.
+#[derive(Clone)]
+pub struct AdminToken(Option<[u8; 32]>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "AdminToken(set)" } else { "AdminToken(none)" })
+    }
+}
+
+/// What a request may do with the admin endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAccess {
+    /// No token is configured: admin endpoints do not exist (404).
+    Disabled,
+    /// No `Bearer` token, or the wrong one (401).
+    Denied,
+    Granted,
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl AdminToken {
+    /// `None` or an empty string disables the admin endpoints.
+    pub fn new(configured: Option<&str>) -> Self {
+        Self(configured.filter(|token| !token.is_empty()).map(|token| digest(token.as_bytes())))
+    }
+
+    /// Checks the `Authorization` header of a request.
+    pub fn check(&self, authorization: Option<&HeaderValue>) -> AdminAccess {
+        let Some(expected) = &self.0 else { return AdminAccess::Disabled };
+        let presented = authorization
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        match presented {
+            Some(token) if bool::from(digest(token.as_bytes()).ct_eq(expected)) => AdminAccess::Granted,
+            _ => AdminAccess::Denied,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_configured_bearer_token_is_granted() {
+        let token = AdminToken::new(Some("s3cret"));
+        let header = |v: &str| HeaderValue::from_str(v).expect("header");
+        assert_eq!(token.check(Some(&header("Bearer s3cret"))), AdminAccess::Granted);
+        assert_eq!(token.check(Some(&header("bearer s3cret"))), AdminAccess::Granted);
+        for wrong in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret", "Bearer ", "Bearer"] {
+            assert_eq!(token.check(Some(&header(wrong))), AdminAccess::Denied, "{wrong:?}");
+        }
+        assert_eq!(token.check(None), AdminAccess::Denied);
+        assert_eq!(format!("{token:?}"), "AdminToken(set)", "the token never reaches a log");
+    }
+
+    #[test]
+    fn no_token_switches_the_admin_endpoints_off() {
+        for off in [AdminToken::new(None), AdminToken::new(Some(""))] {
+            assert_eq!(off.check(Some(&HeaderValue::from_static("Bearer anything"))), AdminAccess::Disabled);
+        }
+    }
+}
