@@ -13,7 +13,6 @@
 
 pub mod feed;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -21,13 +20,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::store::generations::{PointerError, POINTER_TTL};
-use crate::store::{apply_to, OrderView, StoreError, Views};
+use crate::store::{load_into, OrderView, StoreError, Views};
 pub use feed::Feed;
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
-/// Concurrent view writes during the replay.
-const WRITERS: usize = 8;
 
 /// Why a rebuild stopped.
 #[derive(Debug, thiserror::Error)]
@@ -157,14 +154,7 @@ impl Rebuilder {
                 }
             }
             views += newest.len();
-            futures_util::stream::iter(newest.into_values())
-                .map(|view| {
-                    let target = &target;
-                    async move { apply_to(target, &view).await }
-                })
-                .buffer_unordered(WRITERS)
-                .try_collect::<Vec<_>>()
-                .await?;
+            load_into(&target, newest.into_values().collect()).await?;
             replayed += fetched;
             after = page.metadata.next_after;
             let total = page.metadata.head.max(replayed);

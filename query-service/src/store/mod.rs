@@ -5,7 +5,7 @@ pub mod generations;
 mod views;
 
 pub use views::{
-    apply_to, list_query, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views,
+    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views,
     OPERATION_TIMEOUT,
 };
 

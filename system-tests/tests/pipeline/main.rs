@@ -8,5 +8,6 @@ mod helpers;
 mod lifecycle;
 mod lists;
 mod read_your_writes;
+mod rebuild;
 mod replicas;
 mod streams;

@@ -1,0 +1,347 @@
+//! Blue-green rebuilds of the read model from the event log, rollback, mixed schema versions, and the admin token.
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use mongodb::bson::{doc, Document};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::helpers::{amqp_url, command_config, eventually, mongodb_uri, query_config, TestApp, ADMIN_TOKEN};
+
+const STATUS: &str = "/admin/read-models/orders";
+
+impl TestApp {
+    async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.http.request(method, self.query_url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("admin answers")
+    }
+
+    async fn read_model(&self) -> Value {
+        let response = self.admin(reqwest::Method::GET, STATUS).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Starts a rebuild and waits until reads have switched to its generation; returns the generation's name.
+    async fn rebuild(&self) -> String {
+        let response = self.admin(reqwest::Method::POST, "/admin/read-models/orders/rebuild").await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        assert_eq!(response.headers()["location"], STATUS);
+        let started: Value = response.json().await.expect("json");
+        let generation = started["generation"].as_str().expect("generation").to_owned();
+        eventually(Duration::from_secs(120), || async {
+            let status = self.read_model().await;
+            (status["active"] == generation.as_str() && status["building"].is_null()).then_some(())
+        })
+        .await;
+        generation
+    }
+
+    /// Waits until every event committed so far has been applied (the list read at the newest position).
+    async fn caught_up(&self) {
+        let head: i64 = sqlx::query_scalar("select coalesce(max(sequence), 0) from outbox")
+            .fetch_one(&self.pool)
+            .await
+            .expect("head");
+        let url = self.query_url(&format!("/queries/orders?limit=1&minPosition={head}&waitMs=30000"));
+        assert_eq!(self.http.get(url).send().await.expect("GET").status(), 200, "caught up to {head}");
+    }
+
+    /// Every view document of a generation, by order id.
+    async fn generation_views(&self, generation: &str) -> HashMap<String, Document> {
+        let docs: Vec<Document> = self
+            .mongo
+            .collection::<Document>(generation)
+            .find(doc! {})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("collect");
+        docs.into_iter().map(|d| (d.get_str("_id").expect("_id").to_owned(), d)).collect()
+    }
+
+    /// Removes a field from every view of a generation, as if the views had been written before it existed.
+    async fn forget_field(&self, generation: &str, field: &str) {
+        let unset = doc! { "$unset": { field: "" } };
+        self.mongo.collection::<Document>(generation).update_many(doc! {}, unset).await.expect("unset");
+    }
+}
+
+async fn command(app: &TestApp, id: &str, action: &str, body: Value) -> Value {
+    let url = app.command_url(&format!("/commands/orders/{id}/{action}"));
+    let response = app.http.post(url).json(&body).send().await.expect("command");
+    assert_eq!(response.status(), 200, "{action}: {:?}", response.text().await);
+    response.json().await.expect("json")
+}
+
+/// Places `count` orders, 16 at a time, and walks them through mixed lifecycles.
+async fn place_mixed(app: &TestApp, count: usize) {
+    futures_util::stream::iter(0..count)
+        .for_each_concurrent(16, |i| async move {
+            let placed = app.place_order_answer(&format!("cust-{}", i % 50)).await;
+            let id = placed["orderId"].as_str().expect("id").to_owned();
+            match i % 4 {
+                0 => drop(command(app, &id, "confirm", json!({})).await),
+                1 => {
+                    command(app, &id, "confirm", json!({"expectedVersion": 1})).await;
+                    command(app, &id, "ship", json!({})).await;
+                }
+                2 => drop(command(app, &id, "cancel", json!({"reason": format!("changed mind {i}")})).await),
+                _ => {}
+            }
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_reproduces_every_view_while_orders_keep_arriving_and_reads_never_go_back() {
+    let app = TestApp::spawn().await;
+    let started = std::time::Instant::now();
+    place_mixed(&app, 2_000).await;
+    app.caught_up().await;
+    eprintln!("2000 orders with mixed lifecycles placed and projected in {:.1} s", started.elapsed().as_secs_f64());
+    let before = app.generation_views("order_views").await;
+    assert_eq!(before.len(), 2_000);
+    // Views written before `customerSegment` existed: the rebuild delivers it, no migration script.
+    app.forget_field("order_views", "customerSegment").await;
+
+    // 50 orders/s keep arriving during the rebuild; each is read with minVersion right after its POST (and after a
+    // confirm), and a reader checks that no version it has seen ever goes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (app, stop) = (&app, stop.clone());
+        async move {
+            let mut placed: Vec<(String, i64)> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let answer = app.place_order_answer("cust-during-rebuild").await;
+                let id = answer["orderId"].as_str().expect("id").to_owned();
+                let mut version = answer["sequenceId"].as_i64().expect("version");
+                if n % 5 == 0 {
+                    version = command(app, &id, "confirm", json!({})).await["sequenceId"].as_i64().expect("version");
+                }
+                let url = app.query_url(&format!("/queries/orders/{id}?minVersion={version}"));
+                let read = app.http.get(url).send().await.expect("GET");
+                assert_eq!(read.status(), 200, "order {n} read during the rebuild");
+                placed.push((id, version));
+                n += 1;
+            }
+            placed
+        }
+    };
+    let reader = {
+        let (app, stop) = (&app, stop.clone());
+        let sample: Vec<(String, i64)> =
+            before.iter().take(50).map(|(id, view)| (id.clone(), view.get_i64("version").expect("version"))).collect();
+        async move {
+            let mut reads = 0;
+            // A sweep over the sample every 100 ms: a steady reader, not a flood of the read store.
+            let mut sweep = tokio::time::interval(Duration::from_millis(100));
+            while !stop.load(Ordering::Relaxed) {
+                sweep.tick().await;
+                for (id, seen) in &sample {
+                    let body: Value = app
+                        .http
+                        .get(app.query_url(&format!("/queries/orders/{id}")))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    assert!(body["metadata"]["version"].as_i64()? >= *seen, "order {id} went back in version");
+                    reads += 1;
+                }
+            }
+            Some(reads)
+        }
+    };
+    let rebuild = async {
+        let started = std::time::Instant::now();
+        let generation = app.rebuild().await;
+        eprintln!("rebuild started and switched in {:.1} s", started.elapsed().as_secs_f64());
+        // Keep the load on a moment after the switch too.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        generation
+    };
+    let (placed, reads, generation) = tokio::join!(load, reader, rebuild);
+    assert!(placed.len() > 10, "orders kept arriving: {}", placed.len());
+    eprintln!("{} orders placed and read at their version during the rebuild", placed.len());
+    assert!(reads.expect("the reader ran") > 0);
+    app.caught_up().await;
+
+    let after = app.generation_views(&generation).await;
+    assert_eq!(after.len(), 2_000 + placed.len(), "every order has a view in the new generation");
+    for (id, old) in &before {
+        let mut new = after[id].clone();
+        assert_eq!(new.remove("customerSegment"), Some("standard".into()), "{id}: the new field is delivered");
+        let mut old = old.clone();
+        old.remove("customerSegment");
+        assert_eq!(&new, &old, "{id}: field for field");
+    }
+    for (id, version) in &placed {
+        assert_eq!(after[id].get_i64("version").expect("version"), *version, "{id}");
+        let url = app.query_url(&format!("/queries/orders/{id}?minVersion={version}&waitMs=0"));
+        assert_eq!(app.http.get(url).send().await.expect("GET").status(), 200);
+    }
+    let status = app.read_model().await;
+    assert_eq!(status["previous"], json!(["order_views"]));
+    assert_eq!(status["generations"][0]["views"], 2_000 + placed.len());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rollback_returns_reads_to_the_previous_generation_which_stayed_up_to_date() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(app.place_order(&format!("cust-roll-{i}")).await.0);
+    }
+    app.caught_up().await;
+    // Mark the first generation: its views lack the segment, the rebuilt ones have it.
+    app.forget_field("order_views", "customerSegment").await;
+    async fn segment(app: &TestApp, id: Uuid) -> Value {
+        let url = app.query_url(&format!("/queries/orders/{id}"));
+        let body: Value = app.http.get(url).send().await.expect("GET").json().await.expect("json");
+        body["data"]["customerSegment"].clone()
+    }
+    assert_eq!(segment(&app, ids[0]).await, Value::Null);
+    let rebuilt = app.rebuild().await;
+    assert_eq!(segment(&app, ids[0]).await, "standard");
+
+    // Written after the switch: both generations get it.
+    let (late, _) = app.place_order("cust-roll-late").await;
+    app.http.post(app.command_url(&format!("/commands/orders/{late}/confirm"))).send().await.expect("confirm");
+    app.caught_up().await;
+
+    let response = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
+    assert_eq!(response.status(), 200);
+    let pointer: Value = response.json().await.expect("json");
+    assert_eq!(pointer, json!({"active": "order_views", "previous": [rebuilt]}));
+    let status = app.read_model().await;
+    assert_eq!(status["active"], "order_views");
+    // Reads follow the pointer at once in this process (it re-reads the pointer it changed).
+    assert_eq!(segment(&app, ids[0]).await, Value::Null, "served from the previous generation");
+    let old = app.generation_views("order_views").await;
+    let new = app.generation_views(&rebuilt).await;
+    assert_eq!(old.len(), 21);
+    assert_eq!(old[&late.to_string()].get_i64("version").expect("version"), 2, "kept up to date for rollback");
+    for (id, view) in &old {
+        let mut rebuilt_view = new[id].clone();
+        if id != &late.to_string() {
+            rebuilt_view.remove("customerSegment");
+        }
+        assert_eq!(view, &rebuilt_view, "{id}");
+    }
+    let read = app.http.get(app.query_url(&format!("/queries/orders/{late}?minVersion=2&waitMs=0"))).send().await;
+    assert_eq!(read.expect("GET").status(), 200);
+
+    // A second rollback rolls forward; with one previous generation there is always one to go back to.
+    let again: Value =
+        app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await.json().await.expect("json");
+    assert_eq!(again["active"], rebuilt.as_str());
+    assert_eq!(segment(&app, ids[0]).await, "standard");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_log_mixing_v1_and_v2_events_rebuilds_to_the_same_views_as_an_all_v2_log() {
+    let app = TestApp::spawn().await;
+    place_mixed(&app, 40).await;
+    app.caught_up().await;
+    let all_v2 = app.rebuild().await;
+    let expected = app.generation_views(&all_v2).await;
+    let v2: i64 = sqlx::query_scalar("select count(*) from outbox where schema_version = 2")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert!(v2 >= 40);
+
+    // Rewrite every other event as schema v1 wrote it: `customerId` instead of `customer`.
+    let rewritten = sqlx::query(
+        "update outbox set schema_version = 1,
+                payload = (payload - 'customer') || jsonb_build_object('customerId', payload->'customer'->>'id')
+         where sequence % 2 = 0",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("rewrite")
+    .rows_affected();
+    assert!(rewritten as i64 >= v2 / 2 - 1, "{rewritten} of {v2}");
+    let mixed = app.rebuild().await;
+    let rebuilt = app.generation_views(&mixed).await;
+    assert_eq!(rebuilt.len(), 40);
+    for (id, view) in &expected {
+        assert_eq!(&rebuilt[id], view, "{id}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_token_and_vanish_without_one() {
+    let app = TestApp::spawn().await;
+    let endpoints = [
+        (reqwest::Method::GET, app.command_url("/events?after=0&limit=10")),
+        (reqwest::Method::GET, app.query_url(STATUS)),
+        (reqwest::Method::POST, app.query_url("/admin/read-models/orders/rollback")),
+        (reqwest::Method::POST, app.query_url("/admin/read-models/orders/rebuild")),
+    ];
+    for (method, url) in &endpoints {
+        for token in [None, Some("wrong"), Some("test-admin-token-but-longer")] {
+            let mut request = app.http.request(method.clone(), url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("answers");
+            assert_eq!(response.status(), 401, "{method} {url} with {token:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            assert_eq!(response.headers()["content-type"], "application/problem+json");
+        }
+    }
+    // With the right token: the feed, the status, and a rollback with nothing to roll back to (409).
+    let (id, _) = app.place_order("cust-admin").await;
+    let feed = app.http.get(&endpoints[0].1).bearer_auth(ADMIN_TOKEN).send().await.expect("feed");
+    assert_eq!(feed.status(), 200);
+    let feed: Value = feed.json().await.expect("json");
+    assert_eq!(feed["data"][0]["orderId"], id.to_string());
+    assert_eq!(feed["data"][0]["eventType"], "OrderPlaced");
+    assert_eq!(feed["data"][0]["schemaVersion"], 2);
+    assert_eq!(feed["metadata"]["nextAfter"], feed["data"][0]["sequence"]);
+    assert_eq!(app.admin(reqwest::Method::GET, STATUS).await.status(), 200);
+    let rollback = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
+    assert_eq!(rollback.status(), 409);
+    for bad in ["after=-1", "limit=0", "limit=5001", "after=x"] {
+        let url = app.command_url(&format!("/events?{bad}"));
+        let response = app.http.get(url).bearer_auth(ADMIN_TOKEN).send().await.expect("feed");
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+
+    // The same services without a token: the admin endpoints do not exist.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut config = command_config(&app.names, &amqp_url());
+    config.admin_token = None;
+    config.relay_enabled = false;
+    let command = command_service::run::start(config, shutdown.clone()).await.expect("starts");
+    let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
+    config.admin_token = None;
+    config.projector_enabled = false;
+    let query = query_service::run::start(config, shutdown.clone()).await.expect("starts");
+    for (method, url) in [
+        (reqwest::Method::GET, format!("http://{}/events", command.addr)),
+        (reqwest::Method::GET, format!("http://{}{STATUS}", query.addr)),
+        (reqwest::Method::POST, format!("http://{}/admin/read-models/orders/rebuild", query.addr)),
+    ] {
+        let response = app.http.request(method.clone(), &url).bearer_auth(ADMIN_TOKEN).send().await.expect("answers");
+        assert_eq!(response.status(), 404, "{method} {url}");
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), command.task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), query.task).await;
+    app.stop().await;
+}
