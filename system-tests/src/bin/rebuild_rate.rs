@@ -25,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let amqp_url = env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let mongodb_uri = env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false");
     let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let (database, exchange, queue) = (format!("bench_{id}"), format!("bench.{id}.events"), format!("bench.{id}.views"));
+    let (database, exchange, queue) =
+        (format!("bench_{id}"), format!("bench.{id}.events"), format!("bench.{id}.views"));
     let token = "bench-admin-token".to_owned();
     let shutdown = CancellationToken::new();
 
@@ -114,13 +115,20 @@ async fn main() -> anyhow::Result<()> {
     let rebuild_rate = report.events_per_second();
     println!("| run | events | seconds | events/s |");
     println!("| --- | ---: | ---: | ---: |");
-    println!("| live projector (relay → RabbitMQ → projector → view) | {events} | {:.1} | {live_rate:.0} |", live.as_secs_f64());
+    println!(
+        "| live projector (relay → RabbitMQ → projector → view) | {events} | {:.1} | {live_rate:.0} |",
+        live.as_secs_f64()
+    );
     println!(
         "| rebuild replay (feed → bulk load) | {} | {:.1} | {rebuild_rate:.0} |",
         report.events,
         report.replay.as_secs_f64()
     );
-    println!("| rebuild, claim to switch (incl. 2 × 2 s grace) | {} | {:.1} | |", report.events, rebuild_wall.as_secs_f64());
+    println!(
+        "| rebuild, claim to switch (incl. 2 × 2 s grace) | {} | {:.1} | |",
+        report.events,
+        rebuild_wall.as_secs_f64()
+    );
     println!("rebuild / live = {:.2}×", rebuild_rate / live_rate);
 
     shutdown.cancel();
