@@ -40,13 +40,14 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn relay_settings(&self) -> RelaySettings {
+    pub fn relay_settings(&self, metrics: crate::metrics::RelayMetrics) -> RelaySettings {
         RelaySettings {
             amqp_url: self.amqp_url.clone(),
             exchange: self.amqp_exchange.clone(),
             batch_size: self.relay_batch_size,
             poll_interval: Duration::from_millis(self.relay_poll_interval_ms),
             standby_interval: Duration::from_secs(1),
+            metrics,
         }
     }
 }

@@ -7,11 +7,13 @@
 //! - [`store`]: writes the order and its event to Postgres in one transaction; reads the outbox.
 //! - [`relay`]: publishes unpublished outbox rows to RabbitMQ with publisher confirms, then marks them published.
 //!
-//! [`config`] reads the environment once; [`run`] wires the pieces together under one shutdown signal.
+//! [`config`] reads the environment once; [`metrics`] counts what happens; [`run`] wires the pieces together under
+//! one shutdown signal.
 
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod relay;
 pub mod run;
 pub mod store;

@@ -8,9 +8,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{build_app, AppState};
+use crate::http::{build_app, AppState, Readiness};
+use crate::metrics::CommandMetrics;
 use crate::{relay, store};
 use service_runtime::admin::AdminToken;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -35,12 +38,23 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let addr = listener.local_addr()?;
     tracing::info!(%addr, relay = config.relay_enabled, "command-service listening");
 
-    let relay = config
-        .relay_enabled
-        .then(|| tokio::spawn(relay::run(pool.clone(), options, config.relay_settings(), shutdown.clone())));
+    let metrics = CommandMetrics::new()?;
+    let relay_running = config.relay_enabled.then(|| Arc::new(AtomicBool::new(true)));
+    let relay = relay_running.clone().map(|running| {
+        let relay = relay::run(pool.clone(), options, config.relay_settings(metrics.relay.clone()), shutdown.clone());
+        tokio::spawn(async move {
+            relay.await;
+            running.store(false, Ordering::Relaxed);
+        })
+    });
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
-    let mut app = build_app(AppState { pool: pool.clone(), admin: AdminToken::new(config.admin_token.as_deref()) });
+    let mut app = build_app(AppState {
+        pool: pool.clone(),
+        admin: AdminToken::new(config.admin_token.as_deref()),
+        metrics,
+        readiness: Readiness { amqp_url: config.amqp_url.clone(), relay_running },
+    });
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
@@ -65,7 +79,8 @@ pub async fn relay_only(config: Config, shutdown: CancellationToken) -> anyhow::
     let pool = store::pool(options.clone(), 4);
     store::prepare(&config.database_url, &pool).await?;
     tracing::info!("command-service relay started");
-    relay::run(pool.clone(), options, config.relay_settings(), shutdown).await;
+    let metrics = crate::metrics::RelayMetrics::register(&prometheus::Registry::new())?;
+    relay::run(pool.clone(), options, config.relay_settings(metrics), shutdown).await;
     pool.close().await;
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod projection;
 pub mod read;
 pub mod rebuild;

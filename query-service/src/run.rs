@@ -7,11 +7,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{build_app, AppState};
+use crate::http::{build_app, AppState, Readiness};
+use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings};
 use crate::read::{self, VersionWaiters};
 use crate::store;
 use service_runtime::admin::AdminToken;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -23,8 +26,10 @@ pub struct Running {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
-pub fn consumer_settings(config: &Config) -> ConsumerSettings {
+pub fn consumer_settings(config: &Config, metrics: QueryMetrics, consuming: Arc<AtomicBool>) -> ConsumerSettings {
     ConsumerSettings {
+        metrics,
+        consuming,
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
         queue: config.amqp_queue.clone(),
@@ -48,8 +53,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let addr = listener.local_addr()?;
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
-    let projector = config.projector_enabled.then(|| {
-        tokio::spawn(projection::run(consumer_settings(&config), views.clone(), waiters.clone(), shutdown.clone()))
+    let metrics = QueryMetrics::new()?;
+    let projector_consuming = config.projector_enabled.then(|| Arc::new(AtomicBool::new(false)));
+    let projector = projector_consuming.clone().map(|consuming| {
+        let settings = consumer_settings(&config, metrics.clone(), consuming);
+        tokio::spawn(projection::run(settings, views.clone(), waiters.clone(), shutdown.clone()))
     });
     let (bound, notices_bound) = watch::channel(false);
     let notices = tokio::spawn(read::notices::listen(
@@ -66,6 +74,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown: shutdown.clone(),
         admin: AdminToken::new(config.admin_token.as_deref()),
         rebuilder: rebuilder.clone(),
+        metrics,
+        readiness: Readiness { amqp_url: config.amqp_url.clone(), projector_consuming },
     };
     let mut app = build_app(state);
     if let Some(cors) = cors {

@@ -1,9 +1,12 @@
 //! What every service process of the platform shares: logging set-up ([`init_tracing`]), the one shutdown signal
 //! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]) and their admin endpoints ([`admin`]).
+//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]) and their Prometheus metrics
+//! ([`metrics`]).
 
 pub mod admin;
 pub mod cors;
+pub mod health;
+pub mod metrics;
 
 use std::fmt::Display;
 use std::future::Future;

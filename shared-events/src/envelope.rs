@@ -66,6 +66,18 @@ pub struct Envelope {
     pub payload: serde_json::Value,
 }
 
+impl Envelope {
+    /// The trace id of the `traceparent` (`00-<trace id>-<span id>-<flags>`), when there is one.
+    pub fn trace_id(&self) -> Option<&str> {
+        trace_id(self.traceparent.as_deref()?)
+    }
+}
+
+/// The trace id part of a W3C `traceparent`.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    traceparent.split('-').nth(1).filter(|id| id.len() == 32)
+}
+
 /// An envelope whose type and payload have been checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderEvent {

@@ -13,7 +13,7 @@ mod order;
 pub mod upcast;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
-pub use envelope::{decode, decode_envelope, DecodeError, Envelope, EventType, OrderEvent};
+pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, DEFAULT_SEGMENT};
 
 /// AMQP `content_type` of every published event.

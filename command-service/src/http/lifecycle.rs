@@ -34,14 +34,31 @@ struct CancelBody {
     reason: Option<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(trace_id))]
 async fn transition(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    JsonBytes(body): JsonBytes,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Answer, ApiError> {
+    let started = std::time::Instant::now();
+    let command = match &path {
+        Ok(Path((_, action))) if matches!(action.as_str(), "confirm" | "ship" | "cancel") => action.clone(),
+        _ => "unknown".to_owned(),
+    };
+    let result = apply(&state, path, &headers, body).await;
+    state.metrics.command(&command, started, &result);
+    result
+}
+
+async fn apply(
+    state: &AppState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: &HeaderMap,
+    body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
     let Path((raw_id, action)) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let JsonBytes(body) = body?;
     let transition = match action.as_str() {
         "confirm" => Transition::Confirm,
         "ship" => Transition::Ship,
@@ -50,7 +67,7 @@ async fn transition(
     };
     let order_id =
         Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
-    let key = idempotency::key(&headers)?;
+    let key = idempotency::key(headers)?;
     let (expected_version, reason) = match (&body, transition) {
         (None, _) => (None, None),
         (Some(bytes), Transition::Cancel) => {
@@ -70,7 +87,9 @@ async fn transition(
     let canonical = body.as_deref().map(json::canonical).transpose()?.unwrap_or_default();
     let fingerprint =
         idempotency::fingerprint(&format!("POST /commands/orders/{order_id}/{}", transition.as_str()), &canonical);
-    let traceparent = trace_context::traceparent(&headers);
+    let traceparent = trace_context::traceparent(headers);
+    let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
+    tracing::Span::current().record("trace_id", trace_id);
 
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
@@ -88,6 +107,7 @@ async fn transition(
     .await?;
     let answer = Answer::json(StatusCode::OK, None, &CommandAccepted::from(&changed))?;
     let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
-    tracing::info!(order_id = %order_id, version = changed.version, transition = transition.as_str(), "order changed");
+    tracing::info!(order_id = %order_id, version = changed.version, transition = transition.as_str(), trace_id,
+        "order changed");
     Ok(answer)
 }

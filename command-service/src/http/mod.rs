@@ -4,13 +4,16 @@ mod events;
 mod idempotency;
 mod json;
 mod lifecycle;
+mod operations;
 mod orders;
 mod problem;
 mod trace_context;
 
 pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};
+pub use operations::Readiness;
 pub use problem::{ApiError, Problem, PROBLEM_JSON};
 
+use crate::metrics::CommandMetrics;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,15 +33,19 @@ pub struct AppState {
     pub pool: PgPool,
     /// Guards the admin endpoints (the event feed).
     pub admin: AdminToken,
+    pub metrics: CommandMetrics,
+    pub readiness: Readiness,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
 pub fn build_app(state: AppState) -> Router {
+    let http_metrics = state.metrics.http.clone();
     Router::new()
         .merge(orders::router())
         .merge(lifecycle::router())
         .merge(events::router())
-        .route("/health/live", axum::routing::get(live))
+        .merge(operations::router())
+        .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -72,9 +79,4 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         return problem;
     }
     response
-}
-
-/// Liveness: the process is up and serving HTTP.
-async fn live() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "up" }))
 }

@@ -43,15 +43,29 @@ impl From<&PlacedOrder> for CommandAccepted {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(trace_id))]
 async fn place_order(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: JsonBody<PlaceOrder>,
+    body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let key = idempotency::key(&headers)?;
+    let started = std::time::Instant::now();
+    let result = place(&state, &headers, body).await;
+    state.metrics.command("place", started, &result);
+    result
+}
+
+async fn place(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<JsonBody<PlaceOrder>, ApiError>,
+) -> Result<Answer, ApiError> {
+    let body = body?;
+    let key = idempotency::key(headers)?;
     let order = NewOrder::parse(body.value).map_err(ApiError::Validation)?;
-    let traceparent = trace_context::traceparent(&headers);
+    let traceparent = trace_context::traceparent(headers);
+    let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
+    tracing::Span::current().record("trace_id", trace_id);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &body.canonical);
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
@@ -61,6 +75,6 @@ async fn place_order(
     let location = format!("/queries/orders/{}", placed.order_id);
     let answer = Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?;
     let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
-    tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, "order placed");
+    tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, trace_id, "order placed");
     Ok(answer)
 }

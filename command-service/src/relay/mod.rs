@@ -20,6 +20,7 @@ use sqlx::{ConnectOptions, PgPool};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::RelayMetrics;
 use crate::store;
 
 /// Advisory lock key of the active relay ("outbox" in ASCII). Locks are per database.
@@ -39,6 +40,7 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// How often a standby relay tries to become the leader.
     pub standby_interval: Duration,
+    pub metrics: RelayMetrics,
 }
 
 enum Outcome {
@@ -55,6 +57,7 @@ pub async fn run(pool: PgPool, connect: PgConnectOptions, settings: RelaySetting
             Ok(Outcome::Stopped) => return,
             Ok(Outcome::Standby) => settings.standby_interval,
             Err(err) => {
+                settings.metrics.failures.inc();
                 let wait = backoff.failed();
                 tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "relay failed");
                 wait
@@ -91,6 +94,7 @@ async fn lead(
     let publisher =
         Publisher::connect(&settings.amqp_url, &settings.exchange).await.context("connecting to RabbitMQ")?;
     tracing::info!(exchange = %settings.exchange, "relay is the active publisher");
+    settings.metrics.leader.set(1);
 
     let result = async {
         let mut checkpoint = 0;
@@ -107,6 +111,7 @@ async fn lead(
         }
     }
     .await;
+    settings.metrics.leader.set(0);
     publisher.close().await;
     result
 }
@@ -135,8 +140,12 @@ async fn drain(
         let fetched = rows.len();
         let last = rows.last().map(|row| row.sequence);
         if fetched > 0 {
+            let sent = std::time::Instant::now();
             let acked = publisher.publish(rows).await?;
+            settings.metrics.confirm_duration.observe(sent.elapsed().as_secs_f64());
+            settings.metrics.batch_size.observe(fetched as f64);
             store::mark_published(pool, &acked).await?;
+            settings.metrics.published.inc_by(acked.len() as u64);
             tracing::debug!(fetched, published = acked.len(), "relayed a batch");
             if acked.len() < fetched {
                 anyhow::bail!("the broker refused {} of {fetched} events", fetched - acked.len());
@@ -147,6 +156,7 @@ async fn drain(
             // Every row up to the watermark was in this batch or an earlier one, unless the batch was cut short.
             if complete || last.is_some_and(|last| last >= watermark.through) {
                 publisher.publish_checkpoint(watermark.through).await?;
+                settings.metrics.checkpoints.inc();
                 *checkpoint = watermark.through;
                 tracing::debug!(closed_through = watermark.through, "published a checkpoint");
             }

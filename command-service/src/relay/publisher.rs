@@ -66,11 +66,13 @@ impl Publisher {
                     properties(&envelope),
                 )
                 .await?;
-            pending.push((sequence, confirm));
+            pending.push((sequence, envelope, confirm));
         }
         let mut acked = Vec::with_capacity(pending.len());
-        for (sequence, confirm) in pending {
+        for (sequence, envelope, confirm) in pending {
             if confirm.await?.is_ack() {
+                tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
+                    trace_id = envelope.trace_id().unwrap_or_default(), "event published");
                 acked.push(sequence);
             } else {
                 tracing::warn!(sequence, "broker nacked an event; it will be published again");

@@ -103,7 +103,9 @@ async fn wait_for_position(state: &AppState, min_position: i64, wait: Duration) 
         state.waiters.announce_position(stored);
     }
     if state.waiters.position() < min_position && !wait.is_zero() {
-        let _ = tokio::time::timeout(wait, state.waiters.position_reached(min_position)).await;
+        let started = std::time::Instant::now();
+        let reached = tokio::time::timeout(wait, state.waiters.position_reached(min_position)).await.is_ok();
+        state.metrics.waited(reached, started.elapsed());
     }
     Ok(state.waiters.position())
 }

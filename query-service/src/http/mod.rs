@@ -2,11 +2,13 @@
 
 mod admin;
 mod lists;
+mod operations;
 mod orders;
 mod params;
 mod problem;
 mod stream;
 
+pub use operations::Readiness;
 pub use problem::{ApiError, PROBLEM_JSON};
 
 use axum::extract::Request;
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::metrics::QueryMetrics;
 use crate::read::VersionWaiters;
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
@@ -36,16 +39,20 @@ pub struct AppState {
     /// Guards the admin endpoints.
     pub admin: AdminToken,
     pub rebuilder: Rebuilder,
+    pub metrics: QueryMetrics,
+    pub readiness: Readiness,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
 pub fn build_app(state: AppState) -> Router {
+    let http_metrics = state.metrics.http.clone();
     Router::new()
         .merge(orders::router())
         .merge(lists::router())
         .merge(stream::router())
         .merge(admin::router())
-        .route("/health/live", axum::routing::get(live))
+        .merge(operations::router())
+        .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -65,9 +72,4 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         return problem::problem(status, status.canonical_reason().unwrap_or("Error"));
     }
     response
-}
-
-/// Liveness: the process is up and serving HTTP.
-async fn live() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "up" }))
 }

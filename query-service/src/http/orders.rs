@@ -50,8 +50,10 @@ async fn get_order(
     let mut subscription = state.waiters.subscribe(id);
     let mut view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
     if version_of(&view) < min_version && !wait.is_zero() {
-        let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await;
-        if reached.is_ok() {
+        let started = std::time::Instant::now();
+        let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await.is_ok();
+        state.metrics.waited(reached, started.elapsed());
+        if reached {
             view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
         }
     }

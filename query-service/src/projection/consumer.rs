@@ -12,10 +12,13 @@ use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::{ApplyOutcome, OrderView, StoreError, Views};
-use shared_events::{Checkpoint, CHECKPOINT_TYPE};
+use shared_events::{Checkpoint, EventType, CHECKPOINT_TYPE};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Where the projector consumes from.
 #[derive(Debug, Clone)]
@@ -24,6 +27,9 @@ pub struct ConsumerSettings {
     pub exchange: String,
     pub queue: String,
     pub prefetch: u16,
+    pub metrics: QueryMetrics,
+    /// True while the consumer is connected and consuming.
+    pub consuming: Arc<AtomicBool>,
 }
 
 impl ConsumerSettings {
@@ -92,6 +98,7 @@ async fn consume(
         .basic_consume(settings.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?;
     tracing::info!(queue = %settings.queue, "projector consuming");
+    settings.consuming.store(true, Ordering::Relaxed);
     backoff.reset();
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
@@ -100,7 +107,10 @@ async fn consume(
         let delivery = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             _ = health.tick() => {
-                if connection.status().connected() && channel.status().connected() { continue }
+                if connection.status().connected() && channel.status().connected() {
+                    sample_queue_depth(&channel, settings).await;
+                    continue;
+                }
                 break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
             }
             next = deliveries.next() => match next {
@@ -124,8 +134,18 @@ async fn consume(
             Err(err) => break Err(err),
         }
     };
+    settings.consuming.store(false, Ordering::Relaxed);
     let _ = connection.close(200, "projector stopping".into()).await;
     result
+}
+
+/// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge.
+async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let declare = channel.queue_declare(settings.queue.as_str().into(), passive, FieldTable::default());
+    if let Ok(Ok(queue)) = tokio::time::timeout(Duration::from_secs(2), declare).await {
+        settings.metrics.queue_depth.set(i64::from(queue.message_count()));
+    }
 }
 
 enum Handled {
@@ -145,6 +165,7 @@ async fn handle(
     if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
         let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(&delivery.data) else {
             tracing::warn!("dead-lettering a malformed checkpoint");
+            settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
             dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
             return Ok(Handled::Done(None));
         };
@@ -154,12 +175,17 @@ async fn handle(
             return Ok(Handled::Abandoned);
         }
         waiters.announce_position(position);
+        settings.metrics.position.set(position);
         return Ok(Handled::Done(Some(Notice::Position { position })));
     }
     let event = match shared_events::decode(&delivery.data) {
         Ok(event) => event,
         Err(reason) => {
             tracing::warn!(%reason, "dead-lettering a message");
+            let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
+            settings
+                .metrics
+                .event(if EventType::parse(kind).is_some() { kind } else { "unknown" }, EventOutcome::DeadLettered);
             dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
             return Ok(Handled::Done(None));
         }
@@ -168,10 +194,17 @@ async fn handle(
     let Some(outcome) = with_retries(shutdown, "writing the view", || views.apply(&view)).await else {
         return Ok(Handled::Abandoned);
     };
-    tracing::debug!(order_id = %event.order_id, version = event.version, ?outcome, "event applied");
+    let event_type = event.event_type.as_str();
+    let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
+    tracing::debug!(order_id = %event.order_id, event_id = %event.event_id, version = event.version, ?outcome,
+        trace_id, "event applied");
     if outcome == ApplyOutcome::Stale {
+        settings.metrics.event(event_type, EventOutcome::Duplicate);
         return Ok(Handled::Done(None));
     }
+    settings.metrics.event(event_type, EventOutcome::Applied);
+    let lag = time::OffsetDateTime::now_utc() - event.occurred_at;
+    settings.metrics.applied(event.sequence, lag.try_into().unwrap_or_default());
     waiters.announce(event.order_id, event.version);
     Ok(Handled::Done(Some(Notice::ViewChanged { order_id: event.order_id, version: event.version })))
 }

@@ -282,6 +282,8 @@ async fn postgres_unreachable_answers_503() {
     let app = command_service::http::build_app(command_service::http::AppState {
         pool,
         admin: service_runtime::admin::AdminToken::new(None),
+        metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
+        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay_running: None },
     });
     let request = axum::http::Request::post("/commands/orders")
         .header("content-type", "application/json")

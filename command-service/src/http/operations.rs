@@ -1,0 +1,64 @@
+//! For operators: `GET /health/live`, `GET /health/ready` (Postgres and RabbitMQ reachable, relay running; 503
+//! naming what is down) and `GET /metrics` (Prometheus text format).
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+
+/// Longest one readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What readiness checks besides the pool.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub amqp_url: String,
+    /// Set while the relay task runs; `None` when this process runs no relay.
+    pub relay_running: Option<Arc<AtomicBool>>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).route("/metrics", get(metrics))
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "up" }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let postgres = async {
+        let ping = sqlx::query("select 1").execute(&state.pool);
+        matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
+    };
+    let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
+    let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
+    let mut checks = vec![("postgres", postgres), ("rabbitmq", rabbitmq)];
+    if let Some(relay) = &state.readiness.relay_running {
+        checks.push(("relay", relay.load(Ordering::Relaxed)));
+    }
+    service_runtime::health::answer(&checks)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let backlog: Result<(i64, f64), _> = sqlx::query_as(
+        "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
+         from outbox where published_at is null",
+    )
+    .fetch_one(&state.pool)
+    .await;
+    match backlog {
+        Ok((rows, age)) => {
+            state.metrics.outbox_backlog.set(rows);
+            state.metrics.outbox_oldest_age.set(age.max(0.0));
+        }
+        Err(err) => tracing::warn!(error = %err, "reading the outbox backlog for the metrics failed"),
+    }
+    service_runtime::metrics::render(&state.metrics.registry)
+}

@@ -1,0 +1,142 @@
+//! The command side's Prometheus metrics (`GET /metrics`): commands by type and outcome with their latency, the
+//! outbox backlog and the age of its oldest unpublished row (read from Postgres at scrape time), and the relay's
+//! batches, confirm latency, failures and leadership.
+
+use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use service_runtime::metrics::{HttpMetrics, LATENCY_BUCKETS};
+use std::time::Instant;
+
+use crate::http::ApiError;
+
+/// Every metric of one command-service, in its own registry.
+#[derive(Debug, Clone)]
+pub struct CommandMetrics {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    pub relay: RelayMetrics,
+    commands: IntCounterVec,
+    command_duration: HistogramVec,
+    pub outbox_backlog: IntGauge,
+    pub outbox_oldest_age: Gauge,
+}
+
+/// The relay's metrics (registered with the service's, or standalone in `command-service relay`).
+#[derive(Debug, Clone)]
+pub struct RelayMetrics {
+    pub batch_size: Histogram,
+    pub confirm_duration: Histogram,
+    pub published: IntCounter,
+    pub failures: IntCounter,
+    pub leader: IntGauge,
+    pub checkpoints: IntCounter,
+}
+
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl RelayMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let batch_buckets = vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+        Ok(Self {
+            batch_size: registered(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("relay_batch_size", "Events published per relay batch.").buckets(batch_buckets),
+                )?,
+            )?,
+            confirm_duration: registered(
+                registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "relay_confirm_duration_seconds",
+                        "From publishing a batch to its last confirm.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )?,
+            )?,
+            published: registered(
+                registry,
+                IntCounter::new(
+                    "relay_events_published_total",
+                    "Events confirmed by the broker and marked published.",
+                )?,
+            )?,
+            failures: registered(
+                registry,
+                IntCounter::new("relay_publish_failures_total", "Relay rounds that failed (broker or Postgres).")?,
+            )?,
+            leader: registered(
+                registry,
+                IntGauge::new("relay_leader", "1 while this relay is the active publisher.")?,
+            )?,
+            checkpoints: registered(
+                registry,
+                IntCounter::new("relay_checkpoints_total", "Checkpoint markers published.")?,
+            )?,
+        })
+    }
+}
+
+impl CommandMetrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        Ok(Self {
+            http: HttpMetrics::register(&registry)?,
+            relay: RelayMetrics::register(&registry)?,
+            commands: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("commands_total", "Commands handled, by command and outcome."),
+                    &["command", "outcome"],
+                )?,
+            )?,
+            command_duration: registered(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("command_duration_seconds", "Time to handle a command, by command.")
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["command"],
+                )?,
+            )?,
+            outbox_backlog: registered(
+                &registry,
+                IntGauge::new("outbox_backlog", "Outbox rows not yet published (read at scrape time).")?,
+            )?,
+            outbox_oldest_age: registered(
+                &registry,
+                Gauge::new(
+                    "outbox_oldest_unpublished_age_seconds",
+                    "Age of the oldest unpublished outbox row, 0 when there is none (read at scrape time).",
+                )?,
+            )?,
+            registry,
+        })
+    }
+
+    /// Counts and times one command (`place`, `confirm`, `ship`, `cancel`) by how it ended.
+    pub fn command<T>(&self, command: &str, started: Instant, result: &Result<T, ApiError>) {
+        let outcome = match result {
+            Ok(_) => "accepted",
+            Err(err) => outcome(err),
+        };
+        self.commands.with_label_values(&[command, outcome]).inc();
+        self.command_duration.with_label_values(&[command]).observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// The `outcome` label of a failed command.
+fn outcome(err: &ApiError) -> &'static str {
+    match err.status().as_u16() {
+        404 => "not_found",
+        409 => "conflict",
+        422 => "idempotency_mismatch",
+        503 => "unavailable",
+        400..=499 => "rejected",
+        _ => "error",
+    }
+}

@@ -1,0 +1,75 @@
+//! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, projector consuming; 503
+//! naming what is down), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people).
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ApiError, AppState};
+
+/// Longest one readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What readiness checks besides MongoDB.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub amqp_url: String,
+    /// Set while the projector consumes; `None` when this process runs no projector.
+    pub projector_consuming: Option<Arc<AtomicBool>>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/queries/_status", get(status))
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "up" }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, state.views.ping()).await.is_ok_and(|r| r.is_ok()) };
+    let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
+    let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
+    let mut checks = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
+    if let Some(consuming) = &state.readiness.projector_consuming {
+        checks.push(("projector", consuming.load(Ordering::Relaxed)));
+    }
+    service_runtime::health::answer(&checks)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.waiting_reads.set(state.waiters.waiting_reads() as i64);
+    service_runtime::metrics::render(&state.metrics.registry)
+}
+
+/// Where the read model stands, for people: what was applied last, how fresh it is, what waits.
+async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let position = state.views.position().await.map_err(ApiError::Unavailable)?;
+    let pointer = state.views.generations().current().await;
+    let metrics = &state.metrics;
+    let projector = state.readiness.projector_consuming.as_ref().map(|consuming| {
+        json!({
+            "consuming": consuming.load(Ordering::Relaxed),
+            "lastAppliedSequence": metrics.last_applied_sequence.get(),
+            "lagMs": (metrics.current_lag.get() * 1000.0).round(),
+            "queueDepth": metrics.queue_depth.get(),
+        })
+    });
+    Ok(Json(json!({
+        "position": position,
+        "activeGeneration": pointer.active,
+        "building": pointer.building.map(|b| b.name),
+        "waitingReads": state.waiters.waiting_reads(),
+        "projector": projector,
+    })))
+}

@@ -1,0 +1,125 @@
+//! The query side's Prometheus metrics (`GET /metrics`): events applied / skipped as duplicates / dead-lettered by
+//! type, freshness lag (view written − event `occurredAt`) and the current lag, queue depth, waiting reads and how
+//! their waits ended, and HTTP requests.
+
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use service_runtime::metrics::{HttpMetrics, LATENCY_BUCKETS};
+use std::time::Duration;
+
+/// Every metric of one query-service, in its own registry.
+#[derive(Debug, Clone)]
+pub struct QueryMetrics {
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    events: IntCounterVec,
+    freshness: Histogram,
+    pub current_lag: Gauge,
+    pub last_applied_sequence: IntGauge,
+    pub queue_depth: IntGauge,
+    pub waiting_reads: IntGauge,
+    pub position: IntGauge,
+    waits: IntCounterVec,
+    wait_duration: Histogram,
+}
+
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// What happened to an event the projector received.
+#[derive(Debug, Clone, Copy)]
+pub enum EventOutcome {
+    Applied,
+    Duplicate,
+    DeadLettered,
+}
+
+impl QueryMetrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let freshness_buckets =
+            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+        Ok(Self {
+            http: HttpMetrics::register(&registry)?,
+            events: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("projector_events_total", "Events received by the projector, by type and outcome."),
+                    &["event_type", "outcome"],
+                )?,
+            )?,
+            freshness: registered(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "projector_freshness_lag_seconds",
+                        "From the event's occurredAt (the command's commit) to its view being written.",
+                    )
+                    .buckets(freshness_buckets),
+                )?,
+            )?,
+            current_lag: registered(
+                &registry,
+                Gauge::new("projector_current_lag_seconds", "Freshness lag of the last event applied.")?,
+            )?,
+            last_applied_sequence: registered(
+                &registry,
+                IntGauge::new("projector_last_applied_sequence", "Global sequence of the last event applied.")?,
+            )?,
+            queue_depth: registered(
+                &registry,
+                IntGauge::new("projector_queue_depth", "Messages ready in the projector's queue (sampled every 2 s).")?,
+            )?,
+            waiting_reads: registered(
+                &registry,
+                IntGauge::new("reads_waiting", "Reads waiting for a version or position right now.")?,
+            )?,
+            position: registered(
+                &registry,
+                IntGauge::new("read_model_position", "Every event up to this sequence has been applied.")?,
+            )?,
+            waits: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("read_waits_total", "Reads that waited for minVersion or minPosition, by outcome."),
+                    &["outcome"],
+                )?,
+            )?,
+            wait_duration: registered(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("read_wait_duration_seconds", "How long reads waited.")
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                )?,
+            )?,
+            registry,
+        })
+    }
+
+    /// Counts one event the projector received (`event_type` as on the wire, `unknown` if unreadable).
+    pub fn event(&self, event_type: &str, outcome: EventOutcome) {
+        let outcome = match outcome {
+            EventOutcome::Applied => "applied",
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::DeadLettered => "dead_lettered",
+        };
+        self.events.with_label_values(&[event_type, outcome]).inc();
+    }
+
+    /// Records an applied event's freshness lag.
+    pub fn applied(&self, sequence: i64, lag: Duration) {
+        self.freshness.observe(lag.as_secs_f64());
+        self.current_lag.set(lag.as_secs_f64());
+        self.last_applied_sequence.set(sequence);
+    }
+
+    /// Records a read that waited: whether it got what it waited for, and for how long.
+    pub fn waited(&self, reached: bool, waited: Duration) {
+        self.waits.with_label_values(&[if reached { "reached" } else { "timed_out" }]).inc();
+        self.wait_duration.observe(waited.as_secs_f64());
+    }
+}
