@@ -9,24 +9,11 @@ use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::{Connection, ConnectionProperties};
 
-use crate::helpers::{amqp_url, eventually, mongodb_uri, Names, TestApp};
+use crate::helpers::{amqp_url, eventually, free_port, mongodb_uri, service_binary, Names, TestApp};
 
 /// A free TCP port on loopback (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `command-service` binary built beside this test binary (`cargo nextest run --workspace` builds it).
-fn command_service_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
-    let binary = dir.join("command-service");
-    assert!(binary.exists(), "{} is missing: build the workspace first (cargo build --workspace)", binary.display());
-    binary
 }
 
 /// How many views the test's Mongo database holds, each at version 1.
@@ -48,14 +35,14 @@ async fn assert_nothing_lost(app: &TestApp, orders: i64) {
 
 /// A RabbitMQ node of the test's own (its own name, port and data directory), so that stopping it disturbs
 /// nothing else on the machine. Stopped and removed on drop.
-struct PrivateRabbit {
+pub struct PrivateRabbit {
     node: String,
     port: u16,
     dir: PathBuf,
 }
 
 impl PrivateRabbit {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let node = format!("test-{id}@localhost");
         let (port, dist_port) = (free_port(), free_port());
@@ -83,7 +70,7 @@ impl PrivateRabbit {
         rabbit
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
@@ -107,11 +94,11 @@ impl PrivateRabbit {
         .await;
     }
 
-    fn stop_app(&self) {
+    pub fn stop_app(&self) {
         assert!(self.ctl(&["stop_app"]), "rabbitmqctl stop_app failed");
     }
 
-    async fn start_app(&self) {
+    pub async fn start_app(&self) {
         assert!(self.ctl(&["start_app"]), "rabbitmqctl start_app failed");
         self.await_running().await;
     }
@@ -147,7 +134,7 @@ async fn orders_placed_while_rabbitmq_is_stopped_all_reach_their_views() {
 
 /// A relay process of its own, so that it can be killed with SIGKILL.
 fn spawn_relay(names: &Names) -> Child {
-    Command::new(command_service_binary())
+    Command::new(service_binary("command-service"))
         .arg("relay")
         .env("DATABASE_URL", names.database_url())
         .env("AMQP_URL", amqp_url())

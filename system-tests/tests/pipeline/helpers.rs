@@ -27,6 +27,19 @@ pub fn mongodb_uri() -> String {
     env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false")
 }
 
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A service binary built beside this test binary (`cargo build --workspace --bins` builds them).
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let binary = dir.join(name);
+    assert!(binary.exists(), "{} is missing: build the workspace first (cargo build --workspace)", binary.display());
+    binary
+}
+
 /// Names of everything one test owns.
 #[derive(Debug, Clone)]
 pub struct Names {

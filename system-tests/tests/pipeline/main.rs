@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod lists;
+mod observability;
 mod read_your_writes;
 mod rebuild;
 mod replicas;
