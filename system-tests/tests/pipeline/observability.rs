@@ -93,7 +93,49 @@ async fn metrics_count_what_happened_and_promtool_accepts_them() {
 
     promtool_accepts(&command);
     promtool_accepts(&query);
+    dashboard_matches(&format!("{command}{query}"));
     app.stop().await;
+}
+
+/// The Grafana dashboard's queries are valid PromQL (promtool checks them as recording rules) and every metric they
+/// name is one the services expose.
+fn dashboard_matches(exposition: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../observability/grafana/dashboards/orders.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard file")).expect("dashboard JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let rules: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| serde_json::json!({"record": format!("dashboard:q{i}"), "expr": expr}))
+        .collect();
+    let file = std::env::temp_dir().join(format!("dashboard-rules-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string())
+        .expect("rules file");
+    let out = Command::new("promtool").args(["check", "rules"]).arg(&file).output().expect("promtool runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "promtool check rules: {}", String::from_utf8_lossy(&out.stdout));
+    let known = ["le", "rate", "sum", "by", "histogram_quantile", "job", "command", "outcome", "event_type", "status"];
+    for expr in &exprs {
+        // Label values are quoted: leave them out, keep identifiers.
+        let unquoted: String = expr.split('"').step_by(2).collect::<Vec<_>>().join(" ");
+        let names = unquoted
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.contains('_') || w.ends_with("backlog"));
+        for name in names.filter(|n| !known.contains(n) && !n.starts_with(|c: char| c.is_ascii_digit())) {
+            assert!(
+                exposition.contains(&format!("\n{name}")),
+                "the dashboard queries {name}, which no service exposes"
+            );
+        }
+    }
 }
 
 async fn ready(app: &TestApp, url: String) -> (u16, serde_json::Value) {
