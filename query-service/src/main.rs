@@ -33,6 +33,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     service_runtime::init_tracing();
     let shutdown = service_runtime::shutdown_on_signal();
+    let result = run_role(cli, shutdown).await;
+    service_runtime::telemetry::flush();
+    result
+}
+
+async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     match cli.role.unwrap_or(Role::Serve) {
         Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
         Role::Rebuild => {

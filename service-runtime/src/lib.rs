@@ -1,31 +1,21 @@
-//! What every service process of the platform shares: logging set-up ([`init_tracing`]), the one shutdown signal
+//! What every service process of the platform shares: logs and traces ([`telemetry`]), the one shutdown signal
 //! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]) and their Prometheus metrics
-//! ([`metrics`]).
+//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]) and their
+//! Prometheus metrics ([`metrics`]).
 
 pub mod admin;
 pub mod cors;
 pub mod health;
 pub mod metrics;
+pub mod telemetry;
+
+pub use telemetry::init_tracing;
 
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
-
-/// Installs the global subscriber once: `RUST_LOG` (default `info`), JSON lines when `LOG_FORMAT=json`.
-/// Later calls (tests starting several services in one process) are no-ops.
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
-}
 
 /// A token cancelled on the first SIGINT or SIGTERM: the one shutdown signal of the process.
 pub fn shutdown_on_signal() -> CancellationToken {

@@ -66,6 +66,7 @@ async fn place(
     let traceparent = trace_context::traceparent(headers);
     let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
     tracing::Span::current().record("trace_id", trace_id);
+    service_runtime::telemetry::continue_trace(&tracing::Span::current(), &traceparent);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &body.canonical);
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {

@@ -11,6 +11,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
@@ -190,6 +191,22 @@ async fn handle(
             return Ok(Handled::Done(None));
         }
     };
+    let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
+    let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
+    if let Some(traceparent) = &event.traceparent {
+        service_runtime::telemetry::continue_trace(&span, traceparent);
+    }
+    apply_event(event, settings, views, waiters, shutdown).instrument(span).await
+}
+
+/// Writes a decoded event's view, counts it and announces it.
+async fn apply_event(
+    event: shared_events::OrderEvent,
+    settings: &ConsumerSettings,
+    views: &Views,
+    waiters: &VersionWaiters,
+    shutdown: &CancellationToken,
+) -> lapin::Result<Handled> {
     let view = OrderView::from_event(&event);
     let Some(outcome) = with_retries(shutdown, "writing the view", || views.apply(&view)).await else {
         return Ok(Handled::Abandoned);
