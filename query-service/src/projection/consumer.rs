@@ -1,6 +1,6 @@
 //! The AMQP consumer loop of the projector, with reconnects and dead-lettering.
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -11,13 +11,12 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::{ApplyOutcome, OrderView, StoreError, Views};
-use shared_events::{Checkpoint, EventType, CHECKPOINT_TYPE};
+use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -105,7 +104,7 @@ async fn consume(
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
     let mut health = tokio::time::interval(Duration::from_secs(2));
     let result = loop {
-        let delivery = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             _ = health.tick() => {
                 if connection.status().connected() && channel.status().connected() {
@@ -120,18 +119,32 @@ async fn consume(
                 None => break Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker"))),
             },
         };
-        match handle(&delivery, settings, views, waiters, &dead_letters, shutdown).await {
-            Ok(Handled::Done(notice)) => {
-                if let Some(notice) = notice {
+        // Whatever else has already arrived joins this batch (never waiting for more): one message at a time when
+        // traffic is light, up to the prefetch in one write when it is not.
+        let mut batch = vec![first];
+        while batch.len() < usize::from(settings.prefetch.max(1)) {
+            match deliveries.next().now_or_never() {
+                Some(Some(Ok(delivery))) => batch.push(delivery),
+                _ => break,
+            }
+        }
+        match handle_batch(&batch, settings, views, waiters, &dead_letters, shutdown).await {
+            Ok(Some(notices)) => {
+                for notice in notices {
                     notices::publish(&channel, &notice_exchange, notice).await?;
                 }
-                // An ack on a connection the broker dropped may never resolve; the delivery comes back anyway.
-                tokio::time::timeout(Duration::from_secs(5), delivery.ack(BasicAckOptions::default()))
-                    .await
-                    .map_err(|_| lapin::Error::from(std::io::Error::other("no answer to an ack within 5 s")))??;
+                // One ack for the whole batch. An ack on a connection the broker dropped may never resolve; the
+                // deliveries come back anyway.
+                let last = batch.last().map(|d| d.acker.clone());
+                if let Some(acker) = last {
+                    let multiple = BasicAckOptions { multiple: true };
+                    tokio::time::timeout(Duration::from_secs(5), acker.ack(multiple))
+                        .await
+                        .map_err(|_| lapin::Error::from(std::io::Error::other("no answer to an ack within 5 s")))??;
+                }
             }
-            // Shutting down mid-retry: leave the delivery unacked; the broker gives it to the next consumer.
-            Ok(Handled::Abandoned) => break Ok(()),
+            // Shutting down mid-retry: leave the deliveries unacked; the broker gives them to the next consumer.
+            Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         }
     };
@@ -149,81 +162,93 @@ async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
     }
 }
 
-enum Handled {
-    /// Settled; with the notice to send other replicas when a view changed.
-    Done(Option<Notice>),
-    Abandoned,
-}
-
-async fn handle(
-    delivery: &Delivery,
+/// Handles a batch in order: events are written together, a checkpoint only after every event before it, and what
+/// cannot be read is dead-lettered. Returns the notices to send, or `None` when shutdown interrupted it.
+async fn handle_batch(
+    batch: &[Delivery],
     settings: &ConsumerSettings,
     views: &Views,
     waiters: &VersionWaiters,
     dead_letters: &Channel,
     shutdown: &CancellationToken,
-) -> lapin::Result<Handled> {
-    if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
-        let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(&delivery.data) else {
-            tracing::warn!("dead-lettering a malformed checkpoint");
-            settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
-            dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
-            return Ok(Handled::Done(None));
-        };
-        // Every message before this one has been handled, so every event up to the checkpoint has been applied.
-        let position = checkpoint.closed_through;
-        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
-            return Ok(Handled::Abandoned);
+) -> lapin::Result<Option<Vec<Notice>>> {
+    let mut notices = Vec::new();
+    let mut pending: Vec<OrderEvent> = Vec::new();
+    for delivery in batch {
+        if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
+            // Every message before this one must be applied before the position may pass it.
+            if !apply_events(std::mem::take(&mut pending), settings, views, waiters, shutdown, &mut notices).await {
+                return Ok(None);
+            }
+            let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(&delivery.data) else {
+                tracing::warn!("dead-lettering a malformed checkpoint");
+                settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
+                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
+                continue;
+            };
+            let position = checkpoint.closed_through;
+            if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
+                return Ok(None);
+            }
+            waiters.announce_position(position);
+            settings.metrics.position.set(position);
+            notices.push(Notice::Position { position });
+            continue;
         }
-        waiters.announce_position(position);
-        settings.metrics.position.set(position);
-        return Ok(Handled::Done(Some(Notice::Position { position })));
-    }
-    let event = match shared_events::decode(&delivery.data) {
-        Ok(event) => event,
-        Err(reason) => {
-            tracing::warn!(%reason, "dead-lettering a message");
-            let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
-            settings
-                .metrics
-                .event(if EventType::parse(kind).is_some() { kind } else { "unknown" }, EventOutcome::DeadLettered);
-            dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
-            return Ok(Handled::Done(None));
+        match shared_events::decode(&delivery.data) {
+            Ok(event) => pending.push(event),
+            Err(reason) => {
+                tracing::warn!(%reason, "dead-lettering a message");
+                let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
+                let kind = if EventType::parse(kind).is_some() { kind } else { "unknown" };
+                settings.metrics.event(kind, EventOutcome::DeadLettered);
+                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
+            }
         }
-    };
-    let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
-    let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
-    if let Some(traceparent) = &event.traceparent {
-        service_runtime::telemetry::continue_trace(&span, traceparent);
     }
-    apply_event(event, settings, views, waiters, shutdown).instrument(span).await
+    if !apply_events(pending, settings, views, waiters, shutdown, &mut notices).await {
+        return Ok(None);
+    }
+    Ok(Some(notices))
 }
 
-/// Writes a decoded event's view, counts it and announces it.
-async fn apply_event(
-    event: shared_events::OrderEvent,
+/// Writes the views of `events` in one batch (retried until it succeeds), then counts, logs and announces each.
+/// False when shutdown came first.
+async fn apply_events(
+    events: Vec<OrderEvent>,
     settings: &ConsumerSettings,
     views: &Views,
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
-) -> lapin::Result<Handled> {
-    let view = OrderView::from_event(&event);
-    let Some(outcome) = with_retries(shutdown, "writing the view", || views.apply(&view)).await else {
-        return Ok(Handled::Abandoned);
-    };
-    let event_type = event.event_type.as_str();
-    let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
-    tracing::debug!(order_id = %event.order_id, event_id = %event.event_id, version = event.version, ?outcome,
-        trace_id, "event applied");
-    if outcome == ApplyOutcome::Stale {
-        settings.metrics.event(event_type, EventOutcome::Duplicate);
-        return Ok(Handled::Done(None));
+    notices: &mut Vec<Notice>,
+) -> bool {
+    if events.is_empty() {
+        return true;
     }
-    settings.metrics.event(event_type, EventOutcome::Applied);
-    let lag = time::OffsetDateTime::now_utc() - event.occurred_at;
-    settings.metrics.applied(event.sequence, lag.try_into().unwrap_or_default());
-    waiters.announce(event.order_id, event.version);
-    Ok(Handled::Done(Some(Notice::ViewChanged { order_id: event.order_id, version: event.version })))
+    let batch: Vec<OrderView> = events.iter().map(OrderView::from_event).collect();
+    let Some(outcomes) = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await else {
+        return false;
+    };
+    let written = time::OffsetDateTime::now_utc();
+    for (event, outcome) in events.iter().zip(outcomes) {
+        let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
+        let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
+        if let Some(traceparent) = &event.traceparent {
+            service_runtime::telemetry::continue_trace(&span, traceparent);
+        }
+        let _entered = span.enter();
+        tracing::debug!(version = event.version, ?outcome, trace_id, "event applied");
+        let event_type = event.event_type.as_str();
+        if outcome == ApplyOutcome::Stale {
+            settings.metrics.event(event_type, EventOutcome::Duplicate);
+            continue;
+        }
+        settings.metrics.event(event_type, EventOutcome::Applied);
+        settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
+        waiters.announce(event.order_id, event.version);
+        notices.push(Notice::ViewChanged { order_id: event.order_id, version: event.version });
+    }
+    true
 }
 
 /// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.

@@ -23,6 +23,8 @@ pub enum StoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("mongodb did not answer within {OPERATION_TIMEOUT:?}")]
     Timeout,
+    #[error("mongodb refused a write: {0}")]
+    Refused(String),
 }
 
 pub(super) async fn bounded<T>(
@@ -196,6 +198,52 @@ impl Views {
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
         bounded(self.active().await.find_one(doc! { "_id": id.to_string() })).await
+    }
+
+    /// Writes `views` (in this order) to every live generation, one `update` command per generation for all of
+    /// them, journaled once. The outcomes are the active generation's, one per view.
+    pub async fn apply_all(&self, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let pointer = self.generations.current().await;
+        let mut outcomes = vec![ApplyOutcome::Stale; views.len()];
+        for name in pointer.live() {
+            let applied = self.apply_batch(&name, views).await?;
+            if name == pointer.active {
+                outcomes = applied;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The version-guarded upsert of [`apply_to`] for many views in one round trip (unordered: each statement
+    /// stands alone; a duplicate key on one means that view is already newer).
+    async fn apply_batch(&self, generation: &str, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let updates = views
+            .iter()
+            .map(|view| {
+                let set = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
+                Ok(doc! { "q": { "_id": &view.id, "version": { "$lt": view.version } }, "u": { "$set": set }, "upsert": true })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let command =
+            doc! { "update": generation, "updates": updates, "ordered": false, "writeConcern": { "j": true } };
+        let reply = bounded(self.database.run_command(command)).await?;
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            return Err(StoreError::Refused(concern.to_string()));
+        }
+        let mut outcomes = vec![ApplyOutcome::Applied; views.len()];
+        for error in reply.get_array("writeErrors").map(|e| e.as_slice()).unwrap_or_default() {
+            let error = error.as_document().ok_or_else(|| StoreError::Refused(error.to_string()))?;
+            let code = error.get_i32("code").unwrap_or_default();
+            let index = error.get_i32("index").ok().and_then(|i| usize::try_from(i).ok());
+            match index.and_then(|i| outcomes.get_mut(i)) {
+                Some(outcome) if code == 11000 => *outcome = ApplyOutcome::Stale,
+                _ => return Err(StoreError::Refused(error.to_string())),
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Writes `view` to every live generation (building, active, previous: in that order, so a generation about

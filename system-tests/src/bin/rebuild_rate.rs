@@ -46,21 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let command = command_service::run::start(command_config(false), shutdown.clone()).await?;
     let pool = sqlx::PgPool::connect(&format!("{postgres}/{database}")).await?;
     let filled = Instant::now();
-    sqlx::query(
-        "insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, occurred_at)
-         select gen_random_uuid(), 'OrderPlaced', 2, gen_random_uuid(), 1,
-                jsonb_build_object(
-                    'customer', jsonb_build_object('id', 'cust-' || (i % 500), 'segment', 'standard'),
-                    'currency', 'EUR', 'status', 'Placed',
-                    'items', jsonb_build_array(jsonb_build_object(
-                        'sku', 'SKU-' || (i % 50), 'quantity', 2, 'unitPrice', '19.99', 'lineTotal', '39.98')),
-                    'total', '39.98', 'placedAt', '2026-11-27T10:00:00Z', 'updatedAt', '2026-11-27T10:00:00Z'),
-                now()
-         from generate_series(1, $1) as i",
-    )
-    .bind(events)
-    .execute(&pool)
-    .await?;
+    system_tests::prefill_outbox(&pool, events).await?;
     eprintln!("{events} events written to the outbox in {:.1} s", filled.elapsed().as_secs_f64());
 
     let query_config = query_service::config::Config {
@@ -139,9 +125,7 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(client) = mongodb::Client::with_uri_str(&mongodb_uri).await {
         let _ = client.database(&database).drop().await;
     }
-    if let Ok(admin) = sqlx::PgPool::connect(&format!("{postgres}/postgres")).await {
-        let _ = sqlx::query(&format!("drop database if exists {database} with (force)")).execute(&admin).await;
-    }
+    system_tests::drop_postgres(&postgres, &database).await;
     if let Ok(connection) = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await {
         if let Ok(channel) = connection.create_channel().await {
             for q in [queue.clone(), format!("{queue}.dlq")] {

@@ -1,0 +1,149 @@
+//! The benchmark suite: every figure next to the raw limit of the component underneath, measured in the same run.
+//!
+//! `scripts/bench` (builds the release binaries, then runs this); `scripts/bench --full` for the long form (more
+//! commands, 100k projector events). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
+//! `TEST_POSTGRES_URL`, `TEST_AMQP_URL`, `TEST_MONGODB_URI` as for the tests). Starts the services as processes of
+//! their own on fresh databases and queues, prints each row as it is measured and a Markdown table at the end, and
+//! removes what it made.
+
+mod commands;
+mod freshness;
+mod procs;
+mod reads;
+mod stats;
+mod throughput;
+
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use procs::Service;
+use stats::Table;
+
+/// Names of everything one run owns.
+#[derive(Debug)]
+pub struct Names {
+    pub database: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+/// The servers, the services under test and clients to reach them.
+#[derive(Debug)]
+pub struct Setup {
+    pub names: Names,
+    pub postgres: String,
+    pub amqp_url: String,
+    pub mongodb_uri: String,
+    pub http: reqwest::Client,
+    pub pool: sqlx::PgPool,
+    pub command: Service,
+    pub query: Service,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A synthetic `OrderPlaced` envelope of this run.
+pub fn sample_envelope(n: usize, sequence: i64) -> serde_json::Value {
+    system_tests::sample_envelope(run_id(), n, sequence)
+}
+
+/// The view of [`sample_envelope`].
+pub fn sample_view(n: usize, sequence: i64) -> query_service::store::OrderView {
+    query_service::store::OrderView::from_event(&system_tests::sample_event(run_id(), n, sequence))
+}
+
+fn run_id() -> Uuid {
+    static RUN: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    *RUN.get_or_init(Uuid::new_v4)
+}
+
+pub async fn prefill_outbox(pool: &sqlx::PgPool, events: i64) -> anyhow::Result<()> {
+    Ok(system_tests::prefill_outbox(pool, events).await?)
+}
+
+pub async fn drop_postgres(server: &str, database: &str) {
+    system_tests::drop_postgres(server, database).await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--full");
+    let scale = if full { 5 } else { 1 };
+    let started = Instant::now();
+    let id = &run_id().simple().to_string()[..10];
+    let names = Names {
+        database: format!("bench_{id}"),
+        exchange: format!("bench.{id}.events"),
+        queue: format!("bench.{id}.views"),
+    };
+    let (postgres, amqp_url, mongodb_uri) = (
+        env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+        env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"),
+    );
+    println!(
+        "machine: {} cores; run {id}{}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        if full { " (full)" } else { "" }
+    );
+    let env = [
+        ("DATABASE_URL", format!("{postgres}/{}", names.database)),
+        ("AMQP_URL", amqp_url.clone()),
+        ("AMQP_EXCHANGE", names.exchange.clone()),
+        ("AMQP_QUEUE", names.queue.clone()),
+        ("MONGODB_URI", mongodb_uri.clone()),
+        ("MONGODB_DATABASE", names.database.clone()),
+    ];
+    // The query side first, so that its queue is bound before the first event is published.
+    let query = Service::start("query-service", "query-service", &[], &env).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let command = Service::start("command-service", "command-service", &[], &env).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&format!("{postgres}/{}", names.database))
+        .await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(256).build()?;
+    let setup = Setup { names, postgres, amqp_url, mongodb_uri, http, pool, command, query };
+
+    let mut table = Table::default();
+    let placed = commands::measure(&setup, &mut table, scale).await?;
+    commands::read_your_writes(&setup, &mut table, 2_000 * scale).await?;
+    freshness::measure(&setup, &mut table, 10 * scale as u64).await?;
+    let ids: Vec<String> = placed.into_iter().map(|(id, _)| id).collect();
+    reads::measure(&setup, &mut table, &ids, 10).await?;
+    let (command_rss, query_rss) = (setup.command.peak_rss_mib(), setup.query.peak_rss_mib());
+    let relay_rss = throughput::relay(&setup, &mut table, 100_000).await?;
+    let projector_rss = throughput::projector(&setup, &mut table, if full { 100_000 } else { 20_000 }).await?;
+    for (name, rss) in [
+        ("peak RSS command-service (serve + relay)", command_rss),
+        ("peak RSS query-service (serve + projector)", query_rss),
+        ("peak RSS command-service relay (100k drain)", relay_rss),
+        ("peak RSS query-service projector (queue drain)", projector_rss),
+    ] {
+        table.add(name, format!("{rss:.1} MiB"), "".to_owned(), None, "≤ 64 MiB");
+    }
+
+    let Setup { names, postgres, mongodb_uri, amqp_url, pool, command, query, .. } = setup;
+    command.stop();
+    query.stop();
+    pool.close().await;
+    drop_postgres(&postgres, &names.database).await;
+    if let Ok(client) = mongodb::Client::with_uri_str(&mongodb_uri).await {
+        let _ = client.database(&names.database).drop().await;
+    }
+    if let Ok(connection) = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await {
+        if let Ok(channel) = connection.create_channel().await {
+            for queue in [names.queue.clone(), format!("{}.dlq", names.queue)] {
+                let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
+            }
+            for exchange in [names.exchange.clone(), format!("{}.view-changed", names.exchange)] {
+                let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
+            }
+        }
+    }
+    table.print();
+    println!("\nwhole suite: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
