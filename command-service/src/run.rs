@@ -1,6 +1,7 @@
 //! Wiring: connects the pool, applies migrations, serves HTTP and runs the relay under one shutdown token.
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,6 +61,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
+        // Answers are small and latency matters: no Nagle delay on them.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         // Whatever ended the server ends the relay too, so the process exits as a whole.
         shutdown.cancel();

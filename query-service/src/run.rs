@@ -1,6 +1,7 @@
 //! Wiring: connects MongoDB, serves HTTP and runs the projector under one shutdown token.
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -83,6 +84,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
+        // Answers are small and latency matters: no Nagle delay on them.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         shutdown.cancel();
         notices.await.context("view-changed listener panicked")?;

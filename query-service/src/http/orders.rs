@@ -51,11 +51,14 @@ async fn get_order(
     let mut view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
     if version_of(&view) < min_version && !wait.is_zero() {
         let started = std::time::Instant::now();
-        let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await.is_ok();
-        state.metrics.waited(reached, started.elapsed());
-        if reached {
-            view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
-        }
+        let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await;
+        state.metrics.waited(reached.is_ok(), started.elapsed());
+        view = match reached {
+            // The projector handed over the view it wrote: no second read.
+            Ok(Some(announced)) => Some((*announced).clone()),
+            Ok(None) => state.views.get(id).await.map_err(ApiError::Unavailable)?,
+            Err(_) => view,
+        };
     }
     drop(subscription);
     Ok(match view {

@@ -98,7 +98,7 @@ impl Watch {
                 Ok(_) => {
                     tokio::select! {
                         () = self.shutdown.cancelled() => return None,
-                        () = self.subscription.reached(self.next) => {}
+                        _ = self.subscription.reached(self.next) => {}
                     }
                 }
                 Err(err) => {

@@ -230,7 +230,7 @@ async fn apply_events(
         return false;
     };
     let written = time::OffsetDateTime::now_utc();
-    for (event, outcome) in events.iter().zip(outcomes) {
+    for ((event, outcome), view) in events.iter().zip(outcomes).zip(batch) {
         let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
         let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
         if let Some(traceparent) = &event.traceparent {
@@ -245,7 +245,7 @@ async fn apply_events(
         }
         settings.metrics.event(event_type, EventOutcome::Applied);
         settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
-        waiters.announce(event.order_id, event.version);
+        waiters.announce_view(event.order_id, std::sync::Arc::new(view));
         notices.push(Notice::ViewChanged { order_id: event.order_id, version: event.version });
     }
     true

@@ -1,10 +1,11 @@
 //! The projector: order events from RabbitMQ into MongoDB views.
 //!
-//! One durable queue, with a single active consumer, is bound to the events exchange. Each delivery is decoded, applied to its view with the
-//! version guard, announced to waiting reads, and only then acknowledged. A message that is not an event this
-//! service knows goes to the dead-letter queue `<queue>.dlq` with the reason in its headers, and is acked, so it
-//! never blocks the queue. When MongoDB is down the delivery stays unacked and is retried with backoff: nothing is
-//! lost, and a crash returns it to the queue.
+//! One durable queue, with a single active consumer, is bound to the events exchange. The deliveries that have
+//! already arrived form one batch: each is decoded, their views are written with the version guard in one write per
+//! generation, announced to waiting reads, and only then acknowledged (one ack for the batch). A message that is
+//! not an event this service knows goes to the dead-letter queue `<queue>.dlq` with the reason in its headers, and
+//! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
+//! backoff: nothing is lost, and a crash returns it to the queue.
 //!
 //! The relay's checkpoint markers travel in the same queue; handling one records the read model's position
 //! (every event up to it applied) in MongoDB and announces it to list reads waiting for `minPosition`.

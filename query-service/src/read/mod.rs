@@ -3,4 +3,4 @@
 pub mod notices;
 mod waiters;
 
-pub use waiters::{Subscription, VersionWaiters};
+pub use waiters::{Announced, Subscription, VersionWaiters};

@@ -5,6 +5,9 @@
 //! removed with the last one (a waiter that times out or whose client disconnects drops its subscription), so it
 //! costs nothing for orders nobody waits on. Waiters are plain futures: no task, no timer loop, no polling.
 //!
+//! The projector announces the view it has just written with its version, so a waiter on the projecting replica
+//! answers with it instead of reading MongoDB again; a notice from another replica carries only the version.
+//!
 //! Beside the orders, the board holds the read model's *position*: the checkpoint up to which every event has been
 //! applied. List reads with `minPosition` wait on it the same way.
 
@@ -13,10 +16,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::store::OrderView;
+
 /// Shared by the projector (which announces) and the read handlers (which wait).
 #[derive(Debug, Clone)]
 pub struct VersionWaiters {
-    orders: Arc<Mutex<HashMap<Uuid, watch::Sender<i64>>>>,
+    orders: Arc<Mutex<HashMap<Uuid, watch::Sender<Announced>>>>,
     position: watch::Sender<i64>,
 }
 
@@ -24,6 +29,13 @@ impl Default for VersionWaiters {
     fn default() -> Self {
         Self { orders: Arc::default(), position: watch::channel(0).0 }
     }
+}
+
+/// The newest version announced for an order, and its view when the announcer had it.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    pub version: i64,
+    pub view: Option<Arc<OrderView>>,
 }
 
 /// Raises `current` to `value`; true when it moved.
@@ -39,15 +51,30 @@ impl VersionWaiters {
     /// Starts listening for versions of `order_id`.
     pub fn subscribe(&self, order_id: Uuid) -> Subscription {
         let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
-        let receiver = orders.entry(order_id).or_insert_with(|| watch::channel(0).0).subscribe();
+        let receiver = orders.entry(order_id).or_insert_with(|| watch::channel(Announced::default()).0).subscribe();
         Subscription { board: self.clone(), order_id, receiver: Some(receiver) }
     }
 
     /// Tells every waiter of `order_id` that its view is now at `version`.
     pub fn announce(&self, order_id: Uuid, version: i64) {
+        self.publish(order_id, Announced { version, view: None });
+    }
+
+    /// Tells every waiter of the view's order that this view (just written) is its newest.
+    pub fn announce_view(&self, order_id: Uuid, view: Arc<OrderView>) {
+        self.publish(order_id, Announced { version: view.version, view: Some(view) });
+    }
+
+    fn publish(&self, order_id: Uuid, announced: Announced) {
         let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = orders.get(&order_id) {
-            sender.send_if_modified(|current| raise(current, version));
+            sender.send_if_modified(|current| {
+                let newer = announced.version > current.version;
+                if newer {
+                    *current = announced;
+                }
+                newer
+            });
         }
     }
 
@@ -84,16 +111,17 @@ impl VersionWaiters {
 pub struct Subscription {
     board: VersionWaiters,
     order_id: Uuid,
-    receiver: Option<watch::Receiver<i64>>,
+    receiver: Option<watch::Receiver<Announced>>,
 }
 
 impl Subscription {
-    /// Resolves once a version ≥ `min_version` has been announced. Cancel-safe: wrap it in a timeout.
-    pub async fn reached(&mut self, min_version: i64) {
-        if let Some(receiver) = self.receiver.as_mut() {
-            // Err means the sender is gone, which cannot happen while this subscription is registered.
-            let _ = receiver.wait_for(|version| *version >= min_version).await;
-        }
+    /// Resolves once a version ≥ `min_version` has been announced, with its view when the announcer had it.
+    /// Cancel-safe: wrap it in a timeout.
+    pub async fn reached(&mut self, min_version: i64) -> Option<Arc<OrderView>> {
+        let receiver = self.receiver.as_mut()?;
+        // Err means the sender is gone, which cannot happen while this subscription is registered.
+        let announced = receiver.wait_for(|announced| announced.version >= min_version).await.ok()?;
+        announced.view.clone()
     }
 }
 
