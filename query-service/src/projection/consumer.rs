@@ -162,7 +162,8 @@ async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
     }
 }
 
-/// Handles a batch in order: events are written together, a checkpoint only after every event before it, and what
+/// Handles a batch: its events are written together, then its newest checkpoint is recorded (every event before a
+/// checkpoint is in the batch or an earlier one, so once the batch is written the position may pass it), and what
 /// cannot be read is dead-lettered. Returns the notices to send, or `None` when shutdown interrupted it.
 async fn handle_batch(
     batch: &[Delivery],
@@ -173,30 +174,22 @@ async fn handle_batch(
     shutdown: &CancellationToken,
 ) -> lapin::Result<Option<Vec<Notice>>> {
     let mut notices = Vec::new();
-    let mut pending: Vec<OrderEvent> = Vec::new();
+    let mut events: Vec<OrderEvent> = Vec::new();
+    let mut checkpoint: Option<i64> = None;
     for delivery in batch {
         if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
-            // Every message before this one must be applied before the position may pass it.
-            if !apply_events(std::mem::take(&mut pending), settings, views, waiters, shutdown, &mut notices).await {
-                return Ok(None);
+            match serde_json::from_slice::<Checkpoint>(&delivery.data) {
+                Ok(marker) => checkpoint = checkpoint.max(Some(marker.closed_through)),
+                Err(_) => {
+                    tracing::warn!("dead-lettering a malformed checkpoint");
+                    settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
+                    dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
+                }
             }
-            let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(&delivery.data) else {
-                tracing::warn!("dead-lettering a malformed checkpoint");
-                settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
-                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
-                continue;
-            };
-            let position = checkpoint.closed_through;
-            if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
-                return Ok(None);
-            }
-            waiters.announce_position(position);
-            settings.metrics.position.set(position);
-            notices.push(Notice::Position { position });
             continue;
         }
         match shared_events::decode(&delivery.data) {
-            Ok(event) => pending.push(event),
+            Ok(event) => events.push(event),
             Err(reason) => {
                 tracing::warn!(%reason, "dead-lettering a message");
                 let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
@@ -206,8 +199,16 @@ async fn handle_batch(
             }
         }
     }
-    if !apply_events(pending, settings, views, waiters, shutdown, &mut notices).await {
+    if !apply_events(events, settings, views, waiters, shutdown, &mut notices).await {
         return Ok(None);
+    }
+    if let Some(position) = checkpoint {
+        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
+            return Ok(None);
+        }
+        waiters.announce_position(position);
+        settings.metrics.position.set(position);
+        notices.push(Notice::Position { position });
     }
     Ok(Some(notices))
 }
