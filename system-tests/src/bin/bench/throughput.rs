@@ -155,20 +155,20 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let rss = projector.peak_rss_mib();
     projector.stop();
 
-    // Baseline: the same guarded, journaled upserts, one at a time like the projector.
+    // Baseline: the same guarded, journaled upserts, one at a time, into the same collection (same size, same
+    // indexes), for orders it does not hold yet.
     let store = query_service::store::connect(&setup.mongodb_uri, &database).await?;
-    store.ensure_indexes("raw_upserts").await?;
-    let collection = store.generation("raw_upserts");
+    let collection = store.generation("order_views");
     let samples = events.min(5_000);
     let started = Instant::now();
-    for n in 0..samples {
+    for n in events..events + samples {
         query_service::store::apply_to(&collection, &crate::sample_view(n, n as i64 + 1)).await?;
     }
     let raw_rate = rate(samples as u64, started.elapsed());
     table.add(
         &format!("projector, {events} queued events"),
         format!("{projector_rate:.0} events/s"),
-        format!("guarded upserts (same indexes), one at a time ({samples}): {raw_rate:.0}/s"),
+        format!("guarded upserts into the same collection, one at a time ({samples}): {raw_rate:.0}/s"),
         Some(projector_rate / raw_rate),
         "≥ 0.80×",
     );
