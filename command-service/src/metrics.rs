@@ -3,7 +3,7 @@
 //! batches, confirm latency, failures and leadership.
 
 use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use service_runtime::metrics::{HttpMetrics, LATENCY_BUCKETS};
+use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Instant;
 
 use crate::http::ApiError;
@@ -29,14 +29,6 @@ pub struct RelayMetrics {
     pub failures: IntCounter,
     pub leader: IntGauge,
     pub checkpoints: IntCounter,
-}
-
-fn registered<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> prometheus::Result<M> {
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
 }
 
 impl RelayMetrics {

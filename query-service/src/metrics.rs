@@ -3,7 +3,7 @@
 //! their waits ended, and HTTP requests.
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
-use service_runtime::metrics::{HttpMetrics, LATENCY_BUCKETS};
+use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Duration;
 
 /// Every metric of one query-service, in its own registry.
@@ -20,14 +20,6 @@ pub struct QueryMetrics {
     pub position: IntGauge,
     waits: IntCounterVec,
     wait_duration: Histogram,
-}
-
-fn registered<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> prometheus::Result<M> {
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
 }
 
 /// What happened to an event the projector received.

@@ -28,6 +28,17 @@ pub enum AdminAccess {
     Granted,
 }
 
+impl AdminAccess {
+    /// `Ok` when granted; otherwise the caller's error for "unauthorized" (401) or "not found" (404).
+    pub fn require<E>(self, unauthorized: impl FnOnce() -> E, not_found: impl FnOnce() -> E) -> Result<(), E> {
+        match self {
+            Self::Granted => Ok(()),
+            Self::Denied => Err(unauthorized()),
+            Self::Disabled => Err(not_found()),
+        }
+    }
+}
+
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }

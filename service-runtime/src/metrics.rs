@@ -14,6 +14,15 @@ pub use prometheus;
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Registers `metric` with `registry` and hands it back, for building a service's metrics in one expression.
+pub fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 /// HTTP requests by route template, method and status, and their durations.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {

@@ -27,12 +27,7 @@ pub enum ApiError {
 impl ApiError {
     /// The error for a request to an admin endpoint, unless it may go ahead.
     pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        use service_runtime::admin::AdminAccess;
-        match access {
-            AdminAccess::Granted => Ok(()),
-            AdminAccess::Denied => Err(Self::Unauthorized),
-            AdminAccess::Disabled => Err(Self::NotFound("No such resource.".to_owned())),
-        }
+        access.require(|| Self::Unauthorized, || Self::NotFound("No such resource.".to_owned()))
     }
 }
 

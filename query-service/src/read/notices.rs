@@ -59,12 +59,20 @@ pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
         .await
 }
 
-/// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more).
+/// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more). Bounded:
+/// a publish on a channel the broker is closing can otherwise wait forever, and with it the projector.
 pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin::Result<()> {
     let body = serde_json::to_vec(&notice).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
-    channel
-        .basic_publish(exchange.into(), "".into(), BasicPublishOptions::default(), &body, BasicProperties::default())
+    let send = channel.basic_publish(
+        exchange.into(),
+        "".into(),
+        BasicPublishOptions::default(),
+        &body,
+        BasicProperties::default(),
+    );
+    tokio::time::timeout(Duration::from_secs(2), send)
         .await
+        .map_err(|_| lapin::Error::from(std::io::Error::other("no room to send a notice within 2 s")))?
         .map(drop)
 }
 
