@@ -200,7 +200,8 @@ impl Views {
         bounded(self.active().await.find_one(doc! { "_id": id.to_string() })).await
     }
 
-    /// Writes `views` (in this order) to every live generation, one `update` command per generation for all of
+    /// Writes `views` to every live generation — building, active, previous: in that order, so a generation about
+    /// to serve reads is never behind one already serving them — one `update` command per generation for all of
     /// them, journaled once. The outcomes are the active generation's, one per view.
     pub async fn apply_all(&self, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let pointer = self.generations.current().await;
@@ -244,20 +245,6 @@ impl Views {
             }
         }
         Ok(outcomes)
-    }
-
-    /// Writes `view` to every live generation (building, active, previous: in that order, so a generation about
-    /// to serve reads is never behind one already serving them). The outcome is the active generation's.
-    pub async fn apply(&self, view: &OrderView) -> Result<ApplyOutcome, StoreError> {
-        let pointer = self.generations.current().await;
-        let mut outcome = ApplyOutcome::Stale;
-        for name in pointer.live() {
-            let applied = apply_to(&self.generation(&name), view).await?;
-            if name == pointer.active {
-                outcome = applied;
-            }
-        }
-        Ok(outcome)
     }
 
     /// Records that every event up to `position` has been applied to these views (never moves back).
