@@ -1,7 +1,7 @@
 //! Wiring: connects the pool, applies migrations, serves HTTP and runs the relay under one shutdown token.
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
+use service_runtime::listener::GuardedListener;
 use sqlx::postgres::PgConnectOptions;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,10 +33,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let options = connect_options(&config)?;
     let pool = store::pool(options.clone(), config.database_max_connections);
     store::prepare(&config.database_url, &pool).await?;
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
+    let listener = service_runtime::listener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr()?;
+    let listener = GuardedListener::new(listener, config.connections.limits());
     tracing::info!(%addr, relay = config.relay_enabled, "command-service listening");
 
     let metrics = CommandMetrics::new()?;
@@ -61,10 +61,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
-        // Answers are small and latency matters: no Nagle delay on them.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         // Whatever ended the server ends the relay too, so the process exits as a whole.
         shutdown.cancel();

@@ -42,6 +42,8 @@ pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub connections: service_runtime::listener::ConnectionSettings,
     /// Run the projector (event consumer) in this process.
     #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector_enabled: bool,

@@ -1,7 +1,7 @@
 //! Wiring: connects MongoDB, serves HTTP and runs the projector under one shutdown token.
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
+use service_runtime::listener::GuardedListener;
 use std::net::SocketAddr;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,10 +48,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!(error = %err, "creating the view indexes failed");
     }
     let waiters = VersionWaiters::default();
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
+    let listener = service_runtime::listener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr()?;
+    let listener = GuardedListener::new(listener, config.connections.limits());
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
     let metrics = QueryMetrics::new()?;
@@ -84,10 +84,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let task = tokio::spawn(async move {
         let stop = shutdown.clone();
-        // Answers are small and latency matters: no Nagle delay on them.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
         shutdown.cancel();
         notices.await.context("view-changed listener panicked")?;

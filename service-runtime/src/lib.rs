@@ -1,11 +1,12 @@
 //! What every service process of the platform shares: logs and traces ([`telemetry`]), the one shutdown signal
 //! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]) and their
-//! Prometheus metrics ([`metrics`]).
+//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]), their
+//! Prometheus metrics ([`metrics`]) and the limits on their connections ([`listener`]).
 
 pub mod admin;
 pub mod cors;
 pub mod health;
+pub mod listener;
 pub mod metrics;
 pub mod telemetry;
 

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         admin_token: Some(token.clone()),
         cors_allowed_origins: String::new(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
         relay_enabled,
         relay_batch_size: 500,
         relay_poll_interval_ms: 1_000,
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         read_model_keep: 2,
         cors_allowed_origins: String::new(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
         projector_enabled: true,
     };
     let query = query_service::run::start(query_config.clone(), shutdown.clone()).await?;

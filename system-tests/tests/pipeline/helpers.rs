@@ -79,6 +79,7 @@ pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config:
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
         relay_enabled: true,
         relay_batch_size: 100,
         relay_poll_interval_ms: 1_000,
@@ -99,6 +100,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         read_model_keep: 2,
         cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
         projector_enabled: true,
     }
 }

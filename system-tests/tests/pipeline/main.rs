@@ -5,6 +5,7 @@ mod bad_input;
 mod delivery;
 mod faults;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod lists;
 mod observability;
