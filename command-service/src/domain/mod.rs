@@ -5,7 +5,7 @@ mod order;
 mod values;
 
 pub use lifecycle::{parse_reason, Transition, MAX_REASON_CHARS};
-pub use order::{FieldError, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
+pub use order::{FieldError, JsonInteger, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
 pub use values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};
 
 use time::OffsetDateTime;

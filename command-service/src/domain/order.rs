@@ -10,24 +10,36 @@ pub const MAX_LINES: usize = 100;
 
 /// The body of `POST /commands/orders`. Field types are checked while parsing JSON (a wrong type is reported with
 /// its path); the rules are checked by [`NewOrder::parse`], which reports every broken rule at once.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrder {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub customer_id: String,
+    /// Default `standard`.
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9_-]{1,32}$")]
     pub customer_segment: Option<String>,
+    /// ISO 4217 code, default `USD`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Z]{3}$")]
     pub currency: Option<String>,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<PlaceOrderLine>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrderLine {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
+    /// What the customer saw the item called: 1 to 200 characters, not blank, no control characters.
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$", max_length = 200)]
     pub name: Option<String>,
-    pub quantity: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 1000)]
+    pub quantity: JsonInteger,
+    /// More than 0, at most 1000000, at most two decimal places: a string (kept verbatim) or a number.
+    #[schema(value_type = String, pattern = r"^(?:[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?|0?\.(?:0[1-9]|[1-9][0-9]?)|1000000(?:\.00?)?)$")]
     pub unit_price: PriceInput,
 }
 
@@ -58,6 +70,38 @@ impl<'de> Deserialize<'de> for PriceInput {
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<PriceInput, E> {
                 Ok(PriceInput(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A JSON integer: as in JSON Schema, a number without a fractional part, so `3` and `3.0` are the same integer
+/// (`2.5` and numbers beyond the 64-bit range are not integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonInteger(pub i64);
+
+impl<'de> Deserialize<'de> for JsonInteger {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = JsonInteger;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<JsonInteger, E> {
+                Ok(JsonInteger(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<JsonInteger, E> {
+                i64::try_from(v).map(JsonInteger).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<JsonInteger, E> {
+                // Exactly integral and inside i64 (2^63 itself is not).
+                if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+                    Ok(JsonInteger(v as i64))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
+                }
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -127,7 +171,7 @@ impl NewOrder {
                 None => Some(None),
                 Some(raw) => ItemName::parse(raw).map(Some).map_err(|m| field("name", m)).ok(),
             };
-            let quantity = Quantity::parse(item.quantity).map_err(|m| field("quantity", m)).ok();
+            let quantity = Quantity::parse(item.quantity.0).map_err(|m| field("quantity", m)).ok();
             let unit_price = UnitPrice::parse(&item.unit_price.0).map_err(|m| field("unitPrice", m)).ok();
             if let (Some(sku), Some(name), Some(quantity), Some(unit_price)) = (sku, name, quantity, unit_price) {
                 lines.push(NewOrderLine { sku, name, quantity, unit_price });
@@ -151,6 +195,18 @@ impl NewOrder {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn integers_may_be_written_with_a_zero_fraction_as_json_schema_counts_them() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<JsonInteger>(v).map(|n| n.0).ok();
+        assert_eq!(parse(json!(3)), Some(3));
+        assert_eq!(parse(json!(124.0)), Some(124));
+        assert_eq!(parse(json!(-2.0)), Some(-2));
+        assert_eq!(parse(json!(2.5)), None);
+        assert_eq!(parse(json!(1e19)), None);
+        assert_eq!(parse(json!(u64::MAX)), None);
+        assert_eq!(parse(json!("3")), None);
+    }
 
     fn command(value: serde_json::Value) -> PlaceOrder {
         serde_json::from_value(value).expect("test command has the right shape")

@@ -11,7 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
+use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::store;
 
@@ -22,13 +24,43 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/events", get(feed))
 }
 
-#[derive(Debug, Deserialize)]
-struct FeedParams {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct FeedParams {
+    /// Events after this sequence (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
+    /// Most events in the page (default 500).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
 }
 
-async fn feed(
+/// A page of the event log (admin).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct FeedPage {
+    /// Event envelopes, as the relay publishes them.
+    data: Vec<serde_json::Map<String, Value>>,
+    metadata: FeedMetadata,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct FeedMetadata {
+    /// The `after` of the next page.
+    next_after: i64,
+    /// The highest sequence in the log now.
+    head: i64,
+}
+
+/// The event log in `sequence` order, for replays (admin token).
+#[utoipa::path(get, path = "/events", tag = "events", params(FeedParams), security(("admin" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = FeedPage),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
+pub(super) async fn feed(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<FeedParams>, QueryRejection>,

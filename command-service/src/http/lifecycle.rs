@@ -6,65 +6,126 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
 use super::json::{self, JsonBytes};
+use super::openapi::{
+    BadRequest, Conflict, IdempotencyKey, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType,
+};
 use super::orders::CommandAccepted;
 use super::{trace_context, ApiError, AppState};
-use crate::domain::{self, parse_reason, FieldError, Transition};
+use crate::domain::{self, parse_reason, FieldError, JsonInteger, Transition};
 use crate::store::{self, StoreError};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/commands/orders/{id}/{action}", post(transition))
+    Router::new()
+        .route("/commands/orders/{id}/confirm", post(confirm))
+        .route("/commands/orders/{id}/ship", post(ship))
+        .route("/commands/orders/{id}/cancel", post(cancel))
 }
 
 /// Body of `confirm` and `ship` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TransitionBody {
-    expected_version: Option<i64>,
+pub struct TransitionBody {
+    /// Apply only if the order is still at this version (optimistic concurrency); 409 otherwise.
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    expected_version: Option<JsonInteger>,
 }
 
 /// Body of `cancel` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CancelBody {
-    expected_version: Option<i64>,
+pub struct CancelBody {
+    /// Apply only if the order is still at this version (optimistic concurrency); 409 otherwise.
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    expected_version: Option<JsonInteger>,
+    /// Why the order was cancelled; kept on the order and its view.
+    #[schema(max_length = 500)]
     reason: Option<String>,
+}
+
+/// Confirm a placed order.
+#[utoipa::path(post, path = "/commands/orders/{id}/confirm", tag = "commands",
+    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
+    request_body(content = Option<TransitionBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Confirmed: the new version is the `minVersion` token", body = CommandAccepted),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
+        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+pub(super) async fn confirm(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Answer, ApiError> {
+    transition(state, Transition::Confirm, path, headers, body).await
+}
+
+/// Ship a confirmed order.
+#[utoipa::path(post, path = "/commands/orders/{id}/ship", tag = "commands",
+    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
+    request_body(content = Option<TransitionBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Shipped: the new version is the `minVersion` token", body = CommandAccepted),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
+        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+pub(super) async fn ship(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Answer, ApiError> {
+    transition(state, Transition::Ship, path, headers, body).await
+}
+
+/// Cancel an order that has not shipped.
+#[utoipa::path(post, path = "/commands/orders/{id}/cancel", tag = "commands",
+    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
+    request_body(content = Option<CancelBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Cancelled: the new version is the `minVersion` token", body = CommandAccepted),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
+        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<JsonBytes, ApiError>,
+) -> Result<Answer, ApiError> {
+    transition(state, Transition::Cancel, path, headers, body).await
 }
 
 #[tracing::instrument(skip_all, fields(trace_id))]
 async fn transition(
-    State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    state: AppState,
+    transition: Transition,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
     let started = std::time::Instant::now();
-    let command = match &path {
-        Ok(Path((_, action))) if matches!(action.as_str(), "confirm" | "ship" | "cancel") => action.clone(),
-        _ => "unknown".to_owned(),
-    };
-    let result = apply(&state, path, &headers, body).await;
-    state.metrics.command(&command, started, &result);
+    let result = apply(&state, transition, path, &headers, body).await;
+    state.metrics.command(transition.as_str(), started, &result);
     result
 }
 
 async fn apply(
     state: &AppState,
-    path: Result<Path<(String, String)>, PathRejection>,
+    transition: Transition,
+    path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let Path((raw_id, action)) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    // `null` says "no body" as much as an empty body does.
     let JsonBytes(body) = body?;
-    let transition = match action.as_str() {
-        "confirm" => Transition::Confirm,
-        "ship" => Transition::Ship,
-        "cancel" => Transition::Cancel,
-        _ => return Err(ApiError::NotFound("No such command.".to_owned())),
-    };
+    let body = body.filter(|bytes| bytes.trim_ascii() != b"null");
     let order_id =
         Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     let key = idempotency::key(headers)?;
@@ -72,9 +133,9 @@ async fn apply(
         (None, _) => (None, None),
         (Some(bytes), Transition::Cancel) => {
             let body: CancelBody = json::parse_object(bytes)?;
-            (body.expected_version, body.reason)
+            (body.expected_version.map(|v| v.0), body.reason)
         }
-        (Some(bytes), _) => (json::parse_object::<TransitionBody>(bytes)?.expected_version, None),
+        (Some(bytes), _) => (json::parse_object::<TransitionBody>(bytes)?.expected_version.map(|v| v.0), None),
     };
     let mut errors = Vec::new();
     if expected_version.is_some_and(|v| v < 1) {

@@ -4,12 +4,14 @@ mod events;
 mod idempotency;
 mod json;
 mod lifecycle;
+mod openapi;
 mod operations;
 mod orders;
 mod problem;
 mod trace_context;
 
 pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};
+pub use openapi::spec as openapi_spec;
 pub use operations::Readiness;
 pub use problem::{ApiError, Problem, PROBLEM_JSON};
 
@@ -45,6 +47,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(lifecycle::router())
         .merge(events::router())
         .merge(operations::router())
+        .merge(openapi::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

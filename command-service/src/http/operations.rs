@@ -28,11 +28,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn live() -> Json<Value> {
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "Up", body = Object, example = json!({"status": "up"}))))]
+pub(super) async fn live() -> Json<Value> {
     Json(json!({ "status": "up" }))
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Readiness: Postgres and RabbitMQ reachable, the relay running.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready: names what is down", body = Object)))]
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
     let postgres = async {
         let ping = sqlx::query("select 1").execute(&state.pool);
         matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
@@ -46,7 +53,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     service_runtime::health::answer(&checks)
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics, text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let backlog: Result<(i64, f64), _> = sqlx::query_as(
         "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
          from outbox where published_at is null",

@@ -5,9 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
+use super::openapi::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
 use super::{trace_context, ApiError, AppState, JsonBody};
 use crate::domain::{self, NewOrder, PlaceOrder};
 use crate::store::{self, PlacedOrder, StoreError};
@@ -17,7 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The answer to every successful command.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandAccepted {
     pub order_id: Uuid,
@@ -25,7 +27,10 @@ pub struct CommandAccepted {
     pub sequence_id: i64,
     /// The event's global position in the log: the `minPosition` token for list reads.
     pub position: i64,
+    /// The order's status after the command.
+    #[schema(value_type = String, example = "Placed")]
     pub status: &'static str,
+    /// Decimal, as a string.
     pub total: String,
     pub currency: String,
 }
@@ -43,8 +48,18 @@ impl From<&PlacedOrder> for CommandAccepted {
     }
 }
 
+/// Place an order.
+#[utoipa::path(post, path = "/commands/orders", tag = "commands",
+    params(IdempotencyKey),
+    request_body(content = PlaceOrder, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Placed: `sequenceId` is the `minVersion` to read it at", body = CommandAccepted,
+            headers(("Location" = String, description = "Where the order's view will be"))),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
+        (status = 415, response = WrongMediaType), (status = 422, response = KeyReused),
+        (status = 503, response = Unavailable)))]
 #[tracing::instrument(skip_all, fields(trace_id))]
-async fn place_order(
+pub(super) async fn place_order(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<JsonBody<PlaceOrder>, ApiError>,

@@ -144,7 +144,8 @@ impl IntoResponse for ApiError {
             Self::Conflict { ref detail, current_version, status: order_status } => {
                 let mut problem = Problem::new(status, detail.clone()).with_type("conflict");
                 problem.extensions.insert("currentVersion".to_owned(), current_version.into());
-                problem.extensions.insert("status".to_owned(), order_status.as_str().into());
+                // `status` is the HTTP status in a problem document (RFC 9457): the order's is `orderStatus`.
+                problem.extensions.insert("orderStatus".to_owned(), order_status.as_str().into());
                 problem
             }
             Self::IdempotencyMismatch => Problem::new(status, self.to_string()).with_type("idempotency-key-reused"),

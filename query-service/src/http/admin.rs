@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::openapi::{Conflict, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::rebuild::RebuildError;
 use crate::store::generations::{Pointer, PointerError};
@@ -37,7 +38,12 @@ impl From<PointerError> for ApiError {
     }
 }
 
-async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The read model's generations, the rebuild in progress and the position (admin token).
+#[utoipa::path(get, path = "/admin/read-models/orders", tag = "admin", security(("admin" = [])),
+    responses((status = 200, description = "Generations and progress", body = Object),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable)))]
+pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let views = &state.views;
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
@@ -80,7 +86,13 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
     roles
 }
 
-async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// Rebuild the views into a new generation from the event log, then switch reads to it (admin token).
+#[utoipa::path(post, path = "/admin/read-models/orders/rebuild", tag = "admin", security(("admin" = [])),
+    responses((status = 202, description = "Started; progress at `Location`", body = Object,
+            headers(("Location" = String))),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
+pub(super) async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let generation = state.rebuilder.start().await.map_err(|err| match err {
         RebuildError::Pointer(err) => err.into(),
@@ -92,7 +104,12 @@ async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, STATUS_PATH)], Json(body)).into_response())
 }
 
-async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// Make the previous generation active again (admin token).
+#[utoipa::path(post, path = "/admin/read-models/orders/rollback", tag = "admin", security(("admin" = [])),
+    responses((status = 200, description = "The generations after the swap", body = Object),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
+pub(super) async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let pointer = state.views.generations().rollback().await?;
     Ok(Json(json!({ "active": pointer.active, "previous": pointer.previous })))

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared_events::OrderStatus;
 use std::time::Duration;
+use utoipa::IntoParams;
 
+use super::openapi::{BadRequest, ListPage, OrderStatusDoc, Unavailable};
 use super::orders::view_json;
 use super::params::{parse_min, parse_wait};
 use super::{ApiError, AppState};
@@ -26,19 +28,39 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders", get(list_orders))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
+    /// Only this customer's orders.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     customer_id: Option<String>,
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatusDoc>)]
     status: Option<String>,
+    /// Views per page (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     cursor: Option<String>,
+    /// Wait until every event up to this position (the `position` a command answered) is applied.
+    #[param(value_type = Option<i64>, minimum = 0)]
     min_position: Option<String>,
+    /// How long to wait for `minPosition`, in ms (default 2000).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 30000)]
     wait_ms: Option<String>,
 }
 
+/// Views newest first, in stable pages; with `minPosition`, waits until the list includes the client's writes.
+#[utoipa::path(get, path = "/queries/orders", tag = "queries", params(ListParams),
+    responses(
+        (status = 200, description = "A page", body = ListPage),
+        (status = 202, description = "The read model is not at `minPosition` within `waitMs`", body = ListPage,
+            headers(("Retry-After" = i64))),
+        (status = 400, response = BadRequest), (status = 503, response = Unavailable)))]
 #[tracing::instrument(skip_all)]
-async fn list_orders(
+pub(super) async fn list_orders(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -56,8 +78,13 @@ async fn list_orders(
             "status {status:?} is not one of Placed, Confirmed, Shipped, Cancelled"
         )));
     }
-    if params.customer_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > 64) {
-        return Err(ApiError::BadRequest("customerId must be 1 to 64 characters long".to_owned()));
+    let identifier = |c: &String| {
+        (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if params.customer_id.as_ref().is_some_and(|c| !identifier(c)) {
+        return Err(ApiError::BadRequest(
+            "customerId must be 1 to 64 of letters, digits, '.', '_' and '-' (as in commands)".to_owned(),
+        ));
     }
     let cursor = params
         .cursor

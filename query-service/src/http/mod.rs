@@ -2,12 +2,14 @@
 
 mod admin;
 mod lists;
+mod openapi;
 mod operations;
 mod orders;
 mod params;
 mod problem;
 mod stream;
 
+pub use openapi::spec as openapi_spec;
 pub use operations::Readiness;
 pub use problem::{ApiError, PROBLEM_JSON};
 
@@ -52,6 +54,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(stream::router())
         .merge(admin::router())
         .merge(operations::router())
+        .merge(openapi::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::openapi::Unavailable;
 use super::{ApiError, AppState};
 
 /// Longest one readiness check may take.
@@ -32,11 +33,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn live() -> Json<Value> {
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "Up", body = Object)))]
+pub(super) async fn live() -> Json<Value> {
     Json(json!({ "status": "up" }))
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Readiness: MongoDB and RabbitMQ reachable, the projector consuming.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready: names what is down", body = Object)))]
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
     let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, state.views.ping()).await.is_ok_and(|r| r.is_ok()) };
     let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
     let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
@@ -47,13 +55,20 @@ async fn ready(State(state): State<AppState>) -> Response {
     service_runtime::health::answer(&checks)
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics, text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.waiting_reads.set(state.waiters.waiting_reads() as i64);
     service_runtime::metrics::render(&state.metrics.registry)
 }
 
 /// Where the read model stands, for people: what was applied last, how fresh it is, what waits.
-async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/queries/_status", tag = "operations",
+    responses((status = 200, description = "Position, freshness, waiting reads", body = Object),
+        (status = 503, response = Unavailable)))]
+pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let position = state.views.position().await.map_err(ApiError::Unavailable)?;
     let pointer = state.views.generations().current().await;
     let metrics = &state.metrics;

@@ -9,8 +9,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::openapi::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
 use super::params::{parse_min, parse_wait};
 use super::{ApiError, AppState};
 use crate::store::OrderView;
@@ -19,15 +21,29 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders/{id}", get(get_order))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct ReadParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct ReadParams {
+    /// Wait until the view is at least at this version (the `sequenceId` a command answered).
+    #[param(value_type = Option<i64>, minimum = 0)]
     min_version: Option<String>,
+    /// How long to wait for `minVersion`, in ms (default 2000).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 30000)]
     wait_ms: Option<String>,
 }
 
+/// One order's view; with `minVersion`, waits (server-side, up to `waitMs`) until the view has caught up.
+#[utoipa::path(get, path = "/queries/orders/{id}", tag = "queries",
+    params(("id" = Uuid, Path, description = "The order id"), ReadParams),
+    responses(
+        (status = 200, description = "The view, at `minVersion` or later", body = ViewRead),
+        (status = 202, description = "Not at `minVersion` within `waitMs`; retry after `Retry-After`",
+            body = ViewProcessing, headers(("Retry-After" = i64))),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable)))]
 #[tracing::instrument(skip_all, fields(order_id))]
-async fn get_order(
+pub(super) async fn get_order(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<ReadParams>, QueryRejection>,

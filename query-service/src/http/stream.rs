@@ -18,8 +18,10 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::openapi::BadRequest;
 use super::orders::ready_body;
 use super::params::parse_min;
 use super::{ApiError, AppState};
@@ -35,14 +37,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders/{id}/stream", get(stream_order))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-struct StreamParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct StreamParams {
+    /// The first version to send (default 1).
+    #[param(value_type = Option<i64>, minimum = 0)]
     min_version: Option<String>,
 }
 
+/// Server-Sent Events: the view (`event: view`, `id: <version>`, data as a 200 single read) once at `minVersion`,
+/// then on every change; `Last-Event-ID` resumes after that version.
+#[utoipa::path(get, path = "/queries/orders/{id}/stream", tag = "queries",
+    params(("id" = Uuid, Path, description = "The order id"), StreamParams),
+    responses(
+        (status = 200, description = "An event stream", body = String, content_type = "text/event-stream"),
+        (status = 400, response = BadRequest)))]
 #[tracing::instrument(skip_all, fields(order_id))]
-async fn stream_order(
+pub(super) async fn stream_order(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<StreamParams>, QueryRejection>,

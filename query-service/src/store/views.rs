@@ -144,8 +144,12 @@ impl ListCursor {
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
+        // Exactly the shape `encode` writes: up to 18 digits, `_`, a hyphenated UUID.
         let (millis, id) = raw.split_once('_')?;
-        let millis: i64 = millis.parse().ok().filter(|m| *m >= 0)?;
+        if millis.is_empty() || millis.len() > 18 || !millis.bytes().all(|b| b.is_ascii_digit()) || id.len() != 36 {
+            return None;
+        }
+        let millis: i64 = millis.parse().ok()?;
         let id = Uuid::parse_str(id).ok()?;
         Some(Self { key: list_key(DateTime::from_millis(millis), id) })
     }

@@ -152,15 +152,12 @@ async fn injection_strings_and_huge_numbers_are_refused_or_stored_verbatim() {
         assert_eq!(view["data"]["items"][0]["name"], attack, "stored and served verbatim: {view}");
 
         let encoded = percent_encoded(attack);
-        // A customer id filter is a plain string compared for equality: no order matches.
-        let filtered = app.http.get(app.query_url(&format!("/queries/orders?customerId={encoded}"))).send().await;
-        let filtered: serde_json::Value = filtered.expect("answers").json().await.expect("a page");
-        assert_eq!(filtered["data"], json!([]), "{attack} as a customer id filter");
         let reason = json!({"reason": attack});
         let cancel = app.http.post(app.command_url(&format!("/commands/orders/{encoded}/cancel"))).json(&reason);
         assert_refused(&app, cancel.send().await.expect("answers"), 400, "injection as the order id").await;
         for path in [
             format!("/queries/orders/{encoded}"),
+            format!("/queries/orders?customerId={encoded}"),
             format!("/queries/orders?status={encoded}"),
             format!("/queries/orders?cursor={encoded}"),
             format!("/queries/orders?minPosition={encoded}"),

@@ -90,7 +90,8 @@ async fn refused_transitions_and_stale_versions_answer_409_with_the_current_stat
         assert_eq!(response.headers()["content-type"], "application/problem+json");
         let problem: Value = response.json().await.expect("json");
         assert_eq!(problem["currentVersion"], 2, "{problem}");
-        assert_eq!(problem["status"], "Cancelled", "{problem}");
+        assert_eq!(problem["orderStatus"], "Cancelled", "{problem}");
+        assert_eq!(problem["status"], 409, "{problem}");
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains("ancel")), "{problem}");
     }
     assert_eq!(app.count("outbox").await, 2, "refused commands write no event");

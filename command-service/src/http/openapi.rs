@@ -1,0 +1,115 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of this service, generated from the handlers' annotations and
+//! the request and answer types. `schemathesis` checks the running service against it (scripts/fuzz).
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(document))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "command-service", description = "Order commands: each accepted command answers the version to \
+        read it at (`sequenceId`, the `minVersion` of the query-service) and its position in the event log."),
+    paths(
+        super::orders::place_order,
+        super::lifecycle::confirm,
+        super::lifecycle::ship,
+        super::lifecycle::cancel,
+        super::events::feed,
+        super::operations::live,
+        super::operations::ready,
+        super::operations::metrics,
+    ),
+    components(schemas(ProblemDoc), responses(
+        BadRequest, NotFound, Conflict, TooLarge, WrongMediaType, KeyReused, Unavailable, Unauthorized
+    )),
+    modifiers(&AdminBearer),
+)]
+struct CommandApi;
+
+/// The document, built once per request (it is small and rarely read).
+async fn document() -> Response {
+    Json(CommandApi::openapi()).into_response()
+}
+
+/// The OpenAPI document as a value (for tests and tools).
+pub fn spec() -> utoipa::openapi::OpenApi {
+    CommandApi::openapi()
+}
+
+/// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
+struct AdminBearer;
+
+impl Modify for AdminBearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// An RFC 9457 problem document: every 4xx and 5xx answer.
+#[derive(Debug, ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// `about:blank` or `/problems/<kind>`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Every broken rule of a rejected command, by JSON path.
+    errors: Option<Vec<FieldErrorDoc>>,
+    /// On a 409: the order's version now.
+    #[schema(rename = "currentVersion")]
+    current_version: Option<i64>,
+    /// On a 409: the order's status now.
+    #[schema(rename = "orderStatus")]
+    order_status: Option<String>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub struct FieldErrorDoc {
+    field: String,
+    message: String,
+}
+
+/// The optional `Idempotency-Key` header of every command.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// Retrying with the same key and body answers the first answer again; a different body is a 422.
+    #[param(rename = "Idempotency-Key", pattern = r"^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
+macro_rules! problem_response {
+    ($name:ident, $description:literal) => {
+        #[derive(Debug, ToResponse)]
+        #[response(description = $description, content_type = "application/problem+json")]
+        #[allow(dead_code)]
+        pub struct $name(ProblemDoc);
+    };
+}
+
+problem_response!(BadRequest, "The request is malformed or breaks a rule; `errors` names each field.");
+problem_response!(NotFound, "No such order.");
+problem_response!(Conflict, "Stale `expectedVersion`, or a transition the order's status does not allow.");
+problem_response!(TooLarge, "The body is larger than 64 KiB.");
+problem_response!(WrongMediaType, "The body is not `application/json`.");
+problem_response!(KeyReused, "The `Idempotency-Key` was used with a different request.");
+problem_response!(Unavailable, "The order store is unavailable; retry after `Retry-After` seconds.");
+problem_response!(Unauthorized, "The admin token is missing or wrong.");

@@ -1,0 +1,194 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of this service, generated from the handlers' annotations and
+//! the documented answer shapes below. `schemathesis` checks the running service against it (scripts/fuzz).
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(document))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "query-service", description = "Order views, eventually consistent with the commands: a read with \
+        `minVersion` (single order) or `minPosition` (lists) waits, server-side, until the view has caught up."),
+    paths(
+        super::orders::get_order,
+        super::lists::list_orders,
+        super::stream::stream_order,
+        super::admin::status,
+        super::admin::rebuild,
+        super::admin::rollback,
+        super::operations::live,
+        super::operations::ready,
+        super::operations::metrics,
+        super::operations::status,
+    ),
+    components(schemas(ProblemDoc), responses(BadRequest, NotFound, Conflict, Unavailable, Unauthorized)),
+    modifiers(&AdminBearer),
+)]
+struct QueryApi;
+
+async fn document() -> Response {
+    Json(QueryApi::openapi()).into_response()
+}
+
+/// The OpenAPI document as a value (for tests and tools).
+pub fn spec() -> utoipa::openapi::OpenApi {
+    QueryApi::openapi()
+}
+
+/// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
+struct AdminBearer;
+
+impl Modify for AdminBearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// An RFC 9457 problem document: every 4xx and 5xx answer.
+#[derive(Debug, ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// `about:blank`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+}
+
+/// One order's view: the same JSON in single reads, lists and streams.
+#[derive(Debug, ToSchema)]
+#[schema(as = OrderView)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct OrderViewDoc {
+    #[schema(format = Uuid)]
+    order_id: String,
+    customer_id: String,
+    /// Views written before schema v2 lack it until they are rebuilt.
+    customer_segment: Option<String>,
+    status: OrderStatusDoc,
+    currency: String,
+    items: Vec<OrderLineDoc>,
+    /// Units ordered: the sum of the lines' quantities.
+    item_count: i64,
+    /// Decimal, as a string.
+    total: String,
+    #[schema(format = DateTime)]
+    placed_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    version: i64,
+    /// Set on cancelled orders whose cancel gave one.
+    cancel_reason: Option<String>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = OrderStatus)]
+#[allow(dead_code)]
+pub enum OrderStatusDoc {
+    Placed,
+    Confirmed,
+    Shipped,
+    Cancelled,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = OrderLine)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct OrderLineDoc {
+    sku: String,
+    name: Option<String>,
+    quantity: i64,
+    unit_price: String,
+    line_total: String,
+}
+
+/// A 200 single read (and each `view` event of a stream).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ViewRead {
+    data: OrderViewDoc,
+    metadata: ViewMetadata,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ViewMetadata {
+    version: i64,
+    #[schema(format = DateTime)]
+    last_updated: String,
+    /// Always false on a 200.
+    processing: bool,
+}
+
+/// A 202 single read: the view is not at `minVersion` yet (it may not exist yet: `data` null).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ViewProcessing {
+    data: Option<OrderViewDoc>,
+    metadata: ProcessingMetadata,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ProcessingMetadata {
+    /// The version the view is at (0: none yet).
+    version: i64,
+    /// Always true on a 202.
+    processing: bool,
+    min_version: i64,
+}
+
+/// A page of views, newest first.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ListPage {
+    data: Vec<OrderViewDoc>,
+    metadata: ListMetadata,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ListMetadata {
+    /// The `cursor` of the next page; null on the last.
+    next_cursor: Option<String>,
+    /// With `minPosition`: true (202) while the read model is behind it.
+    processing: Option<bool>,
+    /// With `minPosition`: the position the read model has reached.
+    position: Option<i64>,
+    /// On a 202: the position asked for.
+    min_position: Option<i64>,
+}
+
+macro_rules! problem_response {
+    ($name:ident, $description:literal) => {
+        #[derive(Debug, ToResponse)]
+        #[response(description = $description, content_type = "application/problem+json")]
+        #[allow(dead_code)]
+        pub struct $name(ProblemDoc);
+    };
+}
+
+problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");
+problem_response!(NotFound, "No such order in the read model (or an admin endpoint without a configured token).");
+problem_response!(Conflict, "A rebuild already runs, or there is nothing to roll back to.");
+problem_response!(Unavailable, "The read store or the event feed is unavailable; retry after `Retry-After`.");
+problem_response!(Unauthorized, "The admin token is missing or wrong.");
