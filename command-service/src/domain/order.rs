@@ -97,7 +97,7 @@ impl<'de> Deserialize<'de> for JsonInteger {
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<JsonInteger, E> {
                 // Exactly integral and inside i64 (2^63 itself is not).
-                if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+                if v.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
                     Ok(JsonInteger(v as i64))
                 } else {
                     Err(E::invalid_value(de::Unexpected::Float(v), &self))
