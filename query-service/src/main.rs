@@ -1,5 +1,6 @@
 //! `query-service`: serves order views and runs the projector that keeps them up to date (`serve`, the default),
-//! or rebuilds the views from the event log (`rebuild`, with a progress bar) or rolls them back (`rollback`).
+//! or rebuilds the views from the event log (`rebuild`, with a progress bar), rolls them back (`rollback`), or
+//! moves the projector's dead letters back to its queue (`dlq redrive`).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -26,6 +27,17 @@ enum Role {
     Rebuild,
     /// Make the previous generation of the views active again, exit.
     Rollback,
+    /// The projector's dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// Move every dead letter back to the projector's queue once (after a fix), exit.
+    Redrive,
 }
 
 #[tokio::main]
@@ -60,6 +72,13 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
                 report.replay.as_secs_f64(),
                 report.events_per_second()
             );
+            Ok(())
+        }
+        Role::Dlq { action: DlqAction::Redrive } => {
+            let metrics = query_service::metrics::QueryMetrics::new()?;
+            let settings = run::consumer_settings(&cli.config, metrics, Default::default());
+            let moved = query_service::projection::redrive(&settings).await?;
+            eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
             Ok(())
         }
         Role::Rollback => {

@@ -7,9 +7,13 @@
 //! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
 //! backoff: nothing is lost, and a crash returns it to the queue.
 //!
+//! `query-service dlq redrive` ([`redrive`]) moves dead letters back to the queue after a fix.
+//!
 //! The relay's checkpoint markers travel in the same queue; handling one records the read model's position
 //! (every event up to it applied) in MongoDB and announces it to list reads waiting for `minPosition`.
 
 mod consumer;
+mod redrive;
 
 pub use consumer::{declare_topology, run, ConsumerSettings};
+pub use redrive::{redrive, REDRIVE_COUNT};

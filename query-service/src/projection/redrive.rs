@@ -1,0 +1,62 @@
+//! `query-service dlq redrive`: moves the dead letters back to the projector's queue, once each.
+//!
+//! Meant for after a fix: a message dead-lettered because this build could not read it (a newer schema, a bug) is
+//! applied once the projector can, with the same version guard as any delivery (so a redriven old event changes
+//! nothing). One that still cannot be read goes back to the dead-letter queue with its reason and an
+//! `x-redrive-count` one higher. Each message is republished, confirmed by the broker, and only then removed from
+//! the dead-letter queue: a crash mid-way leaves at most a duplicate, never a loss. It moves at most as many
+//! messages as the queue held when it started, so messages that fail again are not redriven in a loop.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::AMQPValue;
+use lapin::{Connection, ConnectionProperties};
+
+use super::consumer::{declare_topology, ConsumerSettings};
+
+/// The header that counts how often a message was redriven.
+pub const REDRIVE_COUNT: &str = "x-redrive-count";
+
+/// Redrives the dead-letter queue of `settings.queue`; returns how many messages were moved.
+pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
+    let connection = Connection::connect(
+        &settings.amqp_url,
+        ConnectionProperties::default().with_connection_name("dlq-redrive".into()),
+    )
+    .await?;
+    let channel = connection.create_channel().await?;
+    declare_topology(&channel, settings).await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let dead_letters = settings.dead_letter_queue();
+    let mut moved = 0u32;
+    let mut budget: Option<u32> = None;
+    while budget.is_none_or(|left| moved < left) {
+        let Some(message) = channel.basic_get(dead_letters.as_str().into(), BasicGetOptions::default()).await? else {
+            break;
+        };
+        // The first get tells how many were waiting: that many, no more.
+        budget.get_or_insert(message.message_count + 1);
+        let delivery = message.delivery;
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let count = match headers.inner().get(REDRIVE_COUNT) {
+            Some(AMQPValue::LongLongInt(n)) => *n,
+            _ => 0,
+        };
+        headers.insert(REDRIVE_COUNT.into(), AMQPValue::LongLongInt(count + 1));
+        let properties = delivery.properties.clone().with_headers(headers);
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                settings.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "the broker refused a redriven message; it stays in {dead_letters}");
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        moved += 1;
+    }
+    let _ = connection.close(200, "redrive done".into()).await;
+    Ok(moved)
+}
