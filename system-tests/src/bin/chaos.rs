@@ -527,7 +527,8 @@ async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<BTreeMap<&'s
     ];
     let mut injected = BTreeMap::new();
     let started = Instant::now();
-    let gap = (driving / (FAULTS.len() as u32 + 1)).max(Duration::from_secs(2));
+    // Spread over a short run; every 6 s in a long one, so that each fault strikes again and again.
+    let gap = (driving / (FAULTS.len() as u32 + 1)).clamp(Duration::from_secs(2), Duration::from_secs(6));
     let mut round = 0usize;
     loop {
         let fault = FAULTS[round % FAULTS.len()];
@@ -687,7 +688,12 @@ async fn dead_letter_checks(suite: &Suite, poison_faults: Option<u32>) -> anyhow
         .output()?;
     ensure!(output.status.success(), "dlq redrive failed: {}", String::from_utf8_lossy(&output.stderr));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let redriven: u32 = stderr.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let redriven: u32 = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("redrove "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if redriven != count + readable.len() as u32 {
         findings.push(format!("redrive moved {redriven}, the queue held {}", count + readable.len() as u32));
     }
