@@ -214,6 +214,12 @@ impl Suite {
     fn command_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.command_port)
     }
+
+    /// A page of the event log (the command-service's admin feed): `{data: [envelopes], metadata: {nextAfter}}`.
+    async fn feed(&self, after: i64, limit: u32) -> anyhow::Result<Value> {
+        let url = self.command_url(&format!("/events?after={after}&limit={limit}"));
+        Ok(self.http.get(url).bearer_auth(ADMIN_TOKEN).send().await?.json().await?)
+    }
 }
 
 /// What the clients saw and did.
@@ -604,14 +610,7 @@ async fn publish(channel: &lapin::Channel, exchange: &str, kind: &str, body: &[u
 
 /// The newest 100 logged events, published again twice each, newest first (duplicates, out of order).
 async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
-    let feed: Value = suite
-        .http
-        .get(suite.command_url("/events?after=0&limit=5000"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let feed = suite.feed(0, 5000).await?;
     let events = feed["data"].as_array().cloned().unwrap_or_default();
     let (connection, channel) = channel_with_confirms().await?;
     for envelope in events.iter().rev().take(100).chain(events.iter().rev().take(100)) {
@@ -652,14 +651,7 @@ async fn dead_letter_checks(suite: &Suite, poison_faults: Option<u32>) -> anyhow
         findings.push("a dead letter without x-dead-letter-reason".to_owned());
     }
     // Logged events an earlier build could not read.
-    let feed: Value = suite
-        .http
-        .get(suite.command_url("/events?after=0&limit=3"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let feed = suite.feed(0, 3).await?;
     let readable = feed["data"].as_array().cloned().unwrap_or_default();
     for envelope in &readable {
         let mut headers = FieldTable::default();
@@ -763,14 +755,7 @@ async fn check(
     let mut log: HashMap<(Uuid, i64), OrderEvent> = HashMap::new();
     let mut after = 0i64;
     loop {
-        let page: Value = suite
-            .http
-            .get(suite.command_url(&format!("/events?after={after}&limit=5000")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let page = suite.feed(after, 5000).await?;
         let events = page["data"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
             break;
