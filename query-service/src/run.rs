@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::http::{build_app, AppState, Readiness};
 use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings};
-use crate::read::{self, VersionWaiters};
+use crate::read::{self, VersionWaiters, ViewReader};
 use crate::store;
 use service_runtime::admin::AdminToken;
 use std::sync::atomic::AtomicBool;
@@ -70,6 +70,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     ));
     let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
     let state = AppState {
+        reader: ViewReader::new(views.clone()),
         views,
         waiters: waiters.clone(),
         shutdown: shutdown.clone(),

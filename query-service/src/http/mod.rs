@@ -23,7 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::QueryMetrics;
-use crate::read::VersionWaiters;
+use crate::read::{VersionWaiters, ViewReader};
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
 use service_runtime::admin::AdminToken;
@@ -35,6 +35,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub views: Views,
+    /// Reads of single views, shared between readers of the same order.
+    pub reader: ViewReader,
     pub waiters: VersionWaiters,
     /// Cancelled when the service stops: long-lived responses (event streams) end on it.
     pub shutdown: CancellationToken,

@@ -6,6 +6,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -56,7 +58,7 @@ pub(super) async fn get_order(
     let wait = parse_wait(params.wait_ms.as_deref())?;
 
     let Some(min_version) = min_version else {
-        return match state.views.get(id).await.map_err(ApiError::Unavailable)? {
+        return match state.reader.get(id).await.map_err(ApiError::Unavailable)? {
             Some(view) => Ok(ready(&view)),
             None => Err(ApiError::NotFound(format!("No order {id} in the read model."))),
         };
@@ -64,26 +66,26 @@ pub(super) async fn get_order(
 
     // Subscribe before reading, so a version announced between the read and the wait still wakes us.
     let mut subscription = state.waiters.subscribe(id);
-    let mut view = state.views.get(id).await.map_err(ApiError::Unavailable)?;
+    let mut view = state.reader.get(id).await.map_err(ApiError::Unavailable)?;
     if version_of(&view) < min_version && !wait.is_zero() {
         let started = std::time::Instant::now();
         let reached = tokio::time::timeout(wait, subscription.reached(min_version)).await;
         state.metrics.waited(reached.is_ok(), started.elapsed());
         view = match reached {
             // The projector handed over the view it wrote: no second read.
-            Ok(Some(announced)) => Some((*announced).clone()),
-            Ok(None) => state.views.get(id).await.map_err(ApiError::Unavailable)?,
+            Ok(Some(announced)) => Some(announced),
+            Ok(None) => state.reader.get(id).await.map_err(ApiError::Unavailable)?,
             Err(_) => view,
         };
     }
     drop(subscription);
     Ok(match view {
         Some(view) if view.version >= min_version => ready(&view),
-        view => processing(view.as_ref(), min_version),
+        view => processing(view.as_deref(), min_version),
     })
 }
 
-fn version_of(view: &Option<OrderView>) -> i64 {
+fn version_of(view: &Option<Arc<OrderView>>) -> i64 {
     view.as_ref().map_or(0, |v| v.version)
 }
 

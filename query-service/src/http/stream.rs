@@ -25,8 +25,7 @@ use super::openapi::BadRequest;
 use super::orders::ready_body;
 use super::params::parse_min;
 use super::{ApiError, AppState};
-use crate::read::Subscription;
-use crate::store::Views;
+use crate::read::{Subscription, ViewReader};
 
 /// Interval of the keep-alive comments that keep proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -70,7 +69,7 @@ pub(super) async fn stream_order(
     let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
 
     let watch = Watch {
-        views: state.views.clone(),
+        reader: state.reader.clone(),
         subscription: state.waiters.subscribe(id),
         id,
         next,
@@ -82,7 +81,7 @@ pub(super) async fn stream_order(
 
 /// One stream's state: the order it follows and the lowest version it has not sent yet.
 struct Watch {
-    views: Views,
+    reader: ViewReader,
     subscription: Subscription,
     id: Uuid,
     next: i64,
@@ -101,7 +100,7 @@ impl Watch {
     async fn next_event(&mut self) -> Option<Event> {
         loop {
             // The subscription was taken before this read, so a version announced meanwhile is not missed.
-            match self.views.get(self.id).await {
+            match self.reader.get(self.id).await {
                 Ok(Some(view)) if view.version >= self.next => {
                     self.next = view.version + 1;
                     let event = Event::default().event("view").id(view.version.to_string());

@@ -1,6 +1,8 @@
 //! Waiting reads: read-your-writes on an eventually consistent store, without polling, on every replica.
 
 pub mod notices;
+mod shared;
 mod waiters;
 
+pub use shared::{SharedReads, ViewRead, ViewReader};
 pub use waiters::{Announced, Subscription, VersionWaiters};

@@ -17,7 +17,7 @@ use super::generations::Generations;
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A MongoDB operation that failed or did not finish in time.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Mongo(#[from] mongodb::error::Error),
