@@ -44,6 +44,13 @@ pub struct Config {
     pub http_addr: SocketAddr,
     #[command(flatten)]
     pub connections: service_runtime::listener::ConnectionSettings,
+    /// Serve the demo page at `/` (switch it off where browsers should see only the API).
+    #[arg(long, env = "DEMO_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_page: bool,
+    /// Where the demo page sends commands: the command-service as a browser reaches it. Empty: the page's own host
+    /// on port 8080. The command-service must allow the page's origin (its `CORS_ALLOWED_ORIGINS`).
+    #[arg(long, env = "DEMO_COMMAND_URL", default_value = "")]
+    pub demo_command_url: String,
     /// Run the projector (event consumer) in this process.
     #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector_enabled: bool,

@@ -76,7 +76,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
         }
         Role::Dlq { action: DlqAction::Redrive } => {
             let metrics = query_service::metrics::QueryMetrics::new()?;
-            let settings = run::consumer_settings(&cli.config, metrics, Default::default());
+            let settings = run::consumer_settings(&cli.config, metrics, Default::default(), Default::default());
             let moved = query_service::projection::redrive(&settings).await?;
             eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
             Ok(())

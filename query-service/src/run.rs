@@ -8,9 +8,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{build_app, AppState, Readiness};
+use crate::http::{build_app, AppState, DemoPage, Readiness};
 use crate::metrics::QueryMetrics;
-use crate::projection::{self, ConsumerSettings};
+use crate::projection::{self, ConsumerSettings, Slowdown};
 use crate::read::{self, VersionWaiters, ViewReader};
 use crate::store;
 use service_runtime::admin::AdminToken;
@@ -27,10 +27,16 @@ pub struct Running {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
-pub fn consumer_settings(config: &Config, metrics: QueryMetrics, consuming: Arc<AtomicBool>) -> ConsumerSettings {
+pub fn consumer_settings(
+    config: &Config,
+    metrics: QueryMetrics,
+    consuming: Arc<AtomicBool>,
+    slowdown: Slowdown,
+) -> ConsumerSettings {
     ConsumerSettings {
         metrics,
         consuming,
+        slowdown,
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
         queue: config.amqp_queue.clone(),
@@ -41,6 +47,7 @@ pub fn consumer_settings(config: &Config, metrics: QueryMetrics, consuming: Arc<
 /// Binds `HTTP_ADDR` and starts serving (with the projector when `PROJECTOR_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
+    let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
     let active = views.generations().current().await.active;
     if let Err(err) = views.ensure_indexes(&active).await {
@@ -56,8 +63,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let metrics = QueryMetrics::new()?;
     let projector_consuming = config.projector_enabled.then(|| Arc::new(AtomicBool::new(false)));
-    let projector = projector_consuming.clone().map(|consuming| {
-        let settings = consumer_settings(&config, metrics.clone(), consuming);
+    let slowdown = config.projector_enabled.then(Slowdown::default);
+    let projector = projector_consuming.clone().zip(slowdown.clone()).map(|(consuming, slowdown)| {
+        let settings = consumer_settings(&config, metrics.clone(), consuming, slowdown);
         tokio::spawn(projection::run(settings, views.clone(), waiters.clone(), shutdown.clone()))
     });
     let (bound, notices_bound) = watch::channel(false);
@@ -78,6 +86,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         rebuilder: rebuilder.clone(),
         metrics,
         readiness: Readiness { amqp_url: config.amqp_url.clone(), projector_consuming },
+        slowdown,
+        demo,
     };
     let mut app = build_app(state);
     if let Some(cors) = cors {

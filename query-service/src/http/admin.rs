@@ -2,17 +2,25 @@
 //! - `GET /admin/read-models/orders`: generations, which is active, rebuild progress (replayed / total, rate, ETA)
 //!   and the position;
 //! - `POST /admin/read-models/orders/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
-//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again (409 if there is none).
+//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again (409 if there is none);
+//! - `GET|POST /admin/projector/slowdown?delayMs=N`: the projector's demo slowdown, read or set (409 on a replica
+//!   that runs no projector).
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
 
-use super::openapi::{Conflict, NotFound, Unauthorized, Unavailable};
+use super::openapi::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
+use super::params::parse_number;
 use super::{ApiError, AppState};
+use crate::projection::{Slowdown, SlowdownSetting, MAX_SLOWDOWN};
 use crate::rebuild::RebuildError;
 use crate::store::generations::{Pointer, PointerError};
 
@@ -23,7 +31,10 @@ pub fn router() -> Router<AppState> {
         .route(STATUS_PATH, get(status))
         .route("/admin/read-models/orders/rebuild", post(rebuild))
         .route("/admin/read-models/orders/rollback", post(rollback))
+        .route(SLOWDOWN_PATH, get(slowdown).post(slow_down))
 }
+
+const SLOWDOWN_PATH: &str = "/admin/projector/slowdown";
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))
@@ -113,4 +124,57 @@ pub(super) async fn rollback(State(state): State<AppState>, headers: HeaderMap) 
     authorize(&state, &headers)?;
     let pointer = state.views.generations().rollback().await?;
     Ok(Json(json!({ "active": pointer.active, "previous": pointer.previous })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(super) struct SlowdownParams {
+    /// Delay before each batch the projector applies, in ms; 0 switches the slowdown off.
+    #[param(value_type = i64, required = true, minimum = 0, maximum = 10000)]
+    delay_ms: Option<String>,
+}
+
+/// The projector's slowdown of this replica (admin token).
+#[utoipa::path(get, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
+    responses((status = 200, description = "The slowdown in force (`delayMs` 0 when none)", body = Object),
+        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 409, response = Conflict)))]
+pub(super) async fn slowdown(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    Ok(Json(slowdown_json(projector_slowdown(&state)?.current())))
+}
+
+/// Delays every batch the projector applies, for ten minutes at most, to watch reads wait for the read model: a
+/// demo, not a production control (admin token).
+#[utoipa::path(post, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
+    params(SlowdownParams),
+    responses((status = 200, description = "The slowdown now in force", body = Object),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)))]
+pub(super) async fn slow_down(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<SlowdownParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let max = MAX_SLOWDOWN.as_millis() as u64;
+    let delay_ms = parse_number("delayMs", params.delay_ms.as_deref(), max)?
+        .ok_or_else(|| ApiError::BadRequest(format!("delayMs is required: an integer from 0 to {max}")))?;
+    let setting = projector_slowdown(&state)?.set(std::time::Duration::from_millis(delay_ms));
+    tracing::info!(delay_ms, "projector slowdown set");
+    Ok(Json(slowdown_json(setting)))
+}
+
+fn projector_slowdown(state: &AppState) -> Result<&Slowdown, ApiError> {
+    state.slowdown.as_ref().ok_or_else(|| ApiError::Conflict("this replica runs no projector".to_owned()))
+}
+
+/// `{"delayMs": N, "endsAt": RFC 3339 | null}`.
+pub(super) fn slowdown_json(setting: Option<SlowdownSetting>) -> Value {
+    json!({
+        "delayMs": setting.map_or(0, |s| s.delay.as_millis() as u64),
+        "endsAt": setting.and_then(|s| s.ends_at.format(&Rfc3339).ok()),
+    })
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface of the read side: routes, shared state and the layers around them.
 
 mod admin;
+mod demo;
 mod lists;
 mod openapi;
 mod operations;
@@ -9,6 +10,7 @@ mod params;
 mod problem;
 mod stream;
 
+pub use demo::{DemoPage, InvalidCommandUrl};
 pub use openapi::spec as openapi_spec;
 pub use operations::Readiness;
 pub use problem::{ApiError, PROBLEM_JSON};
@@ -23,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::QueryMetrics;
+use crate::projection::Slowdown;
 use crate::read::{VersionWaiters, ViewReader};
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
@@ -45,6 +48,10 @@ pub struct AppState {
     pub rebuilder: Rebuilder,
     pub metrics: QueryMetrics,
     pub readiness: Readiness,
+    /// The projector's demo slowdown; `None` when this process runs no projector.
+    pub slowdown: Option<Slowdown>,
+    /// The demo page at `/`; `None` when `DEMO_PAGE=false`.
+    pub demo: Option<DemoPage>,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
@@ -57,6 +64,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(operations::router())
         .merge(openapi::router())
+        .merge(demo::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(|| async { ApiError::NotFound("No such resource.".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
         super::admin::status,
         super::admin::rebuild,
         super::admin::rollback,
+        super::admin::slowdown,
+        super::admin::slow_down,
         super::operations::live,
         super::operations::ready,
         super::operations::metrics,

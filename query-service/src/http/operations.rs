@@ -78,6 +78,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
             "lastAppliedSequence": metrics.last_applied_sequence.get(),
             "lagMs": (metrics.current_lag.get() * 1000.0).round(),
             "queueDepth": metrics.queue_depth.get(),
+            "slowdown": state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_json(slowdown.current())),
         })
     });
     Ok(Json(json!({

@@ -10,8 +10,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::Slowdown;
 use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
@@ -30,6 +32,8 @@ pub struct ConsumerSettings {
     pub metrics: QueryMetrics,
     /// True while the consumer is connected and consuming.
     pub consuming: Arc<AtomicBool>,
+    /// A delay before each batch, for demos.
+    pub slowdown: Slowdown,
 }
 
 impl ConsumerSettings {
@@ -119,6 +123,10 @@ async fn consume(
                 None => break Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker"))),
             },
         };
+        settings.slowdown.hold(Instant::now(), shutdown).await;
+        if shutdown.is_cancelled() {
+            break Ok(());
+        }
         // Whatever else has already arrived joins this batch (never waiting for more): one message at a time when
         // traffic is light, up to the prefetch in one write when it is not.
         let mut batch = vec![first];

@@ -7,6 +7,8 @@
 //! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
 //! backoff: nothing is lost, and a crash returns it to the queue.
 //!
+//! An operator (or the demo page) may slow the projector down on purpose: [`Slowdown`].
+//!
 //! `query-service dlq redrive` ([`redrive`]) moves dead letters back to the queue after a fix.
 //!
 //! The relay's checkpoint markers travel in the same queue; handling one records the read model's position
@@ -14,6 +16,8 @@
 
 mod consumer;
 mod redrive;
+mod slowdown;
 
 pub use consumer::{declare_topology, run, ConsumerSettings};
 pub use redrive::{redrive, REDRIVE_COUNT};
+pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};

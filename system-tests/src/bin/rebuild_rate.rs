@@ -64,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        demo_page: true,
+        demo_command_url: String::new(),
     };
     let query = query_service::run::start(query_config.clone(), shutdown.clone()).await?;
     let http = reqwest::Client::new();

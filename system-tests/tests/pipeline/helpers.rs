@@ -102,6 +102,8 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        demo_page: true,
+        demo_command_url: String::new(),
     }
 }
 
@@ -128,15 +130,45 @@ impl TestApp {
 
     /// Starts both services; `relay` false leaves the outbox unpublished (a relay process can be started apart).
     pub async fn spawn_with(names: Names, amqp_url: &str, mongodb_uri: &str, relay: bool) -> Self {
+        Self::spawn_tuned(names, amqp_url, mongodb_uri, |command| command.relay_enabled = relay, |_, _| {}).await
+    }
+
+    /// Both services as a browser uses them: the demo page on the query-service sends its commands to the
+    /// command-service, which lets the page's origin in.
+    pub async fn spawn_for_browser() -> Self {
+        let query_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
+        Self::spawn_tuned(
+            Names::new(),
+            &amqp_url(),
+            &mongodb_uri(),
+            |command| command.cors_allowed_origins = format!("{TEST_ORIGIN},http://{query_addr}"),
+            |query, command_addr| {
+                query.http_addr = query_addr;
+                query.demo_command_url = format!("http://{command_addr}");
+            },
+        )
+        .await
+    }
+
+    /// Starts both services, with each configuration adjusted first (the query side's knowing the command side's
+    /// address).
+    pub async fn spawn_tuned(
+        names: Names,
+        amqp_url: &str,
+        mongodb_uri: &str,
+        tune_command: impl FnOnce(&mut command_service::config::Config),
+        tune_query: impl FnOnce(&mut query_service::config::Config, SocketAddr),
+    ) -> Self {
         service_runtime::init_tracing();
         let shutdown = CancellationToken::new();
         // The command side first, so that the query side knows its event feed; its relay publishes nothing
         // before the first command, and the query side's queue is bound before that.
         let mut config = command_config(&names, amqp_url);
-        config.relay_enabled = relay;
+        tune_command(&mut config);
         let command = command_service::run::start(config, shutdown.clone()).await.expect("command-service starts");
         let mut config = query_config(&names, amqp_url, mongodb_uri);
         config.event_feed_url = format!("http://{}/events", command.addr);
+        tune_query(&mut config, command.addr);
         let query = query_service::run::start(config, shutdown.clone()).await.expect("query-service starts");
         wait_for_queue(amqp_url, &names.queue).await;
         let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");

@@ -292,6 +292,8 @@ async fn admin_endpoints_need_the_token_and_vanish_without_one() {
         (reqwest::Method::GET, app.query_url(STATUS)),
         (reqwest::Method::POST, app.query_url("/admin/read-models/orders/rollback")),
         (reqwest::Method::POST, app.query_url("/admin/read-models/orders/rebuild")),
+        (reqwest::Method::GET, app.query_url("/admin/projector/slowdown")),
+        (reqwest::Method::POST, app.query_url("/admin/projector/slowdown?delayMs=1000")),
     ];
     for (method, url) in &endpoints {
         for token in [None, Some("wrong"), Some("test-admin-token-but-longer")] {
@@ -337,6 +339,7 @@ async fn admin_endpoints_need_the_token_and_vanish_without_one() {
         (reqwest::Method::GET, format!("http://{}/events", command.addr)),
         (reqwest::Method::GET, format!("http://{}{STATUS}", query.addr)),
         (reqwest::Method::POST, format!("http://{}/admin/read-models/orders/rebuild", query.addr)),
+        (reqwest::Method::POST, format!("http://{}/admin/projector/slowdown?delayMs=1000", query.addr)),
     ] {
         let response = app.http.request(method.clone(), &url).bearer_auth(ADMIN_TOKEN).send().await.expect("answers");
         assert_eq!(response.status(), 404, "{method} {url}");

@@ -1,0 +1,510 @@
+// The demo page: places orders and changes them through the command-service, shows each change at once as
+// "pending", and marks it "confirmed in read model" when the order's event stream (SSE, this service) reaches the
+// version the command returned. A live panel reads both services' /metrics. Plain ES module, no build step.
+
+const SCRAPE_EVERY_MS = 2_000;
+const RATE_WINDOW_MS = 10_000;
+const FRESHNESS_WINDOW_MS = 30_000;
+const SLOWDOWN_MS = 3_000;
+const MAX_ROWS = 30;
+
+const byId = (id) => document.getElementById(id);
+
+async function loadConfig() {
+  try {
+    const response = await fetch('/demo/config.json');
+    if (response.ok) return await response.json();
+  } catch {
+    // Defaults below.
+  }
+  return {};
+}
+
+const config = await loadConfig();
+const COMMANDS = (config.commandUrl ?? `${location.protocol}//${location.hostname}:8080`).replace(/\/$/, '');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers
+
+/** A random UUID (v4) for Idempotency-Key; `crypto.randomUUID` needs a secure context, this does not. */
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The problem document (RFC 9457) of a failed response, or what can be said without one. */
+async function problemOf(response) {
+  try {
+    return await response.json();
+  } catch {
+    return { title: `HTTP ${response.status}` };
+  }
+}
+
+const describe = (problem) => [problem.title, problem.detail].filter(Boolean).join(': ');
+
+const unreachable = () =>
+  `Could not reach the command-service at ${COMMANDS}. Is it running, and does its CORS_ALLOWED_ORIGINS ` +
+  `include ${location.origin}?`;
+
+/** "12.5" → 1250 (cents), or null. */
+function cents(price) {
+  const match = /^(\d{1,7})(?:\.(\d{1,2}))?$/.exec(price.trim());
+  return match ? Number(match[1]) * 100 + Number((match[2] ?? '0').padEnd(2, '0')) : null;
+}
+
+const money = (cents) => (cents / 100).toFixed(2);
+
+// The end of the id: UUIDv7 ids begin with their time, so orders placed together share a beginning.
+const shortId = (id) => id.slice(-8);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Orders
+
+const ordersBody = byId('orders');
+const announcer = byId('announcer');
+const rows = new Map();
+
+const NEXT_STATUS = { confirm: 'Confirmed', ship: 'Shipped', cancel: 'Cancelled' };
+const ALLOWED_FROM = { confirm: ['Placed'], ship: ['Confirmed'], cancel: ['Placed', 'Confirmed'] };
+
+/** One order on the page: what it is believed to be, and whether the read model has caught up with it. */
+class OrderRow {
+  constructor({ customerId, total, status }) {
+    this.el = byId('order-template').content.firstElementChild.cloneNode(true);
+    this.id = null;
+    this.version = 0;
+    this.status = status;
+    this.stream = null;
+    this.busy = true;
+    this.cell('.customer').textContent = customerId;
+    this.cell('.total').textContent = total;
+    this.message = document.createElement('p');
+    this.message.className = 'message';
+    this.message.setAttribute('role', 'alert');
+    this.message.hidden = true;
+    this.cell('.sync').append(this.message);
+    for (const button of this.el.querySelectorAll('[data-action]')) {
+      button.addEventListener('click', () => change(this, button.dataset.action));
+    }
+    ordersBody.prepend(this.el);
+    while (ordersBody.rows.length > MAX_ROWS) {
+      const last = ordersBody.rows[ordersBody.rows.length - 1];
+      const row = [...rows.values()].find((r) => r.el === last);
+      row?.forget();
+      last.remove();
+    }
+    this.render();
+  }
+
+  cell(selector) {
+    return this.el.querySelector(selector);
+  }
+
+  setId(id) {
+    this.id = id;
+    rows.set(id, this);
+    this.el.dataset.orderId = id;
+    const code = this.cell('.order-id');
+    code.textContent = shortId(id);
+    code.title = id;
+    for (const button of this.el.querySelectorAll('[data-action]')) {
+      button.setAttribute('aria-label', `${button.textContent} order ${shortId(id)}`);
+    }
+  }
+
+  /** Takes what the read model says (a view from a read or from the stream). */
+  show(view) {
+    this.version = view.version;
+    this.status = view.status;
+    this.cell('.customer').textContent = view.customerId;
+    this.cell('.total').textContent = `${view.total} ${view.currency}`;
+    this.render();
+  }
+
+  setStatus(status) {
+    this.status = status;
+    this.render();
+  }
+
+  badge(kind, text, detail = '') {
+    const badge = this.cell('.badge');
+    badge.className = `badge ${kind}`;
+    badge.textContent = text;
+    this.cell('.detail').textContent = detail;
+  }
+
+  pending(detail) {
+    this.badge('pending', 'pending', detail);
+  }
+
+  confirmed(version, tookMs) {
+    this.busy = false;
+    const detail = tookMs === null ? '' : `${tookMs} ms after the command was accepted`;
+    this.badge('confirmed', `confirmed in read model (version ${version})`, detail);
+    this.render();
+  }
+
+  failed(text) {
+    this.busy = false;
+    this.badge('failed', 'rejected');
+    this.say(text);
+    this.render();
+  }
+
+  say(text) {
+    this.message.textContent = text;
+    this.message.hidden = !text;
+  }
+
+  render() {
+    this.cell('.status').textContent = this.status;
+    for (const button of this.el.querySelectorAll('[data-action]')) {
+      const allowed = ALLOWED_FROM[button.dataset.action].includes(this.status);
+      button.disabled = this.busy || this.id === null || !allowed;
+    }
+  }
+
+  forget() {
+    this.stream?.close();
+    if (this.id) rows.delete(this.id);
+  }
+}
+
+/**
+ * Follows the order's view stream until it reaches `minVersion`, then marks the row confirmed. `acceptedAt` is when
+ * the command was accepted (for the milliseconds shown), or null.
+ */
+function follow(row, minVersion, acceptedAt) {
+  row.stream?.close();
+  const stream = new EventSource(`/queries/orders/${row.id}/stream?minVersion=${minVersion}`);
+  row.stream = stream;
+  stream.addEventListener('view', (event) => {
+    const body = JSON.parse(event.data);
+    if (body.metadata.version < minVersion) return;
+    stream.close();
+    row.stream = null;
+    row.show(body.data);
+    const took = acceptedAt === null ? null : Math.round(performance.now() - acceptedAt);
+    row.confirmed(body.metadata.version, took);
+    announcer.textContent = `Order ${shortId(row.id)} is ${body.data.status} in the read model, version ` +
+      `${body.metadata.version}.`;
+  });
+  // EventSource reconnects by itself (resuming after the last version it saw); only a closed stream is final.
+  stream.addEventListener('error', () => {
+    if (stream.readyState === EventSource.CLOSED) row.pending('the event stream closed; reload the page');
+  });
+}
+
+async function place(order, total) {
+  const row = new OrderRow({ customerId: order.customerId, total, status: 'Placed' });
+  row.pending('sending the command…');
+  let response;
+  try {
+    response = await fetch(`${COMMANDS}/commands/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': newKey() },
+      body: JSON.stringify(order),
+    });
+  } catch {
+    row.failed(unreachable());
+    return;
+  }
+  if (!response.ok) {
+    row.failed(describe(await problemOf(response)));
+    return;
+  }
+  const acceptedAt = performance.now();
+  const placed = await response.json();
+  row.setId(placed.orderId);
+  row.version = placed.sequenceId;
+  row.cell('.total').textContent = `${placed.total} ${placed.currency}`;
+  row.pending(`command accepted at version ${placed.sequenceId}; waiting for the read model`);
+  follow(row, placed.sequenceId, acceptedAt);
+}
+
+async function change(row, action) {
+  const before = row.status;
+  row.busy = true;
+  row.say('');
+  row.setStatus(NEXT_STATUS[action]);
+  row.pending(`sending ${action}…`);
+  const body = { expectedVersion: row.version };
+  if (action === 'cancel') body.reason = 'cancelled on the demo page';
+  let response;
+  try {
+    response = await fetch(`${COMMANDS}/commands/orders/${row.id}/${action}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  } catch {
+    row.setStatus(before);
+    row.failed(unreachable());
+    return;
+  }
+  if (response.ok) {
+    const acceptedAt = performance.now();
+    const done = await response.json();
+    row.version = done.sequenceId;
+    row.pending(`command accepted at version ${done.sequenceId}; waiting for the read model`);
+    follow(row, done.sequenceId, acceptedAt);
+    return;
+  }
+  const problem = await problemOf(response);
+  if (response.status === 409 && Number.isInteger(problem.currentVersion)) {
+    // Somebody else changed the order first: say so, and show the order as it now is.
+    row.setStatus(problem.orderStatus ?? before);
+    row.say(`Conflict: ${problem.detail ?? 'the order changed meanwhile.'} It is ${problem.orderStatus} at ` +
+      `version ${problem.currentVersion} now.`);
+    row.pending(`loading version ${problem.currentVersion}`);
+    follow(row, problem.currentVersion, null);
+    return;
+  }
+  row.setStatus(before);
+  row.busy = false;
+  row.say(describe(problem));
+  row.confirmed(row.version, null);
+}
+
+async function loadRecent() {
+  try {
+    const response = await fetch('/queries/orders?limit=10');
+    if (!response.ok) return;
+    const page = await response.json();
+    for (const view of [...page.data].reverse()) {
+      if (rows.has(view.orderId)) continue;
+      const row = new OrderRow({ customerId: view.customerId, total: '', status: view.status });
+      row.setId(view.orderId);
+      row.show(view);
+      row.confirmed(view.version, null);
+    }
+  } catch {
+    // The list is a convenience; the page works without it.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The order form
+
+const form = byId('place-form');
+const lines = byId('lines');
+const formError = byId('form-error');
+
+function addLine(sku = '', quantity = '1', unitPrice = '') {
+  const line = byId('line-template').content.firstElementChild.cloneNode(true);
+  line.querySelector('[name=sku]').value = sku;
+  line.querySelector('[name=quantity]').value = quantity;
+  line.querySelector('[name=unitPrice]').value = unitPrice;
+  line.querySelector('.remove-line').addEventListener('click', () => {
+    if (lines.rows.length > 1) line.remove();
+  });
+  lines.append(line);
+}
+
+function showFormError(text) {
+  formError.textContent = text;
+  formError.hidden = !text;
+}
+
+byId('add-line').addEventListener('click', () => {
+  if (lines.rows.length < 100) addLine();
+  lines.rows[lines.rows.length - 1].querySelector('[name=sku]').focus();
+});
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const invalid = form.querySelector(':invalid');
+  if (invalid) {
+    const name = invalid.labels?.[0]?.textContent ?? invalid.getAttribute('aria-label') ?? invalid.name;
+    showFormError(`${name}: ${invalid.validationMessage}`);
+    invalid.focus();
+    return;
+  }
+  showFormError('');
+  const items = [...lines.rows].map((line) => ({
+    sku: line.querySelector('[name=sku]').value.trim(),
+    quantity: Number(line.querySelector('[name=quantity]').value),
+    unitPrice: line.querySelector('[name=unitPrice]').value.trim(),
+  }));
+  const total = items.reduce((sum, item) => sum + item.quantity * (cents(item.unitPrice) ?? 0), 0);
+  const currency = byId('currency').value;
+  const order = { customerId: byId('customer').value.trim(), currency, items };
+  place(order, `${money(total)} ${currency}`);
+});
+
+addLine('sku-widget', '2', '19.99');
+addLine('sku-gadget', '1', '4.50');
+
+// ---------------------------------------------------------------------------------------------------------------
+// The live panel
+
+/** Samples of a Prometheus text exposition: `{name, labels, value}`. */
+function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (match) samples.push({ name: match[1], labels: match[2] ?? '', value: Number(match[3]) });
+  }
+  return samples;
+}
+
+function total(samples, name) {
+  const matching = samples.filter((s) => s.name === name);
+  return matching.length ? matching.reduce((sum, s) => sum + s.value, 0) : null;
+}
+
+/** Cumulative bucket counts of a histogram, summed over its labels: [[upper bound, count], …] by bound. */
+function buckets(samples, name) {
+  const byBound = new Map();
+  for (const s of samples.filter((s) => s.name === `${name}_bucket`)) {
+    const bound = /le="([^"]+)"/.exec(s.labels)?.[1];
+    if (bound === undefined) continue;
+    const le = bound === '+Inf' ? Infinity : Number(bound);
+    byBound.set(le, (byBound.get(le) ?? 0) + s.value);
+  }
+  return [...byBound.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+/** The q-quantile of the observations between two bucket snapshots, interpolated within its bucket (seconds). */
+function quantile(q, older, newer) {
+  const base = new Map(older);
+  const delta = newer.map(([le, count]) => [le, count - (base.get(le) ?? 0)]);
+  const count = delta.length ? delta[delta.length - 1][1] : 0;
+  if (count <= 0) return null;
+  const rank = q * count;
+  let lower = 0;
+  let below = 0;
+  for (const [le, cumulative] of delta) {
+    if (cumulative >= rank) {
+      if (le === Infinity) return lower;
+      return lower + (le - lower) * ((rank - below) / Math.max(cumulative - below, 1));
+    }
+    lower = le;
+    below = cumulative;
+  }
+  return lower;
+}
+
+const formatLag = (seconds) =>
+  seconds === null ? 'idle' : seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(2)} s`;
+
+const history = [];
+const liveError = byId('live-error');
+
+async function scrape(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return parseMetrics(await response.text());
+}
+
+/** The oldest snapshot at most `windowMs` old (or the oldest there is). */
+function since(windowMs, now) {
+  return history.find((h) => now - h.at <= windowMs) ?? history[0];
+}
+
+async function refreshLive() {
+  const [commandSide, querySide] = await Promise.allSettled([scrape(`${COMMANDS}/metrics`), scrape('/metrics')]);
+  const now = performance.now();
+  const commands = commandSide.status === 'fulfilled' ? commandSide.value : [];
+  const queries = querySide.status === 'fulfilled' ? querySide.value : [];
+  const problems = [];
+  if (commandSide.status === 'rejected') problems.push(unreachable());
+  if (querySide.status === 'rejected') problems.push(`This service's /metrics: ${querySide.reason.message}`);
+  liveError.textContent = problems.join(' ');
+  liveError.hidden = problems.length === 0;
+
+  history.push({
+    at: now,
+    commands: total(commands, 'commands_total'),
+    freshness: buckets(queries, 'projector_freshness_lag_seconds'),
+  });
+  while (history.length && now - history[0].at > FRESHNESS_WINDOW_MS + SCRAPE_EVERY_MS) history.shift();
+
+  const newest = history[history.length - 1];
+  const rateBase = since(RATE_WINDOW_MS, now);
+  const seconds = (newest.at - rateBase.at) / 1000;
+  byId('live-commands').textContent =
+    newest.commands === null ? '–' : seconds > 0 ? ((newest.commands - rateBase.commands) / seconds).toFixed(1) : '…';
+  const lagBase = since(FRESHNESS_WINDOW_MS, now);
+  const hasFreshness = newest.freshness.length > 0 && lagBase !== newest;
+  byId('live-p50').textContent = hasFreshness ? formatLag(quantile(0.5, lagBase.freshness, newest.freshness)) : '–';
+  byId('live-p99').textContent = hasFreshness ? formatLag(quantile(0.99, lagBase.freshness, newest.freshness)) : '–';
+  const backlog = total(commands, 'outbox_backlog');
+  byId('live-backlog').textContent = backlog === null ? '–' : String(backlog);
+  const queue = total(queries, 'projector_queue_depth');
+  byId('live-queue').textContent = queue === null ? '–' : String(queue);
+}
+
+async function keepRefreshing() {
+  await refreshLive().catch(() => {});
+  setTimeout(keepRefreshing, SCRAPE_EVERY_MS);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Slowing the projector down
+
+const token = byId('admin-token');
+const slowdown = byId('slowdown');
+const slowdownStatus = byId('slowdown-status');
+token.value = sessionStorage.getItem('adminToken') ?? '';
+
+async function admin(method, delayMs) {
+  const query = delayMs === undefined ? '' : `?delayMs=${delayMs}`;
+  const response = await fetch(`/admin/projector/slowdown${query}`, {
+    method,
+    headers: { authorization: `Bearer ${token.value}` },
+  });
+  if (response.ok) return response.json();
+  if (response.status === 404) throw new Error('The admin endpoints are off: start the services with ADMIN_TOKEN set.');
+  if (response.status === 401) throw new Error('That admin token was not accepted.');
+  throw new Error(describe(await problemOf(response)));
+}
+
+function showSlowdown(setting) {
+  slowdown.checked = setting.delayMs > 0;
+  slowdownStatus.textContent = setting.delayMs > 0
+    ? `On: each batch waits ${setting.delayMs / 1000} s (until ${new Date(setting.endsAt).toLocaleTimeString()}).`
+    : 'Off: the projector applies events as they arrive.';
+}
+
+async function readSlowdown() {
+  if (!token.value) {
+    slowdownStatus.textContent = 'Enter the admin token to use this.';
+    return;
+  }
+  try {
+    showSlowdown(await admin('GET'));
+  } catch (error) {
+    slowdownStatus.textContent = error.message;
+  }
+}
+
+token.addEventListener('change', () => {
+  sessionStorage.setItem('adminToken', token.value);
+  readSlowdown();
+});
+
+slowdown.addEventListener('change', async () => {
+  const wanted = slowdown.checked;
+  if (!token.value) {
+    slowdown.checked = !wanted;
+    slowdownStatus.textContent = 'Enter the admin token first.';
+    token.focus();
+    return;
+  }
+  try {
+    showSlowdown(await admin('POST', wanted ? SLOWDOWN_MS : 0));
+  } catch (error) {
+    slowdown.checked = !wanted;
+    slowdownStatus.textContent = error.message;
+  }
+});
+
+loadRecent();
+readSlowdown();
+keepRefreshing();
