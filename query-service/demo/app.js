@@ -256,10 +256,13 @@ async function change(row, action) {
   }
   const problem = await problemOf(response);
   if (response.status === 409 && Number.isInteger(problem.currentVersion)) {
-    // Somebody else changed the order first: say so, and show the order as it now is.
+    // Somebody else changed the order first (or the change is not allowed): say so, show the order as it is now.
+    const raced = problem.currentVersion !== body.expectedVersion;
     row.setStatus(problem.orderStatus ?? before);
-    row.say(`Conflict: ${problem.detail ?? 'the order changed meanwhile.'} It is ${problem.orderStatus} at ` +
-      `version ${problem.currentVersion} now.`);
+    row.say(raced
+      ? `Conflict: this order changed since this page saw version ${body.expectedVersion}. It is ` +
+        `${problem.orderStatus} at version ${problem.currentVersion} now.`
+      : `Conflict: ${problem.detail}`);
     row.pending(`loading version ${problem.currentVersion}`);
     follow(row, problem.currentVersion, null);
     return;

@@ -110,7 +110,8 @@ try {
   await waitForText(row.locator('.status'), /^Confirmed$/, 'its status');
 
   await stale.getByRole('button', { name: `Cancel order ${orderId.slice(-8)}` }).click();
-  const conflict = await waitForText(stale.locator('.message'), /^Conflict: .*Confirmed at version 2 now\.$/,
+  const conflict = await waitForText(stale.locator('.message'),
+    /^Conflict: this order changed since this page saw version 1\. It is Confirmed at version 2 now\.$/,
     'the racing cancel');
   await waitForText(stale.locator('.badge'), /^confirmed in read model \(version 2\)$/, 'tab 2 after the conflict');
 
