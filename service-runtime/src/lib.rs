@@ -8,6 +8,7 @@ pub mod cors;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod telemetry;
 
 pub use telemetry::init_tracing;

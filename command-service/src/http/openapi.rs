@@ -4,8 +4,9 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToResponse, ToSchema};
+use service_runtime::openapi::AdminBearer;
+use service_runtime::problem_response;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::AppState;
 
@@ -42,19 +43,6 @@ async fn document() -> Response {
 /// The OpenAPI document as a value (for tests and tools).
 pub fn spec() -> utoipa::openapi::OpenApi {
     CommandApi::openapi()
-}
-
-/// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
-struct AdminBearer;
-
-impl Modify for AdminBearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
 }
 
 /// An RFC 9457 problem document: every 4xx and 5xx answer.
@@ -94,15 +82,6 @@ pub struct IdempotencyKey {
     /// Retrying with the same key and body answers the first answer again; a different body is a 422.
     #[param(rename = "Idempotency-Key", pattern = r"^[!-~]{1,255}$")]
     idempotency_key: Option<String>,
-}
-
-macro_rules! problem_response {
-    ($name:ident, $description:literal) => {
-        #[derive(Debug, ToResponse)]
-        #[response(description = $description, content_type = "application/problem+json")]
-        #[allow(dead_code)]
-        pub struct $name(ProblemDoc);
-    };
 }
 
 problem_response!(BadRequest, "The request is malformed or breaks a rule; `errors` names each field.");

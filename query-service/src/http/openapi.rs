@@ -4,8 +4,9 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use service_runtime::openapi::AdminBearer;
+use service_runtime::problem_response;
+use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 
@@ -43,19 +44,6 @@ async fn document() -> Response {
 /// The OpenAPI document as a value (for tests and tools).
 pub fn spec() -> utoipa::openapi::OpenApi {
     QueryApi::openapi()
-}
-
-/// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
-struct AdminBearer;
-
-impl Modify for AdminBearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
 }
 
 /// An RFC 9457 problem document: every 4xx and 5xx answer.
@@ -180,17 +168,11 @@ pub struct ListMetadata {
     min_position: Option<i64>,
 }
 
-macro_rules! problem_response {
-    ($name:ident, $description:literal) => {
-        #[derive(Debug, ToResponse)]
-        #[response(description = $description, content_type = "application/problem+json")]
-        #[allow(dead_code)]
-        pub struct $name(ProblemDoc);
-    };
-}
-
 problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");
 problem_response!(NotFound, "No such order in the read model (or an admin endpoint without a configured token).");
-problem_response!(Conflict, "A rebuild already runs, or there is nothing to roll back to.");
+problem_response!(
+    Conflict,
+    "A rebuild already runs, there is nothing to roll back to, or this replica runs no projector."
+);
 problem_response!(Unavailable, "The read store or the event feed is unavailable; retry after `Retry-After`.");
 problem_response!(Unauthorized, "The admin token is missing or wrong.");

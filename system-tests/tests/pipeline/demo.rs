@@ -55,15 +55,7 @@ async fn in_a_browser_an_order_shows_pending_then_confirmed_and_a_racing_tab_see
 
     // What the system holds: placed, confirmed, cancelled; the racing cancel changed nothing.
     let id = result["orderId"].as_str().expect("orderId");
-    let view: Value = app
-        .http
-        .get(app.query_url(&format!("/queries/orders/{id}?minVersion=3&waitMs=10000")))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let view: Value = app.get_json(app.query_url(&format!("/queries/orders/{id}?minVersion=3&waitMs=10000"))).await;
     assert_eq!(view["data"]["status"], "Cancelled");
     assert_eq!(view["metadata"]["version"], 3);
     assert_eq!(view["data"]["cancelReason"], "cancelled on the demo page");
@@ -95,12 +87,10 @@ async fn the_page_and_its_files_are_served_and_can_be_switched_off() {
         assert_eq!(file.headers()["content-type"], content_type, "{path}");
         assert_eq!(file.headers()["x-content-type-options"], "nosniff", "{path}");
     }
-    let config: Value =
-        app.http.get(app.query_url("/demo/config.json")).send().await.expect("GET").json().await.expect("json");
+    let config: Value = app.get_json(app.query_url("/demo/config.json")).await;
     assert_eq!(config["commandUrl"], format!("http://{}", app.command_addr));
     // The page is no API operation.
-    let spec: Value =
-        app.http.get(app.query_url("/openapi.json")).send().await.expect("GET").json().await.expect("json");
+    let spec: Value = app.get_json(app.query_url("/openapi.json")).await;
     assert!(spec["paths"].get("/").is_none());
 
     let shutdown = CancellationToken::new();
@@ -135,19 +125,10 @@ async fn the_slowdown_holds_events_back_until_it_is_switched_off_and_refuses_bad
     let set: Value = slowdown("?delayMs=10000").send().await.expect("POST").json().await.expect("json");
     assert_eq!(set["delayMs"], 10_000);
     assert!(set["endsAt"].as_str().is_some(), "{set}");
-    let read: Value = app
-        .http
-        .get(app.query_url(SLOWDOWN))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let read = app.http.get(app.query_url(SLOWDOWN)).bearer_auth(ADMIN_TOKEN).send().await.expect("GET");
+    let read: Value = read.json().await.expect("json");
     assert_eq!(read, set);
-    let status: Value =
-        app.http.get(app.query_url("/queries/_status")).send().await.expect("GET").json().await.expect("json");
+    let status: Value = app.get_json(app.query_url("/queries/_status")).await;
     assert_eq!(status["projector"]["slowdown"], set);
 
     // Held for 10 s: not in the read model a moment later.

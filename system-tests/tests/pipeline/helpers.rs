@@ -196,6 +196,11 @@ impl TestApp {
         format!("http://{}{path}", self.query_addr)
     }
 
+    /// GETs `url` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, url: impl reqwest::IntoUrl) -> serde_json::Value {
+        self.http.get(url).send().await.expect("GET answers").json().await.expect("a JSON body")
+    }
+
     /// Places a valid order and returns `(orderId, sequenceId)`.
     pub async fn place_order(&self, customer: &str) -> (Uuid, i64) {
         let body = self.place_order_answer(customer).await;

@@ -76,15 +76,7 @@ async fn pages_hold_every_order_once_in_order_while_new_orders_arrive() {
         assert_eq!(response.status(), 400, "{case}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
     }
-    let confirmed: Value = app
-        .http
-        .get(app.query_url("/queries/orders?status=Confirmed"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let confirmed: Value = app.get_json(app.query_url("/queries/orders?status=Confirmed")).await;
     assert_eq!(confirmed["data"].as_array().map(Vec::len), Some(0));
     app.stop().await;
 }

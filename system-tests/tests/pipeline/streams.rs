@@ -80,15 +80,7 @@ async fn a_stream_sends_the_view_at_the_token_version_then_every_change() {
     assert_eq!((first.event.as_str(), first.id.as_str()), ("view", "1"));
     assert_eq!(first.data["data"]["status"], "Placed");
     assert_eq!(first.data["metadata"]["version"], 1);
-    let single: Value = app
-        .http
-        .get(app.query_url(&format!("/queries/orders/{id}?minVersion=1")))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let single: Value = app.get_json(app.query_url(&format!("/queries/orders/{id}?minVersion=1"))).await;
     assert_eq!(first.data, single, "the same JSON as the single read");
 
     let confirmed = app.command(id, "confirm", None).await;
