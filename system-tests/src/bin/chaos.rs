@@ -254,16 +254,22 @@ struct Report {
     commands: u64,
     clients: Clients,
     faults: BTreeMap<&'static str, u32>,
+    checked: Checked,
+    dead_letters: u32,
+    redriven: u32,
+    max_lag_ms: f64,
+    drain: Duration,
+    findings: Vec<String>,
+}
+
+/// What comparing the write store, the log and the views found.
+struct Checked {
     orders: usize,
     views: usize,
     events: usize,
     lost: usize,
     mismatched: usize,
     invented: usize,
-    dead_letters: u32,
-    redriven: u32,
-    max_lag_ms: f64,
-    drain: Duration,
     findings: Vec<String>,
 }
 
@@ -282,10 +288,14 @@ impl Report {
         println!("| unanswered (timeouts, connection errors) | {} |", self.clients.unanswered.len());
         println!("| idempotent replays checked | {} |", self.clients.replays_checked);
         println!("| faults injected | {} |", faults.join(", "));
-        println!("| orders / events in the log / views | {} / {} / {} |", self.orders, self.events, self.views);
-        println!("| lost (accepted, not in log, unpublished or not in its view) | {} |", self.lost);
-        println!("| mismatched views (not equal to the write model) | {} |", self.mismatched);
-        println!("| views at a version not in the log | {} |", self.invented);
+        let checked = &self.checked;
+        println!(
+            "| orders / events in the log / views | {} / {} / {} |",
+            checked.orders, checked.events, checked.views
+        );
+        println!("| lost (accepted, not in log, unpublished or not in its view) | {} |", checked.lost);
+        println!("| mismatched views (not equal to the write model) | {} |", checked.mismatched);
+        println!("| views at a version not in the log | {} |", checked.invented);
         println!("| poison messages dead-lettered / redriven | {} / {} |", self.dead_letters, self.redriven);
         println!("| max projector lag seen | {:.0} ms |", self.max_lag_ms);
         println!("| drained after the last command in | {:.1} s |", self.drain.as_secs_f64());
@@ -353,17 +363,18 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
 
     let mut clients = std::mem::take(&mut *clients.lock().map_err(|_| anyhow::anyhow!("clients poisoned"))?);
     let (dead_letters, redriven, mut dlq_findings) = dead_letter_checks(suite, faults.get("poison").copied()).await?;
-    let mut report = check(suite, &pool, &views, &clients).await?;
+    let mut checked = check(suite, &pool, &views, &clients).await?;
     pool.close().await;
-    report.findings.append(&mut clients.findings);
-    report.findings.append(&mut dlq_findings);
+    let mut findings = std::mem::take(&mut checked.findings);
+    findings.append(&mut clients.findings);
+    findings.append(&mut dlq_findings);
     for (status, count) in &clients.statuses {
         if !DOCUMENTED.contains(status) {
-            report.findings.push(format!("{count} answer(s) with undocumented status {status}"));
+            findings.push(format!("{count} answer(s) with undocumented status {status}"));
         }
     }
     if !clients.unanswered.is_empty() {
-        report.findings.push(format!(
+        findings.push(format!(
             "{} request(s) without an answer, e.g. {}",
             clients.unanswered.len(),
             clients.unanswered.first().map_or("", String::as_str)
@@ -373,11 +384,12 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
         commands,
         clients,
         faults,
+        checked,
         dead_letters,
         redriven,
         max_lag_ms: max_lag.lock().map(|m| *m).unwrap_or(0.0),
         drain,
-        ..report
+        findings,
     })
 }
 
@@ -742,7 +754,7 @@ async fn check(
     pool: &sqlx::PgPool,
     views: &mongodb::Collection<OrderView>,
     clients: &Clients,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Checked> {
     use futures_util::TryStreamExt as _;
     let mut findings = Vec::new();
     // The log, through the event feed: (order, version) → (event, published).
@@ -814,20 +826,5 @@ async fn check(
     if clients.accepted.is_empty() {
         bail!("no command was accepted: the suite did not run");
     }
-    Ok(Report {
-        commands: 0,
-        clients: Clients::default(),
-        faults: BTreeMap::new(),
-        orders: written.len(),
-        views: stored.len(),
-        events: log.len(),
-        lost,
-        mismatched,
-        invented,
-        dead_letters: 0,
-        redriven: 0,
-        max_lag_ms: 0.0,
-        drain: Duration::ZERO,
-        findings,
-    })
+    Ok(Checked { orders: written.len(), views: stored.len(), events: log.len(), lost, mismatched, invented, findings })
 }
