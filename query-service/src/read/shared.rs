@@ -133,6 +133,16 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::Notify;
 
+    /// Returns once a read is in flight (the tests' runtime is single-threaded: a spawned reader runs while this
+    /// yields).
+    async fn under_way<T: Clone>(reads: &SharedReads<T>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while reads.orders_in_flight() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the first read never started");
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
     async fn a_burst_of_readers_shares_a_couple_of_reads() {
         let reads = SharedReads::default();
@@ -175,12 +185,8 @@ mod tests {
                     .await
             })
         };
-        // Wait until the early read is under way, then arrive.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while reads.orders_in_flight() == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the early read never started");
-            tokio::task::yield_now().await;
-        }
+        // Arrive once the early read is under way.
+        under_way(&reads).await;
         let late = {
             let reads = reads.clone();
             tokio::spawn(async move { reads.read(order, || async { "after" }).await })
@@ -198,11 +204,7 @@ mod tests {
             let reads = reads.clone();
             tokio::spawn(async move { reads.read(order, std::future::pending::<&str>).await })
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while reads.orders_in_flight() == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the abandoned read never started");
-            tokio::task::yield_now().await;
-        }
+        under_way(&reads).await;
         let next = {
             let reads = reads.clone();
             tokio::spawn(async move { reads.read(order, || async { "mine" }).await })
