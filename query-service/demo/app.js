@@ -333,10 +333,10 @@ form.addEventListener('submit', (event) => {
     quantity: Number(line.querySelector('[name=quantity]').value),
     unitPrice: line.querySelector('[name=unitPrice]').value.trim(),
   }));
-  const total = items.reduce((sum, item) => sum + item.quantity * (cents(item.unitPrice) ?? 0), 0);
+  const totalCents = items.reduce((sum, item) => sum + item.quantity * (cents(item.unitPrice) ?? 0), 0);
   const currency = byId('currency').value;
   const order = { customerId: byId('customer').value.trim(), currency, items };
-  place(order, `${money(total)} ${currency}`);
+  place(order, `${money(totalCents)} ${currency}`);
 });
 
 addLine('sku-widget', '2', '19.99');

@@ -91,11 +91,22 @@ impl GuardedStream {
         self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
     }
 
-    /// Called when the socket had nothing to do: an error once the idle time is over.
-    fn check_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Called when the socket had nothing to do: an error once the idle time is over, else still pending.
+    fn check_idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match self.idle.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle"))),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// What a write of the socket answered, with the idle clock kept.
+    fn written(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.touched();
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.check_idle(cx),
         }
     }
 }
@@ -119,13 +130,8 @@ impl AsyncRead for GuardedStream {
 impl AsyncWrite for GuardedStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                this.touched();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.check_idle(cx).map(|result| result.map(|()| 0)),
-        }
+        let polled = Pin::new(&mut this.stream).poll_write(cx, data);
+        this.written(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -142,13 +148,8 @@ impl AsyncWrite for GuardedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.touched();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.check_idle(cx).map(|result| result.map(|()| 0)),
-        }
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
