@@ -42,7 +42,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn relay_settings(&self, metrics: crate::metrics::RelayMetrics) -> RelaySettings {
+    pub fn relay_settings(
+        &self,
+        metrics: crate::metrics::RelayMetrics,
+        status: std::sync::Arc<crate::relay::RelayStatus>,
+    ) -> RelaySettings {
         RelaySettings {
             amqp_url: self.amqp_url.clone(),
             exchange: self.amqp_exchange.clone(),
@@ -50,6 +54,7 @@ impl Config {
             poll_interval: Duration::from_millis(self.relay_poll_interval_ms),
             standby_interval: Duration::from_secs(1),
             metrics,
+            status,
         }
     }
 }

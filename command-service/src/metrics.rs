@@ -29,6 +29,7 @@ pub struct RelayMetrics {
     pub failures: IntCounter,
     pub leader: IntGauge,
     pub checkpoints: IntCounter,
+    pub unroutable: IntCounter,
 }
 
 impl RelayMetrics {
@@ -69,6 +70,13 @@ impl RelayMetrics {
             checkpoints: registered(
                 registry,
                 IntCounter::new("relay_checkpoints_total", "Checkpoint markers published.")?,
+            )?,
+            unroutable: registered(
+                registry,
+                IntCounter::new(
+                    "relay_unroutable_total",
+                    "Events the broker routed to no queue; they stay in the outbox and are retried.",
+                )?,
             )?,
         })
     }

@@ -13,7 +13,6 @@ use crate::http::{build_app, AppState, Readiness};
 use crate::metrics::CommandMetrics;
 use crate::{relay, store};
 use service_runtime::admin::AdminToken;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
@@ -40,13 +39,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(%addr, relay = config.relay_enabled, "command-service listening");
 
     let metrics = CommandMetrics::new()?;
-    let relay_running = config.relay_enabled.then(|| Arc::new(AtomicBool::new(true)));
-    let relay = relay_running.clone().map(|running| {
-        let relay = relay::run(pool.clone(), options, config.relay_settings(metrics.relay.clone()), shutdown.clone());
-        tokio::spawn(async move {
-            relay.await;
-            running.store(false, Ordering::Relaxed);
-        })
+    let relay_status = config.relay_enabled.then(|| Arc::new(relay::RelayStatus::default()));
+    let relay = relay_status.clone().map(|status| {
+        let settings = config.relay_settings(metrics.relay.clone(), status);
+        tokio::spawn(relay::run(pool.clone(), options, settings, shutdown.clone()))
     });
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
@@ -54,7 +50,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         pool: pool.clone(),
         admin: AdminToken::new(config.admin_token.as_deref()),
         metrics,
-        readiness: Readiness { amqp_url: config.amqp_url.clone(), relay_running },
+        readiness: Readiness { amqp_url: config.amqp_url.clone(), relay: relay_status },
     });
     if let Some(cors) = cors {
         app = app.layer(cors);
@@ -81,7 +77,8 @@ pub async fn relay_only(config: Config, shutdown: CancellationToken) -> anyhow::
     store::prepare(&config.database_url, &pool).await?;
     tracing::info!("command-service relay started");
     let metrics = crate::metrics::RelayMetrics::register(&prometheus::Registry::new())?;
-    relay::run(pool.clone(), options, config.relay_settings(metrics), shutdown).await;
+    let status = Arc::new(relay::RelayStatus::default());
+    relay::run(pool.clone(), options, config.relay_settings(metrics, status), shutdown).await;
     pool.close().await;
     Ok(())
 }

@@ -43,36 +43,21 @@ pub struct PlaceOrderLine {
     pub unit_price: PriceInput,
 }
 
-/// A price as the client wrote it: a JSON string, or a JSON number.
-///
-/// A number is carried as the shortest text that reads back as the same `f64`, which for every allowed price
-/// (at most 1,000,000 with two decimal places, so at most nine significant digits) is the literal the client
-/// sent. Clients that need more than that send a string, which is kept verbatim.
+/// A price as the client wrote it: the content of a JSON string, or the literal text of a JSON number, taken from
+/// the JSON text itself (never through a float, which would turn `19.999999999999999` into `20`). The rules of
+/// [`UnitPrice::parse`] then read it exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceInput(pub String);
 
 impl<'de> Deserialize<'de> for PriceInput {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl de::Visitor<'_> for Visitor {
-            type Value = PriceInput;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a decimal number or a string holding one")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PriceInput, E> {
-                Ok(PriceInput(v.to_owned()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PriceInput, E> {
-                Ok(PriceInput(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PriceInput, E> {
-                Ok(PriceInput(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PriceInput, E> {
-                Ok(PriceInput(v.to_string()))
-            }
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(text).map(PriceInput).map_err(de::Error::custom),
+            Some(b'-' | b'0'..=b'9') => Ok(PriceInput(text.to_owned())),
+            _ => Err(de::Error::invalid_type(de::Unexpected::Other(text), &"a decimal number or a string holding one")),
         }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -264,12 +249,25 @@ mod tests {
     }
 
     #[test]
-    fn prices_arrive_as_strings_or_numbers() {
-        let parse = |v: serde_json::Value| serde_json::from_value::<PriceInput>(v).map(|p| p.0);
-        assert_eq!(parse(json!("19.99")).ok(), Some("19.99".to_owned()));
-        assert_eq!(parse(json!(19.99)).ok(), Some("19.99".to_owned()));
-        assert_eq!(parse(json!(7)).ok(), Some("7".to_owned()));
-        assert!(parse(json!(true)).is_err());
-        assert!(parse(json!(null)).is_err());
+    fn prices_arrive_as_strings_or_numbers_read_from_the_json_text() {
+        let parse = |text: &str| serde_json::from_str::<PriceInput>(text).map(|p| p.0);
+        assert_eq!(parse(r#""19.99""#).ok(), Some("19.99".to_owned()));
+        assert_eq!(parse("19.99").ok(), Some("19.99".to_owned()));
+        assert_eq!(parse("7").ok(), Some("7".to_owned()));
+        // The literal, never a float's shortest form: these must reach the rules as written.
+        assert_eq!(parse("19.999999999999999").ok(), Some("19.999999999999999".to_owned()));
+        assert_eq!(parse("1e2").ok(), Some("1e2".to_owned()));
+        assert_eq!(parse("5.10").ok(), Some("5.10".to_owned()));
+        assert!(parse("true").is_err());
+        assert!(parse("null").is_err());
+        assert!(parse("[1]").is_err());
+    }
+
+    #[test]
+    fn a_price_that_a_float_would_round_is_refused_with_its_field() {
+        let body = r#"{"customerId": "c", "items": [{"sku": "s", "quantity": 1, "unitPrice": 19.999999999999999}]}"#;
+        let order: PlaceOrder = serde_json::from_str(body).expect("the shape is right");
+        let errors = NewOrder::parse(order).expect_err("more than two decimals");
+        assert_eq!(errors[0].field, "items[0].unitPrice");
     }
 }

@@ -136,25 +136,21 @@ pub struct UnitPrice(Decimal);
 impl UnitPrice {
     pub const MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
-    /// Parses the literal text of a JSON number or string, e.g. `19.99`, `"19.99"`, `1e2`.
+    /// Parses the literal text of a JSON number or the content of a JSON string, exactly: digits, optionally a
+    /// point followed by one or two digits (`19`, `19.9`, `19.99`). Signs, white space, exponents, separators, a
+    /// leading or trailing point and more decimals are refused; nothing goes through a float.
     pub fn parse(literal: &str) -> Result<Self, String> {
-        let invalid = || "must be a decimal number such as 19.99".to_owned();
-        let text = literal.trim();
-        if text.is_empty() || text.len() > 40 {
+        let invalid = || "must be digits, optionally a point and one or two digits, such as 19.99".to_owned();
+        let (whole, fraction) = literal.split_once('.').unwrap_or((literal, ""));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        let fraction_ok = if literal.contains('.') { (1..=2).contains(&fraction.len()) } else { true };
+        if whole.is_empty() || whole.len() > 20 || !digits(whole) || !digits(fraction) || !fraction_ok {
             return Err(invalid());
         }
-        let value = if text.contains(['e', 'E']) {
-            Decimal::from_scientific(text).map_err(|_| invalid())?
-        } else {
-            text.parse::<Decimal>().map_err(|_| invalid())?
-        };
+        let mut value = literal.parse::<Decimal>().map_err(|_| invalid())?;
         if value <= Decimal::ZERO || value > Self::MAX {
             return Err("must be greater than 0 and at most 1000000".to_owned());
         }
-        if value.normalize().scale() > 2 {
-            return Err("must have at most 2 decimal places".to_owned());
-        }
-        let mut value = value.normalize();
         value.rescale(2);
         Ok(Self(value))
     }
@@ -200,13 +196,25 @@ mod tests {
     fn unit_price_is_exact_and_bounded() {
         let price = |s: &str| UnitPrice::parse(s).map(|p| p.get().to_string());
         assert_eq!(price("19.99"), Ok("19.99".to_owned()));
+        assert_eq!(price("19.9"), Ok("19.90".to_owned()));
+        assert_eq!(price("19"), Ok("19.00".to_owned()));
         assert_eq!(price("5"), Ok("5.00".to_owned()));
-        assert_eq!(price("19.990"), Ok("19.99".to_owned()));
-        assert_eq!(price("1e2"), Ok("100.00".to_owned()));
         assert_eq!(price("1000000"), Ok("1000000.00".to_owned()));
+        assert_eq!(price("1000000.00"), Ok("1000000.00".to_owned()));
         assert_eq!(price("0.01"), Ok("0.01".to_owned()));
-        for bad in ["0", "-1", "0.001", "19.999", "1000000.01", "abc", "", "NaN", "1e400", "Infinity"] {
+        for bad in ["0", "0.00", "-1", "0.001", "19.999", "1000000.01", "abc", "", "NaN", "1e400", "Infinity"] {
             assert!(price(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn unit_price_accepts_digits_and_a_point_with_one_or_two_digits_only() {
+        let thirty_decimals = format!("1.{}", "0".repeat(30));
+        for bad in [
+            "1_9.99", "+5.00", " 5.00", "5.00 ", "1e2", "1E2", "5.", ".5", "19.990", "1,000", "1 000", "0x10", "١٢",
+            "5.0\n", thirty_decimals.as_str(),
+        ] {
+            assert!(UnitPrice::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }
 }

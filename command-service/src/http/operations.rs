@@ -1,16 +1,17 @@
 //! For operators: `GET /health/live`, `GET /health/ready` (Postgres and RabbitMQ reachable, relay running; 503
-//! naming what is down) and `GET /metrics` (Prometheus text format).
+//! naming what is down; `degraded` with the reason while events are routed to no queue) and `GET /metrics`
+//! (Prometheus text format).
 
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::AppState;
+use crate::relay::RelayStatus;
 
 /// Longest one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -19,8 +20,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Readiness {
     pub amqp_url: String,
-    /// Set while the relay task runs; `None` when this process runs no relay.
-    pub relay_running: Option<Arc<AtomicBool>>,
+    /// The relay of this process; `None` when it runs none.
+    pub relay: Option<Arc<RelayStatus>>,
 }
 
 pub fn router() -> Router<AppState> {
@@ -34,7 +35,8 @@ pub(super) async fn live() -> Json<Value> {
     Json(json!({ "status": "up" }))
 }
 
-/// Readiness: Postgres and RabbitMQ reachable, the relay running.
+/// Readiness: Postgres and RabbitMQ reachable, the relay running; `degraded` (still 200) while the broker routes
+/// events to no queue.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object),
@@ -47,10 +49,13 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
     let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
     let mut checks = vec![("postgres", postgres), ("rabbitmq", rabbitmq)];
-    if let Some(relay) = &state.readiness.relay_running {
-        checks.push(("relay", relay.load(Ordering::Relaxed)));
+    let mut degraded = Vec::new();
+    if let Some(relay) = &state.readiness.relay {
+        checks.push(("relay", relay.is_running()));
+        // Commands are still taken and kept safe in the outbox: the service stays ready, and says why events wait.
+        degraded.push(("routing", relay.unroutable()));
     }
-    service_runtime::health::answer(&checks)
+    service_runtime::health::answer_degraded(&checks, &degraded)
 }
 
 /// Prometheus metrics, text format.

@@ -7,16 +7,23 @@
 //! apply events idempotently. Rows are selected by `published_at is null`, never by a high-water mark, so an event
 //! whose transaction committed late with a lower sequence is still published.
 //!
+//! Events are published `mandatory` and a row is marked published only once the broker routed it to a queue: an
+//! event the broker returns (no queue bound yet, or the projector's queue deleted) stays in the outbox, readiness
+//! says why ([`RelayStatus`]), and the relay tries again every [`UNROUTABLE_RETRY`] until a queue takes it.
+//!
 //! After the events it publishes a [`shared_events::Checkpoint`] marker once every sequence up to a point is
 //! settled (see [`store::Watermark`]): consumers that have handled everything before the marker have every event up
 //! to that sequence, which is what `minPosition` reads wait for.
 
 mod publisher;
+mod status;
 
-pub use publisher::{declare_exchange, Publisher};
+pub use publisher::{declare_exchange, Outcome as PublishOutcome, Publisher};
+pub use status::RelayStatus;
 
 use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{ConnectOptions, PgPool};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +48,12 @@ pub struct RelaySettings {
     /// How often a standby relay tries to become the leader.
     pub standby_interval: Duration,
     pub metrics: RelayMetrics,
+    /// What readiness shows of the relay.
+    pub status: Arc<RelayStatus>,
 }
+
+/// How soon the relay tries again an event the broker routed to no queue.
+pub const UNROUTABLE_RETRY: Duration = Duration::from_secs(1);
 
 enum Outcome {
     Stopped,
@@ -51,9 +63,19 @@ enum Outcome {
 /// Runs the relay until `shutdown` is cancelled. Errors (Postgres or broker down) are logged and retried with
 /// backoff; this returns only on shutdown.
 pub async fn run(pool: PgPool, connect: PgConnectOptions, settings: RelaySettings, shutdown: CancellationToken) {
+    run_until_shutdown(pool, connect, &settings, shutdown).await;
+    settings.status.stopped();
+}
+
+async fn run_until_shutdown(
+    pool: PgPool,
+    connect: PgConnectOptions,
+    settings: &RelaySettings,
+    shutdown: CancellationToken,
+) {
     let backoff = service_runtime::Backoff::default();
     loop {
-        let wait = match lead(&pool, &connect, &settings, &shutdown, &backoff).await {
+        let wait = match lead(&pool, &connect, settings, &shutdown, &backoff).await {
             Ok(Outcome::Stopped) => return,
             Ok(Outcome::Standby) => settings.standby_interval,
             Err(err) => {
@@ -99,14 +121,18 @@ async fn lead(
     let result = async {
         let mut checkpoint = 0;
         loop {
-            drain(pool, &publisher, settings, shutdown, &mut checkpoint).await?;
+            let drained = drain(pool, &publisher, settings, shutdown, &mut checkpoint).await?;
             backoff.reset();
             // Leadership is only as good as the lock's connection: check it before every wait.
             sqlx::query("select 1").execute(&mut lock).await.context("leader lock connection lost")?;
+            // Events that no queue took are tried again soon; the notifications meanwhile are for rows behind them.
+            let wait = if drained == Drained::Unroutable { UNROUTABLE_RETRY } else { settings.poll_interval };
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Stopped),
-                notice = listener.recv() => { notice.context("waiting for outbox notifications")?; }
-                () = tokio::time::sleep(settings.poll_interval) => {}
+                notice = listener.recv(), if drained == Drained::Empty => {
+                    notice.context("waiting for outbox notifications")?;
+                }
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -120,6 +146,15 @@ async fn lead(
 /// commit notifies the relay, which then checkpoints on its next round).
 const SETTLE_WAIT: Duration = Duration::from_millis(100);
 
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// No unpublished row left (or shutdown).
+    Empty,
+    /// The broker routed an event (or a checkpoint) to no queue; the rows from it on wait in the outbox.
+    Unroutable,
+}
+
 /// Publishes batches until the outbox has no unpublished row left (or shutdown), each followed by a checkpoint
 /// when the sequences up to it are settled. `checkpoint` is the last one published in this leadership term.
 async fn drain(
@@ -128,7 +163,7 @@ async fn drain(
     settings: &RelaySettings,
     shutdown: &CancellationToken,
     checkpoint: &mut i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Drained> {
     while !shutdown.is_cancelled() {
         // Read the watermark before the rows: once it is settled, every row up to it is visible to the read below.
         let watermark = store::Watermark::read(pool).await?;
@@ -141,31 +176,53 @@ async fn drain(
         let last = rows.last().map(|row| row.sequence);
         if fetched > 0 {
             let sent = std::time::Instant::now();
-            let acked = publisher.publish(rows).await?;
+            let outcome = publisher.publish(rows).await?;
             settings.metrics.confirm_duration.observe(sent.elapsed().as_secs_f64());
             settings.metrics.batch_size.observe(fetched as f64);
-            store::mark_published(pool, &acked).await?;
-            settings.metrics.published.inc_by(acked.len() as u64);
-            tracing::debug!(fetched, published = acked.len(), "relayed a batch");
-            if acked.len() < fetched {
-                anyhow::bail!("the broker refused {} of {fetched} events", fetched - acked.len());
+            store::mark_published(pool, &outcome.routed).await?;
+            settings.metrics.published.inc_by(outcome.routed.len() as u64);
+            tracing::debug!(fetched, published = outcome.routed.len(), "relayed a batch");
+            if !outcome.nacked.is_empty() {
+                anyhow::bail!("the broker refused {} of {fetched} events", outcome.nacked.len());
+            }
+            if let Some(first) = outcome.unroutable.first() {
+                settings.metrics.unroutable.inc_by(outcome.unroutable.len() as u64);
+                return Ok(unroutable(settings, &format!("event {first}")));
             }
         }
         let complete = (fetched as i64) < settings.batch_size;
         if let Some(watermark) = watermark.filter(|w| settled && w.through > *checkpoint) {
             // Every row up to the watermark was in this batch or an earlier one, unless the batch was cut short.
             if complete || last.is_some_and(|last| last >= watermark.through) {
-                publisher.publish_checkpoint(watermark.through).await?;
+                if !publisher.publish_checkpoint(watermark.through).await? {
+                    return Ok(unroutable(settings, &format!("the checkpoint through {}", watermark.through)));
+                }
                 settings.metrics.checkpoints.inc();
                 *checkpoint = watermark.through;
                 tracing::debug!(closed_through = watermark.through, "published a checkpoint");
             }
         }
+        settings.status.set_unroutable(None);
         if complete {
-            return Ok(());
+            return Ok(Drained::Empty);
         }
     }
-    Ok(())
+    Ok(Drained::Empty)
+}
+
+/// Records that the broker routed `what` to no queue, for readiness and the log.
+fn unroutable(settings: &RelaySettings, what: &str) -> Drained {
+    let reason = format!(
+        "{what} was routed to no queue: no queue is bound to exchange '{}' (is the query-service's projector \
+         running, its queue deleted?); the event stays in the outbox and is retried every {} s",
+        settings.exchange,
+        UNROUTABLE_RETRY.as_secs()
+    );
+    if settings.status.unroutable().is_none() {
+        tracing::warn!(exchange = %settings.exchange, "{reason}");
+    }
+    settings.status.set_unroutable(Some(reason));
+    Drained::Unroutable
 }
 
 /// Waits up to [`SETTLE_WAIT`] for the watermark to settle, checking every few milliseconds.

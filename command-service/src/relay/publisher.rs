@@ -1,11 +1,31 @@
 //! The AMQP side of the relay: one connection, one channel in confirm mode, publishing envelopes in order.
+//!
+//! Every message is published `mandatory`: RabbitMQ acks a message that no queue is bound for just as it acks a
+//! delivered one, but it first returns a mandatory one, and lapin hands the return over with the confirm. A
+//! returned event is not published: its row stays in the outbox and goes out once a queue is bound
+//! (decision 0010).
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use shared_events::{Checkpoint, CHECKPOINT_TYPE, CONTENT_TYPE};
 
 use crate::store::OutboxRow;
+
+/// What the broker did with a batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Sequences confirmed and routed to at least one queue.
+    pub routed: Vec<i64>,
+    /// Sequences the broker confirmed but routed to no queue (returned).
+    pub unroutable: Vec<i64>,
+    /// Sequences the broker nacked.
+    pub nacked: Vec<i64>,
+}
+
+/// The delivery options of every publish: persistent properties are set per message; `mandatory` makes the broker
+/// return what no queue takes.
+const MANDATORY: BasicPublishOptions = BasicPublishOptions { mandatory: true, immediate: false };
 
 /// Longest wait for the confirms of one batch.
 pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -43,14 +63,14 @@ impl Publisher {
 
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
     /// [`CONFIRM_TIMEOUT`]: a connection the broker closed mid-batch must not leave the relay waiting forever.
-    /// Returns the sequences the broker acknowledged; a nacked row stays unpublished and is tried again.
-    pub async fn publish(&self, rows: Vec<OutboxRow>) -> lapin::Result<Vec<i64>> {
+    /// Says which rows the broker routed; a nacked or returned row stays unpublished and is tried again.
+    pub async fn publish(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
         tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_unbounded(rows))
             .await
             .map_err(|_| lapin::Error::from(std::io::Error::other("no publisher confirms within the timeout")))?
     }
 
-    async fn publish_unbounded(&self, rows: Vec<OutboxRow>) -> lapin::Result<Vec<i64>> {
+    async fn publish_unbounded(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let sequence = row.sequence;
@@ -61,28 +81,34 @@ impl Publisher {
                 .basic_publish(
                     self.exchange.clone(),
                     envelope.event_type.as_str().into(),
-                    BasicPublishOptions::default(),
+                    MANDATORY,
                     &body,
                     properties(&envelope),
                 )
                 .await?;
             pending.push((sequence, envelope, confirm));
         }
-        let mut acked = Vec::with_capacity(pending.len());
+        let mut outcome = Outcome { routed: Vec::with_capacity(pending.len()), ..Outcome::default() };
         for (sequence, envelope, confirm) in pending {
-            if confirm.await?.is_ack() {
-                tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
-                    trace_id = envelope.trace_id().unwrap_or_default(), "event published");
-                acked.push(sequence);
-            } else {
-                tracing::warn!(sequence, "broker nacked an event; it will be published again");
+            match confirm.await? {
+                Confirmation::Ack(None) => {
+                    tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
+                        trace_id = envelope.trace_id().unwrap_or_default(), "event published");
+                    outcome.routed.push(sequence);
+                }
+                Confirmation::Ack(Some(_)) => outcome.unroutable.push(sequence),
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    tracing::warn!(sequence, "broker nacked an event; it will be published again");
+                    outcome.nacked.push(sequence);
+                }
             }
         }
-        Ok(acked)
+        Ok(outcome)
     }
 
     /// Publishes a checkpoint marker after everything published so far on this channel, and waits for its confirm.
-    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<()> {
+    /// `false` when no queue took it (the next round publishes one again).
+    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<bool> {
         let body = serde_json::to_vec(&Checkpoint { closed_through })
             .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
         let properties = BasicProperties::default()
@@ -94,7 +120,7 @@ impl Publisher {
                 .basic_publish(
                     self.exchange.clone(),
                     CHECKPOINT_TYPE.into(),
-                    BasicPublishOptions::default(),
+                    MANDATORY,
                     &body,
                     properties,
                 )
@@ -104,15 +130,18 @@ impl Publisher {
         let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish).await.map_err(|_| {
             lapin::Error::from(std::io::Error::other("no confirm for a checkpoint within the timeout"))
         })??;
-        if confirm.is_ack() {
-            Ok(())
-        } else {
-            Err(lapin::Error::from(std::io::Error::other("the broker refused a checkpoint")))
+        match confirm {
+            Confirmation::Ack(None) => Ok(true),
+            Confirmation::Ack(Some(_)) => Ok(false),
+            Confirmation::Nack(_) | Confirmation::NotRequested => {
+                Err(lapin::Error::from(std::io::Error::other("the broker refused a checkpoint")))
+            }
         }
     }
 
+    /// Closes the connection; a broker that went away may never answer the close, so it is bounded too.
     pub async fn close(self) {
-        let _ = self.connection.close(200, "relay stopping".into()).await;
+        let _ = tokio::time::timeout(CONFIRM_TIMEOUT, self.connection.close(200, "relay stopping".into())).await;
     }
 }
 

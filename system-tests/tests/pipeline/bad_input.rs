@@ -283,7 +283,7 @@ async fn postgres_unreachable_answers_503() {
         pool,
         admin: service_runtime::admin::AdminToken::new(None),
         metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
-        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay_running: None },
+        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay: None },
     });
     let request = axum::http::Request::post("/commands/orders")
         .header("content-type", "application/json")

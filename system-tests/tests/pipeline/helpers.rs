@@ -107,6 +107,21 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
     }
 }
 
+/// Places a valid order through the command endpoint at `url` and returns the command's whole answer.
+pub async fn place_order_at(http: &reqwest::Client, url: &str, customer: &str) -> serde_json::Value {
+    let response = http
+        .post(url)
+        .json(&serde_json::json!({
+            "customerId": customer, "currency": "EUR",
+            "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "19.99"}, {"sku": "SKU-2", "quantity": 1, "unitPrice": 5}]
+        }))
+        .send()
+        .await
+        .expect("POST answers");
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    response.json().await.expect("json body")
+}
+
 /// Both services running for one test.
 pub struct TestApp {
     pub names: Names,
@@ -159,33 +174,8 @@ impl TestApp {
         tune_command: impl FnOnce(&mut command_service::config::Config),
         tune_query: impl FnOnce(&mut query_service::config::Config, SocketAddr),
     ) -> Self {
-        service_runtime::init_tracing();
-        let shutdown = CancellationToken::new();
-        // The command side first, so that the query side knows its event feed; its relay publishes nothing
-        // before the first command, and the query side's queue is bound before that.
-        let mut config = command_config(&names, amqp_url);
-        tune_command(&mut config);
-        let command = command_service::run::start(config, shutdown.clone()).await.expect("command-service starts");
-        let mut config = query_config(&names, amqp_url, mongodb_uri);
-        config.event_feed_url = format!("http://{}/events", command.addr);
-        tune_query(&mut config, command.addr);
-        let query = query_service::run::start(config, shutdown.clone()).await.expect("query-service starts");
-        wait_for_queue(amqp_url, &names.queue).await;
-        let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");
-        let mongo = mongodb::Client::with_uri_str(mongodb_uri).await.expect("mongo client").database(&names.database);
-        Self {
-            names,
-            command_addr: command.addr,
-            query_addr: query.addr,
-            pool,
-            mongo,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
-            waiters: query.waiters.clone(),
-            shutdown,
-            tasks: vec![query.task, command.task],
-            mongodb_uri: mongodb_uri.to_owned(),
-            cleaned: false,
-        }
+        // The command side first, so that the query side knows its event feed.
+        CommandFirst::spawn(names, amqp_url, tune_command).await.then_query(mongodb_uri, tune_query).await
     }
 
     pub fn command_url(&self, path: &str) -> String {
@@ -210,18 +200,7 @@ impl TestApp {
 
     /// Places a valid order and returns the command's whole answer.
     pub async fn place_order_answer(&self, customer: &str) -> serde_json::Value {
-        let response = self
-            .http
-            .post(self.command_url("/commands/orders"))
-            .json(&serde_json::json!({
-                "customerId": customer, "currency": "EUR",
-                "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "19.99"}, {"sku": "SKU-2", "quantity": 1, "unitPrice": 5}]
-            }))
-            .send()
-            .await
-            .expect("POST answers");
-        assert_eq!(response.status(), 201, "{:?}", response.text().await);
-        response.json().await.expect("json body")
+        place_order_at(&self.http, &self.command_url("/commands/orders"), customer).await
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -245,6 +224,84 @@ impl TestApp {
         self.pool.close().await;
         remove_test_objects(&self.names, &self.mongodb_uri).await;
         self.cleaned = true;
+    }
+}
+
+/// The command side running alone, as in a deployment that starts it before any query-service exists.
+pub struct CommandFirst {
+    names: Names,
+    amqp_url: String,
+    command_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl CommandFirst {
+    pub async fn spawn(
+        names: Names,
+        amqp_url: &str,
+        tune_command: impl FnOnce(&mut command_service::config::Config),
+    ) -> Self {
+        service_runtime::init_tracing();
+        let shutdown = CancellationToken::new();
+        let mut config = command_config(&names, amqp_url);
+        tune_command(&mut config);
+        let command = command_service::run::start(config, shutdown.clone()).await.expect("command-service starts");
+        Self { names, amqp_url: amqp_url.to_owned(), command_addr: command.addr, shutdown, task: Some(command.task) }
+    }
+
+    pub fn command_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.command_addr)
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client")
+    }
+
+    /// Starts the query side against this command side; the pair is then one [`TestApp`].
+    pub async fn then_query(
+        mut self,
+        mongodb_uri: &str,
+        tune_query: impl FnOnce(&mut query_service::config::Config, SocketAddr),
+    ) -> TestApp {
+        let names = self.names.clone();
+        let mut config = query_config(&names, &self.amqp_url, mongodb_uri);
+        config.event_feed_url = format!("http://{}/events", self.command_addr);
+        tune_query(&mut config, self.command_addr);
+        let query = query_service::run::start(config, self.shutdown.clone()).await.expect("query-service starts");
+        wait_for_queue(&self.amqp_url, &names.queue).await;
+        let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");
+        let mongo = mongodb::Client::with_uri_str(mongodb_uri).await.expect("mongo client").database(&names.database);
+        let command_task = self.task.take().expect("the command task is still here");
+        TestApp {
+            names,
+            command_addr: self.command_addr,
+            query_addr: query.addr,
+            pool,
+            mongo,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
+            waiters: query.waiters.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: vec![query.task, command_task],
+            mongodb_uri: mongodb_uri.to_owned(),
+            cleaned: false,
+        }
+    }
+}
+
+/// A command side dropped before the query side started (a failed test) stops and removes what it made.
+impl Drop for CommandFirst {
+    fn drop(&mut self) {
+        if self.task.is_none() {
+            return;
+        }
+        self.shutdown.cancel();
+        let names = self.names.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(remove_test_objects(&names, &mongodb_uri()));
+        })
+        .join();
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod delivery;
+mod deployments;
 mod demo;
 mod faults;
 mod helpers;
