@@ -39,7 +39,7 @@ pub struct PlaceOrderLine {
     #[schema(value_type = i64, minimum = 1, maximum = 1000)]
     pub quantity: JsonInteger,
     /// More than 0, at most 1000000, at most two decimal places: a string (kept verbatim) or a number.
-    #[schema(value_type = String, pattern = r"^(?:[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?|0?\.(?:0[1-9]|[1-9][0-9]?)|1000000(?:\.00?)?)$")]
+    #[schema(value_type = String, pattern = r"^(?:[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)|1000000(?:\.00?)?)$")]
     pub unit_price: PriceInput,
 }
 

@@ -137,14 +137,15 @@ impl UnitPrice {
     pub const MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
     /// Parses the literal text of a JSON number or the content of a JSON string, exactly: digits, optionally a
-    /// point followed by one or two digits (`19`, `19.9`, `19.99`). Signs, white space, exponents, separators, a
+    /// point followed by one or two digits (`19`, `19.9`, `19.99`), no leading zero (`0.5`, not `05`). Signs, white space, exponents, separators, a
     /// leading or trailing point and more decimals are refused; nothing goes through a float.
     pub fn parse(literal: &str) -> Result<Self, String> {
         let invalid = || "must be digits, optionally a point and one or two digits, such as 19.99".to_owned();
         let (whole, fraction) = literal.split_once('.').unwrap_or((literal, ""));
         let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
         let fraction_ok = if literal.contains('.') { (1..=2).contains(&fraction.len()) } else { true };
-        if whole.is_empty() || whole.len() > 20 || !digits(whole) || !digits(fraction) || !fraction_ok {
+        let leading_zero = whole.len() > 1 && whole.starts_with('0');
+        if whole.is_empty() || whole.len() > 20 || leading_zero || !digits(whole) || !digits(fraction) || !fraction_ok {
             return Err(invalid());
         }
         let mut value = literal.parse::<Decimal>().map_err(|_| invalid())?;
@@ -211,8 +212,23 @@ mod tests {
     fn unit_price_accepts_digits_and_a_point_with_one_or_two_digits_only() {
         let thirty_decimals = format!("1.{}", "0".repeat(30));
         for bad in [
-            "1_9.99", "+5.00", " 5.00", "5.00 ", "1e2", "1E2", "5.", ".5", "19.990", "1,000", "1 000", "0x10", "١٢",
-            "5.0\n", thirty_decimals.as_str(),
+            "1_9.99",
+            "+5.00",
+            " 5.00",
+            "5.00 ",
+            "1e2",
+            "1E2",
+            "5.",
+            ".5",
+            "19.990",
+            "1,000",
+            "1 000",
+            "0x10",
+            "١٢",
+            "5.0\n",
+            "05",
+            "007.50",
+            thirty_decimals.as_str(),
         ] {
             assert!(UnitPrice::parse(bad).is_err(), "{bad:?} must be rejected");
         }

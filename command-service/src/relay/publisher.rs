@@ -117,13 +117,7 @@ impl Publisher {
             .with_delivery_mode(2);
         let publish = async {
             self.channel
-                .basic_publish(
-                    self.exchange.clone(),
-                    CHECKPOINT_TYPE.into(),
-                    MANDATORY,
-                    &body,
-                    properties,
-                )
+                .basic_publish(self.exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties)
                 .await?
                 .await
         };

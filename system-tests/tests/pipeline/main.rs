@@ -3,8 +3,8 @@
 
 mod bad_input;
 mod delivery;
-mod deployments;
 mod demo;
+mod deployments;
 mod faults;
 mod helpers;
 mod hostile;
