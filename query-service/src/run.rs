@@ -49,8 +49,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
-    let active = views.generations().current().await.active;
-    if let Err(err) = views.ensure_indexes(&active).await {
+    let indexed = match views.generations().current().await {
+        Ok(pointer) => views.ensure_indexes(&pointer.active).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = indexed {
         // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates the indexes.
         tracing::warn!(error = %err, "creating the view indexes failed");
     }

@@ -183,6 +183,7 @@ async fn handle_batch(
 ) -> lapin::Result<Option<Vec<Notice>>> {
     let mut notices = Vec::new();
     let mut events: Vec<OrderEvent> = Vec::new();
+    let mut sources: Vec<&Delivery> = Vec::new();
     let mut checkpoint: Option<i64> = None;
     for delivery in batch {
         if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
@@ -197,7 +198,10 @@ async fn handle_batch(
             continue;
         }
         match shared_events::decode(&delivery.data) {
-            Ok(event) => events.push(event),
+            Ok(event) => {
+                events.push(event);
+                sources.push(delivery);
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "dead-lettering a message");
                 let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
@@ -207,8 +211,14 @@ async fn handle_batch(
             }
         }
     }
-    if !apply_events(events, settings, views, waiters, shutdown, &mut notices).await {
+    let Some(refused) = apply_events(events, settings, views, waiters, shutdown, &mut notices).await else {
         return Ok(None);
+    };
+    for (index, event_type, reason) in refused {
+        let Some(delivery) = sources.get(index) else { continue };
+        tracing::warn!(%reason, "dead-lettering an event whose view write MongoDB keeps refusing");
+        settings.metrics.event(event_type, EventOutcome::DeadLettered);
+        dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason).await?;
     }
     if let Some(position) = checkpoint {
         if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
@@ -221,8 +231,13 @@ async fn handle_batch(
     Ok(Some(notices))
 }
 
-/// Writes the views of `events` in one batch (retried until it succeeds), then counts, logs and announces each.
-/// False when shutdown came first.
+/// Attempts at a view write that MongoDB refuses for that view alone (not for being down) before its event is
+/// dead-lettered, so that one write that can never succeed does not hold back every event behind it.
+pub const VIEW_WRITE_ATTEMPTS: u32 = 5;
+
+/// Writes the views of `events` in one batch (retried until MongoDB answers), then counts, logs and announces each.
+/// A view MongoDB refuses is written again up to [`VIEW_WRITE_ATTEMPTS`] times; what is still refused comes back
+/// as `(index in events, event type, reason)`, to be dead-lettered. `None` when shutdown came first.
 async fn apply_events(
     events: Vec<OrderEvent>,
     settings: &ConsumerSettings,
@@ -230,34 +245,73 @@ async fn apply_events(
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
     notices: &mut Vec<Notice>,
-) -> bool {
-    if events.is_empty() {
-        return true;
-    }
-    let batch: Vec<OrderView> = events.iter().map(OrderView::from_event).collect();
-    let Some(outcomes) = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await else {
-        return false;
-    };
-    let written = time::OffsetDateTime::now_utc();
-    for ((event, outcome), view) in events.iter().zip(outcomes).zip(batch) {
-        let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
-        let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
-        if let Some(traceparent) = &event.traceparent {
-            service_runtime::telemetry::continue_trace(&span, traceparent);
+) -> Option<Vec<(usize, &'static str, String)>> {
+    let all: Vec<OrderView> = events.iter().map(OrderView::from_event).collect();
+    let mut pending: Vec<usize> = (0..events.len()).collect();
+    let mut refused = Vec::new();
+    let retries = Backoff::default();
+    for attempt in 1..=VIEW_WRITE_ATTEMPTS {
+        if pending.is_empty() {
+            break;
         }
-        let _entered = span.enter();
-        tracing::debug!(version = event.version, ?outcome, trace_id, "event applied");
-        let event_type = event.event_type.as_str();
-        if outcome == ApplyOutcome::Stale {
+        let batch: Vec<OrderView> = pending.iter().map(|&i| all[i].clone()).collect();
+        let outcomes = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await?;
+        let written = time::OffsetDateTime::now_utc();
+        let mut again = Vec::new();
+        for ((index, outcome), view) in pending.iter().copied().zip(outcomes).zip(batch) {
+            let event = &events[index];
+            if let ApplyOutcome::Failed(reason) = outcome {
+                tracing::warn!(order_id = %event.order_id, version = event.version, attempt, %reason,
+                    "MongoDB refused a view write");
+                if attempt == VIEW_WRITE_ATTEMPTS {
+                    refused.push((index, event.event_type.as_str(), reason));
+                } else {
+                    again.push(index);
+                }
+                continue;
+            }
+            announce(event, &outcome, view, written, settings, waiters, notices);
+        }
+        pending = again;
+        if !pending.is_empty() && service_runtime::sleep_or_shutdown(retries.failed(), shutdown).await {
+            return None;
+        }
+    }
+    Some(refused)
+}
+
+/// Counts, logs and announces one written event. A version already stored by an earlier attempt is announced again
+/// (its first announcement may be the one that was lost); only an older one is a mere duplicate.
+fn announce(
+    event: &OrderEvent,
+    outcome: &ApplyOutcome,
+    view: OrderView,
+    written: time::OffsetDateTime,
+    settings: &ConsumerSettings,
+    waiters: &VersionWaiters,
+    notices: &mut Vec<Notice>,
+) {
+    let trace_id = event.traceparent.as_deref().and_then(shared_events::trace_id).unwrap_or_default();
+    let span = tracing::info_span!("apply", order_id = %event.order_id, event_id = %event.event_id, trace_id);
+    if let Some(traceparent) = &event.traceparent {
+        service_runtime::telemetry::continue_trace(&span, traceparent);
+    }
+    let _entered = span.enter();
+    tracing::debug!(version = event.version, ?outcome, trace_id, "event applied");
+    let event_type = event.event_type.as_str();
+    match outcome {
+        ApplyOutcome::Stale | ApplyOutcome::Failed(_) => {
             settings.metrics.event(event_type, EventOutcome::Duplicate);
-            continue;
+            return;
         }
-        settings.metrics.event(event_type, EventOutcome::Applied);
-        settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
-        waiters.announce_view(event.order_id, std::sync::Arc::new(view));
-        notices.push(Notice::ViewChanged { order_id: event.order_id, version: event.version });
+        ApplyOutcome::AlreadyStored => settings.metrics.event(event_type, EventOutcome::Duplicate),
+        ApplyOutcome::Applied => {
+            settings.metrics.event(event_type, EventOutcome::Applied);
+            settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
+        }
     }
-    true
+    waiters.announce_view(event.order_id, std::sync::Arc::new(view));
+    notices.push(Notice::ViewChanged { order_id: event.order_id, version: event.version });
 }
 
 /// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.

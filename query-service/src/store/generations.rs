@@ -8,8 +8,8 @@
 //! The projector writes each event to every live generation — building, then active, then previous — so a rebuild
 //! only has to replay what was committed before it started, a rollback finds the previous generation up to date,
 //! and a generation switched to is never behind the one it replaces. Processes cache the pointer for at most
-//! [`POINTER_TTL`]; a rebuild waits that long after announcing its generation before it reads the log (see
-//! `rebuild`).
+//! [`POINTER_TTL`], counted from when its read started; a rebuild waits that long after announcing its generation
+//! before it reads the log (see `rebuild`). A pointer that cannot be read is an error, never a guess.
 
 use mongodb::bson::{doc, DateTime};
 use mongodb::options::{ReturnDocument, WriteConcern};
@@ -115,35 +115,31 @@ impl Generations {
         Self { pointers: database.collection_with_options(POINTERS, options), cache: Arc::default() }
     }
 
-    /// The pointer, from the cache when it is fresh enough. If MongoDB cannot be read, the cached one (however
-    /// old) or the default.
-    pub async fn current(&self) -> Pointer {
+    /// The pointer, from the cache when it is fresh enough, else read from MongoDB. Never a guess: when it cannot
+    /// be read, the caller fails (a batch is retried unacked, a read answers 503) rather than use an old pointer or
+    /// the default, which after a rebuild would name a generation no longer active.
+    pub async fn current(&self) -> Result<Pointer, StoreError> {
         if let Some((pointer, read_at)) = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
         {
             if read_at.elapsed() < POINTER_TTL {
-                return pointer.clone();
+                return Ok(pointer.clone());
             }
         }
-        match self.load().await {
-            Ok(pointer) => pointer,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading the generation pointer failed; using the last one known");
-                let cache = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                cache.as_ref().map(|(pointer, _)| pointer.clone()).unwrap_or_default()
-            }
-        }
+        self.load().await
     }
 
-    /// Reads the pointer from MongoDB (the default when there is none yet) and caches it.
+    /// Reads the pointer from MongoDB (the default when there is none yet) and caches it. The cached copy's age
+    /// counts from when the read *started*: a rebuild waits [`POINTER_TTL`] after announcing its generation, and a
+    /// read that began before the announcement must not look fresh for longer than that.
     pub async fn load(&self) -> Result<Pointer, StoreError> {
+        let started = Instant::now();
         let pointer = bounded(self.pointers.find_one(doc! { "_id": POINTER_ID })).await?.unwrap_or_default();
-        self.remember(&pointer);
+        self.remember(&pointer, started);
         Ok(pointer)
     }
 
-    fn remember(&self, pointer: &Pointer) {
-        *self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((pointer.clone(), Instant::now()));
+    fn remember(&self, pointer: &Pointer, read_at: Instant) {
+        *self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((pointer.clone(), read_at));
     }
 
     /// Replaces `seen` by `next` if nobody changed the pointer meanwhile.
@@ -157,9 +153,10 @@ impl Generations {
         };
         let update =
             self.pointers.find_one_and_replace(filter, &next).upsert(true).return_document(ReturnDocument::After);
+        let started = Instant::now();
         match bounded(update).await {
             Ok(Some(_)) => {
-                self.remember(&next);
+                self.remember(&next, started);
                 Ok(next)
             }
             Ok(None) => Err(PointerError::Raced),

@@ -156,13 +156,23 @@ impl ListCursor {
 }
 
 /// What applying an event did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// The view now holds this event's version.
     Applied,
-    /// The view already held this version or a newer one: a duplicate or a late arrival, nothing written.
+    /// The view already held exactly this version: an earlier attempt landed (its answer lost, or the process
+    /// crashed before it announced it). Nothing written; waiters must still be told.
+    AlreadyStored,
+    /// The view already held a newer version: a duplicate or a late arrival, nothing written.
     Stale,
+    /// MongoDB refused this view's write for a reason a retry of the same write will not change (the server's
+    /// error, code included).
+    Failed(String),
 }
+
+/// Rounds of the guarded write for views whose upsert answered duplicate key while no newer version was stored
+/// (an insert of an older version raced it); past them the view counts as failed.
+const DUPLICATE_KEY_ROUNDS: usize = 3;
 
 /// Handle on the order views: reads go to the active generation, event writes to every live one.
 #[derive(Debug, Clone)]
@@ -196,19 +206,19 @@ impl Views {
         self.database.collection(name)
     }
 
-    async fn active(&self) -> Collection<OrderView> {
-        self.generation(&self.generations.current().await.active)
+    async fn active(&self) -> Result<Collection<OrderView>, StoreError> {
+        Ok(self.generation(&self.generations.current().await?.active))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
-        bounded(self.active().await.find_one(doc! { "_id": id.to_string() })).await
+        bounded(self.active().await?.find_one(doc! { "_id": id.to_string() })).await
     }
 
     /// Writes `views` to every live generation — building, active, previous: in that order, so a generation about
     /// to serve reads is never behind one already serving them — one `update` command per generation for all of
     /// them, journaled once. The outcomes are the active generation's, one per view.
     pub async fn apply_all(&self, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
-        let pointer = self.generations.current().await;
+        let pointer = self.generations.current().await?;
         let mut outcomes = vec![ApplyOutcome::Stale; views.len()];
         for name in pointer.live() {
             let applied = self.apply_batch(&name, views).await?;
@@ -220,11 +230,50 @@ impl Views {
     }
 
     /// The version-guarded upsert of [`apply_to`] for many views in one round trip (unordered: each statement
-    /// stands alone; a duplicate key on one means that view is already newer).
+    /// stands alone). A duplicate key does not by itself mean "already newer" — an insert of an older version may
+    /// have raced the upsert, or another unique index refused it — so those views are looked up and written again
+    /// (at most [`DUPLICATE_KEY_ROUNDS`] rounds, one round trip each); any other refusal of one view is that view's
+    /// [`ApplyOutcome::Failed`].
     async fn apply_batch(&self, generation: &str, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
-        if views.is_empty() {
-            return Ok(Vec::new());
+        let mut outcomes = vec![ApplyOutcome::Applied; views.len()];
+        let mut pending: Vec<usize> = (0..views.len()).collect();
+        for round in 0..=DUPLICATE_KEY_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let batch: Vec<&OrderView> = pending.iter().filter_map(|&i| views.get(i)).collect();
+            let answers = self.upsert_guarded(generation, &batch).await?;
+            let mut duplicates = Vec::new();
+            for (&index, answer) in pending.iter().zip(answers) {
+                match answer {
+                    Upserted::Written => outcomes[index] = ApplyOutcome::Applied,
+                    Upserted::DuplicateKey(reason) => {
+                        outcomes[index] = ApplyOutcome::Failed(reason);
+                        duplicates.push(index);
+                    }
+                    Upserted::Refused(reason) => outcomes[index] = ApplyOutcome::Failed(reason),
+                }
+            }
+            if duplicates.is_empty() || round == DUPLICATE_KEY_ROUNDS {
+                break;
+            }
+            // What is stored now decides: this version or a newer one ends it; an older one or none is written again.
+            let stored = self.stored_versions(generation, duplicates.iter().filter_map(|&i| views.get(i))).await?;
+            pending = Vec::new();
+            for index in duplicates {
+                let view = &views[index];
+                match stored.get(&view.id) {
+                    Some(&version) if version == view.version => outcomes[index] = ApplyOutcome::AlreadyStored,
+                    Some(&version) if version > view.version => outcomes[index] = ApplyOutcome::Stale,
+                    _ => pending.push(index),
+                }
+            }
         }
+        Ok(outcomes)
+    }
+
+    /// One `update` command: for each view, `$set` it where the stored version is older, upserting.
+    async fn upsert_guarded(&self, generation: &str, views: &[&OrderView]) -> Result<Vec<Upserted>, StoreError> {
         let updates = views
             .iter()
             .map(|view| {
@@ -238,17 +287,32 @@ impl Views {
         if let Ok(concern) = reply.get_document("writeConcernError") {
             return Err(StoreError::Refused(concern.to_string()));
         }
-        let mut outcomes = vec![ApplyOutcome::Applied; views.len()];
+        let mut answers: Vec<Upserted> = views.iter().map(|_| Upserted::Written).collect();
         for error in reply.get_array("writeErrors").map(|e| e.as_slice()).unwrap_or_default() {
             let error = error.as_document().ok_or_else(|| StoreError::Refused(error.to_string()))?;
             let code = error.get_i32("code").unwrap_or_default();
             let index = error.get_i32("index").ok().and_then(|i| usize::try_from(i).ok());
-            match index.and_then(|i| outcomes.get_mut(i)) {
-                Some(outcome) if code == 11000 => *outcome = ApplyOutcome::Stale,
-                _ => return Err(StoreError::Refused(error.to_string())),
-            }
+            let Some(answer) = index.and_then(|i| answers.get_mut(i)) else {
+                return Err(StoreError::Refused(error.to_string()));
+            };
+            let reason = format!("mongodb refused the view write: {error}");
+            *answer = if code == 11000 { Upserted::DuplicateKey(reason) } else { Upserted::Refused(reason) };
         }
-        Ok(outcomes)
+        Ok(answers)
+    }
+
+    /// The stored version of each of `views` that exists in `generation`.
+    async fn stored_versions(
+        &self,
+        generation: &str,
+        views: impl Iterator<Item = &OrderView>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        use futures_util::TryStreamExt as _;
+        let ids: Vec<&str> = views.map(|view| view.id.as_str()).collect();
+        let collection = self.database.collection::<Document>(generation);
+        let find = collection.find(doc! { "_id": { "$in": ids } }).projection(doc! { "version": 1 });
+        let found: Vec<Document> = bounded(async { find.await?.try_collect().await }).await?;
+        Ok(found.iter().filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d.get_i64("version").ok()?))).collect())
     }
 
     /// Records that every event up to `position` has been applied to these views (never moves back).
@@ -295,7 +359,7 @@ impl Views {
     ) -> Result<Vec<OrderView>, StoreError> {
         use futures_util::TryStreamExt as _;
         let (query, sort) = list_query(filter, after);
-        let active = self.active().await;
+        let active = self.active().await?;
         let find = active.find(query).sort(sort).limit(limit);
         bounded(async { find.await?.try_collect().await }).await
     }
@@ -304,6 +368,14 @@ impl Views {
     pub async fn ping(&self) -> Result<(), StoreError> {
         bounded(self.database.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
     }
+}
+
+/// What MongoDB answered for one statement of a guarded upsert.
+#[derive(Debug)]
+enum Upserted {
+    Written,
+    DuplicateKey(String),
+    Refused(String),
 }
 
 /// Writes `view` into `collection` unless the stored view's version is already at least as new.

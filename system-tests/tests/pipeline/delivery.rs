@@ -105,6 +105,15 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
     publish(&app, &[envelope(good, 1, "Placed", "after-poison")]).await;
     eventually(Duration::from_secs(20), || async { view(&app, good).await }).await;
 
+    let reasons = dead_letter_reasons(&app, 3).await;
+    assert!(reasons[0].contains("not an event envelope"), "{reasons:?}");
+    assert!(reasons[1].contains("OrderTeleported"), "{reasons:?}");
+    assert_eq!(reasons[2], "malformed checkpoint");
+    app.stop().await;
+}
+
+/// The `x-dead-letter-reason` of the first `count` messages in the test's dead-letter queue.
+async fn dead_letter_reasons(app: &TestApp, count: usize) -> Vec<String> {
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
     let channel = connection.create_channel().await.expect("channel");
     let dlq = format!("{}.dlq", app.names.queue);
@@ -118,8 +127,8 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
         .await
         .expect("consume dlq");
     let mut reasons = Vec::new();
-    for _ in 0..3 {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+    for _ in 0..count {
+        let delivery = tokio::time::timeout(Duration::from_secs(20), consumer.next())
             .await
             .expect("a dead letter arrives")
             .expect("stream open")
@@ -133,9 +142,27 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_a_reason_and_do_not_bl
         };
         reasons.push(reason);
     }
-    assert!(reasons[0].contains("not an event envelope"), "{reasons:?}");
-    assert!(reasons[1].contains("OrderTeleported"), "{reasons:?}");
-    assert_eq!(reasons[2], "malformed checkpoint");
     let _ = connection.close(200, "done".into()).await;
+    reasons
+}
+
+#[tokio::test]
+async fn a_view_write_mongodb_keeps_refusing_is_dead_lettered_and_later_events_go_on() {
+    let app = TestApp::spawn().await;
+    // A unique index on the customer makes MongoDB refuse the second view of one customer, however often it is
+    // retried: that event must end in the dead-letter queue with the error, not hold back every event behind it.
+    let unique = mongodb::IndexModel::builder()
+        .keys(mongodb::bson::doc! { "customerId": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    app.mongo.collection::<mongodb::bson::Document>("order_views").create_index(unique).await.expect("index");
+    let (first, second, later) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    publish(&app, &[envelope(first, 1, "Placed", "same"), envelope(second, 1, "Placed", "same")]).await;
+    publish(&app, &[envelope(later, 1, "Placed", "someone-else")]).await;
+    eventually(Duration::from_secs(30), || async { view(&app, later).await }).await;
+    assert!(view(&app, first).await.is_some());
+    assert!(view(&app, second).await.is_none());
+    let reasons = dead_letter_reasons(&app, 1).await;
+    assert!(reasons[0].contains("11000"), "the reason is MongoDB's error: {reasons:?}");
     app.stop().await;
 }

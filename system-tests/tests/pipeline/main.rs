@@ -15,3 +15,4 @@ mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod streams;
+mod view_writes;

@@ -1,0 +1,98 @@
+//! The projector's writes into the read store, against the real MongoDB-wire server: never into a guessed
+//! generation, and what a write that already landed, or raced an insert, reports.
+
+use mongodb::bson::{doc, Document};
+use query_service::store::{ApplyOutcome, OrderView, Views};
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::helpers::{mongodb_uri, Names};
+
+/// A database of its own, dropped when the test ends (even when it fails).
+struct ScratchDatabase(mongodb::Database);
+
+impl ScratchDatabase {
+    async fn new() -> Self {
+        let client = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongo client");
+        Self(client.database(&Names::new().database))
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        // A client of its own: the test's client lives on the test's runtime, which waits for this thread.
+        let name = self.0.name().to_owned();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&name).drop()).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+fn view(id: Uuid, version: i64) -> OrderView {
+    let at = mongodb::bson::DateTime::from_millis(1_764_201_600_000);
+    OrderView {
+        id: id.to_string(),
+        customer_id: "writes".to_owned(),
+        customer_segment: Some("standard".to_owned()),
+        status: "Placed".to_owned(),
+        currency: "EUR".to_owned(),
+        items: Vec::new(),
+        item_count: 0,
+        total: "1.00".to_owned(),
+        placed_at: at,
+        updated_at: at,
+        version,
+        last_sequence: version,
+        cancel_reason: None,
+        list_key: format!("{:013}_{id}", at.timestamp_millis()),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_never_written_to_a_guessed_generation_when_the_pointer_cannot_be_read() {
+    let scratch = ScratchDatabase::new().await;
+    // A pointer this process cannot read (a field of the wrong type): which generation is active is unknown.
+    let pointers = scratch.0.collection::<Document>("read_model_generations");
+    pointers.insert_one(doc! { "_id": "orders", "active": 42_i32 }).await.expect("insert pointer");
+    let views = Views::new(scratch.0.clone());
+    let written = views.apply_all(&[view(Uuid::now_v7(), 1)]).await;
+    assert!(written.is_err(), "the batch must fail (and be retried unacked), not go to a default generation");
+    let guessed = scratch.0.collection::<Document>("order_views").count_documents(doc! {}).await.expect("count");
+    assert_eq!(guessed, 0, "nothing may be written to the default generation");
+}
+
+#[tokio::test]
+async fn a_retry_that_finds_its_own_version_stored_reports_it_as_stored() {
+    let scratch = ScratchDatabase::new().await;
+    let views = Views::new(scratch.0.clone());
+    let id = Uuid::now_v7();
+    assert_eq!(views.apply_all(&[view(id, 2)]).await.expect("first write"), [ApplyOutcome::Applied]);
+    // The first attempt landed but its answer was lost: the retry must know the version is its own, so that it
+    // announces it; an older event is a real duplicate.
+    let again = views.apply_all(&[view(id, 2), view(id, 1)]).await.expect("retry");
+    assert_eq!(again, [ApplyOutcome::AlreadyStored, ApplyOutcome::Stale]);
+}
+
+#[tokio::test]
+async fn a_duplicate_key_is_not_taken_for_a_newer_view() {
+    let scratch = ScratchDatabase::new().await;
+    let views = Views::new(scratch.0.clone());
+    // E11000 also comes from writes that raced an insert of an *older* version, or from another unique index:
+    // here one on the customer makes the second order's upsert fail although no view of it exists at all.
+    let raw = scratch.0.collection::<OrderView>("order_views");
+    let unique = mongodb::IndexModel::builder()
+        .keys(doc! { "customerId": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    raw.create_index(unique).await.expect("unique index");
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(views.apply_all(&[view(first, 1)]).await.expect("first"), [ApplyOutcome::Applied]);
+    let outcome = views.apply_all(&[view(second, 1)]).await.expect("the batch answers");
+    assert!(matches!(&outcome[..], [ApplyOutcome::Failed(reason)] if reason.contains("11000")), "{outcome:?}");
+}
