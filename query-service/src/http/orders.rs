@@ -57,7 +57,9 @@ pub(super) async fn get_order(
     let min_version = parse_min("minVersion", params.min_version.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;
 
-    let Some(min_version) = min_version else {
+    // Every view is at version 0 or later: `minVersion=0` asks for nothing to wait for, so it reads as without it
+    // (an unknown order is 404, not a wait for a view that may never come).
+    let Some(min_version) = min_version.filter(|&version| version > 0) else {
         return match state.reader.get(id).await.map_err(ApiError::Unavailable)? {
             Some(view) => Ok(ready(&view)),
             None => Err(ApiError::NotFound(format!("No order {id} in the read model."))),

@@ -254,6 +254,7 @@ async fn bad_reads_are_rejected_with_problem_json() {
     let unknown = uuid::Uuid::now_v7();
     let cases = [
         (format!("/queries/orders/{unknown}"), 404, "unknown order"),
+        (format!("/queries/orders/{unknown}?minVersion=0&waitMs=0"), 404, "unknown order, no version to wait for"),
         ("/queries/orders/not-a-uuid".to_owned(), 400, "id not a uuid"),
         ("/queries/orders/1%27%20or%201%3D1".to_owned(), 400, "injection in the id"),
         (format!("/queries/orders/{id}?minVersion=-1"), 400, "negative minVersion"),
