@@ -171,6 +171,25 @@ impl NewOrder {
     }
 
     /// The order total: the sum of the line totals, computed here and never taken from the client.
+    /// The order as one canonical JSON text: equal for every request that asks for this same order, however it
+    /// was spelled (key order, `2` or `2.0`, `"3.50"` or `3.5`, the default currency written out or not). What an
+    /// idempotency key's fingerprint is taken of.
+    pub fn canonical(&self) -> String {
+        let lines: Vec<serde_json::Value> = self
+            .lines
+            .iter()
+            .map(|line| {
+                serde_json::json!([
+                    line.sku.as_str(),
+                    line.name.as_ref().map(|name| name.as_str()),
+                    line.quantity.get(),
+                    line.unit_price.get().to_string(),
+                ])
+            })
+            .collect();
+        serde_json::json!([self.customer_id.as_str(), self.segment.as_str(), self.currency.as_str(), lines]).to_string()
+    }
+
     pub fn total(&self) -> Decimal {
         self.lines.iter().map(NewOrderLine::line_total).sum()
     }
@@ -210,6 +229,24 @@ mod tests {
         assert_eq!(order.total().to_string(), "40.28");
         assert_eq!(order.lines[1].line_total().to_string(), "0.30");
         assert_eq!(order.currency.as_str(), "EUR");
+    }
+
+    #[test]
+    fn one_order_spelled_two_ways_has_one_canonical_form() {
+        let a = NewOrder::parse(command(json!({
+            "customerId": "c", "items": [{"sku": "s", "quantity": 2, "unitPrice": "3.50"}]
+        })))
+        .expect("valid");
+        let b = NewOrder::parse(command(json!({
+            "items": [{"unitPrice": 3.5, "quantity": 2.0, "sku": "s"}], "currency": "USD", "customerId": "c"
+        })))
+        .expect("valid");
+        assert_eq!(a.canonical(), b.canonical());
+        let other = NewOrder::parse(command(json!({
+            "customerId": "c", "items": [{"sku": "s", "quantity": 3, "unitPrice": "3.50"}]
+        })))
+        .expect("valid");
+        assert_ne!(a.canonical(), other.canonical());
     }
 
     #[test]

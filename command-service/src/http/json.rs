@@ -18,12 +18,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct JsonBytes(pub Option<Bytes>);
 
-/// A required JSON body, parsed into `T`, with its canonical form (for idempotency fingerprints).
+/// A required JSON body, parsed into `T`.
 #[derive(Debug)]
-pub struct JsonBody<T> {
-    pub value: T,
-    pub canonical: String,
-}
+pub struct JsonBody<T>(pub T);
 
 fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
     let Some(Ok(value)) = value.map(|v| v.to_str()) else { return false };
@@ -66,7 +63,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         }
         let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
         let bytes = bytes.ok_or_else(|| ApiError::MalformedJson("the request body is empty".to_owned()))?;
-        Ok(Self { value: parse_object(&bytes)?, canonical: canonical(&bytes)? })
+        Ok(Self(parse_object(&bytes)?))
     }
 }
 
@@ -93,24 +90,6 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::MalformedJson("the request body must be a JSON object".to_owned()));
     }
     parse(bytes)
-}
-
-/// The body re-serialised with sorted keys and no insignificant white space: equal for equal JSON documents.
-pub fn canonical(bytes: &[u8]) -> Result<String, ApiError> {
-    /// Objects as `BTreeMap`s: serialised with sorted keys whatever map `serde_json` was built with.
-    fn sorted(value: serde_json::Value) -> serde_json::Value {
-        match value {
-            serde_json::Value::Object(map) => {
-                let map: std::collections::BTreeMap<String, serde_json::Value> =
-                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-                serde_json::Value::Object(map.into_iter().collect())
-            }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
-            other => other,
-        }
-    }
-    let value: serde_json::Value = parse(bytes)?;
-    Ok(sorted(value).to_string())
 }
 
 #[cfg(test)]
@@ -156,13 +135,5 @@ mod tests {
         assert!(parse_object::<Body>(b"[1]").is_err());
         assert!(parse_object::<Body>(b" \n{\"version\": 1}").is_ok());
         assert!(parse_object::<Body>(b"1").is_err());
-    }
-
-    #[test]
-    fn canonical_form_ignores_key_order_and_spacing() {
-        let a = canonical(br#"{"b": 1, "a": [1, 2]}"#).expect("json");
-        let b = canonical(br#"{"a":[1,2],"b":1}"#).expect("json");
-        assert_eq!(a, b);
-        assert_ne!(a, canonical(br#"{"a":[2,1],"b":1}"#).expect("json"));
     }
 }

@@ -145,7 +145,8 @@ async fn apply(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let canonical = body.as_deref().map(json::canonical).transpose()?.unwrap_or_default();
+    // What the command asks, not how it was spelled: no body, `null` and `{}` ask the same.
+    let canonical = serde_json::json!([expected_version, reason]).to_string();
     let fingerprint =
         idempotency::fingerprint(&format!("POST /commands/orders/{order_id}/{}", transition.as_str()), &canonical);
     let traceparent = trace_context::traceparent(headers);

@@ -77,13 +77,13 @@ async fn place(
 ) -> Result<Answer, ApiError> {
     let body = body?;
     let key = idempotency::key(headers)?;
-    let order = NewOrder::parse(body.value).map_err(ApiError::Validation)?;
+    let order = NewOrder::parse(body.0).map_err(ApiError::Validation)?;
     let traceparent = trace_context::traceparent(headers);
     let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
     tracing::Span::current().record("trace_id", trace_id);
     service_runtime::telemetry::continue_trace(&tracing::Span::current(), &traceparent);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let fingerprint = idempotency::fingerprint("POST /commands/orders", &body.canonical);
+    let fingerprint = idempotency::fingerprint("POST /commands/orders", &order.canonical());
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
         return Ok(replay);
     }

@@ -195,3 +195,37 @@ async fn ten_concurrent_requests_with_one_key_make_one_order() {
     assert_eq!(app.count("outbox").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_that_means_the_same_command_gets_the_first_answer_whatever_its_spelling() {
+    let app = TestApp::spawn().await;
+    let post = |body: Value| {
+        app.http.post(app.command_url("/commands/orders")).header("idempotency-key", "spelled-twice").json(&body).send()
+    };
+    let first = post(json!({"customerId": "c", "items": [{"sku": "S", "quantity": 2, "unitPrice": "3.50"}]}));
+    let first = first.await.expect("answers");
+    assert_eq!(first.status(), 201);
+    let first = first.text().await.expect("body");
+    // The same order: an integer written with a zero fraction, a price written another way, the default currency.
+    let retry =
+        json!({"currency": "USD", "items": [{"unitPrice": 3.5, "quantity": 2.0, "sku": "S"}], "customerId": "c"});
+    let retry = post(retry).await.expect("answers");
+    assert_eq!(retry.status(), 201, "the same command, not another one");
+    assert_eq!(retry.text().await.expect("body"), first);
+    assert_eq!(app.count("customer_order").await, 1);
+
+    let id: Uuid = serde_json::from_str::<Value>(&first).expect("json")["orderId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("orderId");
+    let confirm = app.command_url(&format!("/commands/orders/{id}/confirm"));
+    let empty = app.http.post(&confirm).header("idempotency-key", "confirm-twice").send().await.expect("answers");
+    assert_eq!(empty.status(), 200);
+    let empty = empty.text().await.expect("body");
+    let braces = app.http.post(&confirm).header("idempotency-key", "confirm-twice").json(&json!({})).send();
+    let braces = braces.await.expect("answers");
+    assert_eq!(braces.status(), 200, "`{{}}` asks what no body asks");
+    assert_eq!(braces.text().await.expect("body"), empty);
+    assert_eq!(app.count("outbox").await, 2);
+    app.stop().await;
+}
