@@ -1,7 +1,8 @@
 //! `GET /queries/orders?customerId=&status=&limit=&cursor=&minPosition=&waitMs=`: views newest first, in stable
 //! pages. With `minPosition` (the `position` a command returned) the read first waits, server-side, until every
-//! event up to that position has been applied, so the list shows the client's own writes; 202 when `waitMs` runs
-//! out first, as for single reads.
+//! event up to that position has been handled, so the list shows the client's own writes; 202 when `waitMs` runs
+//! out first, as for single reads. An event up to that position that was dead-lettered is named in
+//! `metadata.missingPositions` (empty when the list is complete): the read never claims completeness silently.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -19,6 +20,7 @@ use super::openapi::{BadRequest, ListPage, OrderStatusDoc, Unavailable};
 use super::orders::view_json;
 use super::params::{parse_min, parse_wait};
 use super::{ApiError, AppState};
+use crate::store::gaps::{Gaps, MAX_LISTED};
 use crate::store::{ListCursor, ListFilter};
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -113,8 +115,13 @@ pub(super) async fn list_orders(
             (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(json!({ "data": data, "metadata": metadata })))
                 .into_response()
         }
-        Some((_, position)) => {
-            let metadata = json!({ "nextCursor": next_cursor, "processing": false, "position": position });
+        Some((min_position, position)) => {
+            // Every event up to the position was handled, but one dead-lettered reached no view: say which.
+            let gaps = Gaps::new(state.views.database());
+            let missing = gaps.up_to(min_position, MAX_LISTED).await.map_err(ApiError::Unavailable)?;
+            let metadata = json!({
+                "nextCursor": next_cursor, "processing": false, "position": position, "missingPositions": missing,
+            });
             Json(json!({ "data": data, "metadata": metadata })).into_response()
         }
         None => Json(json!({ "data": data, "metadata": { "nextCursor": next_cursor } })).into_response(),

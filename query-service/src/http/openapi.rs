@@ -166,6 +166,9 @@ pub struct ListMetadata {
     position: Option<i64>,
     /// On a 202: the position asked for.
     min_position: Option<i64>,
+    /// With `minPosition`, on a 200: positions up to it whose events were dead-lettered and so are in no view
+    /// (lowest first, at most 100); empty when the list is complete.
+    missing_positions: Option<Vec<i64>>,
 }
 
 problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");

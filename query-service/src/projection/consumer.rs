@@ -17,6 +17,7 @@ use super::Slowdown;
 use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
+use crate::store::gaps::Gaps;
 use crate::store::{ApplyOutcome, OrderView, StoreError, Views};
 use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +99,10 @@ async fn consume(
     notices::declare(&channel, &notice_exchange).await?;
     let dead_letters = connection.create_channel().await?;
     dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
+    // The gaps still open, so that applying an event closes its gap without a MongoDB round trip per batch.
+    let gaps = OpenGaps::load(Gaps::new(views.database()))
+        .await
+        .map_err(|err| lapin::Error::from(std::io::Error::other(format!("reading the read model's gaps: {err}"))))?;
     let mut deliveries = channel
         .basic_consume(settings.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?;
@@ -136,7 +141,7 @@ async fn consume(
                 _ => break,
             }
         }
-        match handle_batch(&batch, settings, views, waiters, &dead_letters, shutdown).await {
+        match handle_batch(&batch, settings, views, &gaps, waiters, &dead_letters, shutdown).await {
             Ok(Some(notices)) => {
                 for notice in notices {
                     notices::publish(&channel, &notice_exchange, notice).await?;
@@ -177,6 +182,7 @@ async fn handle_batch(
     batch: &[Delivery],
     settings: &ConsumerSettings,
     views: &Views,
+    gaps: &OpenGaps,
     waiters: &VersionWaiters,
     dead_letters: &Channel,
     shutdown: &CancellationToken,
@@ -207,18 +213,37 @@ async fn handle_batch(
                 let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
                 let kind = if EventType::parse(kind).is_some() { kind } else { "unknown" };
                 settings.metrics.event(kind, EventOutcome::DeadLettered);
-                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason.to_string()).await?;
+                let reason = reason.to_string();
+                // An event of the log (it has a sequence) leaves a gap that `minPosition` reads must report.
+                if let Some((sequence, order_id)) = log_position(delivery) {
+                    let order_id = order_id.as_deref();
+                    let record = || gaps.record(sequence, order_id, &reason);
+                    if with_retries(shutdown, "recording a gap", record).await.is_none() {
+                        return Ok(None);
+                    }
+                }
+                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason).await?;
             }
         }
     }
+    let positions: Vec<(i64, String)> = events.iter().map(|e| (e.sequence, e.order_id.to_string())).collect();
     let Some(refused) = apply_events(events, settings, views, waiters, shutdown, &mut notices).await else {
         return Ok(None);
     };
+    let mut applied: Vec<i64> = positions.iter().map(|(sequence, _)| *sequence).collect();
     for (index, event_type, reason) in refused {
-        let Some(delivery) = sources.get(index) else { continue };
+        let (Some(delivery), Some((sequence, order_id))) = (sources.get(index), positions.get(index)) else { continue };
         tracing::warn!(%reason, "dead-lettering an event whose view write MongoDB keeps refusing");
+        applied.retain(|s| s != sequence);
+        let record = || gaps.record(*sequence, Some(order_id), &reason);
+        if with_retries(shutdown, "recording a gap", record).await.is_none() {
+            return Ok(None);
+        }
         settings.metrics.event(event_type, EventOutcome::DeadLettered);
         dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason).await?;
+    }
+    if with_retries(shutdown, "closing gaps", || gaps.close(&applied)).await.is_none() {
+        return Ok(None);
     }
     if let Some(position) = checkpoint {
         if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
@@ -229,6 +254,57 @@ async fn handle_batch(
         notices.push(Notice::Position { position });
     }
     Ok(Some(notices))
+}
+
+/// The gaps of the read model that are still open, known to this consumer: recording one writes it to MongoDB
+/// and remembers it; closing asks MongoDB only for sequences among them.
+#[derive(Debug)]
+struct OpenGaps {
+    gaps: Gaps,
+    open: std::sync::Mutex<std::collections::HashSet<i64>>,
+}
+
+impl OpenGaps {
+    async fn load(gaps: Gaps) -> Result<Self, StoreError> {
+        let open = gaps.up_to(i64::MAX, 100_000).await?.into_iter().collect();
+        Ok(Self { gaps, open: std::sync::Mutex::new(open) })
+    }
+
+    async fn record(&self, sequence: i64, order_id: Option<&str>, reason: &str) -> Result<(), StoreError> {
+        self.gaps.record(sequence, order_id, reason).await?;
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(sequence);
+        Ok(())
+    }
+
+    /// Closes the gaps of the given sequences that are open; no round trip when none is.
+    async fn close(&self, sequences: &[i64]) -> Result<(), StoreError> {
+        let closing: Vec<i64> = {
+            let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            sequences.iter().copied().filter(|s| open.contains(s)).collect()
+        };
+        if closing.is_empty() {
+            return Ok(());
+        }
+        self.gaps.close(&closing).await?;
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for sequence in &closing {
+            open.remove(sequence);
+        }
+        Ok(())
+    }
+}
+
+/// The log sequence (and order id) of a message that could not be decoded: from the relay's `sequence` header,
+/// else from the body's `sequence` field. `None` for a message that is no event of the log.
+fn log_position(delivery: &Delivery) -> Option<(i64, Option<String>)> {
+    let body: Option<serde_json::Value> = serde_json::from_slice(&delivery.data).ok();
+    let order_id = body.as_ref().and_then(|b| b.get("orderId")).and_then(|id| id.as_str()).map(str::to_owned);
+    let header = delivery.properties.headers().as_ref().and_then(|h| match h.inner().get("sequence") {
+        Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
+        _ => None,
+    });
+    let sequence = header.or_else(|| body.as_ref()?.get("sequence")?.as_i64())?;
+    (sequence > 0).then_some((sequence, order_id))
 }
 
 /// Attempts at a view write that MongoDB refuses for that view alone (not for being down) before its event is

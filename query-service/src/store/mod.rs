@@ -1,6 +1,7 @@
-//! MongoDB: the generations of order views, the guarded write that keeps only the newest version, and the position
-//! (checkpoint) up to which every event has been applied.
+//! MongoDB: the generations of order views, the guarded write that keeps only the newest version, the position
+//! (checkpoint) up to which every event has been applied, and the gaps below it (dead-lettered events).
 
+pub mod gaps;
 pub mod generations;
 mod views;
 

@@ -193,6 +193,11 @@ impl Views {
         &self.generations
     }
 
+    /// The database these views live in (for the stores beside them, such as [`super::gaps::Gaps`]).
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
     /// A generation's collection. View writes are acknowledged only once journaled: the projector acks the event
     /// after this write, so a write the server could still lose in a crash would lose the event for the view.
     pub fn generation(&self, name: &str) -> Collection<OrderView> {
