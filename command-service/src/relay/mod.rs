@@ -1,7 +1,9 @@
 //! The outbox relay: moves committed events from Postgres to RabbitMQ, at least once, in `sequence` order.
 //!
 //! Several relays may run against one database; a Postgres advisory lock elects one active publisher and the
-//! others stand by, retrying the lock. The leader wakes on `NOTIFY outbox_inserted` (sent at commit), with a slow
+//! others stand by, retrying the lock. The leader shows itself alive on the lock's connection every
+//! [`HEARTBEAT_INTERVAL`] (and between batches); a standby that finds that connection silent for [`SILENT_AFTER`]
+//! ends it, so a leader whose host or network died hands over in seconds, not when TCP gives up hours later. The leader wakes on `NOTIFY outbox_inserted` (sent at commit), with a slow
 //! poll as a safety net, reads unpublished rows in `sequence` order, publishes them with publisher confirms and
 //! marks only the confirmed ones published. A crash between confirm and mark publishes a row again: consumers
 //! apply events idempotently. Rows are selected by `published_at is null`, never by a high-water mark, so an event
@@ -22,7 +24,7 @@ pub use publisher::{declare_exchange, Outcome as PublishOutcome, Publisher};
 pub use status::RelayStatus;
 
 use sqlx::postgres::{PgConnectOptions, PgListener};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +34,15 @@ use crate::store;
 
 /// Advisory lock key of the active relay ("outbox" in ASCII). Locks are per database.
 const LEADER_LOCK_KEY: i64 = 0x6f7574626f78;
+
+/// How often the leader shows it is alive on its lock connection, idle or draining.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest a heartbeat may take before the leader counts its lock connection as lost and steps down.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A leader whose lock connection has been silent this long is taken for gone: a standby ends that connection
+/// (`pg_terminate_backend`), which releases the lock. Longer than a heartbeat plus its timeout and than the
+/// longest batch confirm, so a live leader is never cut off.
+const SILENT_AFTER: Duration = Duration::from_secs(15);
 
 /// Postgres channel the outbox trigger notifies.
 const CHANNEL: &str = "outbox_inserted";
@@ -109,6 +120,7 @@ async fn lead(
         .context("taking the leader lock")?;
     if !leader {
         tracing::debug!("another relay is active; standing by");
+        end_a_silent_leader(&mut lock).await?;
         return Ok(Outcome::Standby);
     }
     let mut listener = PgListener::connect_with(pool).await.context("listening for outbox inserts")?;
@@ -121,12 +133,14 @@ async fn lead(
     let result = async {
         let mut checkpoint = 0;
         loop {
-            let drained = drain(pool, &publisher, settings, shutdown, &mut checkpoint).await?;
+            let drained = drain(pool, &mut lock, &publisher, settings, shutdown, &mut checkpoint).await?;
             backoff.reset();
             // Leadership is only as good as the lock's connection: check it before every wait.
-            sqlx::query("select 1").execute(&mut lock).await.context("leader lock connection lost")?;
+            heartbeat(&mut lock).await?;
             // Events that no queue took are tried again soon; the notifications meanwhile are for rows behind them.
             let wait = if drained == Drained::Unroutable { UNROUTABLE_RETRY } else { settings.poll_interval };
+            // Wake for the heartbeat too, so that standbys see this leader alive while it idles.
+            let wait = wait.min(HEARTBEAT_INTERVAL);
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Stopped),
                 notice = listener.recv(), if drained == Drained::Empty => {
@@ -159,12 +173,15 @@ enum Drained {
 /// when the sequences up to it are settled. `checkpoint` is the last one published in this leadership term.
 async fn drain(
     pool: &PgPool,
+    lock: &mut PgConnection,
     publisher: &Publisher,
     settings: &RelaySettings,
     shutdown: &CancellationToken,
     checkpoint: &mut i64,
 ) -> anyhow::Result<Drained> {
     while !shutdown.is_cancelled() {
+        // Between batches too: a long catch-up must not look like a silent leader.
+        heartbeat(lock).await?;
         // Read the watermark before the rows: once it is settled, every row up to it is visible to the read below.
         let watermark = store::Watermark::read(pool).await?;
         let settled = match &watermark {
@@ -208,6 +225,46 @@ async fn drain(
         }
     }
     Ok(Drained::Empty)
+}
+
+/// Shows the leader alive on its lock connection (it moves `pg_stat_activity.state_change`), and fails when that
+/// connection does not answer within [`HEARTBEAT_TIMEOUT`]: a leader that cannot reach its lock steps down.
+async fn heartbeat(lock: &mut PgConnection) -> anyhow::Result<()> {
+    match tokio::time::timeout(HEARTBEAT_TIMEOUT, sqlx::query("select 1").execute(lock)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(anyhow::Error::new(err).context("leader lock connection lost")),
+        Err(_) => anyhow::bail!("the leader lock connection did not answer within {HEARTBEAT_TIMEOUT:?}"),
+    }
+}
+
+/// The backend holding the leader lock, and how long since its connection last did anything.
+const LOCK_HOLDER: &str = "select a.pid, extract(epoch from now() - a.state_change)::float8
+     from pg_locks l join pg_stat_activity a on a.pid = l.pid
+     where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+       and ((l.classid::int8 << 32) | l.objid::int8) = $1
+       and l.database = (select oid from pg_database where datname = current_database())";
+
+/// A standby's check on the leader: Postgres keeps a session (and its lock) until TCP gives up on it, hours after
+/// a leader's host lost power or its network, so a leader silent for [`SILENT_AFTER`] has its lock connection
+/// ended here, and the next attempt takes the lock.
+async fn end_a_silent_leader(lock: &mut PgConnection) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let holder: Option<(i32, Option<f64>)> = sqlx::query_as(LOCK_HOLDER)
+        .bind(LEADER_LOCK_KEY)
+        .fetch_optional(&mut *lock)
+        .await
+        .context("looking at the leader")?;
+    let Some((pid, Some(silent_for))) = holder else { return Ok(()) };
+    if silent_for < SILENT_AFTER.as_secs_f64() {
+        return Ok(());
+    }
+    tracing::warn!(pid, silent_for_s = silent_for, "the active relay's connection is silent; ending it to take over");
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut *lock)
+        .await
+        .context("ending a silent leader's connection")?;
+    Ok(())
 }
 
 /// Records that the broker routed `what` to no queue, for readiness and the log.
