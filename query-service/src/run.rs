@@ -80,6 +80,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     ));
     let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
+    let janitor = tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone()));
     let state = AppState {
         reader: ViewReader::new(views.clone()),
         views,
@@ -102,6 +103,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.cancel();
         notices.await.context("view-changed listener panicked")?;
         rebuilder.wait().await;
+        janitor.await.context("rebuild janitor panicked")?;
         if let Some(projector) = projector {
             projector.await.context("projector task panicked")?;
         }

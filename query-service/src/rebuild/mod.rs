@@ -26,6 +26,18 @@ pub use feed::Feed;
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
 
+/// How often each replica looks for a rebuild whose builder died.
+pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
+/// write to it until it re-reads the pointer).
+async fn drop_after_grace(views: &Views, name: &str) {
+    tokio::time::sleep(GRACE).await;
+    if let Err(err) = views.drop_generation(name).await {
+        tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
+    }
+}
+
 /// Why a rebuild stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -119,10 +131,33 @@ impl Rebuilder {
     pub async fn run(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
         let result = self.replay_and_switch(name, progress).await;
         if result.is_err() {
-            let _ = self.views.generations().abandon(name).await;
-            let _ = self.views.drop_generation(name).await;
+            // Only a generation the pointer no longer names may go, and only once every process has re-read the
+            // pointer: until then projectors still write to it, and a drop would let them create it again. If
+            // giving it up fails, the pointer still names it and the janitor clears it once it is stale.
+            if self.views.generations().abandon(name).await.is_ok() {
+                drop_after_grace(&self.views, name).await;
+            }
         }
         result
+    }
+
+    /// Clears rebuilds whose builder died (killed mid-rebuild, its process gone): every [`JANITOR_INTERVAL`], a
+    /// building generation that has not reported for `BUILD_STALE_AFTER` is given up and, after [`GRACE`],
+    /// dropped. Runs on every replica; the pointer's compare-and-set lets one of them win.
+    pub async fn clear_abandoned(views: Views, shutdown: CancellationToken) {
+        loop {
+            if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &shutdown).await {
+                return;
+            }
+            match views.generations().abandon_stale().await {
+                Ok(Some(name)) => {
+                    tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
+                    drop_after_grace(&views, &name).await;
+                }
+                Ok(None) | Err(PointerError::Raced) => {}
+                Err(err) => tracing::debug!(error = %err, "checking for an abandoned rebuild failed"),
+            }
+        }
     }
 
     async fn replay_and_switch(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {

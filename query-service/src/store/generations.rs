@@ -213,6 +213,20 @@ impl Generations {
         Ok((self.compare_and_set(&seen, next).await?, dropped))
     }
 
+    /// Gives up the building generation if its builder has not reported for [`BUILD_STALE_AFTER`] (it died
+    /// mid-rebuild); returns its name, for the caller to drop once no process writes to it any more.
+    pub async fn abandon_stale(&self) -> Result<Option<String>, PointerError> {
+        let seen = self.load().await?;
+        let Some(build) = &seen.building else { return Ok(None) };
+        let silent = DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis();
+        if silent < BUILD_STALE_AFTER.as_millis() as i64 {
+            return Ok(None);
+        }
+        let name = build.name.clone();
+        self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await?;
+        Ok(Some(name))
+    }
+
     /// Gives up the building generation `name` (the caller drops its collection).
     pub async fn abandon(&self, name: &str) -> Result<(), PointerError> {
         let seen = self.load().await?;

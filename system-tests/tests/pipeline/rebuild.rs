@@ -349,3 +349,28 @@ async fn admin_endpoints_need_the_token_and_vanish_without_one() {
     let _ = tokio::time::timeout(Duration::from_secs(15), query.task).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rebuild_whose_builder_died_is_cleared_and_its_generation_dropped() {
+    let app = TestApp::spawn().await;
+    // A builder that claimed a generation, loaded a view into it, and was killed: its heartbeat stopped a minute ago.
+    let then = mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 60_000);
+    let pointer = mongodb::bson::doc! {
+        "_id": "orders", "active": "order_views", "previous": [], "created": 1_i64, "revision": 1_i64,
+        "building": { "name": "order_views_v1", "startedAt": then, "heartbeatAt": then, "replayed": 0_i64, "total": 9_i64 },
+    };
+    app.mongo.collection::<Document>("read_model_generations").insert_one(pointer).await.expect("pointer");
+    app.mongo
+        .collection::<Document>("order_views_v1")
+        .insert_one(mongodb::bson::doc! {"_id": "x"})
+        .await
+        .expect("view");
+
+    eventually(Duration::from_secs(40), || async {
+        let status = app.read_model().await;
+        let names = app.mongo.list_collection_names().await.ok()?;
+        (status["building"].is_null() && !names.iter().any(|n| n == "order_views_v1")).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
