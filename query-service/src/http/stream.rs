@@ -79,6 +79,10 @@ pub(super) async fn stream_order(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
 }
 
+/// How often an idle stream looks at MongoDB itself, in case a notice was lost: a lost notice delays a stream by
+/// at most this long (one shared read per order every few seconds while its streams wait).
+const STREAM_RECHECK: Duration = Duration::from_secs(5);
+
 /// One stream's state: the order it follows and the lowest version it has not sent yet.
 struct Watch {
     reader: ViewReader,
@@ -107,9 +111,11 @@ impl Watch {
                     return Some(event.data(ready_body(&view).to_string()));
                 }
                 Ok(_) => {
+                    // A notice may be lost: MongoDB is asked again every few seconds even without one.
                     tokio::select! {
                         () = self.shutdown.cancelled() => return None,
                         _ = self.subscription.reached(self.next) => {}
+                        () = tokio::time::sleep(STREAM_RECHECK) => {}
                     }
                 }
                 Err(err) => {

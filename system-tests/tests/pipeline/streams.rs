@@ -171,3 +171,31 @@ async fn browsers_from_the_allowed_origin_may_call_both_apis_and_others_get_no_c
     }
     app.stop().await;
 }
+
+/// Moves an order's view to `version` in MongoDB directly: as if the projector wrote it and its notice was lost.
+async fn write_without_notice(app: &TestApp, id: Uuid, version: i64) {
+    let views = app.mongo.collection::<mongodb::bson::Document>("order_views");
+    let update = mongodb::bson::doc! { "$set": { "version": version, "status": "Confirmed" } };
+    let done = views.update_one(mongodb::bson::doc! { "_id": id.to_string() }, update).await.expect("update");
+    assert_eq!(done.matched_count, 1);
+}
+
+#[tokio::test]
+async fn a_waiting_read_and_a_stream_see_a_version_whose_notice_was_lost() {
+    let app = TestApp::spawn().await;
+    let (id, version) = app.place_order("cust-lost-notice").await;
+    let mut stream = EventReader::new(open(&app, id, &format!("?minVersion={version}")).await);
+    assert_eq!(stream.next().await.expect("the first view").id, version.to_string());
+
+    let url = app.query_url(&format!("/queries/orders/{id}?minVersion={}&waitMs=20000", version + 1));
+    let waiting = tokio::spawn(app.http.get(url).send());
+    // Let the read start waiting (it subscribes before it reads), then store the version with no notice at all.
+    eventually(Duration::from_secs(10), || async { (app.waiters.waiting_reads() >= 2).then_some(()) }).await;
+    write_without_notice(&app, id, version + 1).await;
+
+    let read = waiting.await.expect("read task").expect("GET answers");
+    assert_eq!(read.status(), 200, "MongoDB holds the version: the wait must find it without a notice");
+    let event = stream.next().await.expect("the stream goes on");
+    assert_eq!(event.id, (version + 1).to_string(), "the stream sends the version whose notice was lost");
+    app.stop().await;
+}
