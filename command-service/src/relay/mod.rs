@@ -135,18 +135,25 @@ async fn lead(
         loop {
             let drained = drain(pool, &mut lock, &publisher, settings, shutdown, &mut checkpoint).await?;
             backoff.reset();
-            // Leadership is only as good as the lock's connection: check it before every wait.
-            heartbeat(&mut lock).await?;
             // Events that no queue took are tried again soon; the notifications meanwhile are for rows behind them.
-            let wait = if drained == Drained::Unroutable { UNROUTABLE_RETRY } else { settings.poll_interval };
-            // Wake for the heartbeat too, so that standbys see this leader alive while it idles.
-            let wait = wait.min(HEARTBEAT_INTERVAL);
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(Outcome::Stopped),
-                notice = listener.recv(), if drained == Drained::Empty => {
-                    notice.context("waiting for outbox notifications")?;
+            let poll = if drained == Drained::Unroutable { UNROUTABLE_RETRY } else { settings.poll_interval };
+            let next_poll = tokio::time::Instant::now() + poll;
+            loop {
+                // Leadership is only as good as the lock's connection: check it before every wait, and wake for it
+                // while idle, so that standbys see this leader alive.
+                heartbeat(&mut lock).await?;
+                let now = tokio::time::Instant::now();
+                if now >= next_poll {
+                    break;
                 }
-                () = tokio::time::sleep(wait) => {}
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(Outcome::Stopped),
+                    notice = listener.recv(), if drained == Drained::Empty => {
+                        notice.context("waiting for outbox notifications")?;
+                        break;
+                    }
+                    () = tokio::time::sleep(HEARTBEAT_INTERVAL.min(next_poll - now)) => {}
+                }
             }
         }
     }

@@ -32,9 +32,18 @@ pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
 /// write to it until it re-reads the pointer).
 async fn drop_after_grace(views: &Views, name: &str) {
-    tokio::time::sleep(GRACE).await;
-    if let Err(err) = views.drop_generation(name).await {
-        tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
+    // A write that was already on its way when the pointer changed can create the collection again: drop until it
+    // stays gone (a few rounds at most).
+    for _ in 0..3 {
+        tokio::time::sleep(GRACE).await;
+        if let Err(err) = views.drop_generation(name).await {
+            tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
+            continue;
+        }
+        match views.database().list_collection_names().await {
+            Ok(names) if names.iter().any(|n| n == name) => continue,
+            _ => return,
+        }
     }
 }
 

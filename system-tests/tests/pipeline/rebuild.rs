@@ -366,7 +366,7 @@ async fn a_rebuild_whose_builder_died_is_cleared_and_its_generation_dropped() {
         .await
         .expect("view");
 
-    eventually(Duration::from_secs(40), || async {
+    eventually(Duration::from_secs(60), || async {
         let status = app.read_model().await;
         let names = app.mongo.list_collection_names().await.ok()?;
         (status["building"].is_null() && !names.iter().any(|n| n == "order_views_v1")).then_some(())
