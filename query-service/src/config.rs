@@ -51,6 +51,9 @@ pub struct Config {
     /// on port 8080. The command-service must allow the page's origin (its `CORS_ALLOWED_ORIGINS`).
     #[arg(long, env = "DEMO_COMMAND_URL", default_value = "")]
     pub demo_command_url: String,
+    /// Orders a second the background check compares with the event log (`0` switches it off).
+    #[arg(long, env = "READ_MODEL_SAMPLE_RATE", default_value_t = 2.0)]
+    pub read_model_sample_rate: f64,
     /// Run the projector (event consumer) in this process.
     #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector_enabled: bool,
@@ -63,7 +66,11 @@ impl Config {
         views: crate::store::Views,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<crate::rebuild::Rebuilder> {
-        let feed = crate::rebuild::Feed::new(self.event_feed_url.clone(), self.admin_token.clone())?;
-        Ok(crate::rebuild::Rebuilder::new(views, feed, usize::from(self.read_model_keep), shutdown))
+        Ok(crate::rebuild::Rebuilder::new(views, self.feed()?, usize::from(self.read_model_keep), shutdown))
+    }
+
+    /// The command-service's event feed.
+    pub fn feed(&self) -> anyhow::Result<crate::feed::Feed> {
+        crate::feed::Feed::new(self.event_feed_url.clone(), self.admin_token.clone())
     }
 }

@@ -9,8 +9,10 @@
 //!   the projector announces that version (or its wait runs out).
 //! - [`http`]: the axum routes; `application/problem+json` on every failure.
 //! - [`rebuild`]: replays the event log into a new generation of views and switches reads to it.
+//! - [`verify`]: checks the views against the event log (the `verify` command, and a sampler while serving).
 
 pub mod config;
+pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod projection;
@@ -18,3 +20,4 @@ pub mod read;
 pub mod rebuild;
 pub mod run;
 pub mod store;
+pub mod verify;

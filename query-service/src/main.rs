@@ -1,6 +1,7 @@
 //! `query-service`: serves order views and runs the projector that keeps them up to date (`serve`, the default),
-//! or rebuilds the views from the event log (`rebuild`, with a progress bar), rolls them back (`rollback`), or
-//! moves the projector's dead letters back to its queue (`dlq redrive`).
+//! or rebuilds the views from the event log (`rebuild`, with a progress bar), rolls them back (`rollback`), checks
+//! them against the log (`verify`, optionally `--repair`), or moves the projector's dead letters back to its queue
+//! (`dlq redrive`).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -27,6 +28,13 @@ enum Role {
     Rebuild,
     /// Make the previous generation of the views active again, exit.
     Rollback,
+    /// Compare every view of the active generation with its order's newest logged event; print a summary (JSON on
+    /// stdout, findings on stderr) and exit non-zero if any view differs (after `--repair`: if any is left).
+    Verify {
+        /// Write each differing view over with what the log says, guarded so that no logged version is lowered.
+        #[arg(long)]
+        repair: bool,
+    },
     /// The projector's dead-letter queue.
     Dlq {
         #[command(subcommand)]
@@ -79,6 +87,38 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             let settings = run::consumer_settings(&cli.config, metrics, Default::default(), Default::default());
             let moved = query_service::projection::redrive(&settings).await?;
             eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
+            Ok(())
+        }
+        Role::Verify { repair } => {
+            let views = store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database).await?;
+            let report = query_service::verify::walk::verify(&views, &cli.config.feed()?, repair).await?;
+            for finding in &report.findings {
+                eprintln!(
+                    "{:<8} {}  view version {}, log version {}",
+                    finding.kind.as_str(),
+                    finding.order_id,
+                    finding.view_version.map_or("-".to_owned(), |v| v.to_string()),
+                    finding.log_version.map_or("-".to_owned(), |v| v.to_string()),
+                );
+            }
+            let summary = &report.summary;
+            eprintln!(
+                "{}: {} orders checked at position {}: {} missing, {} behind, {} diverged, {} ahead \
+                 ({} in flight, {} unreadable events){}",
+                report.generation,
+                summary.checked,
+                report.position,
+                summary.missing,
+                summary.behind,
+                summary.diverged,
+                summary.ahead,
+                summary.in_flight,
+                summary.unreadable_events,
+                if repair { format!(", {} repaired", summary.repaired) } else { String::new() },
+            );
+            println!("{}", serde_json::to_string(summary)?);
+            let left = summary.findings().saturating_sub(if repair { summary.repaired } else { 0 });
+            anyhow::ensure!(left == 0, "{left} view(s) differ from the event log");
             Ok(())
         }
         Role::Rollback => {

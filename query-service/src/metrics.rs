@@ -1,8 +1,8 @@
 //! The query side's Prometheus metrics (`GET /metrics`): events applied / skipped as duplicates / dead-lettered by
 //! type, freshness lag (view written − event `occurredAt`) and the current lag, queue depth, waiting reads and how
-//! their waits ended, and HTTP requests.
+//! their waits ended, the read model's checks against the log, and HTTP requests.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Duration;
 
@@ -20,7 +20,14 @@ pub struct QueryMetrics {
     pub position: IntGauge,
     waits: IntCounterVec,
     wait_duration: Histogram,
+    /// Views the sampler compared with the log.
+    pub read_model_checked: IntCounter,
+    /// Views found to differ from the log, by kind (`missing`, `behind`, `diverged`, `ahead`).
+    pub read_model_divergent: IntCounterVec,
 }
+
+/// The kinds of difference between a view and the log, as the `kind` label spells them.
+pub const DIVERGENCE_KINDS: [&str; 4] = ["missing", "behind", "diverged", "ahead"];
 
 /// What happened to an event the projector received.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +95,23 @@ impl QueryMetrics {
                         .buckets(LATENCY_BUCKETS.to_vec()),
                 )?,
             )?,
+            read_model_checked: registered(
+                &registry,
+                IntCounter::new(
+                    "read_model_checked_total",
+                    "Views the sampler compared with their newest logged event.",
+                )?,
+            )?,
+            read_model_divergent: registered(&registry, {
+                let divergent = IntCounterVec::new(
+                    Opts::new("read_model_divergent_total", "Views found to differ from the log, by kind."),
+                    &["kind"],
+                )?;
+                for kind in DIVERGENCE_KINDS {
+                    divergent.with_label_values(&[kind]);
+                }
+                divergent
+            })?,
             registry,
         })
     }

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::{build_app, AppState, DemoPage, Readiness};
+use crate::http::{build_app, AppState, DemoPage, Readiness, Sampling};
 use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings, Slowdown};
 use crate::read::{self, VersionWaiters, ViewReader};
@@ -81,6 +81,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     ));
     let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
     let janitor = tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone()));
+    let findings = crate::verify::sampler::Findings::default();
+    let sampler = tokio::spawn(crate::verify::sampler::run(
+        views.clone(),
+        config.feed()?,
+        config.read_model_sample_rate,
+        metrics.clone(),
+        findings.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         reader: ViewReader::new(views.clone()),
         views,
@@ -92,6 +101,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         readiness: Readiness { amqp_url: config.amqp_url.clone(), projector_consuming },
         slowdown,
         demo,
+        sampling: Sampling { rate: config.read_model_sample_rate, findings },
     };
     let mut app = build_app(state);
     if let Some(cors) = cors {
@@ -104,6 +114,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         notices.await.context("view-changed listener panicked")?;
         rebuilder.wait().await;
         janitor.await.context("rebuild janitor panicked")?;
+        sampler.await.context("read-model sampler panicked")?;
         if let Some(projector) = projector {
             projector.await.context("projector task panicked")?;
         }

@@ -1,4 +1,5 @@
-//! `GET /events?after=<sequence>&limit=<n>`: the event log, in global `sequence` order, for replays.
+//! `GET /events?after=<sequence>&limit=<n>[&orderId=<id>]`: the event log, in global `sequence` order, for replays
+//! (and, with `orderId`, one order's events, for the read model's checks against the log).
 //!
 //! Each event is the same envelope the relay publishes. Read-only, and guarded by the admin token. A page holds the
 //! events committed when it is read; one that commits later with a lower sequence is not in the feed's later pages,
@@ -33,6 +34,10 @@ pub(super) struct FeedParams {
     /// Most events in the page (default 500).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
+    /// Only this order's events.
+    #[param(value_type = Option<uuid::Uuid>)]
+    #[serde(rename = "orderId")]
+    order_id: Option<String>,
 }
 
 /// A page of the event log (admin).
@@ -54,7 +59,7 @@ struct FeedMetadata {
     head: i64,
 }
 
-/// The event log in `sequence` order, for replays (admin token).
+/// The event log in `sequence` order, for replays, or one order's events (admin token).
 #[utoipa::path(get, path = "/events", tag = "events", params(FeedParams), security(("admin" = [])),
     responses(
         (status = 200, description = "A page of events", body = FeedPage),
@@ -83,8 +88,17 @@ pub(super) async fn feed(
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}")))?,
     };
+    let order = match params.order_id.as_deref() {
+        None => None,
+        Some(raw) => {
+            Some(uuid::Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest("orderId must be a UUID".to_owned()))?)
+        }
+    };
     let head = store::head(&state.pool).await?;
-    let rows = store::events_after(&state.pool, after, limit).await?;
+    let rows = match order {
+        None => store::events_after(&state.pool, after, limit).await?,
+        Some(order) => store::order_events_after(&state.pool, order, after, limit).await?,
+    };
     let next_after = rows.last().map_or(after, |row| row.sequence);
     let events: Vec<_> = rows.into_iter().map(store::OutboxRow::into_envelope).collect();
     Ok(Json(json!({ "data": events, "metadata": { "nextAfter": next_after, "head": head } })))

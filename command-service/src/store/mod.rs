@@ -5,7 +5,7 @@ mod orders;
 mod outbox;
 
 pub use orders::{place_order, transition_order, PlacedOrder, TransitionError};
-pub use outbox::{events_after, head, mark_published, unpublished, OutboxRow, Watermark};
+pub use outbox::{events_after, head, mark_published, order_events_after, unpublished, OutboxRow, Watermark};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{migrate::MigrateDatabase, PgPool, Postgres};

@@ -73,6 +73,25 @@ pub async fn events_after(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<O
     .await?)
 }
 
+/// Up to `limit` of one order's events after `after`, in `sequence` (so version) order.
+pub async fn order_events_after(
+    pool: &PgPool,
+    order: Uuid,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "select sequence, event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
+                occurred_at
+         from outbox where order_id = $1 and sequence > $2 order by sequence limit $3",
+    )
+    .bind(order)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The sequence of the newest committed event (0 for an empty log).
 pub async fn head(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("select coalesce(max(sequence), 0) from outbox").fetch_one(pool).await?)

@@ -12,7 +12,7 @@ mod stream;
 
 pub use demo::{DemoPage, InvalidCommandUrl};
 pub use openapi::spec as openapi_spec;
-pub use operations::Readiness;
+pub use operations::{Readiness, Sampling};
 pub use problem::{ApiError, PROBLEM_JSON};
 
 use axum::extract::Request;
@@ -52,6 +52,8 @@ pub struct AppState {
     pub slowdown: Option<Slowdown>,
     /// The demo page at `/`; `None` when `DEMO_PAGE=false`.
     pub demo: Option<DemoPage>,
+    /// The background check of the views against the log.
+    pub sampling: Sampling,
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).

@@ -1,5 +1,6 @@
 //! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, projector consuming; 503
-//! naming what is down), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people).
+//! naming what is down), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
+//! read model's checks against the log included).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -22,6 +23,14 @@ pub struct Readiness {
     pub amqp_url: String,
     /// Set while the projector consumes; `None` when this process runs no projector.
     pub projector_consuming: Option<Arc<AtomicBool>>,
+}
+
+/// The sampler of this process: its rate and what it found.
+#[derive(Debug, Clone, Default)]
+pub struct Sampling {
+    /// Orders checked per second (0: off).
+    pub rate: f64,
+    pub findings: crate::verify::sampler::Findings,
 }
 
 pub fn router() -> Router<AppState> {
@@ -64,9 +73,10 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     service_runtime::metrics::render(&state.metrics.registry)
 }
 
-/// Where the read model stands, for people: what was applied last, how fresh it is, what waits.
+/// Where the read model stands, for people: what was applied last, how fresh it is, what waits, what its checks
+/// against the log found.
 #[utoipa::path(get, path = "/queries/_status", tag = "operations",
-    responses((status = 200, description = "Position, freshness, waiting reads", body = Object),
+    responses((status = 200, description = "Position, freshness, waiting reads, checks", body = Object),
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let position = state.views.position().await.map_err(ApiError::Unavailable)?;
@@ -81,11 +91,22 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
             "slowdown": state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_json(slowdown.current())),
         })
     });
+    let divergent: serde_json::Map<String, Value> = crate::metrics::DIVERGENCE_KINDS
+        .iter()
+        .map(|kind| ((*kind).to_owned(), json!(metrics.read_model_divergent.with_label_values(&[kind]).get())))
+        .collect();
+    let checks = json!({
+        "ratePerSecond": state.sampling.rate,
+        "checked": metrics.read_model_checked.get(),
+        "divergent": divergent,
+        "lastFinding": state.sampling.findings.last(),
+    });
     Ok(Json(json!({
         "position": position,
         "activeGeneration": pointer.active,
         "building": pointer.building.map(|b| b.name),
         "waitingReads": state.waiters.waiting_reads(),
         "projector": projector,
+        "checks": checks,
     })))
 }

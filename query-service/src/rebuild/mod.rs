@@ -11,17 +11,15 @@
 //!
 //! Reads and waiting reads are served from the active generation throughout.
 
-pub mod feed;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::feed::{self, Feed};
 use crate::store::generations::{PointerError, POINTER_TTL};
 use crate::store::{load_into, OrderView, StoreError, Views};
-pub use feed::Feed;
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);

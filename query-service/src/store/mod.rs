@@ -6,8 +6,8 @@ pub mod generations;
 mod views;
 
 pub use views::{
-    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, StoreError, Views,
-    OPERATION_TIMEOUT,
+    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, RepairGuard,
+    StoreError, Views, OPERATION_TIMEOUT,
 };
 
 use anyhow::Context as _;

@@ -320,6 +320,50 @@ impl Views {
         Ok(found.iter().filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d.get_i64("version").ok()?))).collect())
     }
 
+    /// Every view of a generation as stored, whatever its shape (a check of the read model must see a view it
+    /// cannot read, too).
+    pub async fn scan(&self, generation: &str) -> Result<Vec<Document>, StoreError> {
+        use futures_util::TryStreamExt as _;
+        let collection = self.database.collection::<Document>(generation);
+        // A whole collection takes longer than one operation may: the bound is per batch of the cursor.
+        let mut cursor = bounded(collection.find(doc! {}).batch_size(1_000)).await?;
+        let mut found = Vec::new();
+        while let Some(document) = bounded(cursor.try_next()).await? {
+            found.push(document);
+        }
+        Ok(found)
+    }
+
+    /// One view of a generation as stored, whatever its shape.
+    pub async fn get_document(&self, generation: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        bounded(self.database.collection::<Document>(generation).find_one(doc! { "_id": id })).await
+    }
+
+    /// Writes `replacement` over the view `id` of `generation` (deletes it when `None`) only where `guard` holds;
+    /// true if it did. For repairs of the read model: each writes only over what its check saw.
+    pub async fn repair(
+        &self,
+        generation: &str,
+        id: &str,
+        guard: RepairGuard,
+        replacement: Option<&OrderView>,
+    ) -> Result<bool, StoreError> {
+        let collection = self.generation(generation);
+        let (filter, upsert) = match guard {
+            RepairGuard::Older(version) => (doc! { "_id": id, "version": { "$lt": version } }, true),
+            RepairGuard::Exactly(seen) => (doc! { "_id": id, "version": seen }, false),
+        };
+        let Some(view) = replacement else {
+            return Ok(bounded(collection.delete_one(filter)).await?.deleted_count == 1);
+        };
+        match bounded(collection.replace_one(filter, view).upsert(upsert)).await {
+            Ok(done) => Ok(done.modified_count == 1 || done.upserted_id.is_some()),
+            // Not older any more: a newer version was written meanwhile.
+            Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Records that every event up to `position` has been applied to these views (never moves back).
     pub async fn advance_position(&self, position: i64) -> Result<(), StoreError> {
         let update = self
@@ -373,6 +417,16 @@ impl Views {
     pub async fn ping(&self) -> Result<(), StoreError> {
         bounded(self.database.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
     }
+}
+
+/// Which stored view a repair may write over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepairGuard {
+    /// One older than this version, or none: the projector's own guard.
+    Older(i64),
+    /// Exactly the one seen, by its stored `version` (a compare-and-set: a view the projector moved on since is
+    /// left alone).
+    Exactly(mongodb::bson::Bson),
 }
 
 /// What MongoDB answered for one statement of a guarded upsert.

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        read_model_sample_rate: 0.0,
         demo_page: true,
         demo_command_url: String::new(),
     };

@@ -102,6 +102,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        read_model_sample_rate: 2.0,
         demo_page: true,
         demo_command_url: String::new(),
     }

@@ -15,4 +15,5 @@ mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod streams;
+mod verify;
 mod view_writes;

@@ -10,7 +10,7 @@ use crate::faults::PrivateRabbit;
 use crate::helpers::{eventually, free_port, mongodb_uri, service_binary, Names, TestApp};
 
 /// The samples of a Prometheus text exposition: `name{labels}` → value.
-fn samples(exposition: &str) -> HashMap<String, f64> {
+pub fn samples(exposition: &str) -> HashMap<String, f64> {
     exposition
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
@@ -21,7 +21,7 @@ fn samples(exposition: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-async fn scrape(app: &TestApp, url: String) -> String {
+pub async fn scrape(app: &TestApp, url: String) -> String {
     let response = app.http.get(url).send().await.expect("scrape");
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain; version=0.0.4"));

@@ -1,4 +1,5 @@
-//! Client of the command-service's event feed (`GET /events`), the source of every replay.
+//! Client of the command-service's event feed (`GET /events`): the log every replay and every check of the read
+//! model reads.
 
 use serde::Deserialize;
 use shared_events::Envelope;
@@ -40,8 +41,32 @@ impl Feed {
 
     /// Up to [`PAGE`] events after `after`.
     pub async fn page(&self, after: i64) -> anyhow::Result<Page> {
+        self.page_of(after, PAGE).await
+    }
+
+    /// Up to `limit` events after `after`.
+    pub async fn page_of(&self, after: i64, limit: i64) -> anyhow::Result<Page> {
+        self.get(&[("after", after.to_string()), ("limit", limit.to_string())]).await
+    }
+
+    /// Every event of one order, oldest first (an order has a handful).
+    pub async fn order(&self, order: uuid::Uuid) -> anyhow::Result<Vec<Envelope>> {
+        let (mut events, mut after) = (Vec::new(), 0);
+        loop {
+            let query = [("orderId", order.to_string()), ("after", after.to_string()), ("limit", PAGE.to_string())];
+            let page = self.get(&query).await?;
+            let fetched = page.events.len();
+            events.extend(page.events);
+            after = page.metadata.next_after;
+            if fetched < PAGE as usize {
+                return Ok(events);
+            }
+        }
+    }
+
+    async fn get(&self, query: &[(&str, String)]) -> anyhow::Result<Page> {
         use anyhow::Context as _;
-        let mut request = self.http.get(&self.url).query(&[("after", after), ("limit", PAGE)]);
+        let mut request = self.http.get(&self.url).query(query);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
