@@ -122,7 +122,20 @@ fn dashboard_matches(exposition: &str) {
     let out = Command::new("promtool").args(["check", "rules"]).arg(&file).output().expect("promtool runs");
     let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "promtool check rules: {}", String::from_utf8_lossy(&out.stdout));
-    let known = ["le", "rate", "sum", "by", "histogram_quantile", "job", "command", "outcome", "event_type", "status"];
+    let known = [
+        "le",
+        "rate",
+        "increase",
+        "sum",
+        "by",
+        "histogram_quantile",
+        "job",
+        "command",
+        "outcome",
+        "event_type",
+        "status",
+        "kind",
+    ];
     for expr in &exprs {
         // Label values are quoted: leave them out, keep identifiers.
         let unquoted: String = expr.split('"').step_by(2).collect::<Vec<_>>().join(" ");
