@@ -4,8 +4,10 @@
 //! projector publishes `{"kind": "viewChanged", orderId, version}`, and after each checkpoint
 //! `{"kind": "position", position}`, to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica binds an
 //! exclusive, auto-deleted queue of its own to it and announces each notice on its local [`VersionWaiters`] board.
-//! Notices are a wake-up, not data: one that is lost only makes a waiter wait out its `waitMs` and answer 202, and
-//! the client's next read finds the view.
+//! Notices are a wake-up, not data: one that is lost only delays a waiter until its next look at MongoDB (see
+//! [`crate::read`]). Every 2 s the listener binds its queue again (a no-op while the binding exists), so a replica
+//! whose binding vanished — the exchange deleted by hand, a broker restored without it — hears notices again within
+//! seconds instead of relying on those looks until it restarts.
 
 use futures_util::StreamExt as _;
 use lapin::options::{
@@ -120,6 +122,20 @@ async fn listen_once(
         .await?;
     let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
     let mut notices = channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await?;
+    let bind_again = || async {
+        let bind = channel.queue_bind(
+            queue.name().clone(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        );
+        // The exchange gone, the broker answers 404 and closes the channel: start over, declaring it again.
+        match tokio::time::timeout(Duration::from_secs(5), bind).await {
+            Ok(bound) => bound,
+            Err(_) => Err(lapin::Error::from(std::io::Error::other("binding the notice queue took over 5 s"))),
+        }
+    };
     bound.send_replace(true);
     backoff.reset();
     let mut health = tokio::time::interval(Duration::from_secs(2));
@@ -129,6 +145,9 @@ async fn listen_once(
             _ = health.tick() => {
                 if !connection.status().connected() {
                     break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
+                }
+                if let Err(err) = bind_again().await {
+                    break Err(err);
                 }
             }
             next = notices.next() => match next {

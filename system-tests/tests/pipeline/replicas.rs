@@ -82,3 +82,41 @@ async fn a_thousand_waiting_reads_are_released_by_one_event_and_leave_nothing_be
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_whose_notice_binding_vanished_hears_notices_again() {
+    let app = TestApp::spawn().await;
+    let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
+    config.projector_enabled = false;
+    let shutdown = CancellationToken::new();
+    let reader = query_service::run::start(config, shutdown.clone()).await.expect("second replica starts");
+    let mut bound = reader.notices_bound.clone();
+    tokio::time::timeout(Duration::from_secs(20), bound.wait_for(|bound| *bound))
+        .await
+        .expect("the replica binds its notice queue within 20 s")
+        .expect("the listener is running");
+    let position = |answer: serde_json::Value| answer["position"].as_i64().expect("a position");
+    let first = position(app.place_order_answer("cust-rebind").await);
+    crate::helpers::eventually(Duration::from_secs(20), || async {
+        (reader.waiters.position() >= first).then_some(())
+    })
+    .await;
+
+    // An operator (or a broker restored without it) removes the notice exchange: every binding to it goes, and
+    // notices published meanwhile are dropped. The projector declares the exchange again; the replicas must bind again.
+    let connection = lapin::Connection::connect(&amqp_url(), Default::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let notices = query_service::read::notices::notice_exchange(&app.names.exchange);
+    channel.exchange_delete(notices.as_str().into(), Default::default()).await.expect("exchange deleted");
+    let _ = connection.close(200, "done".into()).await;
+
+    // Only notices move this board (the replica neither projects nor serves reads here).
+    crate::helpers::eventually(Duration::from_secs(40), || async {
+        let placed = position(app.place_order_answer("cust-rebind").await);
+        tokio::time::timeout(Duration::from_secs(2), reader.waiters.position_reached(placed)).await.ok()
+    })
+    .await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), reader.task).await;
+    app.stop().await;
+}
