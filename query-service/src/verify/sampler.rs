@@ -60,7 +60,10 @@ pub async fn run(
     if rate <= 0.0 || !rate.is_finite() {
         return;
     }
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let Ok(interval) = Duration::try_from_secs_f64(1.0 / rate) else {
+        tracing::warn!(rate, "READ_MODEL_SAMPLE_RATE is too small to schedule: the read-model sampler is off");
+        return;
+    };
     let (mut queue, mut after): (VecDeque<Uuid>, i64) = (VecDeque::new(), 0);
     loop {
         let mut pause = interval;

@@ -6,19 +6,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{amqp_url, mongodb_uri, query_config, TestApp};
 
-#[tokio::test]
-async fn a_replica_that_does_not_project_answers_a_waiting_read_in_one_request() {
-    let app = TestApp::spawn().await;
+/// A second replica of the app's query side that does not project, once it has bound its notice queue (it does as
+/// it starts; waiting for that keeps what a test measures to notices).
+async fn reading_replica(app: &TestApp) -> (query_service::run::Running, CancellationToken) {
     let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
     config.projector_enabled = false;
     let shutdown = CancellationToken::new();
     let reader = query_service::run::start(config, shutdown.clone()).await.expect("second replica starts");
-    // The replica binds its notice queue as it starts; wait for that before timing anything.
     let mut bound = reader.notices_bound.clone();
     tokio::time::timeout(Duration::from_secs(20), bound.wait_for(|bound| *bound))
         .await
         .expect("the replica binds its notice queue within 20 s")
         .expect("the listener is running");
+    (reader, shutdown)
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_project_answers_a_waiting_read_in_one_request() {
+    let app = TestApp::spawn().await;
+    let (reader, shutdown) = reading_replica(&app).await;
 
     for n in 0..20 {
         let (id, version) = app.place_order(&format!("cust-replica-{n}")).await;
@@ -86,15 +92,7 @@ async fn a_thousand_waiting_reads_are_released_by_one_event_and_leave_nothing_be
 #[tokio::test]
 async fn a_replica_whose_notice_binding_vanished_hears_notices_again() {
     let app = TestApp::spawn().await;
-    let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
-    config.projector_enabled = false;
-    let shutdown = CancellationToken::new();
-    let reader = query_service::run::start(config, shutdown.clone()).await.expect("second replica starts");
-    let mut bound = reader.notices_bound.clone();
-    tokio::time::timeout(Duration::from_secs(20), bound.wait_for(|bound| *bound))
-        .await
-        .expect("the replica binds its notice queue within 20 s")
-        .expect("the listener is running");
+    let (reader, shutdown) = reading_replica(&app).await;
     let position = |answer: serde_json::Value| answer["position"].as_i64().expect("a position");
     let first = position(app.place_order_answer("cust-rebind").await);
     crate::helpers::eventually(Duration::from_secs(20), || async {
