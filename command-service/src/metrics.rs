@@ -6,7 +6,7 @@ use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntC
 use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Instant;
 
-use crate::http::ApiError;
+use service_runtime::problem::ApiProblem;
 
 /// Every metric of one command-service, in its own registry.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl CommandMetrics {
     }
 
     /// Counts and times one command (`place`, `confirm`, `ship`, `cancel`) by how it ended.
-    pub fn command<T>(&self, command: &str, started: Instant, result: &Result<T, ApiError>) {
+    pub fn command<T, E: ApiProblem>(&self, command: &str, started: Instant, result: &Result<T, E>) {
         let outcome = match result {
             Ok(_) => "accepted",
             Err(err) => outcome(err),
@@ -130,7 +130,7 @@ impl CommandMetrics {
 }
 
 /// The `outcome` label of a failed command.
-fn outcome(err: &ApiError) -> &'static str {
+fn outcome(err: &impl ApiProblem) -> &'static str {
     match err.status().as_u16() {
         404 => "not_found",
         409 => "conflict",

@@ -1,11 +1,51 @@
-//! Readiness: each service checks what it depends on and answers `GET /health/ready` with 200, or 503 and a JSON
-//! body naming what is down: `{"status": "unavailable", "down": ["rabbitmq"], "checks": {"postgres": "up", …}}`.
+//! The health endpoints of both services: `GET /health/live` (the process serves HTTP) and `GET /health/ready`,
+//! where each service's [`Probe`] checks what it depends on and the answer is 200, or 503 and a JSON body naming
+//! what is down: `{"status": "unavailable", "down": ["rabbitmq"], "checks": {"postgres": "up", …}}`.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What a readiness probe found.
+#[derive(Debug, Default)]
+pub struct Checks {
+    /// Checks the service cannot serve without: (name, up).
+    pub hard: Vec<(&'static str, bool)>,
+    /// Checks that degrade the service without taking it out of service: (name, the reason when degraded).
+    pub degraded: Vec<(&'static str, Option<String>)>,
+}
+
+/// A service's readiness probe: what `GET /health/ready` runs.
+pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Checks> + Send>> + Send + Sync>;
+
+/// `GET /health/live` and `GET /health/ready` (running `probe`), for any service's router.
+pub fn router<S: Clone + Send + Sync + 'static>(probe: Probe) -> Router<S> {
+    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).with_state(probe)
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "Up", body = Object, example = json!({"status": "up"}))))]
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "up" }))
+}
+
+/// Readiness: what the service depends on is reachable; `degraded` (still 200) names what works only in part.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready, or degraded with the reasons", body = Object),
+        (status = 503, description = "Not ready: names what is down", body = Object)))]
+pub async fn ready(State(probe): State<Probe>) -> Response {
+    let checks = probe().await;
+    answer_degraded(&checks.hard, &checks.degraded)
+}
 
 /// Whether a RabbitMQ connection can be opened (and closed) within `timeout`.
 pub async fn amqp_reachable(url: &str, timeout: Duration) -> bool {

@@ -1,6 +1,7 @@
 //! What every service process of the platform shares: logs and traces ([`telemetry`]), the one shutdown signal
 //! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]), their admin endpoints ([`admin`]), their readiness checks ([`health`]), their
+//! their HTTP APIs ([`cors`]), their error format ([`problem`]), their admin endpoints ([`admin`]), their health
+//! endpoints ([`health`]), their
 //! Prometheus metrics ([`metrics`]) and the limits on their connections ([`listener`]).
 
 pub mod admin;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod problem;
 pub mod telemetry;
 
 pub use telemetry::init_tracing;

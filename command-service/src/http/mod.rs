@@ -13,14 +13,15 @@ mod trace_context;
 pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};
 pub use openapi::spec as openapi_spec;
 pub use operations::Readiness;
-pub use problem::{ApiError, Problem, PROBLEM_JSON};
+pub use problem::ApiError;
 
 use crate::metrics::CommandMetrics;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
 use service_runtime::admin::AdminToken;
+use service_runtime::problem::{problem_for_bare_errors, Problem};
 use sqlx::PgPool;
 use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;
@@ -46,7 +47,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(orders::router())
         .merge(lifecycle::router())
         .merge(events::router())
-        .merge(operations::router())
+        .merge(operations::router(&state))
         .merge(openapi::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
         .fallback(not_found)
@@ -66,20 +67,6 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "This method is not allowed on this resource.").into_response()
-}
-
-/// Gives every error response that a layer produced without a body (a timeout, say) a problem document, so that
-/// clients see one error format.
-async fn problem_for_bare_errors(response: Response) -> Response {
-    let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        let mut problem = Problem::new(status, status.canonical_reason().unwrap_or("Error")).into_response();
-        for (name, value) in response.headers() {
-            problem.headers_mut().entry(name).or_insert_with(|| value.clone());
-        }
-        return problem;
-    }
-    response
+    let detail = "This method is not allowed on this resource.";
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", detail).into_response()
 }

@@ -24,8 +24,8 @@ pub fn router() -> Router<AppState> {
         super::lifecycle::ship,
         super::lifecycle::cancel,
         super::events::feed,
-        super::operations::live,
-        super::operations::ready,
+        service_runtime::health::live,
+        service_runtime::health::ready,
         super::operations::metrics,
     ),
     components(schemas(ProblemDoc), responses(
@@ -50,7 +50,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 #[schema(as = Problem)]
 #[allow(dead_code)]
 pub struct ProblemDoc {
-    /// `about:blank` or `/problems/<kind>`.
+    /// `/problems/<kind>` (the kinds are listed in the README).
     #[schema(rename = "type")]
     kind: String,
     title: String,

@@ -5,8 +5,8 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
+use service_runtime::health::{Checks, Probe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,38 +24,34 @@ pub struct Readiness {
     pub relay: Option<Arc<RelayStatus>>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).route("/metrics", get(metrics))
-}
-
-/// Liveness: the process is up and serving HTTP.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "Up", body = Object, example = json!({"status": "up"}))))]
-pub(super) async fn live() -> Json<Value> {
-    Json(json!({ "status": "up" }))
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics)).merge(service_runtime::health::router(probe(state)))
 }
 
 /// Readiness: Postgres and RabbitMQ reachable, the relay running; `degraded` (still 200) while the broker routes
 /// events to no queue.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Not ready: names what is down", body = Object)))]
-pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    let postgres = async {
-        let ping = sqlx::query("select 1").execute(&state.pool);
-        matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
-    };
-    let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
-    let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
-    let mut checks = vec![("postgres", postgres), ("rabbitmq", rabbitmq)];
-    let mut degraded = Vec::new();
-    if let Some(relay) = &state.readiness.relay {
-        checks.push(("relay", relay.is_running()));
-        // Commands are still taken and kept safe in the outbox: the service stays ready, and says why events wait.
-        degraded.push(("routing", relay.unroutable()));
-    }
-    service_runtime::health::answer_degraded(&checks, &degraded)
+fn probe(state: &AppState) -> Probe {
+    let (pool, readiness) = (state.pool.clone(), state.readiness.clone());
+    Arc::new(move || {
+        let (pool, readiness) = (pool.clone(), readiness.clone());
+        Box::pin(async move {
+            let postgres = async {
+                let ping = sqlx::query("select 1").execute(&pool);
+                matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
+            };
+            let rabbitmq = service_runtime::health::amqp_reachable(&readiness.amqp_url, CHECK_TIMEOUT);
+            let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
+            let mut checks =
+                Checks { hard: vec![("postgres", postgres), ("rabbitmq", rabbitmq)], degraded: Vec::new() };
+            if let Some(relay) = &readiness.relay {
+                checks.hard.push(("relay", relay.is_running()));
+                // Commands are still taken and kept safe in the outbox: the service stays ready, and says why
+                // events wait.
+                checks.degraded.push(("routing", relay.unroutable()));
+            }
+            checks
+        })
+    })
 }
 
 /// Prometheus metrics, text format.

@@ -1,13 +1,13 @@
-//! The one error type of the HTTP layer, rendered as RFC 9457 `application/problem+json`.
+//! The one error type of the HTTP layer: its statuses, kinds and extensions; `service_runtime::problem` renders it
+//! as RFC 9457 `application/problem+json`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde_json::{Map, Value};
+use service_runtime::problem::ApiProblem;
 
 use crate::domain::FieldError;
 use crate::store::StoreError;
-
-pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Everything a handler can fail with. Each variant has one status; 5xx bodies are generic and the cause is
 /// logged once, here.
@@ -75,50 +75,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    /// Extension members (RFC 9457 §3.2), e.g. `currentVersion` on a conflict.
-    #[serde(flatten)]
-    pub extensions: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Problem {
-    /// A problem with the generic title of `status` and `about:blank` as its type.
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self {
-            kind: "about:blank".to_owned(),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: detail.into(),
-            errors: Vec::new(),
-            extensions: serde_json::Map::new(),
-        }
-    }
-
-    pub fn with_type(mut self, kind: &str) -> Self {
-        self.kind = format!("/problems/{kind}");
-        self
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))], body).into_response()
-    }
-}
-
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
+impl ApiProblem for ApiError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::MalformedJson(_) | Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -131,42 +89,49 @@ impl ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed-json",
+            Self::Validation(_) => "validation",
+            Self::IdempotencyMismatch => "idempotency-key-reused",
+            other => service_runtime::problem::kind_of_status(other.status()),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Validation(_) => "One or more fields break the rules of this command.".to_owned(),
+            Self::Unavailable(_) => "The order store is unavailable; retry later.".to_owned(),
+            Self::Internal(_) => "An unexpected error occurred.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn extensions(&self) -> Map<String, Value> {
+        let mut extensions = Map::new();
+        match self {
+            Self::Validation(errors) => {
+                extensions.insert("errors".to_owned(), serde_json::to_value(errors).unwrap_or_default());
+            }
+            Self::Conflict { current_version, status, .. } => {
+                extensions.insert("currentVersion".to_owned(), (*current_version).into());
+                // `status` is the HTTP status in a problem document (RFC 9457): the order's is `orderStatus`.
+                extensions.insert("orderStatus".to_owned(), status.as_str().into());
+            }
+            _ => {}
+        }
+        extensions
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let problem = match self {
-            Self::Validation(errors) => Problem {
-                errors,
-                ..Problem::new(status, "One or more fields break the rules of this command.").with_type("validation")
-            },
-            Self::Conflict { ref detail, current_version, status: order_status } => {
-                let mut problem = Problem::new(status, detail.clone()).with_type("conflict");
-                problem.extensions.insert("currentVersion".to_owned(), current_version.into());
-                // `status` is the HTTP status in a problem document (RFC 9457): the order's is `orderStatus`.
-                problem.extensions.insert("orderStatus".to_owned(), order_status.as_str().into());
-                problem
-            }
-            Self::IdempotencyMismatch => Problem::new(status, self.to_string()).with_type("idempotency-key-reused"),
-            Self::MalformedJson(ref why) => Problem::new(status, why.clone()).with_type("malformed-json"),
-            Self::Unavailable(ref cause) => {
-                tracing::warn!(error = %cause, "postgres unavailable");
-                Problem::new(status, "The order store is unavailable; retry later.").with_type("unavailable")
-            }
-            Self::Internal(ref cause) => {
-                tracing::error!(error = ?cause, "request failed");
-                Problem::new(status, "An unexpected error occurred.")
-            }
-            other => Problem::new(status, other.to_string()),
-        };
-        let mut response = problem.into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            Self::Unavailable(cause) => tracing::warn!(error = %cause, "postgres unavailable"),
+            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            _ => {}
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        self.problem().into_response()
     }
 }

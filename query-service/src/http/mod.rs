@@ -13,11 +13,10 @@ mod stream;
 pub use demo::{DemoPage, InvalidCommandUrl};
 pub use openapi::spec as openapi_spec;
 pub use operations::{Readiness, Sampling};
-pub use problem::{ApiError, PROBLEM_JSON};
+pub use problem::ApiError;
 
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::http::StatusCode;
 use axum::{middleware, Router};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +63,7 @@ pub fn build_app(state: AppState) -> Router {
         .merge(lists::router())
         .merge(stream::router())
         .merge(admin::router())
-        .merge(operations::router())
+        .merge(operations::router(&state))
         .merge(openapi::router())
         .merge(demo::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))
@@ -73,18 +72,8 @@ pub fn build_app(state: AppState) -> Router {
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         // Outside the timeout, so that its 408 gets a problem body too.
-        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(middleware::map_response(service_runtime::problem::problem_for_bare_errors))
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
         ))
-}
-
-/// Gives every error response a layer produced without a body a problem document: one error format for clients.
-async fn problem_for_bare_errors(response: Response) -> Response {
-    let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        return problem::problem(status, status.canonical_reason().unwrap_or("Error"));
-    }
-    response
 }

@@ -27,8 +27,8 @@ pub fn router() -> Router<AppState> {
         super::admin::rollback,
         super::admin::slowdown,
         super::admin::slow_down,
-        super::operations::live,
-        super::operations::ready,
+        service_runtime::health::live,
+        service_runtime::health::ready,
         super::operations::metrics,
         super::operations::status,
     ),
@@ -51,7 +51,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 #[schema(as = Problem)]
 #[allow(dead_code)]
 pub struct ProblemDoc {
-    /// `about:blank`.
+    /// `/problems/<kind>` (the kinds are listed in the README).
     #[schema(rename = "type")]
     kind: String,
     title: String,

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use service_runtime::health::{Checks, Probe};
+
 use super::openapi::Unavailable;
 use super::{ApiError, AppState};
 
@@ -33,35 +35,29 @@ pub struct Sampling {
     pub findings: crate::verify::sampler::Findings,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/queries/_status", get(status))
-}
-
-/// Liveness: the process is up and serving HTTP.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "Up", body = Object)))]
-pub(super) async fn live() -> Json<Value> {
-    Json(json!({ "status": "up" }))
+        .merge(service_runtime::health::router(probe(state)))
 }
 
 /// Readiness: MongoDB and RabbitMQ reachable, the projector consuming.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Not ready: names what is down", body = Object)))]
-pub(super) async fn ready(State(state): State<AppState>) -> Response {
-    let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, state.views.ping()).await.is_ok_and(|r| r.is_ok()) };
-    let rabbitmq = service_runtime::health::amqp_reachable(&state.readiness.amqp_url, CHECK_TIMEOUT);
-    let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
-    let mut checks = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
-    if let Some(consuming) = &state.readiness.projector_consuming {
-        checks.push(("projector", consuming.load(Ordering::Relaxed)));
-    }
-    service_runtime::health::answer(&checks)
+fn probe(state: &AppState) -> Probe {
+    let (views, readiness) = (state.views.clone(), state.readiness.clone());
+    Arc::new(move || {
+        let (views, readiness) = (views.clone(), readiness.clone());
+        Box::pin(async move {
+            let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, views.ping()).await.is_ok_and(|r| r.is_ok()) };
+            let rabbitmq = service_runtime::health::amqp_reachable(&readiness.amqp_url, CHECK_TIMEOUT);
+            let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
+            let mut hard = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
+            if let Some(consuming) = &readiness.projector_consuming {
+                hard.push(("projector", consuming.load(Ordering::Relaxed)));
+            }
+            Checks { hard, degraded: Vec::new() }
+        })
+    })
 }
 
 /// Prometheus metrics, text format.

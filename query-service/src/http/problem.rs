@@ -1,10 +1,9 @@
-//! The one error type of the read API, rendered as RFC 9457 `application/problem+json`.
+//! The one error type of the read API: its statuses, kinds and details; `service_runtime::problem` renders it as
+//! RFC 9457 `application/problem+json`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-pub const PROBLEM_JSON: &str = "application/problem+json";
+use service_runtime::problem::{kind_of_status, ApiProblem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -31,8 +30,8 @@ impl ApiError {
     }
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
+impl ApiProblem for ApiError {
+    fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -42,17 +41,14 @@ impl ApiError {
             Self::Unavailable(_) | Self::FeedUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
-}
 
-/// A problem document with `about:blank` as its type and the status's reason as its title.
-pub fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))], body.to_string()).into_response()
+    fn kind(&self) -> &'static str {
+        kind_of_status(self.status())
+    }
+
+    fn detail(&self) -> String {
+        self.to_string()
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -62,13 +58,6 @@ impl IntoResponse for ApiError {
             Self::FeedUnavailable(cause) => tracing::warn!(error = %format!("{cause:#}"), "event feed unavailable"),
             _ => {}
         }
-        let mut response = problem(self.status(), &self.to_string());
-        if matches!(self, Self::Unavailable(_) | Self::FeedUnavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if matches!(self, Self::Unauthorized) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        self.problem().into_response()
     }
 }

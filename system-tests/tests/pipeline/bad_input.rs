@@ -21,6 +21,9 @@ async fn assert_problem(response: reqwest::Response, status: u16, case: &str) ->
     for member in ["type", "title", "detail"] {
         assert!(body[member].is_string(), "{case}: problem lacks {member}: {body}");
     }
+    // One type scheme for both services (the README's contract): `/problems/<kind>`, lower-case words.
+    let kind = body["type"].as_str().and_then(|t| t.strip_prefix("/problems/")).unwrap_or_default();
+    assert!(!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{case}: type {body}");
     body
 }
 
