@@ -16,7 +16,7 @@ use super::openapi::{
 };
 use super::orders::CommandAccepted;
 use super::{trace_context, ApiError, AppState};
-use crate::domain::{self, parse_reason, FieldError, JsonInteger, Transition};
+use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
 use crate::store::{self, StoreError};
 
 pub fn router() -> Router<AppState> {
@@ -158,16 +158,10 @@ async fn apply(
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
         return Ok(replay);
     }
-    let changed = store::transition_order(
-        &mut tx,
-        order_id,
-        transition,
-        expected_version,
-        reason,
-        domain::now(),
-        Some(&traceparent),
-    )
-    .await?;
+    let current = store::lock_order(&mut tx, order_id).await?;
+    let command = Command::Change { transition, expected_version, cancel_reason: reason };
+    let change = domain::decide(current.as_ref(), &command, domain::now())?;
+    let changed = store::update_order(&mut tx, order_id, &change, Some(&traceparent)).await?;
     let answer = Answer::json(StatusCode::OK, None, &CommandAccepted::from(&changed))?;
     let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
     tracing::info!(order_id = %order_id, version = changed.version, transition = transition.as_str(), trace_id,

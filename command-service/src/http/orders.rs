@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::idempotency::{self, Answer};
 use super::openapi::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
 use super::{trace_context, ApiError, AppState, JsonBody};
-use crate::domain::{self, NewOrder, PlaceOrder};
+use crate::domain::{self, Command, NewOrder, PlaceOrder};
 use crate::store::{self, PlacedOrder, StoreError};
 
 pub fn router() -> Router<AppState> {
@@ -87,7 +87,8 @@ async fn place(
     if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
         return Ok(replay);
     }
-    let placed = store::place_order(&mut tx, &order, domain::now(), Some(&traceparent)).await?;
+    let change = domain::decide(None, &Command::Place(order), domain::now())?;
+    let placed = store::insert_order(&mut tx, Uuid::now_v7(), &change, Some(&traceparent)).await?;
     let location = format!("/queries/orders/{}", placed.order_id);
     let answer = Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?;
     let answer = idempotency::finish(tx, key.as_ref(), answer).await?;

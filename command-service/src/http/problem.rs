@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use service_runtime::problem::ApiProblem;
 
-use crate::domain::FieldError;
+use crate::domain::{FieldError, Refusal};
 use crate::store::StoreError;
 
 /// Everything a handler can fail with. Each variant has one status; 5xx bodies are generic and the cause is
@@ -37,12 +37,13 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-impl From<crate::store::TransitionError> for ApiError {
-    fn from(err: crate::store::TransitionError) -> Self {
-        use crate::store::TransitionError as E;
-        match err {
-            E::NotFound(id) => Self::NotFound(format!("No order {id}.")),
-            E::VersionConflict { expected, current_version, status } => Self::Conflict {
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound => Self::NotFound("No such order.".to_owned()),
+            // Never in practice (order ids are fresh UUIDv7s); if it were, the client could not have known.
+            Refusal::AlreadyPlaced => Self::Internal(anyhow::anyhow!("a new order's id is taken")),
+            Refusal::VersionConflict { expected, current_version, status } => Self::Conflict {
                 detail: format!(
                     "The order is at version {current_version} ({}), not the expected version {expected}; \
                      read it again and retry.",
@@ -51,10 +52,9 @@ impl From<crate::store::TransitionError> for ApiError {
                 current_version,
                 status,
             },
-            E::NotAllowed { reason, current_version, status } => {
+            Refusal::NotAllowed { reason, current_version, status } => {
                 Self::Conflict { detail: reason, current_version, status }
             }
-            E::Store(err) => err.into(),
         }
     }
 }

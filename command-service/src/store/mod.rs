@@ -4,7 +4,7 @@ pub mod idempotency;
 mod orders;
 mod outbox;
 
-pub use orders::{place_order, transition_order, PlacedOrder, TransitionError};
+pub use orders::{insert_order, lock_order, update_order, PlacedOrder};
 pub use outbox::{events_after, head, mark_published, order_events_after, unpublished, OutboxRow, Watermark};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

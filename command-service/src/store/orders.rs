@@ -1,13 +1,15 @@
-//! Writing orders: header, lines and the `OrderPlaced` outbox row in one transaction.
+//! The write model in SQL: a new order's header and lines, an order read under a row lock for a command, and each
+//! change written with its outbox event, in the caller's transaction. What a command changes is decided in
+//! [`crate::domain::decide`]; nothing here decides.
 
 use rust_decimal::Decimal;
-use shared_events::{Customer, EventType, OrderLine, OrderState, OrderStatus};
+use shared_events::{Customer, OrderLine, OrderState, OrderStatus};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{NewOrder, Transition};
+use crate::domain::{Change, Current};
 
 /// What a command returns to its caller.
 #[derive(Debug, Clone)]
@@ -20,42 +22,20 @@ pub struct PlacedOrder {
     pub state: OrderState,
 }
 
-/// Stores a new order and its `OrderPlaced` event in the caller's transaction.
-#[tracing::instrument(skip_all, fields(order_id))]
-pub async fn place_order(
+/// Stores a new order and its `OrderPlaced` event (the [`Change`] that placing it decided) in the caller's
+/// transaction.
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+pub async fn insert_order(
     tx: &mut PgConnection,
-    order: &NewOrder,
-    now: OffsetDateTime,
+    order_id: Uuid,
+    change: &Change,
     traceparent: Option<&str>,
 ) -> Result<PlacedOrder, StoreError> {
-    let order_id = Uuid::now_v7();
-    tracing::Span::current().record("order_id", tracing::field::display(order_id));
-    let version = 1_i64;
-    let state = OrderState {
-        customer: Customer { id: order.customer_id.as_str().to_owned(), segment: order.segment.as_str().to_owned() },
-        currency: order.currency.as_str().to_owned(),
-        status: OrderStatus::Placed,
-        items: order
-            .lines
-            .iter()
-            .map(|line| OrderLine {
-                sku: line.sku.as_str().to_owned(),
-                name: line.name.as_ref().map(|name| name.as_str().to_owned()),
-                quantity: line.quantity.get(),
-                unit_price: line.unit_price.get(),
-                line_total: line.line_total(),
-            })
-            .collect(),
-        total: order.total(),
-        placed_at: now,
-        updated_at: now,
-        cancel_reason: None,
-    };
-
+    let state = &change.state;
     sqlx::query(
         "insert into customer_order (id, customer_id, customer_segment, currency, status, total, version, placed_at,
                                      updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(order_id)
     .bind(&state.customer.id)
@@ -63,8 +43,9 @@ pub async fn place_order(
     .bind(&state.currency)
     .bind(state.status.as_str())
     .bind(state.total)
-    .bind(version)
-    .bind(now)
+    .bind(change.version)
+    .bind(state.placed_at)
+    .bind(state.updated_at)
     .execute(&mut *tx)
     .await?;
 
@@ -87,28 +68,7 @@ pub async fn place_order(
     .bind(&totals)
     .execute(&mut *tx)
     .await?;
-
-    let sequence = insert_event(tx, order_id, version, EventType::OrderPlaced, &state, now, traceparent).await?;
-    Ok(PlacedOrder { order_id, version, sequence, state })
-}
-
-/// Why a transition was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum TransitionError {
-    #[error("no order {0}")]
-    NotFound(Uuid),
-    #[error("the order is at version {current_version}, not {expected}")]
-    VersionConflict { expected: i64, current_version: i64, status: OrderStatus },
-    #[error("{reason}")]
-    NotAllowed { reason: String, current_version: i64, status: OrderStatus },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for TransitionError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Store(err.into())
-    }
+    append(tx, order_id, change, traceparent).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -120,6 +80,8 @@ struct OrderRow {
     total: Decimal,
     version: i64,
     placed_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    cancel_reason: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -131,49 +93,20 @@ struct LineRow {
     line_total: Decimal,
 }
 
-/// Moves an order through its life in the caller's transaction: locks the order row (so concurrent commands on one
-/// order run one after the other and each sees the version the previous one wrote), checks `expected_version` and
-/// the transition, writes the new status and version, and appends the event.
-#[tracing::instrument(skip_all, fields(order_id = %order_id, transition = transition.as_str()))]
-pub async fn transition_order(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    transition: Transition,
-    expected_version: Option<i64>,
-    cancel_reason: Option<String>,
-    now: OffsetDateTime,
-    traceparent: Option<&str>,
-) -> Result<PlacedOrder, TransitionError> {
+/// Reads an order for a command in the caller's transaction, locking its row: concurrent commands on one order run
+/// one after the other, and each sees the version the previous one wrote. `None` when there is no such order.
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+pub async fn lock_order(tx: &mut PgConnection, order_id: Uuid) -> Result<Option<Current>, StoreError> {
     let row: Option<OrderRow> = sqlx::query_as(
-        "select customer_id, customer_segment, currency, status, total, version, placed_at
+        "select customer_id, customer_segment, currency, status, total, version, placed_at, updated_at, cancel_reason
          from customer_order where id = $1 for update",
     )
     .bind(order_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or(TransitionError::NotFound(order_id))?;
+    let Some(row) = row else { return Ok(None) };
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| StoreError::Other(sqlx::Error::Decode(format!("unknown status {:?}", row.status).into())))?;
-    if let Some(expected) = expected_version.filter(|expected| *expected != row.version) {
-        return Err(TransitionError::VersionConflict { expected, current_version: row.version, status });
-    }
-    let next = transition.apply(status).map_err(|reason| TransitionError::NotAllowed {
-        reason,
-        current_version: row.version,
-        status,
-    })?;
-    let version = row.version + 1;
-    let cancel_reason = if next == OrderStatus::Cancelled { cancel_reason } else { None };
-    sqlx::query(
-        "update customer_order set status = $2, version = $3, updated_at = $4, cancel_reason = $5 where id = $1",
-    )
-    .bind(order_id)
-    .bind(next.as_str())
-    .bind(version)
-    .bind(now)
-    .bind(&cancel_reason)
-    .execute(&mut *tx)
-    .await?;
     let lines: Vec<LineRow> = sqlx::query_as(
         "select sku, name, quantity, unit_price, line_total from order_line where order_id = $1 order by line_no",
     )
@@ -183,7 +116,7 @@ pub async fn transition_order(
     let state = OrderState {
         customer: Customer { id: row.customer_id, segment: row.customer_segment },
         currency: row.currency.trim_end().to_owned(),
-        status: next,
+        status,
         items: lines
             .into_iter()
             .map(|line| OrderLine {
@@ -196,24 +129,44 @@ pub async fn transition_order(
             .collect(),
         total: row.total,
         placed_at: row.placed_at,
-        updated_at: now,
-        cancel_reason,
+        updated_at: row.updated_at,
+        cancel_reason: row.cancel_reason,
     };
-    let sequence = insert_event(tx, order_id, version, transition.event_type(), &state, now, traceparent).await?;
-    Ok(PlacedOrder { order_id, version, sequence, state })
+    Ok(Some(Current { version: row.version, state }))
 }
 
-/// Appends one event to the outbox inside the caller's transaction and returns its global sequence.
-pub(crate) async fn insert_event(
-    tx: &mut sqlx::PgConnection,
+/// Writes a decided change of an existing order (read with [`lock_order`]) and its event, in the caller's
+/// transaction.
+#[tracing::instrument(skip_all, fields(order_id = %order_id, event = change.event_type.as_str()))]
+pub async fn update_order(
+    tx: &mut PgConnection,
     order_id: Uuid,
-    version: i64,
-    event_type: EventType,
-    state: &OrderState,
-    occurred_at: OffsetDateTime,
+    change: &Change,
     traceparent: Option<&str>,
-) -> Result<i64, StoreError> {
-    let payload = serde_json::to_value(state).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
+) -> Result<PlacedOrder, StoreError> {
+    sqlx::query(
+        "update customer_order set status = $2, version = $3, updated_at = $4, cancel_reason = $5 where id = $1",
+    )
+    .bind(order_id)
+    .bind(change.state.status.as_str())
+    .bind(change.version)
+    .bind(change.state.updated_at)
+    .bind(&change.state.cancel_reason)
+    .execute(&mut *tx)
+    .await?;
+    append(tx, order_id, change, traceparent).await
+}
+
+/// Appends a change's event to the outbox (its global sequence allocated under the append barrier) and returns
+/// what the command answers. The event occurred when the order was last updated.
+async fn append(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    change: &Change,
+    traceparent: Option<&str>,
+) -> Result<PlacedOrder, StoreError> {
+    let payload =
+        serde_json::to_value(&change.state).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
     super::outbox::hold_append_barrier(&mut *tx).await?;
     let sequence: i64 = sqlx::query_scalar(
         "insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
@@ -222,14 +175,14 @@ pub(crate) async fn insert_event(
          returning sequence",
     )
     .bind(Uuid::now_v7())
-    .bind(event_type.as_str())
-    .bind(event_type.current_schema_version() as i32)
+    .bind(change.event_type.as_str())
+    .bind(change.event_type.current_schema_version() as i32)
     .bind(order_id)
-    .bind(version)
+    .bind(change.version)
     .bind(payload)
     .bind(traceparent)
-    .bind(occurred_at)
+    .bind(change.state.updated_at)
     .fetch_one(tx)
     .await?;
-    Ok(sequence)
+    Ok(PlacedOrder { order_id, version: change.version, sequence, state: change.state.clone() })
 }

@@ -121,7 +121,9 @@ async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
     .expect("a place-order command");
     let order = NewOrder::parse(command).expect("valid");
     let mut late = app.pool.begin().await.expect("begin");
-    let held = command_service::store::place_order(&mut late, &order, time::OffsetDateTime::now_utc(), None)
+    let placing = command_service::domain::Command::Place(order);
+    let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
+    let held = command_service::store::insert_order(&mut late, uuid::Uuid::now_v7(), &change, None)
         .await
         .expect("place inside an open transaction");
 

@@ -61,8 +61,12 @@ async fn sql_run(setup: &Setup, count: usize, concurrency: usize) -> anyhow::Res
                 let order = command_service::domain::NewOrder::parse(command).expect("a valid order");
                 let sent = Instant::now();
                 let Ok(mut tx) = pool.begin().await else { return };
-                let now = time::OffsetDateTime::now_utc();
-                if command_service::store::place_order(&mut tx, &order, now, None).await.is_ok()
+                let placing = command_service::domain::Command::Place(order);
+                let Ok(change) = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc())
+                else {
+                    return;
+                };
+                if command_service::store::insert_order(&mut tx, uuid::Uuid::now_v7(), &change, None).await.is_ok()
                     && tx.commit().await.is_ok()
                 {
                     latencies.lock().await.record(sent.elapsed());
