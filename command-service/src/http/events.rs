@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::openapi::{BadRequest, NotFound, Unauthorized, Unavailable};
+use super::schemas::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::store;
 

@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
 use super::json::{self, JsonBytes};
-use super::openapi::{
+use super::orders::CommandAccepted;
+use super::schemas::{
     BadRequest, Conflict, IdempotencyKey, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType,
 };
-use super::orders::CommandAccepted;
 use super::{trace_context, ApiError, AppState};
 use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
 use crate::store::{self, StoreError};

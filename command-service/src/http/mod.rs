@@ -8,6 +8,7 @@ mod openapi;
 mod operations;
 mod orders;
 mod problem;
+mod schemas;
 mod trace_context;
 
 pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};

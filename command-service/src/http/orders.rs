@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
-use super::openapi::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
+use super::schemas::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
 use super::{trace_context, ApiError, AppState, JsonBody};
 use crate::domain::{self, Command, NewOrder, PlaceOrder};
 use crate::store::{self, PlacedOrder, StoreError};

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
-use super::openapi::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::params::parse_number;
+use super::schemas::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::projection::{Slowdown, SlowdownSetting, MAX_SLOWDOWN};
 use crate::rebuild::RebuildError;

@@ -16,9 +16,9 @@ use shared_events::OrderStatus;
 use std::time::Duration;
 use utoipa::IntoParams;
 
-use super::openapi::{BadRequest, ListPage, OrderStatusDoc, Unavailable};
 use super::orders::view_json;
 use super::params::{parse_min, parse_wait};
+use super::schemas::{BadRequest, ListPage, OrderStatusDoc, Unavailable};
 use super::{ApiError, AppState};
 use crate::store::gaps::{Gaps, MAX_LISTED};
 use crate::store::{ListCursor, ListFilter};

@@ -8,6 +8,7 @@ mod operations;
 mod orders;
 mod params;
 mod problem;
+mod schemas;
 mod stream;
 
 pub use demo::{DemoPage, InvalidCommandUrl};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use service_runtime::health::{Checks, Probe};
 
-use super::openapi::Unavailable;
+use super::schemas::Unavailable;
 use super::{ApiError, AppState};
 
 /// Longest one readiness check may take.

@@ -15,8 +15,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::openapi::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
 use super::params::{parse_min, parse_wait};
+use super::schemas::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
 use super::{ApiError, AppState};
 use crate::store::OrderView;
 

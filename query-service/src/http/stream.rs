@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::openapi::BadRequest;
 use super::orders::ready_body;
 use super::params::parse_min;
+use super::schemas::BadRequest;
 use super::{ApiError, AppState};
 use crate::read::{Subscription, ViewReader};
 

@@ -10,7 +10,7 @@ use mongodb::bson::{doc, DateTime, Document};
 use mongodb::options::UpdateOptions;
 use mongodb::{Collection, Database};
 
-use super::views::{bounded, StoreError};
+use super::operation::{bounded, StoreError};
 
 /// Collection of the gaps.
 pub const GAPS: &str = "read_model_gaps";

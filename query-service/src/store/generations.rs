@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::views::{bounded, StoreError, COLLECTION};
+use super::operation::{bounded, is_duplicate_key, StoreError};
+
+/// Name of the first generation of order views; later generations add `_v<n>`.
+pub const COLLECTION: &str = "order_views";
 
 /// Collection of the pointer document.
 pub const POINTERS: &str = "read_model_generations";
@@ -160,7 +163,7 @@ impl Generations {
                 Ok(next)
             }
             Ok(None) => Err(PointerError::Raced),
-            Err(StoreError::Mongo(err)) if super::views::is_duplicate_key(&err) => Err(PointerError::Raced),
+            Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Err(PointerError::Raced),
             Err(err) => Err(err.into()),
         }
     }

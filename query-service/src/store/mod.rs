@@ -3,11 +3,12 @@
 
 pub mod gaps;
 pub mod generations;
+mod operation;
 mod views;
 
+pub use operation::{StoreError, OPERATION_TIMEOUT};
 pub use views::{
-    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, RepairGuard,
-    StoreError, Views, OPERATION_TIMEOUT,
+    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, RepairGuard, Views,
 };
 
 use anyhow::Context as _;

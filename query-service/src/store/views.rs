@@ -1,40 +1,15 @@
 //! The `order_views` collection: one document per order, written only by a newer version.
 
 use mongodb::bson::{doc, DateTime, Document};
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::error::ErrorKind;
 use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use shared_events::OrderEvent;
-use std::time::Duration;
 use uuid::Uuid;
 
-use super::generations::Generations;
-
-/// Longest any one MongoDB operation may take. The driver has no socket timeout, and a connection whose server
-/// vanished mid-operation can otherwise hang the projector for good; past this the operation counts as failed and
-/// is retried.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A MongoDB operation that failed or did not finish in time.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Mongo(#[from] mongodb::error::Error),
-    #[error("mongodb did not answer within {OPERATION_TIMEOUT:?}")]
-    Timeout,
-    #[error("mongodb refused a write: {0}")]
-    Refused(String),
-}
-
-pub(super) async fn bounded<T>(
-    operation: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, operation).await.map_err(|_| StoreError::Timeout)?.map_err(StoreError::from)
-}
-
-/// Name of the first generation of order views; later generations add `_v<n>` (see [`super::generations`]).
-pub const COLLECTION: &str = "order_views";
+use super::generations::{Generations, COLLECTION};
+use super::operation::{bounded, is_duplicate_key, StoreError};
 
 /// Name of the collection of read-model positions: one document per view collection, `{_id, position}`.
 pub const POSITIONS: &str = "read_model_positions";
@@ -500,14 +475,6 @@ pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document,
         query.insert("listKey", doc! { "$lt": &cursor.key });
     }
     (query, doc! { "listKey": -1 })
-}
-
-pub(super) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
-    match err.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == 11000,
-        ErrorKind::Command(command) => command.code == 11000,
-        _ => false,
-    }
 }
 
 #[cfg(test)]
