@@ -2,11 +2,12 @@
 //!
 //! # Layout
 //! An event walks through these folders in this order:
-//! - [`projection`]: consumes order events from RabbitMQ, applies each to its view (guarded by version), acks only
-//!   after the view is written, dead-letters what it cannot parse, and announces every new view version.
-//! - [`store`]: the MongoDB collection of order views.
-//! - [`read`]: waiting reads: a request that needs `minVersion` parks on the [`read::VersionWaiters`] board until
-//!   the projector announces that version (or its wait runs out).
+//! - [`projection`]: where an event becomes a view — consumes order events from RabbitMQ, maps each to its view
+//!   (`projection/mapping.rs`), writes it with the version guard, acks only after the view is written,
+//!   dead-letters what it cannot parse, and announces every new view version.
+//! - [`store`]: MongoDB storage only: the generations of views, the guarded write, positions and gaps.
+//! - [`read`]: where a read waits (`read/wait.rs`): a request that needs `minVersion` or `minPosition` parks on
+//!   the [`read::VersionWaiters`] board until that version or position is announced (or its wait runs out).
 //! - [`http`]: the axum routes; `application/problem+json` on every failure.
 //! - [`rebuild`]: replays the event log into a new generation of views and switches reads to it.
 //! - [`verify`]: checks the views against the event log (the `verify` command, and a sampler while serving).

@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared_events::OrderStatus;
-use std::time::Duration;
 use utoipa::IntoParams;
 
 use super::orders::view_json;
@@ -98,7 +97,14 @@ pub(super) async fn list_orders(
     let min_position = parse_min("minPosition", params.min_position.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;
     let position = match min_position {
-        Some(min_position) => Some((min_position, wait_for_position(&state, min_position, wait).await?)),
+        Some(min_position) => {
+            let (position, waited) =
+                state.waiting().for_position(&state.views, min_position, wait).await.map_err(ApiError::Unavailable)?;
+            if let Some(waited) = waited {
+                state.metrics.waited(waited.reached, waited.took);
+            }
+            Some((min_position, position))
+        }
         None => None,
     };
 
@@ -126,20 +132,4 @@ pub(super) async fn list_orders(
         }
         None => Json(json!({ "data": data, "metadata": { "nextCursor": next_cursor } })).into_response(),
     })
-}
-
-/// Waits up to `wait` for the read model to reach `min_position`; returns the position it is at.
-///
-/// The board knows what this replica has been told; a replica that started after the last notice asks MongoDB.
-async fn wait_for_position(state: &AppState, min_position: i64, wait: Duration) -> Result<i64, ApiError> {
-    if state.waiters.position() < min_position {
-        let stored = state.views.position().await.map_err(ApiError::Unavailable)?;
-        state.waiters.announce_position(stored);
-    }
-    if state.waiters.position() < min_position && !wait.is_zero() {
-        let started = std::time::Instant::now();
-        let reached = tokio::time::timeout(wait, state.waiters.position_reached(min_position)).await.is_ok();
-        state.metrics.waited(reached, started.elapsed());
-    }
-    Ok(state.waiters.position())
 }

@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics::QueryMetrics;
 use crate::projection::Slowdown;
-use crate::read::{VersionWaiters, ViewReader};
+use crate::read::{VersionWaiters, ViewReader, Waiting};
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
 use service_runtime::admin::AdminToken;
@@ -54,6 +54,13 @@ pub struct AppState {
     pub demo: Option<DemoPage>,
     /// The background check of the views against the log.
     pub sampling: Sampling,
+}
+
+impl AppState {
+    /// Where this replica's reads wait for a version or a position.
+    pub fn waiting(&self) -> Waiting {
+        Waiting { reader: self.reader.clone(), waiters: self.waiters.clone(), shutdown: self.shutdown.clone() }
+    }
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).

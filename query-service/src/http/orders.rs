@@ -6,8 +6,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -67,52 +65,14 @@ pub(super) async fn get_order(
         };
     };
 
-    // Subscribe before reading, so a version announced between the read and the wait still wakes us.
-    let mut subscription = state.waiters.subscribe(id);
-    let mut view = state.reader.get(id).await.map_err(ApiError::Unavailable)?;
-    if version_of(&view) < min_version && !wait.is_zero() {
-        let started = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + wait;
-        let reached = loop {
-            let slice = RECHECK.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(slice, subscription.reached(min_version)).await {
-                // The projector handed over the view it wrote: no second read.
-                Ok(Some(announced)) => {
-                    view = Some(announced);
-                    break true;
-                }
-                Ok(None) => {
-                    view = state.reader.get(id).await.map_err(ApiError::Unavailable)?;
-                    break true;
-                }
-                // No notice yet. One may have been lost (a crash between the write and its notice): MongoDB
-                // itself is asked every few seconds, and once more before answering 202.
-                Err(_) => {
-                    view = state.reader.get(id).await.map_err(ApiError::Unavailable)?;
-                    if version_of(&view) >= min_version {
-                        break true;
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        break false;
-                    }
-                }
-            }
-        };
-        state.metrics.waited(reached, started.elapsed());
+    let (view, waited) = state.waiting().for_version(id, min_version, wait).await.map_err(ApiError::Unavailable)?;
+    if let Some(waited) = waited {
+        state.metrics.waited(waited.reached, waited.took);
     }
-    drop(subscription);
     Ok(match view {
         Some(view) if view.version >= min_version => ready(&view),
         view => processing(view.as_deref(), min_version),
     })
-}
-
-/// How often a waiting read looks at MongoDB itself when no notice has come: a lost notice delays a read by at most
-/// this long, never until its `waitMs` runs out.
-const RECHECK: Duration = Duration::from_secs(2);
-
-fn version_of(view: &Option<Arc<OrderView>>) -> i64 {
-    view.as_ref().map_or(0, |v| v.version)
 }
 
 fn ready(view: &OrderView) -> Response {

@@ -17,7 +17,6 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -25,7 +24,7 @@ use super::orders::ready_body;
 use super::params::parse_min;
 use super::schemas::BadRequest;
 use super::{ApiError, AppState};
-use crate::read::{Subscription, ViewReader};
+use crate::read::{Subscription, Waiting};
 
 /// Interval of the keep-alive comments that keep proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -68,28 +67,17 @@ pub(super) async fn stream_order(
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
     let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
 
-    let watch = Watch {
-        reader: state.reader.clone(),
-        subscription: state.waiters.subscribe(id),
-        id,
-        next,
-        shutdown: state.shutdown.clone(),
-    };
+    let watch = Watch { waiting: state.waiting(), subscription: state.waiters.subscribe(id), id, next };
     let events = view_events(watch);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
 }
 
-/// How often an idle stream looks at MongoDB itself, in case a notice was lost: a lost notice delays a stream by
-/// at most this long (one shared read per order every few seconds while its streams wait).
-const STREAM_RECHECK: Duration = Duration::from_secs(5);
-
 /// One stream's state: the order it follows and the lowest version it has not sent yet.
 struct Watch {
-    reader: ViewReader,
+    waiting: Waiting,
     subscription: Subscription,
     id: Uuid,
     next: i64,
-    shutdown: CancellationToken,
 }
 
 fn view_events(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -103,24 +91,16 @@ impl Watch {
     /// The next view to send, or `None` when the service is shutting down.
     async fn next_event(&mut self) -> Option<Event> {
         loop {
-            // The subscription was taken before this read, so a version announced meanwhile is not missed.
-            match self.reader.get(self.id).await {
-                Ok(Some(view)) if view.version >= self.next => {
+            match self.waiting.next_view(&mut self.subscription, self.id, self.next).await {
+                Ok(Some(view)) => {
                     self.next = view.version + 1;
                     let event = Event::default().event("view").id(view.version.to_string());
                     return Some(event.data(ready_body(&view).to_string()));
                 }
-                Ok(_) => {
-                    // A notice may be lost: MongoDB is asked again every few seconds even without one.
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return None,
-                        _ = self.subscription.reached(self.next) => {}
-                        () = tokio::time::sleep(STREAM_RECHECK) => {}
-                    }
-                }
+                Ok(None) => return None,
                 Err(err) => {
                     tracing::warn!(error = %err, order_id = %self.id, "reading a streamed view failed; retrying");
-                    if service_runtime::sleep_or_shutdown(RETRY_AFTER_FAILURE, &self.shutdown).await {
+                    if service_runtime::sleep_or_shutdown(RETRY_AFTER_FAILURE, &self.waiting.shutdown).await {
                         return None;
                     }
                 }

@@ -7,6 +7,9 @@
 //! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
 //! backoff: nothing is lost, and a crash returns it to the queue.
 //!
+//! What an event makes of its view is [`OrderView::from_event`](crate::store::OrderView::from_event), defined here
+//! (`mapping`): the event carries the order's whole state, so the view is a function of the newest event alone.
+//!
 //! An operator (or the demo page) may slow the projector down on purpose: [`Slowdown`].
 //!
 //! `query-service dlq redrive` ([`redrive`]) moves dead letters back to the queue after a fix.
@@ -15,6 +18,7 @@
 //! (every event up to it applied) in MongoDB and announces it to list reads waiting for `minPosition`.
 
 mod consumer;
+mod mapping;
 mod redrive;
 mod slowdown;
 

@@ -2,7 +2,9 @@
 
 pub mod notices;
 mod shared;
+mod wait;
 mod waiters;
 
 pub use shared::{SharedReads, ViewRead, ViewReader};
+pub use wait::{Waited, Waiting};
 pub use waiters::{Announced, Subscription, VersionWaiters};

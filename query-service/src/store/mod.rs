@@ -8,7 +8,8 @@ mod views;
 
 pub use operation::{StoreError, OPERATION_TIMEOUT};
 pub use views::{
-    apply_to, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine, RepairGuard, Views,
+    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine,
+    RepairGuard, Views,
 };
 
 use anyhow::Context as _;

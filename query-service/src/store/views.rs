@@ -1,11 +1,11 @@
-//! The `order_views` collection: one document per order, written only by a newer version.
+//! The order view collections: one document per order, written only by a newer version (what a view holds for an
+//! event is [`crate::projection`]'s business).
 
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
-use shared_events::OrderEvent;
 use uuid::Uuid;
 
 use super::generations::{Generations, COLLECTION};
@@ -55,43 +55,9 @@ pub struct OrderViewLine {
     pub line_total: String,
 }
 
-impl OrderView {
-    /// The view an event describes: its payload is the order's whole state after the change.
-    pub fn from_event(event: &OrderEvent) -> Self {
-        let state = &event.state;
-        let date = |t: time::OffsetDateTime| DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64);
-        Self {
-            id: event.order_id.to_string(),
-            customer_id: state.customer.id.clone(),
-            customer_segment: Some(state.customer.segment.clone()),
-            status: state.status.as_str().to_owned(),
-            currency: state.currency.clone(),
-            items: state
-                .items
-                .iter()
-                .map(|line| OrderViewLine {
-                    sku: line.sku.clone(),
-                    name: line.name.clone(),
-                    quantity: i64::from(line.quantity),
-                    unit_price: line.unit_price.to_string(),
-                    line_total: line.line_total.to_string(),
-                })
-                .collect(),
-            item_count: state.items.iter().map(|line| i64::from(line.quantity)).sum(),
-            total: state.total.to_string(),
-            placed_at: date(state.placed_at),
-            updated_at: date(state.updated_at),
-            version: event.version,
-            last_sequence: event.sequence,
-            cancel_reason: state.cancel_reason.clone(),
-            list_key: list_key(date(state.placed_at), event.order_id),
-        }
-    }
-}
-
 /// The list sort key of an order: zero-padded `placedAt` milliseconds, then the id, so that string order is
 /// `placedAt` order with the id breaking ties.
-fn list_key(placed_at: DateTime, id: Uuid) -> String {
+pub fn list_key(placed_at: DateTime, id: Uuid) -> String {
     format!("{:013}_{id}", placed_at.timestamp_millis().max(0))
 }
 

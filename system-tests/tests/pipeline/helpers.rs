@@ -215,6 +215,11 @@ impl TestApp {
             .expect("count")
     }
 
+    /// Signals both services to shut down, as SIGTERM does, without waiting for them (`stop` still cleans up).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops both services and removes the test's database, exchange, queues and Mongo database.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

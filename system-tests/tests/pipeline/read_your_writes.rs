@@ -131,3 +131,25 @@ async fn many_orders_each_readable_at_once_and_the_outbox_keeps_every_event() {
     assert_eq!(distinct_sequences, 40);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_waiting_read_answers_at_once_when_the_service_shuts_down() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-drain").await;
+    let url = app.query_url(&format!("/queries/orders/{id}?minVersion=1"));
+    assert_eq!(app.http.get(&url).send().await.expect("GET").status(), 200);
+    // A read waiting for a version that will not come within its 30 s.
+    let waiting =
+        tokio::spawn(app.http.get(app.query_url(&format!("/queries/orders/{id}?minVersion=9&waitMs=30000"))).send());
+    crate::helpers::eventually(Duration::from_secs(10), || async { (app.waiters.waiting_reads() > 0).then_some(()) })
+        .await;
+    app.begin_shutdown();
+    // A drain must not hold for the rest of the wait: the read answers what it has.
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting read answers when the service stops, not when its wait ends")
+        .expect("task")
+        .expect("GET answers");
+    assert_eq!(answer.status(), 202);
+    app.stop().await;
+}

@@ -1,0 +1,40 @@
+//! What an event makes of its order's view: the mapping every projection, replay and check uses.
+
+use mongodb::bson::DateTime;
+use shared_events::OrderEvent;
+
+use crate::store::{list_key, OrderView, OrderViewLine};
+
+impl OrderView {
+    /// The view an event describes: its payload is the order's whole state after the change.
+    pub fn from_event(event: &OrderEvent) -> Self {
+        let state = &event.state;
+        let date = |t: time::OffsetDateTime| DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64);
+        Self {
+            id: event.order_id.to_string(),
+            customer_id: state.customer.id.clone(),
+            customer_segment: Some(state.customer.segment.clone()),
+            status: state.status.as_str().to_owned(),
+            currency: state.currency.clone(),
+            items: state
+                .items
+                .iter()
+                .map(|line| OrderViewLine {
+                    sku: line.sku.clone(),
+                    name: line.name.clone(),
+                    quantity: i64::from(line.quantity),
+                    unit_price: line.unit_price.to_string(),
+                    line_total: line.line_total.to_string(),
+                })
+                .collect(),
+            item_count: state.items.iter().map(|line| i64::from(line.quantity)).sum(),
+            total: state.total.to_string(),
+            placed_at: date(state.placed_at),
+            updated_at: date(state.updated_at),
+            version: event.version,
+            last_sequence: event.sequence,
+            cancel_reason: state.cancel_reason.clone(),
+            list_key: list_key(date(state.placed_at), event.order_id),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The waiting read: how a read that asked for a version (or a position) waits until the read model has it.
+//!
+//! Every wait subscribes to the [`VersionWaiters`] board *before* it reads, so a version announced in between still
+//! wakes it; it is woken by the board (the projector's announcement on this replica, a notice from another), asks
+//! MongoDB itself every [`RECHECK`] in case a notice was lost, and ends early when the service shuts down (answering
+//! what it has). The single read, the list read and the view stream all wait here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Subscription, VersionWaiters, ViewReader};
+use crate::store::{OrderView, StoreError, Views};
+
+/// How often a waiting read looks at MongoDB itself when no notice has come: a lost notice delays a read by at most
+/// this long, never until its `waitMs` runs out.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// How often an idle stream looks at MongoDB itself (one shared read per order every few seconds while its streams
+/// wait).
+pub const STREAM_RECHECK: Duration = Duration::from_secs(5);
+
+/// How a wait went, when there was one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waited {
+    /// Whether it got what it waited for.
+    pub reached: bool,
+    pub took: Duration,
+}
+
+/// Where waiting reads wait: the board, the reads they share, and the shutdown that ends them.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub reader: ViewReader,
+    pub waiters: VersionWaiters,
+    pub shutdown: CancellationToken,
+}
+
+impl Waiting {
+    /// The view of `id`, once at `min_version` or when `wait` runs out (or the service stops): the newest view seen,
+    /// and how the wait went (`None` when the first read already had it, or `wait` is zero).
+    pub async fn for_version(
+        &self,
+        id: Uuid,
+        min_version: i64,
+        wait: Duration,
+    ) -> Result<(Option<Arc<OrderView>>, Option<Waited>), StoreError> {
+        let mut subscription = self.waiters.subscribe(id);
+        let mut view = self.reader.get(id).await?;
+        if version_of(&view) >= min_version || wait.is_zero() {
+            return Ok((view, None));
+        }
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + wait;
+        let reached = loop {
+            let slice = RECHECK.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            tokio::select! {
+                () = self.shutdown.cancelled() => break false,
+                woken = tokio::time::timeout(slice, subscription.reached(min_version)) => match woken {
+                    // The projector handed over the view it wrote: no second read.
+                    Ok(Some(announced)) => {
+                        view = Some(announced);
+                        break true;
+                    }
+                    Ok(None) => {
+                        view = self.reader.get(id).await?;
+                        break true;
+                    }
+                    // No notice yet; one may have been lost: MongoDB is asked every few seconds, and once more
+                    // before giving up.
+                    Err(_) => {
+                        view = self.reader.get(id).await?;
+                        if version_of(&view) >= min_version {
+                            break true;
+                        }
+                        if tokio::time::Instant::now() >= deadline {
+                            break false;
+                        }
+                    }
+                },
+            }
+        };
+        Ok((view, Some(Waited { reached, took: started.elapsed() })))
+    }
+
+    /// The read model's position, once at `min_position` or when `wait` runs out (or the service stops). The board
+    /// knows what this replica has been told; a replica that started after the last notice asks MongoDB.
+    pub async fn for_position(
+        &self,
+        views: &Views,
+        min_position: i64,
+        wait: Duration,
+    ) -> Result<(i64, Option<Waited>), StoreError> {
+        if self.waiters.position() < min_position {
+            self.waiters.announce_position(views.position().await?);
+        }
+        if self.waiters.position() >= min_position || wait.is_zero() {
+            return Ok((self.waiters.position(), None));
+        }
+        let started = Instant::now();
+        let reached = tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            reached = tokio::time::timeout(wait, self.waiters.position_reached(min_position)) => reached.is_ok(),
+        };
+        Ok((self.waiters.position(), Some(Waited { reached, took: started.elapsed() })))
+    }
+
+    /// The first view of `id` at `next` or later, for a stream: waits as long as it takes, looking at MongoDB every
+    /// [`STREAM_RECHECK`]. `Ok(None)` when the service shuts down; an error of MongoDB is the caller's to retry.
+    pub async fn next_view(
+        &self,
+        subscription: &mut Subscription,
+        id: Uuid,
+        next: i64,
+    ) -> Result<Option<Arc<OrderView>>, StoreError> {
+        loop {
+            // The subscription was taken before this read, so a version announced meanwhile is not missed.
+            if let Some(view) = self.reader.get(id).await?.filter(|view| view.version >= next) {
+                return Ok(Some(view));
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(None),
+                _ = subscription.reached(next) => {}
+                () = tokio::time::sleep(STREAM_RECHECK) => {}
+            }
+        }
+    }
+}
+
+fn version_of(view: &Option<Arc<OrderView>>) -> i64 {
+    view.as_ref().map_or(0, |v| v.version)
+}
