@@ -5,7 +5,7 @@ use serde::Deserialize;
 use shared_events::Envelope;
 use std::time::Duration;
 
-/// Events asked for per page (the feed's maximum).
+/// Events asked for per page by default (the feed's maximum).
 pub const PAGE: i64 = 5_000;
 
 /// One page of the log.
@@ -30,18 +30,36 @@ pub struct PageMetadata {
 pub struct Feed {
     http: reqwest::Client,
     url: String,
+    /// Events asked for per page.
+    page_size: i64,
     token: Option<String>,
 }
 
 impl Feed {
     pub fn new(url: String, token: Option<String>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { http, url, token })
+        Ok(Self { http, url, token, page_size: PAGE })
     }
 
-    /// Up to [`PAGE`] events after `after`.
+    /// The same feed read in pages of `page_size` events (1 to [`PAGE`]).
+    pub fn with_page_size(mut self, page_size: i64) -> Self {
+        self.page_size = page_size.clamp(1, PAGE);
+        self
+    }
+
+    /// Events asked for per page: a page with fewer is the log's last.
+    pub fn page_size(&self) -> i64 {
+        self.page_size
+    }
+
+    /// Up to [`Feed::page_size`] events after `after`.
     pub async fn page(&self, after: i64) -> anyhow::Result<Page> {
-        self.page_of(after, PAGE).await
+        self.page_of(after, self.page_size).await
+    }
+
+    /// The sequence of the newest committed event.
+    pub async fn head(&self) -> anyhow::Result<i64> {
+        Ok(self.page_of(0, 1).await?.metadata.head)
     }
 
     /// Up to `limit` events after `after`.

@@ -17,7 +17,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Schema version written for new events of this type.
+    /// Every event type, in the order of an order's life.
     pub const ALL: [Self; 4] = [Self::OrderPlaced, Self::OrderConfirmed, Self::OrderShipped, Self::OrderCancelled];
 
     /// Every payload is the order's state, so all event types share one schema version; see [`crate::upcast`].

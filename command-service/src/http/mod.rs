@@ -12,7 +12,6 @@ mod schemas;
 mod trace_context;
 
 pub use json::{JsonBody, JsonBytes, MAX_BODY_BYTES};
-pub use openapi::spec as openapi_spec;
 pub use operations::Readiness;
 pub use problem::ApiError;
 

@@ -41,8 +41,3 @@ struct CommandApi;
 async fn document() -> Response {
     Json(CommandApi::openapi()).into_response()
 }
-
-/// The OpenAPI document as a value (for tests and tools).
-pub fn spec() -> utoipa::openapi::OpenApi {
-    CommandApi::openapi()
-}

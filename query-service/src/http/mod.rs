@@ -12,7 +12,6 @@ mod schemas;
 mod stream;
 
 pub use demo::{DemoPage, InvalidCommandUrl};
-pub use openapi::spec as openapi_spec;
 pub use operations::{Readiness, Sampling};
 pub use problem::ApiError;
 

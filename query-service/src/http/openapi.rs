@@ -40,8 +40,3 @@ struct QueryApi;
 async fn document() -> Response {
     Json(QueryApi::openapi()).into_response()
 }
-
-/// The OpenAPI document as a value (for tests and tools).
-pub fn spec() -> utoipa::openapi::OpenApi {
-    QueryApi::openapi()
-}

@@ -11,13 +11,13 @@
 //!
 //! Reads and waiting reads are served from the active generation throughout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::feed::{self, Feed};
+use crate::feed::Feed;
 use crate::store::generations::{PointerError, POINTER_TTL};
 use crate::store::{load_into, OrderView, StoreError, Views};
 
@@ -128,7 +128,7 @@ impl Rebuilder {
 
     /// Claims the next generation (fails if a live rebuild holds one).
     pub async fn claim(&self) -> Result<String, RebuildError> {
-        let head = self.feed.page(i64::MAX - 1).await.map_err(RebuildError::Feed)?.metadata.head;
+        let head = self.feed.head().await.map_err(RebuildError::Feed)?;
         let pointer = self.views.generations().begin_build(head).await?;
         Ok(pointer.building.map(|b| b.name).unwrap_or_default())
     }
@@ -174,7 +174,9 @@ impl Rebuilder {
         }
         let target = self.views.generation_for_loading(name);
         let started = Instant::now();
-        let (mut after, mut replayed, mut views) = (0_i64, 0_i64, 0_usize);
+        let (mut after, mut replayed) = (0_i64, 0_i64);
+        // Orders seen: one whose events fall into several pages is still one view.
+        let mut orders: HashSet<uuid::Uuid> = HashSet::new();
         loop {
             if self.shutdown.is_cancelled() {
                 return Err(RebuildError::Cancelled);
@@ -195,7 +197,7 @@ impl Rebuilder {
                     Err(reason) => tracing::warn!(%reason, "skipping an event the projector cannot read"),
                 }
             }
-            views += newest.len();
+            orders.extend(newest.keys().copied());
             load_into(&target, newest.into_values().collect()).await?;
             replayed += fetched;
             after = page.metadata.next_after;
@@ -209,7 +211,7 @@ impl Rebuilder {
                 done: false,
             });
             self.views.generations().report(name, replayed, total).await?;
-            if fetched < feed::PAGE {
+            if fetched < self.feed.page_size() {
                 break;
             }
         }
@@ -224,6 +226,6 @@ impl Rebuilder {
                 }
             }
         }
-        Ok(Report { generation: name.to_owned(), events: replayed, views, replay })
+        Ok(Report { generation: name.to_owned(), events: replayed, views: orders.len(), replay })
     }
 }

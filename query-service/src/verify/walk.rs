@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::{check, repair_of, Expected, Finding, Stored, Summary, Verdict};
-use crate::feed::{self, Feed};
+use crate::feed::Feed;
 use crate::store::Views;
 
 /// What a walk found (and, with repair, mended).
@@ -50,7 +50,7 @@ pub async fn verify(views: &Views, feed: &Feed, repair: bool) -> anyhow::Result<
             }
         }
         after = page.metadata.next_after;
-        if fetched < feed::PAGE as usize {
+        if fetched < feed.page_size() as usize {
             break;
         }
     }

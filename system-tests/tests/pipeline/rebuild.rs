@@ -374,3 +374,28 @@ async fn a_rebuild_whose_builder_died_is_cleared_and_its_generation_dropped() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_rebuild_counts_each_order_once_however_its_events_fall_into_pages() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(app.place_order(&format!("cust-pages-{n}")).await.0);
+    }
+    // Placed, placed, placed, then confirmed ×3: in pages of two, two orders have events in two pages each.
+    let mut last = 0;
+    for id in ids {
+        let confirmed = app.http.post(app.command_url(&format!("/commands/orders/{id}/confirm"))).send().await;
+        last = confirmed.expect("confirm").json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    }
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
+        .expect("feed")
+        .with_page_size(2);
+    let views = query_service::store::connect(&mongodb_uri(), &app.names.database).await.expect("mongo");
+    let rebuilder = query_service::rebuild::Rebuilder::new(views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+    let report = rebuilder.run(&generation, &progress).await.expect("rebuilt");
+    assert_eq!((report.events, report.views), (last, 3), "6 events of 3 orders");
+    app.stop().await;
+}
