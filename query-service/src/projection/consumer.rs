@@ -134,13 +134,12 @@ async fn consume(
         }
         // Whatever else has already arrived joins this batch (never waiting for more): one message at a time when
         // traffic is light, up to the prefetch in one write when it is not.
-        let mut batch = vec![first];
-        while batch.len() < usize::from(settings.prefetch.max(1)) {
-            match deliveries.next().now_or_never() {
-                Some(Some(Ok(delivery))) => batch.push(delivery),
-                _ => break,
-            }
-        }
+        let batch = match fill_batch(first, &mut deliveries, usize::from(settings.prefetch.max(1))) {
+            Ok(batch) => batch,
+            // The channel failed or the broker cancelled the consumer: nothing of this batch is acked, so the
+            // broker delivers all of it again to whoever consumes next.
+            Err(err) => break Err(err),
+        };
         match handle_batch(&batch, settings, views, &gaps, waiters, &dead_letters, shutdown).await {
             Ok(Some(notices)) => {
                 for notice in notices {
@@ -164,6 +163,26 @@ async fn consume(
     settings.consuming.store(false, Ordering::Relaxed);
     let _ = connection.close(200, "projector stopping".into()).await;
     result
+}
+
+/// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A
+/// failed or ended delivery stream is an error, not the end of the batch: the connection is gone, and the batch
+/// with it.
+fn fill_batch<D>(
+    first: D,
+    deliveries: &mut (impl futures_util::Stream<Item = lapin::Result<D>> + Unpin),
+    max: usize,
+) -> lapin::Result<Vec<D>> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match deliveries.next().now_or_never() {
+            Some(Some(Ok(delivery))) => batch.push(delivery),
+            Some(Some(Err(err))) => return Err(err),
+            Some(None) => return Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker"))),
+            None => break,
+        }
+    }
+    Ok(batch)
 }
 
 /// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge.
@@ -433,5 +452,30 @@ async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason
         Ok(())
     } else {
         Err(lapin::Error::from(std::io::Error::other("the broker refused a dead letter")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure() -> lapin::Error {
+        lapin::Error::from(std::io::Error::other("channel closed"))
+    }
+
+    #[test]
+    fn a_batch_takes_what_has_arrived_up_to_its_limit() {
+        let mut arrived = futures_util::stream::iter([Ok(2), Ok(3), Ok(4)]);
+        assert_eq!(fill_batch(1, &mut arrived, 3).expect("a batch"), [1, 2, 3]);
+        let mut pending = futures_util::stream::pending::<lapin::Result<i32>>();
+        assert_eq!(fill_batch(1, &mut pending, 3).expect("a batch"), [1], "never waits for more");
+    }
+
+    #[test]
+    fn a_delivery_error_while_filling_ends_the_batch_unacked_instead_of_being_dropped() {
+        let mut failing = futures_util::stream::iter([Ok(2), Err(failure()), Ok(3)]);
+        assert!(fill_batch(1, &mut failing, 10).is_err());
+        let mut ended = futures_util::stream::iter([Ok(2)]);
+        assert!(fill_batch(1, &mut ended, 10).is_err(), "a stream that ends is a cancelled consumer");
     }
 }
