@@ -164,8 +164,13 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
     for url in &urls {
         eventually(Duration::from_secs(20), || async { (ready(&app, url.clone()).await.0 == 200).then_some(()) }).await;
     }
-    let (_, body) = ready(&app, urls[1].clone()).await;
-    assert_eq!(body["checks"], serde_json::json!({"mongodb": "up", "rabbitmq": "up", "projector": "up"}));
+    let all_up = [
+        serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "routing": "up"}),
+        serde_json::json!({"mongodb": "up", "rabbitmq": "up", "projector": "up"}),
+    ];
+    for (url, checks) in urls.iter().zip(&all_up) {
+        assert_eq!(&ready(&app, url.clone()).await.1["checks"], checks, "{url}");
+    }
 
     rabbit.stop_app();
     for url in &urls {
@@ -179,8 +184,13 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
         assert!(!body["down"].as_array().expect("down").iter().any(|d| d == "postgres" || d == "mongodb"), "{body}");
     }
     rabbit.start_app().await;
-    for url in &urls {
-        eventually(Duration::from_secs(30), || async { (ready(&app, url.clone()).await.0 == 200).then_some(()) }).await;
+    // Back: every check it names is up again, not only the status.
+    for (url, checks) in urls.iter().zip(&all_up) {
+        eventually(Duration::from_secs(30), || async {
+            let (status, body) = ready(&app, url.clone()).await;
+            (status == 200 && body["status"] == "ready" && &body["checks"] == checks).then_some(())
+        })
+        .await;
     }
     app.stop().await;
 }
