@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::{Connection, ConnectionProperties};
 
-use crate::helpers::{amqp_url, eventually, free_port, mongodb_uri, service_binary, Names, TestApp};
+use crate::helpers::{amqp_url, eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp};
 
 /// A free TCP port on loopback (bound, then released).
 fn workspace_root() -> PathBuf {
@@ -133,13 +133,13 @@ async fn orders_placed_while_rabbitmq_is_stopped_all_reach_their_views() {
 }
 
 /// A relay process of its own, so that it can be killed with SIGKILL.
-fn spawn_relay(names: &Names) -> Child {
+fn spawn_relay(names: &Names) -> ChildProcess {
     spawn_relay_at(names, &names.database_url())
 }
 
 /// A relay process that reaches Postgres at `database_url`.
-fn spawn_relay_at(names: &Names, database_url: &str) -> Child {
-    Command::new(service_binary("command-service"))
+fn spawn_relay_at(names: &Names, database_url: &str) -> ChildProcess {
+    let child = Command::new(service_binary("command-service"))
         .arg("relay")
         .env("DATABASE_URL", database_url)
         .env("AMQP_URL", amqp_url())
@@ -149,7 +149,8 @@ fn spawn_relay_at(names: &Names, database_url: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("relay process starts")
+        .expect("relay process starts");
+    ChildProcess(child)
 }
 
 #[tokio::test]
@@ -312,16 +313,6 @@ async fn events_flowing_while_mongodb_restarts_all_reach_their_views() {
     app.stop().await;
 }
 
-/// A relay process that is killed when the test ends, however it ends.
-struct RelayProcess(Child);
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A TCP proxy to Postgres that can go silent: it stops forwarding in both directions but keeps every connection
 /// open, as a network partition or a powered-off host does (no FIN, no RST).
 struct SilentProxy {
@@ -395,10 +386,10 @@ async fn a_standby_takes_over_within_30_s_when_the_leaders_connection_goes_silen
     let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
     let proxy = SilentProxy::start("127.0.0.1:5432".parse().expect("address")).await;
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, names.database);
-    let _leader = RelayProcess(spawn_relay_at(&names, &through_proxy));
+    let _leader = spawn_relay_at(&names, &through_proxy);
     app.place_order("before-silence").await;
     eventually(Duration::from_secs(30), || async { (app.unpublished().await == 0).then_some(()) }).await;
-    let _standby = RelayProcess(spawn_relay(&names));
+    let _standby = spawn_relay(&names);
 
     proxy.go_silent();
     let silent_at = std::time::Instant::now();

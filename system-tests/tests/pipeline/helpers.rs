@@ -40,6 +40,29 @@ pub fn service_binary(name: &str) -> std::path::PathBuf {
     binary
 }
 
+/// A child process of a test, killed when it drops, however the test ends (a failed assertion included).
+pub struct ChildProcess(pub std::process::Child);
+
+impl std::ops::Deref for ChildProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Names of everything one test owns.
 #[derive(Debug, Clone)]
 pub struct Names {

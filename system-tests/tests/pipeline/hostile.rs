@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::{
-    amqp_url, delete_broker_objects, eventually, free_port, mongodb_uri, service_binary, Names, TestApp,
+    amqp_url, delete_broker_objects, eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp,
 };
 
 /// The answer is a problem document with `status`, and the service is still up afterwards.
@@ -214,6 +214,7 @@ async fn ten_thousand_idle_connections_do_not_take_the_service_down() {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(ChildProcess)
         .expect("query-service starts");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let live = format!("http://127.0.0.1:{port}/health/live");
@@ -260,8 +261,7 @@ async fn ten_thousand_idle_connections_do_not_take_the_service_down() {
     assert_eq!(fresh.get(&live).send().await.expect("still serving").status(), 200);
     assert!(service.try_wait().expect("status").is_none(), "the service is still running");
 
-    let _ = service.kill();
-    let _ = service.wait();
+    drop(service);
     delete_broker_objects(&amqp_url(), &names).await;
     if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
         let _ = client.database(&names.database).drop().await;

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::faults::PrivateRabbit;
-use crate::helpers::{eventually, free_port, mongodb_uri, service_binary, Names, TestApp};
+use crate::helpers::{eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp};
 
 /// The samples of a Prometheus text exposition: `name{labels}` → value.
 pub fn samples(exposition: &str) -> HashMap<String, f64> {
@@ -213,6 +213,7 @@ async fn one_trace_id_runs_from_the_post_through_the_relay_to_the_projector() {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
+            .map(ChildProcess)
             .expect("service starts")
     };
     let mut query = spawn("query-service", query_port);
@@ -245,7 +246,7 @@ async fn one_trace_id_runs_from_the_post_through_the_relay_to_the_projector() {
     for child in [&command, &query] {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     }
-    let lines = |child: &mut std::process::Child| -> Vec<serde_json::Value> {
+    let lines = |child: &mut ChildProcess| -> Vec<serde_json::Value> {
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect()
     };
