@@ -1,0 +1,244 @@
+//! The faults, one after another, and the scenarios that need more than a kill.
+
+use anyhow::{ensure, Context as _};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::suite::{port_open, run_tool, wait_until, Suite};
+use crate::{ADMIN_TOKEN, AMQP, POISON, POSTGRES};
+
+/// What the faults did, besides striking.
+#[derive(Default)]
+pub struct Injected {
+    pub faults: BTreeMap<&'static str, u32>,
+    /// Waiting reads made while the view-changed exchange was gone: (answered 200, made).
+    pub notice_reads: (u32, u32),
+    pub findings: Vec<String>,
+}
+
+/// Deploys the query side once the command side has taken orders alone for a while, then injects the faults one
+/// after another, spread over `driving`, at least once each.
+pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected> {
+    const FAULTS: [&str; 10] = [
+        "relay SIGKILL",
+        "query-service SIGKILL",
+        "rabbitmq stop_app",
+        "postgres restart",
+        "mongo SIGKILL",
+        "duplicates+reorder",
+        "poison",
+        "rebuild+rolling restart+mongo SIGKILL",
+        "notice exchange deleted",
+        "newer writer's event",
+    ];
+    let mut injected = Injected::default();
+    let started = Instant::now();
+    // Spread over a short run; every 4 s in a long one, so that each fault strikes again and again.
+    let gap = (driving / (FAULTS.len() as u32 + 2)).clamp(Duration::from_secs(2), Duration::from_secs(4));
+    tokio::time::sleep(gap).await;
+    eprintln!(
+        "chaos: t={:>5.1} s  query side deployed (the command side took orders alone)",
+        started.elapsed().as_secs_f64()
+    );
+    suite.deploy_query_side().await?;
+    injected.faults.insert("query side deployed late", 1);
+    let mut round = 0usize;
+    loop {
+        let fault = FAULTS[round % FAULTS.len()];
+        if round >= FAULTS.len() && started.elapsed() + gap > driving {
+            break;
+        }
+        tokio::time::sleep(gap).await;
+        eprintln!("chaos: t={:>5.1} s  {fault}", started.elapsed().as_secs_f64());
+        match fault {
+            "relay SIGKILL" => {
+                suite.kill("relay")?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                suite.spawn("relay")?;
+            }
+            "query-service SIGKILL" => {
+                suite.kill("query")?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                suite.spawn("query")?;
+                suite.wait_live(suite.query_port).await?;
+            }
+            "rabbitmq stop_app" => {
+                run_tool("rabbitmqctl", &["-q", "stop_app"])?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                run_tool("rabbitmqctl", &["-q", "start_app"])?;
+                wait_until("RabbitMQ accepts connections again", Duration::from_secs(60), || port_open(5672)).await?;
+            }
+            "postgres restart" => {
+                let version = std::fs::read_dir("/etc/postgresql")?
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .next()
+                    .context("no cluster under /etc/postgresql")?;
+                run_tool("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])?;
+                wait_until("PostgreSQL accepts connections again", Duration::from_secs(60), || port_open(5432)).await?;
+            }
+            "mongo SIGKILL" => restart_mongo(suite).await?,
+            "duplicates+reorder" => publish_duplicates(suite).await?,
+            "poison" => publish_poison(suite).await?,
+            "rebuild+rolling restart+mongo SIGKILL" => rebuild_while_rolling(suite, &mut injected.findings).await?,
+            "notice exchange deleted" => {
+                let (reached, made) = reads_without_notices(suite).await?;
+                injected.notice_reads.0 += reached;
+                injected.notice_reads.1 += made;
+                if reached < made {
+                    injected.findings.push(format!(
+                        "{} waiting read(s) answered 202 while the notice exchange was gone",
+                        made - reached
+                    ));
+                }
+            }
+            _ => commit_as_newer_writer(suite).await?,
+        }
+        *injected.faults.entry(fault).or_insert(0) += 1;
+        round += 1;
+    }
+    Ok(injected)
+}
+
+pub async fn restart_mongo(suite: &Suite) -> anyhow::Result<()> {
+    suite.kill("mongo")?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    suite.spawn("mongo")?;
+    wait_until("the MongoDB-wire server listens again", Duration::from_secs(60), || port_open(suite.mongo_port)).await
+}
+
+/// A rebuild started on the second replica; then a rolling restart: the first replica stopped (SIGTERM) and started
+/// again, MongoDB SIGKILLed and restarted, the second replica (the rebuild's builder) stopped and started. That
+/// rebuild either switches or is given up; then another is started (once the first is cleared) and left to run
+/// beside the faults that follow, so that the run usually ends on a rebuilt generation, which the checks then read.
+pub async fn rebuild_while_rolling(suite: &Suite, findings: &mut Vec<String>) -> anyhow::Result<()> {
+    let rebuild = suite.query_url("query2", "/admin/read-models/orders/rebuild");
+    let answer = suite.http.post(&rebuild).bearer_auth(ADMIN_TOKEN).send().await?;
+    if ![202, 409].contains(&answer.status().as_u16()) {
+        findings.push(format!("starting a rebuild answered {}", answer.status()));
+    }
+    suite.stop_gracefully("query").await?;
+    suite.spawn("query")?;
+    suite.wait_ready(suite.query_port).await?;
+    restart_mongo(suite).await?;
+    suite.stop_gracefully("query2").await?;
+    suite.spawn("query2")?;
+    suite.wait_ready(suite.query2_port).await?;
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = suite.http.post(&rebuild).bearer_auth(ADMIN_TOKEN).send().await.map(|a| a.status().as_u16());
+        match status {
+            Ok(202) => return Ok(()),
+            // The interrupted rebuild is still claimed until it is given up, or the janitor clears it.
+            Ok(409 | 503) | Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_secs(2)).await,
+            other => {
+                findings.push(format!("a rebuild after the rolling restart could not start: {other:?}"));
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Deletes the view-changed exchange (every replica's binding goes with it, and the notices sent meanwhile are
+/// dropped), places an order and reads it on both replicas with `minVersion` (at least one of them does not project
+/// it, so only a notice or its own look at MongoDB can wake it). Returns (answered 200, reads made).
+pub async fn reads_without_notices(suite: &Suite) -> anyhow::Result<(u32, u32)> {
+    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let notices = query_service::read::notices::notice_exchange(&suite.exchange);
+    channel.exchange_delete(notices.as_str().into(), Default::default()).await?;
+    let _ = connection.close(200, "notices deleted".into()).await;
+    let placed = suite.place("chaos-notice").await?;
+    let (id, version) = (placed["orderId"].as_str().unwrap_or_default(), placed["sequenceId"].as_i64().unwrap_or(1));
+    let read = |which: &'static str| {
+        let url = suite.query_url(which, &format!("/queries/orders/{id}?minVersion={version}&waitMs=15000"));
+        let http = suite.http.clone();
+        async move { http.get(url).timeout(Duration::from_secs(20)).send().await.map(|r| r.status().as_u16()) }
+    };
+    let (first, second) = tokio::join!(read("query"), read("query2"));
+    let reached = [first, second].iter().filter(|status| matches!(status, Ok(200))).count() as u32;
+    Ok((reached, 2))
+}
+
+/// Commits, as a newer command-service deployed first would, a change to an order with its event in schema
+/// version 3 (which this build cannot read): the projector dead-letters it and records a gap, and the order's view
+/// stays at its last readable version.
+pub async fn commit_as_newer_writer(suite: &Suite) -> anyhow::Result<()> {
+    let placed = suite.place("chaos-newer").await?;
+    let id = Uuid::parse_str(placed["orderId"].as_str().unwrap_or_default())?;
+    let pool = sqlx::PgPool::connect(&format!("{POSTGRES}/{}", suite.database)).await?;
+    let mut tx = pool.begin().await?;
+    // The append barrier, as every writer of the outbox takes it (0x61707064, "appd").
+    sqlx::query("select pg_advisory_xact_lock_shared(1634758756)").execute(&mut *tx).await?;
+    let version: i64 = sqlx::query_scalar(
+        "update customer_order set version = version + 1, status = 'Confirmed', updated_at = now()
+         where id = $1 returning version",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, occurred_at)
+         select $1, 'OrderConfirmed', 3, order_id, $2,
+                payload || jsonb_build_object('status', 'Confirmed', 'loyaltyTier', 'gold'), now()
+         from outbox where order_id = $3 and order_version = 1",
+    )
+    .bind(Uuid::now_v7())
+    .bind(version)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(())
+}
+
+pub async fn channel_with_confirms() -> anyhow::Result<(Connection, lapin::Channel)> {
+    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok((connection, channel))
+}
+
+pub async fn publish(channel: &lapin::Channel, exchange: &str, kind: &str, body: &[u8]) -> anyhow::Result<()> {
+    let properties = BasicProperties::default()
+        .with_type(kind.into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2);
+    let confirm = channel
+        .basic_publish(exchange.into(), kind.into(), BasicPublishOptions::default(), body, properties)
+        .await?
+        .await?;
+    ensure!(confirm.is_ack(), "the broker refused a message");
+    Ok(())
+}
+
+/// The newest 100 logged events, published again twice each, newest first (duplicates, out of order).
+pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
+    let feed = suite.feed(0, 5000).await?;
+    let events = feed["data"].as_array().cloned().unwrap_or_default();
+    let (connection, channel) = channel_with_confirms().await?;
+    for envelope in events.iter().rev().take(100).chain(events.iter().rev().take(100)) {
+        let kind = envelope["eventType"].as_str().unwrap_or("OrderPlaced");
+        publish(&channel, &suite.exchange, kind, &serde_json::to_vec(envelope)?).await?;
+    }
+    let _ = connection.close(200, "duplicates sent".into()).await;
+    Ok(())
+}
+
+/// Messages no projector can read, plus one of a schema version from the future.
+pub async fn publish_poison(suite: &Suite) -> anyhow::Result<()> {
+    let (connection, channel) = channel_with_confirms().await?;
+    for body in POISON {
+        publish(&channel, &suite.exchange, "OrderPlaced", body).await?;
+    }
+    let mut future = system_tests::sample_envelope(Uuid::new_v4(), 1, 1);
+    future["schemaVersion"] = json!(99);
+    publish(&channel, &suite.exchange, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
+    let _ = connection.close(200, "poison sent".into()).await;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The fault suite (`scripts/chaos`): drives commands at a steady rate against the real services, run as processes
+//! of their own, while it kills and restarts them and the servers under them; then, once the backlog has drained,
+//! checks that nothing was lost, duplicated or invented, and prints a summary table. Exits non-zero on any finding.
+//!
+//! The command side is deployed first and takes orders before any query-service exists; then two query-service
+//! replicas (both projecting, one active at a time) start. Faults, in order, repeated until the commands are sent:
+//! SIGKILL the relay; SIGKILL a query-service; RabbitMQ `stop_app` / `start_app`; restart PostgreSQL; SIGKILL the
+//! MongoDB-wire server (restarted on its data directory); duplicate and reordered copies of logged events published
+//! to the exchange; poison messages; a rebuild during a rolling restart of both replicas with a MongoDB SIGKILL in
+//! the middle; the view-changed exchange deleted (its notices dropped) under waiting reads; an event of an unknown
+//! schema version committed by a "newer writer". At the end, `query-service verify` checks every view against the
+//! log too.
+//!
+//! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s. Loopback only. It stops RabbitMQ and
+//! PostgreSQL of this machine for a few seconds: run it alone, not beside the tests.
+
+mod checks;
+mod clients;
+mod faults;
+mod report;
+mod suite;
+
+use anyhow::ensure;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::checks::{active_views, check, dead_letter_checks, rebuilding, verify, views_behind};
+use crate::clients::{drive, Clients};
+use crate::faults::inject;
+use crate::report::Report;
+use crate::suite::Suite;
+
+pub const ADMIN_TOKEN: &str = "chaos-admin-token";
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Statuses a client may see: the documented answers, and 503 while PostgreSQL restarts.
+pub const DOCUMENTED: [u16; 5] = [200, 201, 409, 422, 503];
+/// Poison messages published per poison fault.
+pub const POISON: [&[u8]; 4] = [b"not json at all", b"{}", b"\xff\xfe\x00garbage", br#"{"eventType":"OrderPlaced"}"#];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--full");
+    let (commands, rate) = if full { (10_000, 100.0) } else { (1_000, 40.0) };
+    let id = Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let suite = Suite::start(&id).await?;
+    let outcome = run(&suite, commands, rate).await;
+    suite.stop().await;
+    let report = outcome?;
+    report.print();
+    ensure!(report.findings.is_empty(), "{} finding(s): {}", report.findings.len(), report.findings.join("; "));
+    Ok(())
+}
+
+async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> {
+    let clients = Arc::new(Mutex::new(Clients::default()));
+    let started = Instant::now();
+    let driving = Duration::from_secs_f64(commands as f64 / rate);
+    eprintln!("chaos: {commands} commands at {rate}/s over {:.0} s, faults in between", driving.as_secs_f64());
+
+    let max_lag = Arc::new(Mutex::new(0f64));
+    let lag_probe = {
+        // Whichever replica projects now: both are asked.
+        let urls = ["query", "query2"].map(|which| suite.query_url(which, "/queries/_status"));
+        let (http, max_lag) = (suite.http.clone(), max_lag.clone());
+        tokio::spawn(async move {
+            loop {
+                for url in &urls {
+                    if let Ok(answer) = http.get(url).send().await {
+                        if let Ok(status) = answer.json::<Value>().await {
+                            let lag = status["projector"]["lagMs"].as_f64().unwrap_or(0.0);
+                            if let Ok(mut max) = max_lag.lock() {
+                                *max = max.max(lag);
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+
+    let driver = drive(suite, clients.clone(), commands, rate);
+    let faults = inject(suite, driving);
+    let (driven, injected) = tokio::join!(driver, faults);
+    driven?;
+    let mut injected = injected?;
+    let faults = std::mem::take(&mut injected.faults);
+    let last_command = Instant::now();
+    eprintln!("chaos: commands sent in {:.0} s; waiting for the backlog to drain", started.elapsed().as_secs_f64());
+
+    // Everything back up, then the backlog drains.
+    suite.wait_ready(suite.command_port).await?;
+    suite.wait_ready(suite.query_port).await?;
+    suite.wait_ready(suite.query2_port).await?;
+    let pool = sqlx::PgPool::connect(&format!("{POSTGRES}/{}", suite.database)).await?;
+    let mongo = mongodb::Client::with_uri_str(suite.mongodb_uri()).await?.database(&suite.database);
+    let until = Instant::now() + Duration::from_secs(300);
+    loop {
+        let unpublished: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(&pool).await?;
+        let behind = match active_views(&mongo).await {
+            Ok(views) => views_behind(&pool, &views).await.unwrap_or(usize::MAX),
+            Err(_) => usize::MAX,
+        };
+        let building = rebuilding(&mongo).await.unwrap_or(true);
+        if unpublished == 0 && behind == 0 && !building {
+            break;
+        }
+        if Instant::now() > until {
+            eprintln!(
+                "chaos: not drained after 300 s: {unpublished} unpublished, {behind} views behind, rebuilding {building}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let drain = last_command.elapsed();
+    lag_probe.abort();
+
+    let mut clients = std::mem::take(&mut *clients.lock().map_err(|_| anyhow::anyhow!("clients poisoned"))?);
+    let unreadable = faults.get("poison").copied().unwrap_or(0) * (POISON.len() as u32 + 1)
+        + faults.get("newer writer's event").copied().unwrap_or(0);
+    let (dead_letters, redriven, mut dlq_findings) = dead_letter_checks(suite, unreadable).await?;
+    let views = active_views(&mongo).await?;
+    let generation = views.name().to_owned();
+    let mut checked = check(suite, &pool, &views, &clients).await?;
+    pool.close().await;
+    let (verify, mut verify_findings) = verify(suite).await?;
+    let mut findings = std::mem::take(&mut checked.findings);
+    findings.append(&mut clients.findings);
+    findings.append(&mut dlq_findings);
+    findings.append(&mut injected.findings);
+    findings.append(&mut verify_findings);
+    for (status, count) in &clients.statuses {
+        if !DOCUMENTED.contains(status) {
+            findings.push(format!("{count} answer(s) with undocumented status {status}"));
+        }
+    }
+    if !clients.unanswered.is_empty() {
+        findings.push(format!(
+            "{} request(s) without an answer, e.g. {}",
+            clients.unanswered.len(),
+            clients.unanswered.first().map_or("", String::as_str)
+        ));
+    }
+    Ok(Report {
+        commands,
+        clients,
+        faults,
+        checked,
+        dead_letters,
+        redriven,
+        max_lag_ms: max_lag.lock().map(|m| *m).unwrap_or(0.0),
+        drain,
+        notice_reads: injected.notice_reads,
+        generation,
+        verify,
+        findings,
+    })
+}
