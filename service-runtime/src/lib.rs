@@ -1,15 +1,17 @@
-//! What every service process of the platform shares: logs and traces ([`telemetry`]), the one shutdown signal
-//! ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]), their error format ([`problem`]), their admin endpoints ([`admin`]), their health
+//! What every service process of the platform shares: logs and traces ([`telemetry`]), RabbitMQ basics ([`amqp`]),
+//! the one shutdown signal ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
+//! their HTTP APIs ([`cors`]), their error format ([`problem`]), their query-string integers ([`params`]), their admin endpoints ([`admin`]), their health
 //! endpoints ([`health`]), their
 //! Prometheus metrics ([`metrics`]) and the limits on their connections ([`listener`]).
 
 pub mod admin;
+pub mod amqp;
 pub mod cors;
 pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod problem;
 pub mod telemetry;
 
@@ -70,26 +72,31 @@ impl Backoff {
     }
 }
 
-/// Runs `attempt` until it returns `Ok` (it does on shutdown) or `shutdown` comes; each error is logged with `what`
+/// Runs `attempt` until it returns `Ok` (its value) or `shutdown` comes (`None`); each error is logged with `what`
 /// and retried after the backoff's wait.
-pub async fn retry_until_shutdown<F, Fut, E>(
+pub async fn retry_until_shutdown<T, F, Fut, E>(
     what: &str,
     backoff: &Backoff,
     shutdown: &CancellationToken,
     mut attempt: F,
-) where
+) -> Option<T>
+where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<T, E>>,
     E: Display,
 {
     while !shutdown.is_cancelled() {
-        let Err(err) = attempt().await else { return };
+        let err = match attempt().await {
+            Ok(done) => return Some(done),
+            Err(err) => err,
+        };
         let wait = backoff.failed();
         tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
         if sleep_or_shutdown(wait, shutdown).await {
-            return;
+            return None;
         }
     }
+    None
 }
 
 /// Sleeps for `wait`, or less if `shutdown` comes first; true when it was the shutdown.

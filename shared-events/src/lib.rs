@@ -10,6 +10,7 @@
 mod checkpoint;
 mod envelope;
 mod order;
+pub mod identifier;
 pub mod upcast;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};

@@ -2,16 +2,8 @@
 
 use rust_decimal::Decimal;
 
-const MAX_ID_LEN: usize = 64;
-
 fn parse_identifier(raw: &str) -> Result<String, String> {
-    if raw.is_empty() || raw.len() > MAX_ID_LEN {
-        return Err(format!("must be 1 to {MAX_ID_LEN} characters long"));
-    }
-    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
-        return Err("may contain only letters, digits, '.', '_' and '-'".to_owned());
-    }
-    Ok(raw.to_owned())
+    shared_events::identifier::check(raw).map(|()| raw.to_owned())
 }
 
 /// Who placed the order: 1–64 characters of `[A-Za-z0-9._-]`.

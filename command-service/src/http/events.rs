@@ -72,22 +72,11 @@ pub(super) async fn feed(
 ) -> Result<Json<Value>, ApiError> {
     ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let after = match params.after.as_deref() {
-        None => 0,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::BadRequest("after must be a non-negative integer".to_owned()))?,
+    let integer = |name, raw: &Option<String>, range| {
+        service_runtime::params::integer_in(name, raw.as_deref(), range).map_err(ApiError::BadRequest)
     };
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}")))?,
-    };
+    let after = integer("after", &params.after, 0..=i64::MAX)?.unwrap_or(0);
+    let limit = integer("limit", &params.limit, 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let order = match params.order_id.as_deref() {
         None => None,
         Some(raw) => {

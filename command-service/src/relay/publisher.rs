@@ -5,7 +5,7 @@
 //! returned event is not published: its row stays in the outbox and goes out once a queue is bound
 //! (decision 0010).
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use shared_events::{Checkpoint, CHECKPOINT_TYPE, CONTENT_TYPE};
@@ -32,14 +32,7 @@ pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Declares the durable topic exchange every event is published to (idempotent; the query side declares it too).
 pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
-            FieldTable::default(),
-        )
-        .await
+    service_runtime::amqp::declare_exchange(channel, exchange, ExchangeKind::Topic).await
 }
 
 /// A channel with publisher confirms on, bound to one exchange.
@@ -65,9 +58,7 @@ impl Publisher {
     /// [`CONFIRM_TIMEOUT`]: a connection the broker closed mid-batch must not leave the relay waiting forever.
     /// Says which rows the broker routed; a nacked or returned row stays unpublished and is tried again.
     pub async fn publish(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
-        tokio::time::timeout(CONFIRM_TIMEOUT, self.publish_unbounded(rows))
-            .await
-            .map_err(|_| lapin::Error::from(std::io::Error::other("no publisher confirms within the timeout")))?
+        service_runtime::amqp::within(CONFIRM_TIMEOUT, "a batch of publishes", self.publish_unbounded(rows)).await
     }
 
     async fn publish_unbounded(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
@@ -115,21 +106,20 @@ impl Publisher {
             .with_type(CHECKPOINT_TYPE.into())
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2);
-        let publish = async {
-            self.channel
-                .basic_publish(self.exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties)
-                .await?
-                .await
-        };
-        let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish).await.map_err(|_| {
-            lapin::Error::from(std::io::Error::other("no confirm for a checkpoint within the timeout"))
-        })??;
+        let confirm = service_runtime::amqp::publish_confirmed(
+            &self.channel,
+            self.exchange.as_str(),
+            CHECKPOINT_TYPE,
+            MANDATORY,
+            &body,
+            properties,
+            CONFIRM_TIMEOUT,
+        )
+        .await?;
         match confirm {
             Confirmation::Ack(None) => Ok(true),
             Confirmation::Ack(Some(_)) => Ok(false),
-            Confirmation::Nack(_) | Confirmation::NotRequested => {
-                Err(lapin::Error::from(std::io::Error::other("the broker refused a checkpoint")))
-            }
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(service_runtime::amqp::refused("a checkpoint")),
         }
     }
 

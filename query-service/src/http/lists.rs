@@ -66,26 +66,16 @@ pub(super) async fn list_orders(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = service_runtime::params::integer_in("limit", params.limit.as_deref(), 1..=MAX_LIMIT)
+        .map_err(ApiError::BadRequest)?
+        .unwrap_or(DEFAULT_LIMIT);
     if let Some(status) = params.status.as_deref().filter(|s| OrderStatus::parse(s).is_none()) {
         return Err(ApiError::BadRequest(format!(
             "status {status:?} is not one of Placed, Confirmed, Shipped, Cancelled"
         )));
     }
-    let identifier = |c: &String| {
-        (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
-    if params.customer_id.as_ref().is_some_and(|c| !identifier(c)) {
-        return Err(ApiError::BadRequest(
-            "customerId must be 1 to 64 of letters, digits, '.', '_' and '-' (as in commands)".to_owned(),
-        ));
+    if let Some(customer_id) = &params.customer_id {
+        shared_events::identifier::check(customer_id).map_err(|why| ApiError::BadRequest(format!("customerId {why}")))?;
     }
     let cursor = params
         .cursor

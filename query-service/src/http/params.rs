@@ -9,13 +9,9 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// An optional integer from 0 to `max`; anything else is a 400 naming the parameter.
 pub fn parse_number(name: &str, raw: Option<&str>, max: u64) -> Result<Option<u64>, ApiError> {
-    raw.map(|raw| {
-        raw.parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be an integer from 0 to {max}")))
-    })
-    .transpose()
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let number = service_runtime::params::integer_in(name, raw, 0..=max).map_err(ApiError::BadRequest)?;
+    Ok(number.map(|n| n.unsigned_abs()))
 }
 
 /// A version or position: 0 to `i64::MAX`.

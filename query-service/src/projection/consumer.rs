@@ -3,12 +3,12 @@
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use service_runtime::{retry_until_shutdown, Backoff};
+use service_runtime::{amqp, retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,14 +46,7 @@ impl ConsumerSettings {
 /// Declares the exchange, the projector's durable queue bound to every event, and its dead-letter queue.
 pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel
-        .exchange_declare(
-            settings.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
-            FieldTable::default(),
-        )
-        .await?;
+    service_runtime::amqp::declare_exchange(channel, &settings.exchange, ExchangeKind::Topic).await?;
     channel.queue_declare(settings.dead_letter_queue().into(), durable, FieldTable::default()).await?;
     // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
     // handled only after every event published before it.
@@ -150,9 +143,7 @@ async fn consume(
                 let last = batch.last().map(|d| d.acker.clone());
                 if let Some(acker) = last {
                     let multiple = BasicAckOptions { multiple: true };
-                    tokio::time::timeout(Duration::from_secs(5), acker.ack(multiple))
-                        .await
-                        .map_err(|_| lapin::Error::from(std::io::Error::other("no answer to an ack within 5 s")))??;
+                    amqp::within(Duration::from_secs(5), "an ack", acker.ack(multiple)).await?;
                 }
             }
             // Shutting down mid-retry: leave the deliveries unacked; the broker gives them to the next consumer.
@@ -410,25 +401,16 @@ fn announce(
 }
 
 /// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.
-async fn with_retries<T, F, Fut>(shutdown: &CancellationToken, what: &str, mut write: F) -> Option<T>
+async fn with_retries<T, F, Fut>(shutdown: &CancellationToken, what: &str, write: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
-    let retries = Backoff::default();
-    loop {
-        match write().await {
-            Ok(done) => return Some(done),
-            Err(err) => {
-                let wait = retries.failed();
-                tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
-                if service_runtime::sleep_or_shutdown(wait, shutdown).await {
-                    return None;
-                }
-            }
-        }
-    }
+    retry_until_shutdown(what, &Backoff::default(), shutdown, write).await
 }
+
+/// Longest wait for the broker to confirm a dead letter.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Copies a message to the dead-letter queue with its reason, and waits for the broker to confirm it.
 async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason: &str) -> lapin::Result<()> {
@@ -439,19 +421,13 @@ async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason
         AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
     );
     let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let publish = async {
-        channel
-            .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), &delivery.data, properties)
-            .await?
-            .await
-    };
-    let confirm = tokio::time::timeout(Duration::from_secs(10), publish)
-        .await
-        .map_err(|_| lapin::Error::from(std::io::Error::other("no confirm for a dead letter within 10 s")))??;
+    let options = BasicPublishOptions::default();
+    let confirm =
+        amqp::publish_confirmed(channel, "", queue, options, &delivery.data, properties, CONFIRM_TIMEOUT).await?;
     if confirm.is_ack() {
         Ok(())
     } else {
-        Err(lapin::Error::from(std::io::Error::other("the broker refused a dead letter")))
+        Err(amqp::refused("a dead letter"))
     }
 }
 

@@ -17,6 +17,9 @@ use super::consumer::{declare_topology, ConsumerSettings};
 pub const REDRIVE_COUNT: &str = "x-redrive-count";
 
 /// Redrives the dead-letter queue of `settings.queue`; returns how many messages were moved.
+/// Longest wait for the broker to confirm one redriven message.
+const REDRIVE_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
     let connection = Connection::connect(
         &settings.amqp_url,
@@ -43,16 +46,17 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
         };
         headers.insert(REDRIVE_COUNT.into(), AMQPValue::LongLongInt(count + 1));
         let properties = delivery.properties.clone().with_headers(headers);
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                settings.queue.as_str().into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
+        let options = BasicPublishOptions::default();
+        let confirm = service_runtime::amqp::publish_confirmed(
+            &channel,
+            "",
+            &settings.queue,
+            options,
+            &delivery.data,
+            properties,
+            REDRIVE_CONFIRM_TIMEOUT,
+        )
+        .await?;
         anyhow::ensure!(confirm.is_ack(), "the broker refused a redriven message; it stays in {dead_letters}");
         delivery.acker.ack(BasicAckOptions::default()).await?;
         moved += 1;

@@ -10,9 +10,7 @@
 //! seconds instead of relying on those looks until it restarts.
 
 use futures_util::StreamExt as _;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
@@ -51,14 +49,7 @@ pub fn notice_exchange(events_exchange: &str) -> String {
 
 /// Declares the notice exchange (idempotent).
 pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
-            FieldTable::default(),
-        )
-        .await
+    service_runtime::amqp::declare_exchange(channel, exchange, ExchangeKind::Fanout).await
 }
 
 /// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more). Bounded:
@@ -72,10 +63,7 @@ pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin
         &body,
         BasicProperties::default(),
     );
-    tokio::time::timeout(Duration::from_secs(2), send)
-        .await
-        .map_err(|_| lapin::Error::from(std::io::Error::other("no room to send a notice within 2 s")))?
-        .map(drop)
+    service_runtime::amqp::within(Duration::from_secs(2), "sending a notice", send).await.map(drop)
 }
 
 /// Listens for notices until shutdown and announces them locally; reconnects with backoff. `bound` is true while
@@ -131,10 +119,7 @@ async fn listen_once(
             FieldTable::default(),
         );
         // The exchange gone, the broker answers 404 and closes the channel: start over, declaring it again.
-        match tokio::time::timeout(Duration::from_secs(5), bind).await {
-            Ok(bound) => bound,
-            Err(_) => Err(lapin::Error::from(std::io::Error::other("binding the notice queue took over 5 s"))),
-        }
+        service_runtime::amqp::within(Duration::from_secs(5), "binding the notice queue", bind).await
     };
     bound.send_replace(true);
     backoff.reset();
