@@ -9,8 +9,8 @@
 
 mod checkpoint;
 mod envelope;
-mod order;
 pub mod identifier;
+mod order;
 pub mod upcast;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};

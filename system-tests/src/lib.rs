@@ -1,7 +1,61 @@
-//! What the load and benchmark binaries share: synthetic events and a pre-filled event log.
+//! What the tests, the fault suite and the benchmarks share: the names of what one run owns and their removal,
+//! synthetic events and a pre-filled event log.
 
 use shared_events::OrderEvent;
+use std::time::Duration;
 use uuid::Uuid;
+
+/// The Postgres server the tests and tools use, without a database (`TEST_POSTGRES_URL`).
+pub fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// Names of everything one test or run owns: a Postgres database and a MongoDB database of one name, an events
+/// exchange (and the view-changed exchange that goes with it), a projector queue (and its dead-letter queue).
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub database: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl Names {
+    /// Fresh names, `<prefix>_<id>` / `<prefix>.<id>.events` / `<prefix>.<id>.views`.
+    pub fn new(prefix: &str) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let id = &id[..12];
+        Self {
+            database: format!("{prefix}_{id}"),
+            exchange: format!("{prefix}.{id}.events"),
+            queue: format!("{prefix}.{id}.views"),
+        }
+    }
+
+    /// The URL of this run's database on [`postgres_server`].
+    pub fn database_url(&self) -> String {
+        format!("{}/{}", postgres_server(), self.database)
+    }
+
+    /// Removes everything these names own, as far as each server answers (a server that is down keeps its part).
+    pub async fn remove(&self, amqp_url: &str, mongodb_uri: &str) {
+        if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri).await {
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&self.database).drop()).await;
+        }
+        drop_postgres(&postgres_server(), &self.database).await;
+        let Ok(connection) = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await else {
+            return;
+        };
+        if let Ok(channel) = connection.create_channel().await {
+            for queue in [self.queue.clone(), format!("{}.dlq", self.queue)] {
+                let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
+            }
+            for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange)] {
+                let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
+            }
+        }
+        let _ = connection.close(200, "removed".into()).await;
+    }
+}
 
 /// An `OrderPlaced` envelope (schema v2) for order number `n` of a run, at global position `sequence`.
 pub fn sample_envelope(run: Uuid, n: usize, sequence: i64) -> serde_json::Value {

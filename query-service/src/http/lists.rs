@@ -75,7 +75,8 @@ pub(super) async fn list_orders(
         )));
     }
     if let Some(customer_id) = &params.customer_id {
-        shared_events::identifier::check(customer_id).map_err(|why| ApiError::BadRequest(format!("customerId {why}")))?;
+        shared_events::identifier::check(customer_id)
+            .map_err(|why| ApiError::BadRequest(format!("customerId {why}")))?;
     }
     let cursor = params
         .cursor

@@ -24,9 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let postgres = env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432");
     let amqp_url = env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let mongodb_uri = env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false");
-    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let (database, exchange, queue) =
-        (format!("bench_{id}"), format!("bench.{id}.events"), format!("bench.{id}.views"));
+    let names = system_tests::Names::new("bench");
+    let (database, exchange, queue) = (names.database.clone(), names.exchange.clone(), names.queue.clone());
     let token = "bench-admin-token".to_owned();
     let shutdown = CancellationToken::new();
 
@@ -127,19 +126,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = query.task.await;
     let _ = command.task.await;
     pool.close().await;
-    if let Ok(client) = mongodb::Client::with_uri_str(&mongodb_uri).await {
-        let _ = client.database(&database).drop().await;
-    }
-    system_tests::drop_postgres(&postgres, &database).await;
-    if let Ok(connection) = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await {
-        if let Ok(channel) = connection.create_channel().await {
-            for q in [queue.clone(), format!("{queue}.dlq")] {
-                let _ = channel.queue_delete(q.as_str().into(), Default::default()).await;
-            }
-            for x in [exchange.clone(), format!("{exchange}.view-changed")] {
-                let _ = channel.exchange_delete(x.as_str().into(), Default::default()).await;
-            }
-        }
-    }
+    names.remove(&amqp_url, &mongodb_uri).await;
     Ok(())
 }

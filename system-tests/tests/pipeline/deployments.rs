@@ -9,7 +9,7 @@ use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandF
 
 #[tokio::test]
 async fn orders_placed_before_the_query_side_exists_reach_the_read_model() {
-    let command = CommandFirst::spawn(Names::new(), &amqp_url(), |_| {}).await;
+    let command = CommandFirst::spawn(Names::new("test"), &amqp_url(), |_| {}).await;
     let http = command.http();
     let first = place_order_at(&http, &command.command_url("/commands/orders"), "early-bird").await;
 

@@ -114,7 +114,7 @@ impl Drop for PrivateRabbit {
 #[tokio::test]
 async fn orders_placed_while_rabbitmq_is_stopped_all_reach_their_views() {
     let rabbit = PrivateRabbit::start().await;
-    let app = TestApp::spawn_with(Names::new(), &rabbit.url(), &mongodb_uri(), true).await;
+    let app = TestApp::spawn_with(Names::new("test"), &rabbit.url(), &mongodb_uri(), true).await;
     for n in 0..10 {
         app.place_order(&format!("before-{n}")).await;
     }
@@ -155,7 +155,7 @@ fn spawn_relay_at(names: &Names, database_url: &str) -> ChildProcess {
 
 #[tokio::test]
 async fn a_relay_killed_mid_drain_loses_nothing_after_restart() {
-    let names = Names::new();
+    let names = Names::new("test");
     let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
     // A tap on the exchange sees every publication, duplicates included.
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
@@ -289,7 +289,7 @@ impl Drop for PrivateMongo {
 #[tokio::test]
 async fn events_flowing_while_mongodb_restarts_all_reach_their_views() {
     let mut mongo = PrivateMongo::start().await;
-    let app = TestApp::spawn_with(Names::new(), &amqp_url(), &mongo.uri(), true).await;
+    let app = TestApp::spawn_with(Names::new("test"), &amqp_url(), &mongo.uri(), true).await;
     let mut first = None;
     for n in 0..10 {
         first = first.or(Some(app.place_order(&format!("before-{n}")).await.0));
@@ -382,7 +382,7 @@ async fn forward(
 
 #[tokio::test]
 async fn a_standby_takes_over_within_30_s_when_the_leaders_connection_goes_silent() {
-    let names = Names::new();
+    let names = Names::new("test");
     let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
     let proxy = SilentProxy::start("127.0.0.1:5432".parse().expect("address")).await;
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, names.database);

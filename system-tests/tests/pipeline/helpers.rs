@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -14,10 +13,7 @@ pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Postgres server URL without a database (`TEST_POSTGRES_URL`).
-pub fn postgres_server() -> String {
-    env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-}
+pub use system_tests::Names;
 
 pub fn amqp_url() -> String {
     env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
@@ -60,30 +56,6 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Names of everything one test owns.
-#[derive(Debug, Clone)]
-pub struct Names {
-    pub database: String,
-    pub exchange: String,
-    pub queue: String,
-}
-
-impl Names {
-    pub fn new() -> Self {
-        let id = Uuid::new_v4().simple().to_string();
-        let id = &id[..12];
-        Self {
-            database: format!("test_{id}"),
-            exchange: format!("test.{id}.events"),
-            queue: format!("test.{id}.views"),
-        }
-    }
-
-    pub fn database_url(&self) -> String {
-        format!("{}/{}", postgres_server(), self.database)
     }
 }
 
@@ -164,7 +136,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(Names::new(), &amqp_url(), &mongodb_uri(), true).await
+        Self::spawn_with(Names::new("test"), &amqp_url(), &mongodb_uri(), true).await
     }
 
     /// Starts both services; `relay` false leaves the outbox unpublished (a relay process can be started apart).
@@ -177,7 +149,7 @@ impl TestApp {
     pub async fn spawn_for_browser() -> Self {
         let query_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
         Self::spawn_tuned(
-            Names::new(),
+            Names::new("test"),
             &amqp_url(),
             &mongodb_uri(),
             |command| command.cors_allowed_origins = format!("{TEST_ORIGIN},http://{query_addr}"),
@@ -351,31 +323,7 @@ impl Drop for TestApp {
 }
 
 async fn remove_test_objects(names: &Names, mongodb_uri: &str) {
-    if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri).await {
-        let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&names.database).drop()).await;
-    }
-    drop_database(&names.database).await;
-    delete_broker_objects(&amqp_url(), names).await;
-}
-
-pub async fn drop_database(name: &str) {
-    if let Ok(admin) = PgPool::connect(&format!("{}/postgres", postgres_server())).await {
-        let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await;
-        admin.close().await;
-    }
-}
-
-pub async fn delete_broker_objects(amqp_url: &str, names: &Names) {
-    let Ok(connection) = Connection::connect(amqp_url, ConnectionProperties::default()).await else { return };
-    if let Ok(channel) = connection.create_channel().await {
-        for queue in [names.queue.clone(), format!("{}.dlq", names.queue)] {
-            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-        }
-        for exchange in [names.exchange.clone(), format!("{}.view-changed", names.exchange)] {
-            let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
-        }
-    }
-    let _ = connection.close(200, "test done".into()).await;
+    names.remove(&amqp_url(), mongodb_uri).await;
 }
 
 /// Waits until `queue` exists (the projector declares it as it starts).

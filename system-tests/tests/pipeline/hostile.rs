@@ -8,9 +8,7 @@ use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{
-    amqp_url, delete_broker_objects, eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp,
-};
+use crate::helpers::{amqp_url, eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp};
 
 /// The answer is a problem document with `status`, and the service is still up afterwards.
 async fn assert_refused(app: &TestApp, response: reqwest::Response, status: u16, case: &str) {
@@ -199,7 +197,7 @@ async fn injection_strings_and_huge_numbers_are_refused_or_stored_verbatim() {
 #[tokio::test]
 async fn ten_thousand_idle_connections_do_not_take_the_service_down() {
     const IDLE: usize = 10_000;
-    let names = Names::new();
+    let names = Names::new("test");
     let port = free_port();
     let mut service = Command::new(service_binary("query-service"))
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -262,8 +260,5 @@ async fn ten_thousand_idle_connections_do_not_take_the_service_down() {
     assert!(service.try_wait().expect("status").is_none(), "the service is still running");
 
     drop(service);
-    delete_broker_objects(&amqp_url(), &names).await;
-    if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
-        let _ = client.database(&names.database).drop().await;
-    }
+    names.remove(&amqp_url(), &mongodb_uri()).await;
 }

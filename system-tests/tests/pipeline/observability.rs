@@ -159,7 +159,7 @@ async fn ready(app: &TestApp, url: String) -> (u16, serde_json::Value) {
 #[tokio::test]
 async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() {
     let rabbit = PrivateRabbit::start().await;
-    let app = TestApp::spawn_with(Names::new(), &rabbit.url(), &mongodb_uri(), true).await;
+    let app = TestApp::spawn_with(Names::new("test"), &rabbit.url(), &mongodb_uri(), true).await;
     let urls = [app.command_url("/health/ready"), app.query_url("/health/ready")];
     for url in &urls {
         eventually(Duration::from_secs(20), || async { (ready(&app, url.clone()).await.0 == 200).then_some(()) }).await;
@@ -197,7 +197,7 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
 
 #[tokio::test]
 async fn one_trace_id_runs_from_the_post_through_the_relay_to_the_projector() {
-    let names = Names::new();
+    let names = Names::new("test");
     let (command_port, query_port) = (free_port(), free_port());
     let spawn = |binary: &str, port: u16| {
         Command::new(service_binary(binary))
@@ -259,9 +259,5 @@ async fn one_trace_id_runs_from_the_post_through_the_relay_to_the_projector() {
     assert!(with_trace(&command_log, "event published"), "the relay's publish carries it");
     assert!(with_trace(&query_log, "event applied"), "the projector's apply carries it");
 
-    crate::helpers::drop_database(&names.database).await;
-    crate::helpers::delete_broker_objects(&crate::helpers::amqp_url(), &names).await;
-    if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri()).await {
-        let _ = client.database(&names.database).drop().await;
-    }
+    names.remove(&crate::helpers::amqp_url(), &mongodb_uri()).await;
 }

@@ -34,7 +34,7 @@ fn counts(summary: &Value) -> [i64; 5] {
 #[tokio::test]
 async fn verify_finds_and_repair_mends_a_corrupted_a_deleted_and_an_ahead_view_and_the_sampler_reports_them() {
     let app = TestApp::spawn_tuned(
-        Names::new(),
+        Names::new("test"),
         &crate::helpers::amqp_url(),
         &mongodb_uri(),
         |_| {},

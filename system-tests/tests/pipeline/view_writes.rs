@@ -14,7 +14,7 @@ struct ScratchDatabase(mongodb::Database);
 impl ScratchDatabase {
     async fn new() -> Self {
         let client = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongo client");
-        Self(client.database(&Names::new().database))
+        Self(client.database(&Names::new("test").database))
     }
 }
 

@@ -18,14 +18,7 @@ use uuid::Uuid;
 
 use procs::Service;
 use stats::Table;
-
-/// Names of everything one run owns.
-#[derive(Debug)]
-pub struct Names {
-    pub database: String,
-    pub exchange: String,
-    pub queue: String,
-}
+use system_tests::Names;
 
 /// The servers, the services under test and clients to reach them.
 #[derive(Debug)]
@@ -73,11 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let scale = if full { 5 } else { 1 };
     let started = Instant::now();
     let id = &run_id().simple().to_string()[..10];
-    let names = Names {
-        database: format!("bench_{id}"),
-        exchange: format!("bench.{id}.events"),
-        queue: format!("bench.{id}.views"),
-    };
+    let names = Names::new("bench");
     let (postgres, amqp_url, mongodb_uri) = (
         env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
         env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
@@ -126,24 +115,11 @@ async fn main() -> anyhow::Result<()> {
         table.add(name, format!("{rss:.1} MiB"), "".to_owned(), None, "≤ 64 MiB");
     }
 
-    let Setup { names, postgres, mongodb_uri, amqp_url, pool, command, query, .. } = setup;
+    let Setup { names, mongodb_uri, amqp_url, pool, command, query, .. } = setup;
     command.stop();
     query.stop();
     pool.close().await;
-    drop_postgres(&postgres, &names.database).await;
-    if let Ok(client) = mongodb::Client::with_uri_str(&mongodb_uri).await {
-        let _ = client.database(&names.database).drop().await;
-    }
-    if let Ok(connection) = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await {
-        if let Ok(channel) = connection.create_channel().await {
-            for queue in [names.queue.clone(), format!("{}.dlq", names.queue)] {
-                let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
-            }
-            for exchange in [names.exchange.clone(), format!("{}.view-changed", names.exchange)] {
-                let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
-            }
-        }
-    }
+    names.remove(&amqp_url, &mongodb_uri).await;
     table.print();
     println!("\nwhole suite: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -2,7 +2,6 @@
 //! the helpers that wait for them.
 
 use anyhow::{ensure, Context as _};
-use lapin::{Connection, ConnectionProperties};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -191,21 +190,17 @@ impl Suite {
     }
 
     pub async fn stop(&self) {
-        for which in ["relay", "query", "query2", "command", "mongo"] {
+        for which in ["relay", "query", "query2", "command"] {
             let _ = self.kill(which);
         }
-        system_tests::drop_postgres(POSTGRES, &self.database).await;
-        if let Ok(connection) = Connection::connect(AMQP, ConnectionProperties::default()).await {
-            if let Ok(channel) = connection.create_channel().await {
-                for queue in [self.queue.clone(), format!("{}.dlq", self.queue)] {
-                    let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
-                }
-                for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange)] {
-                    let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
-                }
-            }
-            let _ = connection.close(200, "chaos done".into()).await;
-        }
+        // The run's own MongoDB-wire server goes with its data directory; the rest is removed by name.
+        let names = system_tests::Names {
+            database: self.database.clone(),
+            exchange: self.exchange.clone(),
+            queue: self.queue.clone(),
+        };
+        let _ = self.kill("mongo");
+        names.remove(AMQP, "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=100").await;
         let _ = std::fs::remove_dir_all(&self.mongo_dir);
     }
 
