@@ -4,12 +4,10 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::AdminBearer;
+use service_runtime::openapi::{AdminBearer, ProblemDoc};
 use utoipa::OpenApi;
 
-use super::schemas::{
-    BadRequest, Conflict, KeyReused, NotFound, ProblemDoc, TooLarge, Unauthorized, Unavailable, WrongMediaType,
-};
+use super::schemas::{BadRequest, Conflict, KeyReused, NotFound, TooLarge, Unauthorized, Unavailable, WrongMediaType};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {

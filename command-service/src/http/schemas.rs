@@ -3,36 +3,7 @@
 //! assembles the document.
 
 use service_runtime::problem_response;
-use utoipa::{IntoParams, ToSchema};
-
-/// An RFC 9457 problem document: every 4xx and 5xx answer.
-#[derive(Debug, ToSchema)]
-#[schema(as = Problem)]
-#[allow(dead_code)]
-pub struct ProblemDoc {
-    /// `/problems/<kind>` (the kinds are listed in the README).
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Every broken rule of a rejected command, by JSON path.
-    errors: Option<Vec<FieldErrorDoc>>,
-    /// On a 409: the order's version now.
-    #[schema(rename = "currentVersion")]
-    current_version: Option<i64>,
-    /// On a 409: the order's status now.
-    #[schema(rename = "orderStatus")]
-    order_status: Option<String>,
-}
-
-#[derive(Debug, ToSchema)]
-#[schema(as = FieldError)]
-#[allow(dead_code)]
-pub struct FieldErrorDoc {
-    field: String,
-    message: String,
-}
+use utoipa::IntoParams;
 
 /// The optional `Idempotency-Key` header of every command.
 #[derive(Debug, IntoParams)]

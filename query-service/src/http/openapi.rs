@@ -4,10 +4,10 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::AdminBearer;
+use service_runtime::openapi::{AdminBearer, ProblemDoc};
 use utoipa::OpenApi;
 
-use super::schemas::{BadRequest, Conflict, NotFound, ProblemDoc, Unauthorized, Unavailable};
+use super::schemas::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -5,19 +5,6 @@
 use service_runtime::problem_response;
 use utoipa::ToSchema;
 
-/// An RFC 9457 problem document: every 4xx and 5xx answer.
-#[derive(Debug, ToSchema)]
-#[schema(as = Problem)]
-#[allow(dead_code)]
-pub struct ProblemDoc {
-    /// `/problems/<kind>` (the kinds are listed in the README).
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-}
-
 /// One order's view: the same JSON in single reads, lists and streams.
 #[derive(Debug, ToSchema)]
 #[schema(as = OrderView)]
