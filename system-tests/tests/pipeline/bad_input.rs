@@ -13,26 +13,60 @@ fn order_with(items: serde_json::Value) -> String {
 }
 
 async fn assert_problem(response: reqwest::Response, status: u16, case: &str) -> serde_json::Value {
-    assert_eq!(response.status(), status, "{case}");
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned());
-    assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{case}");
+    let got = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = content_type.to_owned();
     let body: serde_json::Value = response.json().await.unwrap_or_else(|e| panic!("{case}: body is not JSON: {e}"));
-    assert_eq!(body["status"], status, "{case}");
-    for member in ["type", "title", "detail"] {
-        assert!(body[member].is_string(), "{case}: problem lacks {member}: {body}");
-    }
-    // One type scheme for both services (the README's contract): `/problems/<kind>`, lower-case words.
-    let kind = body["type"].as_str().and_then(|t| t.strip_prefix("/problems/")).unwrap_or_default();
-    assert!(!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{case}: type {body}");
-    body
+    assert_problem_parts((got, content_type, body), status, case)
 }
 
 /// (case, content type, body, status, field named in `errors`)
 type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, Option<&'static str>);
 
+/// The command side in process, in front of a Postgres nothing listens on: any request that reached the store
+/// would answer 503, so every 4xx it gives was decided before a write could be attempted.
+fn command_app_without_store() -> axum::Router {
+    // A pool aimed at a port nothing listens on: every acquire fails.
+    let options: sqlx::postgres::PgConnectOptions = "postgres://postgres@127.0.0.1:1/none".parse().expect("url");
+    command_service::http::build_app(command_service::http::AppState {
+        pool: command_service::store::pool(options, 1),
+        admin: service_runtime::admin::AdminToken::new(None),
+        metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
+        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay: None },
+    })
+}
+
+/// Sends `request` to `app` in process; the answer's status, content type and JSON body.
+async fn in_process(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, String, serde_json::Value) {
+    use tower::ServiceExt as _;
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = content_type.to_owned();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    (status, content_type, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// The problem document checks of [`assert_problem`], on an answer taken apart.
+fn assert_problem_parts(answer: (u16, String, serde_json::Value), status: u16, case: &str) -> serde_json::Value {
+    let (got, content_type, body) = answer;
+    assert_eq!(got, status, "{case}: {body}");
+    assert_eq!(content_type, "application/problem+json", "{case}");
+    assert_eq!(body["status"], status, "{case}");
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "{case}: problem lacks {member}: {body}");
+    }
+    let kind = body["type"].as_str().and_then(|t| t.strip_prefix("/problems/")).unwrap_or_default();
+    assert!(!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{case}: type {body}");
+    body
+}
+
 #[tokio::test]
-async fn bad_commands_are_rejected_with_problem_json_and_write_nothing() {
-    let app = TestApp::spawn().await;
+async fn bad_commands_are_rejected_with_problem_json_before_the_store_is_touched() {
+    let app = command_app_without_store();
     let json = "application/json";
     let many_lines = order_with(serde_json::Value::Array(vec![line(); 101]));
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
@@ -228,25 +262,39 @@ async fn bad_commands_are_rejected_with_problem_json_and_write_nothing() {
         ("body over 64 KiB", Some(json), huge.into_bytes(), 413, None),
     ];
     for (case, content_type, body, status, field) in cases {
-        let mut request = app.http.post(app.command_url("/commands/orders")).body(body);
+        let mut request = axum::http::Request::post("/commands/orders");
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let problem = assert_problem(request.send().await.expect("POST answers"), status, case).await;
+        let request = request.body(axum::body::Body::from(body)).expect("request");
+        let problem = assert_problem_parts(in_process(&app, request).await, status, case);
         if let Some(field) = field {
             let fields: Vec<&str> =
                 problem["errors"].as_array().into_iter().flatten().filter_map(|e| e["field"].as_str()).collect();
             assert!(fields.contains(&field), "{case}: errors should name {field}: {problem}");
         }
     }
-    for table in ["customer_order", "order_line", "outbox"] {
+    let get = axum::http::Request::get("/commands/orders").body(axum::body::Body::empty()).expect("request");
+    assert_problem_parts(in_process(&app, get).await, 405, "GET on a command");
+    let nowhere = axum::http::Request::post("/commands/nothing").body(axum::body::Body::empty()).expect("request");
+    assert_problem_parts(in_process(&app, nowhere).await, 404, "unknown route");
+}
+
+#[tokio::test]
+async fn a_rejected_command_writes_nothing_to_the_real_store() {
+    let app = TestApp::spawn().await;
+    let bad = [
+        json!({"customerId": "c", "items": []}).to_string(),
+        order_with(json!([{"sku": "s", "quantity": 1, "unitPrice": "1.999"}])),
+        "{\"customerId\":".to_owned(),
+    ];
+    for body in bad {
+        let request = app.http.post(app.command_url("/commands/orders")).header("content-type", "application/json");
+        assert_problem(request.body(body).send().await.expect("POST answers"), 400, "bad command").await;
+    }
+    for table in ["customer_order", "order_line", "outbox", "idempotency_key"] {
         assert_eq!(app.count(table).await, 0, "a rejected command wrote to {table}");
     }
-
-    let wrong_method = app.http.get(app.command_url("/commands/orders")).send().await.expect("GET answers");
-    assert_problem(wrong_method, 405, "GET on a command").await;
-    let nowhere = app.http.post(app.command_url("/commands/nothing")).send().await.expect("answers");
-    assert_problem(nowhere, 404, "unknown route").await;
     app.stop().await;
 }
 
@@ -280,20 +328,11 @@ async fn bad_reads_are_rejected_with_problem_json() {
 #[tokio::test]
 async fn postgres_unreachable_answers_503() {
     use tower::ServiceExt as _;
-    // A pool aimed at a port nothing listens on: every acquire fails.
-    let options: sqlx::postgres::PgConnectOptions = "postgres://postgres@127.0.0.1:1/none".parse().expect("url");
-    let pool = command_service::store::pool(options, 1);
-    let app = command_service::http::build_app(command_service::http::AppState {
-        pool,
-        admin: service_runtime::admin::AdminToken::new(None),
-        metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
-        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay: None },
-    });
     let request = axum::http::Request::post("/commands/orders")
         .header("content-type", "application/json")
         .body(axum::body::Body::from(order_with(json!([line()]))))
         .expect("request");
-    let response = app.oneshot(request).await.expect("infallible");
+    let response = command_app_without_store().oneshot(request).await.expect("infallible");
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     assert_eq!(response.headers()["retry-after"], "1");
