@@ -1,9 +1,9 @@
 //! The `Idempotency-Key` header: the first response of a command is stored with the key, in the command's
 //! transaction, and replayed exactly for a retry of the same request within 24 hours.
 //!
-//! Each command handler: opens a transaction, calls [`begin`] (which may answer with a replay, or 422 for a key
-//! reused with another request), runs the command, and hands its answer to [`finish`], which stores it under the
-//! key and commits.
+//! [`super::command::exactly_once`] opens the command's transaction, calls [`begin`] (which may answer with a replay,
+//! or 422 for a key reused with another request), runs the command, and hands its answer to [`finish`], which
+//! stores it under the key and commits.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

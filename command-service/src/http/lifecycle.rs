@@ -15,9 +15,9 @@ use super::orders::CommandAccepted;
 use super::schemas::{
     BadRequest, Conflict, IdempotencyKey, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType,
 };
-use super::{trace_context, ApiError, AppState};
+use super::{command, ApiError, AppState};
 use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
-use crate::store::{self, StoreError};
+use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -109,10 +109,7 @@ async fn transition(
     headers: HeaderMap,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let started = std::time::Instant::now();
-    let result = apply(&state, transition, path, &headers, body).await;
-    state.metrics.command(transition.as_str(), started, &result);
-    result
+    command::measured(&state, transition.as_str(), apply(&state, transition, path, &headers, body)).await
 }
 
 async fn apply(
@@ -149,22 +146,17 @@ async fn apply(
     let canonical = serde_json::json!([expected_version, reason]).to_string();
     let fingerprint =
         idempotency::fingerprint(&format!("POST /commands/orders/{order_id}/{}", transition.as_str()), &canonical);
-    let traceparent = trace_context::traceparent(headers);
-    let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
-    tracing::Span::current().record("trace_id", trace_id);
-    service_runtime::telemetry::continue_trace(&tracing::Span::current(), &traceparent);
-
-    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
-        return Ok(replay);
+    let (traceparent, trace_id) = command::trace(headers);
+    let (answer, changed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {
+        let current = store::lock_order(tx, order_id).await?;
+        let command = Command::Change { transition, expected_version, cancel_reason: reason };
+        let change = domain::decide(current.as_ref(), &command, domain::now())?;
+        let changed = store::update_order(tx, order_id, &change, Some(&traceparent)).await?;
+        Ok((Answer::json(StatusCode::OK, None, &CommandAccepted::from(&changed))?, changed.version))
+    })
+    .await?;
+    if let Some(version) = changed {
+        tracing::info!(order_id = %order_id, version, transition = transition.as_str(), trace_id, "order changed");
     }
-    let current = store::lock_order(&mut tx, order_id).await?;
-    let command = Command::Change { transition, expected_version, cancel_reason: reason };
-    let change = domain::decide(current.as_ref(), &command, domain::now())?;
-    let changed = store::update_order(&mut tx, order_id, &change, Some(&traceparent)).await?;
-    let answer = Answer::json(StatusCode::OK, None, &CommandAccepted::from(&changed))?;
-    let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
-    tracing::info!(order_id = %order_id, version = changed.version, transition = transition.as_str(), trace_id,
-        "order changed");
     Ok(answer)
 }

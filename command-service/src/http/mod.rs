@@ -1,5 +1,6 @@
 //! The HTTP surface of the command side: routes, shared state and the layers around them.
 
+mod command;
 mod events;
 mod idempotency;
 mod json;

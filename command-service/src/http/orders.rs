@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
 use super::schemas::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
-use super::{trace_context, ApiError, AppState, JsonBody};
+use super::{command, ApiError, AppState, JsonBody};
 use crate::domain::{self, Command, NewOrder, PlaceOrder};
-use crate::store::{self, PlacedOrder, StoreError};
+use crate::store::{self, PlacedOrder};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/commands/orders", post(place_order))
@@ -64,10 +64,7 @@ pub(super) async fn place_order(
     headers: HeaderMap,
     body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let started = std::time::Instant::now();
-    let result = place(&state, &headers, body).await;
-    state.metrics.command("place", started, &result);
-    result
+    command::measured(&state, "place", place(&state, &headers, body)).await
 }
 
 async fn place(
@@ -78,20 +75,17 @@ async fn place(
     let body = body?;
     let key = idempotency::key(headers)?;
     let order = NewOrder::parse(body.0).map_err(ApiError::Validation)?;
-    let traceparent = trace_context::traceparent(headers);
-    let trace_id = shared_events::trace_id(&traceparent).unwrap_or_default();
-    tracing::Span::current().record("trace_id", trace_id);
-    service_runtime::telemetry::continue_trace(&tracing::Span::current(), &traceparent);
-    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let (traceparent, trace_id) = command::trace(headers);
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &order.canonical());
-    if let Some(replay) = idempotency::begin(&mut tx, key.as_ref(), &fingerprint).await? {
-        return Ok(replay);
+    let (answer, placed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {
+        let change = domain::decide(None, &Command::Place(order), domain::now())?;
+        let placed = store::insert_order(tx, Uuid::now_v7(), &change, Some(&traceparent)).await?;
+        let location = format!("/queries/orders/{}", placed.order_id);
+        Ok((Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?, placed))
+    })
+    .await?;
+    if let Some(placed) = placed {
+        tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, trace_id, "order placed");
     }
-    let change = domain::decide(None, &Command::Place(order), domain::now())?;
-    let placed = store::insert_order(&mut tx, Uuid::now_v7(), &change, Some(&traceparent)).await?;
-    let location = format!("/queries/orders/{}", placed.order_id);
-    let answer = Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?;
-    let answer = idempotency::finish(tx, key.as_ref(), answer).await?;
-    tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, trace_id, "order placed");
     Ok(answer)
 }
