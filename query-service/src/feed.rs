@@ -1,7 +1,6 @@
 //! Client of the command-service's event feed (`GET /events`): the log every replay and every check of the read
 //! model reads.
 
-use serde::Deserialize;
 use shared_events::Envelope;
 use std::time::Duration;
 
@@ -9,21 +8,7 @@ use std::time::Duration;
 pub const PAGE: i64 = 5_000;
 
 /// One page of the log.
-#[derive(Debug, Deserialize)]
-pub struct Page {
-    #[serde(rename = "data")]
-    pub events: Vec<Envelope>,
-    pub metadata: PageMetadata,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PageMetadata {
-    /// Pass as `after` for the next page.
-    pub next_after: i64,
-    /// The newest committed sequence when the page was read.
-    pub head: i64,
-}
+pub type Page = shared_events::FeedPage;
 
 /// Where the feed is and the token it needs.
 #[derive(Debug, Clone)]

@@ -47,7 +47,7 @@ impl EventType {
 ///
 /// `payload` stays raw JSON here so that an envelope can be read (and dead-lettered with a reason) even when its
 /// payload is of an unknown type or schema version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     pub event_id: Uuid,
@@ -59,10 +59,13 @@ pub struct Envelope {
     /// Global position in the event log (the outbox's `sequence`).
     pub sequence: i64,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: OffsetDateTime,
     /// W3C `traceparent` of the request that caused the event, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The order's whole state after the change, in the event's schema version.
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 

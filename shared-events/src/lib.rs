@@ -9,12 +9,14 @@
 
 mod checkpoint;
 mod envelope;
+mod feed;
 pub mod identifier;
 mod order;
 pub mod upcast;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
+pub use feed::{FeedMetadata, FeedPage};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, DEFAULT_SEGMENT};
 
 /// AMQP `content_type` of every published event.

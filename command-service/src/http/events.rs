@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use shared_events::{FeedMetadata, FeedPage};
+use utoipa::IntoParams;
 
 use super::schemas::{BadRequest, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
@@ -40,25 +40,6 @@ pub(super) struct FeedParams {
     order_id: Option<String>,
 }
 
-/// A page of the event log (admin).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct FeedPage {
-    /// Event envelopes, as the relay publishes them.
-    data: Vec<serde_json::Map<String, Value>>,
-    metadata: FeedMetadata,
-}
-
-#[derive(Debug, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct FeedMetadata {
-    /// The `after` of the next page.
-    next_after: i64,
-    /// The highest sequence in the log now.
-    head: i64,
-}
-
 /// The event log in `sequence` order, for replays, or one order's events (admin token).
 #[utoipa::path(get, path = "/events", tag = "events", params(FeedParams), security(("admin" = [])),
     responses(
@@ -69,7 +50,7 @@ pub(super) async fn feed(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<FeedParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeedPage>, ApiError> {
     ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let integer = |name, raw: &Option<String>, range| {
@@ -89,6 +70,6 @@ pub(super) async fn feed(
         Some(order) => store::order_events_after(&state.pool, order, after, limit).await?,
     };
     let next_after = rows.last().map_or(after, |row| row.sequence);
-    let events: Vec<_> = rows.into_iter().map(store::OutboxRow::into_envelope).collect();
-    Ok(Json(json!({ "data": events, "metadata": { "nextAfter": next_after, "head": head } })))
+    let events = rows.into_iter().map(store::OutboxRow::into_envelope).collect();
+    Ok(Json(FeedPage { events, metadata: FeedMetadata { next_after, head } }))
 }
