@@ -26,11 +26,7 @@ enum Role {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    service_runtime::init_tracing();
-    let shutdown = service_runtime::shutdown_on_signal();
-    let result = run_role(cli, shutdown).await;
-    service_runtime::telemetry::flush();
-    result
+    service_runtime::run_process(|shutdown| run_role(cli, shutdown)).await
 }
 
 async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {

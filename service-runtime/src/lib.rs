@@ -23,6 +23,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The life of a service process: logs and traces set up, the shutdown signal armed, `role` run until it ends,
+/// traces flushed. What `main` of every service does.
+pub async fn run_process<T, Fut>(role: impl FnOnce(CancellationToken) -> Fut) -> T
+where
+    Fut: Future<Output = T>,
+{
+    init_tracing();
+    let shutdown = shutdown_on_signal();
+    let result = role(shutdown).await;
+    telemetry::flush();
+    result
+}
+
 /// A token cancelled on the first SIGINT or SIGTERM: the one shutdown signal of the process.
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
