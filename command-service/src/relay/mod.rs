@@ -215,16 +215,14 @@ async fn drain(
             }
         }
         let complete = (fetched as i64) < settings.batch_size;
-        if let Some(watermark) = watermark.filter(|w| settled && w.through > *checkpoint) {
-            // Every row up to the watermark was in this batch or an earlier one, unless the batch was cut short.
-            if complete || last.is_some_and(|last| last >= watermark.through) {
-                if !publisher.publish_checkpoint(watermark.through).await? {
-                    return Ok(unroutable(settings, &format!("the checkpoint through {}", watermark.through)));
-                }
-                settings.metrics.checkpoints.inc();
-                *checkpoint = watermark.through;
-                tracing::debug!(closed_through = watermark.through, "published a checkpoint");
+        let through = watermark.as_ref().map(|w| w.through);
+        if let Some(through) = checkpoint_due(through, settled, *checkpoint, complete, last) {
+            if !publisher.publish_checkpoint(through).await? {
+                return Ok(unroutable(settings, &format!("the checkpoint through {through}")));
             }
+            settings.metrics.checkpoints.inc();
+            *checkpoint = through;
+            tracing::debug!(closed_through = through, "published a checkpoint");
         }
         settings.status.set_unroutable(None);
         if complete {
@@ -232,6 +230,21 @@ async fn drain(
         }
     }
     Ok(Drained::Empty)
+}
+
+/// The checkpoint a round may publish after its batch, if any: the watermark `through`, once it is settled (every
+/// transaction holding a sequence up to it has ended), newer than the last `checkpoint` of this term, and covered by
+/// what was published — the batch drained the outbox (`complete`), or its `last` row reached the watermark. A batch
+/// cut short below the watermark leaves rows up to it unpublished: no checkpoint may pass them.
+fn checkpoint_due(
+    through: Option<i64>,
+    settled: bool,
+    checkpoint: i64,
+    complete: bool,
+    last: Option<i64>,
+) -> Option<i64> {
+    let through = through.filter(|&through| settled && through > checkpoint)?;
+    (complete || last.is_some_and(|last| last >= through)).then_some(through)
 }
 
 /// Shows the leader alive on its lock connection (it moves `pg_stat_activity.state_change`), and fails when that
@@ -300,5 +313,28 @@ async fn settle(pool: &PgPool, watermark: &store::Watermark, shutdown: &Cancella
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_due;
+
+    #[test]
+    fn a_settled_newer_watermark_is_checkpointed_once_the_published_rows_cover_it() {
+        // Drained the outbox: the watermark is covered whatever the last row was.
+        assert_eq!(checkpoint_due(Some(10), true, 4, true, Some(7)), Some(10));
+        assert_eq!(checkpoint_due(Some(10), true, 4, true, None), Some(10));
+        // A full batch that reached the watermark covers it too.
+        assert_eq!(checkpoint_due(Some(10), true, 4, false, Some(10)), Some(10));
+    }
+
+    #[test]
+    fn no_checkpoint_passes_an_unsettled_watermark_an_old_one_or_rows_still_unpublished() {
+        assert_eq!(checkpoint_due(None, true, 0, true, Some(3)), None, "no watermark");
+        assert_eq!(checkpoint_due(Some(10), false, 4, true, Some(10)), None, "a transaction up to it still open");
+        assert_eq!(checkpoint_due(Some(4), true, 4, true, Some(4)), None, "already checkpointed this term");
+        assert_eq!(checkpoint_due(Some(10), true, 4, false, Some(9)), None, "the batch was cut short below it");
+        assert_eq!(checkpoint_due(Some(10), true, 4, false, None), None);
     }
 }
