@@ -69,8 +69,41 @@ impl Config {
         Ok(crate::rebuild::Rebuilder::new(views, self.feed()?, usize::from(self.read_model_keep), shutdown))
     }
 
+    /// Orders a second the sampler checks: `READ_MODEL_SAMPLE_RATE`, or 0 without an admin token (the event feed it
+    /// reads needs one; without it the feed does not exist).
+    pub fn sample_rate(&self) -> f64 {
+        if self.admin_token.as_deref().is_some_and(|token| !token.is_empty()) {
+            self.read_model_sample_rate
+        } else {
+            0.0
+        }
+    }
+
     /// The command-service's event feed.
     pub fn feed(&self) -> anyhow::Result<crate::feed::Feed> {
         crate::feed::Feed::new(self.event_feed_url.clone(), self.admin_token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("query-service").chain(args.iter().copied())).expect("valid flags").config
+    }
+
+    #[test]
+    fn the_sampler_runs_at_its_rate_only_where_the_event_feed_can_be_read() {
+        assert_eq!(config(&["--admin-token", "t", "--read-model-sample-rate", "5"]).sample_rate(), 5.0);
+        assert_eq!(config(&["--admin-token", "", "--read-model-sample-rate", "5"]).sample_rate(), 0.0);
+        assert_eq!(config(&["--admin-token", "t", "--read-model-sample-rate", "0"]).sample_rate(), 0.0);
     }
 }

@@ -81,11 +81,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     ));
     let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
     let janitor = tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone()));
+    if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
+        tracing::info!("no ADMIN_TOKEN: the read-model sampler is off (it reads the admin event feed)");
+    }
     let findings = crate::verify::sampler::Findings::default();
     let sampler = tokio::spawn(crate::verify::sampler::run(
         views.clone(),
         config.feed()?,
-        config.read_model_sample_rate,
+        config.sample_rate(),
         metrics.clone(),
         findings.clone(),
         shutdown.clone(),
@@ -101,7 +104,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         readiness: Readiness { amqp_url: config.amqp_url.clone(), projector_consuming },
         slowdown,
         demo,
-        sampling: Sampling { rate: config.read_model_sample_rate, findings },
+        sampling: Sampling { rate: config.sample_rate(), findings },
     };
     let mut app = build_app(state);
     if let Some(cors) = cors {
