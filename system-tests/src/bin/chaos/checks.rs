@@ -39,7 +39,7 @@ pub async fn verify(suite: &Suite) -> anyhow::Result<(Value, Vec<String>)> {
     let output = Command::new(binary("query-service")?)
         .arg("verify")
         .env("MONGODB_URI", suite.mongodb_uri())
-        .env("MONGODB_DATABASE", &suite.database)
+        .env("MONGODB_DATABASE", &suite.names.database)
         .env("EVENT_FEED_URL", suite.command_url("/events"))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "error")
@@ -72,7 +72,7 @@ pub async fn views_behind(pool: &sqlx::PgPool, views: &mongodb::Collection<Order
 /// `x-redrive-count` 1. Returns (dead letters found, redriven, findings).
 pub async fn dead_letter_checks(suite: &Suite, expected: u32) -> anyhow::Result<(u32, u32, Vec<String>)> {
     let mut findings = Vec::new();
-    let dlq = format!("{}.dlq", suite.queue);
+    let dlq = format!("{}.dlq", suite.names.queue);
     let (connection, channel) = channel_with_confirms().await?;
     let (count, reasons) = inspect_dead_letters(&connection, &dlq).await?;
     if count != expected {
@@ -105,8 +105,8 @@ pub async fn dead_letter_checks(suite: &Suite, expected: u32) -> anyhow::Result<
     let output = Command::new(binary("query-service")?)
         .args(["dlq", "redrive"])
         .env("AMQP_URL", AMQP)
-        .env("AMQP_EXCHANGE", &suite.exchange)
-        .env("AMQP_QUEUE", &suite.queue)
+        .env("AMQP_EXCHANGE", &suite.names.exchange)
+        .env("AMQP_QUEUE", &suite.names.queue)
         .env("RUST_LOG", "error")
         .output()?;
     ensure!(output.status.success(), "dlq redrive failed: {}", String::from_utf8_lossy(&output.stderr));

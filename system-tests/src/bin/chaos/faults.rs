@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::suite::{port_open, run_tool, wait_until, Suite};
-use crate::{ADMIN_TOKEN, AMQP, POISON, POSTGRES};
+use crate::{ADMIN_TOKEN, AMQP, POISON};
 
 /// What the faults did, besides striking.
 #[derive(Default)]
@@ -149,7 +149,7 @@ pub async fn rebuild_while_rolling(suite: &Suite, findings: &mut Vec<String>) ->
 pub async fn reads_without_notices(suite: &Suite) -> anyhow::Result<(u32, u32)> {
     let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let notices = query_service::read::notices::notice_exchange(&suite.exchange);
+    let notices = query_service::read::notices::notice_exchange(&suite.names.exchange);
     channel.exchange_delete(notices.as_str().into(), Default::default()).await?;
     let _ = connection.close(200, "notices deleted".into()).await;
     let placed = suite.place("chaos-notice").await?;
@@ -170,7 +170,7 @@ pub async fn reads_without_notices(suite: &Suite) -> anyhow::Result<(u32, u32)> 
 pub async fn commit_as_newer_writer(suite: &Suite) -> anyhow::Result<()> {
     let placed = suite.place("chaos-newer").await?;
     let id = Uuid::parse_str(placed["orderId"].as_str().unwrap_or_default())?;
-    let pool = sqlx::PgPool::connect(&format!("{POSTGRES}/{}", suite.database)).await?;
+    let pool = sqlx::PgPool::connect(&suite.names.database_url()).await?;
     let mut tx = pool.begin().await?;
     // The append barrier, as every writer of the outbox takes it (0x61707064, "appd").
     sqlx::query("select pg_advisory_xact_lock_shared(1634758756)").execute(&mut *tx).await?;
@@ -224,7 +224,7 @@ pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
     let (connection, channel) = channel_with_confirms().await?;
     for envelope in events.iter().rev().take(100).chain(events.iter().rev().take(100)) {
         let kind = envelope["eventType"].as_str().unwrap_or("OrderPlaced");
-        publish(&channel, &suite.exchange, kind, &serde_json::to_vec(envelope)?).await?;
+        publish(&channel, &suite.names.exchange, kind, &serde_json::to_vec(envelope)?).await?;
     }
     let _ = connection.close(200, "duplicates sent".into()).await;
     Ok(())
@@ -234,11 +234,11 @@ pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
 pub async fn publish_poison(suite: &Suite) -> anyhow::Result<()> {
     let (connection, channel) = channel_with_confirms().await?;
     for body in POISON {
-        publish(&channel, &suite.exchange, "OrderPlaced", body).await?;
+        publish(&channel, &suite.names.exchange, "OrderPlaced", body).await?;
     }
     let mut future = system_tests::sample_envelope(Uuid::new_v4(), 1, 1);
     future["schemaVersion"] = json!(99);
-    publish(&channel, &suite.exchange, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
+    publish(&channel, &suite.names.exchange, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
     let _ = connection.close(200, "poison sent".into()).await;
     Ok(())
 }

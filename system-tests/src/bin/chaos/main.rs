@@ -33,7 +33,6 @@ use crate::report::Report;
 use crate::suite::Suite;
 
 pub const ADMIN_TOKEN: &str = "chaos-admin-token";
-pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Statuses a client may see: the documented answers, and 503 while PostgreSQL restarts.
 pub const DOCUMENTED: [u16; 5] = [200, 201, 409, 422, 503];
@@ -95,8 +94,8 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     suite.wait_ready(suite.command_port).await?;
     suite.wait_ready(suite.query_port).await?;
     suite.wait_ready(suite.query2_port).await?;
-    let pool = sqlx::PgPool::connect(&format!("{POSTGRES}/{}", suite.database)).await?;
-    let mongo = mongodb::Client::with_uri_str(suite.mongodb_uri()).await?.database(&suite.database);
+    let pool = sqlx::PgPool::connect(&suite.names.database_url()).await?;
+    let mongo = mongodb::Client::with_uri_str(suite.mongodb_uri()).await?.database(&suite.names.database);
     let until = Instant::now() + Duration::from_secs(300);
     loop {
         let unpublished: i64 =

@@ -9,13 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{ADMIN_TOKEN, AMQP, POSTGRES};
+use system_tests::Names;
+
+use crate::{ADMIN_TOKEN, AMQP};
 
 /// Names, processes and clients of one run.
 pub struct Suite {
-    pub database: String,
-    pub exchange: String,
-    pub queue: String,
+    /// The run's Postgres and Mongo database, exchange and queue.
+    pub names: Names,
     pub mongo_dir: PathBuf,
     pub mongo_port: u16,
     pub command_port: u16,
@@ -60,9 +61,7 @@ impl Suite {
         let mongo_dir = std::env::temp_dir().join(format!("chaos-mongo-{id}"));
         std::fs::create_dir_all(&mongo_dir)?;
         let suite = Self {
-            database: format!("chaos_{id}"),
-            exchange: format!("chaos.{id}.events"),
-            queue: format!("chaos.{id}.views"),
+            names: Names::new("chaos"),
             mongo_dir,
             mongo_port: free_port(),
             command_port: free_port(),
@@ -123,16 +122,16 @@ impl Suite {
                 let mut c = Command::new(binary("query-service")?);
                 c.env("HTTP_ADDR", format!("127.0.0.1:{port}"))
                     .env("MONGODB_URI", self.mongodb_uri())
-                    .env("MONGODB_DATABASE", &self.database)
-                    .env("AMQP_QUEUE", &self.queue)
+                    .env("MONGODB_DATABASE", &self.names.database)
+                    .env("AMQP_QUEUE", &self.names.queue)
                     .env("EVENT_FEED_URL", format!("{command_url}/events"));
                 c
             }
         };
         command
-            .env("DATABASE_URL", format!("{POSTGRES}/{}", self.database))
+            .env("DATABASE_URL", self.names.database_url())
             .env("AMQP_URL", AMQP)
-            .env("AMQP_EXCHANGE", &self.exchange)
+            .env("AMQP_EXCHANGE", &self.names.exchange)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
@@ -194,13 +193,8 @@ impl Suite {
             let _ = self.kill(which);
         }
         // The run's own MongoDB-wire server goes with its data directory; the rest is removed by name.
-        let names = system_tests::Names {
-            database: self.database.clone(),
-            exchange: self.exchange.clone(),
-            queue: self.queue.clone(),
-        };
         let _ = self.kill("mongo");
-        names.remove(AMQP, "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=100").await;
+        self.names.remove(AMQP, "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=100").await;
         let _ = std::fs::remove_dir_all(&self.mongo_dir);
     }
 
