@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,18 +31,43 @@ pub fn router<S: Clone + Send + Sync + 'static>(probe: Probe) -> Router<S> {
     Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).with_state(probe)
 }
 
+/// The answer of `GET /health/live`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `up`.
+    pub status: &'static str,
+}
+
+/// The answer of `GET /health/ready`.
+#[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`, `degraded` (200) or `unavailable` (503).
+    pub status: &'static str,
+    /// On a 503: the hard checks that are down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<Vec<&'static str>>,
+    /// Every check by name: `up` or `down`.
+    pub checks: BTreeMap<&'static str, &'static str>,
+    /// The checks that degrade the service without taking it out of service, while they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<Vec<&'static str>>,
+    /// Why each degraded check is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<BTreeMap<&'static str, String>>,
+}
+
 /// Liveness: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "Up", body = Object, example = json!({"status": "up"}))))]
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "up" }))
+    responses((status = 200, description = "Up", body = Liveness)))]
+pub async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "up" })
 }
 
 /// Readiness: what the service depends on is reachable; `degraded` (still 200) names what works only in part.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready, or degraded with the reasons", body = Object),
-        (status = 503, description = "Not ready: names what is down", body = Object)))]
+        (status = 200, description = "Ready, or degraded with the reasons", body = Readiness),
+        (status = 503, description = "Not ready: names what is down", body = Readiness)))]
 pub async fn ready(State(probe): State<Probe>) -> Response {
     let checks = probe().await;
     answer(&checks.hard, &checks.degraded)
@@ -62,29 +88,36 @@ pub async fn amqp_reachable(url: &str, timeout: Duration) -> bool {
 /// The readiness answer for named checks (`true` = up) and for checks that degrade the service without taking it
 /// out of service (a reason = degraded): those show as `"down"` among the checks, are listed in `degraded` with
 /// their reason in `reasons`, and leave the status 200 (`"status": "degraded"`) unless a hard check is down.
-fn answer(checks: &[(&str, bool)], degraded: &[(&str, Option<String>)]) -> Response {
-    let down: Vec<&str> = checks.iter().filter(|(_, up)| !up).map(|(name, _)| *name).collect();
-    let mut states: Map<String, Value> =
-        checks.iter().map(|(name, up)| ((*name).to_owned(), Value::from(if *up { "up" } else { "down" }))).collect();
-    let mut reasons = Map::new();
+fn answer(checks: &[(&'static str, bool)], degraded: &[(&'static str, Option<String>)]) -> Response {
+    let readiness = readiness(checks, degraded);
+    let status = if readiness.down.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness)).into_response()
+}
+
+fn readiness(checks: &[(&'static str, bool)], degraded: &[(&'static str, Option<String>)]) -> Readiness {
+    let state = |up: bool| if up { "up" } else { "down" };
+    let down: Vec<&'static str> = checks.iter().filter(|(_, up)| !up).map(|(name, _)| *name).collect();
+    let mut states: BTreeMap<&'static str, &'static str> =
+        checks.iter().map(|(name, up)| (*name, state(*up))).collect();
+    let mut reasons = BTreeMap::new();
     for (name, reason) in degraded {
-        states.insert((*name).to_owned(), Value::from(if reason.is_some() { "down" } else { "up" }));
+        states.insert(name, state(reason.is_none()));
         if let Some(reason) = reason {
-            reasons.insert((*name).to_owned(), Value::from(reason.as_str()));
+            reasons.insert(*name, reason.clone());
         }
     }
-    let mut body = if down.is_empty() {
-        let status = if reasons.is_empty() { "ready" } else { "degraded" };
-        json!({ "status": status, "checks": states })
-    } else {
-        json!({ "status": "unavailable", "down": down, "checks": states })
+    let status = match (down.is_empty(), reasons.is_empty()) {
+        (false, _) => "unavailable",
+        (true, true) => "ready",
+        (true, false) => "degraded",
     };
-    if !reasons.is_empty() {
-        body["degraded"] = Value::from(reasons.keys().cloned().collect::<Vec<_>>());
-        body["reasons"] = Value::Object(reasons);
+    Readiness {
+        status,
+        down: (!down.is_empty()).then_some(down),
+        checks: states,
+        degraded: (!reasons.is_empty()).then(|| reasons.keys().copied().collect()),
+        reasons: (!reasons.is_empty()).then_some(reasons),
     }
-    let status = if down.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
 }
 
 #[cfg(test)]
@@ -103,5 +136,20 @@ mod tests {
         assert_eq!(answer(&[("postgres", true)], &degraded).status(), StatusCode::OK);
         assert_eq!(answer(&[("postgres", false)], &degraded).status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answer(&[("postgres", true)], &[("routing", None)]).status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn the_answer_names_every_check_and_only_lists_what_is_down_or_degraded() {
+        let ready = readiness(&[("postgres", true)], &[("routing", None)]);
+        let json = serde_json::to_value(&ready).expect("serialises");
+        assert_eq!(json, serde_json::json!({"status": "ready", "checks": {"postgres": "up", "routing": "up"}}));
+        let down = readiness(&[("postgres", false), ("rabbitmq", true)], &[("routing", Some("no queue".to_owned()))]);
+        let json = serde_json::to_value(&down).expect("serialises");
+        assert_eq!(
+            json,
+            serde_json::json!({"status": "unavailable", "down": ["postgres"],
+                "checks": {"postgres": "down", "rabbitmq": "up", "routing": "down"},
+                "degraded": ["routing"], "reasons": {"routing": "no queue"}})
+        );
     }
 }

@@ -1,8 +1,13 @@
-//! What both services' OpenAPI documents share: the `admin` bearer scheme, the problem document's schema and the way
-//! a problem answer is declared.
+//! What both services' OpenAPI documents share: the `admin` bearer scheme and the way a problem answer is declared
+//! (its schema is the real [`crate::problem::Problem`]).
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::Ref;
 use utoipa::Modify;
+
+use crate::problem::PROBLEM_JSON;
 
 /// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
 #[derive(Debug)]
@@ -18,45 +23,24 @@ impl Modify for AdminBearer {
     }
 }
 
-/// The schema of [`crate::problem::Problem`] as both services answer it (the extension members are those either
-/// service uses; each appears only where it applies).
-#[derive(Debug, utoipa::ToSchema)]
-#[schema(as = Problem)]
-#[allow(dead_code)]
-pub struct ProblemDoc {
-    /// `/problems/<kind>` (the kinds are listed in the README).
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// On a `validation` problem: every broken rule of a rejected command, by JSON path.
-    errors: Option<Vec<FieldErrorDoc>>,
-    /// On a command's 409: the order's version now.
-    #[schema(rename = "currentVersion")]
-    current_version: Option<i64>,
-    /// On a command's 409: the order's status now.
-    #[schema(rename = "orderStatus")]
-    order_status: Option<String>,
+/// The description of an error answer: an `application/problem+json` body of the [`crate::problem::Problem`] schema.
+pub fn problem_answer(description: &str) -> Response {
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+    ResponseBuilder::new().description(description).content(PROBLEM_JSON, body).build()
 }
 
-/// One broken rule of a rejected command.
-#[derive(Debug, utoipa::ToSchema)]
-#[schema(as = FieldError)]
-#[allow(dead_code)]
-pub struct FieldErrorDoc {
-    field: String,
-    message: String,
-}
-
-/// Declares a documented error answer `$name`: an `application/problem+json` body of the [`ProblemDoc`] schema,
-/// with `$description`.
+/// Declares a documented error answer `$name` for `responses(..)` in a path: [`problem_answer`] with
+/// `$description`. The type is only a name for the answer, so it has no values.
 #[macro_export]
 macro_rules! problem_response {
     ($name:ident, $description:literal) => {
-        #[derive(Debug, ::utoipa::ToResponse)]
-        #[response(description = $description, content_type = "application/problem+json")]
-        #[allow(dead_code)]
-        pub struct $name($crate::openapi::ProblemDoc);
+        #[derive(Debug)]
+        pub enum $name {}
+
+        impl<'s> ::utoipa::ToResponse<'s> for $name {
+            fn response() -> (&'s str, ::utoipa::openapi::RefOr<::utoipa::openapi::response::Response>) {
+                (stringify!($name), $crate::openapi::problem_answer($description).into())
+            }
+        }
     };
 }

@@ -10,7 +10,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -25,8 +25,8 @@ pub trait ApiProblem {
     /// What went wrong, for people.
     fn detail(&self) -> String;
     /// Extension members (RFC 9457 §3.2).
-    fn extensions(&self) -> Map<String, Value> {
-        Map::new()
+    fn extensions(&self) -> Extensions {
+        Extensions::default()
     }
 
     /// The problem document of this error.
@@ -35,17 +35,47 @@ pub trait ApiProblem {
     }
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An RFC 9457 problem document: what every 4xx and 5xx of both services carries.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Problem {
-    /// `/problems/<kind>`.
+    /// `/problems/<kind>` (the kinds are listed in the README).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase.
     pub title: String,
     pub status: u16,
+    /// What went wrong, for people.
     pub detail: String,
     #[serde(flatten)]
-    pub extensions: Map<String, Value>,
+    pub extensions: Extensions,
+}
+
+/// The extension members either service uses; each appears only where it applies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Extensions {
+    /// On a `validation` problem: every broken rule of a rejected command, by JSON path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// On a command's 409: the order's version now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+    /// On a command's 409: the order's status now (`status` is the HTTP status in a problem document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<String>,
+}
+
+/// One broken rule of a rejected request, named by the JSON path of the field that broke it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
 }
 
 impl Problem {
@@ -55,7 +85,7 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
-            extensions: Map::new(),
+            extensions: Extensions::default(),
         }
     }
 
@@ -124,7 +154,7 @@ mod tests {
     #[test]
     fn a_problem_serialises_with_its_type_scheme_and_extensions_beside_the_members() {
         let mut problem = Problem::new(StatusCode::CONFLICT, "conflict", "The order moved on.");
-        problem.extensions.insert("currentVersion".to_owned(), 3.into());
+        problem.extensions.current_version = Some(3);
         let json = serde_json::to_value(&problem).expect("serialises");
         assert_eq!(
             json,

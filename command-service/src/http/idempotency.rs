@@ -5,11 +5,14 @@
 //! or 422 for a key reused with another request), runs the command, and hands its answer to [`finish`], which
 //! stores it under the key and commits.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Postgres, Transaction};
+use utoipa::IntoParams;
 
 use super::ApiError;
 use crate::store::idempotency::{self, Claim, StoredResponse};
@@ -21,8 +24,26 @@ pub const HEADER: &str = "idempotency-key";
 #[derive(Debug, Clone)]
 pub struct Key(String);
 
+/// The optional `Idempotency-Key` header of every command, as the handlers take it.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// Retrying with the same key and body answers the first answer again; a different body is a 422.
+    #[param(rename = "Idempotency-Key", value_type = Option<String>, pattern = r"^[!-~]{1,255}$")]
+    pub key: Option<Key>,
+}
+
+/// A malformed key is a 400; handlers take `Result<IdempotencyKey, ApiError>` to decide when it counts.
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        key(&parts.headers).map(|key| Self { key })
+    }
+}
+
 /// The request's key, if it sent one; a malformed key is a 400.
-pub fn key(headers: &HeaderMap) -> Result<Option<Key>, ApiError> {
+fn key(headers: &HeaderMap) -> Result<Option<Key>, ApiError> {
     let Some(value) = headers.get(HEADER) else { return Ok(None) };
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {

@@ -9,12 +9,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::idempotency::{self, Answer};
+use super::idempotency::{self, Answer, IdempotencyKey};
 use super::json::{self, JsonBytes};
 use super::orders::CommandAccepted;
-use super::schemas::{
-    BadRequest, Conflict, IdempotencyKey, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType,
-};
+use super::schemas::{BadRequest, Conflict, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType};
 use super::{command, ApiError, AppState};
 use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
 use crate::store;
@@ -60,9 +58,10 @@ pub(super) async fn confirm(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Confirm, path, headers, body).await
+    transition(state, Transition::Confirm, path, headers, key, body).await
 }
 
 /// Ship a confirmed order.
@@ -78,9 +77,10 @@ pub(super) async fn ship(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Ship, path, headers, body).await
+    transition(state, Transition::Ship, path, headers, key, body).await
 }
 
 /// Cancel an order that has not shipped.
@@ -96,9 +96,10 @@ pub(super) async fn cancel(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Cancel, path, headers, body).await
+    transition(state, Transition::Cancel, path, headers, key, body).await
 }
 
 #[tracing::instrument(skip_all, fields(trace_id))]
@@ -107,9 +108,10 @@ async fn transition(
     transition: Transition,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    command::measured(&state, transition.as_str(), apply(&state, transition, path, &headers, body)).await
+    command::measured(&state, transition.as_str(), apply(&state, transition, path, &headers, key, body)).await
 }
 
 async fn apply(
@@ -117,6 +119,7 @@ async fn apply(
     transition: Transition,
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
     let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -125,7 +128,7 @@ async fn apply(
     let body = body.filter(|bytes| bytes.trim_ascii() != b"null");
     let order_id =
         Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
-    let key = idempotency::key(headers)?;
+    let key = key?.key;
     let (expected_version, reason) = match (&body, transition) {
         (None, _) => (None, None),
         (Some(bytes), Transition::Cancel) => {

@@ -4,7 +4,8 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::{AdminBearer, ProblemDoc};
+use service_runtime::openapi::AdminBearer;
+use service_runtime::problem::Problem;
 use utoipa::OpenApi;
 
 use super::schemas::{BadRequest, Conflict, KeyReused, NotFound, TooLarge, Unauthorized, Unavailable, WrongMediaType};
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
         service_runtime::health::ready,
         super::operations::metrics,
     ),
-    components(schemas(ProblemDoc), responses(
+    components(schemas(Problem), responses(
         BadRequest, NotFound, Conflict, TooLarge, WrongMediaType, KeyReused, Unavailable, Unauthorized
     )),
     modifiers(&AdminBearer),

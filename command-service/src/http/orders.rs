@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::idempotency::{self, Answer};
-use super::schemas::{BadRequest, IdempotencyKey, KeyReused, TooLarge, Unavailable, WrongMediaType};
+use super::idempotency::{self, Answer, IdempotencyKey};
+use super::schemas::{BadRequest, KeyReused, TooLarge, Unavailable, WrongMediaType};
 use super::{command, ApiError, AppState, JsonBody};
 use crate::domain::{self, Command, NewOrder, PlaceOrder};
 use crate::store::{self, PlacedOrder};
@@ -62,18 +62,20 @@ impl From<&PlacedOrder> for CommandAccepted {
 pub(super) async fn place_order(
     State(state): State<AppState>,
     headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
-    command::measured(&state, "place", place(&state, &headers, body)).await
+    command::measured(&state, "place", place(&state, &headers, key, body)).await
 }
 
 async fn place(
     state: &AppState,
     headers: &HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
     let body = body?;
-    let key = idempotency::key(headers)?;
+    let key = key?.key;
     let order = NewOrder::parse(body.0).map_err(ApiError::Validation)?;
     let (traceparent, trace_id) = command::trace(headers);
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &order.canonical());

@@ -3,8 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
-use service_runtime::problem::ApiProblem;
+use service_runtime::problem::{self, ApiProblem, Extensions};
 
 use crate::domain::{FieldError, Refusal};
 use crate::store::StoreError;
@@ -108,20 +107,19 @@ impl ApiProblem for ApiError {
         }
     }
 
-    fn extensions(&self) -> Map<String, Value> {
-        let mut extensions = Map::new();
+    fn extensions(&self) -> Extensions {
         match self {
-            Self::Validation(errors) => {
-                extensions.insert("errors".to_owned(), serde_json::to_value(errors).unwrap_or_default());
-            }
-            Self::Conflict { current_version, status, .. } => {
-                extensions.insert("currentVersion".to_owned(), (*current_version).into());
-                // `status` is the HTTP status in a problem document (RFC 9457): the order's is `orderStatus`.
-                extensions.insert("orderStatus".to_owned(), status.as_str().into());
-            }
-            _ => {}
+            Self::Validation(errors) => Extensions {
+                errors: Some(errors.iter().map(|e| problem::FieldError::new(&e.field, &e.message)).collect()),
+                ..Extensions::default()
+            },
+            Self::Conflict { current_version, status, .. } => Extensions {
+                current_version: Some(*current_version),
+                order_status: Some(status.as_str().to_owned()),
+                ..Extensions::default()
+            },
+            _ => Extensions::default(),
         }
-        extensions
     }
 }
 

@@ -1,19 +1,8 @@
-//! The shapes the OpenAPI document describes: the problem document and its responses, and what the handlers
-//! answer or take beside their own types. The handlers name these in their annotations; [`super::openapi`]
+//! The error answers the OpenAPI document names: each an `application/problem+json` body of the one problem
+//! schema, with what it means on this service. The handlers name these in their annotations; [`super::openapi`]
 //! assembles the document.
 
 use service_runtime::problem_response;
-use utoipa::IntoParams;
-
-/// The optional `Idempotency-Key` header of every command.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct IdempotencyKey {
-    /// Retrying with the same key and body answers the first answer again; a different body is a 422.
-    #[param(rename = "Idempotency-Key", pattern = r"^[!-~]{1,255}$")]
-    idempotency_key: Option<String>,
-}
 
 problem_response!(BadRequest, "The request is malformed or breaks a rule; `errors` names each field.");
 problem_response!(NotFound, "No such order.");
