@@ -5,7 +5,8 @@
 //! applies events idempotently and in any arrival order: it keeps the state with the highest `version`.
 //!
 //! The command side writes the payload into its outbox; the relay wraps it in the envelope and publishes it as JSON.
-//! The query side calls [`decode`], which accepts only event types and schema versions it knows.
+//! The query side calls [`decode`], which accepts only event types and schema versions it knows, and answers reads
+//! with [`OrderView`]s.
 
 mod checkpoint;
 mod envelope;
@@ -13,11 +14,13 @@ mod feed;
 pub mod identifier;
 mod order;
 pub mod upcast;
+mod view;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
 pub use feed::{FeedMetadata, FeedPage};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, DEFAULT_SEGMENT};
+pub use view::{OrderView, ViewLine};
 
 /// AMQP `content_type` of every published event.
 pub const CONTENT_TYPE: &str = "application/json";

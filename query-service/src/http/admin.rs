@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::params::parse_number;
-use super::schemas::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
+use super::responses::{
+    rfc3339, BadRequest, BuildProgress, Conflict, GenerationSize, NotFound, ReadModelStatus, RebuildStarted,
+    RolledBack, SlowdownState, Unauthorized, Unavailable,
+};
 use super::{ApiError, AppState};
 use crate::projection::{Slowdown, SlowdownSetting, MAX_SLOWDOWN};
 use crate::rebuild::RebuildError;
@@ -51,10 +53,13 @@ impl From<PointerError> for ApiError {
 
 /// The read model's generations, the rebuild in progress and the position (admin token).
 #[utoipa::path(get, path = "/admin/read-models/orders", tag = "admin", security(("admin" = [])),
-    responses((status = 200, description = "Generations and progress", body = Object),
+    responses((status = 200, description = "Generations and progress", body = ReadModelStatus),
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 503, response = Unavailable)))]
-pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<ReadModelStatus>, ApiError> {
     authorize(&state, &headers)?;
     let views = &state.views;
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
@@ -62,32 +67,32 @@ pub(super) async fn status(State(state): State<AppState>, headers: HeaderMap) ->
     let mut generations = Vec::new();
     for (name, role) in roles(&pointer) {
         let count = views.count(&name).await.map_err(ApiError::Unavailable)?;
-        generations.push(json!({ "name": name, "role": role, "views": count }));
+        generations.push(GenerationSize { name, role, views: count });
     }
     let building = pointer.building.as_ref().map(|build| {
         let elapsed_ms =
             (mongodb::bson::DateTime::now().timestamp_millis() - build.started_at.timestamp_millis()).max(1);
         let rate = build.replayed as f64 * 1000.0 / elapsed_ms as f64;
         let left = (build.total - build.replayed).max(0);
-        json!({
-            "name": build.name,
-            "replayed": build.replayed,
-            "total": build.total,
-            "eventsPerSecond": (rate * 10.0).round() / 10.0,
-            "etaSeconds": (rate > 0.0).then(|| (left as f64 / rate).ceil()),
-            "lagEvents": left,
-            "startedAt": build.started_at.try_to_rfc3339_string().ok(),
-            "heartbeatAt": build.heartbeat_at.try_to_rfc3339_string().ok(),
-        })
+        BuildProgress {
+            name: build.name.clone(),
+            replayed: build.replayed,
+            total: build.total,
+            events_per_second: (rate * 10.0).round() / 10.0,
+            eta_seconds: (rate > 0.0).then(|| (left as f64 / rate).ceil()),
+            lag_events: left,
+            started_at: build.started_at.try_to_rfc3339_string().ok(),
+            heartbeat_at: build.heartbeat_at.try_to_rfc3339_string().ok(),
+        }
     });
-    Ok(Json(json!({
-        "active": pointer.active,
-        "previous": pointer.previous,
-        "building": building,
-        "generations": generations,
-        "position": position,
-        "switchedAt": pointer.switched_at.and_then(|t| t.try_to_rfc3339_string().ok()),
-    })))
+    Ok(Json(ReadModelStatus {
+        switched_at: pointer.switched_at.map(rfc3339),
+        active: pointer.active,
+        previous: pointer.previous,
+        building,
+        generations,
+        position,
+    }))
 }
 
 fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
@@ -99,7 +104,7 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
 
 /// Rebuild the views into a new generation from the event log, then switch reads to it (admin token).
 #[utoipa::path(post, path = "/admin/read-models/orders/rebuild", tag = "admin", security(("admin" = [])),
-    responses((status = 202, description = "Started; progress at `Location`", body = Object,
+    responses((status = 202, description = "Started; progress at `Location`", body = RebuildStarted,
             headers(("Location" = String))),
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
@@ -111,19 +116,19 @@ pub(super) async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -
         RebuildError::Feed(err) => ApiError::FeedUnavailable(err),
         RebuildError::Cancelled => ApiError::Conflict("the service is shutting down".to_owned()),
     })?;
-    let body = json!({ "generation": generation, "status": "building", "progress": STATUS_PATH });
+    let body = RebuildStarted { generation, status: "building", progress: STATUS_PATH };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, STATUS_PATH)], Json(body)).into_response())
 }
 
 /// Make the previous generation active again (admin token).
 #[utoipa::path(post, path = "/admin/read-models/orders/rollback", tag = "admin", security(("admin" = [])),
-    responses((status = 200, description = "The generations after the swap", body = Object),
+    responses((status = 200, description = "The generations after the swap", body = RolledBack),
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
-pub(super) async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RolledBack>, ApiError> {
     authorize(&state, &headers)?;
     let pointer = state.views.generations().rollback().await?;
-    Ok(Json(json!({ "active": pointer.active, "previous": pointer.previous })))
+    Ok(Json(RolledBack { active: pointer.active, previous: pointer.previous }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -137,26 +142,29 @@ pub(super) struct SlowdownParams {
 
 /// The projector's slowdown of this replica (admin token).
 #[utoipa::path(get, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
-    responses((status = 200, description = "The slowdown in force (`delayMs` 0 when none)", body = Object),
+    responses((status = 200, description = "The slowdown in force (`delayMs` 0 when none)", body = SlowdownState),
         (status = 401, response = Unauthorized), (status = 404, response = NotFound),
         (status = 409, response = Conflict)))]
-pub(super) async fn slowdown(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn slowdown(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SlowdownState>, ApiError> {
     authorize(&state, &headers)?;
-    Ok(Json(slowdown_json(projector_slowdown(&state)?.current())))
+    Ok(Json(slowdown_state(projector_slowdown(&state)?.current())))
 }
 
 /// Delays every batch the projector applies, for ten minutes at most, to watch reads wait for the read model: a
 /// demo, not a production control (admin token).
 #[utoipa::path(post, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
     params(SlowdownParams),
-    responses((status = 200, description = "The slowdown now in force", body = Object),
+    responses((status = 200, description = "The slowdown now in force", body = SlowdownState),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
         (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub(super) async fn slow_down(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<SlowdownParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SlowdownState>, ApiError> {
     authorize(&state, &headers)?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let max = MAX_SLOWDOWN.as_millis() as u64;
@@ -164,17 +172,17 @@ pub(super) async fn slow_down(
         .ok_or_else(|| ApiError::BadRequest(format!("delayMs is required: an integer from 0 to {max}")))?;
     let setting = projector_slowdown(&state)?.set(std::time::Duration::from_millis(delay_ms));
     tracing::info!(delay_ms, "projector slowdown set");
-    Ok(Json(slowdown_json(setting)))
+    Ok(Json(slowdown_state(setting)))
 }
 
 fn projector_slowdown(state: &AppState) -> Result<&Slowdown, ApiError> {
     state.slowdown.as_ref().ok_or_else(|| ApiError::Conflict("this replica runs no projector".to_owned()))
 }
 
-/// `{"delayMs": N, "endsAt": RFC 3339 | null}`.
-pub(super) fn slowdown_json(setting: Option<SlowdownSetting>) -> Value {
-    json!({
-        "delayMs": setting.map_or(0, |s| s.delay.as_millis() as u64),
-        "endsAt": setting.and_then(|s| s.ends_at.format(&Rfc3339).ok()),
-    })
+/// The slowdown in force (`delayMs` 0 when none).
+pub(super) fn slowdown_state(setting: Option<SlowdownSetting>) -> SlowdownState {
+    SlowdownState {
+        delay_ms: setting.map_or(0, |s| s.delay.as_millis() as u64),
+        ends_at: setting.and_then(|s| s.ends_at.format(&Rfc3339).ok()),
+    }
 }

@@ -2,12 +2,12 @@
 //! compiled into the binary, so it serves them with nothing beside it. Not part of the API: it is absent from
 //! `/openapi.json`, and `DEMO_PAGE=false` turns it off (404).
 
+use super::responses::DemoConfig;
 use axum::extract::State;
 use axum::http::header::{self, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 
 use super::{ApiError, AppState};
 
@@ -81,7 +81,7 @@ async fn style(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 async fn config(State(state): State<AppState>) -> Result<Response, ApiError> {
     let page = page(&state)?;
-    Ok(Json(json!({ "commandUrl": page.command_url })).into_response())
+    Ok(Json(DemoConfig { command_url: page.command_url.clone() }).into_response())
 }
 
 #[cfg(test)]

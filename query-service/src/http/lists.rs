@@ -11,13 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use shared_events::OrderStatus;
 use utoipa::IntoParams;
 
-use super::orders::view_json;
 use super::params::{parse_min, parse_wait};
-use super::schemas::{BadRequest, ListPage, OrderStatusDoc, Unavailable};
+use super::responses::{order_view, BadRequest, ListMetadata, ListPage, Unavailable};
 use super::{ApiError, AppState};
 use crate::store::gaps::{Gaps, MAX_LISTED};
 use crate::store::{ListCursor, ListFilter};
@@ -37,7 +35,7 @@ pub(super) struct ListParams {
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     customer_id: Option<String>,
     /// Only orders in this status.
-    #[param(value_type = Option<OrderStatusDoc>)]
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     /// Views per page (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -103,24 +101,33 @@ pub(super) async fn list_orders(
     let views = state.views.list(&filter, cursor.as_ref(), limit).await.map_err(ApiError::Unavailable)?;
     let next_cursor =
         (views.len() as i64 == limit).then(|| views.last().map(|v| ListCursor::after(v).encode())).flatten();
-    let data: Vec<Value> = views.iter().map(view_json).collect();
+    let data = views.iter().map(order_view).collect();
     Ok(match position {
         Some((min_position, position)) if position < min_position => {
-            let metadata = json!({
-                "nextCursor": next_cursor, "processing": true, "position": position, "minPosition": min_position,
-            });
-            (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(json!({ "data": data, "metadata": metadata })))
-                .into_response()
+            let metadata = ListMetadata {
+                next_cursor,
+                processing: Some(true),
+                position: Some(position),
+                min_position: Some(min_position),
+                ..ListMetadata::default()
+            };
+            (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(ListPage { data, metadata })).into_response()
         }
         Some((min_position, position)) => {
             // Every event up to the position was handled, but one dead-lettered reached no view: say which.
             let gaps = Gaps::new(state.views.database());
             let missing = gaps.up_to(min_position, MAX_LISTED).await.map_err(ApiError::Unavailable)?;
-            let metadata = json!({
-                "nextCursor": next_cursor, "processing": false, "position": position, "missingPositions": missing,
-            });
-            Json(json!({ "data": data, "metadata": metadata })).into_response()
+            let metadata = ListMetadata {
+                next_cursor,
+                processing: Some(false),
+                position: Some(position),
+                missing_positions: Some(missing),
+                ..ListMetadata::default()
+            };
+            Json(ListPage { data, metadata }).into_response()
         }
-        None => Json(json!({ "data": data, "metadata": { "nextCursor": next_cursor } })).into_response(),
+        None => {
+            Json(ListPage { data, metadata: ListMetadata { next_cursor, ..ListMetadata::default() } }).into_response()
+        }
     })
 }

@@ -8,7 +8,7 @@ mod operations;
 mod orders;
 mod params;
 mod problem;
-mod schemas;
+mod responses;
 mod stream;
 
 pub use demo::{DemoPage, InvalidCommandUrl};

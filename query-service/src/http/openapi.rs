@@ -4,10 +4,11 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::{AdminBearer, ProblemDoc};
+use service_runtime::openapi::AdminBearer;
+use service_runtime::problem::Problem;
 use utoipa::OpenApi;
 
-use super::schemas::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
+use super::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +33,7 @@ pub fn router() -> Router<AppState> {
         super::operations::metrics,
         super::operations::status,
     ),
-    components(schemas(ProblemDoc), responses(BadRequest, NotFound, Conflict, Unavailable, Unauthorized)),
+    components(schemas(Problem), responses(BadRequest, NotFound, Conflict, Unavailable, Unauthorized)),
     modifiers(&AdminBearer),
 )]
 struct QueryApi;

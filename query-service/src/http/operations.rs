@@ -6,14 +6,13 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use service_runtime::health::{Checks, Probe};
 
-use super::schemas::Unavailable;
+use super::responses::{CheckStatus, ProjectorStatus, ServiceStatus, Unavailable};
 use super::{ApiError, AppState};
 
 /// Longest one readiness check may take.
@@ -72,37 +71,35 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 /// Where the read model stands, for people: what was applied last, how fresh it is, what waits, what its checks
 /// against the log found.
 #[utoipa::path(get, path = "/queries/_status", tag = "operations",
-    responses((status = 200, description = "Position, freshness, waiting reads, checks", body = Object),
+    responses((status = 200, description = "Position, freshness, waiting reads, checks", body = ServiceStatus),
         (status = 503, response = Unavailable)))]
-pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
     let position = state.views.position().await.map_err(ApiError::Unavailable)?;
     let pointer = state.views.generations().current().await.map_err(ApiError::Unavailable)?;
     let metrics = &state.metrics;
-    let projector = state.readiness.projector_consuming.as_ref().map(|consuming| {
-        json!({
-            "consuming": consuming.load(Ordering::Relaxed),
-            "lastAppliedSequence": metrics.last_applied_sequence.get(),
-            "lagMs": (metrics.current_lag.get() * 1000.0).round(),
-            "queueDepth": metrics.queue_depth.get(),
-            "slowdown": state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_json(slowdown.current())),
-        })
+    let projector = state.readiness.projector_consuming.as_ref().map(|consuming| ProjectorStatus {
+        consuming: consuming.load(Ordering::Relaxed),
+        last_applied_sequence: metrics.last_applied_sequence.get(),
+        lag_ms: (metrics.current_lag.get() * 1000.0).round(),
+        queue_depth: metrics.queue_depth.get(),
+        slowdown: state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_state(slowdown.current())),
     });
-    let divergent: serde_json::Map<String, Value> = crate::metrics::DIVERGENCE_KINDS
+    let divergent = crate::metrics::DIVERGENCE_KINDS
         .iter()
-        .map(|kind| ((*kind).to_owned(), json!(metrics.read_model_divergent.with_label_values(&[kind]).get())))
+        .map(|kind| (*kind, metrics.read_model_divergent.with_label_values(&[kind]).get()))
         .collect();
-    let checks = json!({
-        "ratePerSecond": state.sampling.rate,
-        "checked": metrics.read_model_checked.get(),
-        "divergent": divergent,
-        "lastFinding": state.sampling.findings.last(),
-    });
-    Ok(Json(json!({
-        "position": position,
-        "activeGeneration": pointer.active,
-        "building": pointer.building.map(|b| b.name),
-        "waitingReads": state.waiters.waiting_reads(),
-        "projector": projector,
-        "checks": checks,
-    })))
+    let checks = CheckStatus {
+        rate_per_second: state.sampling.rate,
+        checked: metrics.read_model_checked.get(),
+        divergent,
+        last_finding: state.sampling.findings.last(),
+    };
+    Ok(Json(ServiceStatus {
+        position,
+        active_generation: pointer.active,
+        building: pointer.building.map(|b| b.name),
+        waiting_reads: state.waiters.waiting_reads(),
+        projector,
+        checks,
+    }))
 }

@@ -8,15 +8,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::params::{parse_min, parse_wait};
-use super::schemas::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
+use super::responses::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
 use super::{ApiError, AppState};
-use crate::store::OrderView;
+use crate::store::StoredView;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders/{id}", get(get_order))
@@ -75,52 +73,10 @@ pub(super) async fn get_order(
     })
 }
 
-fn ready(view: &OrderView) -> Response {
-    (StatusCode::OK, Json(ready_body(view))).into_response()
+fn ready(view: &StoredView) -> Response {
+    (StatusCode::OK, Json(ViewRead::of(view))).into_response()
 }
 
-/// The body of a 200 read: the view and its metadata (also each event of a view stream).
-pub fn ready_body(view: &OrderView) -> Value {
-    json!({
-        "data": view_json(view),
-        "metadata": { "version": view.version, "lastUpdated": rfc3339(view.updated_at), "processing": false },
-    })
-}
-
-fn processing(view: Option<&OrderView>, min_version: i64) -> Response {
-    let body = json!({
-        "data": view.map(view_json),
-        "metadata": { "version": view.map_or(0, |v| v.version), "processing": true, "minVersion": min_version },
-    });
-    (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
-}
-
-fn rfc3339(date: mongodb::bson::DateTime) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(date.timestamp_millis()) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-/// The public JSON of a view (the same in every read endpoint).
-pub fn view_json(view: &OrderView) -> Value {
-    let mut json = json!({
-        "orderId": view.id,
-        "customerId": view.customer_id,
-        "status": view.status,
-        "currency": view.currency,
-        "items": view.items,
-        "itemCount": view.item_count,
-        "total": view.total,
-        "placedAt": rfc3339(view.placed_at),
-        "updatedAt": rfc3339(view.updated_at),
-        "version": view.version,
-    });
-    if let Some(segment) = &view.customer_segment {
-        json["customerSegment"] = segment.as_str().into();
-    }
-    if let Some(reason) = &view.cancel_reason {
-        json["cancelReason"] = reason.as_str().into();
-    }
-    json
+fn processing(view: Option<&StoredView>, min_version: i64) -> Response {
+    (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(ViewProcessing::of(view, min_version))).into_response()
 }

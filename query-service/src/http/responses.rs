@@ -1,120 +1,234 @@
-//! The shapes the OpenAPI document describes: the problem document and its responses, and what the handlers
-//! answer or take beside their own types. The handlers name these in their annotations; [`super::openapi`]
-//! assembles the document.
+//! What the endpoints of the read side answer, as types: each handler returns one of these and the OpenAPI document
+//! is derived from them, so the schema is the response. The error answers the document names are declared at the
+//! end (each an `application/problem+json` body of the one problem schema).
 
+use serde::Serialize;
 use service_runtime::problem_response;
+use shared_events::OrderView;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// One order's view: the same JSON in single reads, lists and streams.
-#[derive(Debug, ToSchema)]
-#[schema(as = OrderView)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct OrderViewDoc {
-    #[schema(format = Uuid)]
-    order_id: String,
-    customer_id: String,
-    /// Views written before schema v2 lack it until they are rebuilt.
-    customer_segment: Option<String>,
-    status: OrderStatusDoc,
-    currency: String,
-    items: Vec<OrderLineDoc>,
-    /// Units ordered: the sum of the lines' quantities.
-    item_count: i64,
-    /// Decimal, as a string.
-    total: String,
-    #[schema(format = DateTime)]
-    placed_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-    version: i64,
-    /// Set on cancelled orders whose cancel gave one.
-    cancel_reason: Option<String>,
+use crate::store::StoredView;
+use crate::verify::sampler::LastFinding;
+
+/// The public JSON of a stored view.
+pub fn order_view(view: &StoredView) -> OrderView {
+    OrderView {
+        order_id: view.id.clone(),
+        customer_id: view.customer_id.clone(),
+        customer_segment: view.customer_segment.clone(),
+        status: view.status.clone(),
+        currency: view.currency.clone(),
+        items: view.items.clone(),
+        item_count: view.item_count,
+        total: view.total.clone(),
+        placed_at: rfc3339(view.placed_at),
+        updated_at: rfc3339(view.updated_at),
+        version: view.version,
+        cancel_reason: view.cancel_reason.clone(),
+    }
 }
 
-#[derive(Debug, ToSchema)]
-#[schema(as = OrderStatus)]
-#[allow(dead_code)]
-pub enum OrderStatusDoc {
-    Placed,
-    Confirmed,
-    Shipped,
-    Cancelled,
-}
-
-#[derive(Debug, ToSchema)]
-#[schema(as = OrderLine)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct OrderLineDoc {
-    sku: String,
-    name: Option<String>,
-    quantity: i64,
-    unit_price: String,
-    line_total: String,
+/// A BSON date as RFC 3339 with milliseconds (empty for a date outside what RFC 3339 can write).
+pub fn rfc3339(date: mongodb::bson::DateTime) -> String {
+    date.try_to_rfc3339_string().unwrap_or_default()
 }
 
 /// A 200 single read (and each `view` event of a stream).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ViewRead {
-    data: OrderViewDoc,
-    metadata: ViewMetadata,
+    pub data: OrderView,
+    pub metadata: ViewMetadata,
 }
 
-#[derive(Debug, ToSchema)]
+impl ViewRead {
+    pub fn of(view: &StoredView) -> Self {
+        let metadata =
+            ViewMetadata { version: view.version, last_updated: rfc3339(view.updated_at), processing: false };
+        Self { data: order_view(view), metadata }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct ViewMetadata {
-    version: i64,
+    pub version: i64,
     #[schema(format = DateTime)]
-    last_updated: String,
+    pub last_updated: String,
     /// Always false on a 200.
-    processing: bool,
+    pub processing: bool,
 }
 
 /// A 202 single read: the view is not at `minVersion` yet (it may not exist yet: `data` null).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ViewProcessing {
-    data: Option<OrderViewDoc>,
-    metadata: ProcessingMetadata,
+    pub data: Option<OrderView>,
+    pub metadata: ProcessingMetadata,
 }
 
-#[derive(Debug, ToSchema)]
+impl ViewProcessing {
+    pub fn of(view: Option<&StoredView>, min_version: i64) -> Self {
+        let version = view.map_or(0, |v| v.version);
+        Self { data: view.map(order_view), metadata: ProcessingMetadata { version, processing: true, min_version } }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct ProcessingMetadata {
     /// The version the view is at (0: none yet).
-    version: i64,
+    pub version: i64,
     /// Always true on a 202.
-    processing: bool,
-    min_version: i64,
+    pub processing: bool,
+    pub min_version: i64,
 }
 
 /// A page of views, newest first.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListPage {
-    data: Vec<OrderViewDoc>,
-    metadata: ListMetadata,
+    pub data: Vec<OrderView>,
+    pub metadata: ListMetadata,
 }
 
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct ListMetadata {
     /// The `cursor` of the next page; null on the last.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
     /// With `minPosition`: true (202) while the read model is behind it.
-    processing: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processing: Option<bool>,
     /// With `minPosition`: the position the read model has reached.
-    position: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
     /// On a 202: the position asked for.
-    min_position: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_position: Option<i64>,
     /// With `minPosition`, on a 200: positions up to it whose events were dead-lettered and so are in no view
     /// (lowest first, at most 100); empty when the list is complete.
-    missing_positions: Option<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_positions: Option<Vec<i64>>,
+}
+
+/// `GET /admin/read-models/orders`: the generations, the rebuild in progress and the position.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadModelStatus {
+    /// The generation reads go to.
+    pub active: String,
+    /// Kept generations, newest first: what a rollback returns to.
+    pub previous: Vec<String>,
+    pub building: Option<BuildProgress>,
+    pub generations: Vec<GenerationSize>,
+    /// Every event up to this sequence has been applied.
+    pub position: i64,
+    #[schema(format = DateTime)]
+    pub switched_at: Option<String>,
+}
+
+/// One generation, its role and how many views it holds (estimated).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenerationSize {
+    pub name: String,
+    /// `active`, `previous` or `building`.
+    pub role: &'static str,
+    pub views: u64,
+}
+
+/// A rebuild's progress.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildProgress {
+    pub name: String,
+    /// Events replayed so far.
+    pub replayed: i64,
+    /// The log's head when the rebuild began.
+    pub total: i64,
+    pub events_per_second: f64,
+    /// Null until the rate is known.
+    pub eta_seconds: Option<f64>,
+    /// Events left to replay.
+    pub lag_events: i64,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub heartbeat_at: Option<String>,
+}
+
+/// `POST /admin/read-models/orders/rebuild`: the generation being built and where to watch it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RebuildStarted {
+    pub generation: String,
+    /// Always `building`.
+    pub status: &'static str,
+    /// The path of the status endpoint (also the `Location`).
+    pub progress: &'static str,
+}
+
+/// `POST /admin/read-models/orders/rollback`: the generations after the swap.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolledBack {
+    pub active: String,
+    pub previous: Vec<String>,
+}
+
+/// The projector's demo slowdown.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlowdownState {
+    /// Delay before each batch, in ms (0: none).
+    pub delay_ms: u64,
+    /// When the slowdown ends by itself.
+    #[schema(format = DateTime)]
+    pub ends_at: Option<String>,
+}
+
+/// `GET /queries/_status`: where the read model stands, for people.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Every event up to this sequence has been applied.
+    pub position: i64,
+    pub active_generation: String,
+    /// The generation a rebuild is writing, if one runs.
+    pub building: Option<String>,
+    /// Reads waiting for a version or a position on this replica.
+    pub waiting_reads: usize,
+    /// Null on a replica that runs no projector.
+    pub projector: Option<ProjectorStatus>,
+    pub checks: CheckStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectorStatus {
+    pub consuming: bool,
+    pub last_applied_sequence: i64,
+    /// Freshness lag of the last event applied.
+    pub lag_ms: f64,
+    /// Messages ready in the projector's queue (sampled).
+    pub queue_depth: i64,
+    pub slowdown: Option<SlowdownState>,
+}
+
+/// What the background check of the views against the log has found.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckStatus {
+    /// Orders checked per second (0: off).
+    pub rate_per_second: f64,
+    pub checked: u64,
+    /// Views found differing from the log, by kind (`missing`, `behind`, `diverged`, `ahead`).
+    pub divergent: BTreeMap<&'static str, u64>,
+    pub last_finding: Option<LastFinding>,
+}
+
+/// `GET /demo/config.json`: what the demo page needs to know.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoConfig {
+    /// Where the page sends commands; null: the page's own origin.
+    pub command_url: Option<String>,
 }
 
 problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");

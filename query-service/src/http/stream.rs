@@ -20,9 +20,8 @@ use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::orders::ready_body;
 use super::params::parse_min;
-use super::schemas::BadRequest;
+use super::responses::{BadRequest, ViewRead};
 use super::{ApiError, AppState};
 use crate::read::{Subscription, Waiting};
 
@@ -94,8 +93,10 @@ impl Watch {
             match self.waiting.next_view(&mut self.subscription, self.id, self.next).await {
                 Ok(Some(view)) => {
                     self.next = view.version + 1;
-                    let event = Event::default().event("view").id(view.version.to_string());
-                    return Some(event.data(ready_body(&view).to_string()));
+                    match Event::default().event("view").id(view.version.to_string()).json_data(ViewRead::of(&view)) {
+                        Ok(event) => return Some(event),
+                        Err(err) => tracing::error!(error = %err, order_id = %self.id, "a view could not be sent"),
+                    }
                 }
                 Ok(None) => return None,
                 Err(err) => {

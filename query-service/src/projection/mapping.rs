@@ -1,11 +1,11 @@
 //! What an event makes of its order's view: the mapping every projection, replay and check uses.
 
 use mongodb::bson::DateTime;
-use shared_events::OrderEvent;
+use shared_events::{OrderEvent, ViewLine};
 
-use crate::store::{list_key, OrderView, OrderViewLine};
+use crate::store::{list_key, StoredView};
 
-impl OrderView {
+impl StoredView {
     /// The view an event describes: its payload is the order's whole state after the change.
     pub fn from_event(event: &OrderEvent) -> Self {
         let state = &event.state;
@@ -19,7 +19,7 @@ impl OrderView {
             items: state
                 .items
                 .iter()
-                .map(|line| OrderViewLine {
+                .map(|line| ViewLine {
                     sku: line.sku.clone(),
                     name: line.name.clone(),
                     quantity: i64::from(line.quantity),

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use uuid::Uuid;
 
-use crate::store::{OrderView, StoreError, Views};
+use crate::store::{StoreError, StoredView, Views};
 
 /// One order's view as read from the active generation.
-pub type ViewRead = Result<Option<Arc<OrderView>>, StoreError>;
+pub type ViewRead = Result<Option<Arc<StoredView>>, StoreError>;
 
 /// Reads order views from MongoDB, sharing reads between readers of the same order.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Subscription, VersionWaiters, ViewReader};
-use crate::store::{OrderView, StoreError, Views};
+use crate::store::{StoreError, StoredView, Views};
 
 /// How often a waiting read looks at MongoDB itself when no notice has come: a lost notice delays a read by at most
 /// this long, never until its `waitMs` runs out.
@@ -45,7 +45,7 @@ impl Waiting {
         id: Uuid,
         min_version: i64,
         wait: Duration,
-    ) -> Result<(Option<Arc<OrderView>>, Option<Waited>), StoreError> {
+    ) -> Result<(Option<Arc<StoredView>>, Option<Waited>), StoreError> {
         let mut subscription = self.waiters.subscribe(id);
         let mut view = self.reader.get(id).await?;
         if version_of(&view) >= min_version || wait.is_zero() {
@@ -113,7 +113,7 @@ impl Waiting {
         subscription: &mut Subscription,
         id: Uuid,
         next: i64,
-    ) -> Result<Option<Arc<OrderView>>, StoreError> {
+    ) -> Result<Option<Arc<StoredView>>, StoreError> {
         loop {
             // The subscription was taken before this read, so a version announced meanwhile is not missed.
             if let Some(view) = self.reader.get(id).await?.filter(|view| view.version >= next) {
@@ -128,6 +128,6 @@ impl Waiting {
     }
 }
 
-fn version_of(view: &Option<Arc<OrderView>>) -> i64 {
+fn version_of(view: &Option<Arc<StoredView>>) -> i64 {
     view.as_ref().map_or(0, |v| v.version)
 }

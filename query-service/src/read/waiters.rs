@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::store::OrderView;
+use crate::store::StoredView;
 
 /// Shared by the projector (which announces) and the read handlers (which wait).
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ impl Default for VersionWaiters {
 #[derive(Debug, Clone, Default)]
 pub struct Announced {
     pub version: i64,
-    pub view: Option<Arc<OrderView>>,
+    pub view: Option<Arc<StoredView>>,
 }
 
 /// Raises `current` to `value`; true when it moved.
@@ -61,7 +61,7 @@ impl VersionWaiters {
     }
 
     /// Tells every waiter of the view's order that this view (just written) is its newest.
-    pub fn announce_view(&self, order_id: Uuid, view: Arc<OrderView>) {
+    pub fn announce_view(&self, order_id: Uuid, view: Arc<StoredView>) {
         self.publish(order_id, Announced { version: view.version, view: Some(view) });
     }
 
@@ -117,7 +117,7 @@ pub struct Subscription {
 impl Subscription {
     /// Resolves once a version ≥ `min_version` has been announced, with its view when the announcer had it.
     /// Cancel-safe: wrap it in a timeout.
-    pub async fn reached(&mut self, min_version: i64) -> Option<Arc<OrderView>> {
+    pub async fn reached(&mut self, min_version: i64) -> Option<Arc<StoredView>> {
         let receiver = self.receiver.as_mut()?;
         // Err means the sender is gone, which cannot happen while this subscription is registered.
         let announced = receiver.wait_for(|announced| announced.version >= min_version).await.ok()?;

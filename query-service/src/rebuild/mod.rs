@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed::Feed;
 use crate::store::generations::{PointerError, POINTER_TTL};
-use crate::store::{load_into, OrderView, StoreError, Views};
+use crate::store::{load_into, StoreError, StoredView, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
@@ -184,11 +184,11 @@ impl Rebuilder {
             let page = self.feed.page(after).await.map_err(RebuildError::Feed)?;
             let fetched = page.events.len() as i64;
             // Each event carries the order's whole state: only the newest version of each order needs writing.
-            let mut newest: HashMap<uuid::Uuid, OrderView> = HashMap::new();
+            let mut newest: HashMap<uuid::Uuid, StoredView> = HashMap::new();
             for envelope in page.events {
                 match shared_events::decode_envelope(envelope) {
                     Ok(event) => {
-                        let view = OrderView::from_event(&event);
+                        let view = StoredView::from_event(&event);
                         if newest.get(&event.order_id).is_none_or(|seen| seen.version < view.version) {
                             newest.insert(event.order_id, view);
                         }

@@ -8,8 +8,7 @@ mod views;
 
 pub use operation::{StoreError, OPERATION_TIMEOUT};
 pub use views::{
-    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, OrderView, OrderViewLine,
-    RepairGuard, Views,
+    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, RepairGuard, StoredView, Views,
 };
 
 use anyhow::Context as _;

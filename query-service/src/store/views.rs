@@ -6,6 +6,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
+use shared_events::ViewLine;
 use uuid::Uuid;
 
 use super::generations::{Generations, COLLECTION};
@@ -17,7 +18,7 @@ pub const POSITIONS: &str = "read_model_positions";
 /// A view document. Money is kept as exact decimal strings; dates as BSON dates (millisecond precision).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderView {
+pub struct StoredView {
     #[serde(rename = "_id")]
     pub id: String,
     pub customer_id: String,
@@ -26,7 +27,7 @@ pub struct OrderView {
     pub customer_segment: Option<String>,
     pub status: String,
     pub currency: String,
-    pub items: Vec<OrderViewLine>,
+    pub items: Vec<ViewLine>,
     /// Units ordered: the sum of the lines' quantities.
     pub item_count: i64,
     pub total: String,
@@ -42,17 +43,6 @@ pub struct OrderView {
     /// a page boundary is a single range on an index (see [`ListCursor`]). Internal: not in the API's JSON.
     #[serde(default)]
     pub list_key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderViewLine {
-    pub sku: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub quantity: i64,
-    pub unit_price: String,
-    pub line_total: String,
 }
 
 /// The list sort key of an order: zero-padded `placedAt` milliseconds, then the id, so that string order is
@@ -75,7 +65,7 @@ pub struct ListCursor {
 }
 
 impl ListCursor {
-    pub fn after(view: &OrderView) -> Self {
+    pub fn after(view: &StoredView) -> Self {
         Self { key: view.list_key.clone() }
     }
 
@@ -141,29 +131,29 @@ impl Views {
 
     /// A generation's collection. View writes are acknowledged only once journaled: the projector acks the event
     /// after this write, so a write the server could still lose in a crash would lose the event for the view.
-    pub fn generation(&self, name: &str) -> Collection<OrderView> {
+    pub fn generation(&self, name: &str) -> Collection<StoredView> {
         let journaled = WriteConcern::builder().journal(true).build();
         self.database.collection_with_options(name, CollectionOptions::builder().write_concern(journaled).build())
     }
 
     /// A generation's collection for bulk loading: writes acknowledged unjournaled (a rebuild journals once, when
     /// it switches, and starts over if it crashes before).
-    pub fn generation_for_loading(&self, name: &str) -> Collection<OrderView> {
+    pub fn generation_for_loading(&self, name: &str) -> Collection<StoredView> {
         self.database.collection(name)
     }
 
-    async fn active(&self) -> Result<Collection<OrderView>, StoreError> {
+    async fn active(&self) -> Result<Collection<StoredView>, StoreError> {
         Ok(self.generation(&self.generations.current().await?.active))
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<Option<OrderView>, StoreError> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<StoredView>, StoreError> {
         bounded(self.active().await?.find_one(doc! { "_id": id.to_string() })).await
     }
 
     /// Writes `views` to every live generation — building, active, previous: in that order, so a generation about
     /// to serve reads is never behind one already serving them — one `update` command per generation for all of
     /// them, journaled once. The outcomes are the active generation's, one per view.
-    pub async fn apply_all(&self, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
+    pub async fn apply_all(&self, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let pointer = self.generations.current().await?;
         let mut outcomes = vec![ApplyOutcome::Stale; views.len()];
         for name in pointer.live() {
@@ -180,14 +170,14 @@ impl Views {
     /// have raced the upsert, or another unique index refused it — so those views are looked up and written again
     /// (at most [`DUPLICATE_KEY_ROUNDS`] rounds, one round trip each); any other refusal of one view is that view's
     /// [`ApplyOutcome::Failed`].
-    async fn apply_batch(&self, generation: &str, views: &[OrderView]) -> Result<Vec<ApplyOutcome>, StoreError> {
+    async fn apply_batch(&self, generation: &str, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let mut outcomes = vec![ApplyOutcome::Applied; views.len()];
         let mut pending: Vec<usize> = (0..views.len()).collect();
         for round in 0..=DUPLICATE_KEY_ROUNDS {
             if pending.is_empty() {
                 break;
             }
-            let batch: Vec<&OrderView> = pending.iter().filter_map(|&i| views.get(i)).collect();
+            let batch: Vec<&StoredView> = pending.iter().filter_map(|&i| views.get(i)).collect();
             let answers = self.upsert_guarded(generation, &batch).await?;
             let mut duplicates = Vec::new();
             for (&index, answer) in pending.iter().zip(answers) {
@@ -219,7 +209,7 @@ impl Views {
     }
 
     /// One `update` command: for each view, `$set` it where the stored version is older, upserting.
-    async fn upsert_guarded(&self, generation: &str, views: &[&OrderView]) -> Result<Vec<Upserted>, StoreError> {
+    async fn upsert_guarded(&self, generation: &str, views: &[&StoredView]) -> Result<Vec<Upserted>, StoreError> {
         let updates = views
             .iter()
             .map(|view| {
@@ -251,7 +241,7 @@ impl Views {
     async fn stored_versions(
         &self,
         generation: &str,
-        views: impl Iterator<Item = &OrderView>,
+        views: impl Iterator<Item = &StoredView>,
     ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
         use futures_util::TryStreamExt as _;
         let ids: Vec<&str> = views.map(|view| view.id.as_str()).collect();
@@ -287,7 +277,7 @@ impl Views {
         generation: &str,
         id: &str,
         guard: RepairGuard,
-        replacement: Option<&OrderView>,
+        replacement: Option<&StoredView>,
     ) -> Result<bool, StoreError> {
         let collection = self.generation(generation);
         let (filter, upsert) = match guard {
@@ -346,7 +336,7 @@ impl Views {
         filter: &ListFilter,
         after: Option<&ListCursor>,
         limit: i64,
-    ) -> Result<Vec<OrderView>, StoreError> {
+    ) -> Result<Vec<StoredView>, StoreError> {
         use futures_util::TryStreamExt as _;
         let (query, sort) = list_query(filter, after);
         let active = self.active().await?;
@@ -382,7 +372,7 @@ enum Upserted {
 ///
 /// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
 /// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
-pub async fn apply_to(collection: &Collection<OrderView>, view: &OrderView) -> Result<ApplyOutcome, StoreError> {
+pub async fn apply_to(collection: &Collection<StoredView>, view: &StoredView) -> Result<ApplyOutcome, StoreError> {
     let replacement = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
     let result = bounded(
         collection
@@ -401,7 +391,7 @@ pub async fn apply_to(collection: &Collection<OrderView>, view: &OrderView) -> R
 /// Loads views into a generation being built: one unordered `insert_many` for all of them, then the version-guarded
 /// write for each that already existed (the live projector got there first). Many times faster than one upsert per
 /// view, and the same result.
-pub async fn load_into(collection: &Collection<OrderView>, views: Vec<OrderView>) -> Result<(), StoreError> {
+pub async fn load_into(collection: &Collection<StoredView>, views: Vec<StoredView>) -> Result<(), StoreError> {
     if views.is_empty() {
         return Ok(());
     }

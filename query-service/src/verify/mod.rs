@@ -20,10 +20,10 @@ use mongodb::bson::{Bson, Document};
 use serde::Serialize;
 use shared_events::OrderEvent;
 
-use crate::store::{OrderView, RepairGuard};
+use crate::store::{RepairGuard, StoredView};
 
 /// How a view differs from the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Missing,
@@ -48,7 +48,7 @@ impl Kind {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expected {
     /// The view the order's newest readable event describes.
-    pub newest: Option<OrderView>,
+    pub newest: Option<StoredView>,
     /// Sequence of the oldest event newer than the stored view.
     pub first_unapplied: Option<i64>,
 }
@@ -60,7 +60,7 @@ impl Expected {
             self.first_unapplied = Some(self.first_unapplied.map_or(event.sequence, |s| s.min(event.sequence)));
         }
         if self.newest.as_ref().is_none_or(|newest| newest.version < event.version) {
-            self.newest = Some(OrderView::from_event(event));
+            self.newest = Some(StoredView::from_event(event));
         }
     }
 }
@@ -71,7 +71,7 @@ pub struct Stored {
     /// Its `version`, as stored (what a repair compares against).
     pub seen: Bson,
     pub version: Option<i64>,
-    pub view: Option<OrderView>,
+    pub view: Option<StoredView>,
 }
 
 impl Stored {
@@ -121,7 +121,7 @@ pub fn check(expected: &Expected, stored: Option<&Stored>, position: i64) -> Ver
 }
 
 /// One view that differs from the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     pub order_id: String,
@@ -150,7 +150,7 @@ pub fn repair_of<'a>(
     kind: Kind,
     expected: &'a Expected,
     stored: Option<&Stored>,
-) -> Option<(RepairGuard, Option<&'a OrderView>)> {
+) -> Option<(RepairGuard, Option<&'a StoredView>)> {
     let newest = expected.newest.as_ref();
     match kind {
         Kind::Missing | Kind::Behind => newest.map(|view| (RepairGuard::Older(view.version), Some(view))),
@@ -218,7 +218,7 @@ mod tests {
         }
     }
 
-    fn stored(view: &OrderView) -> Stored {
+    fn stored(view: &StoredView) -> Stored {
         Stored::from_document(mongodb::bson::to_document(view).expect("a document"))
     }
 

@@ -23,12 +23,13 @@ const REFILL: i64 = 200;
 const BACKOFF: Duration = Duration::from_secs(5);
 
 /// The newest finding, when it was made.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastFinding {
     #[serde(flatten)]
     pub finding: Finding,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
 }
 

@@ -2,7 +2,7 @@
 //! generation, and what a write that already landed, or raced an insert, reports.
 
 use mongodb::bson::{doc, Document};
-use query_service::store::{ApplyOutcome, OrderView, Views};
+use query_service::store::{ApplyOutcome, StoredView, Views};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -34,9 +34,9 @@ impl Drop for ScratchDatabase {
     }
 }
 
-fn view(id: Uuid, version: i64) -> OrderView {
+fn view(id: Uuid, version: i64) -> StoredView {
     let at = mongodb::bson::DateTime::from_millis(1_764_201_600_000);
-    OrderView {
+    StoredView {
         id: id.to_string(),
         customer_id: "writes".to_owned(),
         customer_segment: Some("standard".to_owned()),
@@ -85,7 +85,7 @@ async fn a_duplicate_key_is_not_taken_for_a_newer_view() {
     let views = Views::new(scratch.0.clone());
     // E11000 also comes from writes that raced an insert of an *older* version, or from another unique index:
     // here one on the customer makes the second order's upsert fail although no view of it exists at all.
-    let raw = scratch.0.collection::<OrderView>("order_views");
+    let raw = scratch.0.collection::<StoredView>("order_views");
     let unique = mongodb::IndexModel::builder()
         .keys(doc! { "customerId": 1 })
         .options(mongodb::options::IndexOptions::builder().unique(true).build())

@@ -43,8 +43,8 @@ pub fn sample_envelope(n: usize, sequence: i64) -> serde_json::Value {
 }
 
 /// The view of [`sample_envelope`].
-pub fn sample_view(n: usize, sequence: i64) -> query_service::store::OrderView {
-    query_service::store::OrderView::from_event(&system_tests::sample_event(run_id(), n, sequence))
+pub fn sample_view(n: usize, sequence: i64) -> query_service::store::StoredView {
+    query_service::store::StoredView::from_event(&system_tests::sample_event(run_id(), n, sequence))
 }
 
 fn run_id() -> Uuid {

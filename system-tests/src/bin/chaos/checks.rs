@@ -5,7 +5,7 @@ use anyhow::{bail, ensure, Context as _};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection};
-use query_service::store::OrderView;
+use query_service::store::StoredView;
 use serde_json::Value;
 use shared_events::OrderEvent;
 use std::collections::HashMap;
@@ -27,11 +27,11 @@ pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
 }
 
 /// The active generation of the views, as the pointer names it (the first one before any rebuild).
-pub async fn active_views(mongo: &mongodb::Database) -> anyhow::Result<mongodb::Collection<OrderView>> {
+pub async fn active_views(mongo: &mongodb::Database) -> anyhow::Result<mongodb::Collection<StoredView>> {
     let pointer =
         mongo.collection::<mongodb::bson::Document>("read_model_generations").find_one(mongodb::bson::doc! {}).await?;
     let active = pointer.as_ref().and_then(|p| p.get_str("active").ok()).unwrap_or("order_views");
-    Ok(mongo.collection::<OrderView>(active))
+    Ok(mongo.collection::<StoredView>(active))
 }
 
 /// `query-service verify` against the run's services: its JSON summary, and a finding if it found anything.
@@ -54,7 +54,7 @@ pub async fn verify(suite: &Suite) -> anyhow::Result<(Value, Vec<String>)> {
 
 /// How many orders' views are not yet at the newest version this build can read (the write model's, but for an
 /// order whose newest event came from a newer writer).
-pub async fn views_behind(pool: &sqlx::PgPool, views: &mongodb::Collection<OrderView>) -> anyhow::Result<usize> {
+pub async fn views_behind(pool: &sqlx::PgPool, views: &mongodb::Collection<StoredView>) -> anyhow::Result<usize> {
     use futures_util::TryStreamExt as _;
     let written: Vec<(Uuid, i64)> =
         sqlx::query_as("select order_id, max(order_version) from outbox where schema_version <= $1 group by order_id")
@@ -171,7 +171,7 @@ pub async fn inspect_dead_letters(connection: &Connection, dlq: &str) -> anyhow:
 pub async fn check(
     suite: &Suite,
     pool: &sqlx::PgPool,
-    views: &mongodb::Collection<OrderView>,
+    views: &mongodb::Collection<StoredView>,
     clients: &Clients,
 ) -> anyhow::Result<Checked> {
     use futures_util::TryStreamExt as _;
@@ -211,7 +211,7 @@ pub async fn check(
     }
     let written: Vec<(Uuid, i64, String)> =
         sqlx::query_as("select id, version, status from customer_order").fetch_all(pool).await?;
-    let stored: HashMap<String, OrderView> =
+    let stored: HashMap<String, StoredView> =
         views.find(mongodb::bson::doc! {}).await?.map_ok(|v| (v.id.clone(), v)).try_collect().await?;
 
     let mut lost = 0;
@@ -235,14 +235,14 @@ pub async fn check(
         if readable != Some(*version) {
             held_back += 1;
             let newest = readable.and_then(|v| log.get(&(*id, v)));
-            if newest.map(OrderView::from_event).as_ref() != stored.get(&id.to_string()) {
+            if newest.map(StoredView::from_event).as_ref() != stored.get(&id.to_string()) {
                 mismatched += 1;
                 findings.push(format!("view of {id} is not its newest readable event (v{readable:?})"));
             }
             continue;
         }
         let newest = log.get(&(*id, *version));
-        let expected = newest.map(OrderView::from_event);
+        let expected = newest.map(StoredView::from_event);
         let view = stored.get(&id.to_string());
         if newest.is_none_or(|e| e.state.status.as_str() != status) || expected.as_ref() != view {
             mismatched += 1;
