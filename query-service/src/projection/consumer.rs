@@ -13,13 +13,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{self, Message};
 use super::Slowdown;
 use crate::metrics::{EventOutcome, QueryMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::gaps::Gaps;
-use crate::store::{ApplyOutcome, OrderView, StoreError, Views};
-use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
+use crate::store::{ApplyOutcome, StoreError, StoredView, Views};
+use shared_events::OrderEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -185,11 +186,12 @@ async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
     }
 }
 
-/// Handles a batch: its events are written together, then its newest checkpoint is recorded (every event before a
-/// checkpoint is in the batch or an earlier one, so once the batch is written the position may pass it), and what
-/// cannot be read is dead-lettered. Returns the notices to send, or `None` when shutdown interrupted it.
+/// Handles a batch as [`batch::plan`] sorts it: its events are written together, then its newest checkpoint is
+/// recorded (every event before a checkpoint is in the batch or an earlier one, so once the batch is written the
+/// position may pass it), and what cannot be read is dead-lettered, an event of the log with its gap recorded first.
+/// Returns the notices to send, or `None` when shutdown interrupted it.
 async fn handle_batch(
-    batch: &[Delivery],
+    deliveries: &[Delivery],
     settings: &ConsumerSettings,
     views: &Views,
     gaps: &OpenGaps,
@@ -197,65 +199,40 @@ async fn handle_batch(
     dead_letters: &Channel,
     shutdown: &CancellationToken,
 ) -> lapin::Result<Option<Vec<Notice>>> {
-    let mut notices = Vec::new();
-    let mut events: Vec<OrderEvent> = Vec::new();
-    let mut sources: Vec<&Delivery> = Vec::new();
-    let mut checkpoint: Option<i64> = None;
-    for delivery in batch {
-        if delivery.properties.kind().as_ref().is_some_and(|kind| kind.as_str() == CHECKPOINT_TYPE) {
-            match serde_json::from_slice::<Checkpoint>(&delivery.data) {
-                Ok(marker) => checkpoint = checkpoint.max(Some(marker.closed_through)),
-                Err(_) => {
-                    tracing::warn!("dead-lettering a malformed checkpoint");
-                    settings.metrics.event(CHECKPOINT_TYPE, EventOutcome::DeadLettered);
-                    dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, "malformed checkpoint").await?;
-                }
-            }
-            continue;
-        }
-        match shared_events::decode(&delivery.data) {
-            Ok(event) => {
-                events.push(event);
-                sources.push(delivery);
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "dead-lettering a message");
-                let kind = delivery.properties.kind().as_ref().map_or("unknown", |kind| kind.as_str());
-                let kind = if EventType::parse(kind).is_some() { kind } else { "unknown" };
-                settings.metrics.event(kind, EventOutcome::DeadLettered);
-                let reason = reason.to_string();
-                // An event of the log (it has a sequence) leaves a gap that `minPosition` reads must report.
-                if let Some((sequence, order_id)) = log_position(delivery) {
-                    let order_id = order_id.as_deref();
-                    let record = || gaps.record(sequence, order_id, &reason);
-                    if with_retries(shutdown, "recording a gap", record).await.is_none() {
-                        return Ok(None);
-                    }
-                }
-                dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason).await?;
+    let plan = batch::plan(deliveries.iter().map(message));
+    for (index, dead) in &plan.dead_letters {
+        tracing::warn!(reason = %dead.reason, kind = dead.kind, "dead-lettering a message");
+        if let Some((sequence, order_id)) = &dead.gap {
+            let record = || gaps.record(*sequence, order_id.as_deref(), &dead.reason);
+            if with_retries(shutdown, "recording a gap", record).await.is_none() {
+                return Ok(None);
             }
         }
+        settings.metrics.event(dead.kind, EventOutcome::DeadLettered);
+        dead_letter(dead_letters, &settings.dead_letter_queue(), &deliveries[*index], &dead.reason).await?;
     }
-    let positions: Vec<(i64, String)> = events.iter().map(|e| (e.sequence, e.order_id.to_string())).collect();
-    let Some(refused) = apply_events(events, settings, views, waiters, shutdown, &mut notices).await else {
+    let mut notices = Vec::new();
+    let (sources, events): (Vec<usize>, Vec<OrderEvent>) = plan.events.into_iter().unzip();
+    let Some(refused) = apply_events(&events, settings, views, waiters, shutdown, &mut notices).await else {
         return Ok(None);
     };
-    let mut applied: Vec<i64> = positions.iter().map(|(sequence, _)| *sequence).collect();
-    for (index, event_type, reason) in refused {
-        let (Some(delivery), Some((sequence, order_id))) = (sources.get(index), positions.get(index)) else { continue };
+    let mut applied: Vec<i64> = events.iter().map(|event| event.sequence).collect();
+    for (index, reason) in refused {
+        let event = &events[index];
         tracing::warn!(%reason, "dead-lettering an event whose view write MongoDB keeps refusing");
-        applied.retain(|s| s != sequence);
-        let record = || gaps.record(*sequence, Some(order_id), &reason);
+        applied.retain(|s| *s != event.sequence);
+        let order_id = event.order_id.to_string();
+        let record = || gaps.record(event.sequence, Some(&order_id), &reason);
         if with_retries(shutdown, "recording a gap", record).await.is_none() {
             return Ok(None);
         }
-        settings.metrics.event(event_type, EventOutcome::DeadLettered);
-        dead_letter(dead_letters, &settings.dead_letter_queue(), delivery, &reason).await?;
+        settings.metrics.event(event.event_type.as_str(), EventOutcome::DeadLettered);
+        dead_letter(dead_letters, &settings.dead_letter_queue(), &deliveries[sources[index]], &reason).await?;
     }
     if with_retries(shutdown, "closing gaps", || gaps.close(&applied)).await.is_none() {
         return Ok(None);
     }
-    if let Some(position) = checkpoint {
+    if let Some(position) = plan.checkpoint {
         if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
             return Ok(None);
         }
@@ -264,6 +241,19 @@ async fn handle_batch(
         notices.push(Notice::Position { position });
     }
     Ok(Some(notices))
+}
+
+/// What [`batch::plan`] reads of a delivery.
+fn message(delivery: &Delivery) -> Message<'_> {
+    let sequence_header = delivery.properties.headers().as_ref().and_then(|h| match h.inner().get("sequence") {
+        Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
+        _ => None,
+    });
+    Message {
+        kind: delivery.properties.kind().as_ref().map(|kind| kind.as_str()),
+        sequence_header,
+        data: &delivery.data,
+    }
 }
 
 /// The gaps of the read model that are still open, known to this consumer: recording one writes it to MongoDB
@@ -304,66 +294,50 @@ impl OpenGaps {
     }
 }
 
-/// The log sequence (and order id) of a message that could not be decoded: from the relay's `sequence` header,
-/// else from the body's `sequence` field. `None` for a message that is no event of the log.
-fn log_position(delivery: &Delivery) -> Option<(i64, Option<String>)> {
-    let body: Option<serde_json::Value> = serde_json::from_slice(&delivery.data).ok();
-    let order_id = body.as_ref().and_then(|b| b.get("orderId")).and_then(|id| id.as_str()).map(str::to_owned);
-    let header = delivery.properties.headers().as_ref().and_then(|h| match h.inner().get("sequence") {
-        Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
-        _ => None,
-    });
-    let sequence = header.or_else(|| body.as_ref()?.get("sequence")?.as_i64())?;
-    (sequence > 0).then_some((sequence, order_id))
-}
-
 /// Attempts at a view write that MongoDB refuses for that view alone (not for being down) before its event is
 /// dead-lettered, so that one write that can never succeed does not hold back every event behind it.
 pub const VIEW_WRITE_ATTEMPTS: u32 = 5;
 
 /// Writes the views of `events` in one batch (retried until MongoDB answers), then counts, logs and announces each.
-/// A view MongoDB refuses is written again up to [`VIEW_WRITE_ATTEMPTS`] times; what is still refused comes back
-/// as `(index in events, event type, reason)`, to be dead-lettered. `None` when shutdown came first.
+/// A view MongoDB refuses is written again up to [`VIEW_WRITE_ATTEMPTS`] times ([`batch::settle`]); what is still
+/// refused comes back as `(index in events, reason)`, to be dead-lettered. `None` when shutdown came first.
 async fn apply_events(
-    events: Vec<OrderEvent>,
+    events: &[OrderEvent],
     settings: &ConsumerSettings,
     views: &Views,
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
     notices: &mut Vec<Notice>,
-) -> Option<Vec<(usize, &'static str, String)>> {
-    let all: Vec<OrderView> = events.iter().map(OrderView::from_event).collect();
+) -> Option<Vec<(usize, String)>> {
+    let all: Vec<StoredView> = events.iter().map(StoredView::from_event).collect();
     let mut pending: Vec<usize> = (0..events.len()).collect();
-    let mut refused = Vec::new();
     let retries = Backoff::default();
     for attempt in 1..=VIEW_WRITE_ATTEMPTS {
         if pending.is_empty() {
             break;
         }
-        let batch: Vec<OrderView> = pending.iter().map(|&i| all[i].clone()).collect();
+        let batch: Vec<StoredView> = pending.iter().map(|&i| all[i].clone()).collect();
         let outcomes = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await?;
         let written = time::OffsetDateTime::now_utc();
-        let mut again = Vec::new();
-        for ((index, outcome), view) in pending.iter().copied().zip(outcomes).zip(batch) {
-            let event = &events[index];
-            if let ApplyOutcome::Failed(reason) = outcome {
-                tracing::warn!(order_id = %event.order_id, version = event.version, attempt, %reason,
-                    "MongoDB refused a view write");
-                if attempt == VIEW_WRITE_ATTEMPTS {
-                    refused.push((index, event.event_type.as_str(), reason));
-                } else {
-                    again.push(index);
-                }
-                continue;
-            }
-            announce(event, &outcome, view, written, settings, waiters, notices);
+        let round = batch::settle(&pending, outcomes, attempt, VIEW_WRITE_ATTEMPTS);
+        for (index, reason) in round.again.iter().chain(&round.refused) {
+            let event = &events[*index];
+            tracing::warn!(order_id = %event.order_id, version = event.version, attempt, %reason,
+                "MongoDB refused a view write");
         }
-        pending = again;
-        if !pending.is_empty() && service_runtime::sleep_or_shutdown(retries.failed(), shutdown).await {
+        for (index, outcome) in round.done {
+            announce(&events[index], &outcome, all[index].clone(), written, settings, waiters, notices);
+        }
+        if round.again.is_empty() {
+            return Some(round.refused);
+        }
+        pending = round.again.into_iter().map(|(index, _)| index).collect();
+        if service_runtime::sleep_or_shutdown(retries.failed(), shutdown).await {
             return None;
         }
     }
-    Some(refused)
+    // No events, or (with no attempts allowed) none written.
+    Some(Vec::new())
 }
 
 /// Counts, logs and announces one written event. A version already stored by an earlier attempt is announced again
@@ -371,7 +345,7 @@ async fn apply_events(
 fn announce(
     event: &OrderEvent,
     outcome: &ApplyOutcome,
-    view: OrderView,
+    view: StoredView,
     written: time::OffsetDateTime,
     settings: &ConsumerSettings,
     waiters: &VersionWaiters,

@@ -7,7 +7,10 @@
 //! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
 //! backoff: nothing is lost, and a crash returns it to the queue.
 //!
-//! What an event makes of its view is [`OrderView::from_event`](crate::store::OrderView::from_event), defined here
+//! What a batch means — events, checkpoint, dead letters, and after each write which views are done — is decided
+//! without I/O in `batch`; the loop around it is `consumer`.
+//!
+//! What an event makes of its view is [`StoredView::from_event`](crate::store::StoredView::from_event), defined here
 //! (`mapping`): the event carries the order's whole state, so the view is a function of the newest event alone.
 //!
 //! An operator (or the demo page) may slow the projector down on purpose: [`Slowdown`].
@@ -17,6 +20,7 @@
 //! The relay's checkpoint markers travel in the same queue; handling one records the read model's position
 //! (every event up to it applied) in MongoDB and announces it to list reads waiting for `minPosition`.
 
+mod batch;
 mod consumer;
 mod mapping;
 mod redrive;

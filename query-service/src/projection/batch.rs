@@ -1,0 +1,187 @@
+//! What a batch means, decided without I/O: which of its messages are events to apply, how far its checkpoint
+//! markers close the log, and which go to the dead-letter queue (and whether they leave a gap in the log); then,
+//! after each write round, which views are done, which are written again and which are given up. The consumer loop
+//! ([`super::consumer`]) does the I/O around these decisions.
+
+use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
+
+use crate::store::ApplyOutcome;
+
+/// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence` header and the
+/// body.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub kind: Option<&'a str>,
+    pub sequence_header: Option<i64>,
+    pub data: &'a [u8],
+}
+
+/// A message that goes to the dead-letter queue, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The `event_type` label it is counted under: a known event type, `checkpoint`, or `unknown`.
+    pub kind: &'static str,
+    pub reason: String,
+    /// The log position (and order id) of an event of the log that reaches no view: a gap `minPosition` reads
+    /// must report. `None` for a message that is no event of the log.
+    pub gap: Option<(i64, Option<String>)>,
+}
+
+/// A batch sorted: every message is in exactly one of the three, by its index in the batch.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub events: Vec<(usize, OrderEvent)>,
+    /// The newest position the batch's checkpoint markers close the log through.
+    pub checkpoint: Option<i64>,
+    pub dead_letters: Vec<(usize, DeadLetter)>,
+}
+
+/// Sorts a batch, in delivery order.
+pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Plan {
+    let mut plan = Plan::default();
+    for (index, message) in messages.into_iter().enumerate() {
+        if message.kind == Some(CHECKPOINT_TYPE) {
+            match serde_json::from_slice::<Checkpoint>(message.data) {
+                Ok(marker) => plan.checkpoint = plan.checkpoint.max(Some(marker.closed_through)),
+                Err(_) => plan.dead_letters.push((
+                    index,
+                    DeadLetter { kind: CHECKPOINT_TYPE, reason: "malformed checkpoint".to_owned(), gap: None },
+                )),
+            }
+            continue;
+        }
+        match shared_events::decode(message.data) {
+            Ok(event) => plan.events.push((index, event)),
+            Err(reason) => {
+                let kind = message.kind.and_then(EventType::parse).map_or("unknown", EventType::as_str);
+                let gap = log_position(&message);
+                plan.dead_letters.push((index, DeadLetter { kind, reason: reason.to_string(), gap }));
+            }
+        }
+    }
+    plan
+}
+
+/// The log sequence (and order id) of a message that could not be decoded: from the relay's `sequence` header,
+/// else from the body's `sequence` field. `None` for a message that is no event of the log.
+fn log_position(message: &Message<'_>) -> Option<(i64, Option<String>)> {
+    let body: Option<serde_json::Value> = serde_json::from_slice(message.data).ok();
+    let order_id = body.as_ref().and_then(|b| b.get("orderId")).and_then(|id| id.as_str()).map(str::to_owned);
+    let sequence = message.sequence_header.or_else(|| body.as_ref()?.get("sequence")?.as_i64())?;
+    (sequence > 0).then_some((sequence, order_id))
+}
+
+/// What one write round of a batch's views came to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Views MongoDB answered for (applied, already stored or stale), by index: count and announce them.
+    pub done: Vec<(usize, ApplyOutcome)>,
+    /// Views MongoDB refused, to write again in the next round, with its reason.
+    pub again: Vec<(usize, String)>,
+    /// Views still refused in the last round allowed, with MongoDB's reason: their events are dead-lettered.
+    pub refused: Vec<(usize, String)>,
+}
+
+/// Sorts the outcomes of round `attempt` (from 1) of at most `attempts` for the views `pending` (indexes in the
+/// batch, in the order they were written).
+pub fn settle(pending: &[usize], outcomes: Vec<ApplyOutcome>, attempt: u32, attempts: u32) -> Round {
+    let mut round = Round::default();
+    for (&index, outcome) in pending.iter().zip(outcomes) {
+        match outcome {
+            ApplyOutcome::Failed(reason) if attempt >= attempts => round.refused.push((index, reason)),
+            ApplyOutcome::Failed(reason) => round.again.push((index, reason)),
+            outcome => round.done.push((index, outcome)),
+        }
+    }
+    round
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_events::Envelope;
+
+    fn event(sequence: i64) -> Vec<u8> {
+        envelope(sequence, "OrderPlaced", 2)
+    }
+
+    fn envelope(sequence: i64, event_type: &str, schema_version: u32) -> Vec<u8> {
+        let state = serde_json::json!({
+            "customer": {"id": "c", "segment": "standard"}, "currency": "EUR", "status": "Placed",
+            "items": [{"sku": "s", "quantity": 1, "unitPrice": "1", "lineTotal": "1"}], "total": "1",
+            "placedAt": "2026-12-01T00:00:00Z", "updatedAt": "2026-12-01T00:00:00Z",
+        });
+        let envelope = Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version,
+            order_id: uuid::Uuid::now_v7(),
+            version: 1,
+            sequence,
+            occurred_at: time::OffsetDateTime::UNIX_EPOCH,
+            traceparent: None,
+            payload: state,
+        };
+        serde_json::to_vec(&envelope).expect("an envelope serialises")
+    }
+
+    fn message<'a>(kind: &'a str, data: &'a [u8]) -> Message<'a> {
+        Message { kind: Some(kind), sequence_header: None, data }
+    }
+
+    #[test]
+    fn given_events_and_markers_the_plan_applies_the_events_and_takes_the_newest_checkpoint() {
+        let (one, two) = (event(1), event(2));
+        let (through_2, through_1) = (br#"{"closedThrough": 2}"#.to_vec(), br#"{"closedThrough": 1}"#.to_vec());
+        let plan = plan([
+            message("OrderPlaced", &one),
+            message(CHECKPOINT_TYPE, &through_2),
+            message("OrderPlaced", &two),
+            message(CHECKPOINT_TYPE, &through_1),
+        ]);
+        assert_eq!(plan.events.iter().map(|(i, e)| (*i, e.sequence)).collect::<Vec<_>>(), [(0, 1), (2, 2)]);
+        assert_eq!(plan.checkpoint, Some(2));
+        assert!(plan.dead_letters.is_empty());
+    }
+
+    #[test]
+    fn given_a_malformed_marker_it_is_dead_lettered_without_a_gap() {
+        let plan = plan([message(CHECKPOINT_TYPE, b"{}")]);
+        assert_eq!(plan.checkpoint, None);
+        assert_eq!(
+            plan.dead_letters,
+            [(0, DeadLetter { kind: CHECKPOINT_TYPE, reason: "malformed checkpoint".to_owned(), gap: None })]
+        );
+    }
+
+    #[test]
+    fn given_an_unreadable_event_of_the_log_it_is_dead_lettered_with_its_gap() {
+        let newer = envelope(7, "OrderPlaced", 99);
+        let plan = plan([message("OrderPlaced", &newer)]);
+        let [(0, dead)] = plan.dead_letters.as_slice() else { panic!("one dead letter: {:?}", plan.dead_letters) };
+        assert_eq!(dead.kind, "OrderPlaced");
+        assert_eq!(dead.gap.as_ref().map(|(sequence, id)| (*sequence, id.is_some())), Some((7, true)));
+        assert!(plan.events.is_empty());
+
+        // The relay's header names the position even when the body is no JSON at all.
+        let garbage = Message { kind: Some("Nonsense"), sequence_header: Some(9), data: b"not json" };
+        let plan = super::plan([garbage]);
+        assert_eq!(plan.dead_letters[0].1.kind, "unknown");
+        assert_eq!(plan.dead_letters[0].1.gap, Some((9, None)));
+        // A message with no position is no event of the log: no gap.
+        let stray = super::plan([message("OrderPlaced", b"{}")]);
+        assert_eq!(stray.dead_letters[0].1.gap, None);
+    }
+
+    #[test]
+    fn a_refused_view_is_written_again_until_the_last_round_then_given_up() {
+        let outcomes = || vec![ApplyOutcome::Applied, ApplyOutcome::Failed("E1".to_owned()), ApplyOutcome::Stale];
+        let first = settle(&[4, 5, 6], outcomes(), 1, 3);
+        assert_eq!(first.done, [(4, ApplyOutcome::Applied), (6, ApplyOutcome::Stale)]);
+        assert_eq!(first.again, [(5, "E1".to_owned())]);
+        assert!(first.refused.is_empty());
+        let last = settle(&[4, 5, 6], outcomes(), 3, 3);
+        assert!(last.again.is_empty());
+        assert_eq!(last.refused, [(5, "E1".to_owned())]);
+    }
+}
