@@ -298,14 +298,34 @@ async fn a_rejected_command_writes_nothing_to_the_real_store() {
     app.stop().await;
 }
 
+/// The query side in process, in front of a MongoDB nothing listens on (and an event feed nobody serves): any read
+/// that reached the store would answer 503, so every 4xx it gives was decided before the store was asked.
+async fn query_app_without_store() -> axum::Router {
+    use query_service::read::{VersionWaiters, ViewReader};
+    let uri = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200";
+    let views = query_service::store::connect(uri, "none").await.expect("a client (it connects lazily)");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let feed = query_service::feed::Feed::new("http://127.0.0.1:1/events".to_owned(), None).expect("feed");
+    query_service::http::build_app(query_service::http::AppState {
+        reader: ViewReader::new(views.clone()),
+        rebuilder: query_service::rebuild::Rebuilder::new(views.clone(), feed, 2, shutdown.clone()),
+        views,
+        waiters: VersionWaiters::default(),
+        shutdown,
+        admin: service_runtime::admin::AdminToken::new(None),
+        metrics: query_service::metrics::QueryMetrics::new().expect("metrics"),
+        readiness: query_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), projector_consuming: None },
+        slowdown: None,
+        demo: None,
+        sampling: query_service::http::Sampling::default(),
+    })
+}
+
 #[tokio::test]
-async fn bad_reads_are_rejected_with_problem_json() {
-    let app = TestApp::spawn().await;
-    let (id, _) = app.place_order("cust-reads").await;
-    let unknown = uuid::Uuid::now_v7();
+async fn bad_reads_are_rejected_with_problem_json_before_the_store_is_read() {
+    let app = query_app_without_store().await;
+    let id = uuid::Uuid::now_v7();
     let cases = [
-        (format!("/queries/orders/{unknown}"), 404, "unknown order"),
-        (format!("/queries/orders/{unknown}?minVersion=0&waitMs=0"), 404, "unknown order, no version to wait for"),
         ("/queries/orders/not-a-uuid".to_owned(), 400, "id not a uuid"),
         ("/queries/orders/1%27%20or%201%3D1".to_owned(), 400, "injection in the id"),
         (format!("/queries/orders/{id}?minVersion=-1"), 400, "negative minVersion"),
@@ -318,10 +338,26 @@ async fn bad_reads_are_rejected_with_problem_json() {
         ("/queries/nothing".to_owned(), 404, "unknown route"),
     ];
     for (path, status, case) in cases {
-        assert_problem(app.http.get(app.query_url(&path)).send().await.expect("GET answers"), status, case).await;
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
+        assert_problem_parts(in_process(&app, request).await, status, case);
     }
-    let wrong_method = app.http.delete(app.query_url(&format!("/queries/orders/{id}"))).send().await.expect("answers");
-    assert_problem(wrong_method, 405, "DELETE on a view").await;
+    let wrong_method =
+        axum::http::Request::delete(format!("/queries/orders/{id}")).body(axum::body::Body::empty()).expect("request");
+    assert_problem_parts(in_process(&app, wrong_method).await, 405, "DELETE on a view");
+}
+
+#[tokio::test]
+async fn reads_of_an_order_the_read_model_does_not_hold_are_404() {
+    let app = TestApp::spawn().await;
+    app.place_order("cust-reads").await;
+    let unknown = uuid::Uuid::now_v7();
+    let cases = [
+        (format!("/queries/orders/{unknown}"), "unknown order"),
+        (format!("/queries/orders/{unknown}?minVersion=0&waitMs=0"), "unknown order, no version to wait for"),
+    ];
+    for (path, case) in cases {
+        assert_problem(app.http.get(app.query_url(&path)).send().await.expect("GET answers"), 404, case).await;
+    }
     app.stop().await;
 }
 
@@ -342,9 +378,9 @@ async fn postgres_unreachable_answers_503() {
 type LifecycleCase<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, Option<&'a str>, u16);
 
 #[tokio::test]
-async fn bad_lifecycle_commands_are_rejected_with_problem_json_and_write_nothing() {
-    let app = TestApp::spawn().await;
-    let (id, _) = app.place_order("cust-bad-lifecycle").await;
+async fn bad_lifecycle_commands_are_rejected_with_problem_json_before_the_store_is_touched() {
+    let app = command_app_without_store();
+    let id = uuid::Uuid::now_v7();
     let json = Some("application/json");
     let path = |action: &str| format!("/commands/orders/{id}/{action}");
     let key_too_long = "k".repeat(256);
@@ -407,25 +443,37 @@ async fn bad_lifecycle_commands_are_rejected_with_problem_json_and_write_nothing
         ("key too long", path("confirm"), None, vec![], Some(key_too_long.as_str()), 400),
     ];
     for (case, path, content_type, body, key, status) in cases {
-        let mut request = app.http.post(app.command_url(&path)).body(body);
+        let mut request = axum::http::Request::post(path);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
-        assert_problem(request.send().await.expect("POST answers"), status, case).await;
+        let request = request.body(axum::body::Body::from(body)).expect("request");
+        assert_problem_parts(in_process(&app, request).await, status, case);
     }
-    let place_with_bad_key = app
-        .http
-        .post(app.command_url("/commands/orders"))
+    let place_with_bad_key = axum::http::Request::post("/commands/orders")
+        .header("content-type", "application/json")
         .header("idempotency-key", "tab\tkey")
-        .json(&json!({"customerId": "c", "items": [line()]}))
-        .send()
-        .await
-        .expect("POST answers");
-    assert_problem(place_with_bad_key, 400, "place with a malformed key").await;
+        .body(axum::body::Body::from(order_with(json!([line()]))))
+        .expect("request");
+    assert_problem_parts(in_process(&app, place_with_bad_key).await, 400, "place with a malformed key");
+}
 
+#[tokio::test]
+async fn a_rejected_lifecycle_command_writes_nothing_to_the_real_store() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.place_order("cust-bad-lifecycle").await;
+    let path = |action: &str| app.command_url(&format!("/commands/orders/{id}/{action}"));
+    let rejected = [
+        app.http.post(path("confirm")).json(&json!({"expectedVersion": 0})),
+        app.http.post(path("cancel")).json(&json!({"reason": 42})).header("idempotency-key", "k-1"),
+        app.http.post(path("ship")).header("idempotency-key", "my key"),
+    ];
+    for request in rejected {
+        assert_problem(request.send().await.expect("POST answers"), 400, "a rejected lifecycle command").await;
+    }
     assert_eq!(app.count("customer_order").await, 1);
     assert_eq!(app.count("outbox").await, 1, "no rejected command wrote an event");
     let version: i64 = sqlx::query_scalar("select version from customer_order where id = $1")
