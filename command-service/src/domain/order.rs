@@ -1,7 +1,7 @@
 //! The `PlaceOrder` command as it arrives, and the valid order it parses into.
 
 use rust_decimal::Decimal;
-use serde::{de, Deserialize, Deserializer, Serialize};
+use serde::{de, Deserialize, Deserializer};
 
 use super::values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};
 
@@ -93,18 +93,9 @@ impl<'de> Deserialize<'de> for JsonInteger {
     }
 }
 
-/// One broken rule, named by the JSON path of the field that broke it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
+/// One broken rule, named by the JSON path of the field that broke it: the problem document's own member, so a
+/// refusal is answered as it was decided.
+pub use service_runtime::problem::FieldError;
 
 /// A line of a valid order.
 #[derive(Debug, Clone, PartialEq, Eq)]

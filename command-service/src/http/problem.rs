@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use service_runtime::problem::{self, ApiProblem, Extensions};
+use service_runtime::problem::{ApiProblem, Extensions};
 
 use crate::domain::{FieldError, Refusal};
 use crate::store::StoreError;
@@ -110,7 +110,7 @@ impl ApiProblem for ApiError {
     fn extensions(&self) -> Extensions {
         match self {
             Self::Validation(errors) => Extensions {
-                errors: Some(errors.iter().map(|e| problem::FieldError::new(&e.field, &e.message)).collect()),
+                errors: Some(errors.clone()),
                 ..Extensions::default()
             },
             Self::Conflict { current_version, status, .. } => Extensions {
