@@ -1,12 +1,14 @@
-//! The admin token: `Authorization: Bearer <ADMIN_TOKEN>` guards every admin endpoint of both services.
-//!
-//! With no token configured the admin endpoints are switched off and answer 404, as if they did not exist. The
-//! presented token is compared with the configured one in constant time, over SHA-256 digests so that not even
-//! the length leaks.
+//! Who may use the admin endpoints of both services. In `AUTH_MODE=jwt` the caller's token decides, by its scope
+//! (`orders:admin`; `events:read` for the event feed). In `none` mode the admin token does:
+//! `Authorization: Bearer <ADMIN_TOKEN>`; with no token configured the admin endpoints are switched off and answer
+//! 404, as if they did not exist. The presented token is compared with the configured one in constant time, over
+//! SHA-256 digests so that not even the length leaks.
 
-use http::HeaderValue;
+use http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::auth::{Auth, AuthMode, Caller};
 
 /// The configured admin token (its digest), or none.
 #[derive(Clone)]
@@ -25,17 +27,44 @@ pub enum AdminAccess {
     Disabled,
     /// No `Bearer` token, or the wrong one (401).
     Denied,
+    /// A verified token without the scope (403).
+    Forbidden,
     Granted,
 }
 
+/// How an admin request was refused, for the service's own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRefusal {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+}
+
 impl AdminAccess {
-    /// `Ok` when granted; otherwise the caller's error for "unauthorized" (401) or "not found" (404).
-    pub fn require<E>(self, unauthorized: impl FnOnce() -> E, not_found: impl FnOnce() -> E) -> Result<(), E> {
+    /// `Ok` when granted; otherwise why not.
+    pub fn require(self) -> Result<(), AdminRefusal> {
         match self {
             Self::Granted => Ok(()),
-            Self::Denied => Err(unauthorized()),
-            Self::Disabled => Err(not_found()),
+            Self::Denied => Err(AdminRefusal::Unauthorized),
+            Self::Forbidden => Err(AdminRefusal::Forbidden),
+            Self::Disabled => Err(AdminRefusal::NotFound),
         }
+    }
+}
+
+/// Whether `caller` may use an admin endpoint: by `scoped` (the endpoint's scope) in `jwt` mode, by the admin token
+/// among `headers` in `none` mode.
+pub fn access(
+    auth: &Auth,
+    token: &AdminToken,
+    caller: &Caller,
+    headers: &HeaderMap,
+    scoped: impl FnOnce(&Caller) -> bool,
+) -> AdminAccess {
+    match auth.mode() {
+        AuthMode::Jwt if scoped(caller) => AdminAccess::Granted,
+        AuthMode::Jwt => AdminAccess::Forbidden,
+        AuthMode::None => token.check(headers.get(header::AUTHORIZATION)),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The health endpoints of both services: `GET /health/live` (the process serves HTTP) and `GET /health/ready`,
 //! where each service's [`Probe`] checks what it depends on and the answer is 200, or 503 and a JSON body naming
 //! what is down: `{"status": "unavailable", "down": ["rabbitmq"], "checks": {"postgres": "up", …}}`.
+//!
+//! Readiness stays cheap under a flood: one probe runs at a time, and its result answers every request of the next
+//! second ([`FRESH`]); the broker is checked over one kept connection ([`AmqpCheck`]), not a new one per request.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,9 +16,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// How long a probe's result answers readiness requests.
+pub const FRESH: Duration = Duration::from_secs(1);
 
 /// What a readiness probe found.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Checks {
     /// Checks the service cannot serve without: (name, up).
     pub hard: Vec<(&'static str, bool)>,
@@ -28,7 +36,35 @@ pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Checks> + Send>> + 
 
 /// `GET /health/live` and `GET /health/ready` (running `probe`), for any service's router.
 pub fn router<S: Clone + Send + Sync + 'static>(probe: Probe) -> Router<S> {
+    let probe = Cached { probe, last: Arc::default() };
     Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).with_state(probe)
+}
+
+/// A probe whose result is kept for [`FRESH`]; one run at a time (the others wait for it and take its result).
+#[derive(Clone)]
+pub struct Cached {
+    probe: Probe,
+    last: Arc<Mutex<Option<(Instant, Checks)>>>,
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached").finish_non_exhaustive()
+    }
+}
+
+impl Cached {
+    async fn checks(&self) -> Checks {
+        let mut last = self.last.lock().await;
+        match &*last {
+            Some((at, checks)) if at.elapsed() < FRESH => checks.clone(),
+            _ => {
+                let checks = (self.probe)().await;
+                *last = Some((Instant::now(), checks.clone()));
+                checks
+            }
+        }
+    }
 }
 
 /// The answer of `GET /health/live`.
@@ -68,20 +104,41 @@ pub async fn live() -> Json<Liveness> {
     responses(
         (status = 200, description = "Ready, or degraded with the reasons", body = Readiness),
         (status = 503, description = "Not ready: names what is down", body = Readiness)))]
-pub async fn ready(State(probe): State<Probe>) -> Response {
-    let checks = probe().await;
+pub async fn ready(State(probe): State<Cached>) -> Response {
+    let checks = probe.checks().await;
     answer(&checks.hard, &checks.degraded)
 }
 
-/// Whether a RabbitMQ connection can be opened (and closed) within `timeout`.
-pub async fn amqp_reachable(url: &str, timeout: Duration) -> bool {
-    let properties = lapin::ConnectionProperties::default().with_connection_name("readiness".into());
-    match tokio::time::timeout(timeout, lapin::Connection::connect(url, properties)).await {
-        Ok(Ok(connection)) => {
-            let _ = tokio::time::timeout(timeout, connection.close(200, "readiness checked".into())).await;
-            true
+/// Whether RabbitMQ is reachable, over one connection kept for the purpose: it is opened on the first check and
+/// again after it is lost, so a flood of readiness requests opens no connection per request.
+#[derive(Debug)]
+pub struct AmqpCheck {
+    url: String,
+    connection: Mutex<Option<lapin::Connection>>,
+}
+
+impl AmqpCheck {
+    pub fn new(url: &str) -> Self {
+        Self { url: url.to_owned(), connection: Mutex::new(None) }
+    }
+
+    /// Whether the kept connection is open, or a new one can be opened within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let mut connection = self.connection.lock().await;
+        if connection.as_ref().is_some_and(|c| c.status().connected()) {
+            return true;
         }
-        _ => false,
+        let properties = lapin::ConnectionProperties::default().with_connection_name("readiness".into());
+        match tokio::time::timeout(timeout, lapin::Connection::connect(&self.url, properties)).await {
+            Ok(Ok(opened)) => {
+                *connection = Some(opened);
+                true
+            }
+            _ => {
+                *connection = None;
+                false
+            }
+        }
     }
 }
 

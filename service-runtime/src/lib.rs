@@ -1,13 +1,16 @@
 //! What every service process of the platform shares: logs and traces ([`telemetry`]), RabbitMQ basics ([`amqp`]),
-//! the one shutdown signal ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]), and the CORS policy of
-//! their HTTP APIs ([`cors`]), their error format ([`problem`]), their query-string integers ([`params`]), their admin endpoints ([`admin`]), their health
-//! endpoints ([`health`]), their
-//! Prometheus metrics ([`metrics`]) and the limits on their connections ([`listener`]).
+//! the one shutdown signal ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]),
+//! serving HTTP ([`serve`]) and, for their HTTP APIs, who is asking ([`auth`]), the CORS policy ([`cors`]), the
+//! error format ([`problem`]), query-string integers ([`params`]), admin endpoints ([`admin`]), health endpoints
+//! ([`health`]), Prometheus metrics ([`metrics`]) and the limits on connections ([`listener`]) and per client
+//! ([`limits`]).
 
 pub mod admin;
 pub mod amqp;
+pub mod auth;
 pub mod cors;
 pub mod health;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
@@ -22,6 +25,20 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Serves `app` on `listener` (each request knowing its peer's address, which `none` mode counts clients by) until
+/// `shutdown`, then cancels `shutdown`, so that whatever ended the server ends the service's other tasks too.
+pub async fn serve(
+    listener: listener::GuardedListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let stop = shutdown.clone();
+    let app = app.into_make_service_with_connect_info::<listener::Peer>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    shutdown.cancel();
+    served
+}
 
 /// The life of a service process: logs and traces set up, the shutdown signal armed, `role` run until it ends,
 /// traces flushed. What `main` of every service does.

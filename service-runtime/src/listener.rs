@@ -49,6 +49,16 @@ impl GuardedListener {
     }
 }
 
+/// The address a request's connection came from, as [`axum::extract::ConnectInfo`] hands it to handlers and middleware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, GuardedListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, GuardedListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 impl axum::serve::Listener for GuardedListener {
     type Io = GuardedStream;
     type Addr = SocketAddr;

@@ -1,4 +1,4 @@
-//! What both services' OpenAPI documents share: the `admin` bearer scheme and the way a problem answer is declared
+//! What both services' OpenAPI documents share: the bearer schemes and the way a problem answer is declared
 //! (its schema is the real [`crate::problem::Problem`]).
 
 use utoipa::openapi::content::ContentBuilder;
@@ -9,16 +9,21 @@ use utoipa::Modify;
 
 use crate::problem::PROBLEM_JSON;
 
-/// The `admin` security scheme: `Authorization: Bearer <ADMIN_TOKEN>`.
+/// The security schemes: `admin`, `Authorization: Bearer <ADMIN_TOKEN>` (`AUTH_MODE=none`), and `bearer`, a JWT
+/// from the identity provider (`AUTH_MODE=jwt`).
 #[derive(Debug)]
-pub struct AdminBearer;
+pub struct BearerSchemes;
 
-impl Modify for AdminBearer {
+impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }

@@ -4,7 +4,7 @@
 //! the README's contract — with the status's reason as its `title`, a human `detail`, and extension members where
 //! an error has more to say (`errors` on a validation failure, `currentVersion` on a conflict). A service's error
 //! type supplies its status, kind, detail and extensions ([`ApiProblem`]); the rules every error shares live here:
-//! `Retry-After` on 503, `WWW-Authenticate: Bearer` on 401, and a problem body for error responses that a layer
+//! `Retry-After` on 429 and 503, a `WWW-Authenticate` challenge on 401, and a problem body for error responses that a layer
 //! produced without one ([`problem_for_bare_errors`]).
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
+/// Seconds a client should wait before retrying a 429 or 503, unless the error says otherwise.
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// An error a handler answers with.
 pub trait ApiProblem {
@@ -29,9 +29,18 @@ pub trait ApiProblem {
         Extensions::default()
     }
 
+    /// The `Retry-After` seconds of a 429 or 503, when not the default 1.
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+
     /// The problem document of this error.
     fn problem(&self) -> Problem {
-        Problem { extensions: self.extensions(), ..Problem::new(self.status(), self.kind(), self.detail()) }
+        Problem {
+            extensions: self.extensions(),
+            retry_after: self.retry_after(),
+            ..Problem::new(self.status(), self.kind(), self.detail())
+        }
     }
 }
 
@@ -48,6 +57,12 @@ pub struct Problem {
     pub detail: String,
     #[serde(flatten)]
     pub extensions: Extensions,
+    /// The `WWW-Authenticate` challenge of a 401 (`Bearer` when none is given).
+    #[serde(skip)]
+    pub challenge: Option<String>,
+    /// The `Retry-After` seconds of a 429 or 503 (1 when none is given).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// The extension members either service uses; each appears only where it applies.
@@ -86,6 +101,8 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             extensions: Extensions::default(),
+            challenge: None,
+            retry_after: None,
         }
     }
 
@@ -123,10 +140,11 @@ impl IntoResponse for Problem {
             (status, [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))], body).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let challenge = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok());
+            headers.insert(header::WWW_AUTHENTICATE, challenge.unwrap_or(HeaderValue::from_static("Bearer")));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after.unwrap_or(RETRY_AFTER_SECONDS)));
         }
         response
     }
