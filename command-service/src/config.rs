@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use service_runtime::auth::AuthMode;
+use service_runtime::limits::RateLimiter;
+
 use crate::relay::RelaySettings;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -39,9 +42,32 @@ pub struct Config {
     /// Safety-net poll of the outbox when no NOTIFY arrives, in milliseconds.
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 5_000)]
     pub relay_poll_interval_ms: u64,
+    #[command(flatten)]
+    pub auth: service_runtime::auth::AuthConfig,
+    /// Commands one client may send per second on average (a token bucket per client; 0 = no limit). Default: no
+    /// limit with `AUTH_MODE=none`, 10 with `jwt`.
+    #[arg(long, env = "COMMAND_RATE_PER_CLIENT")]
+    pub command_rate_per_client: Option<f64>,
+    /// Commands one client may send at once before its rate applies (default: twice the rate).
+    #[arg(long, env = "COMMAND_BURST_PER_CLIENT")]
+    pub command_burst_per_client: Option<f64>,
 }
 
+/// Commands a second one client may send by default in `AUTH_MODE=jwt`.
+pub const DEFAULT_JWT_COMMAND_RATE: f64 = 10.0;
+
 impl Config {
+    /// The per-client limit of commands, if there is one in `mode`.
+    pub fn command_limiter(&self, mode: AuthMode) -> Option<RateLimiter> {
+        let default = match mode {
+            AuthMode::None => 0.0,
+            AuthMode::Jwt => DEFAULT_JWT_COMMAND_RATE,
+        };
+        let rate = self.command_rate_per_client.unwrap_or(default);
+        (rate > 0.0 && rate.is_finite())
+            .then(|| RateLimiter::new(rate, self.command_burst_per_client.unwrap_or(2.0 * rate)))
+    }
+
     pub fn relay_settings(
         &self,
         metrics: crate::metrics::RelayMetrics,

@@ -21,6 +21,20 @@ enum Role {
     Relay,
     /// Create the database if needed, apply migrations, exit.
     Migrate,
+    /// Print a development token for a customer (HS256, signed with AUTH_HS256_SECRET, for AUTH_ISSUER and
+    /// AUTH_AUDIENCE): for AUTH_MODE=jwt on a development machine, never for production.
+    DevToken {
+        /// The customer the token is for.
+        #[arg(long)]
+        customer: String,
+        /// A scope to grant besides the customer's own orders (repeatable): orders:read:any, orders:write:any,
+        /// orders:admin, events:read.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// How long the token lasts, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
 }
 
 #[tokio::main]
@@ -36,6 +50,11 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
         Role::Migrate => {
             let pool = store::pool(cli.config.database_url.parse()?, 1);
             store::prepare(&cli.config.database_url, &pool).await
+        }
+        Role::DevToken { customer, scopes, ttl_secs } => {
+            let token = service_runtime::auth::jwt::dev_token(&cli.config.auth, &customer, &scopes, ttl_secs)?;
+            println!("{token}");
+            Ok(())
         }
     }
 }

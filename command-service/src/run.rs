@@ -13,6 +13,7 @@ use crate::http::{build_app, AppState, Readiness};
 use crate::metrics::CommandMetrics;
 use crate::{relay, store};
 use service_runtime::admin::AdminToken;
+use service_runtime::auth::Auth;
 use std::sync::Arc;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
@@ -46,8 +47,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
+    let auth = Auth::new(&config.auth)?;
+    auth.announce("command-service");
     let mut app = build_app(AppState {
         pool: pool.clone(),
+        limiter: config.command_limiter(auth.mode()),
+        auth,
         admin: AdminToken::new(config.admin_token.as_deref()),
         metrics,
         readiness: Readiness { amqp_url: config.amqp_url.clone(), relay: relay_status },
@@ -56,10 +61,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         app = app.layer(cors);
     }
     let task = tokio::spawn(async move {
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        // Whatever ended the server ends the relay too, so the process exits as a whole.
-        shutdown.cancel();
+        // Whatever ends the server ends the relay too, so the process exits as a whole.
+        let served = service_runtime::serve(listener, app, shutdown).await;
         purge.await.context("idempotency purge task panicked")?;
         if let Some(relay) = relay {
             relay.await.context("relay task panicked")?;

@@ -13,8 +13,10 @@ pub const MAX_LINES: usize = 100;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrder {
+    /// Required, except from a customer token (`AUTH_MODE=jwt`), which places for its own customer.
+    #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub customer_id: String,
+    pub customer_id: Option<String>,
     /// Default `standard`.
     #[serde(default)]
     #[schema(pattern = r"^[a-z0-9_-]{1,32}$")]
@@ -125,8 +127,13 @@ impl NewOrder {
     /// Checks every rule and returns all violations, not just the first.
     pub fn parse(command: PlaceOrder) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let customer_id =
-            CustomerId::parse(&command.customer_id).map_err(|m| errors.push(FieldError::new("customerId", m))).ok();
+        let customer_id = match &command.customer_id {
+            Some(raw) => CustomerId::parse(raw).map_err(|m| errors.push(FieldError::new("customerId", m))).ok(),
+            None => {
+                errors.push(FieldError::new("customerId", "is required"));
+                None
+            }
+        };
         let segment = match command.customer_segment.as_deref() {
             None => Some(Segment::default()),
             Some(raw) => Segment::parse(raw).map_err(|m| errors.push(FieldError::new("customerSegment", m))).ok(),

@@ -1,8 +1,9 @@
 //! What every command handler does around its own work, written once: count and time the command by how it ended,
-//! take the request's trace context onto the current span, and run the work in one transaction behind the
+//! hold the caller to its rate, take the request's trace context onto the current span, and run the work in one transaction behind the
 //! `Idempotency-Key` (a replay answers the stored response; a new answer is stored with the command and committed).
 
 use axum::http::HeaderMap;
+use service_runtime::auth::Caller;
 use sqlx::PgConnection;
 use std::future::Future;
 use std::time::Instant;
@@ -21,6 +22,14 @@ pub async fn measured(
     let result = command.await;
     state.metrics.command(name, started, &result);
     result
+}
+
+/// Whether `caller` may send one more command now: the per-client rate limit, when one is set (429 otherwise).
+pub fn admit(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    match &state.limiter {
+        Some(limiter) => limiter.check(caller.client(), tokio::time::Instant::now()).map_err(ApiError::TooManyRequests),
+        None => Ok(()),
+    }
 }
 
 /// The request's trace context: its `traceparent` (or a new one), recorded on the current span as `trace_id` and

@@ -1,20 +1,23 @@
 //! `GET /events?after=<sequence>&limit=<n>[&orderId=<id>]`: the event log, in global `sequence` order, for replays
 //! (and, with `orderId`, one order's events, for the read model's checks against the log).
 //!
-//! Each event is the same envelope the relay publishes. Read-only, and guarded by the admin token. A page holds the
+//! Each event is the same envelope the relay publishes. Read-only, and guarded by the admin token (in `AUTH_MODE=jwt`,
+//! by the `events:read` scope). A page holds the
 //! events committed when it is read; one that commits later with a lower sequence is not in the feed's later pages,
 //! but the relay publishes it, so a replay that listens to the broker while it reads (as the rebuild does) sees it.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use service_runtime::admin;
+use service_runtime::auth::Caller;
 use shared_events::{FeedMetadata, FeedPage};
 use utoipa::IntoParams;
 
-use super::schemas::{BadRequest, NotFound, Unauthorized, Unavailable};
+use super::schemas::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::store;
 
@@ -40,18 +43,21 @@ pub(super) struct FeedParams {
     order_id: Option<String>,
 }
 
-/// The event log in `sequence` order, for replays, or one order's events (admin token).
-#[utoipa::path(get, path = "/events", tag = "events", params(FeedParams), security(("admin" = [])),
+/// The event log in `sequence` order, for replays, or one order's events (admin token; `events:read` with
+/// `AUTH_MODE=jwt`).
+#[utoipa::path(get, path = "/events", tag = "events", params(FeedParams), security(("admin" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "A page of events", body = FeedPage),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable)))]
 pub(super) async fn feed(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     params: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Json<FeedPage>, ApiError> {
-    ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))?;
+    ApiError::admin(admin::access(&state.auth, &state.admin, &caller, &headers, Caller::may_read_events))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let integer = |name, raw: &Option<String>, range| {
         service_runtime::params::integer_in(name, raw.as_deref(), range).map_err(ApiError::BadRequest)

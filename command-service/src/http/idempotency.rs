@@ -20,9 +20,20 @@ use crate::store::StoreError;
 
 pub const HEADER: &str = "idempotency-key";
 
-/// A validated key: 1–255 visible ASCII characters.
+/// A validated key (1–255 visible ASCII characters) and the caller it belongs to: the same key from two callers is
+/// two keys.
 #[derive(Debug, Clone)]
-pub struct Key(String);
+pub struct Key {
+    key: String,
+    caller: String,
+}
+
+impl Key {
+    /// This key as sent by a caller with this [`idempotency scope`](service_runtime::auth::Caller::idempotency_scope).
+    pub fn of(self, caller: &str) -> Self {
+        Self { caller: caller.to_owned(), ..self }
+    }
+}
 
 /// The optional `Idempotency-Key` header of every command, as the handlers take it.
 #[derive(Debug, Clone, IntoParams)]
@@ -49,7 +60,7 @@ fn key(headers: &HeaderMap) -> Result<Option<Key>, ApiError> {
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.".to_owned()));
     }
-    Ok(Some(Key(String::from_utf8_lossy(bytes).into_owned())))
+    Ok(Some(Key { key: String::from_utf8_lossy(bytes).into_owned(), caller: String::new() }))
 }
 
 /// What identifies a request for its key: the route it was sent to and its canonical body.
@@ -94,7 +105,7 @@ impl IntoResponse for Answer {
 /// Claims the key in `tx`. `Some(answer)` is the stored answer of an earlier identical request: send it as is.
 pub async fn begin(tx: &mut PgConnection, key: Option<&Key>, fingerprint: &str) -> Result<Option<Answer>, ApiError> {
     let Some(key) = key else { return Ok(None) };
-    match idempotency::claim(tx, &key.0, fingerprint).await? {
+    match idempotency::claim(tx, &key.caller, &key.key, fingerprint).await? {
         Claim::New => Ok(None),
         Claim::Replay(stored) => Ok(Some(Answer {
             status: StatusCode::from_u16(u16::try_from(stored.status_code).unwrap_or(500))
@@ -113,7 +124,7 @@ pub async fn finish(
     answer: Answer,
 ) -> Result<Answer, ApiError> {
     if let Some(key) = key {
-        idempotency::complete(&mut tx, &key.0, &answer.stored()).await?;
+        idempotency::complete(&mut tx, &key.caller, &key.key, &answer.stored()).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(answer)
@@ -128,7 +139,7 @@ mod tests {
         let parse = |v: &[u8]| {
             let mut headers = HeaderMap::new();
             headers.insert(HEADER, HeaderValue::from_bytes(v).expect("header value"));
-            key(&headers).map(|k| k.map(|k| k.0))
+            key(&headers).map(|k| k.map(|k| k.key))
         };
         assert_eq!(parse(b"abc-123_~!").ok().flatten().as_deref(), Some("abc-123_~!"));
         assert!(parse(&[b'k'; 255]).is_ok());

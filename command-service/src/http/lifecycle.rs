@@ -9,10 +9,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use service_runtime::auth::Caller;
+
 use super::idempotency::{self, Answer, IdempotencyKey};
 use super::json::{self, JsonBytes};
 use super::orders::CommandAccepted;
-use super::schemas::{BadRequest, Conflict, KeyReused, NotFound, TooLarge, Unavailable, WrongMediaType};
+use super::schemas::{
+    BadRequest, Conflict, KeyReused, NotFound, TooLarge, TooManyRequests, Unauthenticated, Unavailable, WrongMediaType,
+};
 use super::{command, ApiError, AppState};
 use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
 use crate::store;
@@ -51,17 +55,21 @@ pub struct CancelBody {
     request_body(content = Option<TransitionBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Confirmed: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound), (status = 409, response = Conflict),
         (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 pub(super) async fn confirm(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Confirm, path, headers, key, body).await
+    transition(state, caller, Transition::Confirm, path, headers, key, body).await
 }
 
 /// Ship a confirmed order.
@@ -70,17 +78,21 @@ pub(super) async fn confirm(
     request_body(content = Option<TransitionBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Shipped: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound), (status = 409, response = Conflict),
         (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 pub(super) async fn ship(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Ship, path, headers, key, body).await
+    transition(state, caller, Transition::Ship, path, headers, key, body).await
 }
 
 /// Cancel an order that has not shipped.
@@ -89,46 +101,54 @@ pub(super) async fn ship(
     request_body(content = Option<CancelBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Cancelled: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound), (status = 409, response = Conflict),
         (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 503, response = Unavailable)))]
+        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    transition(state, Transition::Cancel, path, headers, key, body).await
+    transition(state, caller, Transition::Cancel, path, headers, key, body).await
 }
 
 #[tracing::instrument(skip_all, fields(trace_id))]
 async fn transition(
     state: AppState,
+    caller: Caller,
     transition: Transition,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    command::measured(&state, transition.as_str(), apply(&state, transition, path, &headers, key, body)).await
+    let applied = apply(&state, &caller, transition, path, &headers, key, body);
+    command::measured(&state, transition.as_str(), applied).await
 }
 
 async fn apply(
     state: &AppState,
+    caller: &Caller,
     transition: Transition,
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
+    command::admit(state, caller)?;
     let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     // `null` says "no body" as much as an empty body does.
     let JsonBytes(body) = body?;
     let body = body.filter(|bytes| bytes.trim_ascii() != b"null");
     let order_id =
         Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
-    let key = key?.key;
+    let key = key?.key.map(|key| key.of(caller.idempotency_scope()));
     let (expected_version, reason) = match (&body, transition) {
         (None, _) => (None, None),
         (Some(bytes), Transition::Cancel) => {
@@ -151,7 +171,9 @@ async fn apply(
         idempotency::fingerprint(&format!("POST /commands/orders/{order_id}/{}", transition.as_str()), &canonical);
     let (traceparent, trace_id) = command::trace(headers);
     let (answer, changed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {
-        let current = store::lock_order(tx, order_id).await?;
+        // Another customer's order is refused exactly as one that does not exist: 404.
+        let current =
+            store::lock_order(tx, order_id).await?.filter(|order| caller.may_change(&order.state.customer.id));
         let command = Command::Change { transition, expected_version, cancel_reason: reason };
         let change = domain::decide(current.as_ref(), &command, domain::now())?;
         let changed = store::update_order(tx, order_id, &change, Some(&traceparent)).await?;

@@ -22,6 +22,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{middleware, Router};
 use service_runtime::admin::AdminToken;
+use service_runtime::auth::{self, Auth};
+use service_runtime::limits::RateLimiter;
 use service_runtime::problem::{problem_for_bare_errors, Problem};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -35,6 +37,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Who is asking (`AUTH_MODE`).
+    pub auth: Auth,
+    /// The per-client limit of commands; `None`: no limit.
+    pub limiter: Option<RateLimiter>,
     /// Guards the admin endpoints (the event feed).
     pub admin: AdminToken,
     pub metrics: CommandMetrics,
@@ -44,10 +50,14 @@ pub struct AppState {
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
 pub fn build_app(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
-    Router::new()
+    // Everything but health, metrics and the OpenAPI document needs to know who is asking.
+    let authenticated = Router::new()
         .merge(orders::router())
         .merge(lifecycle::router())
         .merge(events::router())
+        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
+    Router::new()
+        .merge(authenticated)
         .merge(operations::router(&state))
         .merge(openapi::router())
         .route_layer(middleware::from_fn_with_state(http_metrics, service_runtime::metrics::track_http))

@@ -4,11 +4,14 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::AdminBearer;
+use service_runtime::openapi::BearerSchemes;
 use service_runtime::problem::Problem;
 use utoipa::OpenApi;
 
-use super::schemas::{BadRequest, Conflict, KeyReused, NotFound, TooLarge, Unauthorized, Unavailable, WrongMediaType};
+use super::schemas::{
+    BadRequest, Conflict, Forbidden, KeyReused, NotFound, TooLarge, TooManyRequests, Unauthenticated, Unauthorized,
+    Unavailable, WrongMediaType,
+};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -30,9 +33,10 @@ pub fn router() -> Router<AppState> {
         super::operations::metrics,
     ),
     components(schemas(Problem), responses(
-        BadRequest, NotFound, Conflict, TooLarge, WrongMediaType, KeyReused, Unavailable, Unauthorized
+        BadRequest, NotFound, Conflict, TooLarge, WrongMediaType, KeyReused, Unavailable, Unauthorized,
+        Unauthenticated, Forbidden, TooManyRequests
     )),
-    modifiers(&AdminBearer),
+    modifiers(&BearerSchemes),
 )]
 struct CommandApi;
 

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use service_runtime::health::{Checks, Probe};
+use service_runtime::health::{AmqpCheck, Checks, Probe, FRESH};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,14 +32,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// events to no queue.
 fn probe(state: &AppState) -> Probe {
     let (pool, readiness) = (state.pool.clone(), state.readiness.clone());
+    let amqp = Arc::new(AmqpCheck::new(&readiness.amqp_url));
     Arc::new(move || {
-        let (pool, readiness) = (pool.clone(), readiness.clone());
+        let (pool, readiness, amqp) = (pool.clone(), readiness.clone(), amqp.clone());
         Box::pin(async move {
             let postgres = async {
                 let ping = sqlx::query("select 1").execute(&pool);
                 matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
             };
-            let rabbitmq = service_runtime::health::amqp_reachable(&readiness.amqp_url, CHECK_TIMEOUT);
+            let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
             let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
             let mut checks =
                 Checks { hard: vec![("postgres", postgres), ("rabbitmq", rabbitmq)], degraded: Vec::new() };
@@ -59,6 +60,17 @@ fn probe(state: &AppState) -> Probe {
     responses((status = 200, description = "Prometheus text exposition", body = String,
         content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    read_backlog(&state).await;
+    service_runtime::metrics::render(&state.metrics.registry)
+}
+
+/// Reads the outbox backlog into its gauges, unless it was read within [`FRESH`] (a flood of scrapes costs Postgres
+/// one query a second).
+async fn read_backlog(state: &AppState) {
+    let mut last = state.metrics.backlog_read.lock().await;
+    if last.is_some_and(|at| at.elapsed() < FRESH) {
+        return;
+    }
     let backlog: Result<(i64, f64), _> = sqlx::query_as(
         "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
          from outbox where published_at is null",
@@ -69,8 +81,8 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         Ok((rows, age)) => {
             state.metrics.outbox_backlog.set(rows);
             state.metrics.outbox_oldest_age.set(age.max(0.0));
+            *last = Some(tokio::time::Instant::now());
         }
         Err(err) => tracing::warn!(error = %err, "reading the outbox backlog for the metrics failed"),
     }
-    service_runtime::metrics::render(&state.metrics.registry)
 }

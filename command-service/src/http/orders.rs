@@ -8,8 +8,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use service_runtime::auth::Caller;
+
 use super::idempotency::{self, Answer, IdempotencyKey};
-use super::schemas::{BadRequest, KeyReused, TooLarge, Unavailable, WrongMediaType};
+use super::schemas::{
+    BadRequest, Forbidden, KeyReused, TooLarge, TooManyRequests, Unauthenticated, Unavailable, WrongMediaType,
+};
 use super::{command, ApiError, AppState, JsonBody};
 use crate::domain::{self, Command, NewOrder, PlaceOrder};
 use crate::store::{self, PlacedOrder};
@@ -55,28 +59,35 @@ impl From<&PlacedOrder> for CommandAccepted {
     responses(
         (status = 201, description = "Placed: `sequenceId` is the `minVersion` to read it at", body = CommandAccepted,
             headers(("Location" = String, description = "Where the order's view will be"))),
-        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden), (status = 413, response = TooLarge),
         (status = 415, response = WrongMediaType), (status = 422, response = KeyReused),
-        (status = 503, response = Unavailable)))]
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(trace_id))]
 pub(super) async fn place_order(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
-    command::measured(&state, "place", place(&state, &headers, key, body)).await
+    command::measured(&state, "place", place(&state, &caller, &headers, key, body)).await
 }
 
 async fn place(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBody<PlaceOrder>, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let body = body?;
-    let key = key?.key;
-    let order = NewOrder::parse(body.0).map_err(ApiError::Validation)?;
+    command::admit(state, caller)?;
+    let JsonBody(mut command) = body?;
+    let key = key?.key.map(|key| key.of(caller.idempotency_scope()));
+    // A customer places for itself: the body may leave its id out, and may not name another.
+    command.customer_id = caller.customer_for_new_order(command.customer_id.as_deref())?;
+    let order = NewOrder::parse(command).map_err(ApiError::Validation)?;
     let (traceparent, trace_id) = command::trace(headers);
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &order.canonical());
     let (answer, placed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {

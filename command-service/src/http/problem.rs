@@ -3,6 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use service_runtime::admin::AdminRefusal;
+use service_runtime::auth::Forbidden;
 use service_runtime::problem::{ApiProblem, Extensions};
 
 use crate::domain::{FieldError, Refusal};
@@ -30,6 +32,12 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
     Unauthorized,
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller's commands are over its rate; retry after this long.
+    #[error("This client sends commands faster than its limit; retry after Retry-After seconds.")]
+    TooManyRequests(std::time::Duration),
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -61,7 +69,17 @@ impl From<Refusal> for ApiError {
 impl ApiError {
     /// The error for a request to an admin endpoint, unless it may go ahead.
     pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        access.require(|| Self::Unauthorized, || Self::NotFound("No such resource.".to_owned()))
+        access.require().map_err(|refusal| match refusal {
+            AdminRefusal::Unauthorized => Self::Unauthorized,
+            AdminRefusal::Forbidden => Self::Forbidden("This token lacks the scope this endpoint needs.".to_owned()),
+            AdminRefusal::NotFound => Self::NotFound("No such resource.".to_owned()),
+        })
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(forbidden: Forbidden) -> Self {
+        Self::Forbidden(forbidden.0.to_owned())
     }
 }
 
@@ -84,6 +102,8 @@ impl ApiProblem for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,12 +127,16 @@ impl ApiProblem for ApiError {
         }
     }
 
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            _ => None,
+        }
+    }
+
     fn extensions(&self) -> Extensions {
         match self {
-            Self::Validation(errors) => Extensions {
-                errors: Some(errors.clone()),
-                ..Extensions::default()
-            },
+            Self::Validation(errors) => Extensions { errors: Some(errors.clone()), ..Extensions::default() },
             Self::Conflict { current_version, status, .. } => Extensions {
                 current_version: Some(*current_version),
                 order_status: Some(status.as_str().to_owned()),

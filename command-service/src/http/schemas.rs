@@ -5,10 +5,16 @@
 use service_runtime::problem_response;
 
 problem_response!(BadRequest, "The request is malformed or breaks a rule; `errors` names each field.");
-problem_response!(NotFound, "No such order.");
+problem_response!(NotFound, "No such order (or one of another customer, which a customer token cannot see).");
 problem_response!(Conflict, "Stale `expectedVersion`, or a transition the order's status does not allow.");
 problem_response!(TooLarge, "The body is larger than 64 KiB.");
 problem_response!(WrongMediaType, "The body is not `application/json`.");
 problem_response!(KeyReused, "The `Idempotency-Key` was used with a different request.");
 problem_response!(Unavailable, "The order store is unavailable; retry after `Retry-After` seconds.");
-problem_response!(Unauthorized, "The admin token is missing or wrong.");
+problem_response!(Unauthorized, "The admin token is missing or wrong, or (`AUTH_MODE=jwt`) the bearer token is.");
+problem_response!(
+    Unauthenticated,
+    "`AUTH_MODE=jwt`: the bearer token is missing or refused; `WWW-Authenticate` says why."
+);
+problem_response!(Forbidden, "The token may not do this: another customer named, or a scope it lacks.");
+problem_response!(TooManyRequests, "This client is over its command rate; retry after `Retry-After` seconds.");

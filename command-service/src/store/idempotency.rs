@@ -1,4 +1,5 @@
-//! Idempotency keys: a command's response, stored in the command's own transaction and replayed on retry.
+//! Idempotency keys: a command's response, stored in the command's own transaction and replayed on retry. A key
+//! belongs to the caller that sent it (`caller`: the token's subject, `''` in `AUTH_MODE=none`).
 
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -25,13 +26,13 @@ pub enum Claim {
     Mismatch,
 }
 
-/// Claims `key` for the request with `fingerprint`. If another transaction holds the same key uncommitted, this
+/// Claims `caller`'s `key` for the request with `fingerprint`. If another transaction holds the same key uncommitted, this
 /// waits for it to finish (the unique index makes it), then replays its response — or claims the key if it rolled
 /// back. So two concurrent requests with one key never both execute.
-pub async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Result<Claim, StoreError> {
+pub async fn claim(tx: &mut PgConnection, caller: &str, key: &str, fingerprint: &str) -> Result<Claim, StoreError> {
     let claimed: Option<String> = sqlx::query_scalar(
-        "insert into idempotency_key (key, fingerprint, status_code, response_body) values ($1, $2, 0, '')
-         on conflict (key) do update
+        "insert into idempotency_key (caller, key, fingerprint, status_code, response_body) values ($3, $1, $2, 0, '')
+         on conflict (caller, key) do update
              set fingerprint = excluded.fingerprint, status_code = 0, location = null, response_body = '',
                  created_at = now()
              where idempotency_key.created_at < now() - interval '24 hours'
@@ -39,6 +40,7 @@ pub async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Resul
     )
     .bind(key)
     .bind(fingerprint)
+    .bind(caller)
     .fetch_optional(&mut *tx)
     .await?;
     if claimed.is_some() {
@@ -46,9 +48,11 @@ pub async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Resul
     }
     let (stored_fingerprint, response): (String, StoredResponse) = {
         let row: (String, i32, Option<String>, String) = sqlx::query_as(
-            "select fingerprint, status_code, location, response_body from idempotency_key where key = $1",
+            "select fingerprint, status_code, location, response_body from idempotency_key
+             where caller = $2 and key = $1",
         )
         .bind(key)
+        .bind(caller)
         .fetch_one(&mut *tx)
         .await?;
         (row.0, StoredResponse { status_code: row.1, location: row.2, response_body: row.3 })
@@ -57,14 +61,22 @@ pub async fn claim(tx: &mut PgConnection, key: &str, fingerprint: &str) -> Resul
 }
 
 /// Records the response of a claimed key, in the command's transaction.
-pub async fn complete(tx: &mut PgConnection, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
-    sqlx::query("update idempotency_key set status_code = $2, location = $3, response_body = $4 where key = $1")
-        .bind(key)
-        .bind(response.status_code)
-        .bind(&response.location)
-        .bind(&response.response_body)
-        .execute(tx)
-        .await?;
+pub async fn complete(
+    tx: &mut PgConnection,
+    caller: &str,
+    key: &str,
+    response: &StoredResponse,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update idempotency_key set status_code = $2, location = $3, response_body = $4 where caller = $5 and key = $1",
+    )
+    .bind(key)
+    .bind(response.status_code)
+    .bind(&response.location)
+    .bind(&response.response_body)
+    .bind(caller)
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
