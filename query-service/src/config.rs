@@ -57,7 +57,23 @@ pub struct Config {
     /// Run the projector (event consumer) in this process.
     #[arg(long, env = "PROJECTOR_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub projector_enabled: bool,
+    #[command(flatten)]
+    pub auth: service_runtime::auth::AuthConfig,
+    /// The bearer token this service reads the event feed with (rebuilds, the sampler): with `AUTH_MODE=jwt` a
+    /// service token with the `events:read` scope. Default: `ADMIN_TOKEN`.
+    #[arg(long, env = "EVENT_FEED_TOKEN", hide_env_values = true)]
+    pub event_feed_token: Option<String>,
+    /// View streams and waiting reads one client may hold open at once (more: 429).
+    #[arg(long, env = "READS_PER_CLIENT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reads_per_client: u64,
+    /// View streams and waiting reads this process holds open at once, all clients together (more: 429). Kept below
+    /// `HTTP_MAX_CONNECTIONS`, so that health checks and quick reads always find a connection.
+    #[arg(long, env = "READS_MAX", default_value_t = 8_192, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reads_max: u64,
 }
+
+/// Connections kept free of streams and waiting reads, whatever `READS_MAX` says.
+pub const CONNECTION_HEADROOM: usize = 64;
 
 impl Config {
     /// The rebuilder of this process.
@@ -69,19 +85,34 @@ impl Config {
         Ok(crate::rebuild::Rebuilder::new(views, self.feed()?, usize::from(self.read_model_keep), shutdown))
     }
 
-    /// Orders a second the sampler checks: `READ_MODEL_SAMPLE_RATE`, or 0 without an admin token (the event feed it
-    /// reads needs one; without it the feed does not exist).
+    /// Orders a second the sampler checks: `READ_MODEL_SAMPLE_RATE`, or 0 without a token for the event feed (it
+    /// needs one; without it the feed does not exist or refuses).
     pub fn sample_rate(&self) -> f64 {
-        if self.admin_token.as_deref().is_some_and(|token| !token.is_empty()) {
+        if self.feed_token().is_some() {
             self.read_model_sample_rate
         } else {
             0.0
         }
     }
 
+    /// The bearer token of the event feed: `EVENT_FEED_TOKEN`, else `ADMIN_TOKEN`.
+    fn feed_token(&self) -> Option<String> {
+        let token = self.event_feed_token.as_deref().or(self.admin_token.as_deref());
+        token.filter(|token| !token.is_empty()).map(str::to_owned)
+    }
+
     /// The command-service's event feed.
     pub fn feed(&self) -> anyhow::Result<crate::feed::Feed> {
-        crate::feed::Feed::new(self.event_feed_url.clone(), self.admin_token.clone())
+        crate::feed::Feed::new(self.event_feed_url.clone(), self.feed_token())
+    }
+
+    /// The slots of view streams and waiting reads: `READS_PER_CLIENT` each, `READS_MAX` in all but never more than
+    /// the connections leave after [`CONNECTION_HEADROOM`].
+    pub fn read_slots(&self) -> service_runtime::limits::Slots {
+        let connections = self.connections.limits().max_connections;
+        let total = usize::try_from(self.reads_max).unwrap_or(usize::MAX);
+        let total = total.min(connections.saturating_sub(CONNECTION_HEADROOM).max(1));
+        service_runtime::limits::Slots::new(usize::try_from(self.reads_per_client).unwrap_or(usize::MAX), total)
     }
 }
 

@@ -93,7 +93,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         findings.clone(),
         shutdown.clone(),
     ));
+    let auth = service_runtime::auth::Auth::new(&config.auth)?;
+    auth.announce("query-service");
     let state = AppState {
+        auth,
+        slots: config.read_slots(),
         reader: ViewReader::new(views.clone()),
         views,
         waiters: waiters.clone(),
@@ -111,9 +115,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         app = app.layer(cors);
     }
     let task = tokio::spawn(async move {
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        shutdown.cancel();
+        let served = service_runtime::serve(listener, app, shutdown).await;
         notices.await.context("view-changed listener panicked")?;
         rebuilder.wait().await;
         janitor.await.context("rebuild janitor panicked")?;

@@ -1,4 +1,5 @@
-//! Admin endpoints of the read model (bearer `ADMIN_TOKEN`; 404 when none is configured):
+//! Admin endpoints of the read model (bearer `ADMIN_TOKEN`, 404 when none is configured; with `AUTH_MODE=jwt` a token
+//! with the `orders:admin` scope):
 //! - `GET /admin/read-models/orders`: generations, which is active, rebuild progress (replayed / total, rate, ETA)
 //!   and the position;
 //! - `POST /admin/read-models/orders/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
@@ -13,12 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use service_runtime::admin;
+use service_runtime::auth::Caller;
 use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::params::parse_number;
 use super::responses::{
-    rfc3339, BadRequest, BuildProgress, Conflict, GenerationSize, NotFound, ReadModelStatus, RebuildStarted,
+    rfc3339, BadRequest, BuildProgress, Conflict, Forbidden, GenerationSize, NotFound, ReadModelStatus, RebuildStarted,
     RolledBack, SlowdownState, Unauthorized, Unavailable,
 };
 use super::{ApiError, AppState};
@@ -38,8 +41,8 @@ pub fn router() -> Router<AppState> {
 
 const SLOWDOWN_PATH: &str = "/admin/projector/slowdown";
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    ApiError::admin(state.admin.check(headers.get(header::AUTHORIZATION)))
+fn authorize(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
+    ApiError::admin(admin::access(&state.auth, &state.admin, caller, headers, Caller::may_administer))
 }
 
 impl From<PointerError> for ApiError {
@@ -52,15 +55,16 @@ impl From<PointerError> for ApiError {
 }
 
 /// The read model's generations, the rebuild in progress and the position (admin token).
-#[utoipa::path(get, path = "/admin/read-models/orders", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/admin/read-models/orders", tag = "admin", security(("admin" = []), ("bearer" = [])),
     responses((status = 200, description = "Generations and progress", body = ReadModelStatus),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<ReadModelStatus>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &caller, &headers)?;
     let views = &state.views;
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
     let position = views.position().await.map_err(ApiError::Unavailable)?;
@@ -103,13 +107,17 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
 }
 
 /// Rebuild the views into a new generation from the event log, then switch reads to it (admin token).
-#[utoipa::path(post, path = "/admin/read-models/orders/rebuild", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/admin/read-models/orders/rebuild", tag = "admin", security(("admin" = []), ("bearer" = [])),
     responses((status = 202, description = "Started; progress at `Location`", body = RebuildStarted,
             headers(("Location" = String))),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
-pub(super) async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub(super) async fn rebuild(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &caller, &headers)?;
     let generation = state.rebuilder.start().await.map_err(|err| match err {
         RebuildError::Pointer(err) => err.into(),
         RebuildError::Store(err) => ApiError::Unavailable(err),
@@ -121,12 +129,16 @@ pub(super) async fn rebuild(State(state): State<AppState>, headers: HeaderMap) -
 }
 
 /// Make the previous generation active again (admin token).
-#[utoipa::path(post, path = "/admin/read-models/orders/rollback", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/admin/read-models/orders/rollback", tag = "admin", security(("admin" = []), ("bearer" = [])),
     responses((status = 200, description = "The generations after the swap", body = RolledBack),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
-pub(super) async fn rollback(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<RolledBack>, ApiError> {
-    authorize(&state, &headers)?;
+pub(super) async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Json<RolledBack>, ApiError> {
+    authorize(&state, &caller, &headers)?;
     let pointer = state.views.generations().rollback().await?;
     Ok(Json(RolledBack { active: pointer.active, previous: pointer.previous }))
 }
@@ -141,31 +153,33 @@ pub(super) struct SlowdownParams {
 }
 
 /// The projector's slowdown of this replica (admin token).
-#[utoipa::path(get, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
+#[utoipa::path(get, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = []), ("bearer" = [])),
     responses((status = 200, description = "The slowdown in force (`delayMs` 0 when none)", body = SlowdownState),
-        (status = 401, response = Unauthorized), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict)))]
 pub(super) async fn slowdown(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<SlowdownState>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &caller, &headers)?;
     Ok(Json(slowdown_state(projector_slowdown(&state)?.current())))
 }
 
 /// Delays every batch the projector applies, for ten minutes at most, to watch reads wait for the read model: a
 /// demo, not a production control (admin token).
-#[utoipa::path(post, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = [])),
+#[utoipa::path(post, path = "/admin/projector/slowdown", tag = "admin", security(("admin" = []), ("bearer" = [])),
     params(SlowdownParams),
     responses((status = 200, description = "The slowdown now in force", body = SlowdownState),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 409, response = Conflict)))]
 pub(super) async fn slow_down(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     params: Result<Query<SlowdownParams>, QueryRejection>,
 ) -> Result<Json<SlowdownState>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &caller, &headers)?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let max = MAX_SLOWDOWN.as_millis() as u64;
     let delay_ms = parse_number("delayMs", params.delay_ms.as_deref(), max)?

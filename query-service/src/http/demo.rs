@@ -8,6 +8,7 @@ use axum::http::header::{self, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use service_runtime::auth::AuthMode;
 
 use super::{ApiError, AppState};
 
@@ -81,7 +82,11 @@ async fn style(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 async fn config(State(state): State<AppState>) -> Result<Response, ApiError> {
     let page = page(&state)?;
-    Ok(Json(DemoConfig { command_url: page.command_url.clone() }).into_response())
+    let auth_mode = match state.auth.mode() {
+        AuthMode::None => "none",
+        AuthMode::Jwt => "jwt",
+    };
+    Ok(Json(DemoConfig { command_url: page.command_url.clone(), auth_mode }).into_response())
 }
 
 #[cfg(test)]

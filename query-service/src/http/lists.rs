@@ -3,6 +3,8 @@
 //! event up to that position has been handled, so the list shows the client's own writes; 202 when `waitMs` runs
 //! out first, as for single reads. An event up to that position that was dead-lettered is named in
 //! `metadata.missingPositions` (empty when the list is complete): the read never claims completeness silently.
+//!
+//! A customer token lists its own customer's orders only (the filter is forced; asking for another's is 403).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -11,11 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use service_runtime::auth::Caller;
 use shared_events::OrderStatus;
 use utoipa::IntoParams;
 
 use super::params::{parse_min, parse_wait};
-use super::responses::{order_view, BadRequest, ListMetadata, ListPage, Unavailable};
+use super::responses::{
+    order_view, BadRequest, Forbidden, ListMetadata, ListPage, TooManyRequests, Unauthenticated, Unavailable,
+};
 use super::{ApiError, AppState};
 use crate::store::gaps::{Gaps, MAX_LISTED};
 use crate::store::{ListCursor, ListFilter};
@@ -31,7 +36,7 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
-    /// Only this customer's orders.
+    /// Only this customer's orders (a customer token: its own, whether it says so or not).
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     customer_id: Option<String>,
     /// Only orders in this status.
@@ -57,10 +62,14 @@ pub(super) struct ListParams {
         (status = 200, description = "A page", body = ListPage),
         (status = 202, description = "The read model is not at `minPosition` within `waitMs`", body = ListPage,
             headers(("Retry-After" = i64))),
-        (status = 400, response = BadRequest), (status = 503, response = Unavailable)))]
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 pub(super) async fn list_orders(
     State(state): State<AppState>,
+    caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -85,6 +94,9 @@ pub(super) async fn list_orders(
         .transpose()?;
     let min_position = parse_min("minPosition", params.min_position.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;
+    // A customer lists its own orders, whatever it asked for; staff list whose they ask for.
+    let customer_id = caller.list_filter(params.customer_id.as_deref())?;
+    let _slot = min_position.map(|_| state.slots.take(caller.client()).map_err(ApiError::busy)).transpose()?;
     let position = match min_position {
         Some(min_position) => {
             let (position, waited) =
@@ -97,7 +109,7 @@ pub(super) async fn list_orders(
         None => None,
     };
 
-    let filter = ListFilter { customer_id: params.customer_id, status: params.status };
+    let filter = ListFilter { customer_id, status: params.status };
     let views = state.views.list(&filter, cursor.as_ref(), limit).await.map_err(ApiError::Unavailable)?;
     let next_cursor =
         (views.len() as i64 == limit).then(|| views.last().map(|v| ListCursor::after(v).encode())).flatten();

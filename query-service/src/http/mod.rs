@@ -29,6 +29,8 @@ use crate::read::{VersionWaiters, ViewReader, Waiting};
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
 use service_runtime::admin::AdminToken;
+use service_runtime::auth::{self, Auth};
+use service_runtime::limits::Slots;
 
 /// Longest a request may take; above the longest allowed `waitMs` (30 s).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
@@ -53,6 +55,10 @@ pub struct AppState {
     pub demo: Option<DemoPage>,
     /// The background check of the views against the log.
     pub sampling: Sampling,
+    /// Who is asking (`AUTH_MODE`).
+    pub auth: Auth,
+    /// The view streams and waiting reads each client, and all together, may hold open.
+    pub slots: Slots,
 }
 
 impl AppState {
@@ -65,11 +71,19 @@ impl AppState {
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).
 pub fn build_app(state: AppState) -> Router {
     let http_metrics = state.metrics.http.clone();
-    Router::new()
+    // Everything but health, metrics, the OpenAPI document and the demo page's files needs to know who is asking;
+    // view streams may say it with a ticket.
+    let authenticated = Router::new()
         .merge(orders::router())
         .merge(lists::router())
-        .merge(stream::router())
+        .merge(stream::ticket_router())
         .merge(admin::router())
+        .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));
+    let streams =
+        stream::router().route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate_stream));
+    Router::new()
+        .merge(authenticated)
+        .merge(streams)
         .merge(operations::router(&state))
         .merge(openapi::router())
         .merge(demo::router())

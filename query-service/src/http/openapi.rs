@@ -4,11 +4,13 @@
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_runtime::openapi::AdminBearer;
+use service_runtime::openapi::BearerSchemes;
 use service_runtime::problem::Problem;
 use utoipa::OpenApi;
 
-use super::responses::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable};
+use super::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated, Unauthorized, Unavailable,
+};
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +25,7 @@ pub fn router() -> Router<AppState> {
         super::orders::get_order,
         super::lists::list_orders,
         super::stream::stream_order,
+        super::stream::stream_ticket,
         super::admin::status,
         super::admin::rebuild,
         super::admin::rollback,
@@ -33,8 +36,10 @@ pub fn router() -> Router<AppState> {
         super::operations::metrics,
         super::operations::status,
     ),
-    components(schemas(Problem), responses(BadRequest, NotFound, Conflict, Unavailable, Unauthorized)),
-    modifiers(&AdminBearer),
+    components(schemas(Problem), responses(
+        BadRequest, NotFound, Conflict, Unavailable, Unauthorized, Unauthenticated, Forbidden, TooManyRequests
+    )),
+    modifiers(&BearerSchemes),
 )]
 struct QueryApi;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use service_runtime::health::{Checks, Probe};
+use service_runtime::health::{AmqpCheck, Checks, Probe};
 
 use super::responses::{CheckStatus, ProjectorStatus, ServiceStatus, Unavailable};
 use super::{ApiError, AppState};
@@ -44,11 +44,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Readiness: MongoDB and RabbitMQ reachable, the projector consuming.
 fn probe(state: &AppState) -> Probe {
     let (views, readiness) = (state.views.clone(), state.readiness.clone());
+    let amqp = Arc::new(AmqpCheck::new(&readiness.amqp_url));
     Arc::new(move || {
-        let (views, readiness) = (views.clone(), readiness.clone());
+        let (views, readiness, amqp) = (views.clone(), readiness.clone(), amqp.clone());
         Box::pin(async move {
             let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, views.ping()).await.is_ok_and(|r| r.is_ok()) };
-            let rabbitmq = service_runtime::health::amqp_reachable(&readiness.amqp_url, CHECK_TIMEOUT);
+            let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
             let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
             let mut hard = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
             if let Some(consuming) = &readiness.projector_consuming {

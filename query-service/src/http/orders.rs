@@ -1,4 +1,8 @@
 //! `GET /queries/orders/{id}?minVersion=N&waitMs=T`: one order's view, waiting server-side for a version.
+//!
+//! Another customer's order is hidden from a customer token: the read answers as for an order that does not exist
+//! (404; with `minVersion`, the 202 of a version not reached, after the same wait), so no answer tells which ids
+//! exist. A waiting read holds one of the caller's read slots while it waits (429 when none is free).
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -8,11 +12,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use serde::Deserialize;
+use service_runtime::auth::Caller;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::params::{parse_min, parse_wait};
-use super::responses::{BadRequest, NotFound, Unavailable, ViewProcessing, ViewRead};
+use super::responses::{BadRequest, NotFound, TooManyRequests, Unauthenticated, Unavailable, ViewProcessing, ViewRead};
 use super::{ApiError, AppState};
 use crate::store::StoredView;
 
@@ -39,11 +44,14 @@ pub(super) struct ReadParams {
         (status = 200, description = "The view, at `minVersion` or later", body = ViewRead),
         (status = 202, description = "Not at `minVersion` within `waitMs`; retry after `Retry-After`",
             body = ViewProcessing, headers(("Retry-After" = i64))),
-        (status = 400, response = BadRequest), (status = 404, response = NotFound),
-        (status = 503, response = Unavailable)))]
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable)),
+    security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(order_id))]
 pub(super) async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -58,15 +66,26 @@ pub(super) async fn get_order(
     // (an unknown order is 404, not a wait for a view that may never come).
     let Some(min_version) = min_version.filter(|&version| version > 0) else {
         return match state.reader.get(id).await.map_err(ApiError::Unavailable)? {
-            Some(view) => Ok(ready(&view)),
-            None => Err(ApiError::NotFound(format!("No order {id} in the read model."))),
+            Some(view) if caller.may_read(&view.customer_id) => Ok(ready(&view)),
+            _ => Err(ApiError::NotFound(format!("No order {id} in the read model."))),
         };
     };
 
+    let _slot = state.slots.take(caller.client()).map_err(ApiError::busy)?;
+    let deadline = tokio::time::Instant::now() + wait;
     let (view, waited) = state.waiting().for_version(id, min_version, wait).await.map_err(ApiError::Unavailable)?;
     if let Some(waited) = waited {
         state.metrics.waited(waited.reached, waited.took);
     }
+    let view = match view {
+        // Hidden: answered as a version never reached, after the wait such a read takes.
+        Some(view) if !caller.may_read(&view.customer_id) => {
+            let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+            service_runtime::sleep_or_shutdown(rest, &state.shutdown).await;
+            None
+        }
+        view => view,
+    };
     Ok(match view {
         Some(view) if view.version >= min_version => ready(&view),
         view => processing(view.as_deref(), min_version),

@@ -3,6 +3,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use service_runtime::admin::AdminRefusal;
+use service_runtime::auth::Forbidden;
+use service_runtime::limits::Full;
 use service_runtime::problem::{kind_of_status, ApiProblem};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +18,11 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
     Unauthorized,
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Conflict(String),
     #[error("The read store is unavailable; retry later.")]
@@ -26,7 +34,28 @@ pub enum ApiError {
 impl ApiError {
     /// The error for a request to an admin endpoint, unless it may go ahead.
     pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        access.require(|| Self::Unauthorized, || Self::NotFound("No such resource.".to_owned()))
+        access.require().map_err(|refusal| match refusal {
+            AdminRefusal::Unauthorized => Self::Unauthorized,
+            AdminRefusal::Forbidden => Self::Forbidden("This token lacks the scope this endpoint needs.".to_owned()),
+            AdminRefusal::NotFound => Self::NotFound("No such resource.".to_owned()),
+        })
+    }
+
+    /// The error for a stream or waiting read that finds no slot free.
+    pub fn busy(full: Full) -> Self {
+        Self::TooManyRequests(
+            match full {
+                Full::Client => "This client holds as many view streams and waiting reads as it may; close one first.",
+                Full::Total => "This service holds as many view streams and waiting reads as it can; retry shortly.",
+            }
+            .to_owned(),
+        )
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(forbidden: Forbidden) -> Self {
+        Self::Forbidden(forbidden.0.to_owned())
     }
 }
 
@@ -37,6 +66,8 @@ impl ApiProblem for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) | Self::FeedUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

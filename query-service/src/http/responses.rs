@@ -223,19 +223,47 @@ pub struct CheckStatus {
     pub last_finding: Option<LastFinding>,
 }
 
+/// `POST /queries/orders/{id}/stream-ticket`: a ticket that opens that order's view stream without an
+/// `Authorization` header (what a browser's `EventSource` needs).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamTicket {
+    pub ticket: String,
+    /// Seconds the ticket opens the stream for.
+    pub expires_in: u64,
+    /// The stream's path with the ticket and `minVersion` 1; add `minVersion` to start later.
+    pub stream_url: String,
+}
+
 /// `GET /demo/config.json`: what the demo page needs to know.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DemoConfig {
     /// Where the page sends commands; null: the page's own origin.
     pub command_url: Option<String>,
+    /// `none` or `jwt`: whether the page must send a bearer token (and open streams with tickets).
+    pub auth_mode: &'static str,
 }
 
 problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");
-problem_response!(NotFound, "No such order in the read model (or an admin endpoint without a configured token).");
+problem_response!(
+    NotFound,
+    "No such order in the read model (or another customer's, which a customer token cannot see; or an admin \
+     endpoint without a configured token)."
+);
 problem_response!(
     Conflict,
     "A rebuild already runs, there is nothing to roll back to, or this replica runs no projector."
 );
 problem_response!(Unavailable, "The read store or the event feed is unavailable; retry after `Retry-After`.");
-problem_response!(Unauthorized, "The admin token is missing or wrong.");
+problem_response!(Unauthorized, "The admin token is missing or wrong, or (`AUTH_MODE=jwt`) the bearer token is.");
+problem_response!(
+    Unauthenticated,
+    "`AUTH_MODE=jwt`: the bearer token (or stream ticket) is missing or refused; `WWW-Authenticate` says why."
+);
+problem_response!(Forbidden, "The token may not do this: another customer's list, or a scope it lacks.");
+problem_response!(
+    TooManyRequests,
+    "This client (or this service) holds as many view streams and waiting reads as it may; retry after \
+     `Retry-After`."
+);

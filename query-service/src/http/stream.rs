@@ -5,23 +5,30 @@
 //! waits on the same board as waiting reads — no polling — sends a keep-alive comment every 15 s, and ends when the
 //! client goes away (the subscription is dropped with the response) or the service shuts down. A browser
 //! `EventSource` that reconnects sends `Last-Event-ID`; the stream then resumes after that version.
+//!
+//! With `AUTH_MODE=jwt` a stream is opened with a bearer token or, from a browser (whose `EventSource` sends no
+//! headers), with a ticket for this one order: `POST /queries/orders/{id}/stream-ticket` with the token, then
+//! `?ticket=...`. Another customer's order streams nothing, as an order that does not exist yet. A stream holds one
+//! of its caller's read slots while it is open (429 when none is free).
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
+use service_runtime::auth::{self, AuthError, Caller};
+use service_runtime::limits::Slot;
 use std::convert::Infallible;
 use std::time::Duration;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::params::parse_min;
-use super::responses::{BadRequest, ViewRead};
+use super::responses::{BadRequest, StreamTicket, TooManyRequests, Unauthenticated, ViewRead};
 use super::{ApiError, AppState};
 use crate::read::{Subscription, Waiting};
 
@@ -30,8 +37,14 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Wait before reading again after MongoDB failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// The stream itself (authenticated by a bearer token or a ticket).
 pub fn router() -> Router<AppState> {
     Router::new().route("/queries/orders/{id}/stream", get(stream_order))
+}
+
+/// Where a ticket for the stream is had (authenticated by a bearer token).
+pub fn ticket_router() -> Router<AppState> {
+    Router::new().route("/queries/orders/{id}/stream-ticket", post(stream_ticket))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -49,10 +62,14 @@ pub(super) struct StreamParams {
     params(("id" = Uuid, Path, description = "The order id"), StreamParams),
     responses(
         (status = 200, description = "An event stream", body = String, content_type = "text/event-stream"),
-        (status = 400, response = BadRequest)))]
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+        (status = 429, response = TooManyRequests)),
+    security((), ("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(order_id))]
 pub(super) async fn stream_order(
     State(state): State<AppState>,
+    caller: Caller,
+    ticket: Option<Extension<auth::StreamTicket>>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<StreamParams>, QueryRejection>,
     headers: HeaderMap,
@@ -60,23 +77,55 @@ pub(super) async fn stream_order(
     let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
+    if ticket.is_some_and(|Extension(ticket)| ticket.0 != id) {
+        return Ok(AuthError::Invalid("the stream ticket is for another order").into_response());
+    }
     tracing::Span::current().record("order_id", tracing::field::display(id));
     let min_version = parse_min("minVersion", params.min_version.as_deref())?.unwrap_or(1).max(1);
     // A reconnecting EventSource resumes after the last version it received.
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
     let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
 
-    let watch = Watch { waiting: state.waiting(), subscription: state.waiters.subscribe(id), id, next };
+    let slot = state.slots.take(caller.client()).map_err(ApiError::busy)?;
+    let watch =
+        Watch { waiting: state.waiting(), subscription: state.waiters.subscribe(id), id, next, caller, _slot: slot };
     let events = view_events(watch);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
 }
 
-/// One stream's state: the order it follows and the lowest version it has not sent yet.
+/// A ticket that opens the view stream of one order for a minute ([`auth::tickets::TICKET_LIFETIME`]), for a
+/// browser's `EventSource`, which cannot send the bearer token. Any order id gets one: the stream itself hides
+/// what the caller may not see.
+#[utoipa::path(post, path = "/queries/orders/{id}/stream-ticket", tag = "queries",
+    params(("id" = Uuid, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The ticket and the stream's URL", body = StreamTicket),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated)),
+    security((), ("bearer" = [])))]
+pub(super) async fn stream_ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
+    let (ticket, expires_in) = match state.auth.tickets().mint(&caller, id) {
+        Ok(minted) => minted,
+        Err(err) => return Ok(err.into_response()),
+    };
+    let stream_url = format!("/queries/orders/{id}/stream?ticket={ticket}");
+    Ok(Json(StreamTicket { ticket, expires_in, stream_url }).into_response())
+}
+
+/// One stream's state: the order it follows, the lowest version it has not sent yet, who asked, and the read slot it
+/// holds until it ends.
 struct Watch {
     waiting: Waiting,
     subscription: Subscription,
     id: Uuid,
     next: i64,
+    caller: Caller,
+    _slot: Slot,
 }
 
 fn view_events(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -91,6 +140,11 @@ impl Watch {
     async fn next_event(&mut self) -> Option<Event> {
         loop {
             match self.waiting.next_view(&mut self.subscription, self.id, self.next).await {
+                Ok(Some(view)) if !self.caller.may_read(&view.customer_id) => {
+                    // Hidden: an order of another customer streams nothing, as one that never comes.
+                    self.waiting.shutdown.cancelled().await;
+                    return None;
+                }
                 Ok(Some(view)) => {
                     self.next = view.version + 1;
                     match Event::default().event("view").id(view.version.to_string()).json_data(ViewRead::of(&view)) {
