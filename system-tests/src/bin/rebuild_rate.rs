@@ -42,6 +42,9 @@ async fn main() -> anyhow::Result<()> {
         relay_enabled,
         relay_batch_size: 500,
         relay_poll_interval_ms: 1_000,
+        auth: Default::default(),
+        command_rate_per_client: None,
+        command_burst_per_client: None,
     };
     let command = command_service::run::start(command_config(false), shutdown.clone()).await?;
     let pool = sqlx::PgPool::connect(&format!("{postgres}/{database}")).await?;
@@ -63,6 +66,10 @@ async fn main() -> anyhow::Result<()> {
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        auth: Default::default(),
+        event_feed_token: None,
+        reads_per_client: 100,
+        reads_max: 8_192,
         read_model_sample_rate: 0.0,
         demo_page: true,
         demo_command_url: String::new(),

@@ -30,6 +30,8 @@ fn command_app_without_store() -> axum::Router {
     let options: sqlx::postgres::PgConnectOptions = "postgres://postgres@127.0.0.1:1/none".parse().expect("url");
     command_service::http::build_app(command_service::http::AppState {
         pool: command_service::store::pool(options, 1),
+        auth: service_runtime::auth::Auth::trusting(),
+        limiter: None,
         admin: service_runtime::admin::AdminToken::new(None),
         metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
         readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay: None },
@@ -318,6 +320,8 @@ async fn query_app_without_store() -> axum::Router {
         slowdown: None,
         demo: None,
         sampling: query_service::http::Sampling::default(),
+        auth: service_runtime::auth::Auth::trusting(),
+        slots: service_runtime::limits::Slots::new(100, 1_000),
     })
 }
 

@@ -78,6 +78,9 @@ pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config:
         relay_enabled: true,
         relay_batch_size: 100,
         relay_poll_interval_ms: 1_000,
+        auth: Default::default(),
+        command_rate_per_client: None,
+        command_burst_per_client: None,
     }
 }
 
@@ -97,6 +100,10 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        auth: Default::default(),
+        event_feed_token: None,
+        reads_per_client: 100,
+        reads_max: 8_192,
         read_model_sample_rate: 2.0,
         demo_page: true,
         demo_command_url: String::new(),

@@ -1,6 +1,7 @@
 //! The order pipeline end to end: HTTP command → Postgres (order + outbox) → relay → RabbitMQ → projector →
 //! MongoDB view → waiting read, on the real services.
 
+mod auth;
 mod bad_input;
 mod delivery;
 mod demo;
@@ -9,6 +10,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod lists;
 mod observability;
 mod read_your_writes;

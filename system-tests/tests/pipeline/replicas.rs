@@ -41,7 +41,15 @@ async fn a_replica_that_does_not_project_answers_a_waiting_read_in_one_request()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_waiting_reads_are_released_by_one_event_and_leave_nothing_behind() {
     const READS: usize = 1_000;
-    let app = TestApp::spawn().await;
+    // Every read comes from this one client (one address): let it hold them all.
+    let app = TestApp::spawn_tuned(
+        crate::helpers::Names::new("test"),
+        &crate::helpers::amqp_url(),
+        &crate::helpers::mongodb_uri(),
+        |_| {},
+        |query, _| query.reads_per_client = READS as u64,
+    )
+    .await;
     let (id, _) = app.place_order("cust-thousand").await;
     let url = app.query_url(&format!("/queries/orders/{id}?minVersion=1&waitMs=0"));
     crate::helpers::eventually(Duration::from_secs(20), || async {

@@ -8,25 +8,25 @@ use crate::helpers::{eventually, TestApp, TEST_ORIGIN};
 
 /// One server-sent event.
 #[derive(Debug)]
-struct SseEvent {
-    event: String,
-    id: String,
-    data: Value,
+pub struct SseEvent {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
 }
 
 /// Reads a `text/event-stream` body event by event, skipping comments (keep-alives).
-struct EventReader {
+pub struct EventReader {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl EventReader {
-    fn new(response: reqwest::Response) -> Self {
+    pub fn new(response: reqwest::Response) -> Self {
         Self { response, buffer: String::new() }
     }
 
     /// The next event, or `None` when the stream ended.
-    async fn next(&mut self) -> Option<SseEvent> {
+    pub async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
