@@ -1,6 +1,8 @@
 // The demo page: places orders and changes them through the command-service, shows each change at once as
 // "pending", and marks it "confirmed in read model" when the order's event stream (SSE, this service) reaches the
 // version the command returned. A live panel reads both services' /metrics. Plain ES module, no build step.
+// With AUTH_MODE=jwt the page sends the bearer token the user pastes, and opens each view stream with a ticket
+// (EventSource cannot send headers).
 
 const SCRAPE_EVERY_MS = 2_000;
 const RATE_WINDOW_MS = 10_000;
@@ -22,6 +24,31 @@ async function loadConfig() {
 
 const config = await loadConfig();
 const COMMANDS = (config.commandUrl ?? `${location.protocol}//${location.hostname}:8080`).replace(/\/$/, '');
+const JWT = config.authMode === 'jwt';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Who is asking (AUTH_MODE=jwt)
+
+const bearer = byId('bearer-token');
+byId('bearer-field').hidden = !JWT;
+bearer.value = sessionStorage.getItem('bearerToken') ?? '';
+bearer.addEventListener('change', () => {
+  sessionStorage.setItem('bearerToken', bearer.value.trim());
+  loadRecent();
+});
+
+/** The Authorization header of the user's token, when the services need one. */
+const authorization = () => (JWT && bearer.value.trim() ? { authorization: `Bearer ${bearer.value.trim()}` } : {});
+
+/** Where the view stream of `orderId` is read from: with AUTH_MODE=jwt, through a ticket for that order. */
+async function streamUrl(orderId, minVersion) {
+  const plain = `/queries/orders/${orderId}/stream?minVersion=${minVersion}`;
+  if (!JWT) return plain;
+  const response = await fetch(`/queries/orders/${orderId}/stream-ticket`, { method: 'POST', headers: authorization() });
+  if (!response.ok) throw new Error(describe(await problemOf(response)));
+  const ticket = await response.json();
+  return `${ticket.streamUrl}&minVersion=${minVersion}`;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
@@ -178,9 +205,16 @@ class OrderRow {
  * Follows the order's view stream until it reaches `minVersion`, then marks the row confirmed. `acceptedAt` is when
  * the command was accepted (for the milliseconds shown), or null.
  */
-function follow(row, minVersion, acceptedAt) {
+async function follow(row, minVersion, acceptedAt, reopened = 0) {
   row.stream?.close();
-  const stream = new EventSource(`/queries/orders/${row.id}/stream?minVersion=${minVersion}`);
+  let url;
+  try {
+    url = await streamUrl(row.id, minVersion);
+  } catch (error) {
+    row.pending(`the view stream could not be opened: ${error.message}`);
+    return;
+  }
+  const stream = new EventSource(url);
   row.stream = stream;
   stream.addEventListener('view', (event) => {
     const body = JSON.parse(event.data);
@@ -194,8 +228,11 @@ function follow(row, minVersion, acceptedAt) {
       `${body.metadata.version}.`;
   });
   // EventSource reconnects by itself (resuming after the last version it saw); only a closed stream is final.
+  // A ticket lasts a minute: a stream that could not reconnect with it is opened again with a new one (a few times).
   stream.addEventListener('error', () => {
-    if (stream.readyState === EventSource.CLOSED) row.pending('the event stream closed; reload the page');
+    if (stream.readyState !== EventSource.CLOSED) return;
+    if (JWT && reopened < 3) follow(row, minVersion, acceptedAt, reopened + 1);
+    else row.pending('the event stream closed; reload the page');
   });
 }
 
@@ -206,7 +243,7 @@ async function place(order, total) {
   try {
     response = await fetch(`${COMMANDS}/commands/orders`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': newKey() },
+      headers: { 'content-type': 'application/json', 'idempotency-key': newKey(), ...authorization() },
       body: JSON.stringify(order),
     });
   } catch {
@@ -238,7 +275,7 @@ async function change(row, action) {
   try {
     response = await fetch(`${COMMANDS}/commands/orders/${row.id}/${action}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...authorization() },
       body: JSON.stringify(body),
     });
   } catch {
@@ -275,7 +312,8 @@ async function change(row, action) {
 
 async function loadRecent() {
   try {
-    const response = await fetch('/queries/orders?limit=10');
+    if (JWT && !bearer.value.trim()) return;
+    const response = await fetch('/queries/orders?limit=10', { headers: authorization() });
     if (!response.ok) return;
     const page = await response.json();
     for (const view of [...page.data].reverse()) {
@@ -465,6 +503,7 @@ async function admin(method, delayMs) {
   if (response.ok) return response.json();
   if (response.status === 404) throw new Error('The admin endpoints are off: start the services with ADMIN_TOKEN set.');
   if (response.status === 401) throw new Error('That admin token was not accepted.');
+  if (response.status === 403) throw new Error('That token lacks the orders:admin scope.');
   throw new Error(describe(await problemOf(response)));
 }
 

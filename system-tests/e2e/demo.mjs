@@ -2,7 +2,9 @@
 // sees it "pending" and then "confirmed in read model (version 1)", confirms it, races a second tab into a 409,
 // cancels it, and saves a screenshot with a second order pending. Any script error, console error or unexpected error answer fails the run.
 //
-//   node demo.mjs <page url> <admin token> <screenshot path>
+//   node demo.mjs <page url> <admin token> <screenshot path> [<bearer token>]
+//
+// With a bearer token (services in AUTH_MODE=jwt) the page is given it first, as a user pastes it.
 //
 // Prints one JSON line at the end: {"orderId": …, "badges": […], "conflict": …, "tookMs": …}.
 // CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
@@ -12,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [url, adminToken, screenshot] = process.argv.slice(2);
+const [url, adminToken, screenshot, bearerToken] = process.argv.slice(2);
 if (!url || !adminToken || !screenshot) {
-  console.error('usage: node demo.mjs <page url> <admin token> <screenshot path>');
+  console.error('usage: node demo.mjs <page url> <admin token> <screenshot path> [<bearer token>]');
   process.exit(2);
 }
 const WAIT_MS = 30_000;
@@ -66,6 +68,10 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   watch(page, 'tab 1');
   await page.goto(url);
+  if (bearerToken) {
+    await page.getByLabel('Your token').fill(bearerToken);
+    await page.getByLabel('Your token').press('Tab');
+  }
 
   // Every badge text any row shows, in order: "pending" must come before "confirmed".
   await page.evaluate(() => {
@@ -102,6 +108,10 @@ try {
   const second = await context.newPage();
   watch(second, 'tab 2');
   await second.goto(url);
+  if (bearerToken) {
+    await second.getByLabel('Your token').fill(bearerToken);
+    await second.getByLabel('Your token').press('Tab');
+  }
   const stale = rowOf(second, orderId);
   await waitForText(stale.locator('.badge'), /^confirmed in read model \(version 1\)$/, 'the order in tab 2');
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{amqp_url, mongodb_uri, query_config, TestApp, ADMIN_TOKEN};
@@ -25,15 +25,14 @@ fn driver() -> PathBuf {
     e2e.join("demo.mjs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_browser_an_order_shows_pending_then_confirmed_and_a_racing_tab_sees_the_conflict() {
-    let app = TestApp::spawn_for_browser().await;
-    let screenshot = repo_root().join("docs/demo.png");
+/// Runs the browser driver against `app`'s page; its JSON summary.
+async fn drive(app: &TestApp, admin_token: &str, screenshot: &Path, bearer: Option<&str>) -> Value {
     let run = tokio::process::Command::new("node")
         .arg(driver())
         .arg(app.query_url("/"))
-        .arg(ADMIN_TOKEN)
-        .arg(&screenshot)
+        .arg(admin_token)
+        .arg(screenshot)
+        .args(bearer)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(150), run)
@@ -45,6 +44,14 @@ async fn in_a_browser_an_order_shows_pending_then_confirmed_and_a_racing_tab_see
     assert!(output.status.success(), "the browser run failed:\n{stderr}\n{stdout}");
     let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("a JSON summary");
     println!("{result}");
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_an_order_shows_pending_then_confirmed_and_a_racing_tab_sees_the_conflict() {
+    let app = TestApp::spawn_for_browser(|_| {}, |_| {}).await;
+    let screenshot = repo_root().join("docs/demo.png");
+    let result = drive(&app, ADMIN_TOKEN, &screenshot, None).await;
 
     // What the user saw: pending first, then confirmed at version 1.
     let badges: Vec<&str> = result["badges"].as_array().expect("badges").iter().filter_map(Value::as_str).collect();
@@ -70,9 +77,41 @@ async fn in_a_browser_an_order_shows_pending_then_confirmed_and_a_racing_tab_see
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_jwt_mode_the_page_sends_the_users_token_and_opens_streams_with_tickets() {
+    let idp = crate::auth::Idp::start().await;
+    let config = idp.config();
+    let app = TestApp::spawn_for_browser(
+        |command| command.auth = config.clone(),
+        |query| {
+            query.auth = config.clone();
+            query.event_feed_token = None;
+        },
+    )
+    .await;
+    // A staff token that may place for the page's customers and slow the projector down.
+    let staff = idp.token("staff-demo", json!({"scope": "orders:read:any orders:write:any orders:admin"}));
+    let screenshot = std::env::temp_dir().join(format!("demo-jwt-{}.png", uuid::Uuid::new_v4().simple()));
+    let result = drive(&app, &staff, &screenshot, Some(&staff)).await;
+    let _ = std::fs::remove_file(&screenshot);
+    let badges: Vec<&str> = result["badges"].as_array().expect("badges").iter().filter_map(Value::as_str).collect();
+    assert!(badges.contains(&"confirmed in read model (version 1)"), "{badges:?}");
+    let id = result["orderId"].as_str().expect("orderId");
+    let view = app
+        .http
+        .get(app.query_url(&format!("/queries/orders/{id}?minVersion=3&waitMs=10000")))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .expect("GET answers");
+    let view: Value = view.json().await.expect("json");
+    assert_eq!(view["data"]["status"], "Cancelled", "the page's commands carried the token");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_page_and_its_files_are_served_and_can_be_switched_off() {
-    let app = TestApp::spawn_for_browser().await;
+    let app = TestApp::spawn_for_browser(|_| {}, |_| {}).await;
     let page = app.http.get(app.query_url("/")).send().await.expect("GET /");
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");

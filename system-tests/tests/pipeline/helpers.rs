@@ -152,17 +152,24 @@ impl TestApp {
     }
 
     /// Both services as a browser uses them: the demo page on the query-service sends its commands to the
-    /// command-service, which lets the page's origin in.
-    pub async fn spawn_for_browser() -> Self {
+    /// command-service, which lets the page's origin in; each configuration adjusted further as the test says.
+    pub async fn spawn_for_browser(
+        tune_command: impl FnOnce(&mut command_service::config::Config),
+        tune_query: impl FnOnce(&mut query_service::config::Config),
+    ) -> Self {
         let query_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
         Self::spawn_tuned(
             Names::new("test"),
             &amqp_url(),
             &mongodb_uri(),
-            |command| command.cors_allowed_origins = format!("{TEST_ORIGIN},http://{query_addr}"),
+            |command| {
+                command.cors_allowed_origins = format!("{TEST_ORIGIN},http://{query_addr}");
+                tune_command(command);
+            },
             |query, command_addr| {
                 query.http_addr = query_addr;
                 query.demo_command_url = format!("http://{command_addr}");
+                tune_query(query);
             },
         )
         .await
