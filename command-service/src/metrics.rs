@@ -138,9 +138,11 @@ impl CommandMetrics {
 /// The `outcome` label of a failed command.
 fn outcome(err: &impl ApiProblem) -> &'static str {
     match err.status().as_u16() {
+        403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
         422 => "idempotency_mismatch",
+        429 => "throttled",
         503 => "unavailable",
         400..=499 => "rejected",
         _ => "error",

@@ -97,8 +97,8 @@ impl Config {
 
     /// The bearer token of the event feed: `EVENT_FEED_TOKEN`, else `ADMIN_TOKEN`.
     fn feed_token(&self) -> Option<String> {
-        let token = self.event_feed_token.as_deref().or(self.admin_token.as_deref());
-        token.filter(|token| !token.is_empty()).map(str::to_owned)
+        let set = |token: &Option<String>| token.clone().filter(|token| !token.is_empty());
+        set(&self.event_feed_token).or_else(|| set(&self.admin_token))
     }
 
     /// The command-service's event feed.

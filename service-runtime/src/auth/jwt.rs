@@ -39,7 +39,8 @@ impl Verifier {
         let issuer = config.auth_issuer.clone().filter(|s| !s.is_empty()).ok_or(ConfigError::Missing("AUTH_ISSUER"))?;
         let audience =
             config.auth_audience.clone().filter(|s| !s.is_empty()).ok_or(ConfigError::Missing("AUTH_AUDIENCE"))?;
-        let source = match (&config.auth_jwks_url, &config.auth_jwks_file) {
+        let url = config.auth_jwks_url.as_ref().filter(|url| !url.is_empty());
+        let source = match (url, &config.auth_jwks_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoKeySources),
             (Some(url), None) => Some(Source::Url(url.clone())),
             (None, Some(path)) => {
