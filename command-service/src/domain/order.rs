@@ -13,9 +13,10 @@ pub const MAX_LINES: usize = 100;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlaceOrder {
-    /// Required, except from a customer token (`AUTH_MODE=jwt`), which places for its own customer.
+    /// Required, except from a customer token (`AUTH_MODE=jwt`), which places for its own customer (the document a
+    /// `jwt` service serves says so).
     #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", required = true)]
     pub customer_id: Option<String>,
     /// Default `standard`.
     #[serde(default)]

@@ -420,6 +420,17 @@ async fn the_event_feed_and_the_admin_endpoints_need_their_scopes() {
     ] {
         assert_eq!(app.http.get(url).send().await.expect("answers").status(), 200, "{what}");
     }
+    // The documents declare the bearer scheme and the answers it brings; a customer may leave its id out.
+    let command: Value = app.get_json(app.command_url("/openapi.json")).await;
+    assert_eq!(command["components"]["securitySchemes"]["bearer"]["bearerFormat"], "JWT");
+    let required = command["components"]["schemas"]["PlaceOrder"]["required"].as_array().expect("required").clone();
+    assert!(!required.contains(&json!("customerId")) && required.contains(&json!("items")), "{required:?}");
+    let place = &command["paths"]["/commands/orders"]["post"]["responses"];
+    let query: Value = app.get_json(app.query_url("/openapi.json")).await;
+    let list = &query["paths"]["/queries/orders"]["get"]["responses"];
+    for status in ["401", "403", "429"] {
+        assert!(place[status].is_object() && list[status].is_object(), "{status} is declared");
+    }
     // The rebuild reads the feed with the service token the query side was given.
     let started = app.http.post(app.query_url("/admin/read-models/orders/rebuild")).bearer_auth(&admin).send();
     assert_eq!(started.await.expect("answers").status(), 202);

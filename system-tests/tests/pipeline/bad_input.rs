@@ -366,6 +366,15 @@ async fn reads_of_an_order_the_read_model_does_not_hold_are_404() {
 }
 
 #[tokio::test]
+async fn without_tokens_the_document_requires_the_customer_of_a_new_order() {
+    let request = axum::http::Request::get("/openapi.json").body(axum::body::Body::empty()).expect("request");
+    let (status, _, spec) = in_process(&command_app_without_store(), request).await;
+    assert_eq!(status, 200);
+    let required = spec["components"]["schemas"]["PlaceOrder"]["required"].as_array().expect("required").clone();
+    assert!(required.contains(&json!("customerId")), "{required:?}");
+}
+
+#[tokio::test]
 async fn postgres_unreachable_answers_503() {
     use tower::ServiceExt as _;
     let request = axum::http::Request::post("/commands/orders")
