@@ -32,12 +32,26 @@ pub enum AdminAccess {
     Granted,
 }
 
-/// How an admin request was refused, for the service's own error type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How an admin request was refused; a service's error type carries it and answers its status and detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AdminRefusal {
+    #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
     Unauthorized,
+    #[error("This token lacks the scope this endpoint needs.")]
     Forbidden,
+    /// Admin endpoints are off: they answer as if they did not exist.
+    #[error("No such resource.")]
     NotFound,
+}
+
+impl AdminRefusal {
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Self::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            Self::Forbidden => http::StatusCode::FORBIDDEN,
+            Self::NotFound => http::StatusCode::NOT_FOUND,
+        }
+    }
 }
 
 impl AdminAccess {

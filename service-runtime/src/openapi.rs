@@ -49,3 +49,8 @@ macro_rules! problem_response {
         }
     };
 }
+
+crate::problem_response!(
+    Unauthenticated,
+    "`AUTH_MODE=jwt`: the bearer token (or a view-stream ticket) is missing or refused; `WWW-Authenticate` says why."
+);

@@ -1,5 +1,5 @@
-//! What the tests, the fault suite and the benchmarks share: the names of what one run owns and their removal,
-//! synthetic events and a pre-filled event log.
+//! What the tests, the fault suite and the benchmarks share: the names of what one run owns and their removal, the
+//! services' configurations as tests run them, synthetic events and a pre-filled event log.
 
 use shared_events::OrderEvent;
 use std::time::Duration;
@@ -54,6 +54,60 @@ impl Names {
             }
         }
         let _ = connection.close(200, "removed".into()).await;
+    }
+}
+
+/// The admin token of the test services.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The one origin the test services let browsers in from.
+pub const TEST_ORIGIN: &str = "http://shop.test";
+
+/// The command side as the tests run it: everything of its own (`names`), the admin token, the test origin, port
+/// 0, `AUTH_MODE=none`.
+pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config::Config {
+    command_service::config::Config {
+        database_url: names.database_url(),
+        database_max_connections: 8,
+        amqp_url: amqp_url.to_owned(),
+        amqp_exchange: names.exchange.clone(),
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        cors_allowed_origins: TEST_ORIGIN.to_owned(),
+        http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
+        relay_enabled: true,
+        relay_batch_size: 100,
+        relay_poll_interval_ms: 1_000,
+        auth: Default::default(),
+        command_rate_per_client: None,
+        command_burst_per_client: None,
+    }
+}
+
+/// The query side as the tests run it (see [`command_config`]); its event feed is set once the command side runs.
+pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_service::config::Config {
+    query_service::config::Config {
+        amqp_url: amqp_url.to_owned(),
+        amqp_exchange: names.exchange.clone(),
+        amqp_queue: names.queue.clone(),
+        amqp_prefetch: 64,
+        mongodb_uri: mongodb_uri.to_owned(),
+        mongodb_database: names.database.clone(),
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        // Set to the test's command-service once it runs; until then nothing listens here.
+        event_feed_url: "http://127.0.0.1:9/events".to_owned(),
+        read_model_keep: 2,
+        cors_allowed_origins: TEST_ORIGIN.to_owned(),
+        http_addr: "127.0.0.1:0".parse().expect("literal address"),
+        connections: Default::default(),
+        projector_enabled: true,
+        auth: Default::default(),
+        event_feed_token: None,
+        reads_per_client: 100,
+        reads_max: 8_192,
+        read_model_sample_rate: 2.0,
+        demo_page: true,
+        demo_command_url: String::new(),
     }
 }
 

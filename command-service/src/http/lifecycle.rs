@@ -49,74 +49,61 @@ pub struct CancelBody {
     reason: Option<String>,
 }
 
-/// Confirm a placed order.
-#[utoipa::path(post, path = "/commands/orders/{id}/confirm", tag = "commands",
-    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
-    request_body(content = Option<TransitionBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "Confirmed: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound), (status = 409, response = Conflict),
-        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable)),
-    security((), ("bearer" = [])))]
-pub(super) async fn confirm(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    key: Result<IdempotencyKey, ApiError>,
-    body: Result<JsonBytes, ApiError>,
-) -> Result<Answer, ApiError> {
-    transition(state, caller, Transition::Confirm, path, headers, key, body).await
+/// Declares the handler of one lifecycle command: its OpenAPI description (the same answers for each, but for the
+/// body and what the 200 means) and a call of [`transition`].
+macro_rules! lifecycle_command {
+    ($(#[doc = $doc:literal])* $name:ident, $transition:expr, $path:literal, $body:ty, $done:literal) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "commands",
+            params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
+            request_body(content = Option<$body>, content_type = "application/json"),
+            responses(
+                (status = 200, description = $done, body = CommandAccepted),
+                (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
+                (status = 404, response = NotFound), (status = 409, response = Conflict),
+                (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
+                (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
+                (status = 503, response = Unavailable)),
+            security((), ("bearer" = [])))]
+        pub(super) async fn $name(
+            State(state): State<AppState>,
+            caller: Caller,
+            path: Result<Path<String>, PathRejection>,
+            headers: HeaderMap,
+            key: Result<IdempotencyKey, ApiError>,
+            body: Result<JsonBytes, ApiError>,
+        ) -> Result<Answer, ApiError> {
+            transition(state, caller, $transition, path, headers, key, body).await
+        }
+    };
 }
 
-/// Ship a confirmed order.
-#[utoipa::path(post, path = "/commands/orders/{id}/ship", tag = "commands",
-    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
-    request_body(content = Option<TransitionBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "Shipped: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound), (status = 409, response = Conflict),
-        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable)),
-    security((), ("bearer" = [])))]
-pub(super) async fn ship(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    key: Result<IdempotencyKey, ApiError>,
-    body: Result<JsonBytes, ApiError>,
-) -> Result<Answer, ApiError> {
-    transition(state, caller, Transition::Ship, path, headers, key, body).await
-}
+lifecycle_command!(
+    /// Confirm a placed order.
+    confirm,
+    Transition::Confirm,
+    "/commands/orders/{id}/confirm",
+    TransitionBody,
+    "Confirmed: the new version is the `minVersion` token"
+);
 
-/// Cancel an order that has not shipped.
-#[utoipa::path(post, path = "/commands/orders/{id}/cancel", tag = "commands",
-    params(("id" = Uuid, Path, description = "The order id"), IdempotencyKey),
-    request_body(content = Option<CancelBody>, content_type = "application/json"),
-    responses(
-        (status = 200, description = "Cancelled: the new version is the `minVersion` token", body = CommandAccepted),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound), (status = 409, response = Conflict),
-        (status = 413, response = TooLarge), (status = 415, response = WrongMediaType),
-        (status = 422, response = KeyReused), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable)),
-    security((), ("bearer" = [])))]
-pub(super) async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    key: Result<IdempotencyKey, ApiError>,
-    body: Result<JsonBytes, ApiError>,
-) -> Result<Answer, ApiError> {
-    transition(state, caller, Transition::Cancel, path, headers, key, body).await
-}
+lifecycle_command!(
+    /// Ship a confirmed order.
+    ship,
+    Transition::Ship,
+    "/commands/orders/{id}/ship",
+    TransitionBody,
+    "Shipped: the new version is the `minVersion` token"
+);
+
+lifecycle_command!(
+    /// Cancel an order that has not shipped.
+    cancel,
+    Transition::Cancel,
+    "/commands/orders/{id}/cancel",
+    CancelBody,
+    "Cancelled: the new version is the `minVersion` token"
+);
 
 #[tracing::instrument(skip_all, fields(trace_id))]
 async fn transition(

@@ -30,8 +30,9 @@ pub enum ApiError {
     Conflict { detail: String, current_version: i64, status: shared_events::OrderStatus },
     #[error("This Idempotency-Key was used for a different request.")]
     IdempotencyMismatch,
-    #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
-    Unauthorized,
+    /// An admin endpoint refused the request.
+    #[error(transparent)]
+    Admin(#[from] AdminRefusal),
     /// The caller is known but may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -69,11 +70,7 @@ impl From<Refusal> for ApiError {
 impl ApiError {
     /// The error for a request to an admin endpoint, unless it may go ahead.
     pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        access.require().map_err(|refusal| match refusal {
-            AdminRefusal::Unauthorized => Self::Unauthorized,
-            AdminRefusal::Forbidden => Self::Forbidden("This token lacks the scope this endpoint needs.".to_owned()),
-            AdminRefusal::NotFound => Self::NotFound("No such resource.".to_owned()),
-        })
+        Ok(access.require()?)
     }
 }
 
@@ -101,7 +98,7 @@ impl ApiProblem for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Admin(refusal) => refusal.status(),
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

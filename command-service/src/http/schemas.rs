@@ -12,9 +12,6 @@ problem_response!(WrongMediaType, "The body is not `application/json`.");
 problem_response!(KeyReused, "The `Idempotency-Key` was used with a different request.");
 problem_response!(Unavailable, "The order store is unavailable; retry after `Retry-After` seconds.");
 problem_response!(Unauthorized, "The admin token is missing or wrong, or (`AUTH_MODE=jwt`) the bearer token is.");
-problem_response!(
-    Unauthenticated,
-    "`AUTH_MODE=jwt`: the bearer token is missing or refused; `WWW-Authenticate` says why."
-);
+pub use service_runtime::openapi::Unauthenticated;
 problem_response!(Forbidden, "The token may not do this: another customer named, or a scope it lacks.");
 problem_response!(TooManyRequests, "This client is over its command rate; retry after `Retry-After` seconds.");

@@ -16,8 +16,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("This method is not allowed on this resource.")]
     MethodNotAllowed,
-    #[error("This endpoint needs the admin token: Authorization: Bearer <ADMIN_TOKEN>.")]
-    Unauthorized,
+    /// An admin endpoint refused the request.
+    #[error(transparent)]
+    Admin(#[from] AdminRefusal),
     /// The caller is known but may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -34,11 +35,7 @@ pub enum ApiError {
 impl ApiError {
     /// The error for a request to an admin endpoint, unless it may go ahead.
     pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        access.require().map_err(|refusal| match refusal {
-            AdminRefusal::Unauthorized => Self::Unauthorized,
-            AdminRefusal::Forbidden => Self::Forbidden("This token lacks the scope this endpoint needs.".to_owned()),
-            AdminRefusal::NotFound => Self::NotFound("No such resource.".to_owned()),
-        })
+        Ok(access.require()?)
     }
 
     /// The error for a stream or waiting read that finds no slot free.
@@ -65,7 +62,7 @@ impl ApiProblem for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Admin(refusal) => refusal.status(),
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -257,10 +257,7 @@ problem_response!(
 );
 problem_response!(Unavailable, "The read store or the event feed is unavailable; retry after `Retry-After`.");
 problem_response!(Unauthorized, "The admin token is missing or wrong, or (`AUTH_MODE=jwt`) the bearer token is.");
-problem_response!(
-    Unauthenticated,
-    "`AUTH_MODE=jwt`: the bearer token (or stream ticket) is missing or refused; `WWW-Authenticate` says why."
-);
+pub use service_runtime::openapi::Unauthenticated;
 problem_response!(Forbidden, "The token may not do this: another customer's list, or a scope it lacks.");
 problem_response!(
     TooManyRequests,

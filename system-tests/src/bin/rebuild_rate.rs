@@ -25,26 +25,17 @@ async fn main() -> anyhow::Result<()> {
     let amqp_url = env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
     let mongodb_uri = env_or("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false");
     let names = system_tests::Names::new("bench");
-    let (database, exchange, queue) = (names.database.clone(), names.exchange.clone(), names.queue.clone());
+    let database = names.database.clone();
     let token = "bench-admin-token".to_owned();
     let shutdown = CancellationToken::new();
 
     // The command side without its relay: migrates the database and serves the event feed.
     let command_config = |relay_enabled: bool| command_service::config::Config {
-        database_url: format!("{postgres}/{database}"),
-        database_max_connections: 8,
-        amqp_url: amqp_url.clone(),
-        amqp_exchange: exchange.clone(),
         admin_token: Some(token.clone()),
         cors_allowed_origins: String::new(),
-        http_addr: "127.0.0.1:0".parse().expect("literal address"),
-        connections: Default::default(),
         relay_enabled,
         relay_batch_size: 500,
-        relay_poll_interval_ms: 1_000,
-        auth: Default::default(),
-        command_rate_per_client: None,
-        command_burst_per_client: None,
+        ..system_tests::command_config(&names, &amqp_url)
     };
     let command = command_service::run::start(command_config(false), shutdown.clone()).await?;
     let pool = sqlx::PgPool::connect(&format!("{postgres}/{database}")).await?;
@@ -53,26 +44,11 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("{events} events written to the outbox in {:.1} s", filled.elapsed().as_secs_f64());
 
     let query_config = query_service::config::Config {
-        amqp_url: amqp_url.clone(),
-        amqp_exchange: exchange.clone(),
-        amqp_queue: queue.clone(),
-        amqp_prefetch: 64,
-        mongodb_uri: mongodb_uri.clone(),
-        mongodb_database: database.clone(),
         admin_token: Some(token.clone()),
         event_feed_url: format!("http://{}/events", command.addr),
-        read_model_keep: 2,
         cors_allowed_origins: String::new(),
-        http_addr: "127.0.0.1:0".parse().expect("literal address"),
-        connections: Default::default(),
-        projector_enabled: true,
-        auth: Default::default(),
-        event_feed_token: None,
-        reads_per_client: 100,
-        reads_max: 8_192,
         read_model_sample_rate: 0.0,
-        demo_page: true,
-        demo_command_url: String::new(),
+        ..system_tests::query_config(&names, &amqp_url, &mongodb_uri)
     };
     let query = query_service::run::start(query_config.clone(), shutdown.clone()).await?;
     let http = reqwest::Client::new();

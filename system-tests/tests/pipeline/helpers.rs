@@ -59,56 +59,7 @@ impl Drop for ChildProcess {
     }
 }
 
-/// The admin token of the test services.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
-
-/// The one origin the test services let browsers in from.
-pub const TEST_ORIGIN: &str = "http://shop.test";
-
-pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config::Config {
-    command_service::config::Config {
-        database_url: names.database_url(),
-        database_max_connections: 8,
-        amqp_url: amqp_url.to_owned(),
-        amqp_exchange: names.exchange.clone(),
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
-        cors_allowed_origins: TEST_ORIGIN.to_owned(),
-        http_addr: "127.0.0.1:0".parse().expect("literal address"),
-        connections: Default::default(),
-        relay_enabled: true,
-        relay_batch_size: 100,
-        relay_poll_interval_ms: 1_000,
-        auth: Default::default(),
-        command_rate_per_client: None,
-        command_burst_per_client: None,
-    }
-}
-
-pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_service::config::Config {
-    query_service::config::Config {
-        amqp_url: amqp_url.to_owned(),
-        amqp_exchange: names.exchange.clone(),
-        amqp_queue: names.queue.clone(),
-        amqp_prefetch: 64,
-        mongodb_uri: mongodb_uri.to_owned(),
-        mongodb_database: names.database.clone(),
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
-        // Set to the test's command-service once it runs; until then nothing listens here.
-        event_feed_url: "http://127.0.0.1:9/events".to_owned(),
-        read_model_keep: 2,
-        cors_allowed_origins: TEST_ORIGIN.to_owned(),
-        http_addr: "127.0.0.1:0".parse().expect("literal address"),
-        connections: Default::default(),
-        projector_enabled: true,
-        auth: Default::default(),
-        event_feed_token: None,
-        reads_per_client: 100,
-        reads_max: 8_192,
-        read_model_sample_rate: 2.0,
-        demo_page: true,
-        demo_command_url: String::new(),
-    }
-}
+pub use system_tests::{command_config, query_config, ADMIN_TOKEN, TEST_ORIGIN};
 
 /// Places a valid order through the command endpoint at `url` and returns the command's whole answer.
 pub async fn place_order_at(http: &reqwest::Client, url: &str, customer: &str) -> serde_json::Value {
