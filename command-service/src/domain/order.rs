@@ -15,8 +15,8 @@ pub const MAX_LINES: usize = 100;
 pub struct PlaceOrder {
     /// Required, except from a customer token (`AUTH_MODE=jwt`), which places for its own customer (the document a
     /// `jwt` service serves says so).
-    #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", required = true)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", required = true, nullable = false)]
     pub customer_id: Option<String>,
     /// Default `standard`.
     #[serde(default)]
@@ -44,6 +44,11 @@ pub struct PlaceOrderLine {
     /// More than 0, at most 1000000, at most two decimal places: a string (kept verbatim) or a number.
     #[schema(value_type = String, pattern = r"^(?:[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)|1000000(?:\.00?)?)$")]
     pub unit_price: PriceInput,
+}
+
+/// A field that may be left out but, when given, is a string: `null` is no customer id.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 /// A price as the client wrote it: the content of a JSON string, or the literal text of a JSON number, taken from
@@ -213,6 +218,14 @@ mod tests {
 
     fn command(value: serde_json::Value) -> PlaceOrder {
         serde_json::from_value(value).expect("test command has the right shape")
+    }
+
+    #[test]
+    fn a_customer_left_out_is_required_by_the_rules_and_a_null_one_is_no_command() {
+        let line = json!({"sku": "s", "quantity": 1, "unitPrice": "1"});
+        let left_out = NewOrder::parse(command(json!({"items": [line]}))).expect_err("no customer");
+        assert_eq!(left_out, [FieldError::new("customerId", "is required")]);
+        assert!(serde_json::from_value::<PlaceOrder>(json!({"customerId": null, "items": [line]})).is_err());
     }
 
     #[test]
