@@ -18,6 +18,8 @@ pub struct QueryMetrics {
     pub queue_depth: IntGauge,
     pub waiting_reads: IntGauge,
     pub position: IntGauge,
+    /// Commands sent to MongoDB, by name (`find`, `update`, …).
+    pub mongodb_commands: IntCounterVec,
     waits: IntCounterVec,
     wait_duration: Histogram,
     /// Views the sampler compared with the log.
@@ -44,6 +46,13 @@ impl QueryMetrics {
             vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
         Ok(Self {
             http: HttpMetrics::register(&registry)?,
+            mongodb_commands: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("mongodb_commands_total", "Commands sent to MongoDB, by command name."),
+                    &["command"],
+                )?,
+            )?,
             events: registered(
                 &registry,
                 IntCounterVec::new(

@@ -48,7 +48,9 @@ pub fn consumer_settings(
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
-    let views = store::connect(&config.mongodb_uri, &config.mongodb_database).await?;
+    let metrics = QueryMetrics::new()?;
+    let commands = Some(metrics.mongodb_commands.clone());
+    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, commands).await?;
     let indexed = match views.generations().current().await {
         Ok(pointer) => views.ensure_indexes(&pointer.active).await,
         Err(err) => Err(err),
@@ -64,7 +66,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let listener = GuardedListener::new(listener, config.connections.limits());
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
-    let metrics = QueryMetrics::new()?;
     let projector_consuming = config.projector_enabled.then(|| Arc::new(AtomicBool::new(false)));
     let slowdown = config.projector_enabled.then(Slowdown::default);
     let projector = projector_consuming.clone().zip(slowdown.clone()).map(|(consuming, slowdown)| {

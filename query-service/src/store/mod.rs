@@ -12,12 +12,28 @@ pub use views::{
 };
 
 use anyhow::Context as _;
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
+use prometheus::IntCounterVec;
 use std::time::Duration;
 
 /// A client that fails fast (3 s) when the server is unreachable, so reads answer 503 instead of hanging.
 pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Views> {
+    connect_counted(uri, database, None).await
+}
+
+/// [`connect`], counting every command the driver sends, by name, in `commands` (`mongodb_commands_total`): what
+/// each unit of work costs the read store, whatever the store's speed.
+pub async fn connect_counted(uri: &str, database: &str, commands: Option<IntCounterVec>) -> anyhow::Result<Views> {
     let mut options = ClientOptions::parse(uri).await.context("MONGODB_URI is not a valid MongoDB URI")?;
+    if let Some(commands) = commands {
+        options.command_event_handler = Some(EventHandler::callback(move |event| {
+            if let CommandEvent::Started(started) = event {
+                commands.with_label_values(&[started.command_name.as_str()]).inc();
+            }
+        }));
+    }
     options.server_selection_timeout.get_or_insert(Duration::from_secs(3));
     options.connect_timeout.get_or_insert(Duration::from_secs(3));
     options.app_name.get_or_insert_with(|| "query-service".to_owned());
