@@ -370,8 +370,8 @@ fn announce(
             settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
         }
     }
+    notices.push(Notice::view_changed(&view, event.order_id));
     waiters.announce_view(event.order_id, std::sync::Arc::new(view));
-    notices.push(Notice::ViewChanged { order_id: event.order_id, version: event.version });
 }
 
 /// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.

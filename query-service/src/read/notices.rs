@@ -1,11 +1,12 @@
 //! "View changed" notices between query-service replicas.
 //!
 //! Only one replica projects a given event, but a waiting read may sit on any replica. After each view write the
-//! projector publishes `{"kind": "viewChanged", orderId, version}`, and after each checkpoint
+//! projector publishes `{"kind": "viewChanged", orderId, version, view}`, and after each checkpoint
 //! `{"kind": "position", position}`, to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica binds an
 //! exclusive, auto-deleted queue of its own to it and announces each notice on its local [`VersionWaiters`] board.
-//! Notices are a wake-up, not data: one that is lost only delays a waiter until its next look at MongoDB (see
-//! [`crate::read`]). Every 2 s the listener binds its queue again (a no-op while the binding exists), so a replica
+//! The notice carries the view it announces (up to [`MAX_CARRIED_VIEW`] bytes of it), so that a read woken on any
+//! replica answers with it instead of asking MongoDB again. Notices are a wake-up, not the truth: one that is lost
+//! only delays a waiter until its next look at MongoDB (see [`crate::read`]). Every 2 s the listener binds its queue again (a no-op while the binding exists), so a replica
 //! whose binding vanished — the exchange deleted by hand, a broker restored without it — hears notices again within
 //! seconds instead of relying on those looks until it restarts.
 
@@ -21,23 +22,52 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::VersionWaiters;
+use crate::store::StoredView;
+use std::sync::Arc;
+
+/// Largest view a notice carries, as JSON; a larger one is announced by its version alone (and read where needed).
+pub const MAX_CARRIED_VIEW: usize = 16 * 1024;
 
 /// One notice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Notice {
-    /// The view of `order_id` is now at `version`.
-    ViewChanged { order_id: Uuid, version: i64 },
+    /// The view of `order_id` is now at `version`; `view` is that view, when it was small enough to carry.
+    ViewChanged {
+        order_id: Uuid,
+        version: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        view: Option<Box<StoredView>>,
+    },
     /// Every event up to `position` has been applied.
     Position { position: i64 },
 }
 
 impl Notice {
-    /// Announces the notice on a local board.
+    /// The notice of a view just written, carrying it.
+    pub fn view_changed(view: &StoredView, order_id: Uuid) -> Self {
+        Self::ViewChanged { order_id, version: view.version, view: Some(Box::new(view.clone())) }
+    }
+
+    /// Announces the notice on a local board: with its view, when it carries the one it names.
     pub fn announce(self, waiters: &VersionWaiters) {
         match self {
-            Self::ViewChanged { order_id, version } => waiters.announce(order_id, version),
+            Self::ViewChanged { order_id, version, view: Some(view) } if view.version == version => {
+                waiters.announce_view(order_id, Arc::new(*view));
+            }
+            Self::ViewChanged { order_id, version, .. } => waiters.announce(order_id, version),
             Self::Position { position } => waiters.announce_position(position),
+        }
+    }
+
+    /// The notice as sent: its JSON, without the view when that is larger than [`MAX_CARRIED_VIEW`].
+    fn body(self) -> serde_json::Result<Vec<u8>> {
+        let body = serde_json::to_vec(&self)?;
+        match self {
+            Self::ViewChanged { order_id, version, view: Some(_) } if body.len() > MAX_CARRIED_VIEW => {
+                serde_json::to_vec(&Self::ViewChanged { order_id, version, view: None })
+            }
+            _ => Ok(body),
         }
     }
 }
@@ -55,7 +85,7 @@ pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
 /// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more). Bounded:
 /// a publish on a channel the broker is closing can otherwise wait forever, and with it the projector.
 pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin::Result<()> {
-    let body = serde_json::to_vec(&notice).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    let body = notice.body().map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
     let send = channel.basic_publish(
         exchange.into(),
         "".into(),
@@ -153,9 +183,36 @@ async fn listen_once(
 mod tests {
     use super::*;
 
+    fn view(version: i64, name_length: usize) -> StoredView {
+        let mut view = StoredView::from_event(&system_event(version));
+        view.items[0].name = Some("n".repeat(name_length));
+        view
+    }
+
+    fn system_event(version: i64) -> shared_events::OrderEvent {
+        let envelope = serde_json::json!({
+            "eventId": Uuid::nil(), "eventType": "OrderPlaced", "schemaVersion": 2, "orderId": Uuid::nil(),
+            "version": version, "sequence": 7, "occurredAt": "2026-12-01T10:00:00.123Z",
+            "payload": {"customer": {"id": "c", "segment": "standard"}, "currency": "EUR", "status": "Placed",
+                "total": "1", "placedAt": "2026-12-01T10:00:00.123Z", "updatedAt": "2026-12-01T10:00:00.123Z",
+                "items": [{"sku": "s", "quantity": 1, "unitPrice": "1", "lineTotal": "1"}]},
+        });
+        shared_events::decode(&serde_json::to_vec(&envelope).expect("json")).expect("an event")
+    }
+
+    #[test]
+    fn a_notice_carries_its_view_exactly_unless_the_view_is_too_large() {
+        let small = Notice::view_changed(&view(2, 10), Uuid::nil());
+        let sent: Notice = serde_json::from_slice(&small.clone().body().expect("a body")).expect("parses");
+        assert_eq!(sent, small, "dates, decimals and the list key survive the trip");
+        let large = Notice::view_changed(&view(3, MAX_CARRIED_VIEW), Uuid::nil());
+        let sent: Notice = serde_json::from_slice(&large.body().expect("a body")).expect("parses");
+        assert_eq!(sent, Notice::ViewChanged { order_id: Uuid::nil(), version: 3, view: None });
+    }
+
     #[test]
     fn notices_round_trip_as_camel_case_json() {
-        let notice = Notice::ViewChanged { order_id: Uuid::nil(), version: 3 };
+        let notice = Notice::ViewChanged { order_id: Uuid::nil(), version: 3, view: None };
         let json = serde_json::to_string(&notice).expect("serialises");
         assert_eq!(json, r#"{"kind":"viewChanged","orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), notice);

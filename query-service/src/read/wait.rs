@@ -121,7 +121,13 @@ impl Waiting {
             }
             tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(None),
-                _ = subscription.reached(next) => {}
+                // A view handed over with its announcement (by this replica's projector or in a notice) costs no
+                // read; a bare version is read below.
+                announced = subscription.reached(next) => {
+                    if let Some(view) = announced.filter(|view| view.version >= next) {
+                        return Ok(Some(view));
+                    }
+                }
                 () = tokio::time::sleep(STREAM_RECHECK) => {}
             }
         }

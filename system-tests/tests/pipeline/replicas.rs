@@ -117,3 +117,78 @@ async fn a_replica_whose_notice_binding_vanished_hears_notices_again() {
     let _ = tokio::time::timeout(Duration::from_secs(15), reader.task).await;
     app.stop().await;
 }
+
+/// `find` commands the query side at `addr` has sent to MongoDB (from its `mongodb_commands_total`).
+async fn finds(http: &reqwest::Client, addr: std::net::SocketAddr) -> u64 {
+    let text =
+        http.get(format!("http://{addr}/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("mongodb_commands_total{command=\"find\"} "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reads_woken_on_a_replica_that_does_not_project_answer_from_the_notice_without_reading_mongodb() {
+    const ORDERS: usize = 20;
+    let app = TestApp::spawn().await;
+    let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
+    config.projector_enabled = false;
+    // Nothing else on the replica reads MongoDB while the test counts (the rebuild janitor looks every 10 s).
+    config.read_model_sample_rate = 0.0;
+    let shutdown = CancellationToken::new();
+    let reader = query_service::run::start(config, shutdown.clone()).await.expect("second replica starts");
+    let mut bound = reader.notices_bound.clone();
+    tokio::time::timeout(Duration::from_secs(20), bound.wait_for(|bound| *bound)).await.expect("bound").expect("up");
+
+    let mut orders = Vec::new();
+    for n in 0..ORDERS {
+        let (id, _) = app.place_order(&format!("cust-woken-{n}")).await;
+        let url = format!("http://{}/queries/orders/{id}?minVersion=1&waitMs=5000", reader.addr);
+        assert_eq!(app.http.get(url).send().await.expect("GET answers").status(), 200);
+        orders.push(id);
+    }
+    let reads: Vec<_> = orders
+        .iter()
+        .map(|id| {
+            let url = format!("http://{}/queries/orders/{id}?minVersion=2&waitMs=20000", reader.addr);
+            tokio::spawn(app.http.get(url).send())
+        })
+        .collect();
+    let waiters = reader.waiters.clone();
+    crate::helpers::eventually(Duration::from_secs(20), || async { (waiters.waiting_reads() == ORDERS).then_some(()) })
+        .await;
+    // Each read's own first look (a cold read) is done once the count stops moving.
+    let mut before = finds(&app.http, reader.addr).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = finds(&app.http, reader.addr).await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let woken = std::time::Instant::now();
+    let confirms =
+        orders.iter().map(|id| app.http.post(app.command_url(&format!("/commands/orders/{id}/confirm"))).send());
+    for confirmed in futures_util::future::join_all(confirms).await {
+        assert_eq!(confirmed.expect("POST answers").status(), 200);
+    }
+    for read in reads {
+        let response = read.await.expect("task").expect("GET answers");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["metadata"]["version"], 2);
+    }
+    let took = woken.elapsed();
+    let after = finds(&app.http, reader.addr).await;
+    println!(
+        "{ORDERS} woken reads on the reading replica: {} finds in {took:?} (before: one or two each)",
+        after - before
+    );
+    // A read that waited longer than its recheck (2 s) looks itself once; none did here unless the machine stalled.
+    assert!(after - before <= 2, "woken reads read MongoDB: {} finds for {ORDERS} reads in {took:?}", after - before);
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), reader.task).await;
+    app.stop().await;
+}
