@@ -27,8 +27,6 @@ pub enum AdminAccess {
     Disabled,
     /// No `Bearer` token, or the wrong one (401).
     Denied,
-    /// A verified token without the scope (403).
-    Forbidden,
     Granted,
 }
 
@@ -60,25 +58,24 @@ impl AdminAccess {
         match self {
             Self::Granted => Ok(()),
             Self::Denied => Err(AdminRefusal::Unauthorized),
-            Self::Forbidden => Err(AdminRefusal::Forbidden),
             Self::Disabled => Err(AdminRefusal::NotFound),
         }
     }
 }
 
-/// Whether `caller` may use an admin endpoint: by `scoped` (the endpoint's scope) in `jwt` mode, by the admin token
-/// among `headers` in `none` mode.
+/// Whether `caller` may use an admin endpoint — by `scoped` (the endpoint's scope) in `jwt` mode, by the admin token
+/// among `headers` in `none` mode — and if not, why not.
 pub fn access(
     auth: &Auth,
     token: &AdminToken,
     caller: &Caller,
     headers: &HeaderMap,
     scoped: impl FnOnce(&Caller) -> bool,
-) -> AdminAccess {
+) -> Result<(), AdminRefusal> {
     match auth.mode() {
-        AuthMode::Jwt if scoped(caller) => AdminAccess::Granted,
-        AuthMode::Jwt => AdminAccess::Forbidden,
-        AuthMode::None => token.check(headers.get(header::AUTHORIZATION)),
+        AuthMode::Jwt if scoped(caller) => Ok(()),
+        AuthMode::Jwt => Err(AdminRefusal::Forbidden),
+        AuthMode::None => token.check(headers.get(header::AUTHORIZATION)).require(),
     }
 }
 

@@ -57,7 +57,7 @@ pub(super) async fn feed(
     headers: HeaderMap,
     params: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<Json<FeedPage>, ApiError> {
-    ApiError::admin(admin::access(&state.auth, &state.admin, &caller, &headers, Caller::may_read_events))?;
+    admin::access(&state.auth, &state.admin, &caller, &headers, Caller::may_read_events)?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let integer = |name, raw: &Option<String>, range| {
         service_runtime::params::integer_in(name, raw.as_deref(), range).map_err(ApiError::BadRequest)

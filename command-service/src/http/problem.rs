@@ -67,13 +67,6 @@ impl From<Refusal> for ApiError {
     }
 }
 
-impl ApiError {
-    /// The error for a request to an admin endpoint, unless it may go ahead.
-    pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        Ok(access.require()?)
-    }
-}
-
 impl From<Forbidden> for ApiError {
     fn from(forbidden: Forbidden) -> Self {
         Self::Forbidden(forbidden.0.to_owned())

@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 const SLOWDOWN_PATH: &str = "/admin/projector/slowdown";
 
 fn authorize(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
-    ApiError::admin(admin::access(&state.auth, &state.admin, caller, headers, Caller::may_administer))
+    Ok(admin::access(&state.auth, &state.admin, caller, headers, Caller::may_administer)?)
 }
 
 impl From<PointerError> for ApiError {

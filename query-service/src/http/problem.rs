@@ -33,11 +33,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The error for a request to an admin endpoint, unless it may go ahead.
-    pub fn admin(access: service_runtime::admin::AdminAccess) -> Result<(), Self> {
-        Ok(access.require()?)
-    }
-
     /// The error for a stream or waiting read that finds no slot free.
     pub fn busy(full: Full) -> Self {
         Self::TooManyRequests(
