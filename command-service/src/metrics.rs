@@ -1,10 +1,10 @@
 //! The command side's Prometheus metrics (`GET /metrics`): commands by type and outcome with their latency, the
-//! outbox backlog and the age of its oldest unpublished row (read from Postgres at scrape time, at most once a second), and the relay's
-//! batches, confirm latency, failures and leadership.
+//! outbox backlog and the age of its oldest unpublished row (read from Postgres at scrape time, at most once a
+//! second), and the relay's batches, confirm latency, failures and leadership.
 
 use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use service_runtime::health::Recent;
 use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
-use std::sync::Arc;
 use std::time::Instant;
 
 use service_runtime::problem::ApiProblem;
@@ -19,10 +19,9 @@ pub struct CommandMetrics {
     command_duration: HistogramVec,
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age: Gauge,
-    /// When the backlog gauges were last read from Postgres: at most once a
-    /// [`service_runtime::health::FRESH`] interval, one read at a time,
-    /// however many scrapes come.
-    pub backlog_read: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// The last read of the backlog gauges from Postgres: at most one a second, one at a time, however many
+    /// scrapes come.
+    pub backlog_read: Recent<()>,
 }
 
 /// The relay's metrics (registered with the service's, or standalone in `command-service relay`).
@@ -119,7 +118,7 @@ impl CommandMetrics {
                     "Age of the oldest unpublished outbox row, 0 when there is none (read at scrape time).",
                 )?,
             )?,
-            backlog_read: Arc::default(),
+            backlog_read: Recent::default(),
             registry,
         })
     }

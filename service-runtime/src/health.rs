@@ -36,34 +36,57 @@ pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Checks> + Send>> + 
 
 /// `GET /health/live` and `GET /health/ready` (running `probe`), for any service's router.
 pub fn router<S: Clone + Send + Sync + 'static>(probe: Probe) -> Router<S> {
-    let probe = Cached { probe, last: Arc::default() };
+    let probe = Cached { probe, last: Recent::default() };
     Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).with_state(probe)
 }
 
-/// A probe whose result is kept for [`FRESH`]; one run at a time (the others wait for it and take its result).
+/// A value worked out at most once a [`FRESH`] interval, one working-out at a time: whoever asks meanwhile waits for
+/// it and takes its result. What keeps readiness (and the command side's backlog gauges) cheap under a flood.
+pub struct Recent<T>(Arc<Mutex<Option<(Instant, T)>>>);
+
+impl<T> Clone for Recent<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<T> std::fmt::Debug for Recent<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recent").finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone> Recent<T> {
+    /// The value worked out within [`FRESH`], or `work`'s, kept for the next.
+    pub async fn get(&self, work: impl Future<Output = T>) -> T {
+        let mut last = self.0.lock().await;
+        if let Some((at, value)) = &*last {
+            if at.elapsed() < FRESH {
+                return value.clone();
+            }
+        }
+        let value = work.await;
+        *last = Some((Instant::now(), value.clone()));
+        value
+    }
+}
+
+/// The service's probe and its [`Recent`] result.
 #[derive(Clone)]
 pub struct Cached {
     probe: Probe,
-    last: Arc<Mutex<Option<(Instant, Checks)>>>,
+    last: Recent<Checks>,
 }
 
 impl std::fmt::Debug for Cached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached").finish_non_exhaustive()
-    }
-}
-
-impl Cached {
-    async fn checks(&self) -> Checks {
-        let mut last = self.last.lock().await;
-        match &*last {
-            Some((at, checks)) if at.elapsed() < FRESH => checks.clone(),
-            _ => {
-                let checks = (self.probe)().await;
-                *last = Some((Instant::now(), checks.clone()));
-                checks
-            }
-        }
     }
 }
 
@@ -105,7 +128,7 @@ pub async fn live() -> Json<Liveness> {
         (status = 200, description = "Ready, or degraded with the reasons", body = Readiness),
         (status = 503, description = "Not ready: names what is down", body = Readiness)))]
 pub async fn ready(State(probe): State<Cached>) -> Response {
-    let checks = probe.checks().await;
+    let checks = probe.last.get((probe.probe)()).await;
     answer(&checks.hard, &checks.degraded)
 }
 
@@ -180,6 +203,17 @@ fn readiness(checks: &[(&'static str, bool)], degraded: &[(&'static str, Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_recent_value_is_worked_out_once_a_second() {
+        let recent = Recent::default();
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let work = || async { runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 };
+        assert_eq!(recent.get(work()).await, 1);
+        assert_eq!(recent.get(work()).await, 1, "within the second: the kept value, no work");
+        tokio::time::sleep(FRESH).await;
+        assert_eq!(recent.get(work()).await, 2, "after it: worked out again");
+    }
 
     #[test]
     fn readiness_names_what_is_down() {

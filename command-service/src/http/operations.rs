@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use service_runtime::health::{AmqpCheck, Checks, Probe, FRESH};
+use service_runtime::health::{AmqpCheck, Checks, Probe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,25 +64,23 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     service_runtime::metrics::render(&state.metrics.registry)
 }
 
-/// Reads the outbox backlog into its gauges, unless it was read within [`FRESH`] (a flood of scrapes costs Postgres
-/// one query a second).
+/// Reads the outbox backlog into its gauges, unless it was read (or tried) within the last second: a flood of
+/// scrapes costs Postgres one query a second, and while Postgres is down, one attempt a second.
 async fn read_backlog(state: &AppState) {
-    let mut last = state.metrics.backlog_read.lock().await;
-    if last.is_some_and(|at| at.elapsed() < FRESH) {
-        return;
-    }
-    let backlog: Result<(i64, f64), _> = sqlx::query_as(
-        "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
-         from outbox where published_at is null",
-    )
-    .fetch_one(&state.pool)
-    .await;
-    match backlog {
-        Ok((rows, age)) => {
-            state.metrics.outbox_backlog.set(rows);
-            state.metrics.outbox_oldest_age.set(age.max(0.0));
-            *last = Some(tokio::time::Instant::now());
+    let read = async {
+        let backlog: Result<(i64, f64), _> = sqlx::query_as(
+            "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
+             from outbox where published_at is null",
+        )
+        .fetch_one(&state.pool)
+        .await;
+        match backlog {
+            Ok((rows, age)) => {
+                state.metrics.outbox_backlog.set(rows);
+                state.metrics.outbox_oldest_age.set(age.max(0.0));
+            }
+            Err(err) => tracing::warn!(error = %err, "reading the outbox backlog for the metrics failed"),
         }
-        Err(err) => tracing::warn!(error = %err, "reading the outbox backlog for the metrics failed"),
-    }
+    };
+    state.metrics.backlog_read.get(read).await;
 }
