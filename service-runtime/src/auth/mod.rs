@@ -194,14 +194,9 @@ fn peer(request: &Request) -> Option<SocketAddr> {
 
 /// Middleware for every non-public route: authenticates the request and hands its [`Caller`] to the handler, or
 /// answers 401. Use as `route_layer(middleware::from_fn_with_state(auth, authenticate))`.
-pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
-    match auth.caller(request.headers(), peer(&request)).await {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        Err(err) => refused(err),
-    }
+pub async fn authenticate(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    let caller = auth.caller(request.headers(), peer(&request)).await;
+    admit(caller, request, next).await
 }
 
 /// [`authenticate`] for view streams: a bearer token, or else a `ticket` query parameter minted for the order whose
@@ -218,18 +213,21 @@ pub async fn authenticate_stream(State(auth): State<Auth>, mut request: Request,
         }
         _ => auth.caller(request.headers(), peer(&request)).await,
     };
+    admit(caller, request, next).await
+}
+
+/// Hands the request on with its caller, or answers why it has none.
+async fn admit(caller: Result<Caller, AuthError>, mut request: Request, next: Next) -> Response {
     match caller {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(err) => refused(err),
+        Err(err) => {
+            tracing::info!(reason = %err, "request not authenticated");
+            err.into_response()
+        }
     }
-}
-
-fn refused(err: AuthError) -> Response {
-    tracing::info!(reason = %err, "request not authenticated");
-    err.into_response()
 }
 
 /// The order a stream ticket was minted for, when the caller came with one instead of a bearer token.
