@@ -19,7 +19,7 @@ mod view;
 pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
 pub use feed::{FeedMetadata, FeedPage};
-pub use order::{Customer, OrderLine, OrderState, OrderStatus, DEFAULT_SEGMENT};
+pub use order::{Customer, OrderLine, OrderState, OrderStatus, StatusChange, DEFAULT_SEGMENT};
 pub use view::{OrderView, ViewLine};
 
 /// AMQP `content_type` of every published event.

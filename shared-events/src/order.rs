@@ -72,9 +72,75 @@ pub struct OrderState {
     pub cancel_reason: Option<String>,
 }
 
+/// What a lifecycle event changes of the order's state: written over the previous event's payload (its
+/// `cancelReason` removed first) it gives the new payload, so the write side can record a change without reading the
+/// whole state back ([`StatusChange::apply_to`] is that rule, on JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: OrderStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+}
+
+impl StatusChange {
+    /// The payload after this change, from the payload before it: what the store's `(payload - 'cancelReason') ||
+    /// patch` does in SQL.
+    pub fn apply_to(&self, mut payload: serde_json::Value) -> Result<serde_json::Value, serde_json::Error> {
+        if let (Some(fields), serde_json::Value::Object(patch)) = (payload.as_object_mut(), serde_json::to_value(self)?)
+        {
+            fields.remove("cancelReason");
+            fields.extend(patch);
+        }
+        Ok(payload)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn placed() -> OrderState {
+        let at = OffsetDateTime::from_unix_timestamp(1_764_201_600).expect("a time");
+        OrderState {
+            customer: Customer { id: "c-1".to_owned(), segment: DEFAULT_SEGMENT.to_owned() },
+            currency: "EUR".to_owned(),
+            status: OrderStatus::Placed,
+            items: vec![OrderLine {
+                sku: "A".to_owned(),
+                name: None,
+                quantity: 2,
+                unit_price: Decimal::new(1999, 2),
+                line_total: Decimal::new(3998, 2),
+            }],
+            total: Decimal::new(3998, 2),
+            placed_at: at,
+            updated_at: at,
+            cancel_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_status_change_over_the_previous_payload_is_the_payload_of_the_state_after_it() {
+        let before = placed();
+        let later = before.updated_at + time::Duration::milliseconds(1500);
+        let steps = [
+            (OrderStatus::Cancelled, Some("changed my mind")),
+            (OrderStatus::Confirmed, None),
+            (OrderStatus::Cancelled, None),
+        ];
+        for (status, reason) in steps {
+            // From a state that carried a reason too: the change must drop it unless it brings its own.
+            let before = OrderState { cancel_reason: Some("old".to_owned()), ..before.clone() };
+            let change = StatusChange { status, updated_at: later, cancel_reason: reason.map(str::to_owned) };
+            let after =
+                OrderState { status, updated_at: later, cancel_reason: change.cancel_reason.clone(), ..before.clone() };
+            let patched = change.apply_to(serde_json::to_value(&before).expect("serialises")).expect("patches");
+            assert_eq!(patched, serde_json::to_value(&after).expect("serialises"), "{status:?} {reason:?}");
+        }
+    }
 
     #[test]
     fn status_names_round_trip() {

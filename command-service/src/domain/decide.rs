@@ -2,7 +2,7 @@
 //! makes — the event to append and the order it leaves — or why it is refused. Pure: no I/O, and the time is passed
 //! in, so every transition and refusal is tested here, in the given / when / then form.
 
-use shared_events::{Customer, EventType, OrderLine, OrderState, OrderStatus};
+use shared_events::{Customer, EventType, OrderLine, OrderState, OrderStatus, StatusChange};
 use time::OffsetDateTime;
 
 use super::{NewOrder, Transition};
@@ -55,21 +55,39 @@ pub fn decide(current: Option<&Current>, command: &Command, now: OffsetDateTime)
         (Command::Place(_), Some(_)) => Err(Refusal::AlreadyPlaced),
         (Command::Change { .. }, None) => Err(Refusal::NotFound),
         (Command::Change { transition, expected_version, cancel_reason }, Some(current)) => {
-            let (current_version, status) = (current.version, current.state.status);
-            if let Some(expected) = expected_version.filter(|expected| *expected != current_version) {
-                return Err(Refusal::VersionConflict { expected, current_version, status });
-            }
-            let next =
-                transition.apply(status).map_err(|reason| Refusal::NotAllowed { reason, current_version, status })?;
+            admit(*transition, *expected_version, current.version, current.state.status)?;
+            let change = status_change(*transition, cancel_reason.clone(), now);
             let state = OrderState {
-                status: next,
-                updated_at: now,
-                cancel_reason: if next == OrderStatus::Cancelled { cancel_reason.clone() } else { None },
+                status: change.status,
+                updated_at: change.updated_at,
+                cancel_reason: change.cancel_reason,
                 ..current.state.clone()
             };
-            Ok(Change { event_type: transition.event_type(), version: current_version + 1, state })
+            Ok(Change { event_type: transition.event_type(), version: current.version + 1, state })
         }
     }
+}
+
+/// Whether `transition` may move an order that is at `current_version` in `status`, for a command that expects
+/// `expected_version` (if any): the status it moves to, or why not. The rule [`decide`] applies, and the one the
+/// store's single-statement change is given ([`Transition::applies_from`]) and explained by when it changed nothing.
+pub fn admit(
+    transition: Transition,
+    expected_version: Option<i64>,
+    current_version: i64,
+    status: OrderStatus,
+) -> Result<OrderStatus, Refusal> {
+    if let Some(expected) = expected_version.filter(|expected| *expected != current_version) {
+        return Err(Refusal::VersionConflict { expected, current_version, status });
+    }
+    transition.apply(status).map_err(|reason| Refusal::NotAllowed { reason, current_version, status })
+}
+
+/// What `transition` changes of an order it applies to, at `now`: the status it moves to, the time, and the reason
+/// (kept by a cancellation only).
+pub fn status_change(transition: Transition, cancel_reason: Option<String>, now: OffsetDateTime) -> StatusChange {
+    let (_, status) = transition.applies_from();
+    StatusChange { status, updated_at: now, cancel_reason: cancel_reason.filter(|_| status == OrderStatus::Cancelled) }
 }
 
 /// The state of a freshly placed order.

@@ -49,6 +49,22 @@ impl Transition {
         }
     }
 
+    /// Every status this transition moves an order from, and the one it moves it to (the same from each).
+    pub fn applies_from(self) -> (Vec<OrderStatus>, OrderStatus) {
+        use OrderStatus::*;
+        let from: Vec<(OrderStatus, OrderStatus)> = [Placed, Confirmed, Shipped, Cancelled]
+            .into_iter()
+            .filter_map(|status| self.apply(status).ok().map(|next| (status, next)))
+            .collect();
+        let to = match self {
+            Self::Confirm => Confirmed,
+            Self::Ship => Shipped,
+            Self::Cancel => Cancelled,
+        };
+        debug_assert!(from.iter().all(|(_, next)| *next == to));
+        (from.into_iter().map(|(status, _)| status).collect(), to)
+    }
+
     fn past_participle(self) -> &'static str {
         match self {
             Self::Confirm => "confirmed",
@@ -72,6 +88,13 @@ pub fn parse_reason(reason: Option<String>) -> Result<Option<String>, String> {
 mod tests {
     use super::*;
     use OrderStatus::*;
+
+    #[test]
+    fn each_transition_moves_from_the_statuses_it_applies_to_into_one_status() {
+        assert_eq!(Transition::Confirm.applies_from(), (vec![Placed], Confirmed));
+        assert_eq!(Transition::Ship.applies_from(), (vec![Confirmed], Shipped));
+        assert_eq!(Transition::Cancel.applies_from(), (vec![Placed, Confirmed], Cancelled));
+    }
 
     #[test]
     fn the_happy_paths_move_forward() {

@@ -6,7 +6,7 @@ mod lifecycle;
 mod order;
 mod values;
 
-pub use decide::{decide, Change, Command, Current, Refusal};
+pub use decide::{admit, decide, status_change, Change, Command, Current, Refusal};
 pub use lifecycle::{parse_reason, Transition, MAX_REASON_CHARS};
 pub use order::{FieldError, JsonInteger, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
 pub use values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};

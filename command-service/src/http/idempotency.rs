@@ -1,9 +1,6 @@
-//! The `Idempotency-Key` header: the first response of a command is stored with the key, in the command's
-//! transaction, and replayed exactly for a retry of the same request within 24 hours.
-//!
-//! [`super::command::exactly_once`] opens the command's transaction, calls [`begin`] (which may answer with a replay,
-//! or 422 for a key reused with another request), runs the command, and hands its answer to [`finish`], which
-//! stores it under the key and commits.
+//! The `Idempotency-Key` header: the first answer of a command is recorded with the key, by the command's own
+//! statement, and a retry of the same request within 24 hours gets it again ([`super::command::answer`]); the key
+//! reused for another request is a 422.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -11,12 +8,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, Postgres, Transaction};
 use utoipa::IntoParams;
 
 use super::ApiError;
-use crate::store::idempotency::{self, Claim, StoredResponse};
-use crate::store::StoreError;
+use crate::store::KeyUse;
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -32,6 +27,11 @@ impl Key {
     /// This key as sent by a caller with this [`idempotency scope`](service_runtime::auth::Caller::idempotency_scope).
     pub fn of(self, caller: &str) -> Self {
         Self { caller: caller.to_owned(), ..self }
+    }
+
+    /// The key's use by the request with `fingerprint`, whose answer will have `status` and `location`.
+    pub fn used_for<'a>(&'a self, fingerprint: &'a str, status: StatusCode, location: Option<&'a str>) -> KeyUse<'a> {
+        KeyUse { caller: &self.caller, key: &self.key, fingerprint, status_code: status.as_u16(), location }
     }
 }
 
@@ -82,14 +82,6 @@ impl Answer {
         let body = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.into()))?;
         Ok(Self { status, location, body })
     }
-
-    fn stored(&self) -> StoredResponse {
-        StoredResponse {
-            status_code: i32::from(self.status.as_u16()),
-            location: self.location.clone(),
-            response_body: self.body.clone(),
-        }
-    }
 }
 
 impl IntoResponse for Answer {
@@ -100,34 +92,6 @@ impl IntoResponse for Answer {
         }
         response
     }
-}
-
-/// Claims the key in `tx`. `Some(answer)` is the stored answer of an earlier identical request: send it as is.
-pub async fn begin(tx: &mut PgConnection, key: Option<&Key>, fingerprint: &str) -> Result<Option<Answer>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::claim(tx, &key.caller, &key.key, fingerprint).await? {
-        Claim::New => Ok(None),
-        Claim::Replay(stored) => Ok(Some(Answer {
-            status: StatusCode::from_u16(u16::try_from(stored.status_code).unwrap_or(500))
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            location: stored.location,
-            body: stored.response_body,
-        })),
-        Claim::Mismatch => Err(ApiError::IdempotencyMismatch),
-    }
-}
-
-/// Stores the answer under the key (if any) and commits the command's transaction.
-pub async fn finish(
-    mut tx: Transaction<'static, Postgres>,
-    key: Option<&Key>,
-    answer: Answer,
-) -> Result<Answer, ApiError> {
-    if let Some(key) = key {
-        idempotency::complete(&mut tx, &key.caller, &key.key, &answer.stored()).await?;
-    }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(answer)
 }
 
 #[cfg(test)]

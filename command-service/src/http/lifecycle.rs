@@ -9,17 +9,17 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use service_runtime::auth::Caller;
+use service_runtime::auth::{Caller, Changes};
 
+use super::command::CommandAccepted;
 use super::idempotency::{self, Answer, IdempotencyKey};
 use super::json::{self, JsonBytes};
-use super::orders::CommandAccepted;
 use super::schemas::{
     BadRequest, Conflict, KeyReused, NotFound, TooLarge, TooManyRequests, Unauthenticated, Unavailable, WrongMediaType,
 };
 use super::{command, ApiError, AppState};
-use crate::domain::{self, parse_reason, Command, FieldError, JsonInteger, Transition};
-use crate::store;
+use crate::domain::{self, parse_reason, FieldError, JsonInteger, Refusal, Transition};
+use crate::store::{self, LifecycleChange, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -157,18 +157,32 @@ async fn apply(
     let fingerprint =
         idempotency::fingerprint(&format!("POST /commands/orders/{order_id}/{}", transition.as_str()), &canonical);
     let (traceparent, trace_id) = command::trace(headers);
-    let (answer, changed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {
-        // Another customer's order is refused exactly as one that does not exist: 404.
-        let current =
-            store::lock_order(tx, order_id).await?.filter(|order| caller.may_change(&order.state.customer.id));
-        let command = Command::Change { transition, expected_version, cancel_reason: reason };
-        let change = domain::decide(current.as_ref(), &command, domain::now())?;
-        let changed = store::update_order(tx, order_id, &change, Some(&traceparent)).await?;
-        Ok((Answer::json(StatusCode::OK, None, &CommandAccepted::from(&changed))?, changed.version))
-    })
-    .await?;
-    if let Some(version) = changed {
-        tracing::info!(order_id = %order_id, version, transition = transition.as_str(), trace_id, "order changed");
+    // Another customer's order is refused exactly as one that does not exist: 404.
+    let owner = match caller.changes() {
+        Changes::AnyOrder => None,
+        Changes::OrdersOf(customer) => Some(customer),
+        Changes::NoOrder => return Err(Refusal::NotFound.into()),
+    };
+    let change = LifecycleChange {
+        order_id,
+        transition,
+        expected_version,
+        owner,
+        change: domain::status_change(transition, reason, domain::now()),
+    };
+    let key_use = key.as_ref().map(|key| key.used_for(&fingerprint, StatusCode::OK, None));
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let outcome = store::change(&mut conn, &change, Some(&traceparent), key_use).await?;
+    let (answer, changed) = command::answer(outcome, &fingerprint, StatusCode::OK, None, |found| {
+        let Some((version, status)) = found else { return Refusal::NotFound.into() };
+        match domain::admit(transition, expected_version, version, status) {
+            Err(refusal) => refusal.into(),
+            Ok(_) => ApiError::Internal(anyhow::anyhow!("the store refused a change the order allows")),
+        }
+    })?;
+    if let Some(changed) = changed {
+        tracing::info!(order_id = %order_id, version = changed.version, transition = transition.as_str(), trace_id,
+            "order changed");
     }
     Ok(answer)
 }

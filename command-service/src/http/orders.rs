@@ -4,52 +4,21 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use service_runtime::auth::Caller;
 
+use super::command::CommandAccepted;
 use super::idempotency::{self, Answer, IdempotencyKey};
 use super::schemas::{
     BadRequest, Forbidden, KeyReused, TooLarge, TooManyRequests, Unauthenticated, Unavailable, WrongMediaType,
 };
 use super::{command, ApiError, AppState, JsonBody};
 use crate::domain::{self, Command, NewOrder, PlaceOrder};
-use crate::store::{self, PlacedOrder};
+use crate::store::{self, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/commands/orders", post(place_order))
-}
-
-/// The answer to every successful command.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CommandAccepted {
-    pub order_id: Uuid,
-    /// The order's version after the command: the `minVersion` token for reads.
-    pub sequence_id: i64,
-    /// The event's global position in the log: the `minPosition` token for list reads.
-    pub position: i64,
-    /// The order's status after the command.
-    #[schema(value_type = String, example = "Placed")]
-    pub status: &'static str,
-    /// Decimal, as a string.
-    pub total: String,
-    pub currency: String,
-}
-
-impl From<&PlacedOrder> for CommandAccepted {
-    fn from(placed: &PlacedOrder) -> Self {
-        Self {
-            order_id: placed.order_id,
-            sequence_id: placed.version,
-            position: placed.sequence,
-            status: placed.state.status.as_str(),
-            total: placed.state.total.to_string(),
-            currency: placed.state.currency.clone(),
-        }
-    }
 }
 
 /// Place an order.
@@ -90,13 +59,15 @@ async fn place(
     let order = NewOrder::parse(command).map_err(ApiError::Validation)?;
     let (traceparent, trace_id) = command::trace(headers);
     let fingerprint = idempotency::fingerprint("POST /commands/orders", &order.canonical());
-    let (answer, placed) = command::exactly_once(state, key.as_ref(), &fingerprint, async |tx| {
-        let change = domain::decide(None, &Command::Place(order), domain::now())?;
-        let placed = store::insert_order(tx, Uuid::now_v7(), &change, Some(&traceparent)).await?;
-        let location = format!("/queries/orders/{}", placed.order_id);
-        Ok((Answer::json(StatusCode::CREATED, Some(location), &CommandAccepted::from(&placed))?, placed))
-    })
-    .await?;
+    let change = domain::decide(None, &Command::Place(order), domain::now())?;
+    let order_id = Uuid::now_v7();
+    let location = format!("/queries/orders/{order_id}");
+    let key_use = key.as_ref().map(|key| key.used_for(&fingerprint, StatusCode::CREATED, Some(&location)));
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let outcome = store::place(&mut conn, order_id, &change, Some(&traceparent), key_use).await?;
+    let (answer, placed) = command::answer(outcome, &fingerprint, StatusCode::CREATED, Some(location), |_| {
+        ApiError::Internal(anyhow::anyhow!("placing an order changed nothing"))
+    })?;
     if let Some(placed) = placed {
         tracing::info!(order_id = %placed.order_id, sequence = placed.sequence, trace_id, "order placed");
     }

@@ -4,7 +4,7 @@ pub mod idempotency;
 mod orders;
 mod outbox;
 
-pub use orders::{insert_order, lock_order, update_order, PlacedOrder};
+pub use orders::{change, place, EarlierUse, KeyUse, LifecycleChange, Outcome, Recorded};
 pub use outbox::{events_after, head, mark_published, order_events_after, unpublished, OutboxRow, Watermark};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -42,11 +42,27 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// How long a connection may sit idle in the pool before it is checked (a round trip) when taken out.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// A lazily connecting pool: the service starts, and answers 503, while Postgres is down.
+///
+/// A connection used within the last [`CHECK_AFTER_IDLE`] is handed out without a check, so that a command costs
+/// its one statement and nothing more on its way (sqlx would otherwise ping every connection it hands out). One that
+/// broke meanwhile fails its statement: the command answers 503 and the connection is dropped.
 pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options)
 }
 

@@ -4,14 +4,14 @@
 //! # The append barrier
 //! A command's transaction allocates its event's `sequence` when it inserts the outbox row, but transactions commit
 //! in any order, and one that rolls back leaves a hole for good. To tell a late commit from a hole, every appender
-//! first takes a *shared* transaction-scoped advisory lock ([`hold_append_barrier`]), which it keeps until it
-//! commits or rolls back. The relay reads the highest sequence allocated so far, then which transactions hold the
+//! first takes a *shared* transaction-scoped advisory lock (on [`APPEND_BARRIER_KEY`], inside its one statement: see
+//! [`super::orders`]), which it keeps until it commits or rolls back. The relay reads the highest sequence allocated so far, then which transactions hold the
 //! lock ([`Watermark::read`]); once none of those still holds it ([`Watermark::is_settled`]), every sequence up to
 //! the one it read belongs to a committed row or to none. Appenders never wait on each other or on the relay: the
 //! relay only looks at `pg_locks`, it never takes the lock itself.
 
 use shared_events::Envelope;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -108,13 +108,7 @@ pub async fn mark_published(pool: &PgPool, sequences: &[i64]) -> Result<u64, Sto
 
 /// Advisory lock key of the append barrier ("appd" in ASCII; below 2^31, so `pg_locks` shows it as `objid` with
 /// `classid` 0). Locks are per database.
-const APPEND_BARRIER_KEY: i64 = 0x6170_7064;
-
-/// Joins the append barrier for the rest of the caller's transaction. Call it before allocating a sequence.
-pub(crate) async fn hold_append_barrier(tx: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("select pg_advisory_xact_lock_shared($1)").bind(APPEND_BARRIER_KEY).execute(tx).await?;
-    Ok(())
-}
+pub(super) const APPEND_BARRIER_KEY: i64 = 0x6170_7064;
 
 /// Transactions inside the append barrier, by virtual transaction id.
 const BARRIER_HOLDERS: &str = "select virtualtransaction from pg_locks

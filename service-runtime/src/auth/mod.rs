@@ -17,7 +17,7 @@ pub mod policy;
 pub mod tickets;
 
 pub use config::{AuthConfig, AuthMode, ConfigError};
-pub use policy::Forbidden;
+pub use policy::{Changes, Forbidden};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;

@@ -13,6 +13,16 @@ use super::Caller;
 #[error("{0}")]
 pub struct Forbidden(pub &'static str);
 
+/// The orders a caller may change; any other is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changes<'a> {
+    AnyOrder,
+    /// This customer's orders only.
+    OrdersOf(&'a str),
+    /// None: a token without a customer and without the scope to change any order.
+    NoOrder,
+}
+
 impl Caller {
     /// Whether the caller may see an order of `owner`; when not, the order is hidden as if it did not exist.
     pub fn may_read(&self, owner: &str) -> bool {
@@ -21,7 +31,20 @@ impl Caller {
 
     /// Whether the caller may confirm, ship or cancel an order of `owner`; when not, the order is hidden.
     pub fn may_change(&self, owner: &str) -> bool {
-        self.trusted || self.scopes.write_any || self.is(owner)
+        match self.changes() {
+            Changes::AnyOrder => true,
+            Changes::OrdersOf(customer) => customer == owner,
+            Changes::NoOrder => false,
+        }
+    }
+
+    /// Which orders the caller may confirm, ship or cancel, as a command's statement filters them.
+    pub fn changes(&self) -> Changes<'_> {
+        match &self.customer_id {
+            _ if self.trusted || self.scopes.write_any => Changes::AnyOrder,
+            Some(customer) => Changes::OrdersOf(customer),
+            None => Changes::NoOrder,
+        }
     }
 
     /// The customer a new order is placed for: the one the body names, or the caller's own when it names none (`None`

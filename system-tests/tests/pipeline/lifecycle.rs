@@ -227,3 +227,90 @@ async fn a_retry_that_means_the_same_command_gets_the_first_answer_whatever_its_
     assert_eq!(app.count("outbox").await, 2);
     app.stop().await;
 }
+
+/// A change that waits on another change of the same order must not record an event without the state before it:
+/// concurrent confirms and cancels of one order (no expected version) leave an unbroken history whose last event is
+/// the order's state.
+#[tokio::test]
+async fn concurrent_changes_of_one_order_leave_an_unbroken_history_that_ends_in_the_orders_state() {
+    let app = TestApp::spawn().await;
+    for round in 0..10 {
+        let (id, _) = app.place_order(&format!("cust-race-{round}")).await;
+        let send = |step: &'static str| {
+            let request = app.http.post(app.command_url(&format!("/commands/orders/{id}/{step}")));
+            async move { request.send().await.expect("answers").status().as_u16() }
+        };
+        let statuses =
+            futures_util::future::join_all([send("confirm"), send("cancel"), send("confirm"), send("ship")]).await;
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "round {round}: {statuses:?}");
+        let applied = statuses.iter().filter(|s| **s == 200).count() as i64;
+        let history: Vec<(i64, String, Value)> = sqlx::query_as(
+            "select order_version, event_type, payload from outbox where order_id = $1 order by order_version",
+        )
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await
+        .expect("history");
+        let (version, status): (i64, String) =
+            sqlx::query_as("select version, status from customer_order where id = $1")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .expect("order");
+        assert_eq!(version, 1 + applied, "round {round}: one version per accepted change");
+        assert_eq!(history.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(), (1..=version).collect::<Vec<_>>());
+        for (v, event_type, payload) in &history {
+            let expected = match event_type.as_str() {
+                "OrderPlaced" => "Placed",
+                "OrderConfirmed" => "Confirmed",
+                "OrderShipped" => "Shipped",
+                "OrderCancelled" => "Cancelled",
+                other => panic!("unexpected event {other}"),
+            };
+            assert_eq!(payload["status"], expected, "round {round}, version {v}");
+            assert_eq!(payload["items"], history[0].2["items"], "round {round}, version {v}: the lines stay");
+        }
+        assert_eq!(history.last().map(|(_, _, p)| p["status"].clone()), Some(Value::from(status)));
+    }
+    app.stop().await;
+}
+
+/// Keys recorded before answers were read from the log kept their answer's text: a retry still gets it.
+#[tokio::test]
+async fn a_key_recorded_with_its_answer_text_is_replayed_from_that_text() {
+    let app = TestApp::spawn().await;
+    let body = place_with_key(&app, "old-1", "cust-old").await;
+    assert_eq!(body.status(), 201);
+    let stored = r#"{"orderId":"0190f3b4-0000-7000-8000-000000000001","sequenceId":1,"position":1,"status":"Placed","total":"3.50","currency":"EUR"}"#;
+    sqlx::query("update idempotency_key set response_body = $1, event_sequence = null, location = '/queries/orders/x'")
+        .bind(stored)
+        .execute(&app.pool)
+        .await
+        .expect("an answer stored as text");
+    let retry = place_with_key(&app, "old-1", "cust-old").await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["location"], "/queries/orders/x");
+    assert_eq!(retry.text().await.expect("body"), stored);
+    assert_eq!(app.count("customer_order").await, 1);
+    app.stop().await;
+}
+
+/// A key whose use is older than 24 hours is free again: the command runs anew.
+#[tokio::test]
+async fn a_key_used_more_than_a_day_ago_runs_its_command_again() {
+    let app = TestApp::spawn().await;
+    let first = place_with_key(&app, "day-old", "cust-day").await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    sqlx::query("update idempotency_key set created_at = now() - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .expect("aged");
+    let again = place_with_key(&app, "day-old", "cust-other").await;
+    assert_eq!(again.status(), 201, "another body: no 422 for an expired key");
+    let again: Value = again.json().await.expect("json");
+    assert_ne!(again["orderId"], first["orderId"]);
+    assert_eq!(app.count("customer_order").await, 2);
+    assert_eq!(place_with_key(&app, "day-old", "cust-other").await.text().await.expect("body"), again.to_string());
+    app.stop().await;
+}

@@ -123,9 +123,10 @@ async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
     let mut late = app.pool.begin().await.expect("begin");
     let placing = command_service::domain::Command::Place(order);
     let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
-    let held = command_service::store::insert_order(&mut late, uuid::Uuid::now_v7(), &change, None)
-        .await
-        .expect("place inside an open transaction");
+    let held = match command_service::store::place(&mut late, uuid::Uuid::now_v7(), &change, None, None).await {
+        Ok(command_service::store::Outcome::Recorded(held)) => held,
+        other => panic!("placed inside an open transaction: {other:?}"),
+    };
 
     let placed = app.place_order_answer("cust-late").await;
     let position = placed["position"].as_i64().expect("position");

@@ -16,6 +16,7 @@ mod observability;
 mod read_your_writes;
 mod rebuild;
 mod replicas;
+mod round_trips;
 mod streams;
 mod verify;
 mod view_writes;
