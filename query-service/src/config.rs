@@ -32,8 +32,8 @@ pub struct Config {
     /// The command-service's event feed, replayed by rebuilds.
     #[arg(long, env = "EVENT_FEED_URL", default_value = "http://127.0.0.1:8080/events")]
     pub event_feed_url: String,
-    /// Generations of the views kept, the active one included (the others are for rollback; each costs a write
-    /// per event).
+    /// Generations of the views kept, the active one included (the others are for rollback: they take no live
+    /// writes, a rollback catches one up from the event feed).
     #[arg(long, env = "READ_MODEL_KEEP", default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=5))]
     pub read_model_keep: u8,
     /// Origins browsers may call this API from: empty = same origin only, `*` = any, or a comma-separated list.

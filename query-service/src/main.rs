@@ -26,7 +26,7 @@ enum Role {
     Serve,
     /// Rebuild the views into a new generation from the event feed, switch reads to it, exit.
     Rebuild,
-    /// Make the previous generation of the views active again, exit.
+    /// Make the previous generation of the views active again (caught up from the event feed first), exit.
     Rollback,
     /// Compare every view of the active generation with its order's newest logged event; print a summary (JSON on
     /// stdout, findings on stderr) and exit non-zero if any view differs (after `--repair`: if any is left).
@@ -119,8 +119,13 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
         }
         Role::Rollback => {
             let views = store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database).await?;
-            let pointer = views.generations().rollback().await?;
-            eprintln!("active generation: {} (previous: {})", pointer.active, pointer.previous.join(", "));
+            let (pointer, report) = cli.config.rebuilder(views, shutdown)?.roll_back().await?;
+            eprintln!(
+                "active generation: {} (previous: {}), caught up with {} events",
+                pointer.active,
+                pointer.previous.join(", "),
+                report.events
+            );
             Ok(())
         }
     }

@@ -3,7 +3,8 @@
 //! - `GET /admin/read-models/orders`: generations, which is active, rebuild progress (replayed / total, rate, ETA)
 //!   and the position;
 //! - `POST /admin/read-models/orders/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
-//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again (409 if there is none);
+//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again, caught up from the log
+//!   first (409 if there is none);
 //! - `GET|POST /admin/projector/slowdown?delayMs=N`: the projector's demo slowdown, read or set (409 on a replica
 //!   that runs no projector).
 
@@ -118,12 +119,7 @@ pub(super) async fn rebuild(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let generation = state.rebuilder.start().await.map_err(|err| match err {
-        RebuildError::Pointer(err) => err.into(),
-        RebuildError::Store(err) => ApiError::Unavailable(err),
-        RebuildError::Feed(err) => ApiError::FeedUnavailable(err),
-        RebuildError::Cancelled => ApiError::Conflict("the service is shutting down".to_owned()),
-    })?;
+    let generation = state.rebuilder.start().await.map_err(rebuild_refusal)?;
     let body = RebuildStarted { generation, status: "building", progress: STATUS_PATH };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, STATUS_PATH)], Json(body)).into_response())
 }
@@ -139,8 +135,19 @@ pub(super) async fn rollback(
     headers: HeaderMap,
 ) -> Result<Json<RolledBack>, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let pointer = state.views.generations().rollback().await?;
+    let (pointer, report) = state.rebuilder.roll_back().await.map_err(rebuild_refusal)?;
+    tracing::info!(generation = report.generation, events = report.events, "rolled back, caught up from the log");
     Ok(Json(RolledBack { active: pointer.active, previous: pointer.previous }))
+}
+
+/// What a rebuild or rollback that could not start or finish answers.
+fn rebuild_refusal(err: RebuildError) -> ApiError {
+    match err {
+        RebuildError::Pointer(err) => err.into(),
+        RebuildError::Store(err) => ApiError::Unavailable(err),
+        RebuildError::Feed(err) => ApiError::FeedUnavailable(err),
+        RebuildError::Cancelled => ApiError::Conflict("the service is shutting down".to_owned()),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

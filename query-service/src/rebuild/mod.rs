@@ -7,18 +7,21 @@
 //! committed before a page was read came with that page, and any committed later was published later, when every
 //! projector already wrote to the new generation. When the replay reaches the log's head, the pointer switches
 //! (journaled, which also makes the replay's unjournaled writes durable) and reads move over. The replaced
-//! generation stays live for rollback; generations beyond `READ_MODEL_KEEP` are dropped.
+//! generation is kept for rollback, recording the read model's position: it takes no more live writes, and a
+//! rollback replays only what it missed since ([`Rebuilder::roll_back`]). Generations beyond `READ_MODEL_KEEP` are
+//! dropped.
 //!
 //! Reads and waiting reads are served from the active generation throughout.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::feed::Feed;
-use crate::store::generations::{PointerError, POINTER_TTL};
+use crate::store::generations::{Pointer, PointerError, POINTER_TTL};
 use crate::store::{load_into, StoreError, StoredView, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
@@ -172,9 +175,74 @@ impl Rebuilder {
         if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
             return Err(RebuildError::Cancelled);
         }
-        let target = self.views.generation_for_loading(name);
         let started = Instant::now();
-        let (mut after, mut replayed) = (0_i64, 0_i64);
+        let (replayed, views) = self
+            .replay(name, 0, |replayed, total| {
+                let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                progress.send_replace(Progress {
+                    generation: name.to_owned(),
+                    replayed,
+                    total,
+                    events_per_second: rate,
+                    done: false,
+                });
+                self.views.generations().report(name, replayed, total)
+            })
+            .await?;
+        let replay = started.elapsed();
+        // Read before the switch: every event up to it reached the generation being replaced.
+        let position = self.views.position().await?;
+        let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
+        progress.send_modify(|p| p.done = true);
+        // Processes may write to a dropped generation until they re-read the pointer.
+        if !service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
+            for old in dropped {
+                if let Err(err) = self.views.drop_generation(&old).await {
+                    tracing::warn!(generation = old, error = %err, "dropping an old generation failed");
+                }
+            }
+        }
+        Ok(Report { generation: name.to_owned(), events: replayed, views, replay })
+    }
+
+    /// Makes the newest previous generation active again, caught up first: it takes live writes again, then (after
+    /// [`GRACE`], when every process writes to it) the log after the position where it stopped is replayed into it,
+    /// and only then does the pointer switch — reads never see it behind. Returns the pointer after the swap and
+    /// what the catch-up replayed.
+    pub async fn roll_back(&self) -> Result<(Pointer, Report), RebuildError> {
+        let generations = self.views.generations();
+        let (back, from) = generations.begin_rollback().await?;
+        let caught_up = async {
+            if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
+                return Err(RebuildError::Cancelled);
+            }
+            let started = Instant::now();
+            let (events, views) = self.replay(&back, from, |_, _| async { Ok(()) }).await?;
+            let replay = started.elapsed();
+            // Read before the switch: every event up to it reached the generation being replaced.
+            let position = self.views.position().await?;
+            let pointer = generations.rollback(&back, position).await?;
+            Ok((pointer, Report { generation: back.clone(), events, views, replay }))
+        };
+        let result = caught_up.await;
+        if result.is_err() {
+            if let Err(err) = generations.end_rejoin().await {
+                tracing::warn!(generation = back, error = %err, "a failed rollback's generation still takes live writes");
+            }
+        }
+        result
+    }
+
+    /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
+    /// reporting `(replayed, total)` after each page. Returns the events replayed and the views written.
+    async fn replay<F: Future<Output = Result<(), StoreError>>>(
+        &self,
+        name: &str,
+        mut after: i64,
+        mut report: impl FnMut(i64, i64) -> F,
+    ) -> Result<(i64, usize), RebuildError> {
+        let target = self.views.generation_for_loading(name);
+        let mut replayed = 0_i64;
         // Orders seen: one whose events fall into several pages is still one view.
         let mut orders: HashSet<uuid::Uuid> = HashSet::new();
         loop {
@@ -201,31 +269,11 @@ impl Rebuilder {
             load_into(&target, newest.into_values().collect()).await?;
             replayed += fetched;
             after = page.metadata.next_after;
-            let total = page.metadata.head.max(replayed);
-            let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            progress.send_replace(Progress {
-                generation: name.to_owned(),
-                replayed,
-                total,
-                events_per_second: rate,
-                done: false,
-            });
-            self.views.generations().report(name, replayed, total).await?;
+            report(replayed, page.metadata.head.max(replayed)).await?;
             if fetched < self.feed.page_size() {
                 break;
             }
         }
-        let replay = started.elapsed();
-        let (_, dropped) = self.views.generations().switch(name, self.keep).await?;
-        progress.send_modify(|p| p.done = true);
-        // Processes may write to a dropped generation until they re-read the pointer.
-        if !service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
-            for old in dropped {
-                if let Err(err) = self.views.drop_generation(&old).await {
-                    tracing::warn!(generation = old, error = %err, "dropping an old generation failed");
-                }
-            }
-        }
-        Ok(Report { generation: name.to_owned(), events: replayed, views: orders.len(), replay })
+        Ok((replayed, orders.len()))
     }
 }

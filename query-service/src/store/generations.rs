@@ -2,19 +2,24 @@
 //!
 //! Views live in collections named by generation: `order_views` (the first), then `order_views_v1`, `_v2`, … as
 //! rebuilds create them. One pointer document (`read_model_generations`, `_id: "orders"`) names the **active**
-//! generation (reads), the **previous** ones kept for rollback (newest first), and the one **building**, if any.
-//! Every pointer change is a compare-and-set on its `revision`.
+//! generation (reads), the **previous** ones kept for rollback (newest first), the one **building**, if any, and the
+//! previous one **rejoining** while a rollback catches it up. Every pointer change is a compare-and-set on its
+//! `revision`.
 //!
-//! The projector writes each event to every live generation — building, then active, then previous — so a rebuild
-//! only has to replay what was committed before it started, a rollback finds the previous generation up to date,
-//! and a generation switched to is never behind the one it replaces. Processes cache the pointer for at most
-//! [`POINTER_TTL`], counted from when its read started; a rebuild waits that long after announcing its generation
-//! before it reads the log (see `rebuild`). A pointer that cannot be read is an error, never a guess.
+//! The projector writes each event to the building generation, then the active one, then one rejoining — so a
+//! rebuild only has to replay what was committed before it started, and a generation switched to is never behind the
+//! one it replaces — and to no other: in the steady state an event is written once. A previous generation stops
+//! taking live writes when it is replaced; the pointer records the read model's position then (`stoppedAt`: every
+//! event up to it is in that generation). A rollback lets it rejoin the live writes, replays the log after that
+//! position into it, and only then makes it active (see `rebuild`). Processes cache the pointer for at most
+//! [`POINTER_TTL`], counted from when its read started; a rebuild or rollback waits that long after announcing its
+//! generation before it reads the log. A pointer that cannot be read is an error, never a guess.
 
 use mongodb::bson::{doc, DateTime};
 use mongodb::options::{ReturnDocument, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,11 +44,18 @@ pub struct Pointer {
     #[serde(rename = "_id")]
     pub id: String,
     pub active: String,
-    /// Kept generations, newest first; still written, so rollback is lossless.
+    /// Kept generations, newest first; not written to (a rollback catches one up from the log).
     #[serde(default)]
     pub previous: Vec<String>,
+    /// The read model's position when each previous generation stopped taking live writes; a generation missing
+    /// here (kept before positions were recorded) is caught up from the start of the log.
+    #[serde(default)]
+    pub stopped_at: BTreeMap<String, i64>,
     #[serde(default)]
     pub building: Option<Build>,
+    /// The previous generation a rollback is catching up: written to live again until it is active.
+    #[serde(default)]
+    pub rejoining: Option<String>,
     /// Generations created so far (names the next one).
     #[serde(default)]
     pub created: i64,
@@ -72,7 +84,9 @@ impl Default for Pointer {
             id: POINTER_ID.to_owned(),
             active: COLLECTION.to_owned(),
             previous: Vec::new(),
+            stopped_at: BTreeMap::new(),
             building: None,
+            rejoining: None,
             created: 0,
             revision: 0,
             switched_at: None,
@@ -81,10 +95,16 @@ impl Default for Pointer {
 }
 
 impl Pointer {
-    /// Every generation the projector writes to, in write order: building, active, previous.
+    /// Every generation the projector writes to, in write order: building, active, rejoining.
     pub fn live(&self) -> Vec<String> {
         let building = self.building.iter().map(|b| b.name.clone());
-        building.chain(std::iter::once(self.active.clone())).chain(self.previous.iter().cloned()).collect()
+        building.chain(std::iter::once(self.active.clone())).chain(self.rejoining.iter().cloned()).collect()
+    }
+
+    /// The generation a rollback goes back to, and the position from which the log must be replayed into it.
+    pub fn rollback_target(&self) -> Option<(String, i64)> {
+        let back = self.previous.first()?;
+        Some((back.clone(), self.stopped_at.get(back).copied().unwrap_or(0)))
     }
 }
 
@@ -196,20 +216,26 @@ impl Generations {
         bounded(update).await.map(drop)
     }
 
-    /// Makes the building generation `name` the active one; the active one becomes the newest previous. Returns
-    /// the new pointer and the generations no longer kept (`keep` counts the active one), to be dropped.
-    pub async fn switch(&self, name: &str, keep: usize) -> Result<(Pointer, Vec<String>), PointerError> {
+    /// Makes the building generation `name` the active one; the active one becomes the newest previous, stopped at
+    /// `position` (the read model's position read before this call). Returns the new pointer and the generations no
+    /// longer kept (`keep` counts the active one), to be dropped.
+    pub async fn switch(&self, name: &str, keep: usize, position: i64) -> Result<(Pointer, Vec<String>), PointerError> {
         let seen = self.load().await?;
         if seen.building.as_ref().is_none_or(|b| b.name != name) {
             return Err(PointerError::NotBuilding(name.to_owned()));
         }
         let mut previous = vec![seen.active.clone()];
-        previous.extend(seen.previous.iter().cloned());
+        previous.extend(seen.previous.iter().filter(|p| Some(*p) != seen.rejoining.as_ref()).cloned());
         let dropped = previous.split_off(keep.saturating_sub(1).min(previous.len()));
+        let mut stopped_at = seen.stopped_at.clone();
+        stopped_at.insert(seen.active.clone(), position);
+        stopped_at.retain(|generation, _| previous.contains(generation));
         let next = Pointer {
             active: name.to_owned(),
             previous,
+            stopped_at,
             building: None,
+            rejoining: None,
             switched_at: Some(DateTime::now()),
             ..seen.clone()
         };
@@ -239,14 +265,46 @@ impl Generations {
         self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await.map(drop)
     }
 
-    /// Makes the newest previous generation active again; the active one becomes the newest previous, so a second
-    /// rollback rolls forward.
-    pub async fn rollback(&self) -> Result<Pointer, PointerError> {
+    /// Lets the newest previous generation take live writes again, for a rollback to catch it up; returns it and
+    /// the position from which the log must be replayed into it.
+    pub async fn begin_rollback(&self) -> Result<(String, i64), PointerError> {
         let seen = self.load().await?;
-        let Some((back, older)) = seen.previous.split_first() else { return Err(PointerError::NothingToRollBack) };
+        let (back, from) = seen.rollback_target().ok_or(PointerError::NothingToRollBack)?;
+        self.compare_and_set(&seen, Pointer { rejoining: Some(back.clone()), ..seen.clone() }).await?;
+        Ok((back, from))
+    }
+
+    /// Stops a rollback that could not finish: the rejoining generation takes no live writes any more.
+    pub async fn end_rejoin(&self) -> Result<(), PointerError> {
+        let seen = self.load().await?;
+        if seen.rejoining.is_none() {
+            return Ok(());
+        }
+        self.compare_and_set(&seen, Pointer { rejoining: None, ..seen.clone() }).await.map(drop)
+    }
+
+    /// Makes the rejoining generation `back` (the newest previous one, caught up) active again; the active one
+    /// becomes the newest previous, stopped at `position` (read before this call), so a second rollback rolls
+    /// forward.
+    pub async fn rollback(&self, back: &str, position: i64) -> Result<Pointer, PointerError> {
+        let seen = self.load().await?;
+        let Some((first, older)) = seen.previous.split_first() else { return Err(PointerError::NothingToRollBack) };
+        if first != back || seen.rejoining.as_deref() != Some(back) {
+            return Err(PointerError::Raced);
+        }
         let mut previous = vec![seen.active.clone()];
         previous.extend(older.iter().cloned());
-        let next = Pointer { active: back.clone(), previous, switched_at: Some(DateTime::now()), ..seen.clone() };
+        let mut stopped_at = seen.stopped_at.clone();
+        stopped_at.remove(back);
+        stopped_at.insert(seen.active.clone(), position);
+        let next = Pointer {
+            active: back.to_owned(),
+            previous,
+            stopped_at,
+            rejoining: None,
+            switched_at: Some(DateTime::now()),
+            ..seen.clone()
+        };
         self.compare_and_set(&seen, next).await
     }
 }
@@ -256,11 +314,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_projector_writes_building_then_active_then_previous() {
+    fn the_projector_writes_building_then_active_then_rejoining_and_never_a_resting_previous_one() {
         let now = DateTime::from_millis(0);
-        let pointer = Pointer {
+        let mut pointer = Pointer {
             active: "order_views_v2".to_owned(),
-            previous: vec!["order_views_v1".to_owned()],
+            previous: vec!["order_views_v1".to_owned(), COLLECTION.to_owned()],
+            stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40)]),
             building: Some(Build {
                 name: "order_views_v3".to_owned(),
                 started_at: now,
@@ -270,7 +329,23 @@ mod tests {
             }),
             ..Pointer::default()
         };
+        assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2"]);
+        pointer.rejoining = Some("order_views_v1".to_owned());
         assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2", "order_views_v1"]);
         assert_eq!(Pointer::default().live(), [COLLECTION]);
+    }
+
+    #[test]
+    fn a_rollback_replays_from_where_the_previous_generation_stopped_or_from_the_start_when_unknown() {
+        let mut pointer = Pointer {
+            active: "order_views_v2".to_owned(),
+            previous: vec!["order_views_v1".to_owned()],
+            stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40)]),
+            ..Pointer::default()
+        };
+        assert_eq!(pointer.rollback_target(), Some(("order_views_v1".to_owned(), 40)));
+        pointer.stopped_at.clear();
+        assert_eq!(pointer.rollback_target(), Some(("order_views_v1".to_owned(), 0)));
+        assert_eq!(Pointer::default().rollback_target(), None);
     }
 }

@@ -150,9 +150,10 @@ impl Views {
         bounded(self.active().await?.find_one(doc! { "_id": id.to_string() })).await
     }
 
-    /// Writes `views` to every live generation — building, active, previous: in that order, so a generation about
-    /// to serve reads is never behind one already serving them — one `update` command per generation for all of
-    /// them, journaled once. The outcomes are the active generation's, one per view.
+    /// Writes `views` to every live generation — building, active, rejoining: in that order, so a generation about
+    /// to serve reads is never behind one already serving them; in the steady state, the active one alone — one
+    /// `update` command per generation for all of them, journaled once. The outcomes are the active generation's,
+    /// one per view.
     pub async fn apply_all(&self, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let pointer = self.generations.current().await?;
         let mut outcomes = vec![ApplyOutcome::Stale; views.len()];
