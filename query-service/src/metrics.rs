@@ -20,6 +20,8 @@ pub struct QueryMetrics {
     pub position: IntGauge,
     /// Commands sent to MongoDB, by name (`find`, `update`, …).
     pub mongodb_commands: IntCounterVec,
+    /// Views in each write round of the projector (one `update` command per live generation).
+    pub batch_views: Histogram,
     waits: IntCounterVec,
     wait_duration: Histogram,
     /// Views the sampler compared with the log.
@@ -51,6 +53,16 @@ impl QueryMetrics {
                 IntCounterVec::new(
                     Opts::new("mongodb_commands_total", "Commands sent to MongoDB, by command name."),
                     &["command"],
+                )?,
+            )?,
+            batch_views: registered(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "projector_batch_views",
+                        "Views the projector writes per round (one update command per live generation).",
+                    )
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
                 )?,
             )?,
             events: registered(

@@ -3,16 +3,18 @@
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::Acker;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use service_runtime::{amqp, retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{ack_through, HeldAcks};
 use super::batch::{self, Message};
 use super::Slowdown;
 use crate::metrics::{EventOutcome, QueryMetrics};
@@ -106,9 +108,19 @@ async fn consume(
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
     let mut health = tokio::time::interval(Duration::from_secs(2));
+    let mut held: HeldAcks<Acker> = HeldAcks::default();
+    let hold_limit = usize::from(settings.prefetch.max(2)) / 2;
     let result = loop {
+        let settle_at = held.due_at();
         let first = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
+            () = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
+                match settle(&mut held, views, shutdown).await {
+                    Ok(true) => continue,
+                    Ok(false) => break Ok(()),
+                    Err(err) => break Err(err),
+                }
+            }
             _ = health.tick() => {
                 if connection.status().connected() && channel.status().connected() {
                     sample_queue_depth(&channel, settings).await;
@@ -135,16 +147,21 @@ async fn consume(
             Err(err) => break Err(err),
         };
         match handle_batch(&batch, settings, views, &gaps, waiters, &dead_letters, shutdown).await {
-            Ok(Some(notices)) => {
+            Ok(Some((notices, position))) => {
                 for notice in notices {
                     notices::publish(&channel, &notice_exchange, notice).await?;
                 }
-                // One ack for the whole batch. An ack on a connection the broker dropped may never resolve; the
-                // deliveries come back anyway.
-                let last = batch.last().map(|d| d.acker.clone());
-                if let Some(acker) = last {
-                    let multiple = BasicAckOptions { multiple: true };
-                    amqp::within(Duration::from_secs(5), "an ack", acker.ack(multiple)).await?;
+                // One ack for the batches written, once the position they carry is stored (see `acks`). An ack on
+                // a connection the broker dropped may never resolve; the deliveries come back anyway.
+                if let Some(last) = batch.last() {
+                    held.hold(last.acker.clone(), batch.len(), position, Instant::now());
+                }
+                if held.due(Instant::now(), hold_limit) {
+                    match settle(&mut held, views, shutdown).await {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(()),
+                        Err(err) => break Err(err),
+                    }
                 }
             }
             // Shutting down mid-retry: leave the deliveries unacked; the broker gives them to the next consumer.
@@ -153,8 +170,34 @@ async fn consume(
         }
     };
     settings.consuming.store(false, Ordering::Relaxed);
+    if result.is_ok() {
+        // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
+        let (position, last) = held.take();
+        let stored = match position {
+            Some(position) => views.advance_position(position).await.is_ok(),
+            None => true,
+        };
+        if let (true, Some(last)) = (stored, last) {
+            let _ = ack_through(&last).await;
+        }
+    }
     let _ = connection.close(200, "projector stopping".into()).await;
     result
+}
+
+/// Stores the newest position the held batches carry, then acks them all. `Ok(false)` when shutdown came first
+/// (they stay unacked and come back).
+async fn settle(held: &mut HeldAcks<Acker>, views: &Views, shutdown: &CancellationToken) -> lapin::Result<bool> {
+    let (position, last) = held.take();
+    if let Some(position) = position {
+        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
+            return Ok(false);
+        }
+    }
+    if let Some(last) = last {
+        ack_through(&last).await?;
+    }
+    Ok(true)
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A
@@ -187,9 +230,10 @@ async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
 }
 
 /// Handles a batch as [`batch::plan`] sorts it: its events are written together, then its newest checkpoint is
-/// recorded (every event before a checkpoint is in the batch or an earlier one, so once the batch is written the
+/// announced (every event before a checkpoint is in the batch or an earlier one, so once the batch is written the
 /// position may pass it), and what cannot be read is dead-lettered, an event of the log with its gap recorded first.
-/// Returns the notices to send, or `None` when shutdown interrupted it.
+/// Returns the notices to send and the position to store before the batch is acked, or `None` when shutdown
+/// interrupted it.
 async fn handle_batch(
     deliveries: &[Delivery],
     settings: &ConsumerSettings,
@@ -198,7 +242,7 @@ async fn handle_batch(
     waiters: &VersionWaiters,
     dead_letters: &Channel,
     shutdown: &CancellationToken,
-) -> lapin::Result<Option<Vec<Notice>>> {
+) -> lapin::Result<Option<(Vec<Notice>, Option<i64>)>> {
     let plan = batch::plan(deliveries.iter().map(message));
     for (index, dead) in &plan.dead_letters {
         tracing::warn!(reason = %dead.reason, kind = dead.kind, "dead-lettering a message");
@@ -232,15 +276,13 @@ async fn handle_batch(
     if with_retries(shutdown, "closing gaps", || gaps.close(&applied)).await.is_none() {
         return Ok(None);
     }
+    // The position is announced now and stored with the batch's ack (see `acks`).
     if let Some(position) = plan.checkpoint {
-        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
-            return Ok(None);
-        }
         waiters.announce_position(position);
         settings.metrics.position.set(position);
         notices.push(Notice::Position { position });
     }
-    Ok(Some(notices))
+    Ok(Some((notices, plan.checkpoint)))
 }
 
 /// What [`batch::plan`] reads of a delivery.
@@ -317,6 +359,7 @@ async fn apply_events(
             break;
         }
         let batch: Vec<StoredView> = pending.iter().map(|&i| all[i].clone()).collect();
+        settings.metrics.batch_views.observe(batch.len() as f64);
         let outcomes = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await?;
         let written = time::OffsetDateTime::now_utc();
         let round = batch::settle(&pending, outcomes, attempt, VIEW_WRITE_ATTEMPTS);

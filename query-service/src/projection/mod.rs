@@ -2,7 +2,8 @@
 //!
 //! One durable queue, with a single active consumer, is bound to the events exchange. The deliveries that have
 //! already arrived form one batch: each is decoded, their views are written with the version guard in one write per
-//! generation, announced to waiting reads, and only then acknowledged (one ack for the batch). A message that is
+//! live generation, announced to waiting reads, and only then acknowledged (one ack for the batches written, once the
+//! position they carry is stored: at most once a second, see `acks`). A message that is
 //! not an event this service knows goes to the dead-letter queue `<queue>.dlq` with the reason in its headers, and
 //! is acked, so it never blocks the queue. When MongoDB is down the batch stays unacked and is retried with
 //! backoff: nothing is lost, and a crash returns it to the queue.
@@ -17,9 +18,11 @@
 //!
 //! `query-service dlq redrive` ([`redrive`]) moves dead letters back to the queue after a fix.
 //!
-//! The relay's checkpoint markers travel in the same queue; handling one records the read model's position
-//! (every event up to it applied) in MongoDB and announces it to list reads waiting for `minPosition`.
+//! The relay's checkpoint markers travel in the same queue; handling one announces the read model's position (every
+//! event up to it applied) to list reads waiting for `minPosition` at once, and stores it in MongoDB before the
+//! batch is acked.
 
+mod acks;
 mod batch;
 mod consumer;
 mod mapping;

@@ -203,3 +203,45 @@ async fn a_list_read_whose_range_holds_a_dead_lettered_event_names_the_missing_p
     .await;
     app.stop().await;
 }
+
+/// In the steady state the read store takes one write command per projector batch: the views' `update`. The read
+/// model's position is stored at most about once a second (and before the batches that carry it are acked), not
+/// once per batch.
+#[tokio::test]
+async fn the_steady_state_costs_one_write_command_per_projector_batch() {
+    const ORDERS: usize = 30;
+    let app = TestApp::spawn().await;
+    let (warm, _) = app.place_order("cust-warm").await;
+    let ready = app.query_url(&format!("/queries/orders/{warm}?minVersion=1&waitMs=5000"));
+    assert_eq!(app.http.get(ready).send().await.expect("GET").status(), 200);
+    let counters = async || {
+        let text =
+            app.http.get(app.query_url("/metrics")).send().await.expect("GET /metrics").text().await.expect("text");
+        let sample = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (sample("mongodb_commands_total{command=\"update\"} "), sample("projector_batch_views_count "))
+    };
+    let (updates_before, batches_before) = counters().await;
+    let started = std::time::Instant::now();
+    // One order at a time, each read back at its version: a batch (and a checkpoint) per order.
+    for n in 0..ORDERS {
+        let (id, version) = app.place_order(&format!("cust-steady-{n}")).await;
+        let url = app.query_url(&format!("/queries/orders/{id}?minVersion={version}&waitMs=5000"));
+        assert_eq!(app.http.get(url).send().await.expect("GET").status(), 200);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (updates, batches) = counters().await;
+    let (updates, batches) = (updates - updates_before, batches - batches_before);
+    assert!(batches >= ORDERS as f64, "a batch per order at least: {batches}");
+    // The position's writes: at most one a second, plus the one that settles the run's tail.
+    let allowed = batches + seconds.ceil() + 1.0;
+    assert!(
+        updates <= allowed,
+        "{updates} update commands for {batches} batches in {seconds:.1} s (at most {allowed})"
+    );
+    app.stop().await;
+}

@@ -15,7 +15,7 @@ use crate::stats::{Latencies, Table};
 use crate::Setup;
 
 /// Commands at `per_second` for `seconds`; returns (command latency from the scheduled send, freshness, reads 200).
-async fn run_at(setup: &Setup, per_second: u64, seconds: u64) -> (Latencies, Latencies, usize, usize) {
+pub async fn run_at(setup: &Setup, per_second: u64, seconds: u64) -> (Latencies, Latencies, usize, usize) {
     let commands = Arc::new(Mutex::new(Latencies::new()));
     let fresh = Arc::new(Mutex::new(Latencies::new()));
     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -106,7 +106,14 @@ async fn hops(setup: &Setup, samples: usize) -> anyhow::Result<(Latencies, Laten
     Ok((confirm, consume, upsert))
 }
 
-pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64) -> anyhow::Result<()> {
+/// The raw hops' p50 and p99 (sums of the three), measured alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64) -> anyhow::Result<Floor> {
     let (confirm, consume, upsert) = hops(setup, 300).await?;
     let floor50 = confirm.ms(0.5) + consume.ms(0.5) + upsert.ms(0.5);
     let floor99 = confirm.ms(0.99) + consume.ms(0.99) + upsert.ms(0.99);
@@ -118,10 +125,12 @@ pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64) -> anyhow::
         "",
     );
     for per_second in [50, 200, 500] {
+        let load = Load::start(setup);
         let (commands, fresh, ok, total) = run_at(setup, per_second, seconds).await;
+        let busiest = load.busiest();
         table.add(
             &format!("freshness at {per_second} commands/s ({total})"),
-            format!("{} (commands {})", fresh.summary(), commands.summary()),
+            format!("{} (commands {}); busiest: {busiest}", fresh.summary(), commands.summary()),
             format!("{floor50:.2} / {floor99:.2} ms (p50 / p99 of hops)"),
             Some(fresh.ms(0.99) / floor99),
             if per_second == 200 { "p99 ≤ 25 ms" } else { "" },
@@ -134,5 +143,58 @@ pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64) -> anyhow::
             "",
         );
     }
-    Ok(())
+    Ok(Floor { p50: floor50, p99: floor99 })
+}
+
+/// CPU use of every process on the pipeline over one run, to tell which one saturates.
+pub struct Load {
+    started: Instant,
+    processes: Vec<(String, String, f64)>,
+}
+
+impl Load {
+    /// Starts counting: the services, the bench, the MongoDB-wire server and RabbitMQ (found by their command line).
+    pub fn start(setup: &Setup) -> Self {
+        let mut processes = vec![
+            ("command-service".to_owned(), setup.command.stat_path()),
+            ("query-service".to_owned(), setup.query.stat_path()),
+            ("bench".to_owned(), "/proc/self/stat".to_owned()),
+        ];
+        for (name, needle) in [("MongoDB stand-in", "secantusd"), ("RabbitMQ", "beam.smp")] {
+            if let Some(pid) = crate::procs::find_process(needle) {
+                processes.push((name.to_owned(), format!("/proc/{pid}/stat")));
+            }
+        }
+        let processes = processes
+            .into_iter()
+            .map(|(name, path)| {
+                let cpu = crate::procs::cpu_seconds(&path);
+                (name, path, cpu)
+            })
+            .collect();
+        Self { started: Instant::now(), processes }
+    }
+
+    /// CPU use since [`Load::start`], per process, as a share of one core: busiest first.
+    pub fn shares(&self) -> Vec<(String, f64)> {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let mut shares: Vec<(String, f64)> = self
+            .processes
+            .iter()
+            .map(|(name, path, before)| (name.clone(), (crate::procs::cpu_seconds(path) - before) / elapsed))
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        shares
+    }
+
+    /// `MongoDB stand-in 98 %, query-service 31 %`: the two busiest processes.
+    pub fn busiest(&self) -> String {
+        let shares = self.shares();
+        shares
+            .iter()
+            .take(2)
+            .map(|(name, share)| format!("{name} {:.0} %", share * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

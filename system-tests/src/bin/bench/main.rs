@@ -1,4 +1,5 @@
-//! The benchmark suite: every figure next to the raw limit of the component underneath, measured in the same run.
+//! The benchmark suite: every figure next to the raw limit of the component underneath, measured in the same run,
+//! and what each unit of work costs in machine-independent units (round trips, MongoDB commands, CPU per unit).
 //!
 //! `scripts/bench` (builds the release binaries, then runs this); `scripts/bench --full` for the long form (5× the
 //! commands and open-loop durations, 100k projector events). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
@@ -7,10 +8,13 @@
 //! removes what it made.
 
 mod commands;
+mod cost;
 mod freshness;
+mod memory;
 mod procs;
 mod reads;
 mod stats;
+mod sweep;
 mod throughput;
 
 use std::time::{Duration, Instant};
@@ -97,12 +101,20 @@ async fn main() -> anyhow::Result<()> {
     let setup = Setup { names, postgres, amqp_url, mongodb_uri, http, pool, command, query };
 
     let mut table = Table::default();
+    cost::commands(&setup, &mut table).await?;
     let placed = commands::measure(&setup, &mut table, scale).await?;
     commands::read_your_writes(&setup, &mut table, 2_000 * scale).await?;
-    freshness::measure(&setup, &mut table, 10 * scale as u64).await?;
     let ids: Vec<String> = placed.into_iter().map(|(id, _)| id).collect();
+    cost::reads(&setup, &mut table, &ids).await?;
+    let floor = freshness::measure(&setup, &mut table, 10 * scale as u64).await?;
     reads::measure(&setup, &mut table, &ids, 10).await?;
     let (command_rss, query_rss) = (setup.command.peak_rss_mib(), setup.query.peak_rss_mib());
+    memory::measure(&setup, &mut table, &ids).await?;
+    let points = sweep::measure(&setup, &mut table, 10 * scale as u64, floor).await?;
+    if std::path::Path::new("docs").is_dir() {
+        sweep::plot(&points, "docs/freshness.svg")?;
+        println!("  plot: docs/freshness.svg");
+    }
     let relay_rss = throughput::relay(&setup, &mut table, 100_000).await?;
     // The stand-in's writes slow down as a collection grows: 100k events alone take about ten minutes here.
     let projector_rss = throughput::projector(&setup, &mut table, if full { 100_000 } else { 20_000 }).await?;

@@ -65,6 +65,26 @@ impl Service {
             .map_or(0.0, |kib| kib / 1024.0)
     }
 
+    /// Resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The process's `/proc/<pid>/stat`.
+    pub fn stat_path(&self) -> String {
+        format!("/proc/{}/stat", self.child.id())
+    }
+
+    /// User + system CPU time the process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// SIGTERM, then wait (graceful shutdown).
     pub fn stop(mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -76,4 +96,33 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`: 100 on every Linux the services run on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU time of the process whose `stat` file is at `path`, in seconds (0 when it cannot be read).
+pub fn cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after its closing parenthesis; utime and
+    // stime are the 14th and 15th fields of the line.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+}
+
+/// CPU time this bench process has used so far (the raw baselines run in it), in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds("/proc/self/stat")
+}
+
+/// The first process whose command line contains `needle` (not this one).
+pub fn find_process(needle: &str) -> Option<u32> {
+    let own = std::process::id();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        (pid != own && String::from_utf8_lossy(&cmdline).contains(needle)).then_some(pid)
+    })
 }
