@@ -2,7 +2,8 @@
 //! and what each unit of work costs in machine-independent units (round trips, MongoDB commands, CPU per unit).
 //!
 //! `scripts/bench` (builds the release binaries, then runs this); `scripts/bench --full` for the long form (5× the
-//! commands and open-loop durations, 100k projector events). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
+//! commands and open-loop durations, 100k projector events); `--only cost,reads,memory,sweep,relay,projector` for
+//! some stages (the closed-loop commands and the fixed freshness rows always run). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
 //! `TEST_POSTGRES_URL`, `TEST_AMQP_URL`, `TEST_MONGODB_URI` as for the tests). Starts the services as processes of
 //! their own on fresh databases and queues, prints each row as it is measured and a Markdown table at the end, and
 //! removes what it made.
@@ -101,23 +102,41 @@ async fn main() -> anyhow::Result<()> {
     let setup = Setup { names, postgres, amqp_url, mongodb_uri, http, pool, command, query };
 
     let mut table = Table::default();
-    cost::commands(&setup, &mut table).await?;
+    // `--only a,b`: just those stages (commands always run: the others read their orders).
+    let only: Option<Vec<String>> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .map(|stages| stages.split(',').map(str::to_owned).collect());
+    let runs = |stage: &str| only.as_ref().is_none_or(|only| only.iter().any(|s| s == stage));
+    if runs("cost") {
+        cost::commands(&setup, &mut table).await?;
+    }
     let placed = commands::measure(&setup, &mut table, scale).await?;
     commands::read_your_writes(&setup, &mut table, 2_000 * scale).await?;
     let ids: Vec<String> = placed.into_iter().map(|(id, _)| id).collect();
-    cost::reads(&setup, &mut table, &ids).await?;
-    let floor = freshness::measure(&setup, &mut table, 10 * scale as u64).await?;
-    reads::measure(&setup, &mut table, &ids, 10).await?;
-    let (command_rss, query_rss) = (setup.command.peak_rss_mib(), setup.query.peak_rss_mib());
-    memory::measure(&setup, &mut table, &ids).await?;
-    let points = sweep::measure(&setup, &mut table, 10 * scale as u64, floor).await?;
-    if std::path::Path::new("docs").is_dir() {
-        sweep::plot(&points, "docs/freshness.svg")?;
-        println!("  plot: docs/freshness.svg");
+    if runs("cost") {
+        cost::reads(&setup, &mut table, &ids).await?;
     }
-    let relay_rss = throughput::relay(&setup, &mut table, 100_000).await?;
+    let floor = freshness::measure(&setup, &mut table, 10 * scale as u64).await?;
+    if runs("reads") {
+        reads::measure(&setup, &mut table, &ids, 10).await?;
+    }
+    let (command_rss, query_rss) = (setup.command.peak_rss_mib(), setup.query.peak_rss_mib());
+    if runs("memory") {
+        memory::measure(&setup, &mut table, &ids).await?;
+    }
+    if runs("sweep") {
+        let points = sweep::measure(&setup, &mut table, 10 * scale as u64, floor).await?;
+        if std::path::Path::new("docs").is_dir() {
+            sweep::plot(&points, "docs/freshness.svg")?;
+            println!("  plot: docs/freshness.svg");
+        }
+    }
+    let relay_rss = if runs("relay") { throughput::relay(&setup, &mut table, 100_000).await? } else { 0.0 };
     // The stand-in's writes slow down as a collection grows: 100k events alone take about ten minutes here.
-    let projector_rss = throughput::projector(&setup, &mut table, if full { 100_000 } else { 20_000 }).await?;
+    let projector_events = if full { 100_000 } else { 20_000 };
+    let projector_rss =
+        if runs("projector") { throughput::projector(&setup, &mut table, projector_events).await? } else { 0.0 };
     for (name, rss) in [
         ("peak RSS command-service (serve + relay)", command_rss),
         ("peak RSS query-service (serve + projector)", query_rss),

@@ -1,6 +1,7 @@
 //! Memory per parked read: the resident set of a query-service with 1,000 and then 10,000 waiting reads parked on
-//! versions that never come; the slope between the two is what one more parked read costs. Run for each allocator
-//! setting the process can be started with.
+//! versions that never come; the slope between the two is what one more parked read costs — next to what an open
+//! connection costs before it sends anything. Run for each allocator setting the process can be started with
+//! (mimalloc, which needs another build, was measured apart: docs/benchmarks.md).
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +13,14 @@ use crate::Setup;
 const FEW: usize = 1_000;
 const MANY: usize = 10_000;
 
-/// Waits until the service's `waiting_reads` gauge reaches `count` (or 60 s pass).
+/// Waits until the service's `reads_waiting` gauge reaches `count` (or 60 s pass).
 async fn parked(http: &reqwest::Client, service: &Service, count: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = http.get(service.url("/metrics")).send().await?.text().await?;
         let waiting = text
             .lines()
-            .find_map(|line| line.strip_prefix("waiting_reads "))
+            .find_map(|line| line.strip_prefix("reads_waiting "))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
         if waiting as usize >= count {
@@ -70,8 +71,43 @@ async fn slope(setup: &Setup, ids: &[String], extra: &[(&str, String)]) -> anyho
     Ok(((many - few) / (MANY - FEW) as f64, few / 1024.0, many / 1024.0))
 }
 
+/// The RSS slope per open connection that has sent nothing yet, in KiB: what a connection costs before any request.
+async fn connection_slope(setup: &Setup) -> anyhow::Result<f64> {
+    let env = [
+        ("AMQP_URL", setup.amqp_url.clone()),
+        ("AMQP_EXCHANGE", setup.names.exchange.clone()),
+        ("AMQP_QUEUE", format!("{}.memory", setup.names.queue)),
+        ("MONGODB_URI", setup.mongodb_uri.clone()),
+        ("MONGODB_DATABASE", setup.names.database.clone()),
+        ("PROJECTOR_ENABLED", "false".to_owned()),
+    ];
+    let service = Service::start("query-service (open connections)", "query-service", &[], &env).await?;
+    let address = format!("127.0.0.1:{}", service.port);
+    let mut open = Vec::with_capacity(MANY);
+    let mut connect = async |count: usize| -> anyhow::Result<f64> {
+        while open.len() < count {
+            open.push(tokio::net::TcpStream::connect(&address).await?);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(service.rss_kib())
+    };
+    let few = connect(FEW).await?;
+    let many = connect(MANY).await?;
+    drop(open);
+    service.stop();
+    Ok((many - few) / (MANY - FEW) as f64)
+}
+
 pub async fn measure(setup: &Setup, table: &mut Table, ids: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(!ids.is_empty(), "no orders to park reads on");
+    let per_connection = connection_slope(setup).await?;
+    table.add(
+        "memory per open connection, no request yet (glibc malloc)",
+        format!("{per_connection:.1} KiB"),
+        "".to_owned(),
+        None,
+        "",
+    );
     for (allocator, extra) in [
         ("glibc malloc (default)", vec![]),
         ("glibc malloc, MALLOC_ARENA_MAX=2", vec![("MALLOC_ARENA_MAX", "2".to_owned())]),
