@@ -62,6 +62,9 @@ pub fn total(commands: &BTreeMap<String, f64>) -> f64 {
     commands.iter().filter(|(name, _)| !name.starts_with("projector_")).map(|(_, n)| n).sum()
 }
 
+/// The URL of read `n`.
+type UrlOf<'a> = &'a dyn Fn(usize) -> String;
+
 /// One kind of command for the counting run: its name and the request for unit `n`.
 type Kind<'a> = (&'a str, Box<dyn Fn(usize) -> (String, Option<String>, Value) + 'a>);
 
@@ -162,14 +165,7 @@ pub async fn commands(setup: &Setup, table: &mut Table) -> anyhow::Result<()> {
 /// that does not project, and list reads. Needs the views of the orders in `ids`.
 pub async fn reads(setup: &Setup, table: &mut Table, ids: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(!ids.is_empty(), "no orders to read");
-    let env = [
-        ("AMQP_URL", setup.amqp_url.clone()),
-        ("AMQP_EXCHANGE", setup.names.exchange.clone()),
-        ("AMQP_QUEUE", format!("{}.replica", setup.names.queue)),
-        ("MONGODB_URI", setup.mongodb_uri.clone()),
-        ("MONGODB_DATABASE", setup.names.database.clone()),
-        ("PROJECTOR_ENABLED", "false".to_owned()),
-    ];
+    let env = setup.replica_env("replica");
     let replica = Service::start("query-service replica", "query-service", &[], &env).await?;
     let http = &setup.http;
     let measure = async |service: &Service,
@@ -186,23 +182,18 @@ pub async fn reads(setup: &Setup, table: &mut Table, ids: &[String]) -> anyhow::
     };
     let query = &setup.query;
     let cold = |n: usize| query.url(&format!("/queries/orders/{}", ids[n % ids.len()]));
-    let (commands, cpu_ms) = measure(query, UNITS, &cold).await?;
-    table.add(
-        &format!("cost per read: cold, by id ({UNITS})"),
-        format!("MongoDB {} per read; CPU {cpu_ms:.3} ms", per_unit(&commands, UNITS as f64)),
-        "1 find".to_owned(),
-        Some(total(&commands) / UNITS as f64),
-        "1 command",
-    );
     let list = |n: usize| query.url(&format!("/queries/orders?customerId=bench-{}&limit=20", n % 100));
-    let (commands, cpu_ms) = measure(query, UNITS, &list).await?;
-    table.add(
-        &format!("cost per read: list page of 20 ({UNITS})"),
-        format!("MongoDB {} per read; CPU {cpu_ms:.3} ms", per_unit(&commands, UNITS as f64)),
-        "1 find".to_owned(),
-        Some(total(&commands) / UNITS as f64),
-        "",
-    );
+    let kinds: [(&str, UrlOf, &str); 2] = [("cold, by id", &cold, "1 command"), ("list page of 20", &list, "")];
+    for (kind, read, target) in kinds {
+        let (commands, cpu_ms) = measure(query, UNITS, read).await?;
+        table.add(
+            &format!("cost per read: {kind} ({UNITS})"),
+            format!("MongoDB {} per read; CPU {cpu_ms:.3} ms", per_unit(&commands, UNITS as f64)),
+            "1 find".to_owned(),
+            Some(total(&commands) / UNITS as f64),
+            target,
+        );
+    }
 
     // Woken reads: each order placed while the read waits for it, on the projecting replica and on the other one.
     let woken = 300;

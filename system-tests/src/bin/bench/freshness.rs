@@ -146,20 +146,36 @@ pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64) -> anyhow::
     Ok(Floor { p50: floor50, p99: floor99 })
 }
 
-/// CPU use of every process on the pipeline over one run, to tell which one saturates.
+/// CPU use of every process on the pipeline over one run, and of the whole machine, to tell what saturates.
 pub struct Load {
     started: Instant,
     processes: Vec<(String, String, f64)>,
+    machine: (f64, f64),
+}
+
+/// Busy and total CPU time of the whole machine so far, in ticks (`/proc/stat`).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let total: f64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
 }
 
 impl Load {
     /// Starts counting: the services, the bench, the MongoDB-wire server and RabbitMQ (found by their command line).
     pub fn start(setup: &Setup) -> Self {
-        let mut processes = vec![
+        Self::of(vec![
             ("command-service".to_owned(), setup.command.stat_path()),
             ("query-service".to_owned(), setup.query.stat_path()),
             ("bench".to_owned(), "/proc/self/stat".to_owned()),
-        ];
+        ])
+    }
+
+    /// Starts counting `processes` (name, stat path), the MongoDB-wire server and RabbitMQ.
+    pub fn of(mut processes: Vec<(String, String)>) -> Self {
         for (name, needle) in [("MongoDB stand-in", "secantusd"), ("RabbitMQ", "beam.smp")] {
             if let Some(pid) = crate::procs::find_process(needle) {
                 processes.push((name.to_owned(), format!("/proc/{pid}/stat")));
@@ -172,7 +188,7 @@ impl Load {
                 (name, path, cpu)
             })
             .collect();
-        Self { started: Instant::now(), processes }
+        Self { started: Instant::now(), processes, machine: machine_ticks() }
     }
 
     /// CPU use since [`Load::start`], per process, as a share of one core: busiest first.
@@ -187,14 +203,15 @@ impl Load {
         shares
     }
 
-    /// `MongoDB stand-in 98 %, query-service 31 %`: the two busiest processes.
+    /// `machine 96 % of 2 cores; MongoDB stand-in 58 %, query-service 31 %`: how busy the machine was, and the two
+    /// busiest processes (in shares of one core).
     pub fn busiest(&self) -> String {
         let shares = self.shares();
-        shares
-            .iter()
-            .take(2)
-            .map(|(name, share)| format!("{name} {:.0} %", share * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let (busy, total) = machine_ticks();
+        let machine = (busy - self.machine.0) / (total - self.machine.1).max(1.0);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let top: Vec<String> =
+            shares.iter().take(2).map(|(name, share)| format!("{name} {:.0} %", share * 100.0)).collect();
+        format!("machine {:.0} % of {cores} cores; {}", machine * 100.0, top.join(", "))
     }
 }

@@ -38,6 +38,21 @@ pub struct Setup {
     pub query: Service,
 }
 
+impl Setup {
+    /// The environment of one more query-service on this run's exchange and database that does not project (its
+    /// queue, named with `role`, is never consumed).
+    pub fn replica_env(&self, role: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("AMQP_EXCHANGE", self.names.exchange.clone()),
+            ("AMQP_QUEUE", format!("{}.{role}", self.names.queue)),
+            ("MONGODB_URI", self.mongodb_uri.clone()),
+            ("MONGODB_DATABASE", self.names.database.clone()),
+            ("PROJECTOR_ENABLED", "false".to_owned()),
+        ]
+    }
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }

@@ -32,17 +32,10 @@ async fn parked(http: &reqwest::Client, service: &Service, count: usize) -> anyh
 }
 
 /// The RSS slope per parked read, in KiB, for a query-service started with `extra` environment.
-async fn slope(setup: &Setup, ids: &[String], extra: &[(&str, String)]) -> anyhow::Result<(f64, f64, f64)> {
-    let mut env = vec![
-        ("AMQP_URL", setup.amqp_url.clone()),
-        ("AMQP_EXCHANGE", setup.names.exchange.clone()),
-        ("AMQP_QUEUE", format!("{}.memory", setup.names.queue)),
-        ("MONGODB_URI", setup.mongodb_uri.clone()),
-        ("MONGODB_DATABASE", setup.names.database.clone()),
-        ("PROJECTOR_ENABLED", "false".to_owned()),
-        ("READS_PER_CLIENT", (MANY + 100).to_string()),
-        ("READS_MAX", (MANY + 100).to_string()),
-    ];
+async fn slope(setup: &Setup, ids: &[String], extra: &[(&'static str, String)]) -> anyhow::Result<(f64, f64, f64)> {
+    let mut env = setup.replica_env("memory");
+    env.push(("READS_PER_CLIENT", (MANY + 100).to_string()));
+    env.push(("READS_MAX", (MANY + 100).to_string()));
     env.extend(extra.iter().cloned());
     let service = Service::start("query-service (parked reads)", "query-service", &[], &env).await?;
     // One connection per parked read, as browsers and clients hold them.
@@ -73,14 +66,7 @@ async fn slope(setup: &Setup, ids: &[String], extra: &[(&str, String)]) -> anyho
 
 /// The RSS slope per open connection that has sent nothing yet, in KiB: what a connection costs before any request.
 async fn connection_slope(setup: &Setup) -> anyhow::Result<f64> {
-    let env = [
-        ("AMQP_URL", setup.amqp_url.clone()),
-        ("AMQP_EXCHANGE", setup.names.exchange.clone()),
-        ("AMQP_QUEUE", format!("{}.memory", setup.names.queue)),
-        ("MONGODB_URI", setup.mongodb_uri.clone()),
-        ("MONGODB_DATABASE", setup.names.database.clone()),
-        ("PROJECTOR_ENABLED", "false".to_owned()),
-    ];
+    let env = setup.replica_env("memory");
     let service = Service::start("query-service (open connections)", "query-service", &[], &env).await?;
     let address = format!("127.0.0.1:{}", service.port);
     let mut open = Vec::with_capacity(MANY);

@@ -57,20 +57,20 @@ impl Service {
 
     /// Peak resident set size so far (`VmHWM`), in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        self.status_kib("VmHWM:") / 1024.0
     }
 
     /// Resident set size now (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> f64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (0 when it cannot be read).
+    fn status_kib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .unwrap_or(0.0)
     }

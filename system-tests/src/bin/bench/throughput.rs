@@ -159,6 +159,10 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let views = watcher.database(&database).collection::<mongodb::bson::Document>("order_views");
     let started = Instant::now();
     let projector = Service::start("projector", "query-service", &[], &env).await?;
+    let load = crate::freshness::Load::of(vec![
+        ("query-service".to_owned(), projector.stat_path()),
+        ("bench".to_owned(), "/proc/self/stat".to_owned()),
+    ]);
     loop {
         if views.estimated_document_count().await? >= events as u64 {
             break;
@@ -166,6 +170,7 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let projector_rate = rate(events as u64, started.elapsed());
+    let projector_load = load.busiest();
     let rss = projector.peak_rss_mib();
     let counters = crate::cost::mongo_counters(&setup.http, &projector).await;
     let cpu_ms = projector.cpu_seconds() * 1000.0 / events as f64;
@@ -180,6 +185,7 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let client = mongodb::Client::with_uri_str(&setup.mongodb_uri).await?;
     let database_handle = client.database(&database);
     let samples = events.min(5_000);
+    let load = crate::freshness::Load::of(vec![("bench".to_owned(), "/proc/self/stat".to_owned())]);
     let (cpu_before, started) = (crate::procs::own_cpu_seconds(), Instant::now());
     let mut n = events;
     while n < events + samples {
@@ -189,6 +195,7 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
         raw_bulk_upsert(&database_handle, "order_views", &views).await?;
     }
     let bulk_rate = rate(samples as u64, started.elapsed());
+    let bulk_load = load.busiest();
     let bulk_cpu_ms = (crate::procs::own_cpu_seconds() - cpu_before) * 1000.0 / samples as f64;
     let store = query_service::store::connect(&setup.mongodb_uri, &database).await?;
     let collection = store.generation("order_views");
@@ -201,11 +208,11 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     table.add(
         &format!("projector, {events} queued events"),
         format!(
-            "{projector_rate:.0} events/s; {:.2} update commands per batch of {batch} (mean); CPU {cpu_ms:.3} ms/event",
+            "{projector_rate:.0} events/s; {:.2} update commands per batch of {batch} (mean); CPU {cpu_ms:.3} ms/event; {projector_load}",
             updates / batches
         ),
         format!(
-            "raw bulk upserts, {batch} per update ({samples}): {bulk_rate:.0}/s, bench CPU {bulk_cpu_ms:.3} ms/event; one at a time ({singles}): {single_rate:.0}/s"
+            "raw bulk upserts, {batch} per update ({samples}): {bulk_rate:.0}/s, bench CPU {bulk_cpu_ms:.3} ms/event, {bulk_load}; one at a time ({singles}): {single_rate:.0}/s"
         ),
         Some(projector_rate / bulk_rate),
         "≥ 1.0× bulk, ≤ 1 update per batch",
