@@ -66,6 +66,23 @@ async fn fill_to(setup: &Setup, target: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the read model has caught up with everything before (a probe order's view arrives, within 120 s),
+/// so that a point does not start behind the backlog the one before it left.
+async fn caught_up(setup: &Setup) -> anyhow::Result<()> {
+    let body = serde_json::json!({"customerId": "probe", "items": [{"sku": "P", "quantity": 1, "unitPrice": 1}]});
+    let placed: serde_json::Value =
+        setup.http.post(setup.command.url("/commands/orders")).json(&body).send().await?.json().await?;
+    let id = placed["orderId"].as_str().unwrap_or_default().to_owned();
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let url = setup.query.url(&format!("/queries/orders/{id}?minVersion=1&waitMs=30000"));
+        if setup.http.get(url).send().await?.status() == 200 {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the read model did not catch up within 120 s")
+}
+
 /// One point: commands at `per_second` for `seconds`, with what it cost.
 async fn point(setup: &Setup, table: &mut Table, label: &str, per_second: u64, seconds: u64, floor: Floor) -> Point {
     let (before, cpu) = (crate::cost::mongo_counters(&setup.http, &setup.query).await, setup.query.cpu_seconds());
@@ -98,11 +115,13 @@ pub async fn measure(setup: &Setup, table: &mut Table, seconds: u64, floor: Floo
     let mut points = Vec::new();
     for share in [25, 50, 100, 150] {
         let per_second = ((capacity * share as f64 / 100.0).round() as u64).max(1);
+        caught_up(setup).await?;
         points.push(point(setup, table, &format!("{share} % of capacity"), per_second, seconds, floor).await);
     }
     let half = ((capacity / 2.0).round() as u64).max(1);
     for views in [10_000, 100_000] {
         fill_to(setup, views).await?;
+        caught_up(setup).await?;
         points.push(
             point(setup, table, &format!("50 % of capacity, {}k views", views / 1_000), half, seconds, floor).await,
         );
