@@ -68,7 +68,7 @@ pub(super) async fn status(
     authorize(&state, &caller, &headers)?;
     let views = &state.views;
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
-    let position = views.position().await.map_err(ApiError::Unavailable)?;
+    let position = state.position().await.map_err(ApiError::Unavailable)?;
     let mut generations = Vec::new();
     for (name, role) in roles(&pointer) {
         let count = views.count(&name).await.map_err(ApiError::Unavailable)?;

@@ -66,6 +66,15 @@ impl AppState {
     pub fn waiting(&self) -> Waiting {
         Waiting { reader: self.reader.clone(), waiters: self.waiters.clone(), shutdown: self.shutdown.clone() }
     }
+
+    /// The read model's position as this replica knows it: what the projector or a notice announced, or the stored
+    /// one when that is further (a replica that started after the last notice). The stored one trails the announced
+    /// one by up to a second (the projector stores it with its acks).
+    pub async fn position(&self) -> Result<i64, crate::store::StoreError> {
+        let stored = self.views.position().await?;
+        self.waiters.announce_position(stored);
+        Ok(self.waiters.position())
+    }
 }
 
 /// The whole application, ready to be served; binding is the caller's business (tests serve it on port 0).

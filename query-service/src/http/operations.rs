@@ -75,7 +75,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Position, freshness, waiting reads, checks", body = ServiceStatus),
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
-    let position = state.views.position().await.map_err(ApiError::Unavailable)?;
+    let position = state.position().await.map_err(ApiError::Unavailable)?;
     let pointer = state.views.generations().current().await.map_err(ApiError::Unavailable)?;
     let metrics = &state.metrics;
     let projector = state.readiness.projector_consuming.as_ref().map(|consuming| ProjectorStatus {
