@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::projection::QueueType;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// RabbitMQ URL the projector consumes from.
@@ -16,6 +18,10 @@ pub struct Config {
     /// Most unacknowledged deliveries in flight.
     #[arg(long, env = "AMQP_PREFETCH", default_value_t = 64)]
     pub amqp_prefetch: u16,
+    /// The type of the projector's queue and its dead-letter queue: `quorum` (replicated across a cluster's nodes)
+    /// or `classic` (one node's). A queue that already exists with the other type is reported, never redeclared.
+    #[arg(long, env = "AMQP_QUEUE_TYPE", value_enum, default_value_t = QueueType::Quorum)]
+    pub amqp_queue_type: QueueType,
     /// MongoDB URI of the read store.
     #[arg(
         long,

@@ -40,6 +40,7 @@ pub fn consumer_settings(
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
         queue: config.amqp_queue.clone(),
+        queue_type: config.amqp_queue_type,
         prefetch: config.amqp_prefetch,
     }
 }

@@ -93,6 +93,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         amqp_exchange: names.exchange.clone(),
         amqp_queue: names.queue.clone(),
         amqp_prefetch: 64,
+        amqp_queue_type: Default::default(),
         mongodb_uri: mongodb_uri.to_owned(),
         mongodb_database: names.database.clone(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),

@@ -26,12 +26,33 @@ use shared_events::OrderEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The type of the projector's durable queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueType {
+    /// Replicated by Raft across the nodes of a cluster; survives the loss of a minority of them.
+    #[default]
+    Quorum,
+    /// Kept on one node.
+    Classic,
+}
+
+impl QueueType {
+    /// The `x-queue-type` argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quorum => "quorum",
+            Self::Classic => "classic",
+        }
+    }
+}
+
 /// Where the projector consumes from.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub amqp_url: String,
     pub exchange: String,
     pub queue: String,
+    pub queue_type: QueueType,
     pub prefetch: u16,
     pub metrics: QueryMetrics,
     /// True while the consumer is connected and consuming.
@@ -46,14 +67,17 @@ impl ConsumerSettings {
     }
 }
 
-/// Declares the exchange, the projector's durable queue bound to every event, and its dead-letter queue.
+/// Declares the exchange, the projector's durable queue bound to every event, and its dead-letter queue, both of
+/// [`ConsumerSettings::queue_type`].
 pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     service_runtime::amqp::declare_exchange(channel, &settings.exchange, ExchangeKind::Topic).await?;
-    channel.queue_declare(settings.dead_letter_queue().into(), durable, FieldTable::default()).await?;
+    let mut typed = FieldTable::default();
+    typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
+    channel.queue_declare(settings.dead_letter_queue().into(), durable, typed.clone()).await?;
     // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
     // handled only after every event published before it.
-    let mut single_active = FieldTable::default();
+    let mut single_active = typed;
     single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     channel.queue_declare(settings.queue.as_str().into(), durable, single_active).await?;
     channel
@@ -89,7 +113,19 @@ async fn consume(
     )
     .await?;
     let channel = connection.create_channel().await?;
-    declare_topology(&channel, settings).await?;
+    if let Err(err) = declare_topology(&channel, settings).await {
+        if let Some(refusal) = declared_otherwise(&err) {
+            // Redeclaring cannot change a queue's type or arguments: retrying would only repeat the refusal.
+            tracing::error!(queue = %settings.queue, queue_type = settings.queue_type.as_str(), %refusal,
+                "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
+                 to the type it has, or move its messages to a new queue and delete it (README, \"Queue types\"); \
+                 the projector does not consume until then");
+            let _ = connection.close(200, "projector queue declared otherwise".into()).await;
+            shutdown.cancelled().await;
+            return Ok(());
+        }
+        return Err(err);
+    }
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
     let notice_exchange = notices::notice_exchange(&settings.exchange);
     notices::declare(&channel, &notice_exchange).await?;
@@ -198,6 +234,20 @@ async fn settle(held: &mut HeldAcks<Acker>, views: &Views, shutdown: &Cancellati
         ack_through(&last).await?;
     }
     Ok(true)
+}
+
+/// The broker's refusal to declare a queue that exists with other arguments (`PRECONDITION_FAILED`), if that is
+/// what `err` is.
+fn declared_otherwise(err: &lapin::Error) -> Option<String> {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match err.kind() {
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)) =>
+        {
+            Some(amqp.get_message().to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A

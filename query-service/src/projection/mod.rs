@@ -29,6 +29,6 @@ mod mapping;
 mod redrive;
 mod slowdown;
 
-pub use consumer::{declare_topology, run, ConsumerSettings};
+pub use consumer::{declare_topology, run, ConsumerSettings, QueueType};
 pub use redrive::{redrive, REDRIVE_COUNT};
 pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};

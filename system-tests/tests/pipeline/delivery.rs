@@ -245,3 +245,38 @@ async fn the_steady_state_costs_one_write_command_per_projector_batch() {
     );
     app.stop().await;
 }
+
+/// The projector's queues are quorum queues by default. One that exists already as a classic queue (created by an
+/// earlier version) cannot be redeclared: the projector reports it, leaves it as it is and does not consume — it does
+/// not retry the refused declaration in a loop — and readiness names it.
+#[tokio::test]
+async fn a_projector_queue_that_exists_as_classic_is_reported_and_left_as_it_is() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let names = crate::helpers::Names::new("test");
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let mut classic = FieldTable::default();
+    classic.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    channel.queue_declare(names.queue.as_str().into(), durable, classic.clone()).await.expect("a classic queue");
+
+    let app = TestApp::spawn_with(names.clone(), &amqp_url(), &crate::helpers::mongodb_uri(), true).await;
+    let ready = app.query_url("/health/ready");
+    let body: serde_json::Value = eventually(Duration::from_secs(20), || async {
+        let response = app.http.get(ready.clone()).send().await.expect("GET /health/ready");
+        (response.status() == 503).then_some(())?;
+        let body: serde_json::Value = response.json().await.expect("json");
+        (body["checks"]["projector"] != "up").then_some(body)
+    })
+    .await;
+    assert_eq!(body["checks"]["rabbitmq"], "up", "{body}");
+    // Still the classic queue: declaring it exactly as it was created succeeds, and nobody consumes it.
+    let queue = channel.queue_declare(names.queue.as_str().into(), durable, classic).await.expect("still classic");
+    assert_eq!(queue.consumer_count(), 0);
+    let status: serde_json::Value = app.get_json(app.query_url("/queries/_status")).await;
+    assert_eq!(status["projector"]["consuming"], false, "{status}");
+    let _ = connection.close(200, "test done".into()).await;
+    app.stop().await;
+}

@@ -19,6 +19,8 @@ async fn declare(channel: &Channel, exchange: &str, queue: &str, single_active: 
     channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
     let mut arguments = FieldTable::default();
     if single_active {
+        // The projector's queue, as the query-service declares it by default.
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     }
     let queue_options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
