@@ -1,12 +1,36 @@
-//! What every RabbitMQ client of the platform does the same way: declare a durable exchange, bound an operation in
-//! time (a channel the broker is closing can otherwise leave a publish or an ack waiting forever), and publish one
-//! message and wait for its confirm.
+//! What every RabbitMQ client of the platform does the same way: connect to the first node of `AMQP_URL` that
+//! answers (it may list a cluster's nodes, comma-separated), declare a durable exchange, bound an operation in time (a
+//! channel the broker is closing can otherwise leave a publish or an ack waiting forever), and publish one message
+//! and wait for its confirm.
 
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use std::future::Future;
 use std::time::Duration;
+
+/// Longest wait for one node to accept a connection before the next is tried.
+pub const NODE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The nodes an `AMQP_URL` names: one URL, or several separated by commas (a cluster's nodes, tried in order).
+pub fn nodes(amqp_url: &str) -> impl Iterator<Item = &str> {
+    amqp_url.split(',').map(str::trim).filter(|node| !node.is_empty())
+}
+
+/// Connects to the first of `amqp_url`'s [`nodes`] that accepts within [`NODE_CONNECT_TIMEOUT`]; the error of the
+/// last one when none does. Callers reconnect through here after a loss, so a node that went away is skipped.
+pub async fn connect(amqp_url: &str, properties: lapin::ConnectionProperties) -> lapin::Result<lapin::Connection> {
+    let mut last = None;
+    for node in nodes(amqp_url) {
+        match tokio::time::timeout(NODE_CONNECT_TIMEOUT, lapin::Connection::connect(node, properties.clone())).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(err)) => last = Some(err),
+            Err(_) => last = Some(lapin::Error::from(std::io::Error::other("the node did not answer in time"))),
+        }
+        tracing::warn!(error = ?last, "a RabbitMQ node refused the connection; trying the next");
+    }
+    Err(last.unwrap_or_else(|| lapin::Error::from(std::io::Error::other("AMQP_URL names no node"))))
+}
 
 /// Declares a durable exchange of `kind` (idempotent: every client that needs it declares it).
 pub async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
@@ -43,4 +67,18 @@ pub async fn publish_confirmed(
 /// An error for a confirm that is not a plain ack (`what` names the message).
 pub fn refused(what: &str) -> lapin::Error {
     lapin::Error::from(std::io::Error::other(format!("the broker refused {what}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_amqp_url_names_one_node_or_several_separated_by_commas() {
+        let one = "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10";
+        assert_eq!(nodes(one).collect::<Vec<_>>(), [one]);
+        let three = "amqp://a:5672/%2f, amqp://b:5672/%2f,,amqp://c:5672/%2f ";
+        assert_eq!(nodes(three).collect::<Vec<_>>(), ["amqp://a:5672/%2f", "amqp://b:5672/%2f", "amqp://c:5672/%2f"]);
+        assert_eq!(nodes("").count(), 0);
+    }
 }

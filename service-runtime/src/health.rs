@@ -152,7 +152,7 @@ impl AmqpCheck {
             return true;
         }
         let properties = lapin::ConnectionProperties::default().with_connection_name("readiness".into());
-        match tokio::time::timeout(timeout, lapin::Connection::connect(&self.url, properties)).await {
+        match tokio::time::timeout(timeout, crate::amqp::connect(&self.url, properties)).await {
             Ok(Ok(opened)) => {
                 *connection = Some(opened);
                 true

@@ -45,9 +45,11 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(amqp_url: &str, exchange: &str) -> lapin::Result<Self> {
-        let connection =
-            Connection::connect(amqp_url, ConnectionProperties::default().with_connection_name("outbox-relay".into()))
-                .await?;
+        let connection = service_runtime::amqp::connect(
+            amqp_url,
+            ConnectionProperties::default().with_connection_name("outbox-relay".into()),
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare_exchange(&channel, exchange).await?;

@@ -8,7 +8,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Acker;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
 use service_runtime::{amqp, retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -107,7 +107,7 @@ async fn consume(
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
-    let connection = Connection::connect(
+    let connection = service_runtime::amqp::connect(
         &settings.amqp_url,
         ConnectionProperties::default().with_connection_name("projector".into()),
     )

@@ -9,7 +9,7 @@
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::AMQPValue;
-use lapin::{Connection, ConnectionProperties};
+use lapin::ConnectionProperties;
 
 use super::consumer::{declare_topology, ConsumerSettings};
 
@@ -21,7 +21,7 @@ pub const REDRIVE_COUNT: &str = "x-redrive-count";
 const REDRIVE_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
-    let connection = Connection::connect(
+    let connection = service_runtime::amqp::connect(
         &settings.amqp_url,
         ConnectionProperties::default().with_connection_name("dlq-redrive".into()),
     )

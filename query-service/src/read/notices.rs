@@ -13,7 +13,7 @@
 use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
@@ -122,9 +122,11 @@ async fn listen_once(
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
-    let connection =
-        Connection::connect(amqp_url, ConnectionProperties::default().with_connection_name("view-notices".into()))
-            .await?;
+    let connection = service_runtime::amqp::connect(
+        amqp_url,
+        ConnectionProperties::default().with_connection_name("view-notices".into()),
+    )
+    .await?;
     let channel = connection.create_channel().await?;
     declare(&channel, exchange).await?;
     let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };

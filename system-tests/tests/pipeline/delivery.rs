@@ -280,3 +280,32 @@ async fn a_projector_queue_that_exists_as_classic_is_reported_and_left_as_it_is(
     let _ = connection.close(200, "test done".into()).await;
     app.stop().await;
 }
+
+/// `AMQP_URL` may list a cluster's nodes: every client (relay, projector, notice listener, readiness) connects to the
+/// first that answers. Here the first node listed is down for good; orders still reach their views, read at once.
+#[tokio::test]
+async fn with_the_first_node_of_amqp_url_down_every_client_connects_to_the_next() {
+    let down = format!("amqp://guest:guest@127.0.0.1:{}/%2f", crate::helpers::free_port());
+    let nodes = format!("{down},{}", amqp_url());
+    let app = TestApp::spawn_tuned(
+        crate::helpers::Names::new("test"),
+        &amqp_url(),
+        &crate::helpers::mongodb_uri(),
+        |command| command.amqp_url = nodes.clone(),
+        |query, _| query.amqp_url = nodes.clone(),
+    )
+    .await;
+    for n in 0..5 {
+        let (id, version) = app.place_order(&format!("cust-nodes-{n}")).await;
+        let url = app.query_url(&format!("/queries/orders/{id}?minVersion={version}&waitMs=10000"));
+        assert_eq!(app.http.get(url).send().await.expect("GET").status(), 200, "order {n}");
+    }
+    for url in [app.command_url("/health/ready"), app.query_url("/health/ready")] {
+        let ready = eventually(Duration::from_secs(20), || async {
+            let response = app.http.get(url.clone()).send().await.expect("GET /health/ready");
+            (response.status() == 200).then_some(())
+        });
+        ready.await;
+    }
+    app.stop().await;
+}
