@@ -101,6 +101,28 @@ impl Pointer {
         building.chain(std::iter::once(self.active.clone())).chain(self.rejoining.iter().cloned()).collect()
     }
 
+    /// The pointer once `name` is active: the active generation becomes the newest previous one, stopped at
+    /// `position`; what rejoins for a rollback that has not finished stays among the previous ones (the rollback,
+    /// finding the pointer changed, gives up). Returns it and the generations beyond `keep`, to be dropped.
+    fn switched_to(&self, name: &str, keep: usize, position: i64, now: DateTime) -> (Pointer, Vec<String>) {
+        let mut previous = vec![self.active.clone()];
+        previous.extend(self.previous.iter().cloned());
+        let dropped = previous.split_off(keep.saturating_sub(1).min(previous.len()));
+        let mut stopped_at = self.stopped_at.clone();
+        stopped_at.insert(self.active.clone(), position);
+        stopped_at.retain(|generation, _| previous.contains(generation));
+        let next = Pointer {
+            active: name.to_owned(),
+            previous,
+            stopped_at,
+            building: None,
+            rejoining: None,
+            switched_at: Some(now),
+            ..self.clone()
+        };
+        (next, dropped)
+    }
+
     /// The generation a rollback goes back to, and the position from which the log must be replayed into it.
     pub fn rollback_target(&self) -> Option<(String, i64)> {
         let back = self.previous.first()?;
@@ -224,21 +246,7 @@ impl Generations {
         if seen.building.as_ref().is_none_or(|b| b.name != name) {
             return Err(PointerError::NotBuilding(name.to_owned()));
         }
-        let mut previous = vec![seen.active.clone()];
-        previous.extend(seen.previous.iter().filter(|p| Some(*p) != seen.rejoining.as_ref()).cloned());
-        let dropped = previous.split_off(keep.saturating_sub(1).min(previous.len()));
-        let mut stopped_at = seen.stopped_at.clone();
-        stopped_at.insert(seen.active.clone(), position);
-        stopped_at.retain(|generation, _| previous.contains(generation));
-        let next = Pointer {
-            active: name.to_owned(),
-            previous,
-            stopped_at,
-            building: None,
-            rejoining: None,
-            switched_at: Some(DateTime::now()),
-            ..seen.clone()
-        };
+        let (next, dropped) = seen.switched_to(name, keep, position, DateTime::now());
         Ok((self.compare_and_set(&seen, next).await?, dropped))
     }
 
@@ -333,6 +341,33 @@ mod tests {
         pointer.rejoining = Some("order_views_v1".to_owned());
         assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2", "order_views_v1"]);
         assert_eq!(Pointer::default().live(), [COLLECTION]);
+    }
+
+    #[test]
+    fn a_switch_keeps_or_drops_every_generation_it_replaces_and_forgets_none() {
+        let now = DateTime::from_millis(0);
+        let build =
+            Build { name: "order_views_v3".to_owned(), started_at: now, heartbeat_at: now, replayed: 0, total: 0 };
+        let seen = Pointer {
+            active: "order_views_v2".to_owned(),
+            previous: vec!["order_views_v1".to_owned(), COLLECTION.to_owned()],
+            stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40), (COLLECTION.to_owned(), 10)]),
+            building: Some(build),
+            // A rollback to v1 was catching it up when the rebuild finished.
+            rejoining: Some("order_views_v1".to_owned()),
+            ..Pointer::default()
+        };
+        for keep in 2..=4 {
+            let (next, dropped) = seen.switched_to("order_views_v3", keep, 90, now);
+            assert_eq!(next.active, "order_views_v3");
+            assert_eq!((next.building, next.rejoining.clone()), (None, None));
+            let mut every: Vec<String> = next.previous.iter().chain(&dropped).cloned().collect();
+            every.sort();
+            assert_eq!(every, [COLLECTION, "order_views_v1", "order_views_v2"], "keep {keep}: kept or dropped");
+            assert_eq!(next.previous.len(), (keep - 1).min(3), "keep {keep}");
+            assert_eq!(next.stopped_at.get("order_views_v2"), Some(&90), "the replaced one stopped at the switch");
+            assert!(next.stopped_at.keys().all(|g| next.previous.contains(g)), "positions of kept ones only");
+        }
     }
 
     #[test]
