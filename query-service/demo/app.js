@@ -12,6 +12,15 @@ const MAX_ROWS = 30;
 
 const byId = (id) => document.getElementById(id);
 
+/**
+ * Fills `field` with what this tab stored under `key`, unless the user typed into it before this script ran (the
+ * script waits for its configuration first): that typing is kept, and stored.
+ */
+function remember(field, key) {
+  if (field.value) sessionStorage.setItem(key, field.value.trim());
+  else field.value = sessionStorage.getItem(key) ?? '';
+}
+
 async function loadConfig() {
   try {
     const response = await fetch('/demo/config.json');
@@ -31,7 +40,7 @@ const JWT = config.authMode === 'jwt';
 
 const bearer = byId('bearer-token');
 byId('bearer-field').hidden = !JWT;
-bearer.value = sessionStorage.getItem('bearerToken') ?? '';
+remember(bearer, 'bearerToken');
 bearer.addEventListener('change', () => {
   sessionStorage.setItem('bearerToken', bearer.value.trim());
   loadRecent();
@@ -492,7 +501,7 @@ async function keepRefreshing() {
 const token = byId('admin-token');
 const slowdown = byId('slowdown');
 const slowdownStatus = byId('slowdown-status');
-token.value = sessionStorage.getItem('adminToken') ?? '';
+remember(token, 'adminToken');
 
 async function admin(method, delayMs) {
   const query = delayMs === undefined ? '' : `?delayMs=${delayMs}`;

@@ -30,6 +30,13 @@ const context = await chromium.launchPersistentContext(profile, {
     '--disable-component-update', '--disable-sync'],
 });
 
+// The page's configuration is held back a moment, so every step below starts before the page's script is ready, as
+// a quick user's typing can: nothing typed may be lost to the script starting late.
+await context.route('**/demo/config.json', async (route) => {
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await route.continue();
+});
+
 const problems = [];
 function watch(page, name) {
   page.on('pageerror', (error) => problems.push(`${name}: ${error.message}`));
