@@ -19,9 +19,14 @@ pub struct Config {
     /// RabbitMQ URL the relay publishes to.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub amqp_url: String,
-    /// Durable topic exchange of order events (routing key = event type).
+    /// Durable topic exchange of order events (routing key = event type, then `.<partition>` when partitioned).
     #[arg(long, env = "AMQP_EXCHANGE", default_value = "orders.events")]
     pub amqp_exchange: String,
+    /// Partitions of the projector's queue: the relay routes each order's events to partition
+    /// `order id (128-bit big-endian) mod N`. Must equal the query-services' setting.
+    #[arg(long, env = "PROJECTOR_PARTITIONS", default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(shared_events::MAX_PARTITIONS)))]
+    pub projector_partitions: u16,
     /// Bearer token of the admin endpoints (`GET /events`); unset or empty switches them off (404).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -76,6 +81,7 @@ impl Config {
         RelaySettings {
             amqp_url: self.amqp_url.clone(),
             exchange: self.amqp_exchange.clone(),
+            partitions: self.projector_partitions,
             batch_size: self.relay_batch_size,
             poll_interval: Duration::from_millis(self.relay_poll_interval_ms),
             standby_interval: Duration::from_secs(1),

@@ -14,8 +14,6 @@ use crate::projection::{self, ConsumerSettings, Slowdown};
 use crate::read::{self, VersionWaiters, ViewReader};
 use crate::store;
 use service_runtime::admin::AdminToken;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -30,7 +28,7 @@ pub struct Running {
 pub fn consumer_settings(
     config: &Config,
     metrics: QueryMetrics,
-    consuming: Arc<AtomicBool>,
+    consuming: projection::Consuming,
     slowdown: Slowdown,
 ) -> ConsumerSettings {
     ConsumerSettings {
@@ -40,6 +38,7 @@ pub fn consumer_settings(
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
         queue: config.amqp_queue.clone(),
+        partition: shared_events::Partition { index: 0, count: config.projector_partitions },
         queue_type: config.amqp_queue_type,
         prefetch: config.amqp_prefetch,
     }
@@ -51,7 +50,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let commands = Some(metrics.mongodb_commands.clone());
-    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, commands).await?;
+    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, commands)
+        .await?
+        .with_partitions(config.projector_partitions);
     let indexed = match views.generations().current().await {
         Ok(pointer) => views.ensure_indexes(&pointer.active).await,
         Err(err) => Err(err),
@@ -67,17 +68,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let listener = GuardedListener::new(listener, config.connections.limits());
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
-    let projector_consuming = config.projector_enabled.then(|| Arc::new(AtomicBool::new(false)));
+    let projector_consuming = config.projector_enabled.then(projection::Consuming::default);
     let slowdown = config.projector_enabled.then(Slowdown::default);
+    let projectors = read::notices::Projectors::default();
     let projector = projector_consuming.clone().zip(slowdown.clone()).map(|(consuming, slowdown)| {
         let settings = consumer_settings(&config, metrics.clone(), consuming, slowdown);
-        tokio::spawn(projection::run(settings, views.clone(), waiters.clone(), shutdown.clone()))
+        let run = projection::run(settings, views.clone(), waiters.clone(), projectors.clone(), shutdown.clone());
+        tokio::spawn(run)
     });
     let (bound, notices_bound) = watch::channel(false);
     let notices = tokio::spawn(read::notices::listen(
         config.amqp_url.clone(),
         read::notices::notice_exchange(&config.amqp_exchange),
         waiters.clone(),
+        projectors,
         bound,
         shutdown.clone(),
     ));

@@ -13,6 +13,7 @@ mod envelope;
 mod feed;
 pub mod identifier;
 mod order;
+mod partition;
 pub mod upcast;
 mod view;
 
@@ -20,6 +21,7 @@ pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE};
 pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
 pub use feed::{FeedMetadata, FeedPage};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, StatusChange, DEFAULT_SEGMENT};
+pub use partition::{Partition, MAX_PARTITIONS};
 pub use view::{OrderView, ViewLine};
 
 /// AMQP `content_type` of every published event.

@@ -44,11 +44,14 @@ impl Names {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&self.database).drop()).await;
         }
         drop_postgres(&postgres_server(), &self.database).await;
-        let Ok(connection) = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await else {
+        // A cluster's nodes may be listed: the first that answers.
+        let connect = service_runtime::amqp::connect(amqp_url, lapin::ConnectionProperties::default());
+        let Ok(connection) = connect.await else {
             return;
         };
         if let Ok(channel) = connection.create_channel().await {
-            for queue in [self.queue.clone(), format!("{}.dlq", self.queue)] {
+            let partitions = (0..MAX_TEST_PARTITIONS).map(|index| format!("{}.{index}", self.queue));
+            for queue in [self.queue.clone(), format!("{}.dlq", self.queue)].into_iter().chain(partitions) {
                 let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
             }
             for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange)] {
@@ -58,6 +61,9 @@ impl Names {
         let _ = connection.close(200, "removed".into()).await;
     }
 }
+
+/// Most partitions a test splits the projector's queue into (their queues are removed with the rest).
+pub const MAX_TEST_PARTITIONS: u16 = 8;
 
 /// The admin token of the test services.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -73,6 +79,7 @@ pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config:
         database_max_connections: 8,
         amqp_url: amqp_url.to_owned(),
         amqp_exchange: names.exchange.clone(),
+        projector_partitions: 1,
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         cors_allowed_origins: TEST_ORIGIN.to_owned(),
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
@@ -94,6 +101,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         amqp_queue: names.queue.clone(),
         amqp_prefetch: 64,
         amqp_queue_type: Default::default(),
+        projector_partitions: 1,
         mongodb_uri: mongodb_uri.to_owned(),
         mongodb_database: names.database.clone(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),

@@ -52,6 +52,8 @@ const CHANNEL: &str = "outbox_inserted";
 pub struct RelaySettings {
     pub amqp_url: String,
     pub exchange: String,
+    /// Partitions of the projector's queue: each event is routed to its order's ([`shared_events::Partition`]).
+    pub partitions: u16,
     /// Most rows published per round trip of confirms.
     pub batch_size: i64,
     /// Safety-net poll when no notification arrives.
@@ -125,8 +127,9 @@ async fn lead(
     }
     let mut listener = PgListener::connect_with(pool).await.context("listening for outbox inserts")?;
     listener.listen(CHANNEL).await.context("listening for outbox inserts")?;
-    let publisher =
-        Publisher::connect(&settings.amqp_url, &settings.exchange).await.context("connecting to RabbitMQ")?;
+    let publisher = Publisher::connect(&settings.amqp_url, &settings.exchange, settings.partitions)
+        .await
+        .context("connecting to RabbitMQ")?;
     tracing::info!(exchange = %settings.exchange, "relay is the active publisher");
     settings.metrics.leader.set(1);
 

@@ -8,7 +8,7 @@
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use shared_events::{Checkpoint, CHECKPOINT_TYPE, CONTENT_TYPE};
+use shared_events::{Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE};
 
 use crate::store::OutboxRow;
 
@@ -41,10 +41,12 @@ pub struct Publisher {
     connection: Connection,
     channel: Channel,
     exchange: ShortString,
+    partitions: u16,
 }
 
 impl Publisher {
-    pub async fn connect(amqp_url: &str, exchange: &str) -> lapin::Result<Self> {
+    /// Connects to publish to `exchange`, routing each event to its order's partition of `partitions`.
+    pub async fn connect(amqp_url: &str, exchange: &str, partitions: u16) -> lapin::Result<Self> {
         let connection = service_runtime::amqp::connect(
             amqp_url,
             ConnectionProperties::default().with_connection_name("outbox-relay".into()),
@@ -53,7 +55,7 @@ impl Publisher {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare_exchange(&channel, exchange).await?;
-        Ok(Self { connection, channel, exchange: exchange.into() })
+        Ok(Self { connection, channel, exchange: exchange.into(), partitions })
     }
 
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
@@ -73,7 +75,7 @@ impl Publisher {
                 .channel
                 .basic_publish(
                     self.exchange.clone(),
-                    envelope.event_type.as_str().into(),
+                    Partition::of(envelope.order_id, self.partitions).routing_key(&envelope.event_type).into(),
                     MANDATORY,
                     &body,
                     properties(&envelope),
@@ -100,7 +102,8 @@ impl Publisher {
     }
 
     /// Publishes a checkpoint marker after everything published so far on this channel, and waits for its confirm.
-    /// `false` when no queue took it (the next round publishes one again).
+    /// Every partition's queue binds the marker's routing key, so one publish reaches them all. `false` when no
+    /// queue took it (the next round publishes one again).
     pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<bool> {
         let body = serde_json::to_vec(&Checkpoint { closed_through })
             .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Readiness {
     pub amqp_url: String,
     /// Set while the projector consumes; `None` when this process runs no projector.
-    pub projector_consuming: Option<Arc<AtomicBool>>,
+    pub projector_consuming: Option<crate::projection::Consuming>,
 }
 
 /// The sampler of this process: its rate and what it found.
@@ -53,7 +52,7 @@ fn probe(state: &AppState) -> Probe {
             let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
             let mut hard = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
             if let Some(consuming) = &readiness.projector_consuming {
-                hard.push(("projector", consuming.load(Ordering::Relaxed)));
+                hard.push(("projector", consuming.is_ready()));
             }
             Checks { hard, degraded: Vec::new() }
         })
@@ -79,7 +78,8 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Service
     let pointer = state.views.generations().current().await.map_err(ApiError::Unavailable)?;
     let metrics = &state.metrics;
     let projector = state.readiness.projector_consuming.as_ref().map(|consuming| ProjectorStatus {
-        consuming: consuming.load(Ordering::Relaxed),
+        consuming: consuming.is_ready(),
+        partitions: consuming.partitions(),
         last_applied_sequence: metrics.last_applied_sequence.get(),
         lag_ms: (metrics.current_lag.get() * 1000.0).round(),
         queue_depth: metrics.queue_depth.get(),

@@ -203,6 +203,8 @@ pub struct ServiceStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ProjectorStatus {
     pub consuming: bool,
+    /// The partitions of a split queue (`PROJECTOR_PARTITIONS` > 1) this replica consumes now; empty otherwise.
+    pub partitions: Vec<u16>,
     pub last_applied_sequence: i64,
     /// Freshness lag of the last event applied.
     pub lag_ms: f64,

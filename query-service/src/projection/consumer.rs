@@ -22,9 +22,10 @@ use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::gaps::Gaps;
 use crate::store::{ApplyOutcome, StoreError, StoredView, Views};
-use shared_events::OrderEvent;
+use shared_events::{OrderEvent, Partition, CHECKPOINT_TYPE};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The type of the projector's durable queues.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -46,29 +47,95 @@ impl QueueType {
     }
 }
 
+/// What readiness and the status endpoint see of the projector: whether it consumes what it should, and which
+/// partitions of a split queue it consumes.
+#[derive(Debug, Clone, Default)]
+pub struct Consuming {
+    ready: Arc<AtomicBool>,
+    partitions: Arc<Mutex<BTreeSet<u16>>>,
+}
+
+impl Consuming {
+    /// True while the consumer is connected and consuming (for a split queue: consuming every partition this
+    /// replica owns).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The partitions of a split queue this replica consumes now.
+    pub fn partitions(&self) -> Vec<u16> {
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
+    }
+
+    pub(super) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// The handle of one partition's consumer: its own readiness, the replica's list of partitions.
+    fn for_partition(&self) -> Self {
+        Self { ready: Arc::default(), partitions: self.partitions.clone() }
+    }
+
+    fn started(&self, partition: Partition) {
+        self.set_ready(true);
+        if partition.is_split() {
+            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert(partition.index);
+        }
+    }
+
+    fn stopped(&self, partition: Partition) {
+        self.set_ready(false);
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition.index);
+    }
+}
+
 /// Where the projector consumes from.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub amqp_url: String,
     pub exchange: String,
+    /// The projector's queue: the name of the only one, or the stem of the partitions' (`<queue>.<index>`).
     pub queue: String,
+    /// The partition consumed, of how many the queue is split into.
+    pub partition: Partition,
     pub queue_type: QueueType,
     pub prefetch: u16,
     pub metrics: QueryMetrics,
-    /// True while the consumer is connected and consuming.
-    pub consuming: Arc<AtomicBool>,
+    /// What readiness and the status endpoint see of this consumer.
+    pub consuming: Consuming,
     /// A delay before each batch, for demos.
     pub slowdown: Slowdown,
 }
 
 impl ConsumerSettings {
+    /// The one dead-letter queue of every partition.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.queue)
     }
+
+    /// The queue of `partition`: the projector's queue itself when it is not split.
+    pub fn queue_of(&self, partition: Partition) -> String {
+        if partition.is_split() {
+            format!("{}.{}", self.queue, partition.index)
+        } else {
+            self.queue.clone()
+        }
+    }
+
+    /// The queue this consumer consumes.
+    pub fn partition_queue(&self) -> String {
+        self.queue_of(self.partition)
+    }
+
+    /// The same settings for another partition of the same split.
+    pub fn for_partition(&self, partition: Partition) -> Self {
+        Self { partition, consuming: self.consuming.for_partition(), ..self.clone() }
+    }
 }
 
-/// Declares the exchange, the projector's durable queue bound to every event, and its dead-letter queue, both of
-/// [`ConsumerSettings::queue_type`].
+/// Declares the exchange, the projector's durable queue of every partition (all of them: an event is never routed
+/// to a partition that has no queue yet) and the dead-letter queue, all of [`ConsumerSettings::queue_type`]. An
+/// unsplit queue is bound to every event; a partition's queue to its events and to the checkpoint markers.
 pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     service_runtime::amqp::declare_exchange(channel, &settings.exchange, ExchangeKind::Topic).await?;
@@ -79,16 +146,23 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
     // handled only after every event published before it.
     let mut single_active = typed;
     single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    channel.queue_declare(settings.queue.as_str().into(), durable, single_active).await?;
-    channel
-        .queue_bind(
-            settings.queue.as_str().into(),
-            settings.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
+    for partition in Partition::all(settings.partition.count) {
+        let queue = settings.queue_of(partition);
+        channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
+        let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
+        for key in std::iter::once(partition.binding()).chain(checkpoints) {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    settings.exchange.as_str().into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.
@@ -100,7 +174,9 @@ pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaite
     .await;
 }
 
-async fn consume(
+/// Consumes `settings.partition_queue()` until `shutdown` (or the first failure), settling what it wrote on the way
+/// out.
+pub(super) async fn consume(
     settings: &ConsumerSettings,
     views: &Views,
     waiters: &VersionWaiters,
@@ -135,11 +211,14 @@ async fn consume(
     let gaps = OpenGaps::load(Gaps::new(views.database()))
         .await
         .map_err(|err| lapin::Error::from(std::io::Error::other(format!("reading the read model's gaps: {err}"))))?;
-    let mut deliveries = channel
-        .basic_consume(settings.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
-        .await?;
-    tracing::info!(queue = %settings.queue, "projector consuming");
-    settings.consuming.store(true, Ordering::Relaxed);
+    // A partition is consumed by one replica at a time, which the broker enforces: a replica that is not its owner
+    // is refused (see `partitions`). The unsplit queue lets every replica register, one active, the rest standbys.
+    let options = BasicConsumeOptions { exclusive: settings.partition.is_split(), ..BasicConsumeOptions::default() };
+    let queue = settings.partition_queue();
+    let mut deliveries =
+        channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
+    tracing::info!(%queue, partition = %settings.partition, "projector consuming");
+    settings.consuming.started(settings.partition);
     backoff.reset();
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
@@ -151,7 +230,7 @@ async fn consume(
         let first = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             () = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
-                match settle(&mut held, views, shutdown).await {
+                match settle(&mut held, settings.partition, views, shutdown).await {
                     Ok(true) => continue,
                     Ok(false) => break Ok(()),
                     Err(err) => break Err(err),
@@ -193,7 +272,7 @@ async fn consume(
                     held.hold(last.acker.clone(), batch.len(), position, Instant::now());
                 }
                 if held.due(Instant::now(), hold_limit) {
-                    match settle(&mut held, views, shutdown).await {
+                    match settle(&mut held, settings.partition, views, shutdown).await {
                         Ok(true) => {}
                         Ok(false) => break Ok(()),
                         Err(err) => break Err(err),
@@ -205,12 +284,12 @@ async fn consume(
             Err(err) => break Err(err),
         }
     };
-    settings.consuming.store(false, Ordering::Relaxed);
+    settings.consuming.stopped(settings.partition);
     if result.is_ok() {
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
         let stored = match position {
-            Some(position) => views.advance_position(position).await.is_ok(),
+            Some(position) => views.advance_position(settings.partition, position).await.is_ok(),
             None => true,
         };
         if let (true, Some(last)) = (stored, last) {
@@ -223,10 +302,16 @@ async fn consume(
 
 /// Stores the newest position the held batches carry, then acks them all. `Ok(false)` when shutdown came first
 /// (they stay unacked and come back).
-async fn settle(held: &mut HeldAcks<Acker>, views: &Views, shutdown: &CancellationToken) -> lapin::Result<bool> {
+async fn settle(
+    held: &mut HeldAcks<Acker>,
+    partition: Partition,
+    views: &Views,
+    shutdown: &CancellationToken,
+) -> lapin::Result<bool> {
     let (position, last) = held.take();
     if let Some(position) = position {
-        if with_retries(shutdown, "recording the position", || views.advance_position(position)).await.is_none() {
+        let store = || views.advance_position(partition, position);
+        if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
     }
@@ -234,6 +319,13 @@ async fn settle(held: &mut HeldAcks<Acker>, views: &Views, shutdown: &Cancellati
         ack_through(&last).await?;
     }
     Ok(true)
+}
+
+/// Whether `err` is the broker refusing an exclusive consumer because another connection consumes the queue.
+pub(super) fn held_elsewhere(err: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(err.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)))
 }
 
 /// The broker's refusal to declare a queue that exists with other arguments (`PRECONDITION_FAILED`), if that is
@@ -273,7 +365,7 @@ fn fill_batch<D>(
 /// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge.
 async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
     let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    let declare = channel.queue_declare(settings.queue.as_str().into(), passive, FieldTable::default());
+    let declare = channel.queue_declare(settings.partition_queue().as_str().into(), passive, FieldTable::default());
     if let Ok(Ok(queue)) = tokio::time::timeout(Duration::from_secs(2), declare).await {
         settings.metrics.queue_depth.set(i64::from(queue.message_count()));
     }
@@ -328,9 +420,9 @@ async fn handle_batch(
     }
     // The position is announced now and stored with the batch's ack (see `acks`).
     if let Some(position) = plan.checkpoint {
-        waiters.announce_position(position);
-        settings.metrics.position.set(position);
-        notices.push(Notice::Position { position });
+        waiters.announce_partition_position(settings.partition, position);
+        settings.metrics.position.set(waiters.position());
+        notices.push(Notice::position(settings.partition, position));
     }
     Ok(Some((notices, plan.checkpoint)))
 }

@@ -18,7 +18,11 @@
 //!
 //! `query-service dlq redrive` ([`redrive`]) moves dead letters back to the queue after a fix.
 //!
-//! The relay's checkpoint markers travel in the same queue; handling one announces the read model's position (every
+//! With `PROJECTOR_PARTITIONS` > 1 the queue is split: the relay routes each order's events to one partition's queue
+//! (`<queue>.<index>`), and the projecting replicas share the partitions (`partitions`), each consumed by one
+//! replica at a time.
+//!
+//! The relay's checkpoint markers travel in the same queue (in every partition's); handling one announces the read model's position (every
 //! event up to it applied) to list reads waiting for `minPosition` at once, and stores it in MongoDB before the
 //! batch is acked.
 
@@ -26,9 +30,11 @@ mod acks;
 mod batch;
 mod consumer;
 mod mapping;
+mod partitions;
 mod redrive;
 mod slowdown;
 
-pub use consumer::{declare_topology, run, ConsumerSettings, QueueType};
+pub use consumer::{declare_topology, ConsumerSettings, Consuming, QueueType};
+pub use partitions::run;
 pub use redrive::{redrive, REDRIVE_COUNT};
 pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};

@@ -8,8 +8,9 @@
 //! messages as the queue held when it started, so messages that fail again are not redriven in a loop.
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::AMQPValue;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::ConnectionProperties;
+use shared_events::Partition;
 
 use super::consumer::{declare_topology, ConsumerSettings};
 
@@ -45,12 +46,14 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
             _ => 0,
         };
         headers.insert(REDRIVE_COUNT.into(), AMQPValue::LongLongInt(count + 1));
+        // Back to the partition it came from (its routing key names it), or the first one.
+        let queue = settings.queue_of(back_to(&headers, settings.partition.count));
         let properties = delivery.properties.clone().with_headers(headers);
         let options = BasicPublishOptions::default();
         let confirm = service_runtime::amqp::publish_confirmed(
             &channel,
             "",
-            &settings.queue,
+            &queue,
             options,
             &delivery.data,
             properties,
@@ -63,4 +66,14 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
     }
     let _ = connection.close(200, "redrive done".into()).await;
     Ok(moved)
+}
+
+/// The partition a dead letter goes back to: the one its original routing key names, or the first one (a message
+/// that was no event of the log has no partition of its own).
+fn back_to(headers: &FieldTable, count: u16) -> Partition {
+    let original = match headers.inner().get("x-original-routing-key") {
+        Some(AMQPValue::LongString(key)) => Partition::from_routing_key(&key.to_string(), count),
+        _ => None,
+    };
+    original.unwrap_or(Partition { index: 0, count })
 }

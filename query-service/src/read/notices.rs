@@ -23,7 +23,10 @@ use uuid::Uuid;
 
 use super::VersionWaiters;
 use crate::store::StoredView;
-use std::sync::Arc;
+use shared_events::Partition;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::time::Instant;
 
 /// Largest view a notice carries, as JSON; a larger one is announced by its version alone (and read where needed).
 pub const MAX_CARRIED_VIEW: usize = 16 * 1024;
@@ -39,8 +42,17 @@ pub enum Notice {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         view: Option<Box<StoredView>>,
     },
-    /// Every event up to `position` has been applied.
-    Position { position: i64 },
+    /// Every event up to `position` has been applied — of one partition, when the queue is split.
+    Position {
+        position: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partitions: Option<u16>,
+    },
+    /// A replica projecting a queue split into `partitions` is alive (sent every [`HEARTBEAT_EVERY`]); the
+    /// projecting replicas share the partitions among the ones heard from (see `projection::partitions`).
+    Projector { replica: Uuid, partitions: u16 },
 }
 
 impl Notice {
@@ -49,14 +61,30 @@ impl Notice {
         Self::ViewChanged { order_id, version: view.version, view: Some(Box::new(view.clone())) }
     }
 
-    /// Announces the notice on a local board: with its view, when it carries the one it names.
-    pub fn announce(self, waiters: &VersionWaiters) {
+    /// The notice of `partition` having reached `position`.
+    pub fn position(partition: Partition, position: i64) -> Self {
+        let split = partition.is_split();
+        Self::Position {
+            position,
+            partition: split.then_some(partition.index),
+            partitions: split.then_some(partition.count),
+        }
+    }
+
+    /// Announces the notice on a local board (with its view, when it carries the one it names), or records the
+    /// projector it is from.
+    pub fn announce(self, waiters: &VersionWaiters, projectors: &Projectors) {
         match self {
             Self::ViewChanged { order_id, version, view: Some(view) } if view.version == version => {
                 waiters.announce_view(order_id, Arc::new(*view));
             }
             Self::ViewChanged { order_id, version, .. } => waiters.announce(order_id, version),
-            Self::Position { position } => waiters.announce_position(position),
+            Self::Position { position, partition: Some(index), partitions: Some(count) } if index < count => {
+                waiters.announce_partition_position(Partition { index, count }, position);
+            }
+            Self::Position { position, partition: None, .. } => waiters.announce_position(position),
+            Self::Position { .. } => tracing::debug!("ignoring a position notice of no partition"),
+            Self::Projector { replica, partitions } => projectors.heard(replica, partitions, Instant::now()),
         }
     }
 
@@ -69,6 +97,58 @@ impl Notice {
             }
             _ => Ok(body),
         }
+    }
+}
+
+/// How often a projecting replica of a split queue says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// A projecting replica not heard from for this long is taken for gone, and its partitions for free.
+pub const GONE_AFTER: Duration = Duration::from_secs(3);
+
+/// The projecting replicas this replica has heard from lately, by the split they project: who shares the
+/// partitions. Fed by the notice listener; read by `projection::partitions`.
+#[derive(Debug, Clone)]
+pub struct Projectors {
+    heard: Arc<Mutex<HashMap<Uuid, (u16, Instant)>>>,
+    changed: watch::Sender<()>,
+}
+
+impl Default for Projectors {
+    fn default() -> Self {
+        Self { heard: Arc::default(), changed: watch::channel(()).0 }
+    }
+}
+
+impl Projectors {
+    /// Records a heartbeat of `replica`, projecting a queue split into `partitions`.
+    pub fn heard(&self, replica: Uuid, partitions: u16, now: Instant) {
+        let new = self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(replica, (partitions, now));
+        if new.is_none_or(|(count, _)| count != partitions) {
+            self.changed.send_replace(());
+        }
+    }
+
+    /// The replicas projecting a split into `partitions` heard from within [`GONE_AFTER`] of `now`, and `me`.
+    pub fn alive(&self, me: Uuid, partitions: u16, now: Instant) -> Vec<Uuid> {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = heard.len();
+        heard.retain(|_, (_, at)| now.saturating_duration_since(*at) < GONE_AFTER);
+        if heard.len() != before {
+            self.changed.send_replace(());
+        }
+        let mut alive: Vec<Uuid> =
+            heard.iter().filter(|(_, (count, _))| *count == partitions).map(|(replica, _)| *replica).collect();
+        if !alive.contains(&me) {
+            alive.push(me);
+        }
+        alive.sort_unstable();
+        alive
+    }
+
+    /// Resolves when a replica was first heard from, or found gone, after this call (or at once, if since the
+    /// last call on this receiver).
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
     }
 }
 
@@ -102,12 +182,13 @@ pub async fn listen(
     amqp_url: String,
     exchange: String,
     waiters: VersionWaiters,
+    projectors: Projectors,
     bound: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff::default();
     retry_until_shutdown("view-changed listener", &backoff, &shutdown, || async {
-        let result = listen_once(&amqp_url, &exchange, &waiters, &bound, &shutdown, &backoff).await;
+        let result = listen_once(&amqp_url, &exchange, &waiters, &projectors, &bound, &shutdown, &backoff).await;
         bound.send_replace(false);
         result
     })
@@ -118,6 +199,7 @@ async fn listen_once(
     amqp_url: &str,
     exchange: &str,
     waiters: &VersionWaiters,
+    projectors: &Projectors,
     bound: &watch::Sender<bool>,
     shutdown: &CancellationToken,
     backoff: &Backoff,
@@ -169,7 +251,7 @@ async fn listen_once(
             }
             next = notices.next() => match next {
                 Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
-                    Ok(notice) => notice.announce(waiters),
+                    Ok(notice) => notice.announce(waiters, projectors),
                     Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
                 },
                 Some(Err(err)) => break Err(err),
@@ -218,10 +300,34 @@ mod tests {
         let json = serde_json::to_string(&notice).expect("serialises");
         assert_eq!(json, r#"{"kind":"viewChanged","orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), notice);
-        let position = Notice::Position { position: 9 };
+        let position = Notice::position(Partition::WHOLE, 9);
         let json = serde_json::to_string(&position).expect("serialises");
-        assert_eq!(json, r#"{"kind":"position","position":9}"#);
+        assert_eq!(json, r#"{"kind":"position","position":9}"#, "as before partitions");
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
+        let position = Notice::position(Partition { index: 2, count: 6 }, 9);
+        let json = serde_json::to_string(&position).expect("serialises");
+        assert_eq!(json, r#"{"kind":"position","position":9,"partition":2,"partitions":6}"#);
+        assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
+        let alive = Notice::Projector { replica: Uuid::nil(), partitions: 6 };
+        let json = serde_json::to_string(&alive).expect("serialises");
+        assert_eq!(json, r#"{"kind":"projector","replica":"00000000-0000-0000-0000-000000000000","partitions":6}"#);
         assert_eq!(notice_exchange("orders.events"), "orders.events.view-changed");
+    }
+
+    #[test]
+    fn projectors_not_heard_from_lately_or_of_another_split_are_not_counted() {
+        let projectors = Projectors::default();
+        let (me, other, gone, elsewhere) =
+            (Uuid::from_u128(2), Uuid::from_u128(1), Uuid::from_u128(3), Uuid::from_u128(4));
+        let start = Instant::now();
+        projectors.heard(gone, 6, start);
+        projectors.heard(other, 6, start + GONE_AFTER);
+        projectors.heard(elsewhere, 4, start + GONE_AFTER);
+        let mut changes = projectors.changes();
+        assert_eq!(projectors.alive(me, 6, start + GONE_AFTER), [other, me], "sorted, the silent one gone, me in");
+        assert!(changes.has_changed().expect("open"), "losing one is a change");
+        changes.mark_unchanged();
+        projectors.heard(other, 6, start + GONE_AFTER * 2);
+        assert!(!changes.has_changed().expect("open"), "a heartbeat of a known replica is none");
     }
 }

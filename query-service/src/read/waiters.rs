@@ -9,7 +9,9 @@
 //! answers with it instead of reading MongoDB again; a notice from another replica carries only the version.
 //!
 //! Beside the orders, the board holds the read model's *position*: the checkpoint up to which every event has been
-//! applied. List reads with `minPosition` wait on it the same way.
+//! applied. List reads with `minPosition` wait on it the same way. When the projector's queue is split, each
+//! partition reaches its own checkpoints; the read model's position is the lowest of them (every event up to it is
+//! applied in every partition), so the board keeps the newest position announced for each partition.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,17 +19,20 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::store::StoredView;
+use shared_events::Partition;
 
 /// Shared by the projector (which announces) and the read handlers (which wait).
 #[derive(Debug, Clone)]
 pub struct VersionWaiters {
     orders: Arc<Mutex<HashMap<Uuid, watch::Sender<Announced>>>>,
     position: watch::Sender<i64>,
+    /// The newest position announced for each partition of a split queue (empty until one is).
+    partitions: Arc<Mutex<Vec<i64>>>,
 }
 
 impl Default for VersionWaiters {
     fn default() -> Self {
-        Self { orders: Arc::default(), position: watch::channel(0).0 }
+        Self { orders: Arc::default(), position: watch::channel(0).0, partitions: Arc::default() }
     }
 }
 
@@ -81,6 +86,25 @@ impl VersionWaiters {
     /// Tells list waiters that every event up to `position` has been applied.
     pub fn announce_position(&self, position: i64) {
         self.position.send_if_modified(|current| raise(current, position));
+    }
+
+    /// Tells list waiters that every event of `partition` up to `position` has been applied: the read model's
+    /// position rises to the lowest of the partitions' once each has announced one. A partition of another split
+    /// than the one announced before starts the count over (the split was changed).
+    pub fn announce_partition_position(&self, partition: Partition, position: i64) {
+        if !partition.is_split() {
+            return self.announce_position(position);
+        }
+        let lowest = {
+            let mut partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+            if partitions.len() != usize::from(partition.count) {
+                *partitions = vec![0; usize::from(partition.count)];
+            }
+            let slot = &mut partitions[usize::from(partition.index)];
+            *slot = (*slot).max(position);
+            partitions.iter().copied().min().unwrap_or(0)
+        };
+        self.announce_position(lowest);
     }
 
     /// The highest position announced so far.
@@ -138,6 +162,25 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_position_of_a_split_queue_is_the_lowest_of_its_partitions() {
+        let board = VersionWaiters::default();
+        let part = |index| Partition { index, count: 3 };
+        board.announce_partition_position(part(0), 40);
+        board.announce_partition_position(part(2), 30);
+        assert_eq!(board.position(), 0, "partition 1 has announced nothing yet");
+        board.announce_partition_position(part(1), 35);
+        assert_eq!(board.position(), 30);
+        board.announce_partition_position(part(2), 50);
+        assert_eq!(board.position(), 35);
+        board.announce_partition_position(part(2), 10);
+        assert_eq!(board.position(), 35, "a partition never moves back");
+        // A stored position (the lowest of the stored ones) raises it too, and nothing lowers it.
+        board.announce_position(45);
+        board.announce_partition_position(Partition { index: 0, count: 2 }, 60);
+        assert_eq!(board.position(), 45, "another split starts over without lowering what was reached");
+    }
     use std::time::Duration;
 
     #[tokio::test]

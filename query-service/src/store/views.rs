@@ -6,7 +6,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
-use shared_events::ViewLine;
+use shared_events::{Partition, ViewLine};
 use uuid::Uuid;
 
 use super::generations::{Generations, COLLECTION};
@@ -111,13 +111,25 @@ pub struct Views {
     database: Database,
     generations: Generations,
     positions: Collection<mongodb::bson::Document>,
+    /// Partitions of the projector's queue: the position is the lowest of theirs.
+    partitions: u16,
 }
 
 impl Views {
     pub fn new(database: Database) -> Self {
         // A position write lost in a crash only makes the position look older until the next checkpoint: the
         // views it stands for were journaled before it, so it needs no journal of its own.
-        Self { generations: Generations::new(&database), positions: database.collection(POSITIONS), database }
+        Self {
+            generations: Generations::new(&database),
+            positions: database.collection(POSITIONS),
+            database,
+            partitions: 1,
+        }
+    }
+
+    /// The same views, with the projector's queue split into `partitions`.
+    pub fn with_partitions(self, partitions: u16) -> Self {
+        Self { partitions: partitions.max(1), ..self }
     }
 
     pub fn generations(&self) -> &Generations {
@@ -296,19 +308,28 @@ impl Views {
         }
     }
 
-    /// Records that every event up to `position` has been applied to these views (never moves back).
-    pub async fn advance_position(&self, position: i64) -> Result<(), StoreError> {
+    /// Records that every event of `partition` up to `position` has been applied to these views (never moves
+    /// back).
+    pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
         let update = self
             .positions
-            .update_one(doc! { "_id": COLLECTION }, doc! { "$max": { "position": position } })
+            .update_one(doc! { "_id": COLLECTION }, doc! { "$max": { position_field(partition): position } })
             .with_options(UpdateOptions::builder().upsert(true).build());
         bounded(update).await.map(drop)
     }
 
-    /// The position of these views: every event up to it has been applied (0 before the first checkpoint).
+    /// The position of these views: every event up to it has been applied (0 before the first checkpoint), the
+    /// lowest of the partitions' when the queue is split (0 until each has one).
     pub async fn position(&self) -> Result<i64, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": COLLECTION })).await?;
-        Ok(found.and_then(|d| d.get_i64("position").ok()).unwrap_or(0))
+        let Some(found) = found else { return Ok(0) };
+        let stored = |partition| found.get_document("partitions").ok().and_then(|p| p.get_i64(&partition).ok());
+        Ok(match self.partitions {
+            1 => found.get_i64("position").unwrap_or(0),
+            count => {
+                Partition::all(count).map(|partition| stored(partition_key(partition)).unwrap_or(0)).min().unwrap_or(0)
+            }
+        })
     }
 
     /// Creates the indexes the list reads use on a generation (idempotent): newest first, optionally by customer
@@ -432,6 +453,20 @@ pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document,
         query.insert("listKey", doc! { "$lt": &cursor.key });
     }
     (query, doc! { "listKey": -1 })
+}
+
+/// The field of the positions document that holds `partition`'s position: `position` when the queue is not
+/// split, else `partitions.<index>of<count>` (the count in the key, so a changed split starts afresh).
+fn position_field(partition: Partition) -> String {
+    if partition.is_split() {
+        format!("partitions.{}", partition_key(partition))
+    } else {
+        "position".to_owned()
+    }
+}
+
+fn partition_key(partition: Partition) -> String {
+    format!("{}of{}", partition.index, partition.count)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lapin::{Connection, ConnectionProperties};
+use lapin::ConnectionProperties;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -234,8 +234,11 @@ impl CommandFirst {
         let mut config = query_config(&names, &self.amqp_url, mongodb_uri);
         config.event_feed_url = format!("http://{}/events", self.command_addr);
         tune_query(&mut config, self.command_addr);
+        let split = config.projector_partitions > 1;
         let query = query_service::run::start(config, self.shutdown.clone()).await.expect("query-service starts");
-        wait_for_queue(&self.amqp_url, &names.queue).await;
+        // Declared by whichever replica projects: the queue, or its partitions' (all at once).
+        let queue = if split { format!("{}.0", names.queue) } else { names.queue.clone() };
+        wait_for_queue(&self.amqp_url, &queue).await;
         let pool = PgPool::connect(&names.database_url()).await.expect("test pool connects");
         let mongo = mongodb::Client::with_uri_str(mongodb_uri).await.expect("mongo client").database(&names.database);
         let command_task = self.task.take().expect("the command task is still here");
@@ -271,6 +274,21 @@ impl Drop for CommandFirst {
     }
 }
 
+/// Removes what a test's names own when it drops, however the test ends (for tests that run services without a
+/// [`TestApp`]).
+pub struct RemoveOnDrop(pub Names);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let names = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(remove_test_objects(&names, &mongodb_uri()));
+        })
+        .join();
+    }
+}
+
 /// A test that panicked before `stop` still removes what it made.
 impl Drop for TestApp {
     fn drop(&mut self) {
@@ -294,7 +312,7 @@ async fn remove_test_objects(names: &Names, mongodb_uri: &str) {
 /// Waits until `queue` exists (the projector declares it as it starts).
 pub async fn wait_for_queue(amqp_url: &str, queue: &str) {
     eventually(Duration::from_secs(30), || async {
-        let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await.ok()?;
+        let connection = service_runtime::amqp::connect(amqp_url, ConnectionProperties::default()).await.ok()?;
         let channel = connection.create_channel().await.ok()?;
         let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
         let found = channel.queue_declare(queue.into(), options, Default::default()).await.ok();

@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod lists;
 mod observability;
+mod partitions;
 mod read_your_writes;
 mod rebuild;
 mod replicas;

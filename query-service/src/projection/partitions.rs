@@ -1,0 +1,193 @@
+//! Sharing the partitions of a split queue (`PROJECTOR_PARTITIONS` > 1) among the projecting replicas.
+//!
+//! Which replica consumes a partition is the broker's to enforce: each consumes with an *exclusive* consumer, which
+//! RabbitMQ grants to one connection at a time, so two replicas never project one partition, whatever either of them
+//! believes. Who *should* consume it is this module's, so that N partitions over M replicas are projected in
+//! parallel: every projecting replica says it is alive on the notice exchange every second
+//! ([`Notice::Projector`]); the replicas heard from within [`notices::GONE_AFTER`], sorted by id, take the
+//! partitions in turn ([`owned`]). A replica that joins or leaves changes every replica's share alike: the one
+//! that no longer owns a partition settles what it wrote and lets it go (its unacked deliveries return to the queue,
+//! in order), and the new owner, refused until then, takes it within a second. A replica killed outright loses its
+//! connection and with it its consumers; the others stop counting it after [`notices::GONE_AFTER`] and share its
+//! partitions. A replica that hears nobody (its notice listener down) takes itself for alone and tries every
+//! partition; the broker refuses it the ones held.
+
+use lapin::ConnectionProperties;
+use service_runtime::{retry_until_shutdown, Backoff};
+use shared_events::Partition;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::consumer::{self, ConsumerSettings};
+use crate::read::notices::{self, Notice, Projectors};
+use crate::read::VersionWaiters;
+use crate::store::Views;
+
+/// How soon a replica asks again for a partition it owns but the broker still gives to another (the previous owner
+/// settling it, or gone without a goodbye).
+const CLAIM_EVERY: Duration = Duration::from_secs(1);
+/// How often the share is worked out again (and replicas gone found out).
+const REASSIGN_EVERY: Duration = Duration::from_millis(500);
+
+/// The partitions (indexes of `count`) that `me` owns among the `alive` replicas (sorted, `me` among them): the
+/// replicas take them in turn, so each owns `count / alive.len()` of them, give or take one.
+pub fn owned(alive: &[Uuid], me: Uuid, count: u16) -> Vec<u16> {
+    let Some(rank) = alive.iter().position(|replica| *replica == me) else { return Vec::new() };
+    (0..count).filter(|index| usize::from(*index) % alive.len() == rank).collect()
+}
+
+/// Projects until `shutdown`: the whole queue as before when it is not split, else the partitions this replica
+/// owns, taken and let go as replicas come and go.
+pub async fn run(
+    settings: ConsumerSettings,
+    views: Views,
+    waiters: VersionWaiters,
+    projectors: Projectors,
+    shutdown: CancellationToken,
+) {
+    if !settings.partition.is_split() {
+        return consumer::run(settings, views, waiters, shutdown).await;
+    }
+    let me = Uuid::new_v4();
+    let count = settings.partition.count;
+    tracing::info!(replica = %me, partitions = count, "projecting a split queue");
+    let alive = Arc::new(AtomicBool::new(false));
+    let heartbeat = tokio::spawn(say_alive(settings.clone(), me, alive.clone(), shutdown.clone()));
+    let mut tasks = Vec::new();
+    let mut shares = Vec::new();
+    for partition in Partition::all(count) {
+        let (share, owned) = watch::channel(false);
+        let settings = settings.for_partition(partition);
+        shares.push((share, settings.consuming.clone()));
+        let task = consume_while_owned(settings, views.clone(), waiters.clone(), owned, shutdown.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    let mut changes = projectors.changes();
+    loop {
+        let mine = owned(&projectors.alive(me, count, Instant::now()), me, count);
+        let mut ready = alive.load(Ordering::Relaxed);
+        for (index, (share, consuming)) in shares.iter().enumerate() {
+            let owns = mine.iter().any(|owned| usize::from(*owned) == index);
+            share.send_if_modified(|current| std::mem::replace(current, owns) != owns);
+            ready &= !owns || consuming.is_ready();
+        }
+        // Ready once this replica is heard and consumes every partition it owns.
+        settings.consuming.set_ready(ready);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(REASSIGN_EVERY) => {}
+        }
+    }
+    settings.consuming.set_ready(false);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let _ = heartbeat.await;
+}
+
+/// Consumes `settings.partition` whenever this replica owns it, letting it go (settled) when it no longer does.
+async fn consume_while_owned(
+    settings: ConsumerSettings,
+    views: Views,
+    waiters: VersionWaiters,
+    mut owned: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    let backoff = Backoff::default();
+    loop {
+        if owned.wait_for(|owns| *owns).await.is_err() {
+            return;
+        }
+        // Letting the partition go is a shutdown of its consumer alone: it settles what it wrote, then stops.
+        let release = shutdown.child_token();
+        let let_go = async {
+            let _ = owned.wait_for(|owns| !*owns).await;
+            release.cancel();
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let result = tokio::select! {
+            result = consumer::consume(&settings, &views, &waiters, &release, &backoff) => result,
+            never = let_go => match never {},
+        };
+        let wait = match result {
+            _ if shutdown.is_cancelled() => return,
+            Ok(()) => {
+                tracing::info!(partition = %settings.partition, "let a partition go to another replica");
+                continue;
+            }
+            Err(err) if consumer::held_elsewhere(&err) => {
+                tracing::debug!(partition = %settings.partition, "partition still consumed elsewhere");
+                CLAIM_EVERY
+            }
+            Err(err) => {
+                let wait = backoff.failed();
+                tracing::warn!(partition = %settings.partition, error = %err, retry_in_ms = wait.as_millis() as u64,
+                    "projector consumer failed");
+                wait
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Says on the notice exchange, every [`notices::HEARTBEAT_EVERY`], that replica `me` projects; `alive` is true
+/// while it can.
+async fn say_alive(settings: ConsumerSettings, me: Uuid, alive: Arc<AtomicBool>, shutdown: CancellationToken) {
+    let backoff = Backoff::default();
+    let exchange = notices::notice_exchange(&settings.exchange);
+    retry_until_shutdown("projector heartbeat", &backoff, &shutdown, || async {
+        let result = async {
+            let connection = service_runtime::amqp::connect(
+                &settings.amqp_url,
+                ConnectionProperties::default().with_connection_name("projector-heartbeat".into()),
+            )
+            .await?;
+            let channel = connection.create_channel().await?;
+            notices::declare(&channel, &exchange).await?;
+            backoff.reset();
+            let mut every = tokio::time::interval(notices::HEARTBEAT_EVERY);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = every.tick() => {}
+                }
+                let notice = Notice::Projector { replica: me, partitions: settings.partition.count };
+                notices::publish(&channel, &exchange, notice).await?;
+                alive.store(true, Ordering::Relaxed);
+            }
+            let _ = connection.close(200, "projector stopping".into()).await;
+            Ok::<(), lapin::Error>(())
+        }
+        .await;
+        alive.store(false, Ordering::Relaxed);
+        result
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_take_the_partitions_in_turn_and_share_them_again_when_one_goes() {
+        let replicas: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        let shares: Vec<Vec<u16>> = replicas.iter().map(|r| owned(&replicas, *r, 6)).collect();
+        assert_eq!(shares, [vec![0, 3], vec![1, 4], vec![2, 5]]);
+        let left = [replicas[0], replicas[2]];
+        assert_eq!(owned(&left, replicas[0], 6), [0, 2, 4]);
+        assert_eq!(owned(&left, replicas[2], 6), [1, 3, 5], "every partition has exactly one owner");
+        assert_eq!(owned(&[replicas[1]], replicas[1], 6), [0, 1, 2, 3, 4, 5], "alone, all of them");
+        assert!(owned(&left, replicas[1], 6).is_empty(), "one not counted owns nothing");
+        assert_eq!(owned(&replicas, replicas[2], 2), Vec::<u16>::new(), "more replicas than partitions: standbys");
+    }
+}

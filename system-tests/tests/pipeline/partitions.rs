@@ -1,0 +1,298 @@
+//! The projector's queue split into partitions (`PROJECTOR_PARTITIONS`): projecting replicas, as processes, share
+//! the partitions; a killed one's move to the others; nothing is lost, and `minPosition` list reads on a replica
+//! that does not project never miss an order. Changing the split follows the README's procedure.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+use serde_json::Value;
+use std::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{
+    amqp_url, command_config, eventually, free_port, mongodb_uri, place_order_at, query_config, service_binary,
+    ChildProcess, CommandFirst, Names, RemoveOnDrop,
+};
+
+const PARTITIONS: u16 = 6;
+
+/// A projecting query-service process on `port`, the queue split into `partitions`.
+fn projector(names: &Names, port: u16, partitions: u16) -> ChildProcess {
+    Command::new(service_binary("query-service"))
+        .env("AMQP_URL", amqp_url())
+        .env("AMQP_EXCHANGE", &names.exchange)
+        .env("AMQP_QUEUE", &names.queue)
+        .env("MONGODB_URI", mongodb_uri())
+        .env("MONGODB_DATABASE", &names.database)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("PROJECTOR_PARTITIONS", partitions.to_string())
+        .env("READ_MODEL_SAMPLE_RATE", "0")
+        .env("DEMO_PAGE", "false")
+        .env("RUST_LOG", "warn,query_service::projection=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts")
+}
+
+/// The partitions the replica on `port` consumes now, once it answers.
+async fn partitions_of(http: &reqwest::Client, port: u16) -> Option<Vec<u64>> {
+    let status: Value =
+        http.get(format!("http://127.0.0.1:{port}/queries/_status")).send().await.ok()?.json().await.ok()?;
+    status["projector"]["partitions"].as_array().map(|p| p.iter().filter_map(Value::as_u64).collect())
+}
+
+/// How many consumers each partition's queue has.
+async fn consumers_per_partition(names: &Names, partitions: u16) -> Vec<u32> {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let mut counts = Vec::new();
+    for index in 0..partitions {
+        let queue = format!("{}.{index}", names.queue);
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await;
+        counts.push(declared.expect("the partition's queue exists").consumer_count());
+    }
+    let _ = connection.close(200, "probe".into()).await;
+    counts
+}
+
+/// What the writers saw: each order placed (with the position its command returned), and each list read that
+/// answered 200 without it.
+#[derive(Default)]
+struct Seen {
+    placed: Vec<(String, i64)>,
+    misses: Vec<String>,
+    waits: Vec<Duration>,
+}
+
+/// Places orders (each for a customer of its own) until `stop`, and after each lists that customer's orders with
+/// `minPosition` on `query_url`: a 200 must hold the order.
+async fn write_and_list(
+    http: reqwest::Client,
+    command_url: String,
+    query_url: String,
+    worker: usize,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let customer = format!("cust-{worker}-{n}");
+        n += 1;
+        let placed = place_order_at(&http, &format!("{command_url}/commands/orders"), &customer).await;
+        let id = placed["orderId"].as_str().expect("orderId").to_owned();
+        let position = placed["position"].as_i64().expect("position");
+        let started = Instant::now();
+        let url = format!("{query_url}/queries/orders?customerId={customer}&minPosition={position}&waitMs=20000");
+        let response = http.get(url).send().await.expect("GET answers");
+        let status = response.status();
+        let page: Value = response.json().await.expect("json");
+        let mut seen = seen.lock().expect("not poisoned");
+        seen.waits.push(started.elapsed());
+        let listed = page["data"].as_array().is_some_and(|views| views.iter().any(|v| v["orderId"] == id.as_str()));
+        assert!(status == 200 || status == 202, "{status}: {page}");
+        if status == 200 && !listed {
+            seen.misses.push(format!("{id} at position {position}: {page}"));
+        }
+        seen.placed.push((id, position));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_six_partitions_and_a_killed_ones_move_to_the_others_losing_nothing() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = PARTITIONS).await;
+    let ports = [free_port(), free_port(), free_port()];
+    let mut replicas: Vec<Option<ChildProcess>> =
+        ports.iter().map(|port| Some(projector(&names, *port, PARTITIONS))).collect();
+    // A replica that does not project, in process: its reads wait on the partitions' position notices.
+    let app = command
+        .then_query(&mongodb_uri(), |query, _| {
+            query.projector_partitions = PARTITIONS;
+            query.projector_enabled = false;
+        })
+        .await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
+
+    // Two partitions each, every partition consumed by exactly one replica.
+    let shares = eventually(Duration::from_secs(30), || async {
+        let mut shares = Vec::new();
+        for port in ports {
+            shares.push(partitions_of(&http, port).await?);
+        }
+        shares.iter().all(|share| share.len() == 2).then_some(shares)
+    })
+    .await;
+    let mut all: Vec<u64> = shares.concat();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3, 4, 5], "{shares:?}");
+    assert_eq!(consumers_per_partition(&names, PARTITIONS).await, [1; 6]);
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|worker| {
+            let run = write_and_list(
+                http.clone(),
+                app.command_url(""),
+                app.query_url(""),
+                worker,
+                seen.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(run)
+        })
+        .collect();
+    let placed = |seen: &Arc<Mutex<Seen>>| seen.lock().expect("not poisoned").placed.len();
+    eventually(Duration::from_secs(60), || async { (placed(&seen) >= 60).then_some(()) }).await;
+
+    // SIGKILL the second replica: its two partitions move to the two left, three each.
+    let killed_at = Instant::now();
+    drop(replicas[1].take());
+    let before_kill = placed(&seen);
+    let survivors = [ports[0], ports[2]];
+    eventually(Duration::from_secs(20), || async {
+        let mut shares = Vec::new();
+        for port in survivors {
+            shares.push(partitions_of(&http, port).await?);
+        }
+        shares.iter().all(|share| share.len() == 3).then_some(())
+    })
+    .await;
+    let moved_after = killed_at.elapsed();
+    assert_eq!(consumers_per_partition(&names, PARTITIONS).await, [1; 6], "each partition has one consumer again");
+    eventually(Duration::from_secs(60), || async { (placed(&seen) >= before_kill + 60).then_some(()) }).await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("a writer ran to its end");
+    }
+
+    let seen = Arc::try_unwrap(seen).ok().expect("writers done").into_inner().expect("not poisoned");
+    assert!(seen.misses.is_empty(), "list reads answered 200 without the order: {:?}", seen.misses);
+    // Every accepted order is in its view, at version 1.
+    for (id, _) in &seen.placed {
+        let view = app.get_json(app.query_url(&format!("/queries/orders/{id}?minVersion=1&waitMs=20000"))).await;
+        assert_eq!(view["metadata"]["version"], 1, "{id}: {view}");
+    }
+    let longest = seen.waits.iter().max().copied().unwrap_or_default();
+    println!(
+        "{} orders, {} before the kill; partitions moved {} ms after the SIGKILL; longest minPosition list read {} ms",
+        seen.placed.len(),
+        before_kill,
+        moved_after.as_millis(),
+        longest.as_millis()
+    );
+    drop(replicas);
+    app.stop().await;
+}
+
+/// One step of the procedure: services started with the queue split into `partitions`.
+struct Deployment {
+    command: command_service::run::Running,
+    command_stop: CancellationToken,
+    query: query_service::run::Running,
+    query_stop: CancellationToken,
+}
+
+impl Deployment {
+    /// Steps 4 and 5 of the procedure: the query side first, so that every partition's queue exists before the
+    /// relay publishes; then the queues of the previous split are deleted (`retired`); then the relay starts.
+    async fn start(names: &Names, partitions: u16, retired: &[String]) -> Self {
+        let query_stop = CancellationToken::new();
+        let mut config = query_config(names, &amqp_url(), &mongodb_uri());
+        config.projector_partitions = partitions;
+        let query = query_service::run::start(config, query_stop.clone()).await.expect("query-service starts");
+        let first = if partitions > 1 { format!("{}.0", names.queue) } else { names.queue.clone() };
+        crate::helpers::wait_for_queue(&amqp_url(), &first).await;
+        for queue in retired {
+            retire(queue).await;
+        }
+        let command_stop = CancellationToken::new();
+        let mut config = command_config(names, &amqp_url());
+        config.projector_partitions = partitions;
+        let command = command_service::run::start(config, command_stop.clone()).await.expect("command-service starts");
+        Self { command, command_stop, query, query_stop }
+    }
+
+    /// Steps 1 to 3 of the README's procedure for changing the split: stop the relay, wait until the projector has
+    /// taken everything off the queues, stop the query side.
+    async fn drain_and_stop(self, http: &reqwest::Client, names: &Names, partitions: u16) {
+        self.command_stop.cancel();
+        self.command.task.await.expect("command task").expect("command-service stopped cleanly");
+        let query = format!("http://{}", self.query.addr);
+        eventually(Duration::from_secs(30), || async {
+            let status: Value = http.get(format!("{query}/queries/_status")).send().await.ok()?.json().await.ok()?;
+            let depths = queue_depths(names, partitions).await;
+            (status["projector"]["consuming"] == true && depths.iter().all(|d| *d == 0)).then_some(())
+        })
+        .await;
+        self.query_stop.cancel();
+        self.query.task.await.expect("query task").expect("query-service stopped cleanly");
+    }
+}
+
+/// Messages waiting in each queue of a split into `partitions` (the one queue when it is not split).
+async fn queue_depths(names: &Names, partitions: u16) -> Vec<u32> {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let queues: Vec<String> = if partitions > 1 {
+        (0..partitions).map(|index| format!("{}.{index}", names.queue)).collect()
+    } else {
+        vec![names.queue.clone()]
+    };
+    let mut depths = Vec::new();
+    for queue in queues {
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await;
+        depths.push(declared.expect("the queue exists").message_count());
+    }
+    let _ = connection.close(200, "probe".into()).await;
+    depths
+}
+
+/// Deletes a queue of the previous split once it is found empty (step 5; quorum queues have no `if-empty` delete,
+/// and no relay runs yet, so nothing arrives in between).
+async fn retire(queue: &str) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let declared = channel.queue_declare(queue.into(), passive, Default::default()).await.expect("it exists");
+    assert_eq!(declared.message_count(), 0, "{queue} was drained before the split changed");
+    channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await.expect("deleted");
+    let _ = connection.close(200, "retired".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_procedure_losing_nothing() {
+    service_runtime::init_tracing();
+    let names = Names::new("test");
+    let _removed = RemoveOnDrop(names.clone());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
+    let mut placed: Vec<(String, i64)> = Vec::new();
+    for (partitions, retired) in [(1, vec![]), (3, vec![names.queue.clone()]), (2, vec![format!("{}.2", names.queue)])]
+    {
+        let deployment = Deployment::start(&names, partitions, &retired).await;
+        let command = format!("http://{}", deployment.command.addr);
+        let query = format!("http://{}", deployment.query.addr);
+        for n in 0..15 {
+            let answer = place_order_at(&http, &format!("{command}/commands/orders"), &format!("cust-{n}")).await;
+            placed.push((answer["orderId"].as_str().expect("id").to_owned(), answer["position"].as_i64().expect("p")));
+        }
+        // Every order so far, old splits' included, is listed once the newest position is reached.
+        let newest = placed.iter().map(|(_, position)| *position).max().unwrap_or(0);
+        let url = format!("{query}/queries/orders?minPosition={newest}&waitMs=20000&limit=100");
+        let page: Value = http.get(url).send().await.expect("GET").json().await.expect("json");
+        let listed: Vec<&str> =
+            page["data"].as_array().expect("a page").iter().filter_map(|v| v["orderId"].as_str()).collect();
+        for (id, _) in &placed {
+            assert!(listed.contains(&id.as_str()), "{partitions} partitions: {id} missing from {page}");
+        }
+        deployment.drain_and_stop(&http, &names, partitions).await;
+    }
+}
