@@ -3,7 +3,8 @@
 //! Every wait subscribes to the [`VersionWaiters`] board *before* it reads, so a version announced in between still
 //! wakes it; it is woken by the board (the projector's announcement on this replica, a notice from another), asks
 //! MongoDB itself every [`RECHECK`] in case a notice was lost, and ends early when the service shuts down (answering
-//! what it has). The single read, the list read and the view stream all wait here.
+//! what it has). A notice may run ahead of the store this replica reads (reads sent to a secondary of a replica
+//! set): a woken read that finds an older version keeps asking, at growing intervals, until its wait runs out. The single read, the list read and the view stream all wait here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,10 @@ use crate::store::{StoreError, StoredView, Views};
 /// How often a waiting read looks at MongoDB itself when no notice has come: a lost notice delays a read by at most
 /// this long, never until its `waitMs` runs out.
 pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// The first pause before a read woken by a notice asks the store again, when the store it reads did not have the
+/// announced version yet (a replica set secondary behind the primary); it doubles up to [`RECHECK`].
+const BEHIND_FIRST_PAUSE: Duration = Duration::from_millis(25);
 
 /// How often an idle stream looks at MongoDB itself (one shared read per order every few seconds while its streams
 /// wait).
@@ -53,11 +58,28 @@ impl Waiting {
         }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + wait;
+        // Set once a notice said the version exists but the store this replica reads did not have it yet (a
+        // secondary that lags): the pause before asking the store again.
+        let mut behind: Option<Duration> = None;
         let reached = loop {
-            let slice = RECHECK.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(pause) = behind {
+                if service_runtime::sleep_or_shutdown(pause.min(left), &self.shutdown).await {
+                    break false;
+                }
+                view = self.reader.get(id).await?;
+                if version_of(&view) >= min_version {
+                    break true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break false;
+                }
+                behind = Some((pause * 2).min(RECHECK));
+                continue;
+            }
             tokio::select! {
                 () = self.shutdown.cancelled() => break false,
-                woken = tokio::time::timeout(slice, subscription.reached(min_version)) => match woken {
+                woken = tokio::time::timeout(RECHECK.min(left), subscription.reached(min_version)) => match woken {
                     // The projector handed over the view it wrote: no second read.
                     Ok(Some(announced)) => {
                         view = Some(announced);
@@ -65,7 +87,10 @@ impl Waiting {
                     }
                     Ok(None) => {
                         view = self.reader.get(id).await?;
-                        break true;
+                        if version_of(&view) >= min_version {
+                            break true;
+                        }
+                        behind = Some(BEHIND_FIRST_PAUSE);
                     }
                     // No notice yet; one may have been lost: MongoDB is asked every few seconds, and once more
                     // before giving up.

@@ -180,6 +180,40 @@ async fn write_without_notice(app: &TestApp, id: Uuid, version: i64) {
     assert_eq!(done.matched_count, 1);
 }
 
+/// How many `find` commands the query-service has sent to MongoDB.
+async fn finds(app: &TestApp) -> u64 {
+    let metrics = app.http.get(app.query_url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"mongodb_commands_total{command="find"} "#))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_notice_ahead_of_the_store_the_replica_reads_keeps_the_read_waiting_until_the_store_has_the_version() {
+    let app = TestApp::spawn().await;
+    let (id, version) = app.place_order("cust-lagging-secondary").await;
+    let first = app.get_json(app.query_url(&format!("/queries/orders/{id}?minVersion={version}"))).await;
+    assert_eq!(first["metadata"]["version"], version);
+
+    let url = app.query_url(&format!("/queries/orders/{id}?minVersion={}&waitMs=20000", version + 1));
+    let waiting = tokio::spawn(app.http.get(url).send());
+    eventually(Duration::from_secs(10), || async { (app.waiters.waiting_reads() >= 1).then_some(()) }).await;
+    // A notice that the next version was written, carrying no view, while the store this replica reads (a
+    // secondary that lags) still has the older one: the woken read finds the older version...
+    let before = finds(&app).await;
+    app.waiters.announce(id, version + 1);
+    eventually(Duration::from_secs(10), || async { (finds(&app).await > before).then_some(()) }).await;
+    // ...and must keep waiting for the store to catch up, not answer 202 while its wait has time left.
+    write_without_notice(&app, id, version + 1).await;
+    let read = waiting.await.expect("read task").expect("GET answers");
+    assert_eq!(read.status(), 200, "the store caught up well within waitMs");
+    let body: serde_json::Value = read.json().await.expect("json");
+    assert_eq!(body["metadata"]["version"], version + 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_waiting_read_and_a_stream_see_a_version_whose_notice_was_lost() {
     let app = TestApp::spawn().await;
