@@ -34,6 +34,15 @@ pub struct Config {
         default_value = "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"
     )]
     pub mongodb_uri: String,
+    /// Write concern of the read store: `majority` (journaled; survives a replica set failover) or how many
+    /// members must acknowledge (`1` for a single server).
+    #[arg(long, env = "MONGODB_WRITE_CONCERN", default_value = "majority", value_parser = crate::store::parse_write)]
+    pub mongodb_write_concern: mongodb::options::Acknowledgment,
+    /// Read concern of the read store: `local`, `available`, `majority` or `linearizable`. Reads may also go to
+    /// secondaries (`readPreference` in `MONGODB_URI`): a view found below the version asked for is waited for,
+    /// never answered 200.
+    #[arg(long, env = "MONGODB_READ_CONCERN", default_value = "local", value_parser = crate::store::parse_read)]
+    pub mongodb_read_concern: mongodb::options::ReadConcernLevel,
     /// MongoDB database holding the views.
     #[arg(long, env = "MONGODB_DATABASE", default_value = "orders")]
     pub mongodb_database: String,
@@ -110,6 +119,11 @@ impl Config {
     fn feed_token(&self) -> Option<String> {
         let set = |token: &Option<String>| token.clone().filter(|token| !token.is_empty());
         set(&self.event_feed_token).or_else(|| set(&self.admin_token))
+    }
+
+    /// The read store's write and read concerns.
+    pub fn concerns(&self) -> crate::store::Concerns {
+        crate::store::Concerns { write: self.mongodb_write_concern.clone(), read: self.mongodb_read_concern.clone() }
     }
 
     /// The command-service's event feed.

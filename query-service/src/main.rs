@@ -58,7 +58,8 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
     match cli.role.unwrap_or(Role::Serve) {
         Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
         Role::Rebuild => {
-            let views = store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database).await?;
+            let views =
+                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
             let rebuilder = cli.config.rebuilder(views, shutdown)?;
             let generation = rebuilder.claim().await.context("starting the rebuild")?;
             eprintln!("rebuilding into {generation}");
@@ -86,7 +87,8 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
         Role::Verify { repair } => {
-            let views = store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database).await?;
+            let views =
+                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
             let report = query_service::verify::walk::verify(&views, &cli.config.feed()?, repair).await?;
             for finding in &report.findings {
                 eprintln!(
@@ -118,7 +120,8 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
         Role::Rollback => {
-            let views = store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database).await?;
+            let views =
+                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
             let (pointer, report) = cli.config.rebuilder(views, shutdown)?.roll_back().await?;
             eprintln!(
                 "active generation: {} (previous: {}), caught up with {} events",

@@ -50,7 +50,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let commands = Some(metrics.mongodb_commands.clone());
-    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, commands)
+    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, &config.concerns(), commands)
         .await?
         .with_partitions(config.projector_partitions);
     let indexed = match views.generations().current().await {

@@ -104,6 +104,8 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         projector_partitions: 1,
         mongodb_uri: mongodb_uri.to_owned(),
         mongodb_database: names.database.clone(),
+        mongodb_write_concern: query_service::store::Concerns::default().write,
+        mongodb_read_concern: query_service::store::Concerns::default().read,
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         // Set to the test's command-service once it runs; until then nothing listens here.
         event_feed_url: "http://127.0.0.1:9/events".to_owned(),

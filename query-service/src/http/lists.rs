@@ -23,7 +23,7 @@ use super::responses::{
 };
 use super::{ApiError, AppState};
 use crate::store::gaps::{Gaps, MAX_LISTED};
-use crate::store::{ListCursor, ListFilter};
+use crate::store::{ListCursor, ListFilter, ReadFrom};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
@@ -110,7 +110,9 @@ pub(super) async fn list_orders(
     };
 
     let filter = ListFilter { customer_id, status: params.status };
-    let views = state.views.list(&filter, cursor.as_ref(), limit).await.map_err(ApiError::Unavailable)?;
+    // A read that waited for a position is served by the primary: a lagging secondary could miss orders up to it.
+    let from = if position.is_some() { ReadFrom::Primary } else { ReadFrom::Preferred };
+    let views = state.views.list(&filter, cursor.as_ref(), limit, from).await.map_err(ApiError::Unavailable)?;
     let next_cursor =
         (views.len() as i64 == limit).then(|| views.last().map(|v| ListCursor::after(v).encode())).flatten();
     let data = views.iter().map(order_view).collect();

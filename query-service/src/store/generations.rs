@@ -154,8 +154,10 @@ pub struct Generations {
 
 impl Generations {
     pub fn new(database: &Database) -> Self {
-        // Switches are journaled: they must not be lost once a client has seen the new generation.
-        let journaled = WriteConcern::builder().journal(true).build();
+        // Switches are journaled, at the database's write concern: they must not be lost once a client has seen
+        // the new generation.
+        let acknowledged = database.write_concern().and_then(|concern| concern.w.clone());
+        let journaled = WriteConcern::builder().w(acknowledged).journal(true).build();
         let options = mongodb::options::CollectionOptions::builder().write_concern(journaled).build();
         Self { pointers: database.collection_with_options(POINTERS, options), cache: Arc::default() }
     }

@@ -1,14 +1,17 @@
 //! MongoDB: the generations of order views, the guarded write that keeps only the newest version, the position
 //! (checkpoint) up to which every event has been applied, and the gaps below it (dead-lettered events).
 
+mod concerns;
 pub mod gaps;
 pub mod generations;
 mod operation;
 mod views;
 
+pub use concerns::{parse_read, parse_write, Concerns};
 pub use operation::{StoreError, OPERATION_TIMEOUT};
 pub use views::{
-    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, RepairGuard, StoredView, Views,
+    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, ReadFrom, RepairGuard, StoredView,
+    Views,
 };
 
 use anyhow::Context as _;
@@ -19,13 +22,18 @@ use prometheus::IntCounterVec;
 use std::time::Duration;
 
 /// A client that fails fast (3 s) when the server is unreachable, so reads answer 503 instead of hanging.
-pub async fn connect(uri: &str, database: &str) -> anyhow::Result<Views> {
-    connect_counted(uri, database, None).await
+pub async fn connect(uri: &str, database: &str, concerns: &Concerns) -> anyhow::Result<Views> {
+    connect_counted(uri, database, concerns, None).await
 }
 
 /// [`connect`], counting every command the driver sends, by name, in `commands` (`mongodb_commands_total`): what
 /// each unit of work costs the read store, whatever the store's speed.
-pub async fn connect_counted(uri: &str, database: &str, commands: Option<IntCounterVec>) -> anyhow::Result<Views> {
+pub async fn connect_counted(
+    uri: &str,
+    database: &str,
+    concerns: &Concerns,
+    commands: Option<IntCounterVec>,
+) -> anyhow::Result<Views> {
     let mut options = ClientOptions::parse(uri).await.context("MONGODB_URI is not a valid MongoDB URI")?;
     if let Some(commands) = commands {
         options.command_event_handler = Some(EventHandler::callback(move |event| {
@@ -38,5 +46,5 @@ pub async fn connect_counted(uri: &str, database: &str, commands: Option<IntCoun
     options.connect_timeout.get_or_insert(Duration::from_secs(3));
     options.app_name.get_or_insert_with(|| "query-service".to_owned());
     let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
-    Ok(Views::new(client.database(database)))
+    Ok(Views::new(client.database_with_options(database, concerns.database_options())))
 }

@@ -3,7 +3,7 @@
 
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::ErrorKind;
-use mongodb::options::{CollectionOptions, UpdateOptions, WriteConcern};
+use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateOptions, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use shared_events::{Partition, ViewLine};
@@ -119,12 +119,8 @@ impl Views {
     pub fn new(database: Database) -> Self {
         // A position write lost in a crash only makes the position look older until the next checkpoint: the
         // views it stands for were journaled before it, so it needs no journal of its own.
-        Self {
-            generations: Generations::new(&database),
-            positions: database.collection(POSITIONS),
-            database,
-            partitions: 1,
-        }
+        let positions = database.collection_with_options(POSITIONS, Self::redoable(&database));
+        Self { generations: Generations::new(&database), positions, database, partitions: 1 }
     }
 
     /// The same views, with the projector's queue split into `partitions`.
@@ -141,17 +137,25 @@ impl Views {
         &self.database
     }
 
-    /// A generation's collection. View writes are acknowledged only once journaled: the projector acks the event
-    /// after this write, so a write the server could still lose in a crash would lose the event for the view.
+    /// A generation's collection. View writes are acknowledged only once journaled, at the database's write
+    /// concern (`MONGODB_WRITE_CONCERN`): the projector acks the event after this write, so a write the server
+    /// could still lose in a crash would lose the event for the view.
     pub fn generation(&self, name: &str) -> Collection<StoredView> {
-        let journaled = WriteConcern::builder().journal(true).build();
-        self.database.collection_with_options(name, CollectionOptions::builder().write_concern(journaled).build())
+        let durable = self.database.write_concern().cloned().unwrap_or_default();
+        let durable = WriteConcern::builder().w(durable.w).journal(true).build();
+        self.database.collection_with_options(name, CollectionOptions::builder().write_concern(durable).build())
     }
 
     /// A generation's collection for bulk loading: writes acknowledged unjournaled (a rebuild journals once, when
     /// it switches, and starts over if it crashes before).
     pub fn generation_for_loading(&self, name: &str) -> Collection<StoredView> {
-        self.database.collection(name)
+        self.database.collection_with_options(name, Self::redoable(&self.database))
+    }
+
+    /// The options of a collection whose writes may be redone: the database's acknowledgement, no journal asked.
+    fn redoable(database: &Database) -> CollectionOptions {
+        let acknowledged = database.write_concern().and_then(|concern| concern.w.clone());
+        CollectionOptions::builder().write_concern(WriteConcern::builder().w(acknowledged).build()).build()
     }
 
     async fn active(&self) -> Result<Collection<StoredView>, StoreError> {
@@ -358,11 +362,15 @@ impl Views {
         filter: &ListFilter,
         after: Option<&ListCursor>,
         limit: i64,
+        from: ReadFrom,
     ) -> Result<Vec<StoredView>, StoreError> {
         use futures_util::TryStreamExt as _;
         let (query, sort) = list_query(filter, after);
         let active = self.active().await?;
-        let find = active.find(query).sort(sort).limit(limit);
+        let mut find = active.find(query).sort(sort).limit(limit);
+        if from == ReadFrom::Primary {
+            find = find.selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary));
+        }
         bounded(async { find.await?.try_collect().await }).await
     }
 
@@ -370,6 +378,16 @@ impl Views {
     pub async fn ping(&self) -> Result<(), StoreError> {
         bounded(self.database.client().database("admin").run_command(doc! { "ping": 1 })).await.map(drop)
     }
+}
+
+/// Which member of a replica set a list read may be served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Whichever `MONGODB_URI`'s read preference picks (a secondary, if it says so).
+    Preferred,
+    /// The primary: a list read that waited for a position must see every write up to it, and a secondary may lag
+    /// the primary the projector wrote to (a single view read needs no such care: its version is checked).
+    Primary,
 }
 
 /// Which stored view a repair may write over.

@@ -69,14 +69,17 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
         anyhow::ensure!(status == 202, "reading the position answered {status}");
-        let applied = query_service::store::connect(&mongodb_uri, &database).await?.count("order_views").await?;
+        let applied = query_service::store::connect(&mongodb_uri, &database, &Default::default())
+            .await?
+            .count("order_views")
+            .await?;
         eprint!("\rlive: {applied}/{events} views, {:.0} s   ", live_started.elapsed().as_secs_f64());
     }
     let live = live_started.elapsed();
     eprintln!();
 
     // 2. Rebuild: the same log into a new generation.
-    let views = query_service::store::connect(&mongodb_uri, &database).await?;
+    let views = query_service::store::connect(&mongodb_uri, &database, &Default::default()).await?;
     let rebuilder = query_config.rebuilder(views, shutdown.clone())?;
     let generation = rebuilder.claim().await?;
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());

@@ -305,7 +305,8 @@ async fn a_rejected_command_writes_nothing_to_the_real_store() {
 async fn query_app_without_store() -> axum::Router {
     use query_service::read::{VersionWaiters, ViewReader};
     let uri = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200";
-    let views = query_service::store::connect(uri, "none").await.expect("a client (it connects lazily)");
+    let views =
+        query_service::store::connect(uri, "none", &Default::default()).await.expect("a client (it connects lazily)");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let feed = query_service::feed::Feed::new("http://127.0.0.1:1/events".to_owned(), None).expect("feed");
     query_service::http::build_app(query_service::http::AppState {

@@ -402,7 +402,8 @@ async fn a_rebuild_counts_each_order_once_however_its_events_fall_into_pages() {
     let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
         .expect("feed")
         .with_page_size(2);
-    let views = query_service::store::connect(&mongodb_uri(), &app.names.database).await.expect("mongo");
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
     let rebuilder = query_service::rebuild::Rebuilder::new(views, feed, 2, tokio_util::sync::CancellationToken::new());
     let generation = rebuilder.claim().await.expect("claimed");
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());

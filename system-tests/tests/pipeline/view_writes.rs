@@ -96,3 +96,25 @@ async fn a_duplicate_key_is_not_taken_for_a_newer_view() {
     let outcome = views.apply_all(&[view(second, 1)]).await.expect("the batch answers");
     assert!(matches!(&outcome[..], [ApplyOutcome::Failed(reason)] if reason.contains("11000")), "{outcome:?}");
 }
+
+#[tokio::test]
+async fn the_configured_concerns_are_the_ones_view_writes_switches_and_reads_use_and_the_server_takes_them() {
+    use mongodb::options::{Acknowledgment, ReadConcern, ReadConcernLevel};
+    use query_service::store::Concerns;
+    let name = Names::new("test").database;
+    let concerns = Concerns { write: Acknowledgment::Nodes(1), read: ReadConcernLevel::Majority };
+    let views = query_service::store::connect(&mongodb_uri(), &name, &concerns).await.expect("a client");
+    let durable = views.generation("order_views").write_concern().cloned().expect("a write concern");
+    assert_eq!((durable.w, durable.journal), (Some(Acknowledgment::Nodes(1)), Some(true)), "journaled at w: 1");
+    let loading = views.generation_for_loading("order_views").write_concern().cloned().expect("a write concern");
+    assert_eq!((loading.w, loading.journal), (Some(Acknowledgment::Nodes(1)), None), "a rebuild's bulk load");
+    assert_eq!(views.database().read_concern(), Some(&ReadConcern::from(ReadConcernLevel::Majority)));
+    // The server takes both: a view written and read back under them.
+    let scratch = ScratchDatabase(views.database().clone());
+    let view = StoredView::from_event(&system_tests::sample_event(Uuid::new_v4(), 1, 1));
+    let outcome = views.apply_all(std::slice::from_ref(&view)).await.expect("written");
+    assert!(matches!(outcome.as_slice(), [ApplyOutcome::Applied]), "{outcome:?}");
+    let id = view.id.parse().expect("a uuid");
+    assert_eq!(views.get(id).await.expect("read").map(|v| v.version), Some(view.version));
+    drop(scratch);
+}

@@ -93,7 +93,7 @@ async fn hops(setup: &Setup, samples: usize) -> anyhow::Result<(Latencies, Laten
     let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
     let _ = connection.close(200, "hops measured".into()).await;
 
-    let views = query_service::store::connect(&setup.mongodb_uri, &setup.names.database).await?;
+    let views = query_service::store::connect(&setup.mongodb_uri, &setup.names.database, &Default::default()).await?;
     let collection = views.generation("hops");
     let mut upsert = Latencies::new();
     for n in 0..samples {

@@ -53,7 +53,7 @@ async fn capacity(setup: &Setup, table: &mut Table) -> anyhow::Result<f64> {
 
 /// Adds views to the active generation until it holds `target`.
 async fn fill_to(setup: &Setup, target: u64) -> anyhow::Result<()> {
-    let views = query_service::store::connect(&setup.mongodb_uri, &setup.names.database).await?;
+    let views = query_service::store::connect(&setup.mongodb_uri, &setup.names.database, &Default::default()).await?;
     let collection = views.generation_for_loading(query_service::store::generations::COLLECTION);
     let have = collection.estimated_document_count().await?;
     let mut n = have as usize;

@@ -199,7 +199,7 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let bulk_rate = rate(samples as u64, started.elapsed());
     let bulk_load = load.busiest();
     let bulk_cpu_ms = (crate::procs::own_cpu_seconds() - cpu_before) * 1000.0 / samples as f64;
-    let store = query_service::store::connect(&setup.mongodb_uri, &database).await?;
+    let store = query_service::store::connect(&setup.mongodb_uri, &database, &Default::default()).await?;
     let collection = store.generation("order_views");
     let singles = samples.min(2_000);
     let started = Instant::now();

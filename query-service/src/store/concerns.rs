@@ -1,0 +1,93 @@
+//! How durable a write must be before it counts, and how settled a read must be: `MONGODB_WRITE_CONCERN` and
+//! `MONGODB_READ_CONCERN`, applied to the database every store of this service uses.
+//!
+//! View writes, pointer switches and gaps are acknowledged at the write concern *and* journaled: the projector acks
+//! an event only after its view write, so a write a primary could still lose in a crash or a failover would lose the
+//! event for the read model. The default, `majority`, survives a failover; `1` is for a single server. Bulk loads of
+//! a rebuild and the position (which only ever trails the views it stands for) need no journal of their own.
+
+use mongodb::options::{Acknowledgment, DatabaseOptions, ReadConcern, ReadConcernLevel, WriteConcern};
+
+/// Most members a numeric write concern may name.
+const MAX_MEMBERS: u32 = 50;
+
+/// The write and read concerns of the read store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concerns {
+    pub write: Acknowledgment,
+    pub read: ReadConcernLevel,
+}
+
+impl Default for Concerns {
+    fn default() -> Self {
+        Self { write: Acknowledgment::Majority, read: ReadConcernLevel::Local }
+    }
+}
+
+impl Concerns {
+    /// The concern of writes that must outlive a crash: acknowledged as set, and journaled.
+    pub fn durable(&self) -> WriteConcern {
+        WriteConcern::builder().w(self.write.clone()).journal(true).build()
+    }
+
+    /// The concern of writes that may be redone: acknowledged as set, journaled as the server does anyway.
+    pub fn redoable(&self) -> WriteConcern {
+        WriteConcern::builder().w(self.write.clone()).build()
+    }
+
+    /// The database options: durable writes and the read concern, for every collection unless it says otherwise.
+    pub fn database_options(&self) -> DatabaseOptions {
+        DatabaseOptions::builder()
+            .write_concern(self.durable())
+            .read_concern(ReadConcern::from(self.read.clone()))
+            .build()
+    }
+}
+
+/// `MONGODB_WRITE_CONCERN`: `majority`, or how many members (1 to 50) must acknowledge.
+pub fn parse_write(value: &str) -> Result<Acknowledgment, String> {
+    match value.trim() {
+        "majority" => Ok(Acknowledgment::Majority),
+        number => match number.parse::<u32>() {
+            Ok(n) if (1..=MAX_MEMBERS).contains(&n) => Ok(Acknowledgment::Nodes(n)),
+            _ => Err(format!("`majority` or a number of members from 1 to {MAX_MEMBERS}, not {value:?}")),
+        },
+    }
+}
+
+/// `MONGODB_READ_CONCERN`: `local`, `available`, `majority` or `linearizable`.
+pub fn parse_read(value: &str) -> Result<ReadConcernLevel, String> {
+    match value.trim() {
+        "local" => Ok(ReadConcernLevel::Local),
+        "available" => Ok(ReadConcernLevel::Available),
+        "majority" => Ok(ReadConcernLevel::Majority),
+        "linearizable" => Ok(ReadConcernLevel::Linearizable),
+        _ => Err(format!("one of local, available, majority, linearizable, not {value:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_concerns_are_majority_or_a_number_of_members_and_durable_ones_are_journaled() {
+        assert_eq!(parse_write("majority"), Ok(Acknowledgment::Majority));
+        assert_eq!(parse_write("2"), Ok(Acknowledgment::Nodes(2)));
+        for bad in ["0", "51", "-1", "all", ""] {
+            assert!(parse_write(bad).is_err(), "{bad:?}");
+        }
+        let concerns = Concerns::default();
+        assert_eq!(concerns.durable().w, Some(Acknowledgment::Majority));
+        assert_eq!(concerns.durable().journal, Some(true));
+        assert_eq!(concerns.redoable().journal, None);
+    }
+
+    #[test]
+    fn read_concerns_are_the_levels_a_view_read_may_use() {
+        assert_eq!(parse_read("majority"), Ok(ReadConcernLevel::Majority));
+        assert_eq!(parse_read("local"), Ok(ReadConcernLevel::Local));
+        assert!(parse_read("snapshot").is_err(), "a snapshot needs a transaction");
+        assert!(parse_read("Majority").is_err());
+    }
+}
