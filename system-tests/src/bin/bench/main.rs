@@ -2,7 +2,7 @@
 //! and what each unit of work costs in machine-independent units (round trips, MongoDB commands, CPU per unit).
 //!
 //! `scripts/bench` (builds the release binaries, then runs this); `scripts/bench --full` for the long form (5× the
-//! commands and open-loop durations, 100k projector events); `--only cost,reads,memory,sweep,relay,projector` for
+//! commands and open-loop durations, 100k projector events); `--only cost,reads,memory,sweep,relay,projector,partitions` for
 //! some stages (the closed-loop commands and the fixed freshness rows always run). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
 //! `TEST_POSTGRES_URL`, `TEST_AMQP_URL`, `TEST_MONGODB_URI` as for the tests). Starts the services as processes of
 //! their own on fresh databases and queues, prints each row as it is measured and a Markdown table at the end, and
@@ -152,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
     let projector_events = if full { 100_000 } else { 20_000 };
     let projector_rss =
         if runs("projector") { throughput::projector(&setup, &mut table, projector_events).await? } else { 0.0 };
+    if runs("partitions") {
+        throughput::partitions(&setup, &mut table, if full { 40_000 } else { 8_000 }).await?;
+    }
     for (name, rss) in [
         ("peak RSS command-service (serve + relay)", command_rss),
         ("peak RSS query-service (serve + projector)", query_rss),

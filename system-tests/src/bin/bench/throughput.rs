@@ -10,6 +10,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::time::{Duration, Instant};
 
+use shared_events::Partition;
+
 use crate::procs::Service;
 use crate::stats::{rate, Table};
 use crate::Setup;
@@ -226,6 +228,102 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let _ = connection.close(200, "projector measured".into()).await;
     let _ = client.database(&database).drop().await;
     Ok(rss)
+}
+
+/// Projection of one backlog split into 1, 2 and 4 partitions, one projecting replica per partition (the replicas
+/// share them as in production, the hand-out of the first seconds included): events/s of each, against the
+/// one-partition rate. Every partition writes to the same single-process stand-in read store, which caps them all.
+pub async fn partitions(setup: &Setup, table: &mut Table, events: usize) -> anyhow::Result<()> {
+    let mut one = None;
+    for count in [1u16, 2, 4] {
+        let database = format!("{}_partitions{count}", setup.names.database);
+        let exchange = format!("{}.partitions{count}", setup.names.exchange);
+        let queue = format!("{}.partitions{count}", setup.names.queue);
+        let queues: Vec<String> = Partition::all(count)
+            .map(|p| if p.is_split() { format!("{queue}.{}", p.index) } else { queue.clone() })
+            .collect();
+        let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        // The partitions' queues, as the query-service declares them.
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        let queue_options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        for (partition, name) in Partition::all(count).zip(&queues) {
+            channel.queue_declare(name.as_str().into(), queue_options, arguments.clone()).await?;
+            let bind = QueueBindOptions::default();
+            let key = partition.binding();
+            channel
+                .queue_bind(name.as_str().into(), exchange.as_str().into(), key.into(), bind, FieldTable::default())
+                .await?;
+        }
+        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+        for chunk in (0..events).collect::<Vec<_>>().chunks(1_000) {
+            let mut confirms = Vec::with_capacity(chunk.len());
+            for &n in chunk {
+                let envelope = crate::sample_envelope(n, n as i64 + 1);
+                let order_id: uuid::Uuid = serde_json::from_value(envelope["orderId"].clone())?;
+                let key = Partition::of(order_id, count).routing_key("OrderPlaced");
+                let body = serde_json::to_vec(&envelope)?;
+                let options = BasicPublishOptions::default();
+                confirms.push(
+                    channel
+                        .basic_publish(exchange.as_str().into(), key.into(), options, &body, properties.clone())
+                        .await?,
+                );
+            }
+            for confirm in confirms {
+                anyhow::ensure!(confirm.await?.is_ack(), "the broker refused a message");
+            }
+        }
+
+        let env = [
+            ("AMQP_URL", setup.amqp_url.clone()),
+            ("AMQP_EXCHANGE", exchange.clone()),
+            ("AMQP_QUEUE", queue.clone()),
+            ("PROJECTOR_PARTITIONS", count.to_string()),
+            ("MONGODB_URI", setup.mongodb_uri.clone()),
+            ("MONGODB_DATABASE", database.clone()),
+            ("READ_MODEL_SAMPLE_RATE", "0".to_owned()),
+        ];
+        let watcher = mongodb::Client::with_uri_str(&setup.mongodb_uri).await?;
+        let views = watcher.database(&database).collection::<mongodb::bson::Document>("order_views");
+        let started = Instant::now();
+        let mut replicas = Vec::new();
+        for index in 0..count {
+            replicas.push(Service::start(&format!("projector-{index}"), "query-service", &[], &env).await?);
+        }
+        let load = crate::freshness::Load::of(
+            replicas.iter().enumerate().map(|(i, r)| (format!("projector {i}"), r.stat_path())).collect(),
+        );
+        while views.estimated_document_count().await? < events as u64 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let events_per_second = rate(events as u64, started.elapsed());
+        let busiest = load.busiest();
+        for replica in replicas {
+            replica.stop();
+        }
+        let baseline = *one.get_or_insert(events_per_second);
+        table.add(
+            &format!("projector, {count} partition(s), {count} replica(s), {events} queued events"),
+            format!("{events_per_second:.0} events/s; {busiest}"),
+            format!("1 partition: {baseline:.0}/s (all partitions write to the one stand-in process)"),
+            Some(events_per_second / baseline),
+            "",
+        );
+        for name in queues.iter().cloned().chain([format!("{queue}.dlq")]) {
+            let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+        let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
+        let _ = channel.exchange_delete(format!("{exchange}.view-changed").as_str().into(), Default::default()).await;
+        let _ = connection.close(200, "partitions measured".into()).await;
+        let _ = watcher.database(&database).drop().await;
+    }
+    Ok(())
 }
 
 /// The projector's write, raw: one journaled `update` command of version-guarded upserts.
