@@ -85,6 +85,7 @@ pub async fn run(
         }
     }
     settings.consuming.set_ready(false);
+    drop(shares);
     for task in tasks {
         let _ = task.await;
     }
@@ -101,8 +102,10 @@ async fn consume_while_owned(
 ) {
     let backoff = Backoff::default();
     loop {
-        if owned.wait_for(|owns| *owns).await.is_err() {
-            return;
+        // A partition owned elsewhere may stay so until shutdown: the wait for it must end there too.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            owns = owned.wait_for(|owns| *owns) => if owns.is_err() { return },
         }
         // Letting the partition go is a shutdown of its consumer alone: it settles what it wrote, then stops.
         let release = shutdown.child_token();

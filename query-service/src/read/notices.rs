@@ -122,7 +122,11 @@ impl Default for Projectors {
 impl Projectors {
     /// Records a heartbeat of `replica`, projecting a queue split into `partitions`.
     pub fn heard(&self, replica: Uuid, partitions: u16, now: Instant) {
-        let new = self.heard.lock().unwrap_or_else(PoisonError::into_inner).insert(replica, (partitions, now));
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        // Replicas gone long ago are forgotten here too: a replica that does not project never asks who is alive.
+        heard.retain(|_, (_, at)| now.saturating_duration_since(*at) < GONE_AFTER * 10);
+        let new = heard.insert(replica, (partitions, now));
+        drop(heard);
         if new.is_none_or(|(count, _)| count != partitions) {
             self.changed.send_replace(());
         }

@@ -296,3 +296,32 @@ async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_pr
         deployment.drain_and_stop(&http, &names, partitions).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_owns_only_some_partitions_stops_promptly_when_told_to() {
+    service_runtime::init_tracing();
+    let names = Names::new("test");
+    let _removed = RemoveOnDrop(names.clone());
+    let start = || async {
+        let stop = CancellationToken::new();
+        let mut config = query_config(&names, &amqp_url(), &mongodb_uri());
+        config.projector_partitions = 2;
+        let running = query_service::run::start(config, stop.clone()).await.expect("query-service starts");
+        (running, stop)
+    };
+    let (first, first_stop) = start().await;
+    let (second, second_stop) = start().await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    // One partition each.
+    eventually(Duration::from_secs(30), || async {
+        let a = partitions_of(&http, first.addr.port()).await?;
+        let b = partitions_of(&http, second.addr.port()).await?;
+        (a.len() == 1 && b.len() == 1).then_some(())
+    })
+    .await;
+    for (running, stop) in [(first, first_stop), (second, second_stop)] {
+        stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(15), running.task).await;
+        assert!(stopped.is_ok(), "a replica owning one of two partitions did not stop within 15 s");
+    }
+}
