@@ -2,7 +2,9 @@
 //!
 //! Only one replica projects a given event, but a waiting read may sit on any replica. After each view write the
 //! projector publishes `{"kind": "viewChanged", orderId, version, view}`, and after each checkpoint
-//! `{"kind": "position", position}`, to a fanout exchange (`<AMQP_EXCHANGE>.view-changed`); every replica binds an
+//! `{"kind": "position", position}` (with `partition` and `partitions` when the queue is split), to a fanout exchange
+//! (`<AMQP_EXCHANGE>.view-changed`); a projecting replica of a split queue also says it is alive there every second
+//! (`{"kind": "projector", replica, partitions}`, recorded in [`Projectors`]). Every replica binds an
 //! exclusive, auto-deleted queue of its own to it and announces each notice on its local [`VersionWaiters`] board.
 //! The notice carries the view it announces (up to [`MAX_CARRIED_VIEW`] bytes of it), so that a read woken on any
 //! replica answers with it instead of asking MongoDB again. Notices are a wake-up, not the truth: one that is lost
