@@ -121,6 +121,15 @@ impl Config {
         set(&self.event_feed_token).or_else(|| set(&self.admin_token))
     }
 
+    /// The views this configuration names: its MongoDB, concerns and partitions (whose lowest position is the
+    /// read model's), counting the driver's commands in `commands` when given. Every role connects through here.
+    pub async fn views(&self, commands: Option<prometheus::IntCounterVec>) -> anyhow::Result<crate::store::Views> {
+        let views =
+            crate::store::connect_counted(&self.mongodb_uri, &self.mongodb_database, &self.concerns(), commands)
+                .await?;
+        Ok(views.with_partitions(self.projector_partitions))
+    }
+
     /// The read store's write and read concerns.
     pub fn concerns(&self) -> crate::store::Concerns {
         crate::store::Concerns { write: self.mongodb_write_concern.clone(), read: self.mongodb_read_concern.clone() }

@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use query_service::rebuild::Progress;
-use query_service::{config::Config, run, store};
+use query_service::{config::Config, run};
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -58,8 +58,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
     match cli.role.unwrap_or(Role::Serve) {
         Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
         Role::Rebuild => {
-            let views =
-                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
+            let views = cli.config.views(None).await?;
             let rebuilder = cli.config.rebuilder(views, shutdown)?;
             let generation = rebuilder.claim().await.context("starting the rebuild")?;
             eprintln!("rebuilding into {generation}");
@@ -87,8 +86,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
         Role::Verify { repair } => {
-            let views =
-                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
+            let views = cli.config.views(None).await?;
             let report = query_service::verify::walk::verify(&views, &cli.config.feed()?, repair).await?;
             for finding in &report.findings {
                 eprintln!(
@@ -120,8 +118,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
         Role::Rollback => {
-            let views =
-                store::connect(&cli.config.mongodb_uri, &cli.config.mongodb_database, &cli.config.concerns()).await?;
+            let views = cli.config.views(None).await?;
             let (pointer, report) = cli.config.rebuilder(views, shutdown)?.roll_back().await?;
             eprintln!(
                 "active generation: {} (previous: {}), caught up with {} events",

@@ -12,7 +12,6 @@ use crate::http::{build_app, AppState, DemoPage, Readiness, Sampling};
 use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings, Slowdown};
 use crate::read::{self, VersionWaiters, ViewReader};
-use crate::store;
 use service_runtime::admin::AdminToken;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
@@ -50,9 +49,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let commands = Some(metrics.mongodb_commands.clone());
-    let views = store::connect_counted(&config.mongodb_uri, &config.mongodb_database, &config.concerns(), commands)
-        .await?
-        .with_partitions(config.projector_partitions);
+    let views = config.views(commands).await?;
     let indexed = match views.generations().current().await {
         Ok(pointer) => views.ensure_indexes(&pointer.active).await,
         Err(err) => Err(err),

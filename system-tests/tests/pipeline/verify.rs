@@ -10,9 +10,15 @@ use crate::observability::{samples, scrape};
 
 /// `query-service verify` (with `args`) against the test's services: its exit status and its JSON summary.
 async fn verify(app: &TestApp, args: &[&str]) -> (bool, Value) {
+    verify_split(app, args, 1).await
+}
+
+/// [`verify`] of a read model whose projector's queue is split into `partitions`.
+async fn verify_split(app: &TestApp, args: &[&str], partitions: u16) -> (bool, Value) {
     let run = tokio::process::Command::new(service_binary("query-service"))
         .arg("verify")
         .args(args)
+        .env("PROJECTOR_PARTITIONS", partitions.to_string())
         .env("MONGODB_URI", mongodb_uri())
         .env("MONGODB_DATABASE", &app.names.database)
         .env("EVENT_FEED_URL", app.command_url("/events"))
@@ -137,5 +143,35 @@ async fn the_event_feed_gives_one_orders_events_for_checks() {
         app.http.get(app.command_url("/events?orderId=nope")).bearer_auth(ADMIN_TOKEN).send().await.expect("feed");
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.headers()["content-type"], "application/problem+json");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn verify_of_a_split_queue_reads_the_partitions_position_and_finds_a_deleted_view() {
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &crate::helpers::amqp_url(),
+        &mongodb_uri(),
+        |command| command.projector_partitions = 2,
+        |query, _| query.projector_partitions = 2,
+    )
+    .await;
+    let mut orders = Vec::new();
+    for customer in ["c-split-1", "c-split-2", "c-split-3", "c-split-4"] {
+        orders.push(app.place_order(customer).await);
+    }
+    for (id, _) in &orders {
+        let view = app.get_json(app.query_url(&format!("/queries/orders/{id}?minVersion=1"))).await;
+        assert_eq!(view["data"]["version"], 1, "{view}");
+    }
+    let views = app.mongo.collection::<Document>("order_views");
+    views.delete_one(doc! {"_id": orders[0].0.to_string()}).await.expect("delete");
+    // Once the partitions' positions are stored past every event, the deleted view is missing, not in flight.
+    let summary = eventually(Duration::from_secs(20), || async {
+        let (clean, summary) = verify_split(&app, &[], 2).await;
+        (!clean && counts(&summary) == [4, 1, 0, 0, 0]).then_some(summary)
+    })
+    .await;
+    assert_eq!(summary["inFlight"], 0, "{summary}");
     app.stop().await;
 }
