@@ -6,7 +6,10 @@
 //! event for the read model. The default, `majority`, survives a failover; `1` is for a single server. Bulk loads of
 //! a rebuild and the position (which only ever trails the views it stands for) need no journal of their own.
 
-use mongodb::options::{Acknowledgment, DatabaseOptions, ReadConcern, ReadConcernLevel, WriteConcern};
+use mongodb::options::{
+    Acknowledgment, CollectionOptions, DatabaseOptions, ReadConcern, ReadConcernLevel, WriteConcern,
+};
+use mongodb::Database;
 
 /// Most members a numeric write concern may name.
 const MAX_MEMBERS: u32 = 50;
@@ -27,12 +30,12 @@ impl Default for Concerns {
 impl Concerns {
     /// The concern of writes that must outlive a crash: acknowledged as set, and journaled.
     pub fn durable(&self) -> WriteConcern {
-        WriteConcern::builder().w(self.write.clone()).journal(true).build()
+        durable(Some(self.write.clone()))
     }
 
     /// The concern of writes that may be redone: acknowledged as set, journaled as the server does anyway.
     pub fn redoable(&self) -> WriteConcern {
-        WriteConcern::builder().w(self.write.clone()).build()
+        redoable(Some(self.write.clone()))
     }
 
     /// The database options: durable writes and the read concern, for every collection unless it says otherwise.
@@ -42,6 +45,30 @@ impl Concerns {
             .read_concern(ReadConcern::from(self.read.clone()))
             .build()
     }
+}
+
+fn durable(acknowledged: Option<Acknowledgment>) -> WriteConcern {
+    WriteConcern::builder().w(acknowledged).journal(true).build()
+}
+
+fn redoable(acknowledged: Option<Acknowledgment>) -> WriteConcern {
+    WriteConcern::builder().w(acknowledged).build()
+}
+
+/// The options of a collection of `database` whose writes must outlive a crash: acknowledged as the database asks
+/// (`MONGODB_WRITE_CONCERN`, or the server's default for a database opened without it), and journaled.
+pub(super) fn durable_in(database: &Database) -> CollectionOptions {
+    CollectionOptions::builder().write_concern(durable(acknowledgment(database))).build()
+}
+
+/// The options of a collection of `database` whose writes may be redone: acknowledged as the database asks, no
+/// journal asked.
+pub(super) fn redoable_in(database: &Database) -> CollectionOptions {
+    CollectionOptions::builder().write_concern(redoable(acknowledgment(database))).build()
+}
+
+fn acknowledgment(database: &Database) -> Option<Acknowledgment> {
+    database.write_concern().and_then(|concern| concern.w.clone())
 }
 
 /// `MONGODB_WRITE_CONCERN`: `majority`, or how many members (1 to 50) must acknowledge.

@@ -16,7 +16,7 @@
 //! generation before it reads the log. A pointer that cannot be read is an error, never a guess.
 
 use mongodb::bson::{doc, DateTime};
-use mongodb::options::{ReturnDocument, WriteConcern};
+use mongodb::options::ReturnDocument;
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -156,10 +156,8 @@ impl Generations {
     pub fn new(database: &Database) -> Self {
         // Switches are journaled, at the database's write concern: they must not be lost once a client has seen
         // the new generation.
-        let acknowledged = database.write_concern().and_then(|concern| concern.w.clone());
-        let journaled = WriteConcern::builder().w(acknowledged).journal(true).build();
-        let options = mongodb::options::CollectionOptions::builder().write_concern(journaled).build();
-        Self { pointers: database.collection_with_options(POINTERS, options), cache: Arc::default() }
+        let pointers = database.collection_with_options(POINTERS, super::concerns::durable_in(database));
+        Self { pointers, cache: Arc::default() }
     }
 
     /// The pointer, from the cache when it is fresh enough, else read from MongoDB. Never a guess: when it cannot

@@ -3,12 +3,13 @@
 
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::ErrorKind;
-use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateOptions, WriteConcern};
+use mongodb::options::{ReadPreference, SelectionCriteria, UpdateOptions};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
 use shared_events::{Partition, ViewLine};
 use uuid::Uuid;
 
+use super::concerns::{durable_in, redoable_in};
 use super::generations::{Generations, COLLECTION};
 use super::operation::{bounded, is_duplicate_key, StoreError};
 
@@ -119,7 +120,7 @@ impl Views {
     pub fn new(database: Database) -> Self {
         // A position write lost in a crash only makes the position look older until the next checkpoint: the
         // views it stands for were journaled before it, so it needs no journal of its own.
-        let positions = database.collection_with_options(POSITIONS, Self::redoable(&database));
+        let positions = database.collection_with_options(POSITIONS, redoable_in(&database));
         Self { generations: Generations::new(&database), positions, database, partitions: 1 }
     }
 
@@ -141,21 +142,13 @@ impl Views {
     /// concern (`MONGODB_WRITE_CONCERN`): the projector acks the event after this write, so a write the server
     /// could still lose in a crash would lose the event for the view.
     pub fn generation(&self, name: &str) -> Collection<StoredView> {
-        let durable = self.database.write_concern().cloned().unwrap_or_default();
-        let durable = WriteConcern::builder().w(durable.w).journal(true).build();
-        self.database.collection_with_options(name, CollectionOptions::builder().write_concern(durable).build())
+        self.database.collection_with_options(name, durable_in(&self.database))
     }
 
     /// A generation's collection for bulk loading: writes acknowledged unjournaled (a rebuild journals once, when
     /// it switches, and starts over if it crashes before).
     pub fn generation_for_loading(&self, name: &str) -> Collection<StoredView> {
-        self.database.collection_with_options(name, Self::redoable(&self.database))
-    }
-
-    /// The options of a collection whose writes may be redone: the database's acknowledgement, no journal asked.
-    fn redoable(database: &Database) -> CollectionOptions {
-        let acknowledged = database.write_concern().and_then(|concern| concern.w.clone());
-        CollectionOptions::builder().write_concern(WriteConcern::builder().w(acknowledged).build()).build()
+        self.database.collection_with_options(name, redoable_in(&self.database))
     }
 
     async fn active(&self) -> Result<Collection<StoredView>, StoreError> {
