@@ -16,38 +16,46 @@ use crate::procs::Service;
 use crate::stats::{rate, Table};
 use crate::Setup;
 
-async fn declare(channel: &Channel, exchange: &str, queue: &str, single_active: bool) -> anyhow::Result<()> {
+/// Declares the topic exchange and each `(queue, binding)` on it; `single_active` queues as the query-service
+/// declares the projector's (quorum, one active consumer).
+async fn declare(
+    channel: &Channel,
+    exchange: &str,
+    queues: &[(String, String)],
+    single_active: bool,
+) -> anyhow::Result<()> {
     let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
     channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
     let mut arguments = FieldTable::default();
     if single_active {
-        // The projector's queue, as the query-service declares it by default.
         arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     }
     let queue_options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel.queue_declare(queue.into(), queue_options, arguments).await?;
-    channel
-        .queue_bind(queue.into(), exchange.into(), "#".into(), QueueBindOptions::default(), FieldTable::default())
-        .await?;
+    for (queue, binding) in queues {
+        channel.queue_declare(queue.as_str().into(), queue_options, arguments.clone()).await?;
+        let bind = QueueBindOptions::default();
+        channel
+            .queue_bind(queue.as_str().into(), exchange.into(), binding.as_str().into(), bind, FieldTable::default())
+            .await?;
+    }
     Ok(())
 }
 
-/// Publishes `bodies` in batches of `batch`, waiting for each batch's confirms.
-async fn publish_batches(channel: &Channel, exchange: &str, bodies: &[Vec<u8>], batch: usize) -> anyhow::Result<()> {
+/// Publishes `messages` (routing key, body) in batches of `batch`, waiting for each batch's confirms.
+async fn publish_batches(
+    channel: &Channel,
+    exchange: &str,
+    messages: &[(String, Vec<u8>)],
+    batch: usize,
+) -> anyhow::Result<()> {
     let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-    for chunk in bodies.chunks(batch) {
+    for chunk in messages.chunks(batch) {
         let mut confirms = Vec::with_capacity(chunk.len());
-        for body in chunk {
-            let confirm = channel
-                .basic_publish(
-                    exchange.into(),
-                    "OrderPlaced".into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    properties.clone(),
-                )
-                .await?;
+        for (key, body) in chunk {
+            let options = BasicPublishOptions::default();
+            let confirm =
+                channel.basic_publish(exchange.into(), key.as_str().into(), options, body, properties.clone()).await?;
             confirms.push(confirm);
         }
         for confirm in confirms {
@@ -55,6 +63,11 @@ async fn publish_batches(channel: &Channel, exchange: &str, bodies: &[Vec<u8>], 
         }
     }
     Ok(())
+}
+
+/// `bodies`, each with the routing key of an unsplit stream.
+fn unsplit(bodies: Vec<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    bodies.into_iter().map(|body| ("OrderPlaced".to_owned(), body)).collect()
 }
 
 pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Result<f64> {
@@ -74,7 +87,7 @@ pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Res
     let queue = format!("{}.relay", setup.names.queue);
     let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    declare(&channel, &exchange, &queue, false).await?;
+    declare(&channel, &exchange, &[(queue.clone(), "#".to_owned())], false).await?;
 
     // The relay's Postgres connections pass through a counting proxy: round trips per relayed event.
     let upstream = setup.postgres.rsplit_once('@').and_then(|(_, host)| host.parse().ok());
@@ -116,10 +129,11 @@ pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Res
     }
     let confirming = connection.create_channel().await?;
     confirming.confirm_select(ConfirmSelectOptions::default()).await?;
+    let messages = unsplit(bodies);
     let (cpu_before, started) = (crate::procs::own_cpu_seconds(), Instant::now());
-    publish_batches(&confirming, &exchange, &bodies, 500).await?;
-    let raw_rate = rate(bodies.len() as u64, started.elapsed());
-    let raw_cpu_ms = (crate::procs::own_cpu_seconds() - cpu_before) * 1000.0 / bodies.len().max(1) as f64;
+    publish_batches(&confirming, &exchange, &messages, 500).await?;
+    let raw_rate = rate(messages.len() as u64, started.elapsed());
+    let raw_cpu_ms = (crate::procs::own_cpu_seconds() - cpu_before) * 1000.0 / messages.len().max(1) as f64;
     table.add(
         &format!("relay, {events} pre-filled rows"),
         format!(
@@ -147,10 +161,10 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
     let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    declare(&channel, &exchange, &queue, true).await?;
+    declare(&channel, &exchange, &[(queue.clone(), "#".to_owned())], true).await?;
     let bodies: Vec<Vec<u8>> =
         (0..events).map(|n| serde_json::to_vec(&crate::sample_envelope(n, n as i64 + 1))).collect::<Result<_, _>>()?;
-    publish_batches(&channel, &exchange, &bodies, 1_000).await?;
+    publish_batches(&channel, &exchange, &unsplit(bodies), 1_000).await?;
 
     let env = [
         ("AMQP_URL", setup.amqp_url.clone()),
@@ -239,46 +253,21 @@ pub async fn partitions(setup: &Setup, table: &mut Table, events: usize) -> anyh
         let database = format!("{}_partitions{count}", setup.names.database);
         let exchange = format!("{}.partitions{count}", setup.names.exchange);
         let queue = format!("{}.partitions{count}", setup.names.queue);
-        let queues: Vec<String> = Partition::all(count)
-            .map(|p| if p.is_split() { format!("{queue}.{}", p.index) } else { queue.clone() })
+        // The partitions' queues, as the query-service declares them.
+        let queues: Vec<(String, String)> = Partition::all(count)
+            .map(|p| (if p.is_split() { format!("{queue}.{}", p.index) } else { queue.clone() }, p.binding()))
             .collect();
         let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        channel.exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
-        // The partitions' queues, as the query-service declares them.
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-        let queue_options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        for (partition, name) in Partition::all(count).zip(&queues) {
-            channel.queue_declare(name.as_str().into(), queue_options, arguments.clone()).await?;
-            let bind = QueueBindOptions::default();
-            let key = partition.binding();
-            channel
-                .queue_bind(name.as_str().into(), exchange.as_str().into(), key.into(), bind, FieldTable::default())
-                .await?;
+        declare(&channel, &exchange, &queues, true).await?;
+        let mut messages = Vec::with_capacity(events);
+        for n in 0..events {
+            let envelope = crate::sample_envelope(n, n as i64 + 1);
+            let order_id: uuid::Uuid = serde_json::from_value(envelope["orderId"].clone())?;
+            messages.push((Partition::of(order_id, count).routing_key("OrderPlaced"), serde_json::to_vec(&envelope)?));
         }
-        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-        for chunk in (0..events).collect::<Vec<_>>().chunks(1_000) {
-            let mut confirms = Vec::with_capacity(chunk.len());
-            for &n in chunk {
-                let envelope = crate::sample_envelope(n, n as i64 + 1);
-                let order_id: uuid::Uuid = serde_json::from_value(envelope["orderId"].clone())?;
-                let key = Partition::of(order_id, count).routing_key("OrderPlaced");
-                let body = serde_json::to_vec(&envelope)?;
-                let options = BasicPublishOptions::default();
-                confirms.push(
-                    channel
-                        .basic_publish(exchange.as_str().into(), key.into(), options, &body, properties.clone())
-                        .await?,
-                );
-            }
-            for confirm in confirms {
-                anyhow::ensure!(confirm.await?.is_ack(), "the broker refused a message");
-            }
-        }
+        publish_batches(&channel, &exchange, &messages, 1_000).await?;
 
         let env = [
             ("AMQP_URL", setup.amqp_url.clone()),
@@ -315,7 +304,7 @@ pub async fn partitions(setup: &Setup, table: &mut Table, events: usize) -> anyh
             Some(events_per_second / baseline),
             "",
         );
-        for name in queues.iter().cloned().chain([format!("{queue}.dlq")]) {
+        for name in queues.into_iter().map(|(name, _)| name).chain([format!("{queue}.dlq")]) {
             let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
         }
         let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
