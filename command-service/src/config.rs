@@ -6,7 +6,7 @@ use std::time::Duration;
 use service_runtime::auth::AuthMode;
 use service_runtime::limits::RateLimiter;
 
-use crate::relay::RelaySettings;
+use crate::relay::{RelayMode, RelaySettings, ReplicationTarget};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -44,7 +44,17 @@ pub struct Config {
     /// Most outbox rows published per round of confirms.
     #[arg(long, env = "RELAY_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub relay_batch_size: i64,
-    /// Safety-net poll of the outbox when no NOTIFY arrives, in milliseconds.
+    /// How the relay reads the outbox: `notify` (NOTIFY, select, mark published) or `wal` (stream committed inserts
+    /// from a logical replication slot; needs `wal_level=logical` and a user allowed to replicate).
+    #[arg(long, env = "RELAY_MODE", value_enum, default_value_t = RelayMode::Notify)]
+    pub relay_mode: RelayMode,
+    /// The replication slot of `wal` mode (default: `orders_relay_<database>`).
+    #[arg(long, env = "RELAY_SLOT")]
+    pub relay_slot: Option<String>,
+    /// Write-ahead log a replication slot of this database may retain before readiness warns, in MiB.
+    #[arg(long, env = "RELAY_SLOT_WARN_MIB", default_value_t = 1024)]
+    pub relay_slot_warn_mib: u64,
+    /// Safety-net poll of the outbox when no NOTIFY arrives, in milliseconds (`notify` mode).
     #[arg(long, env = "RELAY_POLL_INTERVAL_MS", default_value_t = 5_000)]
     pub relay_poll_interval_ms: u64,
     #[command(flatten)]
@@ -77,8 +87,10 @@ impl Config {
         &self,
         metrics: crate::metrics::RelayMetrics,
         status: std::sync::Arc<crate::relay::RelayStatus>,
-    ) -> RelaySettings {
-        RelaySettings {
+    ) -> anyhow::Result<RelaySettings> {
+        Ok(RelaySettings {
+            mode: self.relay_mode,
+            replication: self.replication_target()?,
             amqp_url: self.amqp_url.clone(),
             exchange: self.amqp_exchange.clone(),
             partitions: self.projector_partitions,
@@ -87,6 +99,11 @@ impl Config {
             standby_interval: Duration::from_secs(1),
             metrics,
             status,
-        }
+        })
+    }
+
+    /// The slot of `wal` mode and how to reach the server for streaming.
+    pub fn replication_target(&self) -> anyhow::Result<ReplicationTarget> {
+        ReplicationTarget::new(&self.database_url, self.relay_slot.as_deref())
     }
 }

@@ -2,7 +2,9 @@
 //! outbox backlog and the age of its oldest unpublished row (read from Postgres at scrape time, at most once a
 //! second), and the relay's batches, confirm latency, failures and leadership.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use service_runtime::health::Recent;
 use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Instant;
@@ -19,6 +21,8 @@ pub struct CommandMetrics {
     command_duration: HistogramVec,
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age: Gauge,
+    slot_retained: IntGaugeVec,
+    slot_lag: IntGaugeVec,
     /// The last read of the backlog gauges from Postgres: at most one a second, one at a time, however many
     /// scrapes come.
     pub backlog_read: Recent<()>,
@@ -109,7 +113,11 @@ impl CommandMetrics {
             )?,
             outbox_backlog: registered(
                 &registry,
-                IntGauge::new("outbox_backlog", "Outbox rows not yet published (read at scrape time).")?,
+                IntGauge::new(
+                    "outbox_backlog",
+                    "Outbox rows not known published: unmarked rows (notify mode), rows after the last recorded \
+                     checkpoint (wal mode). Read at scrape time.",
+                )?,
             )?,
             outbox_oldest_age: registered(
                 &registry,
@@ -118,9 +126,39 @@ impl CommandMetrics {
                     "Age of the oldest unpublished outbox row, 0 when there is none (read at scrape time).",
                 )?,
             )?,
+            slot_retained: registered(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "relay_slot_retained_bytes",
+                        "Write-ahead log a replication slot of the database keeps from removal (read at scrape time).",
+                    ),
+                    &["slot"],
+                )?,
+            )?,
+            slot_lag: registered(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "relay_slot_lag_bytes",
+                        "Write-ahead log written since a slot's reader last confirmed (read at scrape time).",
+                    ),
+                    &["slot"],
+                )?,
+            )?,
             backlog_read: Recent::default(),
             registry,
         })
+    }
+
+    /// Shows the replication slots of the database as they are now (a dropped slot's series goes).
+    pub fn slots(&self, slots: &[crate::store::slots::Slot]) {
+        self.slot_retained.reset();
+        self.slot_lag.reset();
+        for slot in slots {
+            self.slot_retained.with_label_values(&[&slot.name]).set(slot.retained_bytes.unwrap_or(0));
+            self.slot_lag.with_label_values(&[&slot.name]).set(slot.lag_bytes.unwrap_or(0));
+        }
     }
 
     /// Counts and times one command (`place`, `confirm`, `ship`, `cancel`) by how it ended.

@@ -41,10 +41,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let metrics = CommandMetrics::new()?;
     let relay_status = config.relay_enabled.then(|| Arc::new(relay::RelayStatus::default()));
-    let relay = relay_status.clone().map(|status| {
-        let settings = config.relay_settings(metrics.relay.clone(), status);
-        tokio::spawn(relay::run(pool.clone(), options, settings, shutdown.clone()))
-    });
+    let relay = match relay_status.clone() {
+        Some(status) => {
+            let settings = config.relay_settings(metrics.relay.clone(), status)?;
+            Some(tokio::spawn(relay::run(pool.clone(), options, settings, shutdown.clone())))
+        }
+        None => None,
+    };
     let purge =
         tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
     let auth = Auth::new(&config.auth)?;
@@ -55,7 +58,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         auth,
         admin: AdminToken::new(config.admin_token.as_deref()),
         metrics,
-        readiness: Readiness { amqp_url: config.amqp_url.clone(), relay: relay_status },
+        readiness: Readiness {
+            amqp_url: config.amqp_url.clone(),
+            relay: relay_status,
+            slot_warn_bytes: config.relay_slot_warn_mib.saturating_mul(1 << 20),
+        },
     });
     if let Some(cors) = cors {
         app = app.layer(cors);
@@ -81,7 +88,7 @@ pub async fn relay_only(config: Config, shutdown: CancellationToken) -> anyhow::
     tracing::info!("command-service relay started");
     let metrics = crate::metrics::RelayMetrics::register(&prometheus::Registry::new())?;
     let status = Arc::new(relay::RelayStatus::default());
-    relay::run(pool.clone(), options, config.relay_settings(metrics, status), shutdown).await;
+    relay::run(pool.clone(), options, config.relay_settings(metrics, status)?, shutdown).await;
     pool.close().await;
     Ok(())
 }

@@ -71,6 +71,22 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// The one origin the test services let browsers in from.
 pub const TEST_ORIGIN: &str = "http://shop.test";
 
+/// How the tests' relays read the outbox: `TEST_RELAY_MODE` (`notify`, the default, or `wal`).
+pub fn relay_mode() -> command_service::relay::RelayMode {
+    match std::env::var("TEST_RELAY_MODE").as_deref() {
+        Ok("wal") => command_service::relay::RelayMode::Wal,
+        _ => command_service::relay::RelayMode::Notify,
+    }
+}
+
+/// The `RELAY_MODE` value of [`relay_mode`], for relays the tests run as processes.
+pub fn relay_mode_name() -> &'static str {
+    match relay_mode() {
+        command_service::relay::RelayMode::Wal => "wal",
+        command_service::relay::RelayMode::Notify => "notify",
+    }
+}
+
 /// The command side as the tests run it: everything of its own (`names`), the admin token, the test origin, port
 /// 0, `AUTH_MODE=none`.
 pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config::Config {
@@ -87,6 +103,9 @@ pub fn command_config(names: &Names, amqp_url: &str) -> command_service::config:
         relay_enabled: true,
         relay_batch_size: 100,
         relay_poll_interval_ms: 1_000,
+        relay_mode: relay_mode(),
+        relay_slot: None,
+        relay_slot_warn_mib: 1024,
         auth: Default::default(),
         command_rate_per_client: None,
         command_burst_per_client: None,
@@ -167,6 +186,19 @@ pub async fn prefill_outbox(pool: &sqlx::PgPool, events: i64) -> Result<(), sqlx
 /// Drops a Postgres database (and its connections).
 pub async fn drop_postgres(server: &str, database: &str) {
     if let Ok(admin) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
+        // A database with a replication slot cannot be dropped: its slots go first (their streams ended).
+        let _ = sqlx::query(
+            "select pg_terminate_backend(active_pid) from pg_replication_slots where database = $1 and active",
+        )
+        .bind(database)
+        .execute(&admin)
+        .await;
+        let _ = sqlx::query(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active",
+        )
+        .bind(database)
+        .execute(&admin)
+        .await;
         let _ = sqlx::query(&format!("drop database if exists {database} with (force)")).execute(&admin).await;
         admin.close().await;
     }

@@ -1,6 +1,6 @@
 //! For operators: `GET /health/live`, `GET /health/ready` (Postgres and RabbitMQ reachable, relay running; 503
-//! naming what is down; `degraded` with the reason while events are routed to no queue) and `GET /metrics`
-//! (Prometheus text format).
+//! naming what is down; `degraded` with the reason while events are routed to no queue or a replication slot
+//! retains more write-ahead log than `RELAY_SLOT_WARN_MIB`) and `GET /metrics` (Prometheus text format).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::AppState;
 use crate::relay::RelayStatus;
+use crate::store::{self, slots::Slot};
 
 /// Longest one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,6 +23,8 @@ pub struct Readiness {
     pub amqp_url: String,
     /// The relay of this process; `None` when it runs none.
     pub relay: Option<Arc<RelayStatus>>,
+    /// Write-ahead log a replication slot of the database may retain before readiness warns.
+    pub slot_warn_bytes: u64,
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -41,7 +44,8 @@ fn probe(state: &AppState) -> Probe {
                 matches!(tokio::time::timeout(CHECK_TIMEOUT, ping).await, Ok(Ok(_)))
             };
             let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
-            let (postgres, rabbitmq) = tokio::join!(postgres, rabbitmq);
+            let slots = tokio::time::timeout(CHECK_TIMEOUT, store::slots::all(&pool));
+            let (postgres, rabbitmq, slots) = tokio::join!(postgres, rabbitmq, slots);
             let mut checks =
                 Checks { hard: vec![("postgres", postgres), ("rabbitmq", rabbitmq)], degraded: Vec::new() };
             if let Some(relay) = &readiness.relay {
@@ -50,6 +54,8 @@ fn probe(state: &AppState) -> Probe {
                 // events wait.
                 checks.degraded.push(("routing", relay.unroutable()));
             }
+            let slots = slots.ok().and_then(Result::ok).unwrap_or_default();
+            checks.degraded.push(("replication_slot", slot_warning(&slots, readiness.slot_warn_bytes)));
             checks
         })
     })
@@ -68,13 +74,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 /// scrapes costs Postgres one query a second, and while Postgres is down, one attempt a second.
 async fn read_backlog(state: &AppState) {
     let read = async {
-        let backlog: Result<(i64, f64), _> = sqlx::query_as(
-            "select count(*), coalesce(extract(epoch from now() - min(occurred_at))::float8, 0)
-             from outbox where published_at is null",
-        )
-        .fetch_one(&state.pool)
-        .await;
-        match backlog {
+        match store::slots::all(&state.pool).await {
+            Ok(slots) => state.metrics.slots(&slots),
+            Err(err) => tracing::warn!(error = %err, "reading the replication slots for the metrics failed"),
+        }
+        match store::progress::backlog(&state.pool).await {
             Ok((rows, age)) => {
                 state.metrics.outbox_backlog.set(rows);
                 state.metrics.outbox_oldest_age.set(age.max(0.0));
@@ -83,4 +87,45 @@ async fn read_backlog(state: &AppState) {
         }
     };
     state.metrics.backlog_read.get(read).await;
+}
+
+/// Why readiness warns about the replication slots, if it does: one retains more write-ahead log than `limit`
+/// bytes (a `wal` relay that stopped reading it, or a slot left behind).
+fn slot_warning(slots: &[Slot], limit: u64) -> Option<String> {
+    let over: Vec<String> = slots
+        .iter()
+        .filter(|slot| slot.retained_bytes.is_some_and(|bytes| u64::try_from(bytes).unwrap_or(0) > limit))
+        .map(|slot| {
+            let state = if slot.active_pid.is_some() { "being read" } else { "not read by any relay" };
+            format!("{} retains {} MiB ({state})", slot.name, slot.retained_bytes.unwrap_or(0) >> 20)
+        })
+        .collect();
+    (!over.is_empty()).then(|| {
+        format!(
+            "replication slot {} of write-ahead log (limit {} MiB): start a relay with RELAY_MODE=wal, or drop a \
+             slot no relay will read again with `RELAY_SLOT=<slot> command-service relay drop-slot`",
+            over.join(", "),
+            limit >> 20
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(name: &str, retained: Option<i64>, active_pid: Option<i32>) -> Slot {
+        Slot { name: name.to_owned(), active_pid, retained_bytes: retained, lag_bytes: Some(0) }
+    }
+
+    #[test]
+    fn only_a_slot_retaining_more_than_the_limit_is_warned_about() {
+        let limit = 64 << 20;
+        assert_eq!(slot_warning(&[], limit), None);
+        assert_eq!(slot_warning(&[slot("a", Some(64 << 20), None), slot("b", None, None)], limit), None);
+        let warning = slot_warning(&[slot("a", Some(65 << 20), None), slot("b", Some(1), Some(7))], limit)
+            .expect("a warning");
+        assert!(warning.contains("a retains 65 MiB (not read by any relay)"), "{warning}");
+        assert!(!warning.contains("b retains"), "{warning}");
+    }
 }

@@ -61,15 +61,15 @@ impl Publisher {
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
     /// [`CONFIRM_TIMEOUT`]: a connection the broker closed mid-batch must not leave the relay waiting forever.
     /// Says which rows the broker routed; a nacked or returned row stays unpublished and is tried again.
-    pub async fn publish(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
+    pub async fn publish(&self, rows: &[OutboxRow]) -> lapin::Result<Outcome> {
         service_runtime::amqp::within(CONFIRM_TIMEOUT, "a batch of publishes", self.publish_unbounded(rows)).await
     }
 
-    async fn publish_unbounded(&self, rows: Vec<OutboxRow>) -> lapin::Result<Outcome> {
+    async fn publish_unbounded(&self, rows: &[OutboxRow]) -> lapin::Result<Outcome> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let sequence = row.sequence;
-            let envelope = row.into_envelope();
+            let envelope = row.clone().into_envelope();
             let body = serde_json::to_vec(&envelope).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
             let confirm = self
                 .channel

@@ -3,6 +3,8 @@
 pub mod idempotency;
 mod orders;
 mod outbox;
+pub mod progress;
+pub mod slots;
 
 pub use orders::{change, place, EarlierUse, KeyUse, LifecycleChange, Outcome, Recorded};
 pub use outbox::{events_after, head, mark_published, order_events_after, unpublished, OutboxRow, Watermark};

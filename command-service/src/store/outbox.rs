@@ -48,12 +48,13 @@ impl OutboxRow {
     }
 }
 
-/// The oldest `limit` unpublished rows, in `sequence` order.
+/// The oldest `limit` unpublished rows, in `sequence` order (neither marked published nor published in `wal` mode:
+/// see [`super::progress`]).
 pub async fn unpublished(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as(
         "select sequence, event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
                 occurred_at
-         from outbox where published_at is null order by sequence limit $1",
+         from outbox_backlog order by sequence limit $1",
     )
     .bind(limit)
     .fetch_all(pool)

@@ -34,7 +34,11 @@ fn command_app_without_store() -> axum::Router {
         limiter: None,
         admin: service_runtime::admin::AdminToken::new(None),
         metrics: command_service::metrics::CommandMetrics::new().expect("metrics"),
-        readiness: command_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), relay: None },
+        readiness: command_service::http::Readiness {
+            amqp_url: crate::helpers::amqp_url(),
+            relay: None,
+            slot_warn_bytes: u64::MAX,
+        },
     })
 }
 

@@ -145,6 +145,7 @@ fn spawn_relay_at(names: &Names, database_url: &str) -> ChildProcess {
         .env("AMQP_URL", amqp_url())
         .env("AMQP_EXCHANGE", &names.exchange)
         .env("RELAY_BATCH_SIZE", "10")
+        .env("RELAY_MODE", system_tests::relay_mode_name())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -169,7 +169,7 @@ impl TestApp {
     }
 
     pub async fn unpublished(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        sqlx::query_scalar("select count(*) from outbox_backlog")
             .fetch_one(&self.pool)
             .await
             .expect("count")

@@ -99,7 +99,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let until = Instant::now() + Duration::from_secs(300);
     loop {
         let unpublished: i64 =
-            sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(&pool).await?;
+            sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await?;
         let behind = match active_views(&mongo).await {
             Ok(views) => views_behind(&pool, &views).await.unwrap_or(usize::MAX),
             Err(_) => usize::MAX,
