@@ -123,8 +123,8 @@ mod tests {
         let limit = 64 << 20;
         assert_eq!(slot_warning(&[], limit), None);
         assert_eq!(slot_warning(&[slot("a", Some(64 << 20), None), slot("b", None, None)], limit), None);
-        let warning = slot_warning(&[slot("a", Some(65 << 20), None), slot("b", Some(1), Some(7))], limit)
-            .expect("a warning");
+        let warning =
+            slot_warning(&[slot("a", Some(65 << 20), None), slot("b", Some(1), Some(7))], limit).expect("a warning");
         assert!(warning.contains("a retains 65 MiB (not read by any relay)"), "{warning}");
         assert!(!warning.contains("b retains"), "{warning}");
     }

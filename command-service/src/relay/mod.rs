@@ -201,4 +201,3 @@ fn unroutable(settings: &RelaySettings, what: &str) {
     }
     settings.status.set_unroutable(Some(reason));
 }
-

@@ -24,9 +24,10 @@ pub async fn ensure_publication(pool: &PgPool) -> Result<(), StoreError> {
         .fetch_one(pool)
         .await?;
     if !exists {
-        let created = sqlx::query(&format!("create publication {PUBLICATION} for table outbox with (publish = 'insert')"))
-            .execute(pool)
-            .await;
+        let created =
+            sqlx::query(&format!("create publication {PUBLICATION} for table outbox with (publish = 'insert')"))
+                .execute(pool)
+                .await;
         match created {
             // Another relay created it meanwhile.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42710") => {}

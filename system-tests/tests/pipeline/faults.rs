@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::{Connection, ConnectionProperties};
 
-use crate::helpers::{amqp_url, eventually, free_port, mongodb_uri, service_binary, ChildProcess, Names, TestApp};
+use crate::helpers::{
+    amqp_url, eventually, free_port, mongodb_uri, spawn_relay_process, ChildProcess, Names, Tap, TestApp,
+};
 
 /// A free TCP port on loopback (bound, then released).
 fn workspace_root() -> PathBuf {
@@ -137,21 +137,9 @@ fn spawn_relay(names: &Names) -> ChildProcess {
     spawn_relay_at(names, &names.database_url())
 }
 
-/// A relay process that reaches Postgres at `database_url`.
+/// A relay process that reaches Postgres at `database_url`, in the tests' relay mode.
 fn spawn_relay_at(names: &Names, database_url: &str) -> ChildProcess {
-    let child = Command::new(service_binary("command-service"))
-        .arg("relay")
-        .env("DATABASE_URL", database_url)
-        .env("AMQP_URL", amqp_url())
-        .env("AMQP_EXCHANGE", &names.exchange)
-        .env("RELAY_BATCH_SIZE", "10")
-        .env("RELAY_MODE", system_tests::relay_mode_name())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("relay process starts");
-    ChildProcess(child)
+    spawn_relay_process(names, database_url, system_tests::relay_mode_name(), 10)
 }
 
 #[tokio::test]
@@ -159,21 +147,7 @@ async fn a_relay_killed_mid_drain_loses_nothing_after_restart() {
     let names = Names::new("test");
     let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
     // A tap on the exchange sees every publication, duplicates included.
-    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    let tap = format!("{}.tap", names.queue);
-    let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
-    channel.queue_declare(tap.as_str().into(), exclusive, Default::default()).await.expect("tap queue");
-    channel
-        .queue_bind(
-            tap.as_str().into(),
-            names.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("bind tap");
+    let tap = Tap::open(&names).await;
 
     let orders = 400;
     for n in 0..orders {
@@ -198,29 +172,10 @@ async fn a_relay_killed_mid_drain_loses_nothing_after_restart() {
     let _ = relay.wait();
 
     // Every event in the log went over the exchange at least once.
-    let mut consumer = channel
-        .basic_consume(
-            tap.as_str().into(),
-            "".into(),
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
-            Default::default(),
-        )
-        .await
-        .expect("consume tap");
-    let mut seen = std::collections::HashSet::new();
     let expected: Vec<uuid::Uuid> =
         sqlx::query_scalar("select event_id from outbox").fetch_all(&app.pool).await.expect("event ids");
-    while seen.len() < expected.len() {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-            .await
-            .expect("every event reaches the tap")
-            .expect("stream open")
-            .expect("delivery");
-        let envelope: shared_events::Envelope = serde_json::from_slice(&delivery.data).expect("an envelope");
-        seen.insert(envelope.event_id);
-    }
+    let seen: std::collections::HashSet<uuid::Uuid> = tap.event_ids(expected.len()).await.into_iter().collect();
     assert!(expected.iter().all(|id| seen.contains(id)));
-    let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }
 

@@ -169,10 +169,7 @@ impl TestApp {
     }
 
     pub async fn unpublished(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from outbox_backlog")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&self.pool).await.expect("count")
     }
 
     /// Signals both services to shut down, as SIGTERM does, without waiting for them (`stop` still cleans up).
@@ -335,5 +332,95 @@ where
         }
         assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A relay process of its own (`command-service relay`), so that it can be killed with SIGKILL or stopped with
+/// SIGTERM: reaching Postgres at `database_url`, reading the outbox in `mode` (`notify` or `wal`), `batch` rows a
+/// round.
+pub fn spawn_relay_process(names: &Names, database_url: &str, mode: &str, batch: usize) -> ChildProcess {
+    let child = std::process::Command::new(service_binary("command-service"))
+        .arg("relay")
+        .env("DATABASE_URL", database_url)
+        .env("AMQP_URL", amqp_url())
+        .env("AMQP_EXCHANGE", &names.exchange)
+        .env("RELAY_BATCH_SIZE", batch.to_string())
+        .env("RELAY_MODE", mode)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("relay process starts");
+    ChildProcess(child)
+}
+
+/// Stops a child as a deployment does (SIGTERM) and waits for it to exit, up to 30 s.
+pub async fn terminate(child: &mut ChildProcess) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(sent.success(), "SIGTERM sent to {pid}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "process {pid} did not exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A queue bound to every routing key of a test's exchange: it sees every event published, duplicates included.
+pub struct Tap {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+    queue: String,
+}
+
+impl Tap {
+    pub async fn open(names: &Names) -> Self {
+        use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+        let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        let queue = format!("{}.tap", names.queue);
+        let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+        channel.queue_declare(queue.as_str().into(), exclusive, Default::default()).await.expect("tap queue");
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                names.exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                Default::default(),
+            )
+            .await
+            .expect("bind tap");
+        Self { connection, channel, queue }
+    }
+
+    /// The id of every event delivered, duplicates included, once `distinct` different ones have come and the tap
+    /// has then been quiet for a second (so that late duplicates are counted too).
+    pub async fn event_ids(self, distinct: usize) -> Vec<Uuid> {
+        use futures_util::StreamExt as _;
+        let consume = lapin::options::BasicConsumeOptions { no_ack: true, ..Default::default() };
+        let mut consumer = self
+            .channel
+            .basic_consume(self.queue.as_str().into(), "".into(), consume, Default::default())
+            .await
+            .expect("consume tap");
+        let mut seen = Vec::new();
+        let mut different = std::collections::HashSet::new();
+        loop {
+            let quiet = if different.len() < distinct { Duration::from_secs(30) } else { Duration::from_secs(1) };
+            let delivery = match tokio::time::timeout(quiet, consumer.next()).await {
+                Ok(delivery) => delivery.expect("tap open").expect("delivery"),
+                Err(_) if different.len() >= distinct => break,
+                Err(_) => panic!("only {} of {distinct} events reached the tap", different.len()),
+            };
+            if delivery.properties.kind().as_ref().map(|kind| kind.as_str()) == Some(shared_events::CHECKPOINT_TYPE) {
+                continue;
+            }
+            let envelope: shared_events::Envelope = serde_json::from_slice(&delivery.data).expect("an envelope");
+            different.insert(envelope.event_id);
+            seen.push(envelope.event_id);
+        }
+        let _ = self.connection.close(200, "done".into()).await;
+        seen
     }
 }

@@ -154,6 +154,36 @@ async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_sequence_that_is_never_committed_does_not_hold_the_position_back() {
+    use command_service::domain::{NewOrder, PlaceOrder};
+
+    let app = TestApp::spawn().await;
+    let command: PlaceOrder = serde_json::from_value(serde_json::json!({
+        "customerId": "cust-hole", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
+    }))
+    .expect("a place-order command");
+    let placing = command_service::domain::Command::Place(NewOrder::parse(command).expect("valid"));
+    let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
+    let mut rolled_back = app.pool.begin().await.expect("begin");
+    let hole = match command_service::store::place(&mut rolled_back, uuid::Uuid::now_v7(), &change, None, None).await {
+        Ok(command_service::store::Outcome::Recorded(held)) => held.sequence,
+        other => panic!("placed inside an open transaction: {other:?}"),
+    };
+    let placed = app.place_order_answer("cust-hole").await;
+    rolled_back.rollback().await.expect("roll back");
+    let position = placed["position"].as_i64().expect("position");
+    assert!(position > hole, "the rolled-back transaction drew the lower sequence");
+
+    let url = app.query_url(&format!("/queries/orders?customerId=cust-hole&minPosition={position}&waitMs=5000"));
+    let response = app.http.get(url).send().await.expect("GET");
+    assert_eq!(response.status(), 200, "the hole at {hole} closed");
+    let page: Value = response.json().await.expect("json");
+    assert_eq!(ids(&page), vec![placed["orderId"].as_str().expect("id").to_owned()]);
+    assert!(page["metadata"]["position"].as_i64().expect("position") >= position);
+    app.stop().await;
+}
+
 /// Every stage name in a query plan, with the index of each index scan.
 fn stages(plan: &mongodb::bson::Document, found: &mut Vec<String>) {
     if let Ok(stage) = plan.get_str("stage") {

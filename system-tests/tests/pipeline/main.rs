@@ -22,3 +22,4 @@ mod round_trips;
 mod streams;
 mod verify;
 mod view_writes;
+mod wal;

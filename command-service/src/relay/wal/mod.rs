@@ -39,6 +39,9 @@ const MARKER_PREFIX: &str = "orders-relay.settled";
 /// How long a gap may stay open before the barrier is asked about it: a commit in flight fills it sooner.
 const GAP_GRACE: Duration = Duration::from_millis(20);
 
+/// How soon the slot hears of what the broker confirmed: what a crash re-sends is at most this much of the stream.
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+
 /// How often, at most, the published position is recorded in `relay_progress` (for a switch back to `notify`).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -91,7 +94,7 @@ impl ReplicationTarget {
         )
         .with_port(self.port)
         .with_options(SESSION_OPTIONS)
-        .with_status_interval(Duration::from_secs(1))
+        .with_status_interval(STATUS_INTERVAL)
         .with_wakeup_interval(Duration::from_secs(1))
         .with_application_name("orders-relay")
     }
@@ -169,8 +172,11 @@ async fn take_slot(
         return Ok(true);
     }
     if found.is_some() {
-        tracing::warn!(slot, "the slot does not continue the published log (the notify relay published after it); \
-            creating it again");
+        tracing::warn!(
+            slot,
+            "the slot does not continue the published log (the notify relay published after it); \
+            creating it again"
+        );
         store::slots::remove(pool, slot, true).await?;
     }
     store::slots::create(pool, slot).await.with_context(|| format!("creating replication slot {slot}"))?;
@@ -193,7 +199,9 @@ async fn take_slot(
     Ok(true)
 }
 
-/// Complete transactions received and not yet published, and where the last of them ends in the log.
+/// Events received and not yet published, and where the last transaction completed among them ends in the log.
+/// The stream sends a transaction only once it committed (protocol version 1), so its events may go out before its
+/// `Commit` message arrives; only the slot waits for that.
 #[derive(Debug, Default)]
 struct Batch {
     rows: Vec<OutboxRow>,
@@ -208,8 +216,7 @@ struct Stream<'a> {
     settings: &'a RelaySettings,
     shutdown: CancellationToken,
     relations: HashMap<u32, Relation>,
-    /// The transaction being received, while one is.
-    open: Batch,
+    /// Whether a transaction is being received (its `Commit` not yet).
     in_transaction: bool,
     ready: Batch,
     closure: Closure,
@@ -230,7 +237,6 @@ impl<'a> Stream<'a> {
             settings,
             shutdown,
             relations: HashMap::new(),
-            open: Batch::default(),
             in_transaction: false,
             ready: Batch::default(),
             closure: Closure::default(),
@@ -262,7 +268,14 @@ impl<'a> Stream<'a> {
                 .min()
                 .unwrap_or(next_heartbeat);
             tokio::select! {
-                () = self.shutdown.cancelled() => return Ok(Outcome::Stopped),
+                () = self.shutdown.cancelled() => {
+                    // A clean stop records how far it got: a switch to `notify` then publishes nothing twice.
+                    if self.checkpoint > self.recorded.0 {
+                        let slot = &self.settings.replication.slot;
+                        store::progress::published_through(&self.pool, slot, self.checkpoint).await?;
+                    }
+                    return Ok(Outcome::Stopped);
+                }
                 event = client.recv() => {
                     self.receive(client, event)?;
                     // Take whatever else has arrived, up to a batch.
@@ -293,7 +306,7 @@ impl<'a> Stream<'a> {
         }
     }
 
-    /// Takes one event of the stream into the open transaction, or the open transaction into the batch.
+    /// Takes one event of the stream into the batch.
     fn receive(
         &mut self,
         client: &ReplicationClient,
@@ -304,10 +317,7 @@ impl<'a> Stream<'a> {
             .with_context(|| format!("streaming from slot {slot}"))?
             .with_context(|| format!("the stream from slot {slot} ended"))?;
         match event {
-            ReplicationEvent::Begin { .. } => {
-                self.open = Batch::default();
-                self.in_transaction = true;
-            }
+            ReplicationEvent::Begin { .. } => self.in_transaction = true,
             ReplicationEvent::XLogData { data, .. } => match pgoutput::decode(&data)? {
                 Change::Relation(relation) => {
                     self.relations.insert(relation.id, relation);
@@ -316,22 +326,18 @@ impl<'a> Stream<'a> {
                     let relation =
                         self.relations.get(&relation).ok_or(pgoutput::DecodeError::UnknownRelation(relation))?;
                     if relation.is_outbox() {
-                        self.open.rows.push(relation.outbox_row(&values)?);
+                        self.ready.rows.push(relation.outbox_row(&values)?);
                     }
                 }
                 Change::Other => {}
             },
-            ReplicationEvent::Message { prefix, content, transactional, .. } if prefix == MARKER_PREFIX => {
+            ReplicationEvent::Message { prefix, content, .. } if prefix == MARKER_PREFIX => {
                 if let Some(through) = std::str::from_utf8(&content).ok().and_then(|text| text.parse().ok()) {
-                    let batch = if transactional { &mut self.open } else { &mut self.ready };
-                    batch.settled.push(through);
+                    self.ready.settled.push(through);
                 }
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
-                let open = std::mem::take(&mut self.open);
                 self.in_transaction = false;
-                self.ready.rows.extend(open.rows);
-                self.ready.settled.extend(open.settled);
                 self.ready.end = Some(end_lsn);
             }
             ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -347,7 +353,7 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// Publishes the complete transactions received, then lets the slot move past them. `false` on shutdown while
+    /// Publishes the events received, then lets the slot move past the last transaction completed among them. `false` on shutdown while
     /// no queue took an event.
     async fn publish_ready(
         &mut self,

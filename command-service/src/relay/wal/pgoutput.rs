@@ -39,7 +39,10 @@ pub struct Relation {
 pub enum Change {
     Relation(Relation),
     /// A new row: its relation, and each column's text (`None` for SQL null or an unchanged TOAST value).
-    Insert { relation: u32, values: Vec<Option<String>> },
+    Insert {
+        relation: u32,
+        values: Vec<Option<String>>,
+    },
     Other,
 }
 

@@ -2,7 +2,7 @@
 //! and what each unit of work costs in machine-independent units (round trips, MongoDB commands, CPU per unit).
 //!
 //! `scripts/bench` (builds the release binaries, then runs this); `scripts/bench --full` for the long form (5× the
-//! commands and open-loop durations, 100k projector events); `--only cost,reads,memory,sweep,relay,projector,partitions` for
+//! commands and open-loop durations, 100k projector events); `--only cost,reads,memory,sweep,relay,relay-modes,projector,partitions` for
 //! some stages (the closed-loop commands and the fixed freshness rows always run). Needs PostgreSQL, RabbitMQ and the MongoDB-wire server (`scripts/dev-services`;
 //! `TEST_POSTGRES_URL`, `TEST_AMQP_URL`, `TEST_MONGODB_URI` as for the tests). Starts the services as processes of
 //! their own on fresh databases and queues, prints each row as it is measured and a Markdown table at the end, and
@@ -14,6 +14,7 @@ mod freshness;
 mod memory;
 mod procs;
 mod reads;
+mod relay_modes;
 mod stats;
 mod sweep;
 mod throughput;
@@ -152,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
     let projector_events = if full { 100_000 } else { 20_000 };
     let projector_rss =
         if runs("projector") { throughput::projector(&setup, &mut table, projector_events).await? } else { 0.0 };
+    if runs("relay-modes") {
+        relay_modes::measure(&setup, &mut table, 20_000).await?;
+    }
     if runs("partitions") {
         throughput::partitions(&setup, &mut table, if full { 40_000 } else { 8_000 }).await?;
     }

@@ -18,7 +18,7 @@ use crate::Setup;
 
 /// Declares the topic exchange and each `(queue, binding)` on it; `single_active` queues as the query-service
 /// declares the projector's (quorum, one active consumer).
-async fn declare(
+pub(crate) async fn declare(
     channel: &Channel,
     exchange: &str,
     queues: &[(String, String)],
@@ -43,7 +43,7 @@ async fn declare(
 }
 
 /// Publishes `messages` (routing key, body) in batches of `batch`, waiting for each batch's confirms.
-async fn publish_batches(
+pub(crate) async fn publish_batches(
     channel: &Channel,
     exchange: &str,
     messages: &[(String, Vec<u8>)],

@@ -178,7 +178,10 @@ pub async fn check(
     let mut findings = Vec::new();
     // The log, through the event feed: (order, version) → (event, published).
     let published: HashMap<i64, bool> =
-        sqlx::query_as::<_, (i64, bool)>("select sequence, published_at is not null from outbox")
+        // Published in either relay mode: not in `outbox_backlog` (unmarked rows after the wal relay's record).
+        sqlx::query_as::<_, (i64, bool)>(
+            "select sequence, sequence not in (select sequence from outbox_backlog) from outbox",
+        )
             .fetch_all(pool)
             .await?
             .into_iter()

@@ -11,7 +11,8 @@
 //! schema version committed by a "newer writer". At the end, `query-service verify` checks every view against the
 //! log too.
 //!
-//! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s. Loopback only. It stops RabbitMQ and
+//! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s; `--relay-mode wal` runs the relay in
+//! `wal` mode (streaming from a replication slot) instead of `notify`. Loopback only. It stops RabbitMQ and
 //! PostgreSQL of this machine for a few seconds: run it alone, not beside the tests.
 
 mod checks;
@@ -41,10 +42,18 @@ pub const POISON: [&[u8]; 4] = [b"not json at all", b"{}", b"\xff\xfe\x00garbage
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--full");
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--full");
+    let relay_mode = match args.iter().position(|a| a == "--relay-mode").and_then(|i| args.get(i + 1)) {
+        None => "notify",
+        Some(mode) if mode == "notify" => "notify",
+        Some(mode) if mode == "wal" => "wal",
+        Some(other) => anyhow::bail!("--relay-mode takes notify or wal, not {other}"),
+    };
     let (commands, rate) = if full { (10_000, 100.0) } else { (1_000, 40.0) };
     let id = Uuid::new_v4().simple().to_string()[..10].to_owned();
-    let suite = Suite::start(&id).await?;
+    let suite = Suite::start(&id, relay_mode).await?;
+    eprintln!("chaos: relay mode {relay_mode}");
     let outcome = run(&suite, commands, rate).await;
     suite.stop().await;
     let report = outcome?;
@@ -98,8 +107,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let mongo = mongodb::Client::with_uri_str(suite.mongodb_uri()).await?.database(&suite.names.database);
     let until = Instant::now() + Duration::from_secs(300);
     loop {
-        let unpublished: i64 =
-            sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await?;
+        let unpublished: i64 = sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await?;
         let behind = match active_views(&mongo).await {
             Ok(views) => views_behind(&pool, &views).await.unwrap_or(usize::MAX),
             Err(_) => usize::MAX,

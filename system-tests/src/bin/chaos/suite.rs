@@ -23,6 +23,8 @@ pub struct Suite {
     pub query_port: u16,
     pub query2_port: u16,
     pub procs: Mutex<HashMap<&'static str, Child>>,
+    /// `RELAY_MODE` of the command-service and relay processes.
+    pub relay_mode: &'static str,
     pub http: reqwest::Client,
 }
 
@@ -57,7 +59,7 @@ pub fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl Suite {
-    pub async fn start(id: &str) -> anyhow::Result<Self> {
+    pub async fn start(id: &str, relay_mode: &'static str) -> anyhow::Result<Self> {
         let mongo_dir = std::env::temp_dir().join(format!("chaos-mongo-{id}"));
         std::fs::create_dir_all(&mongo_dir)?;
         let suite = Self {
@@ -68,6 +70,7 @@ impl Suite {
             query_port: free_port(),
             query2_port: free_port(),
             procs: Mutex::new(HashMap::new()),
+            relay_mode,
             http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?,
         };
         suite.spawn("mongo")?;
@@ -114,7 +117,9 @@ impl Suite {
                 if which == "relay" {
                     c.arg("relay");
                 }
-                c.env("HTTP_ADDR", format!("127.0.0.1:{}", self.command_port)).env("RELAY_ENABLED", "false");
+                c.env("HTTP_ADDR", format!("127.0.0.1:{}", self.command_port))
+                    .env("RELAY_ENABLED", "false")
+                    .env("RELAY_MODE", self.relay_mode);
                 c
             }
             _ => {
