@@ -165,7 +165,7 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
         eventually(Duration::from_secs(20), || async { (ready(&app, url.clone()).await.0 == 200).then_some(()) }).await;
     }
     let all_up = [
-        serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "routing": "up"}),
+        serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "replication_slot": "up", "routing": "up"}),
         serde_json::json!({"mongodb": "up", "rabbitmq": "up", "projector": "up"}),
     ];
     for (url, checks) in urls.iter().zip(&all_up) {

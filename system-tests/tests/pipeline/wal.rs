@@ -234,3 +234,41 @@ async fn switching_modes_both_ways_publishes_every_event_once() {
     assert_eq!(unmarked, 20, "the rows of the two wal periods");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_slot_retaining_more_than_the_limit_is_measured_and_makes_readiness_degraded() {
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |command| {
+            command.relay_mode = command_service::relay::RelayMode::Wal;
+            // Any write-ahead log retained is over a limit of 0 MiB.
+            command.relay_slot_warn_mib = 0;
+        },
+        |_, _| {},
+    )
+    .await;
+    let (slot, _) = streaming(&app).await;
+    app.place_order("cust-slot").await;
+    let ready: serde_json::Value = eventually(Duration::from_secs(20), || async {
+        let body: serde_json::Value =
+            app.http.get(app.command_url("/health/ready")).send().await.ok()?.json().await.ok()?;
+        (body["checks"]["replication_slot"] == "down").then_some(body)
+    })
+    .await;
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let reason = ready["reasons"]["replication_slot"].as_str().expect("a reason");
+    assert!(reason.contains(&format!("{slot} retains")) && reason.contains("being read"), "{reason}");
+    assert!(reason.contains("relay drop-slot"), "{reason}");
+
+    let metrics = app.http.get(app.command_url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    let retained = metrics
+        .lines()
+        .find(|line| line.starts_with(&format!("relay_slot_retained_bytes{{slot=\"{slot}\"}}")))
+        .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("the slot's retained bytes");
+    assert!(retained > 0.0, "{metrics}");
+    assert!(metrics.contains(&format!("relay_slot_lag_bytes{{slot=\"{slot}\"}}")), "{metrics}");
+    app.stop().await;
+}

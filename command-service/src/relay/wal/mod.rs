@@ -42,6 +42,9 @@ const GAP_GRACE: Duration = Duration::from_millis(20);
 /// How soon the slot hears of what the broker confirmed: what a crash re-sends is at most this much of the stream.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a marker written for a gap may take to come through the stream before the barrier is asked again.
+const MARKER_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How often, at most, the published position is recorded in `relay_progress` (for a switch back to `notify`).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -222,7 +225,9 @@ struct Stream<'a> {
     closure: Closure,
     /// Since when a gap has been open, while one is.
     gap_since: Option<Instant>,
-    resolving: Option<JoinHandle<Result<(), StoreError>>>,
+    resolving: Option<JoinHandle<Result<Option<i64>, StoreError>>>,
+    /// The marker written last for a gap, and when, until it comes through the stream.
+    awaited: Option<(i64, Instant)>,
     /// The last checkpoint published, and when it may be tried again after no queue took it.
     checkpoint: i64,
     checkpoint_retry: Option<tokio::time::Instant>,
@@ -242,6 +247,7 @@ impl<'a> Stream<'a> {
             closure: Closure::default(),
             gap_since: None,
             resolving: None,
+            awaited: None,
             checkpoint: 0,
             checkpoint_retry: None,
             recorded: (0, Instant::now()),
@@ -288,8 +294,11 @@ impl<'a> Stream<'a> {
                 }
                 resolved = resolution(&mut self.resolving) => {
                     self.resolving = None;
-                    if let Err(err) = resolved {
-                        tracing::warn!(error = %err, "asking the append barrier about a gap failed; asking again");
+                    match resolved {
+                        Ok(marked) => self.awaited = marked.map(|through| (through, Instant::now())),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "asking the append barrier about a gap failed; asking again");
+                        }
                     }
                 }
                 () = tokio::time::sleep_until(wake) => {}
@@ -387,12 +396,18 @@ impl<'a> Stream<'a> {
                 return Ok(false);
             }
         }
+        let before = self.closure.through();
         for through in settled {
             self.closure.settled_through(through);
+            if self.awaited.is_some_and(|(awaited, _)| through >= awaited) {
+                self.awaited = None;
+            }
         }
+        // The grace runs from when the lowest open gap opened: one that closed and another that opened are two.
         self.gap_since = match (self.closure.has_gap(), self.gap_since) {
             (false, _) => None,
-            (true, since) => since.or_else(|| Some(Instant::now())),
+            (true, Some(since)) if self.closure.through() == before => Some(since),
+            (true, _) => Some(Instant::now()),
         };
         if let Some(end) = end {
             client.update_applied_lsn(end);
@@ -432,10 +447,14 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// When to ask the barrier about the open gap, unless it is being asked.
+    /// When to ask the barrier about the open gap, unless it is being asked or its answer is on its way.
     fn resolve_at(&self) -> Option<tokio::time::Instant> {
         let since = self.gap_since.filter(|_| self.resolving.is_none())?;
-        Some(tokio::time::Instant::from_std(since + GAP_GRACE))
+        let at = match self.awaited {
+            Some((_, marked)) => (since + GAP_GRACE).max(marked + MARKER_PATIENCE),
+            None => since + GAP_GRACE,
+        };
+        Some(tokio::time::Instant::from_std(at))
     }
 
     fn stop_resolving(&mut self) {
@@ -446,7 +465,7 @@ impl<'a> Stream<'a> {
 }
 
 /// The running barrier question's end (never, when none runs).
-async fn resolution(task: &mut Option<JoinHandle<Result<(), StoreError>>>) -> anyhow::Result<()> {
+async fn resolution(task: &mut Option<JoinHandle<Result<Option<i64>, StoreError>>>) -> anyhow::Result<Option<i64>> {
     match task {
         Some(task) => Ok(task.await.context("the barrier task panicked")??),
         None => std::future::pending().await,
@@ -455,15 +474,17 @@ async fn resolution(task: &mut Option<JoinHandle<Result<(), StoreError>>>) -> an
 
 /// Waits until every appender that may hold a sequence up to the newest one drawn has ended, then writes a marker
 /// saying so: it commits after all of them, so the stream brings it after every event among them that committed.
-async fn settle_and_mark(pool: PgPool, shutdown: CancellationToken) -> Result<(), StoreError> {
-    let Some(watermark) = store::Watermark::read(&pool).await? else { return Ok(()) };
+/// Returns the marker's sequence, if it wrote one.
+async fn settle_and_mark(pool: PgPool, shutdown: CancellationToken) -> Result<Option<i64>, StoreError> {
+    let Some(watermark) = store::Watermark::read(&pool).await? else { return Ok(None) };
     while !watermark.is_settled(&pool).await? {
         if shutdown.is_cancelled() {
-            return Ok(());
+            return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    store::slots::emit_marker(&pool, MARKER_PREFIX, &watermark.through.to_string()).await
+    store::slots::emit_marker(&pool, MARKER_PREFIX, &watermark.through.to_string()).await?;
+    Ok(Some(watermark.through))
 }
 
 #[cfg(test)]

@@ -37,8 +37,13 @@ impl Run {
         let pool = sqlx::PgPool::connect(&database_url).await?;
         let (exchange, queue) = (format!("{}.{name}", setup.names.exchange), format!("{}.{name}", setup.names.queue));
         let channel = connection.create_channel().await?;
-        // Events only: the checkpoints' routing key is not `OrderPlaced`.
-        declare(&channel, &exchange, &[(queue.clone(), "OrderPlaced".to_owned())], false).await?;
+        // The events in one queue, counted; the checkpoints in another, so that they are routed (a relay holds back
+        // what no queue takes).
+        let bindings = [
+            (queue.clone(), "OrderPlaced".to_owned()),
+            (format!("{queue}.checkpoints"), shared_events::CHECKPOINT_TYPE.to_owned()),
+        ];
+        declare(&channel, &exchange, &bindings, false).await?;
         Ok(Self { database, database_url, exchange, queue, pool, channel })
     }
 
@@ -78,7 +83,9 @@ impl Run {
     }
 
     async fn remove(self, setup: &Setup) {
-        let _ = self.channel.queue_delete(self.queue.as_str().into(), Default::default()).await;
+        for queue in [self.queue.clone(), format!("{}.checkpoints", self.queue)] {
+            let _ = self.channel.queue_delete(queue.as_str().into(), Default::default()).await;
+        }
         let _ = self.channel.exchange_delete(self.exchange.as_str().into(), Default::default()).await;
         self.pool.close().await;
         crate::drop_postgres(&setup.postgres, &self.database).await;
