@@ -1,8 +1,9 @@
 //! The `notify` mode (decision 0002): the leader wakes on `NOTIFY outbox_inserted` (sent at commit), with a slow
 //! poll as a safety net, reads unpublished rows in `sequence` order, publishes them with publisher confirms and
 //! marks only the confirmed ones published. A crash between confirm and mark publishes a row again: consumers
-//! apply events idempotently. Rows are selected by `published_at is null`, never by a high-water mark, so an event
-//! whose transaction committed late with a lower sequence is still published.
+//! apply events idempotently. Rows are selected by `published_at is null` (after what the `wal` mode recorded
+//! published: `outbox_backlog`), never by a high-water mark, so an event whose transaction committed late with a
+//! lower sequence is still published.
 //!
 //! After the events it publishes a [`shared_events::Checkpoint`] marker once every sequence up to a point is
 //! settled (see [`store::Watermark`]): consumers that have handled everything before the marker have every event up
