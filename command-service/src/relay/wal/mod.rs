@@ -185,7 +185,7 @@ async fn take_slot(
     store::slots::create(pool, slot).await.with_context(|| format!("creating replication slot {slot}"))?;
     // Rows committed before the slot's start and not yet published go out the notify way, marked; the ones
     // committed since come through the slot too (published twice, applied once).
-    let mut checkpoint = 0;
+    let (mut checkpoint, published_before) = (0, settings.metrics.published.get());
     loop {
         if drain(pool, lock, publisher, settings, shutdown, &mut checkpoint).await? == Drained::Empty {
             break;
@@ -198,7 +198,8 @@ async fn take_slot(
         return Ok(false);
     }
     store::progress::hand_to(pool, Some(slot)).await?;
-    tracing::info!(slot, "created the replication slot; the outbox rows committed before it are published");
+    let caught_up = settings.metrics.published.get() - published_before;
+    tracing::info!(slot, caught_up, "created the replication slot and published the outbox rows not known published");
     Ok(true)
 }
 
