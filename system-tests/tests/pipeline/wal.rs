@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::helpers::{
-    amqp_url, eventually, mongodb_uri, service_binary, spawn_relay_process, terminate, ChildProcess, Names, Tap,
-    TestApp,
+    amqp_url, eventually, mongodb_uri, place_order_at, service_binary, spawn_relay_process, terminate, ChildProcess,
+    CommandFirst, Names, Tap, TestApp,
 };
 
 fn wal_relay(names: &Names, batch: usize) -> ChildProcess {
@@ -270,5 +270,55 @@ async fn a_slot_retaining_more_than_the_limit_is_measured_and_makes_readiness_de
         .expect("the slot's retained bytes");
     assert!(retained > 0.0, "{metrics}");
     assert!(metrics.contains(&format!("relay_slot_lag_bytes{{slot=\"{slot}\"}}")), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_killed_while_it_publishes_what_a_new_slot_missed_publishes_it_after_a_restart() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |config| config.relay_enabled = false).await;
+    let pool = sqlx::PgPool::connect(&names.database_url()).await.expect("pool");
+    let slot_exists = |slot: String| {
+        let pool = pool.clone();
+        async move {
+            let found: i64 = sqlx::query_scalar("select count(*) from pg_replication_slots where slot_name = $1")
+                .bind(slot)
+                .fetch_one(&pool)
+                .await
+                .expect("slots");
+            found == 1
+        }
+    };
+    // A relay has streamed (the slot continues the log), then its slot is dropped by hand with orders in it.
+    let mut relay = wal_relay(&names, 10);
+    let slot: String = eventually(Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, Option<String>>("select slot from relay_progress").fetch_one(&pool).await.ok().flatten()
+    })
+    .await;
+    relay.kill().expect("SIGKILL the relay");
+    let _ = relay.wait();
+    let http = command.http();
+    for n in 0..5 {
+        place_order_at(&http, &command.command_url("/commands/orders"), &format!("cust-{n}")).await;
+    }
+    let dropped = std::process::Command::new(service_binary("command-service"))
+        .args(["relay", "drop-slot", "--force"])
+        .env("DATABASE_URL", names.database_url())
+        .output()
+        .expect("drop-slot runs");
+    assert!(dropped.status.success(), "{}", String::from_utf8_lossy(&dropped.stderr));
+
+    // The next relay creates the slot and has to publish the five orders the old way first; no queue takes them yet,
+    // and it is killed before it could.
+    let mut relay = wal_relay(&names, 10);
+    eventually(Duration::from_secs(30), || async { slot_exists(slot.clone()).await.then_some(()) }).await;
+    relay.kill().expect("SIGKILL the relay during its catch-up");
+    let _ = relay.wait();
+
+    // The query side comes, and a relay again: the five orders must not be taken for published.
+    let app = command.then_query(&mongodb_uri(), |_, _| {}).await;
+    let _relay = wal_relay(&names, 10);
+    all_published_and_projected(&app, 5).await;
+    pool.close().await;
     app.stop().await;
 }

@@ -182,6 +182,11 @@ async fn take_slot(
         );
         store::slots::remove(pool, slot, true).await?;
     }
+    // Until the catch-up below has finished, no slot continues the log: a relay that dies meanwhile leaves the next
+    // one to start over, not to stream from a slot that began after rows still unpublished.
+    if progress.slot.is_some() {
+        store::progress::hand_to(pool, None).await?;
+    }
     store::slots::create(pool, slot).await.with_context(|| format!("creating replication slot {slot}"))?;
     // Rows committed before the slot's start and not yet published go out the notify way, marked; the ones
     // committed since come through the slot too (published twice, applied once).
