@@ -108,25 +108,33 @@ async fn a_list_read_right_after_a_post_includes_the_new_order_in_that_one_reque
     app.stop().await;
 }
 
+/// An order of `customer` placed as the command-service places one, inside a transaction left open: its sequence is
+/// drawn, its commit (or rollback) is the test's.
+async fn placed_in_an_open_transaction(
+    app: &TestApp,
+    customer: &str,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, command_service::store::Recorded) {
+    use command_service::domain::{NewOrder, PlaceOrder};
+
+    let command: PlaceOrder = serde_json::from_value(serde_json::json!({
+        "customerId": customer, "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
+    }))
+    .expect("a place-order command");
+    let placing = command_service::domain::Command::Place(NewOrder::parse(command).expect("valid"));
+    let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
+    let mut open = app.pool.begin().await.expect("begin");
+    match command_service::store::place(&mut open, uuid::Uuid::now_v7(), &change, None, None).await {
+        Ok(command_service::store::Outcome::Recorded(held)) => (open, held),
+        other => panic!("placed inside an open transaction: {other:?}"),
+    }
+}
+
 /// A command that allocated a lower sequence but commits after a higher one must hold the position back until it
 /// commits: otherwise a list read at the higher position would silently miss it.
 #[tokio::test]
 async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
-    use command_service::domain::{NewOrder, PlaceOrder};
-
     let app = TestApp::spawn().await;
-    let command: PlaceOrder = serde_json::from_value(serde_json::json!({
-        "customerId": "cust-late", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
-    }))
-    .expect("a place-order command");
-    let order = NewOrder::parse(command).expect("valid");
-    let mut late = app.pool.begin().await.expect("begin");
-    let placing = command_service::domain::Command::Place(order);
-    let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
-    let held = match command_service::store::place(&mut late, uuid::Uuid::now_v7(), &change, None, None).await {
-        Ok(command_service::store::Outcome::Recorded(held)) => held,
-        other => panic!("placed inside an open transaction: {other:?}"),
-    };
+    let (late, held) = placed_in_an_open_transaction(&app, "cust-late").await;
 
     let placed = app.place_order_answer("cust-late").await;
     let position = placed["position"].as_i64().expect("position");
@@ -156,20 +164,9 @@ async fn the_position_waits_for_a_lower_sequence_that_commits_late() {
 
 #[tokio::test]
 async fn a_sequence_that_is_never_committed_does_not_hold_the_position_back() {
-    use command_service::domain::{NewOrder, PlaceOrder};
-
     let app = TestApp::spawn().await;
-    let command: PlaceOrder = serde_json::from_value(serde_json::json!({
-        "customerId": "cust-hole", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
-    }))
-    .expect("a place-order command");
-    let placing = command_service::domain::Command::Place(NewOrder::parse(command).expect("valid"));
-    let change = command_service::domain::decide(None, &placing, time::OffsetDateTime::now_utc()).expect("placed");
-    let mut rolled_back = app.pool.begin().await.expect("begin");
-    let hole = match command_service::store::place(&mut rolled_back, uuid::Uuid::now_v7(), &change, None, None).await {
-        Ok(command_service::store::Outcome::Recorded(held)) => held.sequence,
-        other => panic!("placed inside an open transaction: {other:?}"),
-    };
+    let (rolled_back, held) = placed_in_an_open_transaction(&app, "cust-hole").await;
+    let hole = held.sequence;
     let placed = app.place_order_answer("cust-hole").await;
     rolled_back.rollback().await.expect("roll back");
     let position = placed["position"].as_i64().expect("position");
