@@ -77,6 +77,21 @@ pub async fn prefill_outbox(pool: &sqlx::PgPool, events: i64) -> anyhow::Result<
     Ok(system_tests::prefill_outbox(pool, events).await?)
 }
 
+/// A Postgres database of this run, `<run database>_<suffix>`, with the command side's schema (`command-service
+/// migrate`): its name, URL and a pool on it.
+pub async fn migrated_database(setup: &Setup, suffix: &str) -> anyhow::Result<(String, String, sqlx::PgPool)> {
+    let database = format!("{}_{suffix}", setup.names.database);
+    let database_url = format!("{}/{database}", setup.postgres);
+    let migrate = std::process::Command::new(procs::binary("command-service")?)
+        .arg("migrate")
+        .env("DATABASE_URL", &database_url)
+        .env("RUST_LOG", "warn")
+        .status()?;
+    anyhow::ensure!(migrate.success(), "command-service migrate failed");
+    let pool = sqlx::PgPool::connect(&database_url).await?;
+    Ok((database, database_url, pool))
+}
+
 pub async fn drop_postgres(server: &str, database: &str) {
     system_tests::drop_postgres(server, database).await;
 }

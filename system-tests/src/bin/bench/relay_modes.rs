@@ -26,15 +26,7 @@ struct Run {
 
 impl Run {
     async fn prepare(setup: &Setup, connection: &Connection, name: &str) -> anyhow::Result<Self> {
-        let database = format!("{}_{name}", setup.names.database);
-        let database_url = format!("{}/{database}", setup.postgres);
-        let migrate = std::process::Command::new(crate::procs::binary("command-service")?)
-            .arg("migrate")
-            .env("DATABASE_URL", &database_url)
-            .env("RUST_LOG", "warn")
-            .status()?;
-        anyhow::ensure!(migrate.success(), "command-service migrate failed");
-        let pool = sqlx::PgPool::connect(&database_url).await?;
+        let (database, database_url, pool) = crate::migrated_database(setup, name).await?;
         let (exchange, queue) = (format!("{}.{name}", setup.names.exchange), format!("{}.{name}", setup.names.queue));
         let channel = connection.create_channel().await?;
         // The events in one queue, counted; the checkpoints in another, so that they are routed (a relay holds back

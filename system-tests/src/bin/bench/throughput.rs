@@ -71,16 +71,8 @@ fn unsplit(bodies: Vec<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
 }
 
 pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Result<f64> {
-    let database = format!("{}_relay", setup.names.database);
-    let database_url = format!("{}/{database}", setup.postgres);
+    let (database, database_url, pool) = crate::migrated_database(setup, "relay").await?;
     let env = [("DATABASE_URL", database_url.clone()), ("AMQP_URL", setup.amqp_url.clone())];
-    let migrate = std::process::Command::new(crate::procs::binary("command-service")?)
-        .arg("migrate")
-        .env("DATABASE_URL", &database_url)
-        .env("RUST_LOG", "warn")
-        .status()?;
-    anyhow::ensure!(migrate.success(), "command-service migrate failed");
-    let pool = sqlx::PgPool::connect(&database_url).await?;
     crate::prefill_outbox(&pool, events).await?;
 
     let exchange = format!("{}.relay", setup.names.exchange);
