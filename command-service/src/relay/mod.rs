@@ -201,3 +201,23 @@ fn unroutable(settings: &RelaySettings, what: &str) {
     }
     settings.status.set_unroutable(Some(reason));
 }
+
+/// Waits until every appender that may own a sequence up to the watermark has ended, checking every few
+/// milliseconds: `true` once it has, `false` when `within` ran out (none: no limit) or shutdown began first.
+async fn settled(
+    pool: &PgPool,
+    watermark: &crate::store::Watermark,
+    within: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Result<bool, crate::store::StoreError> {
+    let deadline = within.map(|within| tokio::time::Instant::now() + within);
+    loop {
+        if watermark.is_settled(pool).await? {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) || shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::{heartbeat, unroutable, Outcome, Publisher, RelaySettings, HEARTBEAT_INTERVAL, UNROUTABLE_RETRY};
+use super::{heartbeat, settled, unroutable, Outcome, Publisher, RelaySettings, HEARTBEAT_INTERVAL, UNROUTABLE_RETRY};
 use crate::store;
 
 /// Postgres channel the outbox trigger notifies.
@@ -90,7 +90,7 @@ pub(super) async fn drain(
         // Read the watermark before the rows: once it is settled, every row up to it is visible to the read below.
         let watermark = store::Watermark::read(pool).await?;
         let settled = match &watermark {
-            Some(watermark) => settle(pool, watermark, shutdown).await?,
+            Some(watermark) => settled(pool, watermark, Some(SETTLE_WAIT), shutdown).await?,
             None => false,
         };
         let rows = store::unpublished(pool, settings.batch_size).await?;
@@ -145,20 +145,6 @@ fn checkpoint_due(
 ) -> Option<i64> {
     let through = through.filter(|&through| settled && through > checkpoint)?;
     (complete || last.is_some_and(|last| last >= through)).then_some(through)
-}
-
-/// Waits up to [`SETTLE_WAIT`] for the watermark to settle, checking every few milliseconds.
-async fn settle(pool: &PgPool, watermark: &store::Watermark, shutdown: &CancellationToken) -> anyhow::Result<bool> {
-    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
-    loop {
-        if watermark.is_settled(pool).await? {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::notify::{drain, Drained};
-use super::{heartbeat, unroutable, Outcome, Publisher, RelaySettings, HEARTBEAT_INTERVAL, UNROUTABLE_RETRY};
+use super::{heartbeat, settled, unroutable, Outcome, Publisher, RelaySettings, HEARTBEAT_INTERVAL, UNROUTABLE_RETRY};
 use crate::store::{self, OutboxRow, StoreError};
 use closure::Closure;
 use pgoutput::{Change, Relation};
@@ -483,11 +483,8 @@ async fn resolution(task: &mut Option<JoinHandle<Result<Option<i64>, StoreError>
 /// Returns the marker's sequence, if it wrote one.
 async fn settle_and_mark(pool: PgPool, shutdown: CancellationToken) -> Result<Option<i64>, StoreError> {
     let Some(watermark) = store::Watermark::read(&pool).await? else { return Ok(None) };
-    while !watermark.is_settled(&pool).await? {
-        if shutdown.is_cancelled() {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    if !settled(&pool, &watermark, None, &shutdown).await? {
+        return Ok(None);
     }
     store::slots::emit_marker(&pool, MARKER_PREFIX, &watermark.through.to_string()).await?;
     Ok(Some(watermark.through))
