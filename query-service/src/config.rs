@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "PROJECTOR_PARTITIONS", default_value_t = 1,
         value_parser = clap::value_parser!(u16).range(1..=i64::from(shared_events::MAX_PARTITIONS)))]
     pub projector_partitions: u16,
+    /// The projections this replica runs (with `PROJECTOR_ENABLED`), comma-separated: `orders`, `customer-summary`,
+    /// `daily-sales`. Every read model is served by every replica; one whose projection runs nowhere stands still.
+    #[arg(long, env = "PROJECTIONS", value_delimiter = ',', default_value = "orders,customer-summary,daily-sales",
+        value_parser = projection_named)]
+    pub projections: Vec<&'static dyn crate::projection::Projection>,
     /// MongoDB URI of the read store.
     #[arg(
         long,
@@ -92,17 +97,37 @@ pub struct Config {
     pub reads_max: u64,
 }
 
+/// A projection, by name (`PROJECTIONS`).
+pub fn projection_named(name: &str) -> Result<&'static dyn crate::projection::Projection, String> {
+    crate::projection::named(name.trim()).ok_or_else(|| {
+        let names: Vec<&str> = crate::projection::ALL.iter().map(|p| p.name()).collect();
+        format!("no projection is called {name:?}; there are {}", names.join(", "))
+    })
+}
+
 /// Connections kept free of streams and waiting reads, whatever `READS_MAX` says.
 pub const CONNECTION_HEADROOM: usize = 64;
 
 impl Config {
-    /// The rebuilder of this process.
+    /// The rebuilder of `projection` in this process; `views` is any read model of the configured database.
     pub fn rebuilder(
         &self,
-        views: crate::store::Views,
+        projection: &'static dyn crate::projection::Projection,
+        views: &crate::store::Views,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<crate::rebuild::Rebuilder> {
-        Ok(crate::rebuild::Rebuilder::new(views, self.feed()?, usize::from(self.read_model_keep), shutdown))
+        let views = views.for_model(projection.model());
+        Ok(crate::rebuild::Rebuilder::new(projection, views, self.feed()?, usize::from(self.read_model_keep), shutdown))
+    }
+
+    /// The queue of `projection` (the stem of its partitions' when split): `AMQP_QUEUE` for the order views,
+    /// `<AMQP_QUEUE>.<projection>` for the others.
+    pub fn projection_queue(&self, projection: &dyn crate::projection::Projection) -> String {
+        if projection.announces_views() {
+            self.amqp_queue.clone()
+        } else {
+            format!("{}.{}", self.amqp_queue, projection.name())
+        }
     }
 
     /// Orders a second the sampler checks: `READ_MODEL_SAMPLE_RATE`, or 0 without a token for the event feed (it

@@ -1,10 +1,12 @@
-//! `query-service`: serves order views and runs the projector that keeps them up to date (`serve`, the default),
-//! or rebuilds the views from the event log (`rebuild`, with a progress bar), rolls them back (`rollback`), checks
-//! them against the log (`verify`, optionally `--repair`), or moves the projector's dead letters back to its queue
-//! (`dlq redrive`).
+//! `query-service`: serves the read models and runs the projections that keep them up to date (`serve`, the
+//! default), or rebuilds a read model from the event log (`rebuild`, with a progress bar), rolls it back
+//! (`rollback`), checks them against the log (`verify`, optionally `--repair`), or moves the projections' dead
+//! letters back to their queues (`dlq redrive`). `--projection` names the read model (`orders`, the default,
+//! `customer-summary`, `daily-sales`); `verify` and `dlq redrive` take every one unless it is given.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use query_service::projection::Projection;
 use query_service::rebuild::Progress;
 use query_service::{config::Config, run};
 use std::io::Write as _;
@@ -24,18 +26,28 @@ struct Cli {
 enum Role {
     /// Serve the HTTP API (and the projector unless PROJECTOR_ENABLED=false).
     Serve,
-    /// Rebuild the views into a new generation from the event feed, switch reads to it, exit.
-    Rebuild,
-    /// Make the previous generation of the views active again (caught up from the event feed first), exit.
-    Rollback,
-    /// Compare every view of the active generation with its order's newest logged event; print a summary (JSON on
-    /// stdout, findings on stderr) and exit non-zero if any view differs (after `--repair`: if any is left).
+    /// Rebuild a read model into a new generation from the event feed, switch reads to it, exit.
+    Rebuild {
+        #[arg(long, default_value = "orders", value_parser = projection)]
+        projection: &'static dyn Projection,
+    },
+    /// Make the previous generation of a read model active again (caught up from the event feed first), exit.
+    Rollback {
+        #[arg(long, default_value = "orders", value_parser = projection)]
+        projection: &'static dyn Projection,
+    },
+    /// Compare every document of the active generation of each read model with what the log says it should be;
+    /// print a summary per read model (JSON lines on stdout, findings on stderr) and exit non-zero if any differs
+    /// (after `--repair`: if any is left).
     Verify {
-        /// Write each differing view over with what the log says, guarded so that no logged version is lowered.
+        /// Write each differing document over with what the log says, guarded so that no logged version is lowered.
         #[arg(long)]
         repair: bool,
+        /// Check this read model only.
+        #[arg(long, value_parser = projection)]
+        projection: Option<&'static dyn Projection>,
     },
-    /// The projector's dead-letter queue.
+    /// The projections' dead-letter queues.
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
@@ -44,8 +56,22 @@ enum Role {
 
 #[derive(Debug, Subcommand)]
 enum DlqAction {
-    /// Move every dead letter back to the projector's queue once (after a fix), exit.
-    Redrive,
+    /// Move every dead letter back to its projection's queue once (after a fix), exit.
+    Redrive {
+        /// This projection's dead letters only.
+        #[arg(long, value_parser = projection)]
+        projection: Option<&'static dyn Projection>,
+    },
+}
+
+/// A projection, by name.
+fn projection(name: &str) -> Result<&'static dyn Projection, String> {
+    query_service::config::projection_named(name)
+}
+
+/// The projections `only` names: that one, or every one.
+fn chosen(only: Option<&'static dyn Projection>) -> Vec<&'static dyn Projection> {
+    only.map_or_else(|| query_service::projection::ALL.to_vec(), |one| vec![one])
 }
 
 #[tokio::main]
@@ -57,9 +83,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     match cli.role.unwrap_or(Role::Serve) {
         Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
-        Role::Rebuild => {
+        Role::Rebuild { projection } => {
             let views = cli.config.views(None).await?;
-            let rebuilder = cli.config.rebuilder(views, shutdown)?;
+            let rebuilder = cli.config.rebuilder(projection, &views, shutdown)?;
             let generation = rebuilder.claim().await.context("starting the rebuild")?;
             eprintln!("rebuilding into {generation}");
             let (progress, updates) = watch::channel(Progress::default());
@@ -69,7 +95,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             let _ = bar.await;
             let report = report?;
             eprintln!(
-                "switched to {}: {} events ({} views) replayed in {:.1} s, {:.0} events/s",
+                "switched to {}: {} events ({} documents) replayed in {:.1} s, {:.0} events/s",
                 report.generation,
                 report.events,
                 report.views,
@@ -78,48 +104,36 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             );
             Ok(())
         }
-        Role::Dlq { action: DlqAction::Redrive } => {
+        Role::Dlq { action: DlqAction::Redrive { projection } } => {
             let metrics = query_service::metrics::QueryMetrics::new()?;
-            let settings = run::consumer_settings(&cli.config, metrics, Default::default(), Default::default());
-            let moved = query_service::projection::redrive(&settings).await?;
-            eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
-            Ok(())
-        }
-        Role::Verify { repair } => {
-            let views = cli.config.views(None).await?;
-            let report = query_service::verify::walk::verify(&views, &cli.config.feed()?, repair).await?;
-            for finding in &report.findings {
-                eprintln!(
-                    "{:<8} {}  view version {}, log version {}",
-                    finding.kind.as_str(),
-                    finding.order_id,
-                    finding.view_version.map_or("-".to_owned(), |v| v.to_string()),
-                    finding.log_version.map_or("-".to_owned(), |v| v.to_string()),
+            for projection in chosen(projection) {
+                let settings = run::consumer_settings(
+                    &cli.config,
+                    projection,
+                    metrics.projector(projection.name()),
+                    Default::default(),
+                    Default::default(),
                 );
+                let moved = query_service::projection::redrive(&settings).await?;
+                eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
             }
-            let summary = &report.summary;
-            eprintln!(
-                "{}: {} orders checked at position {}: {} missing, {} behind, {} diverged, {} ahead \
-                 ({} in flight, {} unreadable events){}",
-                report.generation,
-                summary.checked,
-                report.position,
-                summary.missing,
-                summary.behind,
-                summary.diverged,
-                summary.ahead,
-                summary.in_flight,
-                summary.unreadable_events,
-                if repair { format!(", {} repaired", summary.repaired) } else { String::new() },
-            );
-            println!("{}", serde_json::to_string(summary)?);
-            let left = summary.findings().saturating_sub(if repair { summary.repaired } else { 0 });
-            anyhow::ensure!(left == 0, "{left} view(s) differ from the event log");
             Ok(())
         }
-        Role::Rollback => {
+        Role::Verify { repair, projection } => {
             let views = cli.config.views(None).await?;
-            let (pointer, report) = cli.config.rebuilder(views, shutdown)?.roll_back().await?;
+            let feed = cli.config.feed()?;
+            let mut left = 0;
+            for projection in chosen(projection) {
+                let views = views.for_model(projection.model());
+                let report = query_service::verify::walk::verify(projection, &views, &feed, repair).await?;
+                left += print_report(&report, repair)?;
+            }
+            anyhow::ensure!(left == 0, "{left} document(s) differ from the event log");
+            Ok(())
+        }
+        Role::Rollback { projection } => {
+            let views = cli.config.views(None).await?;
+            let (pointer, report) = cli.config.rebuilder(projection, &views, shutdown)?.roll_back().await?;
             eprintln!(
                 "active generation: {} (previous: {}), caught up with {} events",
                 pointer.active,
@@ -129,6 +143,41 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
     }
+}
+
+/// Prints what a check of one read model found (findings on stderr, the summary as a JSON line on stdout); returns
+/// how many findings are left.
+fn print_report(report: &query_service::verify::walk::Report, repair: bool) -> anyhow::Result<u64> {
+    for finding in &report.findings {
+        eprintln!(
+            "{} {:<8} {}  stored version {}, log version {}",
+            report.projection,
+            finding.kind.as_str(),
+            finding.order_id,
+            finding.view_version.map_or("-".to_owned(), |v| v.to_string()),
+            finding.log_version.map_or("-".to_owned(), |v| v.to_string()),
+        );
+    }
+    let summary = &report.summary;
+    eprintln!(
+        "{} ({}): {} documents checked at position {}: {} missing, {} behind, {} diverged, {} ahead \
+         ({} in flight, {} unreadable events){}",
+        report.projection,
+        report.generation,
+        summary.checked,
+        report.position,
+        summary.missing,
+        summary.behind,
+        summary.diverged,
+        summary.ahead,
+        summary.in_flight,
+        summary.unreadable_events,
+        if repair { format!(", {} repaired", summary.repaired) } else { String::new() },
+    );
+    let mut line = serde_json::to_value(summary)?;
+    line["projection"] = report.projection.into();
+    println!("{line}");
+    Ok(summary.findings().saturating_sub(if repair { summary.repaired } else { 0 }))
 }
 
 /// Draws `[#####     ] 45%  45000/100000 events  3400/s  ETA 16 s` on stderr until the rebuild ends.

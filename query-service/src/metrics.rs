@@ -1,8 +1,12 @@
-//! The query side's Prometheus metrics (`GET /metrics`): events applied / skipped as duplicates / dead-lettered by
-//! type, freshness lag (view written − event `occurredAt`) and the current lag, queue depth, waiting reads and how
-//! their waits ended, the read model's checks against the log, and HTTP requests.
+//! The query side's Prometheus metrics (`GET /metrics`): per projection (the `projection` label), events applied /
+//! skipped as duplicates / dead-lettered by type, freshness lag (view written − event `occurredAt`) and the current
+//! lag, queue depth and position; waiting reads and how their waits ended, the read model's checks against the
+//! log, and HTTP requests.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 use service_runtime::metrics::{registered, HttpMetrics, LATENCY_BUCKETS};
 use std::time::Duration;
 
@@ -12,22 +16,57 @@ pub struct QueryMetrics {
     pub registry: Registry,
     pub http: HttpMetrics,
     events: IntCounterVec,
-    freshness: Histogram,
-    pub current_lag: Gauge,
-    pub last_applied_sequence: IntGauge,
-    pub queue_depth: IntGauge,
+    freshness: HistogramVec,
+    current_lag: GaugeVec,
+    last_applied_sequence: IntGaugeVec,
+    queue_depth: IntGaugeVec,
     pub waiting_reads: IntGauge,
-    pub position: IntGauge,
+    position: IntGaugeVec,
     /// Commands sent to MongoDB, by name (`find`, `update`, …).
     pub mongodb_commands: IntCounterVec,
-    /// Views in each write round of the projector (one `update` command per live generation).
-    pub batch_views: Histogram,
+    batch_views: HistogramVec,
     waits: IntCounterVec,
     wait_duration: Histogram,
     /// Views the sampler compared with the log.
     pub read_model_checked: IntCounter,
     /// Views found to differ from the log, by kind (`missing`, `behind`, `diverged`, `ahead`).
     pub read_model_divergent: IntCounterVec,
+}
+
+/// The label that names a projection (its read model's name).
+const PROJECTION: &str = "projection";
+
+/// The metrics of one projection, labelled with its name.
+#[derive(Debug, Clone)]
+pub struct ProjectorMetrics {
+    projection: &'static str,
+    events: IntCounterVec,
+    freshness: Histogram,
+    pub current_lag: Gauge,
+    pub last_applied_sequence: IntGauge,
+    pub queue_depth: IntGauge,
+    pub position: IntGauge,
+    /// Documents in each write round (one `update` command per live generation).
+    pub batch_views: Histogram,
+}
+
+impl ProjectorMetrics {
+    /// Counts one event the projection received (`event_type` as on the wire, `unknown` if unreadable).
+    pub fn event(&self, event_type: &str, outcome: EventOutcome) {
+        let outcome = match outcome {
+            EventOutcome::Applied => "applied",
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::DeadLettered => "dead_lettered",
+        };
+        self.events.with_label_values(&[self.projection, event_type, outcome]).inc();
+    }
+
+    /// Records an applied event's freshness lag.
+    pub fn applied(&self, sequence: i64, lag: Duration) {
+        self.freshness.observe(lag.as_secs_f64());
+        self.current_lag.set(lag.as_secs_f64());
+        self.last_applied_sequence.set(sequence);
+    }
 }
 
 /// The kinds of difference between a view and the log, as the `kind` label spells them.
@@ -57,42 +96,53 @@ impl QueryMetrics {
             )?,
             batch_views: registered(
                 &registry,
-                Histogram::with_opts(
+                HistogramVec::new(
                     HistogramOpts::new(
                         "projector_batch_views",
-                        "Views the projector writes per round (one update command per live generation).",
+                        "Documents a projection writes per round (one update command per live generation).",
                     )
                     .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+                    &[PROJECTION],
                 )?,
             )?,
             events: registered(
                 &registry,
                 IntCounterVec::new(
-                    Opts::new("projector_events_total", "Events received by the projector, by type and outcome."),
-                    &["event_type", "outcome"],
+                    Opts::new("projector_events_total", "Events received by each projection, by type and outcome."),
+                    &[PROJECTION, "event_type", "outcome"],
                 )?,
             )?,
             freshness: registered(
                 &registry,
-                Histogram::with_opts(
+                HistogramVec::new(
                     HistogramOpts::new(
                         "projector_freshness_lag_seconds",
-                        "From the event's occurredAt (the command's commit) to its view being written.",
+                        "From the event's occurredAt (the command's commit) to its projection's write.",
                     )
                     .buckets(freshness_buckets),
+                    &[PROJECTION],
                 )?,
             )?,
             current_lag: registered(
                 &registry,
-                Gauge::new("projector_current_lag_seconds", "Freshness lag of the last event applied.")?,
+                GaugeVec::new(
+                    Opts::new("projector_current_lag_seconds", "Freshness lag of the last event applied."),
+                    &[PROJECTION],
+                )?,
             )?,
             last_applied_sequence: registered(
                 &registry,
-                IntGauge::new("projector_last_applied_sequence", "Global sequence of the last event applied.")?,
+                IntGaugeVec::new(
+                    Opts::new("projector_last_applied_sequence", "Global sequence of the last event applied."),
+                    &[PROJECTION],
+                )?,
             )?,
             queue_depth: registered(
                 &registry,
-                IntGauge::new("projector_queue_depth", "Messages ready in the projector's queue (sampled every 2 s).")?,
+                IntGaugeVec::new(
+                    Opts::new("projector_queue_depth", "Messages ready in the projection's queue (sampled every 2 s)."),
+                    &[PROJECTION],
+                )?,
             )?,
             waiting_reads: registered(
                 &registry,
@@ -100,7 +150,10 @@ impl QueryMetrics {
             )?,
             position: registered(
                 &registry,
-                IntGauge::new("read_model_position", "Every event up to this sequence has been applied.")?,
+                IntGaugeVec::new(
+                    Opts::new("read_model_position", "Every event up to this sequence has been applied."),
+                    &[PROJECTION],
+                )?,
             )?,
             waits: registered(
                 &registry,
@@ -137,21 +190,19 @@ impl QueryMetrics {
         })
     }
 
-    /// Counts one event the projector received (`event_type` as on the wire, `unknown` if unreadable).
-    pub fn event(&self, event_type: &str, outcome: EventOutcome) {
-        let outcome = match outcome {
-            EventOutcome::Applied => "applied",
-            EventOutcome::Duplicate => "duplicate",
-            EventOutcome::DeadLettered => "dead_lettered",
-        };
-        self.events.with_label_values(&[event_type, outcome]).inc();
-    }
-
-    /// Records an applied event's freshness lag.
-    pub fn applied(&self, sequence: i64, lag: Duration) {
-        self.freshness.observe(lag.as_secs_f64());
-        self.current_lag.set(lag.as_secs_f64());
-        self.last_applied_sequence.set(sequence);
+    /// The metrics of the projection `projection`.
+    pub fn projector(&self, projection: &'static str) -> ProjectorMetrics {
+        let label = [projection];
+        ProjectorMetrics {
+            projection,
+            events: self.events.clone(),
+            freshness: self.freshness.with_label_values(&label),
+            current_lag: self.current_lag.with_label_values(&label),
+            last_applied_sequence: self.last_applied_sequence.with_label_values(&label),
+            queue_depth: self.queue_depth.with_label_values(&label),
+            position: self.position.with_label_values(&label),
+            batch_views: self.batch_views.with_label_values(&label),
+        }
     }
 
     /// Records a read that waited: whether it got what it waited for, and for how long.

@@ -1,4 +1,4 @@
-//! Wiring: connects MongoDB, serves HTTP and runs the projector under one shutdown token.
+//! Wiring: connects MongoDB, serves HTTP and runs the projections under one shutdown token.
 
 use anyhow::Context as _;
 use service_runtime::listener::GuardedListener;
@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::{build_app, AppState, DemoPage, Readiness, Sampling};
+use crate::metrics::ProjectorMetrics;
 use crate::metrics::QueryMetrics;
-use crate::projection::{self, ConsumerSettings, Slowdown};
-use crate::read::{self, VersionWaiters, ViewReader};
+use crate::projection::{self, ConsumerSettings, Projection, Slowdown};
+use crate::read::{self, Boards, VersionWaiters, ViewReader};
 use service_runtime::admin::AdminToken;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
@@ -24,66 +25,110 @@ pub struct Running {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
+/// Where `projection` consumes from, as `config` says.
 pub fn consumer_settings(
     config: &Config,
-    metrics: QueryMetrics,
+    projection: &'static dyn Projection,
+    metrics: ProjectorMetrics,
     consuming: projection::Consuming,
     slowdown: Slowdown,
 ) -> ConsumerSettings {
     ConsumerSettings {
+        projection,
         metrics,
         consuming,
         slowdown,
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
-        queue: config.amqp_queue.clone(),
+        queue: config.projection_queue(projection),
         partition: shared_events::Partition { index: 0, count: config.projector_partitions },
         queue_type: config.amqp_queue_type,
         prefetch: config.amqp_prefetch,
     }
 }
 
-/// Binds `HTTP_ADDR` and starts serving (with the projector when `PROJECTOR_ENABLED`).
+/// Binds `HTTP_ADDR` and starts serving (with the projections when `PROJECTOR_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let commands = Some(metrics.mongodb_commands.clone());
     let views = config.views(commands).await?;
-    let indexed = match views.generations().current().await {
-        Ok(pointer) => views.ensure_indexes(&pointer.active).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = indexed {
-        // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates the indexes.
-        tracing::warn!(error = %err, "creating the view indexes failed");
+    for projection in projection::ALL {
+        let views = views.for_model(projection.model());
+        let indexed = match views.generations().current().await {
+            Ok(pointer) => views.ensure_indexes(&pointer.active).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = indexed {
+            // MongoDB may be down at start; reads answer 503 until it is back, and the next start creates them.
+            tracing::warn!(projection = projection.name(), error = %err, "creating the read model's indexes failed");
+        }
     }
-    let waiters = VersionWaiters::default();
+    let boards = Boards::default();
+    let waiters = boards.orders();
+    // One handle per read model, shared by its projector, rebuilder and reads: one cached pointer each.
+    let read_models: Vec<crate::store::Views> = projection::ALL.iter().map(|p| views.for_model(p.model())).collect();
     let listener = service_runtime::listener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr()?;
     let listener = GuardedListener::new(listener, config.connections.limits());
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
-    let projector_consuming = config.projector_enabled.then(projection::Consuming::default);
+    // Every projection has its own consumer (readiness, partitions); they share the slowdown and the heartbeat.
+    let projected: Vec<&'static dyn Projection> =
+        projection::ALL.iter().copied().filter(|p| config.projections.iter().any(|c| c.name() == p.name())).collect();
+    let consuming: Vec<(&'static str, projection::Consuming)> = if config.projector_enabled {
+        projected.iter().map(|p| (p.name(), projection::Consuming::default())).collect()
+    } else {
+        Vec::new()
+    };
     let slowdown = config.projector_enabled.then(Slowdown::default);
     let projectors = read::notices::Projectors::default();
-    let projector = projector_consuming.clone().zip(slowdown.clone()).map(|(consuming, slowdown)| {
-        let settings = consumer_settings(&config, metrics.clone(), consuming, slowdown);
-        let run = projection::run(settings, views.clone(), waiters.clone(), projectors.clone(), shutdown.clone());
-        tokio::spawn(run)
-    });
+    let replica = projection::Replica::default();
+    let mut projector_tasks = Vec::new();
+    if let Some(slowdown) = &slowdown {
+        for (projection, (_, consuming)) in projected.iter().copied().zip(&consuming) {
+            let settings = consumer_settings(
+                &config,
+                projection,
+                metrics.projector(projection.name()),
+                consuming.clone(),
+                slowdown.clone(),
+            );
+            if projector_tasks.is_empty() {
+                projector_tasks.push(tokio::spawn(projection::heartbeat(
+                    settings.clone(),
+                    replica.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            let views = views_of(&read_models, projection).unwrap_or_else(|| views.for_model(projection.model()));
+            let waiters = boards.of(projection.model());
+            let run = projection::run(settings, views, waiters, projectors.clone(), replica.clone(), shutdown.clone());
+            projector_tasks.push(tokio::spawn(run));
+        }
+    }
     let (bound, notices_bound) = watch::channel(false);
     let notices = tokio::spawn(read::notices::listen(
         config.amqp_url.clone(),
         read::notices::notice_exchange(&config.amqp_exchange),
-        waiters.clone(),
+        boards.clone(),
         projectors,
         bound,
         shutdown.clone(),
     ));
-    let rebuilder = config.rebuilder(views.clone(), shutdown.clone())?;
-    let janitor = tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone()));
+    let rebuilders = projection::ALL
+        .iter()
+        .map(|projection| {
+            let of = views_of(&read_models, *projection).unwrap_or_else(|| views.for_model(projection.model()));
+            config.rebuilder(*projection, &of, shutdown.clone())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let janitors: Vec<_> = read_models
+        .iter()
+        .map(|views| tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone())))
+        .collect();
     if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
         tracing::info!("no ADMIN_TOKEN: the read-model sampler is off (it reads the admin event feed)");
     }
@@ -104,11 +149,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         reader: ViewReader::new(views.clone()),
         views,
         waiters: waiters.clone(),
+        boards,
         shutdown: shutdown.clone(),
         admin: AdminToken::new(config.admin_token.as_deref()),
-        rebuilder: rebuilder.clone(),
+        rebuilders: rebuilders.clone(),
         metrics,
-        readiness: Readiness { amqp_url: config.amqp_url.clone(), projector_consuming },
+        readiness: Readiness { amqp_url: config.amqp_url.clone(), consuming },
         slowdown,
         demo,
         sampling: Sampling { rate: config.sample_rate(), findings },
@@ -120,13 +166,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let task = tokio::spawn(async move {
         let served = service_runtime::serve(listener, app, shutdown).await;
         notices.await.context("view-changed listener panicked")?;
-        rebuilder.wait().await;
-        janitor.await.context("rebuild janitor panicked")?;
+        for rebuilder in &rebuilders {
+            rebuilder.wait().await;
+        }
+        for janitor in janitors {
+            janitor.await.context("rebuild janitor panicked")?;
+        }
         sampler.await.context("read-model sampler panicked")?;
-        if let Some(projector) = projector {
+        for projector in projector_tasks {
             projector.await.context("projector task panicked")?;
         }
         served.context("HTTP server failed")
     });
     Ok(Running { addr, waiters, notices_bound, task })
+}
+
+/// The handle of `projection`'s read model among `read_models`.
+fn views_of(read_models: &[crate::store::Views], projection: &dyn Projection) -> Option<crate::store::Views> {
+    read_models.iter().find(|views| views.model() == projection.model()).cloned()
 }

@@ -50,8 +50,19 @@ impl Names {
             return;
         };
         if let Ok(channel) = connection.create_channel().await {
-            let partitions = (0..MAX_TEST_PARTITIONS).map(|index| format!("{}.{index}", self.queue));
-            for queue in [self.queue.clone(), format!("{}.dlq", self.queue)].into_iter().chain(partitions) {
+            // Every projection's queue (the order views' is the bare name), its dead letters and partitions.
+            let stems = query_service::projection::ALL.iter().map(|p| {
+                if p.announces_views() {
+                    self.queue.clone()
+                } else {
+                    format!("{}.{}", self.queue, p.name())
+                }
+            });
+            let queues = stems.flat_map(|stem| {
+                let partitions = (0..MAX_TEST_PARTITIONS).map(|index| format!("{stem}.{index}")).collect::<Vec<_>>();
+                [stem.clone(), format!("{stem}.dlq")].into_iter().chain(partitions)
+            });
+            for queue in queues {
                 let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
             }
             for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange)] {
@@ -133,6 +144,7 @@ pub fn query_config(names: &Names, amqp_url: &str, mongodb_uri: &str) -> query_s
         http_addr: "127.0.0.1:0".parse().expect("literal address"),
         connections: Default::default(),
         projector_enabled: true,
+        projections: query_service::projection::ALL.to_vec(),
         auth: Default::default(),
         event_feed_token: None,
         reads_per_client: 100,

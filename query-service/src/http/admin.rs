@@ -1,15 +1,18 @@
 //! Admin endpoints of the read model (bearer `ADMIN_TOKEN`, 404 when none is configured; with `AUTH_MODE=jwt` a token
 //! with the `orders:admin` scope):
-//! - `GET /admin/read-models/orders`: generations, which is active, rebuild progress (replayed / total, rate, ETA)
-//!   and the position;
-//! - `POST /admin/read-models/orders/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
-//! - `POST /admin/read-models/orders/rollback`: makes the previous generation active again, caught up from the log
-//!   first (409 if there is none);
+//! - `GET /admin/read-models/{projection}`: generations, which is active, rebuild progress (replayed / total,
+//!   rate, ETA) and the position;
+//! - `POST /admin/read-models/{projection}/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
+//! - `POST /admin/read-models/{projection}/rollback`: makes the previous generation active again, caught up from
+//!   the log first (409 if there is none);
+//!
+//! `{projection}` is a read model's name: `orders` (the order views), `customer-summary`, `daily-sales`; another is
+//! 404.
 //! - `GET|POST /admin/projector/slowdown?delayMs=N`: the projector's demo slowdown, read or set (409 on a replica
 //!   that runs no projector).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,13 +33,16 @@ use crate::projection::{Slowdown, SlowdownSetting, MAX_SLOWDOWN};
 use crate::rebuild::RebuildError;
 use crate::store::generations::{Pointer, PointerError};
 
-const STATUS_PATH: &str = "/admin/read-models/orders";
+/// Where a read model's status is served.
+fn status_path(projection: &str) -> String {
+    format!("/admin/read-models/{projection}")
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(STATUS_PATH, get(status))
-        .route("/admin/read-models/orders/rebuild", post(rebuild))
-        .route("/admin/read-models/orders/rollback", post(rollback))
+        .route("/admin/read-models/{projection}", get(status))
+        .route("/admin/read-models/{projection}/rebuild", post(rebuild))
+        .route("/admin/read-models/{projection}/rollback", post(rollback))
         .route(SLOWDOWN_PATH, get(slowdown).post(slow_down))
 }
 
@@ -55,20 +61,22 @@ impl From<PointerError> for ApiError {
     }
 }
 
-/// The read model's generations, the rebuild in progress and the position (admin token).
-#[utoipa::path(get, path = "/admin/read-models/orders", tag = "admin", security(("admin" = []), ("bearer" = [])),
+/// A read model's generations, the rebuild in progress and the position (admin token).
+#[utoipa::path(get, path = "/admin/read-models/{projection}", tag = "admin", security(("admin" = []), ("bearer" = [])),
+    params(("projection" = String, Path, description = "`orders`, `customer-summary` or `daily-sales`")),
     responses((status = 200, description = "Generations and progress", body = ReadModelStatus),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(
     State(state): State<AppState>,
+    Path(projection): Path<String>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<ReadModelStatus>, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let views = &state.views;
+    let views = state.rebuilder(&projection)?.views();
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
-    let position = state.position().await.map_err(ApiError::Unavailable)?;
+    let position = state.position_of(views).await.map_err(ApiError::Unavailable)?;
     let mut generations = Vec::new();
     for (name, role) in roles(&pointer) {
         let count = views.count(&name).await.map_err(ApiError::Unavailable)?;
@@ -107,36 +115,46 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
     roles
 }
 
-/// Rebuild the views into a new generation from the event log, then switch reads to it (admin token).
-#[utoipa::path(post, path = "/admin/read-models/orders/rebuild", tag = "admin", security(("admin" = []), ("bearer" = [])),
+/// Rebuild a read model into a new generation from the event log, then switch reads to it (admin token).
+#[utoipa::path(post, path = "/admin/read-models/{projection}/rebuild", tag = "admin", security(("admin" = []), ("bearer" = [])),
+    params(("projection" = String, Path, description = "`orders`, `customer-summary` or `daily-sales`")),
     responses((status = 202, description = "Started; progress at `Location`", body = RebuildStarted,
             headers(("Location" = String))),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rebuild(
     State(state): State<AppState>,
+    Path(projection): Path<String>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let generation = state.rebuilder.start().await.map_err(rebuild_refusal)?;
-    let body = RebuildStarted { generation, status: "building", progress: STATUS_PATH };
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, STATUS_PATH)], Json(body)).into_response())
+    let generation = state.rebuilder(&projection)?.start().await.map_err(rebuild_refusal)?;
+    let progress = status_path(&projection);
+    let body = RebuildStarted { generation, status: "building", progress: progress.clone() };
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, progress)], Json(body)).into_response())
 }
 
-/// Make the previous generation active again (admin token).
-#[utoipa::path(post, path = "/admin/read-models/orders/rollback", tag = "admin", security(("admin" = []), ("bearer" = [])),
+/// Make a read model's previous generation active again (admin token).
+#[utoipa::path(post, path = "/admin/read-models/{projection}/rollback", tag = "admin", security(("admin" = []), ("bearer" = [])),
+    params(("projection" = String, Path, description = "`orders`, `customer-summary` or `daily-sales`")),
     responses((status = 200, description = "The generations after the swap", body = RolledBack),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rollback(
     State(state): State<AppState>,
+    Path(projection): Path<String>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<RolledBack>, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let (pointer, report) = state.rebuilder.roll_back().await.map_err(rebuild_refusal)?;
-    tracing::info!(generation = report.generation, events = report.events, "rolled back, caught up from the log");
+    let (pointer, report) = state.rebuilder(&projection)?.roll_back().await.map_err(rebuild_refusal)?;
+    tracing::info!(
+        projection,
+        generation = report.generation,
+        events = report.events,
+        "rolled back, caught up from the log"
+    );
     Ok(Json(RolledBack { active: pointer.active, previous: pointer.previous }))
 }
 

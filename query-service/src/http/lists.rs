@@ -18,12 +18,12 @@ use shared_events::OrderStatus;
 use utoipa::IntoParams;
 
 use super::params::{parse_min, parse_wait};
+use super::positioned::AtPosition;
 use super::responses::{
     order_view, BadRequest, Forbidden, ListMetadata, ListPage, TooManyRequests, Unauthenticated, Unavailable,
 };
 use super::{ApiError, AppState};
-use crate::store::gaps::{Gaps, MAX_LISTED};
-use crate::store::{ListCursor, ListFilter, ReadFrom};
+use crate::store::{ListCursor, ListFilter};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
@@ -96,52 +96,19 @@ pub(super) async fn list_orders(
     let wait = parse_wait(params.wait_ms.as_deref())?;
     // A customer lists its own orders, whatever it asked for; staff list whose they ask for.
     let customer_id = caller.list_filter(params.customer_id.as_deref())?;
-    let _slot = min_position.map(|_| state.slots.take(caller.client()).map_err(ApiError::busy)).transpose()?;
-    let position = match min_position {
-        Some(min_position) => {
-            let (position, waited) =
-                state.waiting().for_position(&state.views, min_position, wait).await.map_err(ApiError::Unavailable)?;
-            if let Some(waited) = waited {
-                state.metrics.waited(waited.reached, waited.took);
-            }
-            Some((min_position, position))
-        }
-        None => None,
-    };
+    let at = AtPosition::wait(&state, &state.views, &caller, min_position, wait).await?;
 
     let filter = ListFilter { customer_id, status: params.status };
-    // A read that waited for a position is served by the primary: a lagging secondary could miss orders up to it.
-    let from = if position.is_some() { ReadFrom::Primary } else { ReadFrom::Preferred };
-    let views = state.views.list(&filter, cursor.as_ref(), limit, from).await.map_err(ApiError::Unavailable)?;
+    let views =
+        state.views.list(&filter, cursor.as_ref(), limit, at.read_from()).await.map_err(ApiError::Unavailable)?;
     let next_cursor =
         (views.len() as i64 == limit).then(|| views.last().map(|v| ListCursor::after(v).encode())).flatten();
     let data = views.iter().map(order_view).collect();
-    Ok(match position {
-        Some((min_position, position)) if position < min_position => {
-            let metadata = ListMetadata {
-                next_cursor,
-                processing: Some(true),
-                position: Some(position),
-                min_position: Some(min_position),
-                ..ListMetadata::default()
-            };
-            (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(ListPage { data, metadata })).into_response()
-        }
-        Some((min_position, position)) => {
-            // Every event up to the position was handled, but one dead-lettered reached no view: say which.
-            let gaps = Gaps::new(state.views.database());
-            let missing = gaps.up_to(min_position, MAX_LISTED).await.map_err(ApiError::Unavailable)?;
-            let metadata = ListMetadata {
-                next_cursor,
-                processing: Some(false),
-                position: Some(position),
-                missing_positions: Some(missing),
-                ..ListMetadata::default()
-            };
-            Json(ListPage { data, metadata }).into_response()
-        }
-        None => {
-            Json(ListPage { data, metadata: ListMetadata { next_cursor, ..ListMetadata::default() } }).into_response()
-        }
+    let behind = at.behind();
+    let page = ListPage { data, metadata: ListMetadata::new(next_cursor, at.metadata()) };
+    Ok(if behind {
+        (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")], Json(page)).into_response()
+    } else {
+        Json(page).into_response()
     })
 }

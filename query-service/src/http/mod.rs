@@ -1,12 +1,15 @@
 //! The HTTP surface of the read side: routes, shared state and the layers around them.
 
 mod admin;
+mod customers;
+mod dashboard;
 mod demo;
 mod lists;
 mod openapi;
 mod operations;
 mod orders;
 mod params;
+mod positioned;
 mod problem;
 mod responses;
 mod stream;
@@ -25,7 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::metrics::QueryMetrics;
 use crate::projection::Slowdown;
-use crate::read::{VersionWaiters, ViewReader, Waiting};
+use crate::read::{Boards, VersionWaiters, ViewReader, Waiting};
 use crate::rebuild::Rebuilder;
 use crate::store::Views;
 use service_runtime::admin::AdminToken;
@@ -38,15 +41,20 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The order views.
     pub views: Views,
     /// Reads of single views, shared between readers of the same order.
     pub reader: ViewReader,
+    /// The order views' board.
     pub waiters: VersionWaiters,
+    /// Every read model's board (where reads wait for its position).
+    pub boards: Boards,
     /// Cancelled when the service stops: long-lived responses (event streams) end on it.
     pub shutdown: CancellationToken,
     /// Guards the admin endpoints.
     pub admin: AdminToken,
-    pub rebuilder: Rebuilder,
+    /// One per projection, the order views' first.
+    pub rebuilders: Vec<Rebuilder>,
     pub metrics: QueryMetrics,
     pub readiness: Readiness,
     /// The projector's demo slowdown; `None` when this process runs no projector.
@@ -67,13 +75,41 @@ impl AppState {
         Waiting { reader: self.reader.clone(), waiters: self.waiters.clone(), shutdown: self.shutdown.clone() }
     }
 
-    /// The read model's position as this replica knows it: what the projector or a notice announced, or the stored
-    /// one when that is further (a replica that started after the last notice). The stored one trails the announced
-    /// one by up to a second (the projector stores it with its acks).
+    /// The order views' position as this replica knows it: what the projector or a notice announced, or the
+    /// stored one when that is further (a replica that started after the last notice). The stored one trails the
+    /// announced one by up to a second (the projector stores it with its acks).
     pub async fn position(&self) -> Result<i64, crate::store::StoreError> {
-        let stored = self.views.position().await?;
-        self.waiters.announce_position(stored);
-        Ok(self.waiters.position())
+        self.position_of(&self.views).await
+    }
+
+    /// [`AppState::position`] of any read model.
+    pub async fn position_of(&self, views: &Views) -> Result<i64, crate::store::StoreError> {
+        let board = self.boards.of(views.model());
+        let stored = views.position().await?;
+        board.announce_position(stored);
+        Ok(board.position())
+    }
+
+    /// The rebuilder of the projection called `name`.
+    pub fn rebuilder(&self, name: &str) -> Result<&Rebuilder, ApiError> {
+        self.rebuilders
+            .iter()
+            .find(|rebuilder| rebuilder.projection().name() == name)
+            .ok_or_else(|| ApiError::NotFound(format!("There is no read model called {name:?}.")))
+    }
+
+    /// The read model `model`: the rebuilder's handle, so that reads follow a switch it made at once (they share
+    /// its cached pointer).
+    pub fn read_model(&self, model: &'static crate::store::models::ReadModel) -> Views {
+        self.rebuilders
+            .iter()
+            .find(|rebuilder| rebuilder.views().model() == model)
+            .map_or_else(|| self.views.for_model(model), |rebuilder| rebuilder.views().clone())
+    }
+
+    /// Where reads of the read model `views` wait for a position.
+    pub fn waiting_on(&self, views: &Views) -> Waiting {
+        Waiting { reader: self.reader.clone(), waiters: self.boards.of(views.model()), shutdown: self.shutdown.clone() }
     }
 }
 
@@ -85,6 +121,8 @@ pub fn build_app(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(orders::router())
         .merge(lists::router())
+        .merge(customers::router())
+        .merge(dashboard::router())
         .merge(stream::ticket_router())
         .merge(admin::router())
         .route_layer(middleware::from_fn_with_state(state.auth.clone(), auth::authenticate));

@@ -19,11 +19,14 @@ pub fn router() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "query-service", description = "Order views, eventually consistent with the commands: a read with \
-        `minVersion` (single order) or `minPosition` (lists) waits, server-side, until the view has caught up."),
+    info(title = "query-service", description = "Read models of the orders — order views, customer summaries, a \
+        daily sales dashboard — eventually consistent with the commands: a read with `minVersion` (single order) or \
+        `minPosition` (lists, summaries, the dashboard) waits, server-side, until the read model has caught up."),
     paths(
         super::orders::get_order,
         super::lists::list_orders,
+        super::customers::customer_summary,
+        super::dashboard::daily_dashboard,
         super::stream::stream_order,
         super::stream::stream_ticket,
         super::admin::status,

@@ -1,5 +1,5 @@
-//! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, projector consuming; 503
-//! naming what is down), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
+//! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, the order views'
+//! projection consuming; 503 naming what is down; `degraded` naming another projection that does not consume), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
 //! read model's checks against the log included).
 
 use axum::extract::State;
@@ -13,6 +13,7 @@ use service_runtime::health::{AmqpCheck, Checks, Probe};
 
 use super::responses::{CheckStatus, ProjectorStatus, ServiceStatus, Unavailable};
 use super::{ApiError, AppState};
+use crate::store::models::ORDER_VIEWS;
 
 /// Longest one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,8 +22,15 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Readiness {
     pub amqp_url: String,
-    /// Set while the projector consumes; `None` when this process runs no projector.
-    pub projector_consuming: Option<crate::projection::Consuming>,
+    /// The consumer of each projection this process runs (`PROJECTIONS`), by name; empty when it runs no projector.
+    pub consuming: Vec<(&'static str, crate::projection::Consuming)>,
+}
+
+impl Readiness {
+    /// The order views' consumer, when this process projects them.
+    fn order_views(&self) -> Option<&crate::projection::Consuming> {
+        self.consuming.iter().find(|(name, _)| *name == ORDER_VIEWS.name).map(|(_, consuming)| consuming)
+    }
 }
 
 /// The sampler of this process: its rate and what it found.
@@ -40,7 +48,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(service_runtime::health::router(probe(state)))
 }
 
-/// Readiness: MongoDB and RabbitMQ reachable, the projector consuming.
+/// Readiness: MongoDB and RabbitMQ reachable, the order views' projection consuming (the reads this replica serves
+/// wait on it); another projection that does not consume degrades it, naming the projection.
 fn probe(state: &AppState) -> Probe {
     let (views, readiness) = (state.views.clone(), state.readiness.clone());
     let amqp = Arc::new(AmqpCheck::new(&readiness.amqp_url));
@@ -51,10 +60,18 @@ fn probe(state: &AppState) -> Probe {
             let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
             let (mongodb, rabbitmq) = tokio::join!(mongodb, rabbitmq);
             let mut hard = vec![("mongodb", mongodb), ("rabbitmq", rabbitmq)];
-            if let Some(consuming) = &readiness.projector_consuming {
+            if let Some(consuming) = readiness.order_views() {
                 hard.push(("projector", consuming.is_ready()));
             }
-            Checks { hard, degraded: Vec::new() }
+            let degraded = readiness
+                .consuming
+                .iter()
+                .filter(|(name, _)| *name != ORDER_VIEWS.name)
+                .map(|(name, consuming)| {
+                    (*name, (!consuming.is_ready()).then(|| format!("projection {name} not consuming")))
+                })
+                .collect();
+            Checks { hard, degraded }
         })
     })
 }
@@ -77,14 +94,22 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Service
     let position = state.position().await.map_err(ApiError::Unavailable)?;
     let pointer = state.views.generations().current().await.map_err(ApiError::Unavailable)?;
     let metrics = &state.metrics;
-    let projector = state.readiness.projector_consuming.as_ref().map(|consuming| ProjectorStatus {
-        consuming: consuming.is_ready(),
-        partitions: consuming.partitions(),
-        last_applied_sequence: metrics.last_applied_sequence.get(),
-        lag_ms: (metrics.current_lag.get() * 1000.0).round(),
-        queue_depth: metrics.queue_depth.get(),
-        slowdown: state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_state(slowdown.current())),
-    });
+    let projector_status = |name: &'static str, consuming: &crate::projection::Consuming| {
+        let projector = metrics.projector(name);
+        ProjectorStatus {
+            projection: name,
+            consuming: consuming.is_ready(),
+            partitions: consuming.partitions(),
+            last_applied_sequence: projector.last_applied_sequence.get(),
+            lag_ms: (projector.current_lag.get() * 1000.0).round(),
+            queue_depth: projector.queue_depth.get(),
+            position: state.boards.named(name).map_or(0, |board| board.position()),
+            slowdown: state.slowdown.as_ref().map(|slowdown| super::admin::slowdown_state(slowdown.current())),
+        }
+    };
+    let projections: Vec<ProjectorStatus> =
+        state.readiness.consuming.iter().map(|(name, consuming)| projector_status(name, consuming)).collect();
+    let projector = projections.iter().find(|p| p.projection == ORDER_VIEWS.name).cloned();
     let divergent = crate::metrics::DIVERGENCE_KINDS
         .iter()
         .map(|kind| (*kind, metrics.read_model_divergent.with_label_values(&[kind]).get()))
@@ -101,6 +126,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Service
         building: pointer.building.map(|b| b.name),
         waiting_reads: state.waiters.waiting_reads(),
         projector,
+        projections,
         checks,
     }))
 }

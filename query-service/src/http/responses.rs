@@ -90,6 +90,94 @@ pub struct ListPage {
     pub metadata: ListMetadata,
 }
 
+/// `GET /queries/customers/{customerId}/summary` (200, or 202 while behind `minPosition`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryRead {
+    pub data: CustomerSummary,
+    pub metadata: PositionMetadata,
+}
+
+/// A customer's orders summed up.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerSummary {
+    pub customer_id: String,
+    /// Orders placed, whatever became of them.
+    pub orders: u64,
+    /// Orders by their current status (every status, 0 when none).
+    #[schema(example = json!({"Placed": 1, "Confirmed": 0, "Shipped": 2, "Cancelled": 1}))]
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// Per currency, the exact total of the orders not cancelled (placed, confirmed or shipped).
+    #[schema(example = json!({"EUR": "129.90"}))]
+    pub spent: BTreeMap<String, String>,
+    /// When the first order was placed (null: no orders yet, on a 202).
+    #[schema(format = DateTime)]
+    pub first_order_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_order_at: Option<String>,
+    /// The newest orders (by `placedAt`), newest first, at most 5.
+    pub recent_order_ids: Vec<String>,
+}
+
+/// `GET /queries/dashboard/daily` (200, or 202 while behind `minPosition`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardRead {
+    pub data: Dashboard,
+    pub metadata: PositionMetadata,
+}
+
+/// Sales per day (UTC) and currency.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    #[schema(format = Date)]
+    pub from: String,
+    #[schema(format = Date)]
+    pub to: String,
+    /// The days with any activity, oldest first, one row per currency; a day without a row had none.
+    pub days: Vec<DayRow>,
+    /// The whole range, per currency.
+    pub totals: Vec<DayRow>,
+}
+
+/// What happened on one day (or, in `totals`, over the range) in one currency.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayRow {
+    /// The day, `YYYY-MM-DD` (absent in `totals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date)]
+    pub day: Option<String>,
+    pub currency: String,
+    /// Orders placed that day (whatever became of them later).
+    pub placed: u64,
+    pub confirmed: u64,
+    pub shipped: u64,
+    pub cancelled: u64,
+    /// The exact total of the orders shipped that day.
+    pub revenue: String,
+}
+
+/// Where a read of a whole read model stands against the `minPosition` it asked for (every field absent without
+/// one).
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionMetadata {
+    /// With `minPosition`: true (202) while the read model is behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processing: Option<bool>,
+    /// With `minPosition`: the position the read model has reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// On a 202: the position asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_position: Option<i64>,
+    /// With `minPosition`, on a 200: positions up to it whose events were dead-lettered by this read model's
+    /// projection, so that they count nowhere in it (lowest first, at most 100); empty when it is complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_positions: Option<Vec<i64>>,
+}
+
 #[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMetadata {
@@ -108,6 +196,19 @@ pub struct ListMetadata {
     /// (lowest first, at most 100); empty when the list is complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_positions: Option<Vec<i64>>,
+}
+
+impl ListMetadata {
+    /// A page's metadata: its next cursor, and where the read stands against its `minPosition`.
+    pub fn new(next_cursor: Option<String>, at: PositionMetadata) -> Self {
+        Self {
+            next_cursor,
+            processing: at.processing,
+            position: at.position,
+            min_position: at.min_position,
+            missing_positions: at.missing_positions,
+        }
+    }
 }
 
 /// `GET /admin/read-models/orders`: the generations, the rebuild in progress and the position.
@@ -162,7 +263,7 @@ pub struct RebuildStarted {
     /// Always `building`.
     pub status: &'static str,
     /// The path of the status endpoint (also the `Location`).
-    pub progress: &'static str,
+    pub progress: String,
 }
 
 /// `POST /admin/read-models/orders/rollback`: the generations after the swap.
@@ -173,7 +274,7 @@ pub struct RolledBack {
 }
 
 /// The projector's demo slowdown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlowdownState {
     /// Delay before each batch, in ms (0: none).
@@ -194,22 +295,28 @@ pub struct ServiceStatus {
     pub building: Option<String>,
     /// Reads waiting for a version or a position on this replica.
     pub waiting_reads: usize,
-    /// Null on a replica that runs no projector.
+    /// The order views' projection; null on a replica that runs no projector.
     pub projector: Option<ProjectorStatus>,
+    /// Every projection this replica runs, the order views' first (empty on a replica that runs no projector).
+    pub projections: Vec<ProjectorStatus>,
     pub checks: CheckStatus,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectorStatus {
+    /// The projection's name (its read model's).
+    pub projection: &'static str,
     pub consuming: bool,
     /// The partitions of a split queue (`PROJECTOR_PARTITIONS` > 1) this replica consumes now; empty otherwise.
     pub partitions: Vec<u16>,
     pub last_applied_sequence: i64,
     /// Freshness lag of the last event applied.
     pub lag_ms: f64,
-    /// Messages ready in the projector's queue (sampled).
+    /// Messages ready in the projection's queue (sampled).
     pub queue_depth: i64,
+    /// The read model's position as this replica knows it (announced by its projection or a notice).
+    pub position: i64,
     pub slowdown: Option<SlowdownState>,
 }
 
@@ -247,11 +354,11 @@ pub struct DemoConfig {
     pub auth_mode: &'static str,
 }
 
-problem_response!(BadRequest, "A malformed id or parameter; `detail` names it.");
+problem_response!(BadRequest, "A malformed id or parameter, or a date range that is not one; `detail` names it.");
 problem_response!(
     NotFound,
-    "No such order in the read model (or another customer's, which a customer token cannot see; or an admin \
-     endpoint without a configured token)."
+    "No such order in the read model (or another customer's, which a customer token cannot see), no orders of a \
+     customer, no such read model, or an admin endpoint without a configured token."
 );
 problem_response!(
     Conflict,

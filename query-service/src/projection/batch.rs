@@ -82,6 +82,26 @@ pub struct Round {
     pub refused: Vec<(usize, String)>,
 }
 
+/// One outcome per event from the outcomes of its documents (`counts[i]` documents of event `i`, in order): refused
+/// if any was refused (the event is written again, whole: the others' guard makes that harmless), else applied if
+/// any was applied, else already stored if any was; an event that writes nothing is applied.
+pub fn per_event(counts: impl IntoIterator<Item = usize>, outcomes: Vec<ApplyOutcome>) -> Vec<ApplyOutcome> {
+    let mut outcomes = outcomes.into_iter();
+    counts
+        .into_iter()
+        .map(|count| {
+            let own: Vec<ApplyOutcome> = outcomes.by_ref().take(count).collect();
+            let rank = |outcome: &ApplyOutcome| match outcome {
+                ApplyOutcome::Failed(_) => 3,
+                ApplyOutcome::Applied => 2,
+                ApplyOutcome::AlreadyStored => 1,
+                ApplyOutcome::Stale => 0,
+            };
+            own.into_iter().max_by_key(rank).unwrap_or(ApplyOutcome::Applied)
+        })
+        .collect()
+}
+
 /// Sorts the outcomes of round `attempt` (from 1) of at most `attempts` for the views `pending` (indexes in the
 /// batch, in the order they were written).
 pub fn settle(pending: &[usize], outcomes: Vec<ApplyOutcome>, attempt: u32, attempts: u32) -> Round {
@@ -171,6 +191,16 @@ mod tests {
         // A message with no position is no event of the log: no gap.
         let stray = super::plan([message("OrderPlaced", b"{}")]);
         assert_eq!(stray.dead_letters[0].1.gap, None);
+    }
+
+    #[test]
+    fn an_event_is_refused_if_any_of_its_documents_is_and_applied_if_any_is_written() {
+        use ApplyOutcome::{AlreadyStored, Applied, Failed, Stale};
+        let outcomes = vec![Stale, Applied, Failed("E".to_owned()), AlreadyStored, Stale, AlreadyStored];
+        assert_eq!(
+            per_event([2, 2, 0, 1, 1], outcomes),
+            [Applied, Failed("E".to_owned()), Applied, Stale, AlreadyStored]
+        );
     }
 
     #[test]

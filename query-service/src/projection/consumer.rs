@@ -1,4 +1,4 @@
-//! The AMQP consumer loop of the projector, with reconnects and dead-lettering.
+//! The AMQP consumer loop of one projection, with reconnects and dead-lettering.
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::acks::{ack_through, HeldAcks};
 use super::batch::{self, Message};
-use super::Slowdown;
-use crate::metrics::{EventOutcome, QueryMetrics};
+use super::{Projection, Slowdown};
+use crate::metrics::{EventOutcome, ProjectorMetrics};
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::gaps::Gaps;
-use crate::store::{ApplyOutcome, StoreError, StoredView, Views};
+use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views};
 use shared_events::{OrderEvent, Partition, CHECKPOINT_TYPE};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,18 +89,19 @@ impl Consuming {
     }
 }
 
-/// Where the projector consumes from.
+/// Where a projection consumes from, and what it makes of the events.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
+    pub projection: &'static dyn Projection,
     pub amqp_url: String,
     pub exchange: String,
-    /// The projector's queue: the name of the only one, or the stem of the partitions' (`<queue>.<index>`).
+    /// The projection's queue: the name of the only one, or the stem of the partitions' (`<queue>.<index>`).
     pub queue: String,
     /// The partition consumed, of how many the queue is split into.
     pub partition: Partition,
     pub queue_type: QueueType,
     pub prefetch: u16,
-    pub metrics: QueryMetrics,
+    pub metrics: ProjectorMetrics,
     /// What readiness and the status endpoint see of this consumer.
     pub consuming: Consuming,
     /// A delay before each batch, for demos.
@@ -185,7 +186,8 @@ pub(super) async fn consume(
 ) -> lapin::Result<()> {
     let connection = service_runtime::amqp::connect(
         &settings.amqp_url,
-        ConnectionProperties::default().with_connection_name("projector".into()),
+        ConnectionProperties::default()
+            .with_connection_name(format!("projector {}", settings.projection.name()).into()),
     )
     .await?;
     let channel = connection.create_channel().await?;
@@ -208,7 +210,7 @@ pub(super) async fn consume(
     let dead_letters = connection.create_channel().await?;
     dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
     // The gaps still open, so that applying an event closes its gap without a MongoDB round trip per batch.
-    let gaps = OpenGaps::load(Gaps::new(views.database()))
+    let gaps = OpenGaps::load(views.gaps())
         .await
         .map_err(|err| lapin::Error::from(std::io::Error::other(format!("reading the read model's gaps: {err}"))))?;
     // A partition is consumed by one replica at a time, which the broker enforces: a replica that is not its owner
@@ -217,7 +219,7 @@ pub(super) async fn consume(
     let queue = settings.partition_queue();
     let mut deliveries =
         channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
-    tracing::info!(%queue, partition = %settings.partition, "projector consuming");
+    tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(), "projector consuming");
     settings.consuming.started(settings.partition);
     backoff.reset();
 
@@ -422,7 +424,7 @@ async fn handle_batch(
     if let Some(position) = plan.checkpoint {
         waiters.announce_partition_position(settings.partition, position);
         settings.metrics.position.set(waiters.position());
-        notices.push(Notice::position(settings.partition, position));
+        notices.push(Notice::position(settings.projection.name(), settings.partition, position));
     }
     Ok(Some((notices, plan.checkpoint)))
 }
@@ -482,9 +484,10 @@ impl OpenGaps {
 /// dead-lettered, so that one write that can never succeed does not hold back every event behind it.
 pub const VIEW_WRITE_ATTEMPTS: u32 = 5;
 
-/// Writes the views of `events` in one batch (retried until MongoDB answers), then counts, logs and announces each.
-/// A view MongoDB refuses is written again up to [`VIEW_WRITE_ATTEMPTS`] times ([`batch::settle`]); what is still
-/// refused comes back as `(index in events, reason)`, to be dead-lettered. `None` when shutdown came first.
+/// Writes what `events` make of the projection's documents in one batch (retried until MongoDB answers), then
+/// counts, logs and announces each. An event whose documents MongoDB refuses is written again up to
+/// [`VIEW_WRITE_ATTEMPTS`] times ([`batch::settle`]); what is still refused — or has no documents the projection
+/// can make — comes back as `(index in events, reason)`, to be dead-lettered. `None` when shutdown came first.
 async fn apply_events(
     events: &[OrderEvent],
     settings: &ConsumerSettings,
@@ -493,36 +496,50 @@ async fn apply_events(
     shutdown: &CancellationToken,
     notices: &mut Vec<Notice>,
 ) -> Option<Vec<(usize, String)>> {
-    let all: Vec<StoredView> = events.iter().map(StoredView::from_event).collect();
-    let mut pending: Vec<usize> = (0..events.len()).collect();
+    let mut refused = Vec::new();
+    let mut all: Vec<Vec<Guarded>> = Vec::with_capacity(events.len());
+    let mut pending: Vec<usize> = Vec::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        match settings.projection.apply(event) {
+            Ok(documents) => {
+                all.push(documents);
+                pending.push(index);
+            }
+            Err(reason) => {
+                all.push(Vec::new());
+                refused.push((index, reason));
+            }
+        }
+    }
     let retries = Backoff::default();
     for attempt in 1..=VIEW_WRITE_ATTEMPTS {
         if pending.is_empty() {
             break;
         }
-        let batch: Vec<StoredView> = pending.iter().map(|&i| all[i].clone()).collect();
+        let batch: Vec<Guarded> = pending.iter().flat_map(|&i| all[i].iter().cloned()).collect();
         settings.metrics.batch_views.observe(batch.len() as f64);
-        let outcomes = with_retries(shutdown, "writing the views", || views.apply_all(&batch)).await?;
+        let outcomes = with_retries(shutdown, "writing the views", || views.apply_documents(&batch)).await?;
         let written = time::OffsetDateTime::now_utc();
-        let round = batch::settle(&pending, outcomes, attempt, VIEW_WRITE_ATTEMPTS);
+        let per_event = batch::per_event(pending.iter().map(|&i| all[i].len()), outcomes);
+        let round = batch::settle(&pending, per_event, attempt, VIEW_WRITE_ATTEMPTS);
         for (index, reason) in round.again.iter().chain(&round.refused) {
             let event = &events[*index];
             tracing::warn!(order_id = %event.order_id, version = event.version, attempt, %reason,
                 "MongoDB refused a view write");
         }
         for (index, outcome) in round.done {
-            announce(&events[index], &outcome, all[index].clone(), written, settings, waiters, notices);
+            announce(&events[index], &outcome, written, settings, waiters, notices);
         }
+        refused.extend(round.refused);
         if round.again.is_empty() {
-            return Some(round.refused);
+            break;
         }
         pending = round.again.into_iter().map(|(index, _)| index).collect();
         if service_runtime::sleep_or_shutdown(retries.failed(), shutdown).await {
             return None;
         }
     }
-    // No events, or (with no attempts allowed) none written.
-    Some(Vec::new())
+    Some(refused)
 }
 
 /// Counts, logs and announces one written event. A version already stored by an earlier attempt is announced again
@@ -530,7 +547,6 @@ async fn apply_events(
 fn announce(
     event: &OrderEvent,
     outcome: &ApplyOutcome,
-    view: StoredView,
     written: time::OffsetDateTime,
     settings: &ConsumerSettings,
     waiters: &VersionWaiters,
@@ -555,8 +571,11 @@ fn announce(
             settings.metrics.applied(event.sequence, (written - event.occurred_at).try_into().unwrap_or_default());
         }
     }
-    notices.push(Notice::view_changed(&view, event.order_id));
-    waiters.announce_view(event.order_id, std::sync::Arc::new(view));
+    if settings.projection.announces_views() {
+        let view = StoredView::from_event(event);
+        notices.push(Notice::view_changed(&view, event.order_id));
+        waiters.announce_view(event.order_id, std::sync::Arc::new(view));
+    }
 }
 
 /// Runs a MongoDB write until it succeeds, with backoff; `None` when shutdown came first.

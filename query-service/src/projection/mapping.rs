@@ -1,15 +1,35 @@
-//! What an event makes of its order's view: the mapping every projection, replay and check uses.
+//! The order views projection: what an event makes of its order's view, the mapping live projection, replay and
+//! checks use.
 
-use mongodb::bson::DateTime;
 use shared_events::{OrderEvent, ViewLine};
 
-use crate::store::{list_key, StoredView};
+use super::projections::{bson_date as date, Projection};
+use crate::store::models::{ReadModel, ORDER_VIEWS};
+use crate::store::{list_key, Guarded, StoredView};
+
+/// One view per order: the order's whole state as its newest event tells it.
+#[derive(Debug)]
+pub struct OrderViews;
+
+impl Projection for OrderViews {
+    fn model(&self) -> &'static ReadModel {
+        &ORDER_VIEWS
+    }
+
+    fn apply(&self, event: &OrderEvent) -> Result<Vec<Guarded>, String> {
+        let view = StoredView::from_event(event).guarded().map_err(|err| err.to_string())?;
+        Ok(vec![view])
+    }
+
+    fn announces_views(&self) -> bool {
+        true
+    }
+}
 
 impl StoredView {
     /// The view an event describes: its payload is the order's whole state after the change.
     pub fn from_event(event: &OrderEvent) -> Self {
         let state = &event.state;
-        let date = |t: time::OffsetDateTime| DateTime::from_millis((t.unix_timestamp_nanos() / 1_000_000) as i64);
         Self {
             id: event.order_id.to_string(),
             customer_id: state.customer.id.clone(),

@@ -1,6 +1,10 @@
-//! The projector: order events from RabbitMQ into MongoDB views.
+//! The projector: order events from RabbitMQ into MongoDB read models, one projection each ([`Projection`],
+//! [`ALL`]): the order views (`mapping`), the customer summary (`customer_summary`) and the sales dashboard
+//! (`daily_sales`).
 //!
-//! One durable queue, with a single active consumer, is bound to the events exchange. The deliveries that have
+//! Each projection has its own durable queue bound to the events exchange — `AMQP_QUEUE` for the order views,
+//! `<AMQP_QUEUE>.<projection>` for the others — so a projection that fails or falls behind holds back its own queue
+//! alone. What follows holds for each. The queue, with a single active consumer, takes every event. The deliveries that have
 //! already arrived form one batch: each is decoded, their views are written with the version guard in one write per
 //! live generation, announced to waiting reads, and only then acknowledged (one ack for the batches written, once the
 //! position they carry is stored: at most once a second, see `acks`). A message that is
@@ -29,12 +33,16 @@
 mod acks;
 mod batch;
 mod consumer;
+mod customer_summary;
+mod daily_sales;
 mod mapping;
 mod partitions;
+mod projections;
 mod redrive;
 mod slowdown;
 
 pub use consumer::{declare_topology, ConsumerSettings, Consuming, QueueType};
-pub use partitions::run;
+pub use partitions::{heartbeat, run, Replica};
+pub use projections::{day_of, named, Projection, ALL};
 pub use redrive::{redrive, REDRIVE_COUNT};
 pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};

@@ -11,6 +11,9 @@
 //! connection and with it its consumers; the others stop counting it after [`notices::GONE_AFTER`] and share its
 //! partitions. A replica that hears nobody (its notice listener down) takes itself for alone and tries every
 //! partition; the broker refuses it the ones held.
+//!
+//! Every projection's queue is split alike, and a replica's projections share its one heartbeat ([`Replica`]), so
+//! a replica owns the same partitions of every projection.
 
 use lapin::ConnectionProperties;
 use service_runtime::{retry_until_shutdown, Backoff};
@@ -41,23 +44,37 @@ pub fn owned(alive: &[Uuid], me: Uuid, count: u16) -> Vec<u16> {
     (0..count).filter(|index| usize::from(*index) % alive.len() == rank).collect()
 }
 
-/// Projects until `shutdown`: the whole queue as before when it is not split, else the partitions this replica
-/// owns, taken and let go as replicas come and go.
+/// This projecting replica, as the others hear of it.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub id: Uuid,
+    /// True while its heartbeat is sent.
+    alive: Arc<AtomicBool>,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Self { id: Uuid::new_v4(), alive: Arc::default() }
+    }
+}
+
+/// Projects until `shutdown`: the whole queue as before when it is not split, else the partitions `replica` owns,
+/// taken and let go as replicas come and go (heard through [`heartbeat`]).
 pub async fn run(
     settings: ConsumerSettings,
     views: Views,
     waiters: VersionWaiters,
     projectors: Projectors,
+    replica: Replica,
     shutdown: CancellationToken,
 ) {
     if !settings.partition.is_split() {
         return consumer::run(settings, views, waiters, shutdown).await;
     }
-    let me = Uuid::new_v4();
+    let (me, alive) = (replica.id, replica.alive);
     let count = settings.partition.count;
-    tracing::info!(replica = %me, partitions = count, "projecting a split queue");
-    let alive = Arc::new(AtomicBool::new(false));
-    let heartbeat = tokio::spawn(say_alive(settings.clone(), me, alive.clone(), shutdown.clone()));
+    tracing::info!(replica = %me, partitions = count, projection = settings.projection.name(),
+        "projecting a split queue");
     let mut tasks = Vec::new();
     let mut shares = Vec::new();
     for partition in Partition::all(count) {
@@ -89,7 +106,6 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
-    let _ = heartbeat.await;
 }
 
 /// Consumes `settings.partition` whenever this replica owns it, letting it go (settled) when it no longer does.
@@ -142,9 +158,13 @@ async fn consume_while_owned(
     }
 }
 
-/// Says on the notice exchange, every [`notices::HEARTBEAT_EVERY`], that replica `me` projects; `alive` is true
-/// while it can.
-async fn say_alive(settings: ConsumerSettings, me: Uuid, alive: Arc<AtomicBool>, shutdown: CancellationToken) {
+/// Says on the notice exchange, every [`notices::HEARTBEAT_EVERY`], that `replica` projects a split queue (of
+/// `settings.partition.count`); it counts as alive while it can. Nothing to say for an unsplit queue.
+pub async fn heartbeat(settings: ConsumerSettings, replica: Replica, shutdown: CancellationToken) {
+    if !settings.partition.is_split() {
+        return;
+    }
+    let (me, alive) = (replica.id, replica.alive);
     let backoff = Backoff::default();
     let exchange = notices::notice_exchange(&settings.exchange);
     retry_until_shutdown("projector heartbeat", &backoff, &shutdown, || async {

@@ -7,4 +7,4 @@ mod waiters;
 
 pub use shared::{SharedReads, ViewRead, ViewReader};
 pub use wait::{Waited, Waiting};
-pub use waiters::{Announced, Subscription, VersionWaiters};
+pub use waiters::{Announced, Boards, Subscription, VersionWaiters};

@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::VersionWaiters;
+use super::Boards;
+use crate::store::models::ORDER_VIEWS;
 use crate::store::StoredView;
 use shared_events::Partition;
 use std::collections::HashMap;
@@ -44,8 +45,11 @@ pub enum Notice {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         view: Option<Box<StoredView>>,
     },
-    /// Every event up to `position` has been applied — of one partition, when the queue is split.
+    /// Every event up to `position` has been applied to the read model `projection` (the order views when absent)
+    /// — of one partition, when its queue is split.
     Position {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        projection: Option<String>,
         position: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         partition: Option<u16>,
@@ -63,30 +67,43 @@ impl Notice {
         Self::ViewChanged { order_id, version: view.version, view: Some(Box::new(view.clone())) }
     }
 
-    /// The notice of `partition` having reached `position`.
-    pub fn position(partition: Partition, position: i64) -> Self {
+    /// The notice of `partition` of the read model `projection` having reached `position`.
+    pub fn position(projection: &str, partition: Partition, position: i64) -> Self {
         let split = partition.is_split();
         Self::Position {
+            projection: (projection != ORDER_VIEWS.name).then(|| projection.to_owned()),
             position,
             partition: split.then_some(partition.index),
             partitions: split.then_some(partition.count),
         }
     }
 
-    /// Announces the notice on a local board (with its view, when it carries the one it names), or records the
-    /// projector it is from.
-    pub fn announce(self, waiters: &VersionWaiters, projectors: &Projectors) {
+    /// Announces the notice on the local board of its read model (with its view, when it carries the one it
+    /// names), or records the projector it is from.
+    pub fn announce(self, boards: &Boards, projectors: &Projectors) {
+        let board = |projection: Option<&str>| boards.named(projection.unwrap_or(ORDER_VIEWS.name));
+        let Some(waiters) = board(self.projection()) else {
+            return tracing::debug!("ignoring a notice of a read model this replica does not keep");
+        };
         match self {
             Self::ViewChanged { order_id, version, view: Some(view) } if view.version == version => {
                 waiters.announce_view(order_id, Arc::new(*view));
             }
             Self::ViewChanged { order_id, version, .. } => waiters.announce(order_id, version),
-            Self::Position { position, partition: Some(index), partitions: Some(count) } if index < count => {
+            Self::Position { position, partition: Some(index), partitions: Some(count), .. } if index < count => {
                 waiters.announce_partition_position(Partition { index, count }, position);
             }
             Self::Position { position, partition: None, .. } => waiters.announce_position(position),
             Self::Position { .. } => tracing::debug!("ignoring a position notice of no partition"),
             Self::Projector { replica, partitions } => projectors.heard(replica, partitions, Instant::now()),
+        }
+    }
+
+    /// The read model a position notice is about (`None`: the order views).
+    fn projection(&self) -> Option<&str> {
+        match self {
+            Self::Position { projection, .. } => projection.as_deref(),
+            _ => None,
         }
     }
 
@@ -187,14 +204,14 @@ pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin
 pub async fn listen(
     amqp_url: String,
     exchange: String,
-    waiters: VersionWaiters,
+    boards: Boards,
     projectors: Projectors,
     bound: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff::default();
     retry_until_shutdown("view-changed listener", &backoff, &shutdown, || async {
-        let result = listen_once(&amqp_url, &exchange, &waiters, &projectors, &bound, &shutdown, &backoff).await;
+        let result = listen_once(&amqp_url, &exchange, &boards, &projectors, &bound, &shutdown, &backoff).await;
         bound.send_replace(false);
         result
     })
@@ -204,7 +221,7 @@ pub async fn listen(
 async fn listen_once(
     amqp_url: &str,
     exchange: &str,
-    waiters: &VersionWaiters,
+    boards: &Boards,
     projectors: &Projectors,
     bound: &watch::Sender<bool>,
     shutdown: &CancellationToken,
@@ -257,7 +274,7 @@ async fn listen_once(
             }
             next = notices.next() => match next {
                 Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
-                    Ok(notice) => notice.announce(waiters, projectors),
+                    Ok(notice) => notice.announce(boards, projectors),
                     Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
                 },
                 Some(Err(err)) => break Err(err),
@@ -306,18 +323,36 @@ mod tests {
         let json = serde_json::to_string(&notice).expect("serialises");
         assert_eq!(json, r#"{"kind":"viewChanged","orderId":"00000000-0000-0000-0000-000000000000","version":3}"#);
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), notice);
-        let position = Notice::position(Partition::WHOLE, 9);
+        let position = Notice::position("orders", Partition::WHOLE, 9);
         let json = serde_json::to_string(&position).expect("serialises");
-        assert_eq!(json, r#"{"kind":"position","position":9}"#, "as before partitions");
+        assert_eq!(json, r#"{"kind":"position","position":9}"#, "as before partitions and projections");
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
-        let position = Notice::position(Partition { index: 2, count: 6 }, 9);
+        let position = Notice::position("orders", Partition { index: 2, count: 6 }, 9);
         let json = serde_json::to_string(&position).expect("serialises");
         assert_eq!(json, r#"{"kind":"position","position":9,"partition":2,"partitions":6}"#);
+        assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
+        let position = Notice::position("daily-sales", Partition::WHOLE, 9);
+        let json = serde_json::to_string(&position).expect("serialises");
+        assert_eq!(json, r#"{"kind":"position","projection":"daily-sales","position":9}"#);
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
         let alive = Notice::Projector { replica: Uuid::nil(), partitions: 6 };
         let json = serde_json::to_string(&alive).expect("serialises");
         assert_eq!(json, r#"{"kind":"projector","replica":"00000000-0000-0000-0000-000000000000","partitions":6}"#);
         assert_eq!(notice_exchange("orders.events"), "orders.events.view-changed");
+    }
+
+    #[test]
+    fn a_position_notice_raises_the_board_of_its_own_read_model_only() {
+        let (boards, projectors) = (Boards::default(), Projectors::default());
+        Notice::position("customer-summary", Partition::WHOLE, 7).announce(&boards, &projectors);
+        Notice::position("orders", Partition::WHOLE, 3).announce(&boards, &projectors);
+        let position = |name: &str| boards.named(name).map(|board| board.position());
+        assert_eq!(
+            (position("orders"), position("customer-summary"), position("daily-sales")),
+            (Some(3), Some(7), Some(0))
+        );
+        Notice::position("unknown", Partition::WHOLE, 99).announce(&boards, &projectors);
+        assert_eq!(position("orders"), Some(3), "a read model this replica does not keep raises nothing");
     }
 
     #[test]

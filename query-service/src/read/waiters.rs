@@ -12,14 +12,53 @@
 //! applied. List reads with `minPosition` wait on it the same way. When the projector's queue is split, each
 //! partition reaches its own checkpoints; the read model's position is the lowest of them (every event up to it is
 //! applied in every partition), so the board keeps the newest position announced for each partition.
+//!
+//! Each read model has its own board ([`Boards`]): its own position, reached by its own projection. Only the order
+//! views' board has orders waiting on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::store::models::{self, ReadModel};
 use crate::store::StoredView;
 use shared_events::Partition;
+
+/// The board of every read model, by name.
+#[derive(Debug, Clone)]
+pub struct Boards {
+    boards: Arc<Vec<(&'static str, VersionWaiters)>>,
+}
+
+impl Default for Boards {
+    /// A board for each of [`models::ALL`].
+    fn default() -> Self {
+        Self { boards: Arc::new(models::ALL.iter().map(|m| (m.name, VersionWaiters::default())).collect()) }
+    }
+}
+
+impl Boards {
+    /// The board of the read model called `name`.
+    pub fn named(&self, name: &str) -> Option<&VersionWaiters> {
+        self.boards.iter().find(|(board, _)| *board == name).map(|(_, waiters)| waiters)
+    }
+
+    /// The board of `model`; a new one, that nothing announces on, for a read model this service does not keep.
+    pub fn of(&self, model: &ReadModel) -> VersionWaiters {
+        self.named(model.name).cloned().unwrap_or_default()
+    }
+
+    /// The order views' board.
+    pub fn orders(&self) -> VersionWaiters {
+        self.of(&models::ORDER_VIEWS)
+    }
+
+    /// Every board, by name.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, &VersionWaiters)> {
+        self.boards.iter().map(|(name, waiters)| (*name, waiters))
+    }
+}
 
 /// Shared by the projector (which announces) and the read handlers (which wait).
 #[derive(Debug, Clone)]

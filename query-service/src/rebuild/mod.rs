@@ -1,4 +1,5 @@
-//! Blue-green rebuild of the order views from the event log, and rollback.
+//! Blue-green rebuild of a read model from the event log, and rollback: each projection's own, with its own
+//! generations (`POST /admin/read-models/{projection}/rebuild`, `query-service rebuild --projection`).
 //!
 //! A rebuild claims a new generation in the pointer (see [`crate::store::generations`]); from then on the live
 //! projector writes every event into it as well. After [`GRACE`] (longer than any process caches the pointer) it
@@ -13,7 +14,7 @@
 //!
 //! Reads and waiting reads are served from the active generation throughout.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -21,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::feed::Feed;
+use crate::projection::Projection;
 use crate::store::generations::{Pointer, PointerError, POINTER_TTL};
-use crate::store::{load_into, StoreError, StoredView, Views};
+use crate::store::{keep_newest, Guarded, StoreError, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
@@ -76,6 +78,7 @@ pub struct Progress {
 pub struct Report {
     pub generation: String,
     pub events: i64,
+    /// Documents the replay wrote (views, for the order views).
     pub views: usize,
     pub replay: Duration,
 }
@@ -86,9 +89,10 @@ impl Report {
     }
 }
 
-/// Starts and runs rebuilds for one process.
+/// Starts and runs rebuilds of one projection's read model for one process.
 #[derive(Debug, Clone)]
 pub struct Rebuilder {
+    projection: &'static dyn Projection,
     views: Views,
     feed: Feed,
     /// Generations kept, the active one included.
@@ -98,8 +102,25 @@ pub struct Rebuilder {
 }
 
 impl Rebuilder {
-    pub fn new(views: Views, feed: Feed, keep: usize, shutdown: CancellationToken) -> Self {
-        Self { views, feed, keep: keep.max(2), tasks: TaskTracker::new(), shutdown }
+    /// The rebuilder of `projection`, whose read model `views` is.
+    pub fn new(
+        projection: &'static dyn Projection,
+        views: Views,
+        feed: Feed,
+        keep: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { projection, views, feed, keep: keep.max(2), tasks: TaskTracker::new(), shutdown }
+    }
+
+    /// The projection it rebuilds.
+    pub fn projection(&self) -> &'static dyn Projection {
+        self.projection
+    }
+
+    /// The read model it rebuilds.
+    pub fn views(&self) -> &Views {
+        &self.views
     }
 
     /// Claims a generation and rebuilds it in the background; returns its name at once.
@@ -111,6 +132,7 @@ impl Rebuilder {
             let (progress, _) = watch::channel(Progress::default());
             match rebuilder.run(&generation, &progress).await {
                 Ok(report) => tracing::info!(
+                    projection = rebuilder.projection.name(),
                     generation,
                     events = report.events,
                     views = report.views,
@@ -234,39 +256,37 @@ impl Rebuilder {
     }
 
     /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
-    /// reporting `(replayed, total)` after each page. Returns the events replayed and the views written.
+    /// reporting `(replayed, total)` after each page. Returns the events replayed and the documents written.
     async fn replay<F: Future<Output = Result<(), StoreError>>>(
         &self,
         name: &str,
         mut after: i64,
         mut report: impl FnMut(i64, i64) -> F,
     ) -> Result<(i64, usize), RebuildError> {
-        let target = self.views.generation_for_loading(name);
         let mut replayed = 0_i64;
-        // Orders seen: one whose events fall into several pages is still one view.
-        let mut orders: HashSet<uuid::Uuid> = HashSet::new();
+        // Documents written: one that events of several pages write is still one.
+        let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             if self.shutdown.is_cancelled() {
                 return Err(RebuildError::Cancelled);
             }
             let page = self.feed.page(after).await.map_err(RebuildError::Feed)?;
             let fetched = page.events.len() as i64;
-            // Each event carries the order's whole state: only the newest version of each order needs writing.
-            let mut newest: HashMap<uuid::Uuid, StoredView> = HashMap::new();
+            // Only the newest version of each document needs writing.
+            let mut newest: HashMap<String, Guarded> = HashMap::new();
             for envelope in page.events {
-                match shared_events::decode_envelope(envelope) {
-                    Ok(event) => {
-                        let view = StoredView::from_event(&event);
-                        if newest.get(&event.order_id).is_none_or(|seen| seen.version < view.version) {
-                            newest.insert(event.order_id, view);
-                        }
-                    }
+                let documents = shared_events::decode_envelope(envelope)
+                    .map_err(|reason| reason.to_string())
+                    .and_then(|event| self.projection.apply(&event));
+                match documents {
+                    Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
                     // The live projector dead-letters such an event; there is nothing to apply.
-                    Err(reason) => tracing::warn!(%reason, "skipping an event the projector cannot read"),
+                    Err(reason) => tracing::warn!(%reason, "skipping an event the projection cannot apply"),
                 }
             }
-            orders.extend(newest.keys().copied());
-            load_into(&target, newest.into_values().collect()).await?;
+            written.extend(newest.keys().cloned());
+            let documents: Vec<Guarded> = newest.into_values().collect();
+            self.views.load(name, &documents).await?;
             replayed += fetched;
             after = page.metadata.next_after;
             report(replayed, page.metadata.head.max(replayed)).await?;
@@ -274,6 +294,6 @@ impl Rebuilder {
                 break;
             }
         }
-        Ok((replayed, orders.len()))
+        Ok((replayed, written.len()))
     }
 }

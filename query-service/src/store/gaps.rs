@@ -3,7 +3,8 @@
 //! does not stall every read; a `minPosition` read whose range holds one says so (`missingPositions`) instead of
 //! claiming to be complete. A gap closes when its event is applied after all (redriven, or after an upgrade).
 //!
-//! One document per gap in `read_model_gaps`: `{_id: <sequence>, orderId, reason, at}`.
+//! Each read model keeps its own (a projection that cannot apply an event leaves the others whole): one document
+//! per gap in its gaps collection (`read_model_gaps` for the order views), `{_id: <sequence>, orderId, reason, at}`.
 
 use futures_util::TryStreamExt as _;
 use mongodb::bson::{doc, DateTime, Document};
@@ -11,9 +12,6 @@ use mongodb::options::UpdateOptions;
 use mongodb::{Collection, Database};
 
 use super::operation::{bounded, StoreError};
-
-/// Collection of the gaps.
-pub const GAPS: &str = "read_model_gaps";
 
 /// Most missing positions one read lists.
 pub const MAX_LISTED: i64 = 100;
@@ -24,8 +22,9 @@ pub struct Gaps {
 }
 
 impl Gaps {
-    pub fn new(database: &Database) -> Self {
-        Self { collection: database.collection(GAPS) }
+    /// The gaps kept in `collection` of `database`.
+    pub fn new(database: &Database, collection: &str) -> Self {
+        Self { collection: database.collection(collection) }
     }
 
     /// Records that the event at `sequence` reached no view, and why (idempotent).

@@ -1,7 +1,8 @@
-//! Generations of the order views, and the pointer that says which one serves reads.
+//! Generations of a read model, and the pointer that says which one serves reads.
 //!
-//! Views live in collections named by generation: `order_views` (the first), then `order_views_v1`, `_v2`, … as
-//! rebuilds create them. One pointer document (`read_model_generations`, `_id: "orders"`) names the **active**
+//! A read model lives in collections named by generation: for the order views `order_views` (the first), then
+//! `order_views_v1`, `_v2`, … as rebuilds create them. One pointer document per read model
+//! (`read_model_generations`, `_id` its name: `orders` for the order views) names the **active**
 //! generation (reads), the **previous** ones kept for rollback (newest first), the one **building**, if any, and the
 //! previous one **rejoining** while a rollback catches it up. Every pointer change is a compare-and-set on its
 //! `revision`.
@@ -23,15 +24,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::models::ReadModel;
 use super::operation::{bounded, is_duplicate_key, StoreError};
 
-/// Name of the first generation of order views; later generations add `_v<n>`.
-pub const COLLECTION: &str = "order_views";
-
-/// Collection of the pointer document.
+/// Collection of the pointer documents, one per read model.
 pub const POINTERS: &str = "read_model_generations";
-/// `_id` of the order views' pointer.
-const POINTER_ID: &str = "orders";
 /// Longest a process uses a cached pointer before reading it again.
 pub const POINTER_TTL: Duration = Duration::from_secs(1);
 /// A building generation whose builder has not reported for this long is abandoned and may be replaced.
@@ -78,11 +75,12 @@ pub struct Build {
     pub total: i64,
 }
 
-impl Default for Pointer {
-    fn default() -> Self {
+impl Pointer {
+    /// The pointer of a read model no rebuild has touched: its first generation active.
+    pub fn first(model: &ReadModel) -> Self {
         Self {
-            id: POINTER_ID.to_owned(),
-            active: COLLECTION.to_owned(),
+            id: model.name.to_owned(),
+            active: model.generation_name(0),
             previous: Vec::new(),
             stopped_at: BTreeMap::new(),
             building: None,
@@ -92,9 +90,7 @@ impl Default for Pointer {
             switched_at: None,
         }
     }
-}
 
-impl Pointer {
     /// Every generation the projector writes to, in write order: building, active, rejoining.
     pub fn live(&self) -> Vec<String> {
         let building = self.building.iter().map(|b| b.name.clone());
@@ -145,19 +141,25 @@ pub enum PointerError {
     Store(#[from] StoreError),
 }
 
-/// The pointer, cached per process.
+/// The pointer of one read model, cached per process.
 #[derive(Debug, Clone)]
 pub struct Generations {
+    model: &'static ReadModel,
     pointers: Collection<Pointer>,
     cache: Arc<RwLock<Option<(Pointer, Instant)>>>,
 }
 
 impl Generations {
-    pub fn new(database: &Database) -> Self {
+    pub fn new(database: &Database, model: &'static ReadModel) -> Self {
         // Switches are journaled, at the database's write concern: they must not be lost once a client has seen
         // the new generation.
         let pointers = database.collection_with_options(POINTERS, super::concerns::durable_in(database));
-        Self { pointers, cache: Arc::default() }
+        Self { model, pointers, cache: Arc::default() }
+    }
+
+    /// The `_id` of this read model's pointer.
+    fn id(&self) -> &'static str {
+        self.model.name
     }
 
     /// The pointer, from the cache when it is fresh enough, else read from MongoDB. Never a guess: when it cannot
@@ -178,7 +180,8 @@ impl Generations {
     /// read that began before the announcement must not look fresh for longer than that.
     pub async fn load(&self) -> Result<Pointer, StoreError> {
         let started = Instant::now();
-        let pointer = bounded(self.pointers.find_one(doc! { "_id": POINTER_ID })).await?.unwrap_or_default();
+        let pointer = bounded(self.pointers.find_one(doc! { "_id": self.id() })).await?;
+        let pointer = pointer.unwrap_or_else(|| Pointer::first(self.model));
         self.remember(&pointer, started);
         Ok(pointer)
     }
@@ -192,9 +195,9 @@ impl Generations {
         next.revision = seen.revision + 1;
         let filter = if seen.revision == 0 {
             // No document yet (or the first one): insert it, or match the untouched one.
-            doc! { "_id": POINTER_ID, "revision": { "$in": [0, null] } }
+            doc! { "_id": self.id(), "revision": { "$in": [0, null] } }
         } else {
-            doc! { "_id": POINTER_ID, "revision": seen.revision }
+            doc! { "_id": self.id(), "revision": seen.revision }
         };
         let update =
             self.pointers.find_one_and_replace(filter, &next).upsert(true).return_document(ReturnDocument::After);
@@ -222,15 +225,15 @@ impl Generations {
         }
         let created = seen.created + 1;
         let now = DateTime::now();
-        let build =
-            Build { name: format!("{COLLECTION}_v{created}"), started_at: now, heartbeat_at: now, replayed: 0, total };
+        let name = self.model.generation_name(created);
+        let build = Build { name, started_at: now, heartbeat_at: now, replayed: 0, total };
         self.compare_and_set(&seen, Pointer { building: Some(build), created, ..seen.clone() }).await
     }
 
     /// Records a rebuild's progress (and that its builder is alive).
     pub async fn report(&self, name: &str, replayed: i64, total: i64) -> Result<(), StoreError> {
         let update = self.pointers.update_one(
-            doc! { "_id": POINTER_ID, "building.name": name },
+            doc! { "_id": self.id(), "building.name": name },
             doc! { "$set": {
                 "building.replayed": replayed, "building.total": total, "building.heartbeatAt": DateTime::now(),
             } },
@@ -320,6 +323,9 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::models::ORDER_VIEWS;
+
+    const COLLECTION: &str = ORDER_VIEWS.collection;
 
     #[test]
     fn the_projector_writes_building_then_active_then_rejoining_and_never_a_resting_previous_one() {
@@ -335,12 +341,12 @@ mod tests {
                 replayed: 0,
                 total: 0,
             }),
-            ..Pointer::default()
+            ..Pointer::first(&ORDER_VIEWS)
         };
         assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2"]);
         pointer.rejoining = Some("order_views_v1".to_owned());
         assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2", "order_views_v1"]);
-        assert_eq!(Pointer::default().live(), [COLLECTION]);
+        assert_eq!(Pointer::first(&ORDER_VIEWS).live(), [COLLECTION]);
     }
 
     #[test]
@@ -355,7 +361,7 @@ mod tests {
             building: Some(build),
             // A rollback to v1 was catching it up when the rebuild finished.
             rejoining: Some("order_views_v1".to_owned()),
-            ..Pointer::default()
+            ..Pointer::first(&ORDER_VIEWS)
         };
         for keep in 2..=4 {
             let (next, dropped) = seen.switched_to("order_views_v3", keep, 90, now);
@@ -376,11 +382,11 @@ mod tests {
             active: "order_views_v2".to_owned(),
             previous: vec!["order_views_v1".to_owned()],
             stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40)]),
-            ..Pointer::default()
+            ..Pointer::first(&ORDER_VIEWS)
         };
         assert_eq!(pointer.rollback_target(), Some(("order_views_v1".to_owned(), 40)));
         pointer.stopped_at.clear();
         assert_eq!(pointer.rollback_target(), Some(("order_views_v1".to_owned(), 0)));
-        assert_eq!(Pointer::default().rollback_target(), None);
+        assert_eq!(Pointer::first(&ORDER_VIEWS).rollback_target(), None);
     }
 }

@@ -1,18 +1,21 @@
-//! MongoDB: the generations of order views, the guarded write that keeps only the newest version, the position
-//! (checkpoint) up to which every event has been applied, and the gaps below it (dead-lettered events).
+//! MongoDB: the read models ([`models`]) and their generations, the guarded write that keeps only the newest
+//! version, the position (checkpoint) up to which every event has been applied, the gaps below it (dead-lettered
+//! events), and the queries of each read model.
 
 mod concerns;
+pub mod customers;
+pub mod daily;
 pub mod gaps;
 pub mod generations;
+mod guarded;
+pub mod models;
 mod operation;
 mod views;
 
 pub use concerns::{parse_read, parse_write, Concerns};
+pub use guarded::{keep_newest, ApplyOutcome, Guarded};
 pub use operation::{StoreError, OPERATION_TIMEOUT};
-pub use views::{
-    apply_to, list_key, list_query, load_into, ApplyOutcome, ListCursor, ListFilter, ReadFrom, RepairGuard, StoredView,
-    Views,
-};
+pub use views::{apply_to, list_key, list_query, ListCursor, ListFilter, ReadFrom, RepairGuard, StoredView, Views};
 
 use anyhow::Context as _;
 use mongodb::event::command::CommandEvent;

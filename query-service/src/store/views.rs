@@ -1,8 +1,8 @@
-//! The order view collections: one document per order, written only by a newer version (what a view holds for an
-//! event is [`crate::projection`]'s business).
+//! A read model's collections ([`Views`]: its generations, its position, its gaps), and the order views' own
+//! documents and queries: one document per order, written only by a newer version (what a view holds for an event
+//! is [`crate::projection`]'s business).
 
 use mongodb::bson::{doc, DateTime, Document};
-use mongodb::error::ErrorKind;
 use mongodb::options::{ReadPreference, SelectionCriteria, UpdateOptions};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
@@ -10,10 +10,14 @@ use shared_events::{Partition, ViewLine};
 use uuid::Uuid;
 
 use super::concerns::{durable_in, redoable_in};
-use super::generations::{Generations, COLLECTION};
+use super::gaps::Gaps;
+use super::generations::Generations;
+use super::guarded::{self, ApplyOutcome, Guarded};
+use super::models::{ReadModel, ORDER_VIEWS};
 use super::operation::{bounded, is_duplicate_key, StoreError};
 
-/// Name of the collection of read-model positions: one document per view collection, `{_id, position}`.
+/// Name of the collection of read-model positions: one document per read model (`_id` the collection of its first
+/// generation), `{_id, position}`.
 pub const POSITIONS: &str = "read_model_positions";
 
 /// A view document. Money is kept as exact decimal strings; dates as BSON dates (millisecond precision).
@@ -87,29 +91,22 @@ impl ListCursor {
     }
 }
 
-/// What applying an event did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApplyOutcome {
-    /// The view now holds this event's version.
-    Applied,
-    /// The view already held exactly this version: an earlier attempt landed (its answer lost, or the process
-    /// crashed before it announced it). Nothing written; waiters must still be told.
-    AlreadyStored,
-    /// The view already held a newer version: a duplicate or a late arrival, nothing written.
-    Stale,
-    /// MongoDB refused this view's write for a reason a retry of the same write will not change (the server's
-    /// error, code included).
-    Failed(String),
+impl StoredView {
+    /// The view as the guarded write stores it.
+    pub fn guarded(&self) -> Result<Guarded, StoreError> {
+        let mut document = mongodb::bson::to_document(self).map_err(mongodb::error::Error::from)?;
+        document.remove("_id");
+        document.remove("version");
+        Ok(Guarded { id: self.id.clone(), version: self.version, document })
+    }
 }
 
-/// Rounds of the guarded write for views whose upsert answered duplicate key while no newer version was stored
-/// (an insert of an older version raced it); past them the view counts as failed.
-const DUPLICATE_KEY_ROUNDS: usize = 3;
-
-/// Handle on the order views: reads go to the active generation, event writes to every live one.
+/// Handle on one read model (the order views unless made [`Views::of`] another): reads go to the active
+/// generation, event writes to every live one.
 #[derive(Debug, Clone)]
 pub struct Views {
     database: Database,
+    model: &'static ReadModel,
     generations: Generations,
     positions: Collection<mongodb::bson::Document>,
     /// Partitions of the projector's queue: the position is the lowest of theirs.
@@ -117,11 +114,36 @@ pub struct Views {
 }
 
 impl Views {
+    /// The order views of `database`.
     pub fn new(database: Database) -> Self {
+        Self::of(database, &ORDER_VIEWS)
+    }
+
+    /// The read model `model` of `database`.
+    pub fn of(database: Database, model: &'static ReadModel) -> Self {
         // A position write lost in a crash only makes the position look older until the next checkpoint: the
         // views it stands for were journaled before it, so it needs no journal of its own.
         let positions = database.collection_with_options(POSITIONS, redoable_in(&database));
-        Self { generations: Generations::new(&database), positions, database, partitions: 1 }
+        Self { generations: Generations::new(&database, model), positions, model, database, partitions: 1 }
+    }
+
+    /// Another read model of the same database, with the same split of its queue (this one, sharing its cached
+    /// pointer, when `model` is this one's).
+    pub fn for_model(&self, model: &'static ReadModel) -> Self {
+        if model == self.model {
+            return self.clone();
+        }
+        Self { partitions: self.partitions, ..Self::of(self.database.clone(), model) }
+    }
+
+    /// Which read model this is.
+    pub fn model(&self) -> &'static ReadModel {
+        self.model
+    }
+
+    /// The events of the log this read model dead-lettered.
+    pub fn gaps(&self) -> Gaps {
+        Gaps::new(&self.database, self.model.gaps)
     }
 
     /// The same views, with the projector's queue split into `partitions`.
@@ -147,8 +169,18 @@ impl Views {
 
     /// A generation's collection for bulk loading: writes acknowledged unjournaled (a rebuild journals once, when
     /// it switches, and starts over if it crashes before).
-    pub fn generation_for_loading(&self, name: &str) -> Collection<StoredView> {
+    pub fn generation_for_loading(&self, name: &str) -> Collection<Document> {
         self.database.collection_with_options(name, redoable_in(&self.database))
+    }
+
+    /// The active generation's documents, whatever their shape.
+    pub async fn active_documents(&self) -> Result<Collection<Document>, StoreError> {
+        Ok(self.database.collection_with_options(&self.generations.current().await?.active, durable_in(&self.database)))
+    }
+
+    /// Loads `documents` into generation `name` being built (see [`guarded::load_into`]).
+    pub async fn load(&self, name: &str, documents: &[Guarded]) -> Result<(), StoreError> {
+        guarded::load_into(&self.database, &self.generation_for_loading(name), documents).await
     }
 
     async fn active(&self) -> Result<Collection<StoredView>, StoreError> {
@@ -159,106 +191,26 @@ impl Views {
         bounded(self.active().await?.find_one(doc! { "_id": id.to_string() })).await
     }
 
-    /// Writes `views` to every live generation — building, active, rejoining: in that order, so a generation about
-    /// to serve reads is never behind one already serving them; in the steady state, the active one alone — one
-    /// `update` command per generation for all of them, journaled once. The outcomes are the active generation's,
-    /// one per view.
+    /// Writes `views` to every live generation (see [`Views::apply_documents`]).
     pub async fn apply_all(&self, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let documents = views.iter().map(StoredView::guarded).collect::<Result<Vec<_>, _>>()?;
+        self.apply_documents(&documents).await
+    }
+
+    /// Writes `documents` with the version guard to every live generation — building, active, rejoining: in that
+    /// order, so a generation about to serve reads is never behind one already serving them; in the steady state,
+    /// the active one alone — one `update` command per generation for all of them, journaled once. The outcomes
+    /// are the active generation's, one per document.
+    pub async fn apply_documents(&self, documents: &[Guarded]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let pointer = self.generations.current().await?;
-        let mut outcomes = vec![ApplyOutcome::Stale; views.len()];
+        let mut outcomes = vec![ApplyOutcome::Stale; documents.len()];
         for name in pointer.live() {
-            let applied = self.apply_batch(&name, views).await?;
+            let applied = guarded::write(&self.database, &name, documents).await?;
             if name == pointer.active {
                 outcomes = applied;
             }
         }
         Ok(outcomes)
-    }
-
-    /// The version-guarded upsert of [`apply_to`] for many views in one round trip (unordered: each statement
-    /// stands alone). A duplicate key does not by itself mean "already newer" — an insert of an older version may
-    /// have raced the upsert, or another unique index refused it — so those views are looked up and written again
-    /// (at most [`DUPLICATE_KEY_ROUNDS`] rounds, one round trip each); any other refusal of one view is that view's
-    /// [`ApplyOutcome::Failed`].
-    async fn apply_batch(&self, generation: &str, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
-        let mut outcomes = vec![ApplyOutcome::Applied; views.len()];
-        let mut pending: Vec<usize> = (0..views.len()).collect();
-        for round in 0..=DUPLICATE_KEY_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            let batch: Vec<&StoredView> = pending.iter().filter_map(|&i| views.get(i)).collect();
-            let answers = self.upsert_guarded(generation, &batch).await?;
-            let mut duplicates = Vec::new();
-            for (&index, answer) in pending.iter().zip(answers) {
-                match answer {
-                    Upserted::Written => outcomes[index] = ApplyOutcome::Applied,
-                    Upserted::DuplicateKey(reason) => {
-                        outcomes[index] = ApplyOutcome::Failed(reason);
-                        duplicates.push(index);
-                    }
-                    Upserted::Refused(reason) => outcomes[index] = ApplyOutcome::Failed(reason),
-                }
-            }
-            if duplicates.is_empty() || round == DUPLICATE_KEY_ROUNDS {
-                break;
-            }
-            // What is stored now decides: this version or a newer one ends it; an older one or none is written again.
-            let stored = self.stored_versions(generation, duplicates.iter().filter_map(|&i| views.get(i))).await?;
-            pending = Vec::new();
-            for index in duplicates {
-                let view = &views[index];
-                match stored.get(&view.id) {
-                    Some(&version) if version == view.version => outcomes[index] = ApplyOutcome::AlreadyStored,
-                    Some(&version) if version > view.version => outcomes[index] = ApplyOutcome::Stale,
-                    _ => pending.push(index),
-                }
-            }
-        }
-        Ok(outcomes)
-    }
-
-    /// One `update` command: for each view, `$set` it where the stored version is older, upserting.
-    async fn upsert_guarded(&self, generation: &str, views: &[&StoredView]) -> Result<Vec<Upserted>, StoreError> {
-        let updates = views
-            .iter()
-            .map(|view| {
-                let set = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
-                Ok(doc! { "q": { "_id": &view.id, "version": { "$lt": view.version } }, "u": { "$set": set }, "upsert": true })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let command =
-            doc! { "update": generation, "updates": updates, "ordered": false, "writeConcern": { "j": true } };
-        let reply = bounded(self.database.run_command(command)).await?;
-        if let Ok(concern) = reply.get_document("writeConcernError") {
-            return Err(StoreError::Refused(concern.to_string()));
-        }
-        let mut answers: Vec<Upserted> = views.iter().map(|_| Upserted::Written).collect();
-        for error in reply.get_array("writeErrors").map(|e| e.as_slice()).unwrap_or_default() {
-            let error = error.as_document().ok_or_else(|| StoreError::Refused(error.to_string()))?;
-            let code = error.get_i32("code").unwrap_or_default();
-            let index = error.get_i32("index").ok().and_then(|i| usize::try_from(i).ok());
-            let Some(answer) = index.and_then(|i| answers.get_mut(i)) else {
-                return Err(StoreError::Refused(error.to_string()));
-            };
-            let reason = format!("mongodb refused the view write: {error}");
-            *answer = if code == 11000 { Upserted::DuplicateKey(reason) } else { Upserted::Refused(reason) };
-        }
-        Ok(answers)
-    }
-
-    /// The stored version of each of `views` that exists in `generation`.
-    async fn stored_versions(
-        &self,
-        generation: &str,
-        views: impl Iterator<Item = &StoredView>,
-    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        use futures_util::TryStreamExt as _;
-        let ids: Vec<&str> = views.map(|view| view.id.as_str()).collect();
-        let collection = self.database.collection::<Document>(generation);
-        let find = collection.find(doc! { "_id": { "$in": ids } }).projection(doc! { "version": 1 });
-        let found: Vec<Document> = bounded(async { find.await?.try_collect().await }).await?;
-        Ok(found.iter().filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d.get_i64("version").ok()?))).collect())
     }
 
     /// Every view of a generation as stored, whatever its shape (a check of the read model must see a view it
@@ -280,24 +232,24 @@ impl Views {
         bounded(self.database.collection::<Document>(generation).find_one(doc! { "_id": id })).await
     }
 
-    /// Writes `replacement` over the view `id` of `generation` (deletes it when `None`) only where `guard` holds;
-    /// true if it did. For repairs of the read model: each writes only over what its check saw.
+    /// Writes `replacement` over the document `id` of `generation` (deletes it when `None`) only where `guard`
+    /// holds; true if it did. For repairs of the read model: each writes only over what its check saw.
     pub async fn repair(
         &self,
         generation: &str,
         id: &str,
         guard: RepairGuard,
-        replacement: Option<&StoredView>,
+        replacement: Option<&Guarded>,
     ) -> Result<bool, StoreError> {
-        let collection = self.generation(generation);
+        let collection = self.database.collection::<Document>(generation);
         let (filter, upsert) = match guard {
             RepairGuard::Older(version) => (doc! { "_id": id, "version": { "$lt": version } }, true),
             RepairGuard::Exactly(seen) => (doc! { "_id": id, "version": seen }, false),
         };
-        let Some(view) = replacement else {
+        let Some(document) = replacement else {
             return Ok(bounded(collection.delete_one(filter)).await?.deleted_count == 1);
         };
-        match bounded(collection.replace_one(filter, view).upsert(upsert)).await {
+        match bounded(collection.replace_one(filter, document.stored()).upsert(upsert)).await {
             Ok(done) => Ok(done.modified_count == 1 || done.upserted_id.is_some()),
             // Not older any more: a newer version was written meanwhile.
             Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(false),
@@ -310,7 +262,7 @@ impl Views {
     pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
         let update = self
             .positions
-            .update_one(doc! { "_id": COLLECTION }, doc! { "$max": { position_field(partition): position } })
+            .update_one(doc! { "_id": self.model.collection }, doc! { "$max": { position_field(partition): position } })
             .with_options(UpdateOptions::builder().upsert(true).build());
         bounded(update).await.map(drop)
     }
@@ -318,7 +270,7 @@ impl Views {
     /// The position of these views: every event up to it has been applied (0 before the first checkpoint), the
     /// lowest of the partitions' when the queue is split (0 until each has one).
     pub async fn position(&self) -> Result<i64, StoreError> {
-        let found = bounded(self.positions.find_one(doc! { "_id": COLLECTION })).await?;
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(0) };
         let stored = |partition| found.get_document("partitions").ok().and_then(|p| p.get_i64(&partition).ok());
         Ok(match self.partitions {
@@ -329,23 +281,20 @@ impl Views {
         })
     }
 
-    /// Creates the indexes the list reads use on a generation (idempotent): newest first, optionally by customer
-    /// or status.
+    /// Creates the indexes the read model's reads use on a generation (idempotent).
     pub async fn ensure_indexes(&self, generation: &str) -> Result<(), StoreError> {
-        let keys =
-            [doc! { "customerId": 1, "listKey": -1 }, doc! { "status": 1, "listKey": -1 }, doc! { "listKey": -1 }];
-        let models = keys.into_iter().map(|keys| mongodb::IndexModel::builder().keys(keys).build());
-        bounded(self.generation(generation).create_indexes(models)).await.map(drop)
+        let models = self.model.indexes().into_iter().map(|keys| mongodb::IndexModel::builder().keys(keys).build());
+        bounded(self.generation_for_loading(generation).create_indexes(models)).await.map(drop)
     }
 
     /// Drops a generation's collection.
     pub async fn drop_generation(&self, generation: &str) -> Result<(), StoreError> {
-        bounded(self.generation(generation).drop()).await
+        bounded(self.generation_for_loading(generation).drop()).await
     }
 
     /// How many views a generation holds.
     pub async fn count(&self, generation: &str) -> Result<u64, StoreError> {
-        bounded(self.generation(generation).estimated_document_count()).await
+        bounded(self.generation_for_loading(generation).estimated_document_count()).await
     }
 
     /// One page of views, newest first, after `after` when given. Pages are ranges on an index, not skips, so an
@@ -361,8 +310,8 @@ impl Views {
         let (query, sort) = list_query(filter, after);
         let active = self.active().await?;
         let mut find = active.find(query).sort(sort).limit(limit);
-        if from == ReadFrom::Primary {
-            find = find.selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary));
+        if let Some(criteria) = from.criteria() {
+            find = find.selection_criteria(criteria);
         }
         bounded(async { find.await?.try_collect().await }).await
     }
@@ -383,6 +332,16 @@ pub enum ReadFrom {
     Primary,
 }
 
+impl ReadFrom {
+    /// The driver's selection criteria: the primary's, or what `MONGODB_URI` says.
+    pub fn criteria(self) -> Option<SelectionCriteria> {
+        match self {
+            Self::Preferred => None,
+            Self::Primary => Some(SelectionCriteria::ReadPreference(ReadPreference::Primary)),
+        }
+    }
+}
+
 /// Which stored view a repair may write over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RepairGuard {
@@ -391,14 +350,6 @@ pub enum RepairGuard {
     /// Exactly the one seen, by its stored `version` (a compare-and-set: a view the projector moved on since is
     /// left alone).
     Exactly(mongodb::bson::Bson),
-}
-
-/// What MongoDB answered for one statement of a guarded upsert.
-#[derive(Debug)]
-enum Upserted {
-    Written,
-    DuplicateKey(String),
-    Refused(String),
 }
 
 /// Writes `view` into `collection` unless the stored view's version is already at least as new.
@@ -419,35 +370,6 @@ pub async fn apply_to(collection: &Collection<StoredView>, view: &StoredView) ->
         Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Ok(ApplyOutcome::Stale),
         Err(err) => Err(err),
     }
-}
-
-/// Loads views into a generation being built: one unordered `insert_many` for all of them, then the version-guarded
-/// write for each that already existed (the live projector got there first). Many times faster than one upsert per
-/// view, and the same result.
-pub async fn load_into(collection: &Collection<StoredView>, views: Vec<StoredView>) -> Result<(), StoreError> {
-    if views.is_empty() {
-        return Ok(());
-    }
-    let existing: Vec<usize> = match bounded(collection.insert_many(&views).ordered(false)).await {
-        Ok(_) => return Ok(()),
-        Err(StoreError::Mongo(err)) => match err.kind.as_ref() {
-            ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
-                let errors = failure.write_errors.as_deref().unwrap_or_default();
-                if errors.iter().any(|e| e.code != 11000) {
-                    return Err(StoreError::Mongo(err));
-                }
-                errors.iter().map(|e| e.index).collect()
-            }
-            _ => return Err(StoreError::Mongo(err)),
-        },
-        Err(err) => return Err(err),
-    };
-    for index in existing {
-        if let Some(view) = views.get(index) {
-            apply_to(collection, view).await?;
-        }
-    }
-    Ok(())
 }
 
 /// The filter and sort of a list read: equality on the filtered fields, one range on `listKey` (public so that a

@@ -1,9 +1,10 @@
-//! Anti-entropy: the read model checked against the log it was projected from.
+//! Anti-entropy: a read model checked against the log it was projected from.
 //!
-//! Each view of the active generation is compared with the newest event of its order that the projector can read
-//! (an event it dead-letters as unreadable changes no view, so it is not expected in one). A view is **missing**
-//! (the log has the order, the view does not exist), **behind** (an older version), **ahead** (a version the log
-//! does not have, or a view of an order the log does not know) or **diverged** (the same version, other fields).
+//! Each document of the active generation — a view, for the order views — is compared with what its projection makes
+//! of the newest event that writes it (an event the projector dead-letters as unreadable changes nothing, so it is
+//! not expected). A document is **missing** (the log writes it, it does not exist), **behind** (an older version),
+//! **ahead** (a version the log does not have, or a document the log does not write) or **diverged** (the same
+//! version, other fields).
 //!
 //! Checking a live system must not take projection lag for a finding: a missing or behind view counts only when the
 //! read model's position — every event up to it applied — had passed the oldest event the view lacks *before* the
@@ -18,9 +19,8 @@ pub mod walk;
 
 use mongodb::bson::{Bson, Document};
 use serde::Serialize;
-use shared_events::OrderEvent;
 
-use crate::store::{RepairGuard, StoredView};
+use crate::store::{Guarded, RepairGuard};
 
 /// How a view differs from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
@@ -44,34 +44,34 @@ impl Kind {
     }
 }
 
-/// What the log says one order's view should be.
+/// What the log says one document should be.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expected {
-    /// The view the order's newest readable event describes.
-    pub newest: Option<StoredView>,
-    /// Sequence of the oldest event newer than the stored view.
+    /// The document the newest readable event that writes it makes.
+    pub newest: Option<Guarded>,
+    /// Sequence of the oldest event newer than the stored document.
     pub first_unapplied: Option<i64>,
 }
 
 impl Expected {
-    /// Takes one (readable) event of the order into account, given the version the stored view has.
-    pub fn add(&mut self, event: &OrderEvent, stored_version: Option<i64>) {
-        if stored_version.is_none_or(|stored| event.version > stored) {
-            self.first_unapplied = Some(self.first_unapplied.map_or(event.sequence, |s| s.min(event.sequence)));
+    /// Takes into account one `document` an event at `sequence` writes, given the version the stored one has.
+    pub fn add(&mut self, document: Guarded, sequence: i64, stored_version: Option<i64>) {
+        if stored_version.is_none_or(|stored| document.version > stored) {
+            self.first_unapplied = Some(self.first_unapplied.map_or(sequence, |s| s.min(sequence)));
         }
-        if self.newest.as_ref().is_none_or(|newest| newest.version < event.version) {
-            self.newest = Some(StoredView::from_event(event));
+        if self.newest.as_ref().is_none_or(|newest| newest.version < document.version) {
+            self.newest = Some(document);
         }
     }
 }
 
-/// A view as stored, read leniently: a document this service cannot read is a finding, not an error.
+/// A document as stored, read leniently: one this service cannot read is a finding, not an error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     /// Its `version`, as stored (what a repair compares against).
     pub seen: Bson,
     pub version: Option<i64>,
-    pub view: Option<StoredView>,
+    pub document: Document,
 }
 
 impl Stored {
@@ -82,8 +82,7 @@ impl Stored {
             Bson::Int32(v) => Some(i64::from(*v)),
             _ => None,
         };
-        let view = mongodb::bson::from_document(document).ok();
-        Self { seen, version, view }
+        Self { seen, version, document }
     }
 }
 
@@ -115,15 +114,17 @@ pub fn check(expected: &Expected, stored: Option<&Stored>, position: i64) -> Ver
         None => Verdict::Differs(Kind::Diverged),
         Some(version) if version < newest.version => lagging(),
         Some(version) if version > newest.version => Verdict::Differs(Kind::Ahead),
-        Some(_) if stored.view.as_ref() == Some(newest) => Verdict::Agrees,
+        Some(_) if stored.document == newest.stored() => Verdict::Agrees,
         Some(_) => Verdict::Differs(Kind::Diverged),
     }
 }
 
-/// One view that differs from the log.
+/// One document that differs from the log.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// The document's id: the order's, for the order views and the customer summary; `<order id>:<step>` for the
+    /// sales dashboard's facts.
     pub order_id: String,
     pub kind: Kind,
     /// The stored view's version (none when missing or unreadable).
@@ -143,14 +144,14 @@ impl Finding {
     }
 }
 
-/// The write that makes a view agree with the log again, writing only over what the check saw: a missing or behind
-/// view gets the newest event through the projector's own guard (never lowering a version); a diverged or ahead one
-/// is replaced (or, when the log does not know the order, deleted) only if it still holds the version seen.
+/// The write that makes a document agree with the log again, writing only over what the check saw: a missing or
+/// behind one gets the newest through the projector's own guard (never lowering a version); a diverged or ahead one
+/// is replaced (or, when the log does not write it, deleted) only if it still holds the version seen.
 pub fn repair_of<'a>(
     kind: Kind,
     expected: &'a Expected,
     stored: Option<&Stored>,
-) -> Option<(RepairGuard, Option<&'a StoredView>)> {
+) -> Option<(RepairGuard, Option<&'a Guarded>)> {
     let newest = expected.newest.as_ref();
     match kind {
         Kind::Missing | Kind::Behind => newest.map(|view| (RepairGuard::Older(view.version), Some(view))),
@@ -197,7 +198,8 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared_events::{EventType, OrderState};
+    use crate::store::StoredView;
+    use shared_events::{EventType, OrderEvent, OrderState};
 
     fn event(version: i64, sequence: i64) -> OrderEvent {
         let state: OrderState = serde_json::from_value(serde_json::json!({
@@ -218,15 +220,16 @@ mod tests {
         }
     }
 
-    fn stored(view: &StoredView) -> Stored {
-        Stored::from_document(mongodb::bson::to_document(view).expect("a document"))
+    fn stored(view: &Guarded) -> Stored {
+        Stored::from_document(view.stored())
     }
 
     /// Given the order's events and a stored view (of version `stored`), the expectation.
     fn given(events: &[(i64, i64)], stored: Option<i64>) -> Expected {
         let mut expected = Expected::default();
         for &(version, sequence) in events {
-            expected.add(&event(version, sequence), stored);
+            let view = StoredView::from_event(&event(version, sequence)).guarded().expect("a view");
+            expected.add(view, sequence, stored);
         }
         expected
     }
@@ -242,7 +245,7 @@ mod tests {
     fn a_view_with_the_newest_version_but_other_fields_has_diverged() {
         let expected = given(&[(1, 10)], Some(1));
         let mut view = expected.newest.clone().expect("newest");
-        view.total = "0.01".to_owned();
+        view.document.insert("total", "0.01");
         assert_eq!(check(&expected, Some(&stored(&view)), 99), Verdict::Differs(Kind::Diverged));
         let unreadable = Stored::from_document(mongodb::bson::doc! { "_id": "x", "version": "one" });
         assert_eq!(check(&expected, Some(&unreadable), 99), Verdict::Differs(Kind::Diverged));

@@ -130,7 +130,9 @@ async fn check_one(views: &Views, feed: &Feed, order: Uuid) -> anyhow::Result<Op
     let mut expected = Expected::default();
     for envelope in feed.order(order).await? {
         if let Ok(event) = shared_events::decode_envelope(envelope) {
-            expected.add(&event, stored.as_ref().and_then(|s| s.version));
+            if let Ok(view) = crate::store::StoredView::from_event(&event).guarded() {
+                expected.add(view, event.sequence, stored.as_ref().and_then(|s| s.version));
+            }
         }
     }
     Ok(match check(&expected, stored.as_ref(), position) {

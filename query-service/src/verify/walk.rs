@@ -1,26 +1,35 @@
-//! `query-service verify [--repair]`: every view of the active generation against the whole log.
+//! `query-service verify [--repair]`: every document of each read model's active generation against the whole log.
 //!
-//! Reads, in this order, the read model's position, every stored view, then the log page by page (see the module
-//! above for why that order makes a live check honest). Memory grows with the number of orders (one view and one
-//! expectation each).
+//! Reads, in this order, the read model's position, every stored document, then the log page by page (see the
+//! module above for why that order makes a live check honest). Memory grows with the number of documents (one
+//! stored and one expectation each).
 
 use std::collections::HashMap;
 
 use super::{check, repair_of, Expected, Finding, Stored, Summary, Verdict};
 use crate::feed::Feed;
+use crate::projection::Projection;
 use crate::store::Views;
 
 /// What a walk found (and, with repair, mended).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// The projection checked.
+    pub projection: &'static str,
     pub generation: String,
     pub position: i64,
     pub summary: Summary,
     pub findings: Vec<Finding>,
 }
 
-/// Checks every view against the log; with `repair`, writes each finding over (see [`repair_of`]).
-pub async fn verify(views: &Views, feed: &Feed, repair: bool) -> anyhow::Result<Report> {
+/// Checks every document of `projection`'s read model (`views`) against the log; with `repair`, writes each finding
+/// over (see [`repair_of`]).
+pub async fn verify(
+    projection: &'static dyn Projection,
+    views: &Views,
+    feed: &Feed,
+    repair: bool,
+) -> anyhow::Result<Report> {
     let position = views.position().await?;
     let generation = views.generations().current().await?.active;
     let mut stored: HashMap<String, Stored> = views
@@ -40,13 +49,16 @@ pub async fn verify(views: &Views, feed: &Feed, repair: bool) -> anyhow::Result<
         let page = feed.page(after).await?;
         let fetched = page.events.len();
         for envelope in page.events {
-            match shared_events::decode_envelope(envelope) {
-                Ok(event) => {
-                    let id = event.order_id.to_string();
-                    let stored_version = stored.get(&id).and_then(|s| s.version);
-                    expected.entry(id).or_default().add(&event, stored_version);
-                }
-                Err(_) => summary.unreadable_events += 1,
+            let documents = shared_events::decode_envelope(envelope)
+                .map_err(|reason| reason.to_string())
+                .and_then(|event| Ok((event.sequence, projection.apply(&event)?)));
+            let Ok((sequence, documents)) = documents else {
+                summary.unreadable_events += 1;
+                continue;
+            };
+            for document in documents {
+                let stored_version = stored.get(&document.id).and_then(|s| s.version);
+                expected.entry(document.id.clone()).or_default().add(document, sequence, stored_version);
             }
         }
         after = page.metadata.next_after;
@@ -74,5 +86,5 @@ pub async fn verify(views: &Views, feed: &Feed, repair: bool) -> anyhow::Result<
         findings.push(Finding::new(id, kind, &expected, view.as_ref()));
     }
     findings.sort_by(|a, b| a.order_id.cmp(&b.order_id));
-    Ok(Report { generation, position, summary, findings })
+    Ok(Report { projection: projection.name(), generation, position, summary, findings })
 }

@@ -80,7 +80,9 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. Rebuild: the same log into a new generation.
     let views = query_service::store::connect(&mongodb_uri, &database, &Default::default()).await?;
-    let rebuilder = query_config.rebuilder(views, shutdown.clone())?;
+    let orders =
+        query_service::projection::named("orders").ok_or_else(|| anyhow::anyhow!("no order views projection"))?;
+    let rebuilder = query_config.rebuilder(orders, &views, shutdown.clone())?;
     let generation = rebuilder.claim().await?;
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
     let rebuild_started = Instant::now();

@@ -307,21 +307,29 @@ async fn a_rejected_command_writes_nothing_to_the_real_store() {
 /// The query side in process, in front of a MongoDB nothing listens on (and an event feed nobody serves): any read
 /// that reached the store would answer 503, so every 4xx it gives was decided before the store was asked.
 async fn query_app_without_store() -> axum::Router {
-    use query_service::read::{VersionWaiters, ViewReader};
+    use query_service::read::{Boards, ViewReader};
     let uri = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200";
     let views =
         query_service::store::connect(uri, "none", &Default::default()).await.expect("a client (it connects lazily)");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let feed = query_service::feed::Feed::new("http://127.0.0.1:1/events".to_owned(), None).expect("feed");
+    let boards = Boards::default();
     query_service::http::build_app(query_service::http::AppState {
         reader: ViewReader::new(views.clone()),
-        rebuilder: query_service::rebuild::Rebuilder::new(views.clone(), feed, 2, shutdown.clone()),
+        rebuilders: query_service::projection::ALL
+            .iter()
+            .map(|p| {
+                let views = views.for_model(p.model());
+                query_service::rebuild::Rebuilder::new(*p, views, feed.clone(), 2, shutdown.clone())
+            })
+            .collect(),
         views,
-        waiters: VersionWaiters::default(),
+        waiters: boards.orders(),
+        boards,
         shutdown,
         admin: service_runtime::admin::AdminToken::new(None),
         metrics: query_service::metrics::QueryMetrics::new().expect("metrics"),
-        readiness: query_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), projector_consuming: None },
+        readiness: query_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), consuming: Vec::new() },
         slowdown: None,
         demo: None,
         sampling: query_service::http::Sampling::default(),

@@ -73,11 +73,17 @@ async fn metrics_count_what_happened_and_promtool_accepts_them() {
         c[r#"http_requests_total{method="POST",route="/commands/orders",status="201"}"#], ORDERS as f64,
         "requests by route template and status"
     );
-    assert_eq!(q[r#"projector_events_total{event_type="OrderPlaced",outcome="applied"}"#], ORDERS as f64, "{query}");
+    for projection in ["orders", "customer-summary", "daily-sales"] {
+        let applied = format!(
+            r#"projector_events_total{{event_type="OrderPlaced",outcome="applied",projection="{projection}"}}"#
+        );
+        assert_eq!(q[&applied], ORDERS as f64, "{query}");
+        let labelled = |name: &str| format!(r#"{name}{{projection="{projection}"}}"#);
+        assert_eq!(q[&labelled("projector_freshness_lag_seconds_count")], ORDERS as f64);
+        assert_eq!(q[&labelled("projector_last_applied_sequence")], head as f64);
+        assert_eq!(q[&labelled("read_model_position")], head as f64, "{projection}: {query}");
+    }
     assert!(!q.keys().any(|k| k.contains(r#"outcome="duplicate""#) || k.contains("dead_lettered")), "{query}");
-    assert_eq!(q["projector_freshness_lag_seconds_count"], ORDERS as f64);
-    assert_eq!(q["projector_last_applied_sequence"], head as f64);
-    assert_eq!(q["read_model_position"], head as f64);
     assert_eq!(
         q[r#"read_waits_total{outcome="reached"}"#] + q.get(r#"read_waits_total{outcome="timed_out"}"#).unwrap_or(&0.0),
         1.0
@@ -133,6 +139,7 @@ fn dashboard_matches(exposition: &str) {
         "command",
         "outcome",
         "event_type",
+        "projection",
         "status",
         "kind",
     ];
@@ -162,11 +169,17 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
     let app = TestApp::spawn_with(Names::new("test"), &rabbit.url(), &mongodb_uri(), true).await;
     let urls = [app.command_url("/health/ready"), app.query_url("/health/ready")];
     for url in &urls {
-        eventually(Duration::from_secs(20), || async { (ready(&app, url.clone()).await.0 == 200).then_some(()) }).await;
+        eventually(Duration::from_secs(20), || async {
+            let (status, body) = ready(&app, url.clone()).await;
+            (status == 200 && body["status"] == "ready").then_some(())
+        })
+        .await;
     }
     let all_up = [
         serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "replication_slot": "up", "routing": "up"}),
-        serde_json::json!({"mongodb": "up", "rabbitmq": "up", "projector": "up"}),
+        serde_json::json!({
+            "mongodb": "up", "rabbitmq": "up", "projector": "up", "customer-summary": "up", "daily-sales": "up"
+        }),
     ];
     for (url, checks) in urls.iter().zip(&all_up) {
         assert_eq!(&ready(&app, url.clone()).await.1["checks"], checks, "{url}");

@@ -16,7 +16,7 @@ async fn verify(app: &TestApp, args: &[&str]) -> (bool, Value) {
 /// [`verify`] of a read model whose projector's queue is split into `partitions`.
 async fn verify_split(app: &TestApp, args: &[&str], partitions: u16) -> (bool, Value) {
     let run = tokio::process::Command::new(service_binary("query-service"))
-        .arg("verify")
+        .args(["verify", "--projection", "orders"])
         .args(args)
         .env("PROJECTOR_PARTITIONS", partitions.to_string())
         .env("MONGODB_URI", mongodb_uri())

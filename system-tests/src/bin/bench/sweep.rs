@@ -54,13 +54,13 @@ async fn capacity(setup: &Setup, table: &mut Table) -> anyhow::Result<f64> {
 /// Adds views to the active generation until it holds `target`.
 async fn fill_to(setup: &Setup, target: u64) -> anyhow::Result<()> {
     let views = query_service::store::connect(&setup.mongodb_uri, &setup.names.database, &Default::default()).await?;
-    let collection = views.generation_for_loading(query_service::store::generations::COLLECTION);
-    let have = collection.estimated_document_count().await?;
+    let active = views.generations().current().await?.active;
+    let have = views.count(&active).await?;
     let mut n = have as usize;
     while (n as u64) < target {
         let upto = (n + 5_000).min(target as usize);
-        let batch = (n..upto).map(|n| crate::sample_view(2_000_000 + n, 1)).collect();
-        query_service::store::load_into(&collection, batch).await?;
+        let batch = (n..upto).map(|n| crate::sample_view(2_000_000 + n, 1).guarded()).collect::<Result<Vec<_>, _>>()?;
+        views.load(&active, &batch).await?;
         n = upto;
     }
     Ok(())

@@ -1,0 +1,81 @@
+//! A read at a position: what `minPosition` (and `waitMs`) mean on every read of a whole read model (lists, the
+//! customer summary, the dashboard). The read first waits, server-side, until every event up to `minPosition` has
+//! been applied to that read model, or `waitMs` runs out (then it answers 202, `processing`); once reached, it names
+//! the events up to it that were dead-lettered (`missingPositions`) instead of claiming completeness silently.
+
+use service_runtime::auth::Caller;
+
+use super::responses::PositionMetadata;
+use super::{ApiError, AppState};
+use crate::store::gaps::MAX_LISTED;
+use crate::store::{ReadFrom, Views};
+
+/// Where a read stands against the position it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtPosition {
+    /// No `minPosition` asked.
+    Unasked,
+    /// The read model is behind `min_position` still, at `position`: answer 202.
+    Behind { min_position: i64, position: i64 },
+    /// Every event up to the position asked was handled; `missing` were dead-lettered and reached no document.
+    Reached { position: i64, missing: Vec<i64> },
+}
+
+impl AtPosition {
+    /// Waits (holding one of the caller's read slots meanwhile) until the read model `views` is at `min_position`,
+    /// or `wait` runs out.
+    pub async fn wait(
+        state: &AppState,
+        views: &Views,
+        caller: &Caller,
+        min_position: Option<i64>,
+        wait: std::time::Duration,
+    ) -> Result<Self, ApiError> {
+        let Some(min_position) = min_position else { return Ok(Self::Unasked) };
+        let slot = state.slots.take(caller.client()).map_err(ApiError::busy)?;
+        let (position, waited) =
+            state.waiting_on(views).for_position(views, min_position, wait).await.map_err(ApiError::Unavailable)?;
+        drop(slot);
+        if let Some(waited) = waited {
+            state.metrics.waited(waited.reached, waited.took);
+        }
+        if position < min_position {
+            return Ok(Self::Behind { min_position, position });
+        }
+        let missing = views.gaps().up_to(min_position, MAX_LISTED).await.map_err(ApiError::Unavailable)?;
+        Ok(Self::Reached { position, missing })
+    }
+
+    /// Which member may serve the read: one that waited for a position is served by the primary (a lagging
+    /// secondary could miss documents up to it).
+    pub fn read_from(&self) -> ReadFrom {
+        match self {
+            Self::Unasked => ReadFrom::Preferred,
+            _ => ReadFrom::Primary,
+        }
+    }
+
+    /// Whether the answer is a 202.
+    pub fn behind(&self) -> bool {
+        matches!(self, Self::Behind { .. })
+    }
+
+    /// The metadata of the answer.
+    pub fn metadata(self) -> PositionMetadata {
+        match self {
+            Self::Unasked => PositionMetadata::default(),
+            Self::Behind { min_position, position } => PositionMetadata {
+                processing: Some(true),
+                position: Some(position),
+                min_position: Some(min_position),
+                missing_positions: None,
+            },
+            Self::Reached { position, missing } => PositionMetadata {
+                processing: Some(false),
+                position: Some(position),
+                min_position: None,
+                missing_positions: Some(missing),
+            },
+        }
+    }
+}
