@@ -231,6 +231,8 @@ async function follow(row, minVersion, acceptedAt, reopened = 0) {
     stream.close();
     row.stream = null;
     row.show(body.data);
+    // The view is there: the summary and the chart follow at the command's position.
+    if (row.position) refreshAggregates(body.data.customerId, row.position);
     const took = acceptedAt === null ? null : Math.round(performance.now() - acceptedAt);
     row.confirmed(body.metadata.version, took);
     announcer.textContent = `Order ${shortId(row.id)} is ${body.data.status} in the read model, version ` +
@@ -267,6 +269,7 @@ async function place(order, total) {
   const placed = await response.json();
   row.setId(placed.orderId);
   row.version = placed.sequenceId;
+  row.position = placed.position;
   row.cell('.total').textContent = `${placed.total} ${placed.currency}`;
   row.pending(`command accepted at version ${placed.sequenceId}; waiting for the read model`);
   follow(row, placed.sequenceId, acceptedAt);
@@ -296,6 +299,7 @@ async function change(row, action) {
     const acceptedAt = performance.now();
     const done = await response.json();
     row.version = done.sequenceId;
+    row.position = done.position;
     row.pending(`command accepted at version ${done.sequenceId}; waiting for the read model`);
     follow(row, done.sequenceId, acceptedAt);
     return;
@@ -317,6 +321,116 @@ async function change(row, action) {
   row.busy = false;
   row.say(describe(problem));
   row.confirmed(row.version, null);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The customer summary and the daily chart: other read models of the same events
+
+const DAYS = 14;
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** Whether this page may read the dashboard: every caller without tokens, else a token with a staff scope. */
+function readsEveryCustomer() {
+  if (!JWT) return true;
+  try {
+    const claims = JSON.parse(atob(bearer.value.trim().split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    const scopes = [claims.scope ?? '', ...(claims.scp ?? [])].join(' ').split(' ');
+    return scopes.includes('orders:read:any');
+  } catch {
+    return false;
+  }
+}
+
+/** `YYYY-MM-DD` of `date` in UTC. */
+function utcDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+/** Reads `path` at `position` (waiting up to 5 s server-side); its JSON, or an Error naming the answer. */
+async function readAt(path, position) {
+  const separator = path.includes('?') ? '&' : '?';
+  const response = await fetch(`${path}${separator}minPosition=${position}&waitMs=5000`, { headers: authorization() });
+  if (!response.ok && response.status !== 202) throw new Error(describe(await problemOf(response)));
+  return response.json();
+}
+
+function showSummary(customerId, summary) {
+  byId('summary-customer').textContent = customerId;
+  byId('summary-orders').textContent = String(summary.orders);
+  byId('summary-statuses').textContent =
+    Object.entries(summary.byStatus).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`).join(', ') || '–';
+  byId('summary-spent').textContent =
+    Object.entries(summary.spent).map(([currency, amount]) => `${amount} ${currency}`).join(', ') || '–';
+  byId('summary-last').textContent = summary.lastOrderAt ? new Date(summary.lastOrderAt).toLocaleString() : '–';
+}
+
+/** Draws the daily chart: one group per day, placed and shipped bars, a label every other day. */
+function drawChart(dashboard, days) {
+  const chart = byId('daily-chart');
+  chart.replaceChildren();
+  const perDay = new Map(days.map((day) => [day, { placed: 0, shipped: 0, revenue: [] }]));
+  for (const row of dashboard.days) {
+    const day = perDay.get(row.day);
+    if (!day) continue;
+    day.placed += row.placed;
+    day.shipped += row.shipped;
+    if (row.shipped) day.revenue.push(`${row.revenue} ${row.currency}`);
+  }
+  const highest = Math.max(1, ...[...perDay.values()].map((d) => d.placed));
+  const [width, height, top, bottom] = [420, 150, 10, 20];
+  const slot = width / days.length;
+  const scale = (n) => (n / highest) * (height - top - bottom);
+  const element = (name, attributes, text) => {
+    const node = document.createElementNS(SVG, name);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  days.forEach((dayName, i) => {
+    const day = perDay.get(dayName);
+    const group = element('g', {});
+    group.append(element('title', {}, `${dayName}: ${day.placed} placed, ${day.shipped} shipped` +
+      (day.revenue.length ? ` (${day.revenue.join(', ')})` : '')));
+    const x = i * slot + slot * 0.15;
+    group.append(element('rect', { class: 'placed', x, width: slot * 0.7, y: height - bottom - scale(day.placed),
+      height: scale(day.placed) }));
+    group.append(element('rect', { class: 'shipped', x: x + slot * 0.2, width: slot * 0.3,
+      y: height - bottom - scale(day.shipped), height: scale(day.shipped) }));
+    if (i % 2 === days.length % 2) {
+      group.append(element('text', { x: i * slot + slot / 2, y: height - 5, 'text-anchor': 'middle' }, dayName.slice(5)));
+    }
+    chart.append(group);
+  });
+  chart.append(element('text', { x: 2, y: top, class: 'scale' }, `${highest}`));
+}
+
+/** Reads the summary of `customerId` and the last days' sales at `position`, and shows them. */
+async function refreshAggregates(customerId, position) {
+  const summaryError = byId('summary-error');
+  try {
+    const summary = await readAt(`/queries/customers/${encodeURIComponent(customerId)}/summary`, position);
+    showSummary(customerId, summary.data);
+    summaryError.hidden = true;
+  } catch (error) {
+    summaryError.textContent = `Customer summary: ${error.message}`;
+    summaryError.hidden = false;
+  }
+  const dailyError = byId('daily-error');
+  if (!readsEveryCustomer()) {
+    dailyError.textContent = 'The daily sales cover every customer: they need a token with orders:read:any.';
+    dailyError.hidden = false;
+    return;
+  }
+  const today = new Date();
+  const days = Array.from({ length: DAYS }, (_, i) => utcDay(new Date(today.getTime() - (DAYS - 1 - i) * 86_400_000)));
+  try {
+    const dashboard = await readAt(`/queries/dashboard/daily?from=${days[0]}&to=${days[DAYS - 1]}`, position);
+    drawChart(dashboard.data, days);
+    dailyError.hidden = true;
+  } catch (error) {
+    dailyError.textContent = `Daily sales: ${error.message}`;
+    dailyError.hidden = false;
+  }
 }
 
 async function loadRecent() {
@@ -471,7 +585,7 @@ async function refreshLive() {
   history.push({
     at: now,
     commands: total(commands, 'commands_total'),
-    freshness: buckets(queries, 'projector_freshness_lag_seconds'),
+    freshness: buckets(queries.filter((q) => q.labels.includes('projection="orders"')), 'projector_freshness_lag_seconds'),
   });
   while (history.length && now - history[0].at > FRESHNESS_WINDOW_MS + SCRAPE_EVERY_MS) history.shift();
 
@@ -486,7 +600,7 @@ async function refreshLive() {
   byId('live-p99').textContent = hasFreshness ? formatLag(quantile(0.99, lagBase.freshness, newest.freshness)) : '–';
   const backlog = total(commands, 'outbox_backlog');
   byId('live-backlog').textContent = backlog === null ? '–' : String(backlog);
-  const queue = total(queries, 'projector_queue_depth');
+  const queue = total(queries.filter((q) => q.labels.includes('projection="orders"')), 'projector_queue_depth');
   byId('live-queue').textContent = queue === null ? '–' : String(queue);
 }
 

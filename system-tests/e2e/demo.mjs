@@ -135,6 +135,12 @@ try {
   await row.getByRole('button', { name: `Cancel order ${orderId.slice(-8)}` }).click();
   await waitForText(row.locator('.status'), /^Cancelled$/, 'the cancelled order');
   await waitForText(row.locator('.badge'), /^confirmed in read model \(version 3\)$/, 'the cancel in the read model');
+  // The other read models follow the same commands: the customer's summary counts the order as cancelled, and the
+  // daily chart has drawn today's placed order.
+  await waitForText(page.locator('#summary-customer'), /^cust-e2e$/, 'the summary of the customer');
+  await waitForText(page.locator('#summary-statuses'), /Cancelled 1/, 'the summary after the cancel');
+  await page.waitForFunction(() => [...document.querySelectorAll('#daily-chart rect.placed')]
+    .some((bar) => Number(bar.getAttribute('height')) > 0), null, { timeout: WAIT_MS });
 
   // For the screenshot: a second order, held back by the slowdown, pending under the cancelled first one.
   await waitForText(page.locator('#live-commands'), /^\d+\.\d$/, 'the live panel');

@@ -1,6 +1,7 @@
 //! What the tests, the fault suite and the benchmarks share: the names of what one run owns and their removal, the
 //! services' configurations as tests run them, synthetic events and a pre-filled event log.
 
+pub mod aggregates;
 pub mod wire;
 
 use shared_events::OrderEvent;

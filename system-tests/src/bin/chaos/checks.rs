@@ -1,5 +1,5 @@
-//! What is checked once the backlog has drained: the write store, the log, the views, the dead letters, and
-//! `query-service verify`.
+//! What is checked once the backlog has drained: the write store, the log, the views, the customer summaries and the
+//! sales dashboard against SQL aggregates of the write model, the dead letters, and `query-service verify`.
 
 use anyhow::{bail, ensure, Context as _};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
@@ -19,22 +19,26 @@ use crate::report::Checked;
 use crate::suite::{binary, Suite};
 use crate::{ADMIN_TOKEN, AMQP};
 
-/// Whether the pointer names a generation being built.
+/// The order views' generation pointer, if one was written.
+async fn views_pointer(mongo: &mongodb::Database) -> anyhow::Result<Option<mongodb::bson::Document>> {
+    let pointers = mongo.collection::<mongodb::bson::Document>("read_model_generations");
+    Ok(pointers.find_one(mongodb::bson::doc! { "_id": "orders" }).await?)
+}
+
+/// Whether the order views' pointer names a generation being built.
 pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
-    let pointer =
-        mongo.collection::<mongodb::bson::Document>("read_model_generations").find_one(mongodb::bson::doc! {}).await?;
-    Ok(pointer.is_some_and(|p| p.get_document("building").is_ok()))
+    Ok(views_pointer(mongo).await?.is_some_and(|p| p.get_document("building").is_ok()))
 }
 
 /// The active generation of the views, as the pointer names it (the first one before any rebuild).
 pub async fn active_views(mongo: &mongodb::Database) -> anyhow::Result<mongodb::Collection<StoredView>> {
-    let pointer =
-        mongo.collection::<mongodb::bson::Document>("read_model_generations").find_one(mongodb::bson::doc! {}).await?;
+    let pointer = views_pointer(mongo).await?;
     let active = pointer.as_ref().and_then(|p| p.get_str("active").ok()).unwrap_or("order_views");
     Ok(mongo.collection::<StoredView>(active))
 }
 
-/// `query-service verify` against the run's services: its JSON summary, and a finding if it found anything.
+/// `query-service verify` against the run's services: its JSON summary of each read model (by projection), and a
+/// finding if it found anything.
 pub async fn verify(suite: &Suite) -> anyhow::Result<(Value, Vec<String>)> {
     let output = Command::new(binary("query-service")?)
         .arg("verify")
@@ -44,12 +48,65 @@ pub async fn verify(suite: &Suite) -> anyhow::Result<(Value, Vec<String>)> {
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "error")
         .output()?;
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let lines: Option<serde_json::Map<String, Value>> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let summary: Value = serde_json::from_str(line).ok()?;
+            Some((summary["projection"].as_str()?.to_owned(), summary))
+        })
+        .collect();
+    let summary = lines.filter(|l| !l.is_empty()).map_or(Value::Null, Value::Object);
     let mut findings = Vec::new();
     if !output.status.success() || summary.is_null() {
         findings.push(format!("query-service verify: {summary} {}", String::from_utf8_lossy(&output.stderr).trim()));
     }
     Ok((summary, findings))
+}
+
+/// What comparing the read models of whole customers and days with the write model found.
+#[derive(Debug, Default)]
+pub struct ReadModelsChecked {
+    pub customers: usize,
+    pub summaries_differing: usize,
+    pub days: usize,
+    pub days_differing: usize,
+    pub findings: Vec<String>,
+}
+
+/// Every customer's summary and the dashboard of every active day, read from the query-service at the log's head,
+/// against the same aggregates in SQL over the write model — each order as its newest event this build can read
+/// says (an order held back by a newer writer's event counts as the read models have it).
+pub async fn read_models(suite: &Suite, pool: &sqlx::PgPool) -> anyhow::Result<ReadModelsChecked> {
+    use system_tests::aggregates::{self, Orders};
+    let orders = Orders::ReadableUpTo(shared_events::upcast::CURRENT_SCHEMA_VERSION as i32);
+    let head: i64 = sqlx::query_scalar("select coalesce(max(sequence), 0) from outbox").fetch_one(pool).await?;
+    let read = |path: String| async move {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = suite.query_url("query", &format!("{path}{separator}minPosition={head}&waitMs=30000"));
+        let answer = suite.http.get(url).send().await?;
+        ensure!(answer.status() == 200, "{path} at {head} answered {}", answer.status());
+        Ok::<Value, anyhow::Error>(answer.json::<Value>().await?["data"].clone())
+    };
+    let mut checked = ReadModelsChecked::default();
+    for customer in aggregates::customers(pool).await? {
+        let expected = aggregates::summary_in_sql(pool, orders, &customer).await?;
+        let answered = aggregates::summary_of(&read(format!("/queries/customers/{customer}/summary")).await?);
+        checked.customers += 1;
+        if answered.as_ref() != Ok(&expected) {
+            checked.summaries_differing += 1;
+            checked.findings.push(format!("summary of {customer}: {answered:?}, SQL says {expected:?}"));
+        }
+    }
+    if let Some((from, to)) = aggregates::active_days(pool).await? {
+        let expected = aggregates::dashboard_in_sql(pool, orders, &from, &to).await?;
+        let answered = read(format!("/queries/dashboard/daily?from={from}&to={to}")).await?;
+        let answered = aggregates::dashboard_of(&answered).map_err(anyhow::Error::msg)?;
+        let differences = aggregates::differences(&expected, &answered);
+        checked.days = expected.len().max(answered.len());
+        checked.days_differing = differences.len();
+        checked.findings.extend(differences.into_iter().map(|d| format!("dashboard {d}")));
+    }
+    Ok(checked)
 }
 
 /// How many orders' views are not yet at the newest version this build can read (the write model's, but for an

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::checks::{active_views, check, dead_letter_checks, rebuilding, verify, views_behind};
+use crate::checks::{active_views, check, dead_letter_checks, read_models, rebuilding, verify, views_behind};
 use crate::clients::{drive, Clients};
 use crate::faults::inject;
 use crate::report::Report;
@@ -134,6 +134,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let views = active_views(&mongo).await?;
     let generation = views.name().to_owned();
     let mut checked = check(suite, &pool, &views, &clients).await?;
+    let mut read_models = read_models(suite, &pool).await?;
     pool.close().await;
     let (verify, mut verify_findings) = verify(suite).await?;
     let mut findings = std::mem::take(&mut checked.findings);
@@ -141,6 +142,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     findings.append(&mut dlq_findings);
     findings.append(&mut injected.findings);
     findings.append(&mut verify_findings);
+    findings.append(&mut read_models.findings);
     for (status, count) in &clients.statuses {
         if !DOCUMENTED.contains(status) {
             findings.push(format!("{count} answer(s) with undocumented status {status}"));
@@ -158,6 +160,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
         clients,
         faults,
         checked,
+        read_models,
         dead_letters,
         redriven,
         max_lag_ms: max_lag.lock().map(|m| *m).unwrap_or(0.0),

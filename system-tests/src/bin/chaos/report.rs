@@ -11,6 +11,8 @@ pub struct Report {
     pub clients: Clients,
     pub faults: BTreeMap<&'static str, u32>,
     pub checked: Checked,
+    /// The customer summaries and the dashboard against SQL aggregates of the write model.
+    pub read_models: crate::checks::ReadModelsChecked,
     pub dead_letters: u32,
     pub redriven: u32,
     pub max_lag_ms: f64,
@@ -59,17 +61,23 @@ impl Report {
         println!("| mismatched views (not equal to the write model) | {} |", checked.mismatched);
         println!("| views at a version not in the log | {} |", checked.invented);
         println!("| orders held at their last readable version by a newer writer's event | {} |", checked.held_back);
+        let r = &self.read_models;
+        println!(
+            "| customer summaries / dashboard rows (day × currency) differing from SQL over the write model | {} of {} / {} of {} |",
+            r.summaries_differing, r.customers, r.days_differing, r.days
+        );
         println!("| unreadable messages dead-lettered / redriven | {} / {} |", self.dead_letters, self.redriven);
         println!(
             "| waiting reads answered 200 with the notice exchange gone | {} / {} |",
             self.notice_reads.0, self.notice_reads.1
         );
         println!("| active generation at the end | {} |", self.generation);
-        let v = &self.verify;
-        println!(
-            "| `query-service verify`: checked / missing / behind / diverged / ahead (unreadable events) | {} / {} / {} / {} / {} ({}) |",
-            v["checked"], v["missing"], v["behind"], v["diverged"], v["ahead"], v["unreadableEvents"]
-        );
+        for (projection, v) in self.verify.as_object().into_iter().flatten() {
+            println!(
+                "| `query-service verify` {projection}: checked / missing / behind / diverged / ahead (unreadable events) | {} / {} / {} / {} / {} ({}) |",
+                v["checked"], v["missing"], v["behind"], v["diverged"], v["ahead"], v["unreadableEvents"]
+            );
+        }
         println!("| max projector lag seen | {:.0} ms |", self.max_lag_ms);
         println!("| drained after the last command in | {:.1} s |", self.drain.as_secs_f64());
         for finding in &self.findings {

@@ -1,0 +1,241 @@
+//! The customer summary and the sales dashboard: a few hundred orders of three customers over several days, through
+//! every transition; after a `minPosition` wait both read models equal the same aggregates computed in SQL over the
+//! write model — and again after each is rebuilt on its own, and `query-service verify` checks all three.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use system_tests::aggregates::{
+    active_days, customers, dashboard_in_sql, dashboard_of, differences, summary_in_sql, summary_of, Orders,
+};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::helpers::{eventually, mongodb_uri, service_binary, TestApp, ADMIN_TOKEN};
+
+const CUSTOMERS: [&str; 3] = ["c-ada", "c-bo", "c-cy"];
+
+/// The steps of order `i`'s life: all five paths an order can take, in turn.
+fn life(i: usize) -> &'static [&'static str] {
+    match i % 5 {
+        0 => &["Placed"],
+        1 => &["Placed", "Confirmed"],
+        2 => &["Placed", "Confirmed", "Shipped"],
+        3 => &["Placed", "Cancelled"],
+        _ => &["Placed", "Confirmed", "Cancelled"],
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).expect("a time")
+}
+
+/// Writes `count` orders into the write model as the command side would have — the order row, its line and one
+/// event per step in the outbox, in one transaction — placed over six days before 21 November 2026 and changed
+/// hours later (some on the next day), so that the read models see several days.
+async fn backdated_orders(app: &TestApp, count: usize) {
+    let start = datetime!(2026-11-15 00:00 UTC);
+    for i in 0..count {
+        let id = Uuid::now_v7();
+        let customer = CUSTOMERS[i % 3];
+        let currency = if i % 4 == 3 { "USD" } else { "EUR" };
+        let total = rust_decimal::Decimal::new(1_000 + (i as i64 * 37) % 9_000, 2);
+        let placed_at = start + time::Duration::days((i % 6) as i64) + time::Duration::minutes((i * 53 % 1_440) as i64);
+        let steps = life(i);
+        let mut tx = app.pool.begin().await.expect("a transaction");
+        let mut updated_at = placed_at;
+        for (n, status) in steps.iter().enumerate() {
+            updated_at = placed_at + time::Duration::hours(7 * n as i64);
+            let mut payload = json!({
+                "customer": {"id": customer, "segment": "standard"}, "currency": currency, "status": status,
+                "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": total.to_string(), "lineTotal": total.to_string()}],
+                "total": total.to_string(), "placedAt": rfc3339(placed_at), "updatedAt": rfc3339(updated_at),
+            });
+            if *status == "Cancelled" {
+                payload["cancelReason"] = json!("changed my mind");
+            }
+            sqlx::query(
+                "insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, occurred_at)
+                 values ($1, $2, 2, $3, $4, $5, $6)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(format!("Order{status}"))
+            .bind(id)
+            .bind(n as i64 + 1)
+            .bind(&payload)
+            .bind(updated_at)
+            .execute(&mut *tx)
+            .await
+            .expect("an event");
+        }
+        let status = steps[steps.len() - 1];
+        sqlx::query(
+            "insert into customer_order (id, customer_id, currency, status, total, version, placed_at, updated_at,
+                                         cancel_reason)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id)
+        .bind(customer)
+        .bind(currency)
+        .bind(status)
+        .bind(total)
+        .bind(steps.len() as i64)
+        .bind(placed_at)
+        .bind(updated_at)
+        .bind((status == "Cancelled").then_some("changed my mind"))
+        .execute(&mut *tx)
+        .await
+        .expect("an order");
+        sqlx::query(
+            "insert into order_line (order_id, line_no, sku, quantity, unit_price, line_total)
+             values ($1, 1, 'SKU-1', 1, $2, $2)",
+        )
+        .bind(id)
+        .bind(total)
+        .execute(&mut *tx)
+        .await
+        .expect("a line");
+        tx.commit().await.expect("committed");
+    }
+}
+
+/// Orders placed through the API today, one per path of life, for each customer: the live command path too.
+async fn orders_of_today(app: &TestApp) {
+    for (i, customer) in CUSTOMERS.iter().cycle().take(10).enumerate() {
+        let (id, _) = app.place_order(customer).await;
+        for step in life(i).iter().skip(1) {
+            let (path, body) = match *step {
+                "Confirmed" => ("confirm", json!({})),
+                "Shipped" => ("ship", json!({})),
+                _ => ("cancel", json!({"reason": "changed my mind"})),
+            };
+            let url = app.command_url(&format!("/commands/orders/{id}/{path}"));
+            let answer = app.http.post(url).json(&body).send().await.expect("a command");
+            assert_eq!(answer.status(), StatusCode::OK, "{path} {id}");
+        }
+    }
+}
+
+async fn head(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select coalesce(max(sequence), 0) from outbox").fetch_one(&app.pool).await.expect("head")
+}
+
+/// Reads `path` at `minPosition` `position` (waiting up to 30 s): its JSON `data`.
+async fn read_at(app: &TestApp, path: &str, position: i64) -> Value {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = app.query_url(&format!("{path}{separator}minPosition={position}&waitMs=30000"));
+    let response = app.http.get(url).send().await.expect("a read");
+    assert_eq!(response.status(), StatusCode::OK, "{path} at {position}");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["metadata"]["processing"], false, "{body}");
+    assert_eq!(body["metadata"]["missingPositions"], json!([]), "{body}");
+    body["data"].clone()
+}
+
+/// Every customer's summary and the dashboard of every active day equal the SQL aggregates; how many were compared.
+async fn assert_read_models_equal_the_write_model(app: &TestApp) -> usize {
+    let position = head(app).await;
+    let customers = customers(&app.pool).await.expect("customers");
+    for customer in &customers {
+        let answered = summary_of(&read_at(app, &format!("/queries/customers/{customer}/summary"), position).await);
+        let expected = summary_in_sql(&app.pool, Orders::Current, customer).await.expect("the SQL summary");
+        assert_eq!(answered.expect("a summary"), expected, "{customer}");
+    }
+    let (from, to) = active_days(&app.pool).await.expect("days").expect("orders");
+    let answered = read_at(app, &format!("/queries/dashboard/daily?from={from}&to={to}"), position).await;
+    let answered = dashboard_of(&answered).expect("a dashboard");
+    let expected = dashboard_in_sql(&app.pool, Orders::Current, &from, &to).await.expect("the SQL dashboard");
+    let diff = differences(&expected, &answered);
+    assert!(diff.is_empty(), "{} differences:\n{}", diff.len(), diff.join("\n"));
+    assert!(expected.len() >= 8, "several days and two currencies: {expected:?}");
+    customers.len()
+}
+
+/// Rebuilds the read model `projection` on its own and waits until reads switched to the new generation.
+async fn rebuild(app: &TestApp, projection: &str) {
+    let status_path = format!("/admin/read-models/{projection}");
+    let url = app.query_url(&format!("{status_path}/rebuild"));
+    let started = app.http.post(url).bearer_auth(ADMIN_TOKEN).send().await.expect("rebuild answers");
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    assert_eq!(started.headers()["location"], status_path.as_str());
+    let generation = started.json::<Value>().await.expect("json")["generation"].as_str().expect("name").to_owned();
+    assert!(generation.starts_with(if projection == "daily-sales" { "daily_sales_v" } else { "customer_orders_v" }));
+    eventually(Duration::from_secs(120), || async {
+        let status: Value =
+            app.http.get(app.query_url(&status_path)).bearer_auth(ADMIN_TOKEN).send().await.ok()?.json().await.ok()?;
+        (status["active"] == generation.as_str() && status["building"].is_null()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_and_the_dashboard_equal_the_sql_aggregates_of_the_write_model_and_survive_their_rebuilds() {
+    let app = TestApp::spawn().await;
+    backdated_orders(&app, 300).await;
+    orders_of_today(&app).await;
+    let compared = assert_read_models_equal_the_write_model(&app).await;
+    assert_eq!(compared, CUSTOMERS.len());
+
+    for projection in ["customer-summary", "daily-sales"] {
+        rebuild(&app, projection).await;
+    }
+    assert_read_models_equal_the_write_model(&app).await;
+
+    // Every read model agrees with the log, document by document.
+    let run = tokio::process::Command::new(service_binary("query-service"))
+        .arg("verify")
+        .env("MONGODB_URI", mongodb_uri())
+        .env("MONGODB_DATABASE", &app.names.database)
+        .env("EVENT_FEED_URL", app.command_url("/events"))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run).await.expect("verify ends").expect("verify runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let checked: Vec<(String, u64)> = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .map(|summary| {
+            (summary["projection"].as_str().unwrap_or_default().to_owned(), summary["checked"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let names: Vec<&str> = checked.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["orders", "customer-summary", "daily-sales"]);
+    assert!(checked.iter().all(|(_, n)| *n >= 310), "{checked:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_ranges_are_400_an_unknown_customer_404_and_an_unknown_read_model_404() {
+    let app = TestApp::spawn().await;
+    let (_, _) = app.place_order("c-known").await;
+    let get = |path: &str| app.http.get(app.query_url(path)).send();
+    for bad in [
+        "/queries/dashboard/daily?from=2026-12-02&to=2026-12-01",
+        "/queries/dashboard/daily?from=2024-01-01&to=2025-01-01",
+        "/queries/dashboard/daily?to=2026-12-01",
+        "/queries/dashboard/daily?from=2026-12-01",
+        "/queries/dashboard/daily?from=2026-02-30&to=2026-03-01",
+        "/queries/dashboard/daily?from=2026-12-01&to=2026-12-01&minPosition=-1",
+        "/queries/customers/not%20an%20id/summary",
+        "/queries/customers/c-known/summary?waitMs=30001",
+    ] {
+        let response = get(bad).await.expect("answers");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{bad}");
+    }
+    let unknown = get("/queries/customers/c-nobody/summary?minPosition=1&waitMs=10000").await.expect("answers");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown.headers()["content-type"], "application/problem+json");
+    let known = read_at(&app, "/queries/customers/c-known/summary", head(&app).await).await;
+    assert_eq!(known["orders"], 1);
+    let a_year = get("/queries/dashboard/daily?from=2025-12-01&to=2026-12-01").await.expect("answers");
+    assert_eq!(a_year.status(), StatusCode::OK, "366 days may be asked");
+    let url = app.query_url("/admin/read-models/no-such-model/rebuild");
+    let response = app.http.post(url).bearer_auth(ADMIN_TOKEN).send().await.expect("answers");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
