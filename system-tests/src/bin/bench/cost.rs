@@ -27,8 +27,12 @@ pub async fn mongo_counters(http: &reqwest::Client, service: &Service) -> BTreeM
             name.strip_prefix("mongodb_commands_total{command=\"").and_then(|rest| rest.strip_suffix("\"}"))
         {
             counters.insert(command.to_owned(), value);
-        } else if name == "projector_batch_views_count" || name == "projector_batch_views_sum" {
-            counters.insert(name.to_owned(), value);
+        } else if let Some(metric) = ["projector_batch_views_count", "projector_batch_views_sum"]
+            .into_iter()
+            .find(|metric| name.strip_prefix(metric).is_some_and(|labels| labels.starts_with('{')))
+        {
+            // Summed over the projections.
+            *counters.entry(metric.to_owned()).or_default() += value;
         }
     }
     counters

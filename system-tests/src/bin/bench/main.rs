@@ -13,6 +13,7 @@ mod cost;
 mod freshness;
 mod memory;
 mod procs;
+mod projections;
 mod reads;
 mod relay_modes;
 mod stats;
@@ -168,6 +169,9 @@ async fn main() -> anyhow::Result<()> {
     let projector_events = if full { 100_000 } else { 20_000 };
     let projector_rss =
         if runs("projector") { throughput::projector(&setup, &mut table, projector_events).await? } else { 0.0 };
+    if runs("projections") {
+        projections::measure(&setup, &mut table, if full { 20_000 } else { 5_000 }).await?;
+    }
     if runs("relay-modes") {
         relay_modes::measure(&setup, &mut table, 20_000).await?;
     }

@@ -164,6 +164,8 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
         ("AMQP_QUEUE", queue.clone()),
         ("MONGODB_URI", setup.mongodb_uri.clone()),
         ("MONGODB_DATABASE", database.clone()),
+        // The order views alone (the `projections` stage measures the others).
+        ("PROJECTIONS", "orders".to_owned()),
     ];
     let watcher = mongodb::Client::with_uri_str(&setup.mongodb_uri).await?;
     let views = watcher.database(&database).collection::<mongodb::bson::Document>("order_views");
@@ -266,6 +268,7 @@ pub async fn partitions(setup: &Setup, table: &mut Table, events: usize) -> anyh
             ("AMQP_EXCHANGE", exchange.clone()),
             ("AMQP_QUEUE", queue.clone()),
             ("PROJECTOR_PARTITIONS", count.to_string()),
+            ("PROJECTIONS", "orders".to_owned()),
             ("MONGODB_URI", setup.mongodb_uri.clone()),
             ("MONGODB_DATABASE", database.clone()),
             ("READ_MODEL_SAMPLE_RATE", "0".to_owned()),
