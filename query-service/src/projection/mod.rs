@@ -43,6 +43,15 @@ mod slowdown;
 
 pub use consumer::{declare_topology, ConsumerSettings, Consuming, QueueType};
 pub use partitions::{heartbeat, run, Replica};
-pub use projections::{day_of, named, Projection, ALL};
+pub use projections::Projection;
+
+/// Every projection, the order views first.
+pub static ALL: [&dyn Projection; 3] =
+    [&mapping::OrderViews, &customer_summary::CustomerSummary, &daily_sales::DailySales];
+
+/// The projection called `name`.
+pub fn named(name: &str) -> Option<&'static dyn Projection> {
+    ALL.iter().copied().find(|projection| projection.name() == name)
+}
 pub use redrive::{redrive, REDRIVE_COUNT};
 pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};

@@ -1,10 +1,10 @@
 //! What a projection is: a read model ([`ReadModel`]) and what each event writes into it. Every projection gets
 //! the same machinery — its own queue, the guarded write, its position and gaps, generations, rebuild, checks and
-//! metrics — so adding one is one module implementing [`Projection`] and a line in [`ALL`] (`docs/projections.md`).
+//! metrics — so adding one is one module implementing [`Projection`] and a line in [`super::ALL`]
+//! (`docs/projections.md`).
 
 use shared_events::OrderEvent;
 
-use super::{customer_summary, daily_sales, mapping};
 use crate::store::models::ReadModel;
 use crate::store::Guarded;
 
@@ -28,15 +28,6 @@ pub trait Projection: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &'static str {
         self.model().name
     }
-}
-
-/// Every projection, the order views first.
-pub static ALL: [&dyn Projection; 3] =
-    [&mapping::OrderViews, &customer_summary::CustomerSummary, &daily_sales::DailySales];
-
-/// The projection called `name`.
-pub fn named(name: &str) -> Option<&'static dyn Projection> {
-    ALL.iter().copied().find(|projection| projection.name() == name)
 }
 
 /// The UTC day of `at`, as `YYYY-MM-DD`.
