@@ -353,6 +353,14 @@ async fn bad_reads_are_rejected_with_problem_json_before_the_store_is_read() {
         (format!("/queries/orders/{id}?minVersion=1&waitMs=-5"), 400, "negative waitMs"),
         (format!("/queries/orders/{id}?waitMs=soon"), 400, "waitMs not a number"),
         ("/queries/nothing".to_owned(), 404, "unknown route"),
+        ("/queries/customers/c%27%20or%201%3D1/summary".to_owned(), 400, "injection in the customer id"),
+        ("/queries/customers/c-1/summary?minPosition=x".to_owned(), 400, "summary minPosition not a number"),
+        ("/queries/dashboard/daily".to_owned(), 400, "dashboard without dates"),
+        ("/queries/dashboard/daily?from=2026-12-01".to_owned(), 400, "dashboard without to"),
+        ("/queries/dashboard/daily?from=2026-12-01&to=2026-11-30".to_owned(), 400, "from after to"),
+        ("/queries/dashboard/daily?from=2024-01-01&to=2025-01-01".to_owned(), 400, "367 days"),
+        ("/queries/dashboard/daily?from=2026-12-1&to=2026-12-31".to_owned(), 400, "a date not written YYYY-MM-DD"),
+        ("/queries/dashboard/daily?from=2026-12-01&to=2026-12-31&waitMs=30001".to_owned(), 400, "dashboard waitMs"),
     ];
     for (path, status, case) in cases {
         let request = axum::http::Request::get(path).body(axum::body::Body::empty()).expect("request");
