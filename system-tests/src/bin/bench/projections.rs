@@ -95,6 +95,8 @@ async fn run(
 
 /// Adds a row per projection run alone and one for all together, each against the order views alone.
 pub async fn measure(setup: &Setup, table: &mut Table, events: usize) -> anyhow::Result<()> {
+    // The stages before may have left the read store a backlog to project: measure on a quiet one.
+    crate::sweep::caught_up(setup).await?;
     let mut alone = Vec::new();
     for projection in ALL {
         alone.push((
@@ -118,6 +120,7 @@ pub async fn measure(setup: &Setup, table: &mut Table, events: usize) -> anyhow:
         );
     }
     let extra = ALL.len().saturating_sub(1).max(1) as f64;
+    let alone_cpu: f64 = alone.iter().map(|(_, run)| run.cpu_ms_per_event).sum();
     table.add(
         &format!("all {} projections, {events} queued events", ALL.len()),
         format!(
@@ -128,9 +131,12 @@ pub async fn measure(setup: &Setup, table: &mut Table, events: usize) -> anyhow:
             (together.updates_per_event - views_updates) / extra,
             (together.cpu_ms_per_event - views_cpu) / extra,
         ),
-        format!("order views alone: {views_updates:.3} update/event, CPU {views_cpu:.3} ms/event"),
-        Some(together.cpu_ms_per_event / (views_cpu * ALL.len() as f64).max(1e-9)),
-        "CPU ≤ 1.0× the sum of the projections alone' (no overhead for running them together)",
+        format!(
+            "order views alone: {views_updates:.3} update/event, CPU {views_cpu:.3} ms/event; the {} alone, summed: CPU {alone_cpu:.3} ms/event",
+            ALL.len()
+        ),
+        Some(together.cpu_ms_per_event / alone_cpu.max(1e-9)),
+        "CPU ≤ 1.0× the projections alone, summed (no overhead for running them together)",
     );
     Ok(())
 }

@@ -66,21 +66,32 @@ async fn fill_to(setup: &Setup, target: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the read model has caught up with everything before (a probe order's view arrives, within 120 s),
-/// so that a point does not start behind the backlog the one before it left.
-async fn caught_up(setup: &Setup) -> anyhow::Result<()> {
+/// Waits until every read model has caught up with everything before (a probe order reaches the order views, the
+/// customer summary and the dashboard, within 600 s), so that a point does not start behind the backlog the one
+/// before it left.
+pub(crate) async fn caught_up(setup: &Setup) -> anyhow::Result<()> {
     let body = serde_json::json!({"customerId": "probe", "items": [{"sku": "P", "quantity": 1, "unitPrice": 1}]});
     let placed: serde_json::Value =
         setup.http.post(setup.command.url("/commands/orders")).json(&body).send().await?.json().await?;
     let id = placed["orderId"].as_str().unwrap_or_default().to_owned();
-    let deadline = Instant::now() + std::time::Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let url = setup.query.url(&format!("/queries/orders/{id}?minVersion=1&waitMs=30000"));
-        if setup.http.get(url).send().await?.status() == 200 {
-            return Ok(());
+    let position = placed["position"].as_i64().unwrap_or_default();
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    let reads = [
+        format!("/queries/orders/{id}?minVersion=1&waitMs=30000"),
+        format!("/queries/customers/probe/summary?minPosition={position}&waitMs=30000"),
+        format!("/queries/dashboard/daily?from={day}&to={day}&minPosition={position}&waitMs=30000"),
+    ];
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    for read in reads {
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "the read models did not catch up within 600 s");
+            if setup.http.get(setup.query.url(&read)).send().await?.status() == 200 {
+                break;
+            }
         }
     }
-    anyhow::bail!("the read model did not catch up within 120 s")
+    Ok(())
 }
 
 /// One point: commands at `per_second` for `seconds`, with what it cost.
