@@ -17,7 +17,7 @@ pub struct Report {
     pub redriven: u32,
     pub max_lag_ms: f64,
     pub drain: Duration,
-    pub notice_reads: (u32, u32),
+    pub notice_reads: (u32, u32, u32),
     /// The active generation of the views at the end (`order_views` unless a rebuild switched).
     pub generation: String,
     pub verify: Value,
@@ -68,8 +68,8 @@ impl Report {
         );
         println!("| unreadable messages dead-lettered / redriven | {} / {} |", self.dead_letters, self.redriven);
         println!(
-            "| waiting reads answered 200 with the notice exchange gone | {} / {} |",
-            self.notice_reads.0, self.notice_reads.1
+            "| waiting reads answered 200 with the notice exchange gone (202 with the projector still behind) | {} / {} ({}) |",
+            self.notice_reads.0, self.notice_reads.1, self.notice_reads.2
         );
         println!("| active generation at the end | {} |", self.generation);
         for (projection, v) in self.verify.as_object().into_iter().flatten() {
