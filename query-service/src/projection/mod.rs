@@ -55,3 +55,18 @@ pub fn named(name: &str) -> Option<&'static dyn Projection> {
 }
 pub use redrive::{redrive, REDRIVE_COUNT};
 pub use slowdown::{Setting as SlowdownSetting, Slowdown, MAX_DELAY as MAX_SLOWDOWN};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_read_model_is_kept_by_exactly_one_projection_in_the_same_order() {
+        let projected: Vec<&str> = ALL.iter().map(|projection| projection.model().name).collect();
+        let models: Vec<&str> = crate::store::models::ALL.iter().map(|model| model.name).collect();
+        assert_eq!(projected, models);
+        assert!(ALL[0].announces_views() && ALL.iter().skip(1).all(|p| !p.announces_views()), "the views first, alone");
+        assert_eq!(named("customer-summary").map(|p| p.name()), Some("customer-summary"));
+        assert!(named("order_views").is_none(), "by name, not by collection");
+    }
+}
