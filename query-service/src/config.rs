@@ -123,11 +123,7 @@ impl Config {
     /// The queue of `projection` (the stem of its partitions' when split): `AMQP_QUEUE` for the order views,
     /// `<AMQP_QUEUE>.<projection>` for the others.
     pub fn projection_queue(&self, projection: &dyn crate::projection::Projection) -> String {
-        if projection.announces_views() {
-            self.amqp_queue.clone()
-        } else {
-            format!("{}.{}", self.amqp_queue, projection.name())
-        }
+        crate::projection::projection_queue(&self.amqp_queue, projection)
     }
 
     /// Orders a second the sampler checks: `READ_MODEL_SAMPLE_RATE`, or 0 without a token for the event feed (it

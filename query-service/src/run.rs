@@ -40,6 +40,7 @@ pub fn consumer_settings(
         slowdown,
         amqp_url: config.amqp_url.clone(),
         exchange: config.amqp_exchange.clone(),
+        stem: config.amqp_queue.clone(),
         queue: config.projection_queue(projection),
         partition: shared_events::Partition { index: 0, count: config.projector_partitions },
         queue_type: config.amqp_queue_type,

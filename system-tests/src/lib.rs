@@ -52,13 +52,9 @@ impl Names {
         };
         if let Ok(channel) = connection.create_channel().await {
             // Every projection's queue (the order views' is the bare name), its dead letters and partitions.
-            let stems = query_service::projection::ALL.iter().map(|p| {
-                if p.announces_views() {
-                    self.queue.clone()
-                } else {
-                    format!("{}.{}", self.queue, p.name())
-                }
-            });
+            let stems = query_service::projection::ALL
+                .iter()
+                .map(|p| query_service::projection::projection_queue(&self.queue, *p));
             let queues = stems.flat_map(|stem| {
                 let partitions = (0..MAX_TEST_PARTITIONS).map(|index| format!("{stem}.{index}")).collect::<Vec<_>>();
                 [stem.clone(), format!("{stem}.dlq")].into_iter().chain(partitions)
@@ -66,7 +62,8 @@ impl Names {
             for queue in queues {
                 let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
             }
-            for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange)] {
+            let projections = query_service::projection::projections_exchange(&self.exchange);
+            for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange), projections] {
                 let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
             }
         }

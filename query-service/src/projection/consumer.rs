@@ -3,8 +3,8 @@
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Acker;
@@ -95,6 +95,8 @@ pub struct ConsumerSettings {
     pub projection: &'static dyn Projection,
     pub amqp_url: String,
     pub exchange: String,
+    /// `AMQP_QUEUE`: the order views' queue, after which every projection's is named ([`projection_queue`]).
+    pub stem: String,
     /// The projection's queue: the name of the only one, or the stem of the partitions' (`<queue>.<index>`).
     pub queue: String,
     /// The partition consumed, of how many the queue is split into.
@@ -106,6 +108,16 @@ pub struct ConsumerSettings {
     pub consuming: Consuming,
     /// A delay before each batch, for demos.
     pub slowdown: Slowdown,
+}
+
+/// The queue of `projection` under `AMQP_QUEUE` = `stem`: `stem` itself for the order views, `<stem>.<projection>`
+/// for the others (the stem of its partitions' when split).
+pub fn projection_queue(stem: &str, projection: &dyn Projection) -> String {
+    if projection.announces_views() {
+        stem.to_owned()
+    } else {
+        format!("{stem}.{}", projection.name())
+    }
 }
 
 impl ConsumerSettings {
@@ -128,42 +140,72 @@ impl ConsumerSettings {
         self.queue_of(self.partition)
     }
 
+    /// The same settings for another projection.
+    pub fn for_projection(&self, projection: &'static dyn Projection) -> Self {
+        Self { projection, queue: projection_queue(&self.stem, projection), ..self.clone() }
+    }
+
     /// The same settings for another partition of the same split.
     pub fn for_partition(&self, partition: Partition) -> Self {
         Self { partition, consuming: self.consuming.for_partition(), ..self.clone() }
     }
 }
 
-/// Declares the exchange, the projector's durable queue of every partition (all of them: an event is never routed
-/// to a partition that has no queue yet) and the dead-letter queue, all of [`ConsumerSettings::queue_type`]. An
-/// unsplit queue is bound to every event; a partition's queue to its events and to the checkpoint markers.
+/// Declares the topology of every projection (not only this consumer's), and joins it to the events last: the events
+/// exchange; the projections exchange (`<exchange>.projections`, topic); for each projection its durable queue of
+/// every partition (all of them: an event is never routed to a partition that has no queue yet) and its dead-letter
+/// queue, all of [`ConsumerSettings::queue_type`], bound to the projections exchange (an unsplit queue to every event;
+/// a partition's queue to its events and to the checkpoint markers); then the one binding of the projections
+/// exchange to the events exchange. Until that binding exists the relay finds events unroutable and keeps them; once
+/// it does, every projection's queue is already bound, so no event reaches some projections and not others —
+/// whichever replica (with whichever `PROJECTIONS`) declares first.
 pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     service_runtime::amqp::declare_exchange(channel, &settings.exchange, ExchangeKind::Topic).await?;
+    let projections = projections_exchange(&settings.exchange);
+    service_runtime::amqp::declare_exchange(channel, &projections, ExchangeKind::Topic).await?;
     let mut typed = FieldTable::default();
     typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
-    channel.queue_declare(settings.dead_letter_queue().into(), durable, typed.clone()).await?;
     // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
     // handled only after every event published before it.
-    let mut single_active = typed;
+    let mut single_active = typed.clone();
     single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    for partition in Partition::all(settings.partition.count) {
-        let queue = settings.queue_of(partition);
-        channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
-        let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
-        for key in std::iter::once(partition.binding()).chain(checkpoints) {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    settings.exchange.as_str().into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+    for projection in super::ALL {
+        let of = settings.for_projection(projection);
+        channel.queue_declare(of.dead_letter_queue().as_str().into(), durable, typed.clone()).await?;
+        for partition in Partition::all(settings.partition.count) {
+            let queue = of.queue_of(partition);
+            channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
+            let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
+            for key in std::iter::once(partition.binding()).chain(checkpoints) {
+                let bind = QueueBindOptions::default();
+                channel
+                    .queue_bind(
+                        queue.as_str().into(),
+                        projections.as_str().into(),
+                        key.into(),
+                        bind,
+                        FieldTable::default(),
+                    )
+                    .await?;
+            }
         }
     }
-    Ok(())
+    let bind = ExchangeBindOptions::default();
+    channel
+        .exchange_bind(
+            projections.as_str().into(),
+            settings.exchange.as_str().into(),
+            "#".into(),
+            bind,
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The exchange every projection's queue is bound to, itself bound once to the events exchange.
+pub fn projections_exchange(events_exchange: &str) -> String {
+    format!("{events_exchange}.projections")
 }
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.

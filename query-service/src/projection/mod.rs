@@ -41,7 +41,7 @@ mod projections;
 mod redrive;
 mod slowdown;
 
-pub use consumer::{declare_topology, ConsumerSettings, Consuming, QueueType};
+pub use consumer::{declare_topology, projection_queue, projections_exchange, ConsumerSettings, Consuming, QueueType};
 pub use partitions::{heartbeat, run, Replica};
 pub use projections::Projection;
 

@@ -239,3 +239,37 @@ async fn bad_ranges_are_400_an_unknown_customer_404_and_an_unknown_read_model_40
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+/// A replica that runs only the order views still declares every projection's queue, bound before any event can
+/// reach one of them: what is published meanwhile waits in the other projections' queues for a replica that projects
+/// them, instead of being routed past them to the order views alone.
+#[tokio::test]
+async fn events_published_while_only_the_order_views_are_projected_wait_in_the_other_projections_queues() {
+    let orders_only = |query: &mut query_service::config::Config, _| {
+        query.projections = vec![query_service::projection::named("orders").expect("the order views")];
+    };
+    let app = TestApp::spawn_tuned(
+        crate::helpers::Names::new("test"),
+        &crate::helpers::amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        orders_only,
+    )
+    .await;
+    for n in 0..3 {
+        let (id, version) = app.place_order(&format!("c-early-{n}")).await;
+        let url = app.query_url(&format!("/queries/orders/{id}?minVersion={version}&waitMs=10000"));
+        assert_eq!(app.http.get(url).send().await.expect("a read").status(), StatusCode::OK);
+    }
+    let connection = lapin::Connection::connect(&crate::helpers::amqp_url(), Default::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("a channel");
+    for projection in ["customer-summary", "daily-sales"] {
+        let queue = format!("{}.{projection}", app.names.queue);
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await;
+        let declared = declared.unwrap_or_else(|err| panic!("{queue} exists: {err}"));
+        assert!(declared.message_count() >= 3, "{queue} holds the three events: {}", declared.message_count());
+    }
+    let _ = connection.close(200, "checked".into()).await;
+    app.stop().await;
+}

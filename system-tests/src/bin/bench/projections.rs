@@ -2,7 +2,7 @@
 //! projection alone (`PROJECTIONS=<name>`), then all of them together: events/s, MongoDB `update` commands and
 //! query-service CPU per event, each against the order views' own figures — the cost of adding a projection.
 
-use lapin::options::{ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::{Connection, ConnectionProperties};
 use query_service::projection::{Projection, ALL};
 use std::time::{Duration, Instant};
@@ -19,15 +19,6 @@ struct Run {
     cpu_ms_per_event: f64,
 }
 
-/// The queue of `projection` under the stem `queue`, as the query-service names it.
-fn queue_of(queue: &str, projection: &dyn Projection) -> String {
-    if projection.announces_views() {
-        queue.to_owned()
-    } else {
-        format!("{queue}.{}", projection.name())
-    }
-}
-
 /// Projects `events` queued events with the `projections` given, in a database and queues of their own.
 async fn run(
     setup: &Setup,
@@ -38,7 +29,8 @@ async fn run(
     let database = format!("{}_{label}", setup.names.database);
     let exchange = format!("{}.{label}", setup.names.exchange);
     let queue = format!("{}.{label}", setup.names.queue);
-    let queues: Vec<(String, String)> = projections.iter().map(|p| (queue_of(&queue, *p), "#".to_owned())).collect();
+    let queues: Vec<(String, String)> =
+        projections.iter().map(|p| (query_service::projection::projection_queue(&queue, *p), "#".to_owned())).collect();
     let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -81,13 +73,7 @@ async fn run(
     service.stop();
     let updates_per_event = counters.get("update").copied().unwrap_or(0.0) / events as f64;
 
-    for (queue, _) in &queues {
-        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-        let _ = channel.queue_delete(format!("{queue}.dlq").as_str().into(), QueueDeleteOptions::default()).await;
-    }
-    // The service declares the queues of every projection it runs; the others it never touched.
-    let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
-    let _ = channel.exchange_delete(format!("{exchange}.view-changed").as_str().into(), Default::default()).await;
+    crate::throughput::remove_topology(&channel, &exchange, &queue, 1).await;
     let _ = connection.close(200, "projections measured".into()).await;
     let _ = watcher.database(&database).drop().await;
     Ok(Run { events_per_second, updates_per_event, cpu_ms_per_event })

@@ -42,6 +42,26 @@ pub(crate) async fn declare(
     Ok(())
 }
 
+/// Removes what a query-service declared under `exchange` and `AMQP_QUEUE` = `stem` with its queues split into
+/// `partitions`: every projection's queue (and partitions') and dead-letter queue, and the three exchanges.
+pub(crate) async fn remove_topology(channel: &Channel, exchange: &str, stem: &str, partitions: u16) {
+    for projection in query_service::projection::ALL {
+        let queue = query_service::projection::projection_queue(stem, projection);
+        let split = Partition::all(partitions).filter(|p| p.is_split()).map(|p| format!("{queue}.{}", p.index));
+        for name in [queue.clone(), format!("{queue}.dlq")].into_iter().chain(split) {
+            let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+    }
+    let exchanges = [
+        exchange.to_owned(),
+        format!("{exchange}.view-changed"),
+        query_service::projection::projections_exchange(exchange),
+    ];
+    for name in exchanges {
+        let _ = channel.exchange_delete(name.as_str().into(), Default::default()).await;
+    }
+}
+
 /// Publishes `messages` (routing key, body) in batches of `batch`, waiting for each batch's confirms.
 pub(crate) async fn publish_batches(
     channel: &Channel,
@@ -229,10 +249,7 @@ pub async fn projector(setup: &Setup, table: &mut Table, events: usize) -> anyho
         Some(projector_rate / bulk_rate),
         "≥ 1.0× bulk, ≤ 1 update per batch",
     );
-    let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-    let _ = channel.queue_delete(format!("{queue}.dlq").as_str().into(), QueueDeleteOptions::default()).await;
-    let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
-    let _ = channel.exchange_delete(format!("{exchange}.view-changed").as_str().into(), Default::default()).await;
+    remove_topology(&channel, &exchange, &queue, 1).await;
     let _ = connection.close(200, "projector measured".into()).await;
     let _ = client.database(&database).drop().await;
     Ok(rss)
@@ -299,11 +316,10 @@ pub async fn partitions(setup: &Setup, table: &mut Table, events: usize) -> anyh
             Some(events_per_second / baseline),
             "",
         );
-        for name in queues.into_iter().map(|(name, _)| name).chain([format!("{queue}.dlq")]) {
+        for name in queues.into_iter().map(|(name, _)| name) {
             let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
         }
-        let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
-        let _ = channel.exchange_delete(format!("{exchange}.view-changed").as_str().into(), Default::default()).await;
+        remove_topology(&channel, &exchange, &queue, count).await;
         let _ = connection.close(200, "partitions measured".into()).await;
         let _ = watcher.database(&database).drop().await;
     }
