@@ -55,8 +55,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let metrics = QueryMetrics::new()?;
     let commands = Some(metrics.mongodb_commands.clone());
     let views = config.views(commands).await?;
-    for projection in projection::ALL {
-        let views = views.for_model(projection.model());
+    // One handle per read model, shared by its projector, rebuilder and reads: one cached pointer each.
+    let read_models: Vec<(&'static dyn Projection, crate::store::Views)> =
+        projection::ALL.iter().map(|p| (*p, views.for_model(p.model()))).collect();
+    for (projection, views) in &read_models {
         let indexed = match views.generations().current().await {
             Ok(pointer) => views.ensure_indexes(&pointer.active).await,
             Err(err) => Err(err),
@@ -68,8 +70,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let boards = Boards::default();
     let waiters = boards.orders();
-    // One handle per read model, shared by its projector, rebuilder and reads: one cached pointer each.
-    let read_models: Vec<crate::store::Views> = projection::ALL.iter().map(|p| views.for_model(p.model())).collect();
     let listener = service_runtime::listener::bind(config.http_addr)
         .with_context(|| format!("binding HTTP_ADDR {}", config.http_addr))?;
     let addr = listener.local_addr()?;
@@ -77,19 +77,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(%addr, projector = config.projector_enabled, "query-service listening");
 
     // Every projection has its own consumer (readiness, partitions); they share the slowdown and the heartbeat.
-    let projected: Vec<&'static dyn Projection> =
-        projection::ALL.iter().copied().filter(|p| config.projections.iter().any(|c| c.name() == p.name())).collect();
-    let consuming: Vec<(&'static str, projection::Consuming)> = if config.projector_enabled {
-        projected.iter().map(|p| (p.name(), projection::Consuming::default())).collect()
-    } else {
-        Vec::new()
-    };
+    let projected: Vec<&(&'static dyn Projection, crate::store::Views)> = read_models
+        .iter()
+        .filter(|(p, _)| config.projector_enabled && config.projections.iter().any(|c| c.name() == p.name()))
+        .collect();
+    let consuming: Vec<(&'static str, projection::Consuming)> =
+        projected.iter().map(|(p, _)| (p.name(), projection::Consuming::default())).collect();
     let slowdown = config.projector_enabled.then(Slowdown::default);
     let projectors = read::notices::Projectors::default();
     let replica = projection::Replica::default();
     let mut projector_tasks = Vec::new();
     if let Some(slowdown) = &slowdown {
-        for (projection, (_, consuming)) in projected.iter().copied().zip(&consuming) {
+        for ((projection, views), (_, consuming)) in projected.iter().copied().zip(&consuming) {
+            let projection = *projection;
             let settings = consumer_settings(
                 &config,
                 projection,
@@ -104,9 +104,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                     shutdown.clone(),
                 )));
             }
-            let views = views_of(&read_models, projection).unwrap_or_else(|| views.for_model(projection.model()));
             let waiters = boards.of(projection.model());
-            let run = projection::run(settings, views, waiters, projectors.clone(), replica.clone(), shutdown.clone());
+            let run = projection::run(
+                settings,
+                views.clone(),
+                waiters,
+                projectors.clone(),
+                replica.clone(),
+                shutdown.clone(),
+            );
             projector_tasks.push(tokio::spawn(run));
         }
     }
@@ -119,16 +125,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         bound,
         shutdown.clone(),
     ));
-    let rebuilders = projection::ALL
+    let rebuilders = read_models
         .iter()
-        .map(|projection| {
-            let of = views_of(&read_models, *projection).unwrap_or_else(|| views.for_model(projection.model()));
-            config.rebuilder(*projection, &of, shutdown.clone())
-        })
+        .map(|(projection, views)| config.rebuilder(*projection, views, shutdown.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let janitors: Vec<_> = read_models
         .iter()
-        .map(|views| tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone())))
+        .map(|(_, views)| tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone())))
         .collect();
     if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
         tracing::info!("no ADMIN_TOKEN: the read-model sampler is off (it reads the admin event feed)");
@@ -180,9 +183,4 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         served.context("HTTP server failed")
     });
     Ok(Running { addr, waiters, notices_bound, task })
-}
-
-/// The handle of `projection`'s read model among `read_models`.
-fn views_of(read_models: &[crate::store::Views], projection: &dyn Projection) -> Option<crate::store::Views> {
-    read_models.iter().find(|views| views.model() == projection.model()).cloned()
 }
