@@ -22,7 +22,7 @@ use super::responses::{
     BadRequest, Dashboard, DashboardRead, DayRow, Forbidden, TooManyRequests, Unauthenticated, Unavailable,
 };
 use super::{ApiError, AppState};
-use crate::store::daily::{self, DayFigures, MAX_DAYS};
+use crate::store::daily::{self, day, DayFigures, MAX_DAYS};
 use crate::store::models::DAILY_SALES;
 
 pub fn router() -> Router<AppState> {
@@ -107,11 +107,6 @@ fn row(day: Option<String>, currency: String, figures: DayFigures) -> DayRow {
         cancelled: figures.cancelled,
         revenue: figures.revenue.to_string(),
     }
-}
-
-/// `YYYY-MM-DD`.
-fn day(date: Date) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
 /// The range `from`..=`to`: both given, each a date written `YYYY-MM-DD`, `from` not after `to`, at most

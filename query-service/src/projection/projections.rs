@@ -32,8 +32,7 @@ pub trait Projection: std::fmt::Debug + Send + Sync {
 
 /// The UTC day of `at`, as `YYYY-MM-DD`.
 pub fn day_of(at: time::OffsetDateTime) -> String {
-    let date = at.to_offset(time::UtcOffset::UTC).date();
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+    crate::store::daily::day(at.to_offset(time::UtcOffset::UTC).date())
 }
 
 /// A BSON date of `at` (millisecond precision).

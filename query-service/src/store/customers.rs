@@ -4,13 +4,12 @@
 //! Cancelled) replaces its one contribution; a duplicated or late event changes nothing: the summary is exact
 //! under any redelivery.
 
-use futures_util::TryStreamExt as _;
 use mongodb::bson::{doc, DateTime, Document};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
-use super::operation::{bounded, StoreError};
+use super::operation::StoreError;
 use super::{ReadFrom, Views};
 
 /// Newest orders a summary names.
@@ -63,14 +62,8 @@ impl Summary {
 /// The contributions of `customer_id` in the active generation of `views` (the customer summary read model), read
 /// `from` the members [`ReadFrom`] names.
 pub async fn contributions(views: &Views, customer_id: &str, from: ReadFrom) -> Result<Vec<Contribution>, StoreError> {
-    let collection = views.active_documents().await?;
-    let mut find = collection
-        .find(doc! { "customerId": customer_id })
-        .projection(doc! { "status": 1, "currency": 1, "total": 1, "placedAt": 1 });
-    if let Some(criteria) = from.criteria() {
-        find = find.selection_criteria(criteria);
-    }
-    let found: Vec<Document> = bounded(async { find.await?.try_collect().await }).await?;
+    let fields = doc! { "status": 1, "currency": 1, "total": 1, "placedAt": 1 };
+    let found = views.find_active(doc! { "customerId": customer_id }, fields, from).await?;
     found.iter().map(contribution).collect()
 }
 

@@ -4,14 +4,18 @@
 //! fact is a function of its event alone and each step happens at most once per order, so a duplicated, reordered
 //! or redelivered event writes the same fact again, never a second one: the figures are exact.
 
-use futures_util::TryStreamExt as _;
 use mongodb::bson::{doc, Document};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
-use super::operation::{bounded, StoreError};
+use super::operation::StoreError;
 use super::{ReadFrom, Views};
+
+/// A day as the facts and the dashboard write it: `YYYY-MM-DD`.
+pub fn day(date: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
 
 /// Most days one dashboard read covers.
 pub const MAX_DAYS: i64 = 366;
@@ -88,14 +92,8 @@ pub fn figures(facts: &[Fact]) -> BTreeMap<(String, String), DayFigures> {
 /// The facts of the days `from` to `to` (inclusive, `YYYY-MM-DD`) in the active generation of `views` (the daily
 /// sales read model), read from the members `read_from` names.
 pub async fn facts(views: &Views, from: &str, to: &str, read_from: ReadFrom) -> Result<Vec<Fact>, StoreError> {
-    let collection = views.active_documents().await?;
-    let mut find = collection
-        .find(doc! { "day": { "$gte": from, "$lte": to } })
-        .projection(doc! { "_id": 0, "day": 1, "currency": 1, "step": 1, "amount": 1 });
-    if let Some(criteria) = read_from.criteria() {
-        find = find.selection_criteria(criteria);
-    }
-    let found: Vec<Document> = bounded(async { find.await?.try_collect().await }).await?;
+    let fields = doc! { "_id": 0, "day": 1, "currency": 1, "step": 1, "amount": 1 };
+    let found = views.find_active(doc! { "day": { "$gte": from, "$lte": to } }, fields, read_from).await?;
     found.iter().map(fact).collect()
 }
 

@@ -173,9 +173,21 @@ impl Views {
         self.database.collection_with_options(name, redoable_in(&self.database))
     }
 
-    /// The active generation's documents, whatever their shape.
-    pub async fn active_documents(&self) -> Result<Collection<Document>, StoreError> {
-        Ok(self.database.collection_with_options(&self.generations.current().await?.active, durable_in(&self.database)))
+    /// The documents of the active generation that match `filter`, with the fields of `projection`, read `from`
+    /// the members [`ReadFrom`] names.
+    pub async fn find_active(
+        &self,
+        filter: Document,
+        projection: Document,
+        from: ReadFrom,
+    ) -> Result<Vec<Document>, StoreError> {
+        use futures_util::TryStreamExt as _;
+        let active = self.database.collection::<Document>(&self.generations.current().await?.active);
+        let mut find = active.find(filter).projection(projection);
+        if let Some(criteria) = from.criteria() {
+            find = find.selection_criteria(criteria);
+        }
+        bounded(async { find.await?.try_collect().await }).await
     }
 
     /// Loads `documents` into generation `name` being built (see [`guarded::load_into`]).

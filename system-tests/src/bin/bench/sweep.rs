@@ -75,8 +75,7 @@ pub(crate) async fn caught_up(setup: &Setup) -> anyhow::Result<()> {
         setup.http.post(setup.command.url("/commands/orders")).json(&body).send().await?.json().await?;
     let id = placed["orderId"].as_str().unwrap_or_default().to_owned();
     let position = placed["position"].as_i64().unwrap_or_default();
-    let today = time::OffsetDateTime::now_utc().date();
-    let day = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    let day = query_service::store::daily::day(time::OffsetDateTime::now_utc().date());
     let reads = [
         format!("/queries/orders/{id}?minVersion=1&waitMs=30000"),
         format!("/queries/customers/probe/summary?minPosition={position}&waitMs=30000"),
