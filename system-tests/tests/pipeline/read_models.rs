@@ -12,7 +12,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, mongodb_uri, service_binary, TestApp, ADMIN_TOKEN};
+use crate::helpers::{eventually, mongodb_uri, TestApp, ADMIN_TOKEN};
 
 const CUSTOMERS: [&str; 3] = ["c-ada", "c-bo", "c-cy"];
 
@@ -183,16 +183,7 @@ async fn the_summary_and_the_dashboard_equal_the_sql_aggregates_of_the_write_mod
     assert_read_models_equal_the_write_model(&app).await;
 
     // Every read model agrees with the log, document by document.
-    let run = tokio::process::Command::new(service_binary("query-service"))
-        .arg("verify")
-        .env("MONGODB_URI", mongodb_uri())
-        .env("MONGODB_DATABASE", &app.names.database)
-        .env("EVENT_FEED_URL", app.command_url("/events"))
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run).await.expect("verify ends").expect("verify runs");
+    let out = crate::verify::run_verify(&app, &[], 1).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let checked: Vec<(String, u64)> = stdout

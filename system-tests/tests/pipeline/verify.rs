@@ -15,8 +15,17 @@ async fn verify(app: &TestApp, args: &[&str]) -> (bool, Value) {
 
 /// [`verify`] of a read model whose projector's queue is split into `partitions`.
 async fn verify_split(app: &TestApp, args: &[&str], partitions: u16) -> (bool, Value) {
+    let out = run_verify(app, &[&["--projection", "orders"], args].concat(), partitions).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("a JSON summary, got {stdout:?}; {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), summary)
+}
+
+/// Runs `query-service verify` (with `args`) against the test's services, their queue split into `partitions`.
+pub async fn run_verify(app: &TestApp, args: &[&str], partitions: u16) -> std::process::Output {
     let run = tokio::process::Command::new(service_binary("query-service"))
-        .args(["verify", "--projection", "orders"])
+        .arg("verify")
         .args(args)
         .env("PROJECTOR_PARTITIONS", partitions.to_string())
         .env("MONGODB_URI", mongodb_uri())
@@ -26,11 +35,7 @@ async fn verify_split(app: &TestApp, args: &[&str], partitions: u16) -> (bool, V
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("verify ends").expect("verify runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|_| panic!("a JSON summary, got {stdout:?}; {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.success(), summary)
+    tokio::time::timeout(Duration::from_secs(60), run).await.expect("verify ends").expect("verify runs")
 }
 
 fn counts(summary: &Value) -> [i64; 5] {
