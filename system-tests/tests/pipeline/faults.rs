@@ -10,6 +10,7 @@ use lapin::{Connection, ConnectionProperties};
 use crate::helpers::{
     amqp_url, eventually, free_port, mongodb_uri, spawn_relay_process, ChildProcess, Names, Tap, TestApp,
 };
+use crate::proxies::Proxy;
 
 /// A free TCP port on loopback (bound, then released).
 fn workspace_root() -> PathBuf {
@@ -269,78 +270,11 @@ async fn events_flowing_while_mongodb_restarts_all_reach_their_views() {
     app.stop().await;
 }
 
-/// A TCP proxy to Postgres that can go silent: it stops forwarding in both directions but keeps every connection
-/// open, as a network partition or a powered-off host does (no FIN, no RST).
-struct SilentProxy {
-    port: u16,
-    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SilentProxy {
-    async fn start(upstream: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
-        let port = listener.local_addr().expect("proxy address").port();
-        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = silent.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { continue };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(forward(client_read, server_write, flag.clone()));
-                tokio::spawn(forward(server_read, client_write, flag.clone()));
-            }
-        });
-        Self { port, silent, task }
-    }
-
-    fn go_silent(&self) {
-        self.silent.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for SilentProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Copies bytes until the proxy goes silent; from then on it holds both sockets open and moves nothing.
-async fn forward(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        if silent.load(std::sync::atomic::Ordering::SeqCst) {
-            // Keep the halves alive (no FIN) until the test ends.
-            std::future::pending::<()>().await;
-        }
-        let read = tokio::select! {
-            read = from.read(&mut buffer) => read,
-            () = tokio::time::sleep(Duration::from_millis(50)) => continue,
-        };
-        let Ok(n) = read else { return };
-        if n == 0 || silent.load(std::sync::atomic::Ordering::SeqCst) {
-            if n == 0 {
-                return;
-            }
-            continue;
-        }
-        if to.write_all(&buffer[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_standby_takes_over_within_30_s_when_the_leaders_connection_goes_silent() {
     let names = Names::new("test");
     let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
-    let proxy = SilentProxy::start("127.0.0.1:5432".parse().expect("address")).await;
+    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("address")).await;
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, names.database);
     let _leader = spawn_relay_at(&names, &through_proxy);
     app.place_order("before-silence").await;

@@ -1,0 +1,170 @@
+//! A TCP proxy between a service and a real server, for faults no server can be asked to make: every connection
+//! going silent (a partition, a powered-off host), or one answer lost after the server acted on its request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Forwards connections to one upstream server until it drops.
+pub struct Proxy {
+    pub port: u16,
+    faults: Faults,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the proxy does to the traffic it forwards.
+#[derive(Clone, Default)]
+struct Faults {
+    /// Every connection stops moving bytes, both ways, and stays open (no FIN, no RST).
+    silent: Arc<AtomicBool>,
+    /// The first request holding these bytes still reaches the server; its answer, and anything later on that
+    /// connection, never comes back.
+    lose_answer_to: Option<Arc<[u8]>>,
+    /// Whether an answer has been lost.
+    lost: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// A proxy that forwards everything until told to go silent.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        Self::with(upstream, Faults::default()).await
+    }
+
+    /// A proxy that loses the answer to the first request holding `request` (see [`bson_field`]).
+    pub async fn losing_the_answer_to(upstream: SocketAddr, request: Vec<u8>) -> Self {
+        Self::with(upstream, Faults { lose_answer_to: Some(request.into()), ..Faults::default() }).await
+    }
+
+    async fn with(upstream: SocketAddr, faults: Faults) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let port = listener.local_addr().expect("proxy address").port();
+        let shared = faults.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                let faults = shared.clone();
+                // This connection's answers are lost from the request that trips the fault on.
+                let muted = Arc::new(AtomicBool::new(false));
+                let mut watch = RequestWatch::new(faults.clone(), muted.clone());
+                let silent = faults.silent.clone();
+                tokio::spawn(forward(
+                    client_read,
+                    server_write,
+                    move || silent.load(Ordering::SeqCst),
+                    move |bytes| watch.inspect(bytes),
+                ));
+                let silent = faults.silent.clone();
+                let halted = move || silent.load(Ordering::SeqCst) || muted.load(Ordering::SeqCst);
+                tokio::spawn(forward(server_read, client_write, halted, |_| {}));
+            }
+        });
+        Self { port, faults, task }
+    }
+
+    /// From now on no connection moves a byte, both ways; all stay open.
+    pub fn go_silent(&self) {
+        self.faults.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the proxy has lost the answer it was told to lose.
+    pub fn lost_an_answer(&self) -> bool {
+        self.faults.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches one connection's requests for the bytes whose answer is to be lost (across reads: it keeps the tail of
+/// the previous one).
+struct RequestWatch {
+    faults: Faults,
+    muted: Arc<AtomicBool>,
+    tail: Vec<u8>,
+}
+
+impl RequestWatch {
+    fn new(faults: Faults, muted: Arc<AtomicBool>) -> Self {
+        Self { faults, muted, tail: Vec::new() }
+    }
+
+    /// Called with each read before it is sent on.
+    fn inspect(&mut self, bytes: &[u8]) {
+        let Some(pattern) = self.faults.lose_answer_to.as_deref() else { return };
+        if self.faults.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        self.tail.extend_from_slice(bytes);
+        if self.tail.windows(pattern.len()).any(|window| window == pattern)
+            && !self.faults.lost.swap(true, Ordering::SeqCst)
+        {
+            self.muted.store(true, Ordering::SeqCst);
+        }
+        let keep = pattern.len().saturating_sub(1).min(self.tail.len());
+        self.tail.drain(..self.tail.len() - keep);
+    }
+}
+
+/// Copies bytes, showing each read to `inspect` first, until `halted`; from then on it holds both sockets open and
+/// moves nothing (what it had read is dropped).
+async fn forward(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    halted: impl Fn() -> bool,
+    mut inspect: impl FnMut(&[u8]),
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if halted() {
+            // Keep the halves alive (no FIN) until the test ends.
+            std::future::pending::<()>().await;
+        }
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+        };
+        let Ok(n) = read else { return };
+        if n == 0 {
+            return;
+        }
+        if halted() {
+            continue;
+        }
+        inspect(&buffer[..n]);
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The bytes of the BSON string field `key: value` as a request carries them (a command's name and collection, a
+/// field of a document it writes).
+pub fn bson_field(key: &str, value: &str) -> Vec<u8> {
+    let document = mongodb::bson::to_vec(&mongodb::bson::doc! { key: value }).expect("a BSON document");
+    // Without the document's length before its one field and the terminating zero after it.
+    document[4..document.len() - 1].to_vec()
+}
+
+/// The address of the server a MongoDB URI of the form `mongodb://host:port/…` names.
+pub fn mongodb_address(uri: &str) -> SocketAddr {
+    let rest = uri.strip_prefix("mongodb://").expect("a mongodb:// URI");
+    let host = rest.split(['/', '?']).next().expect("a host");
+    std::net::ToSocketAddrs::to_socket_addrs(host).ok().and_then(|mut a| a.next()).expect("a resolvable host:port")
+}
+
+/// `uri` with its server replaced by the proxy's.
+pub fn through(uri: &str, proxy: &Proxy) -> String {
+    let rest = uri.strip_prefix("mongodb://").expect("a mongodb:// URI");
+    let path = rest.find(['/', '?']).map_or("", |at| &rest[at..]);
+    format!("mongodb://127.0.0.1:{}{path}", proxy.port)
+}
