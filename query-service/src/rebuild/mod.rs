@@ -12,8 +12,14 @@
 //! rollback replays only what it missed since ([`Rebuilder::roll_back`]). Generations beyond `READ_MODEL_KEEP` are
 //! dropped.
 //!
-//! Reads and waiting reads are served from the active generation throughout.
+//! Reads and waiting reads are served from the active generation throughout. Each step of a rebuild or rollback —
+//! a page read from the feed or loaded into MongoDB, progress reported, a position read — is idempotent, and one
+//! that the store or the feed fails (a timeout, a dropped connection) is tried again for up to [`STEP_RETRY_FOR`];
+//! only then is the rebuild given up. A pointer change whose answer is lost is settled by reading the pointer
+//! back (see [`crate::store::generations`]), and a given-up generation is dropped only if the pointer names it
+//! no more.
 
+use service_runtime::Backoff;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -23,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed::Feed;
 use crate::projection::Projection;
-use crate::store::generations::{Pointer, PointerError, POINTER_TTL};
+use crate::store::generations::{Pointer, PointerError, BUILD_STALE_AFTER, POINTER_TTL};
 use crate::store::{keep_newest, Guarded, StoreError, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
@@ -31,6 +37,11 @@ pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64
 
 /// How often each replica looks for a rebuild whose builder died.
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a rebuild keeps trying a step that fails for a reason that may pass, from its first failure: a few
+/// operation timeouts, and shorter than [`BUILD_STALE_AFTER`], so that a builder still trying is not taken for dead.
+pub const STEP_RETRY_FOR: Duration = Duration::from_secs(20);
+const _: () = assert!(STEP_RETRY_FOR.as_secs() < BUILD_STALE_AFTER.as_secs());
 
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
 /// write to it until it re-reads the pointer).
@@ -61,6 +72,18 @@ pub enum RebuildError {
     Feed(anyhow::Error),
     #[error("the service is shutting down")]
     Cancelled,
+}
+
+impl RebuildError {
+    /// Whether the same step may succeed if tried again: the read store or the event feed failed or did not
+    /// answer — not a write MongoDB refused, a pointer that changed, or a shutdown.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(err) | Self::Pointer(PointerError::Store(err)) => !matches!(err, StoreError::Refused(_)),
+            Self::Feed(_) => true,
+            Self::Pointer(_) | Self::Cancelled => false,
+        }
+    }
 }
 
 /// How far a rebuild is.
@@ -163,11 +186,14 @@ impl Rebuilder {
     pub async fn run(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
         let result = self.replay_and_switch(name, progress).await;
         if result.is_err() {
-            // Only a generation the pointer no longer names may go, and only once every process has re-read the
-            // pointer: until then projectors still write to it, and a drop would let them create it again. If
-            // giving it up fails, the pointer still names it and the janitor clears it once it is stale.
-            if self.views.generations().abandon(name).await.is_ok() {
-                drop_after_grace(&self.views, name).await;
+            // Only a generation the pointer no longer names may go — never one a switch made active after all, its
+            // answer lost — and only once every process has re-read the pointer: until then projectors still write
+            // to it, and a drop would let them create it again. If giving it up fails, the pointer still names it
+            // and the janitor clears it once it is stale.
+            match self.views.generations().abandon(name).await {
+                Ok(true) => drop_after_grace(&self.views, name).await,
+                Ok(false) => tracing::warn!(generation = name, "the failed rebuild's generation is in use: kept"),
+                Err(err) => tracing::warn!(generation = name, error = %err, "giving up a failed rebuild failed"),
             }
         }
         result
@@ -193,7 +219,7 @@ impl Rebuilder {
     }
 
     async fn replay_and_switch(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
-        self.views.ensure_indexes(name).await?;
+        self.step("creating the indexes", || async { Ok(self.views.ensure_indexes(name).await?) }).await?;
         if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
             return Err(RebuildError::Cancelled);
         }
@@ -213,7 +239,7 @@ impl Rebuilder {
             .await?;
         let replay = started.elapsed();
         // Read before the switch: every event up to it reached the generation being replaced.
-        let position = self.views.position().await?;
+        let position = self.step("reading the position", || async { Ok(self.views.position().await?) }).await?;
         let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
         progress.send_modify(|p| p.done = true);
         // Processes may write to a dropped generation until they re-read the pointer.
@@ -242,7 +268,7 @@ impl Rebuilder {
             let (events, views) = self.replay(&back, from, |_, _| async { Ok(()) }).await?;
             let replay = started.elapsed();
             // Read before the switch: every event up to it reached the generation being replaced.
-            let position = self.views.position().await?;
+            let position = self.step("reading the position", || async { Ok(self.views.position().await?) }).await?;
             let pointer = generations.rollback(&back, position).await?;
             Ok((pointer, Report { generation: back.clone(), events, views, replay }))
         };
@@ -253,6 +279,38 @@ impl Rebuilder {
             }
         }
         result
+    }
+
+    /// Runs one step of a rebuild or rollback, trying it again with backoff while it fails for a reason that may
+    /// pass ([`RebuildError::is_transient`]), for up to [`STEP_RETRY_FOR`] from its first failure. Only idempotent
+    /// steps come here: a page read or loaded (version-guarded) twice, progress reported twice, is the same.
+    async fn step<T, Fut>(&self, what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, RebuildError>
+    where
+        Fut: Future<Output = Result<T, RebuildError>>,
+    {
+        let backoff = Backoff::default();
+        let mut failing_since = None;
+        loop {
+            let err = match attempt().await {
+                Ok(done) => return Ok(done),
+                Err(err) => err,
+            };
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if !err.is_transient() || since.elapsed() >= STEP_RETRY_FOR {
+                return Err(err);
+            }
+            let wait = backoff.failed();
+            tracing::warn!(
+                projection = self.projection.name(),
+                step = what,
+                error = %err,
+                retry_in_ms = wait.as_millis() as u64,
+                "a rebuild step failed; retrying"
+            );
+            if service_runtime::sleep_or_shutdown(wait, &self.shutdown).await {
+                return Err(RebuildError::Cancelled);
+            }
+        }
     }
 
     /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
@@ -270,7 +328,9 @@ impl Rebuilder {
             if self.shutdown.is_cancelled() {
                 return Err(RebuildError::Cancelled);
             }
-            let page = self.feed.page(after).await.map_err(RebuildError::Feed)?;
+            let page = self
+                .step("reading a page of the log", || async { self.feed.page(after).await.map_err(RebuildError::Feed) })
+                .await?;
             let fetched = page.events.len() as i64;
             // Only the newest version of each document needs writing.
             let mut newest: HashMap<String, Guarded> = HashMap::new();
@@ -286,10 +346,15 @@ impl Rebuilder {
             }
             written.extend(newest.keys().cloned());
             let documents: Vec<Guarded> = newest.into_values().collect();
-            self.views.load(name, &documents).await?;
+            self.step("loading a page", || async { Ok(self.views.load(name, &documents).await?) }).await?;
             replayed += fetched;
             after = page.metadata.next_after;
-            report(replayed, page.metadata.head.max(replayed)).await?;
+            let total = page.metadata.head.max(replayed);
+            self.step("reporting progress", || {
+                let reported = report(replayed, total);
+                async { Ok(reported.await?) }
+            })
+            .await?;
             if fetched < self.feed.page_size() {
                 break;
             }

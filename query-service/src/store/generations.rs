@@ -97,6 +97,11 @@ impl Pointer {
         building.chain(std::iter::once(self.active.clone())).chain(self.rejoining.iter().cloned()).collect()
     }
 
+    /// Whether `generation` is one this pointer names: active, kept, building or rejoining.
+    pub fn names(&self, generation: &str) -> bool {
+        self.live().iter().chain(&self.previous).any(|named| named == generation)
+    }
+
     /// The pointer once `name` is active: the active generation becomes the newest previous one, stopped at
     /// `position`; what rejoins for a rollback that has not finished stays among the previous ones (the rollback,
     /// finding the pointer changed, gives up). Returns it and the generations beyond `keep`, to be dropped.
@@ -209,7 +214,12 @@ impl Generations {
             }
             Ok(None) => Err(PointerError::Raced),
             Err(StoreError::Mongo(err)) if is_duplicate_key(&err) => Err(PointerError::Raced),
-            Err(err) => Err(err.into()),
+            // The answer is lost, not necessarily the change: the change is ours if the pointer is now exactly
+            // `next` (its revision and times make it unique). Otherwise the outcome stays unknown: an error.
+            Err(err) => match self.load().await {
+                Ok(stored) if stored == next => Ok(next),
+                _ => Err(err.into()),
+            },
         }
     }
 
@@ -267,13 +277,14 @@ impl Generations {
         Ok(Some(name))
     }
 
-    /// Gives up the building generation `name` (the caller drops its collection).
-    pub async fn abandon(&self, name: &str) -> Result<(), PointerError> {
+    /// Gives up the building generation `name`. Returns whether the pointer names it no more, so that the caller
+    /// may drop its collection: false when it is active, kept or rejoining (a switch went through after all).
+    pub async fn abandon(&self, name: &str) -> Result<bool, PointerError> {
         let seen = self.load().await?;
         if seen.building.as_ref().is_none_or(|b| b.name != name) {
-            return Ok(());
+            return Ok(!seen.names(name));
         }
-        self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await.map(drop)
+        self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await.map(|_| true)
     }
 
     /// Lets the newest previous generation take live writes again, for a rollback to catch it up; returns it and
@@ -327,20 +338,19 @@ mod tests {
 
     const COLLECTION: &str = ORDER_VIEWS.collection;
 
+    /// Generation `name` as a rebuild that has just begun claims it.
+    fn build(name: &str) -> Build {
+        let now = DateTime::from_millis(0);
+        Build { name: name.to_owned(), started_at: now, heartbeat_at: now, replayed: 0, total: 0 }
+    }
+
     #[test]
     fn the_projector_writes_building_then_active_then_rejoining_and_never_a_resting_previous_one() {
-        let now = DateTime::from_millis(0);
         let mut pointer = Pointer {
             active: "order_views_v2".to_owned(),
             previous: vec!["order_views_v1".to_owned(), COLLECTION.to_owned()],
             stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40)]),
-            building: Some(Build {
-                name: "order_views_v3".to_owned(),
-                started_at: now,
-                heartbeat_at: now,
-                replayed: 0,
-                total: 0,
-            }),
+            building: Some(build("order_views_v3")),
             ..Pointer::first(&ORDER_VIEWS)
         };
         assert_eq!(pointer.live(), ["order_views_v3", "order_views_v2"]);
@@ -350,15 +360,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pointer_names_its_active_kept_building_and_rejoining_generations_and_no_other() {
+        let pointer = Pointer {
+            active: "order_views_v2".to_owned(),
+            previous: vec![COLLECTION.to_owned()],
+            building: Some(build("order_views_v3")),
+            rejoining: Some(COLLECTION.to_owned()),
+            ..Pointer::first(&ORDER_VIEWS)
+        };
+        for named in [COLLECTION, "order_views_v2", "order_views_v3"] {
+            assert!(pointer.names(named), "{named}");
+        }
+        assert!(!pointer.names("order_views_v1"), "a generation dropped or given up");
+    }
+
+    #[test]
     fn a_switch_keeps_or_drops_every_generation_it_replaces_and_forgets_none() {
         let now = DateTime::from_millis(0);
-        let build =
-            Build { name: "order_views_v3".to_owned(), started_at: now, heartbeat_at: now, replayed: 0, total: 0 };
         let seen = Pointer {
             active: "order_views_v2".to_owned(),
             previous: vec!["order_views_v1".to_owned(), COLLECTION.to_owned()],
             stopped_at: BTreeMap::from([("order_views_v1".to_owned(), 40), (COLLECTION.to_owned(), 10)]),
-            building: Some(build),
+            building: Some(build("order_views_v3")),
             // A rollback to v1 was catching it up when the rebuild finished.
             rejoining: Some("order_views_v1".to_owned()),
             ..Pointer::first(&ORDER_VIEWS)

@@ -177,13 +177,19 @@ impl TestApp {
         self.shutdown.cancel();
     }
 
-    /// Stops both services and removes the test's database, exchange, queues and Mongo database.
-    pub async fn stop(mut self) {
+    /// Stops both services and waits for them (and what they were finishing, a rebuild's clean-up included),
+    /// leaving what they made for the test to look at.
+    pub async fn stop_services(&mut self) {
         self.shutdown.cancel();
-        // Let the projector finish its last write before the database goes, or the write would create it again.
         for task in std::mem::take(&mut self.tasks) {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
         }
+    }
+
+    /// Stops both services and removes the test's database, exchange, queues and Mongo database.
+    pub async fn stop(mut self) {
+        // Let the projector finish its last write before the database goes, or the write would create it again.
+        self.stop_services().await;
         self.pool.close().await;
         remove_test_objects(&self.names, &self.mongodb_uri).await;
         self.cleaned = true;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::helpers::{amqp_url, command_config, eventually, mongodb_uri, query_config, Names, TestApp, ADMIN_TOKEN};
+use crate::proxies::{bson_field, mongodb_address, through, Proxy};
 
 const STATUS: &str = "/admin/read-models/orders";
 
@@ -199,6 +200,49 @@ async fn a_rebuild_reproduces_every_view_while_orders_keep_arriving_and_reads_ne
     let status = app.read_model().await;
     assert_eq!(status["previous"], json!(["order_views"]));
     assert_eq!(status["generations"][0]["views"], 2_000 + placed.len());
+    app.stop().await;
+}
+
+/// Both services with a read store behind `proxy`, and 20 orders projected; returns the views.
+async fn spawn_behind(proxy: &Proxy) -> (TestApp, HashMap<String, Document>) {
+    let app = TestApp::spawn_with(Names::new("test"), &amqp_url(), &through(&mongodb_uri(), proxy), true).await;
+    for n in 0..20 {
+        app.place_order(&format!("cust-lost-{n}")).await;
+    }
+    app.caught_up().await;
+    let views = app.generation_views("order_views").await;
+    assert_eq!(views.len(), 20);
+    (app, views)
+}
+
+#[tokio::test]
+async fn a_rebuild_goes_on_when_the_read_store_loses_the_answer_to_a_page() {
+    // The replay's first page reaches MongoDB but its answer never comes back: the call times out, as when the
+    // store stalls for longer than one operation may take.
+    let proxy =
+        Proxy::losing_the_answer_to(mongodb_address(&mongodb_uri()), bson_field("insert", "order_views_v1")).await;
+    let (app, before) = spawn_behind(&proxy).await;
+    let generation = app.rebuild().await;
+    assert!(proxy.lost_an_answer(), "the page's answer was lost");
+    let after = app.generation_views(&generation).await;
+    assert_eq!(after.len(), before.len(), "every view");
+    assert!(after == before, "every view, field for field");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_switch_whose_answer_is_lost_keeps_the_generation_it_switched_to() {
+    // The switch reaches MongoDB but its answer never comes back: the pointer names the new generation active.
+    let generation = "order_views_v1";
+    let proxy = Proxy::losing_the_answer_to(mongodb_address(&mongodb_uri()), bson_field("active", generation)).await;
+    let (mut app, before) = spawn_behind(&proxy).await;
+    assert_eq!(app.rebuild().await, generation);
+    assert!(proxy.lost_an_answer(), "the switch's answer was lost");
+    // Whatever the rebuild made of it, it has finished once the service has stopped.
+    app.stop_services().await;
+    let after = app.generation_views(generation).await;
+    assert_eq!(after.len(), before.len(), "the active generation keeps every view");
+    assert!(after == before, "every view, field for field");
     app.stop().await;
 }
 
