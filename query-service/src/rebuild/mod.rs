@@ -239,7 +239,7 @@ impl Rebuilder {
             .await?;
         let replay = started.elapsed();
         // Read before the switch: every event up to it reached the generation being replaced.
-        let position = self.step("reading the position", || async { Ok(self.views.position().await?) }).await?;
+        let position = self.position().await?;
         let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
         progress.send_modify(|p| p.done = true);
         // Processes may write to a dropped generation until they re-read the pointer.
@@ -268,7 +268,7 @@ impl Rebuilder {
             let (events, views) = self.replay(&back, from, |_, _| async { Ok(()) }).await?;
             let replay = started.elapsed();
             // Read before the switch: every event up to it reached the generation being replaced.
-            let position = self.step("reading the position", || async { Ok(self.views.position().await?) }).await?;
+            let position = self.position().await?;
             let pointer = generations.rollback(&back, position).await?;
             Ok((pointer, Report { generation: back.clone(), events, views, replay }))
         };
@@ -279,6 +279,11 @@ impl Rebuilder {
             }
         }
         result
+    }
+
+    /// The read model's position, as a step ([`Self::step`]).
+    async fn position(&self) -> Result<i64, RebuildError> {
+        self.step("reading the position", || async { Ok(self.views.position().await?) }).await
     }
 
     /// Runs one step of a rebuild or rollback, trying it again with backoff while it fails for a reason that may
