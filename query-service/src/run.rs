@@ -103,6 +103,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                     replica.clone(),
                     shutdown.clone(),
                 )));
+                projector_tasks.push(tokio::spawn(projection::keep_topology(settings.clone(), shutdown.clone())));
             }
             let waiters = boards.of(projection.model());
             let run = projection::run(

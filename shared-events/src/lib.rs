@@ -14,6 +14,7 @@ mod feed;
 pub mod identifier;
 mod order;
 mod partition;
+pub mod read_model;
 pub mod upcast;
 mod view;
 
@@ -22,6 +23,7 @@ pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, Eve
 pub use feed::{FeedMetadata, FeedPage};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, StatusChange, DEFAULT_SEGMENT};
 pub use partition::{Partition, MAX_PARTITIONS};
+pub use read_model::READ_MODELS;
 pub use view::{OrderView, ViewLine};
 
 /// AMQP `content_type` of every published event.

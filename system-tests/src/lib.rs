@@ -34,6 +34,19 @@ impl Names {
         }
     }
 
+    /// The exchange of every read model (the relay publishes a copy of each event to each).
+    pub fn read_model_exchanges(&self) -> Vec<String> {
+        shared_events::READ_MODELS
+            .iter()
+            .map(|name| shared_events::read_model::exchange_of(&self.exchange, name))
+            .collect()
+    }
+
+    /// The exchange of the order views' copies.
+    pub fn order_views_exchange(&self) -> String {
+        shared_events::read_model::exchange_of(&self.exchange, shared_events::READ_MODELS[0])
+    }
+
     /// The URL of this run's database on [`postgres_server`].
     pub fn database_url(&self) -> String {
         format!("{}/{}", postgres_server(), self.database)
@@ -62,8 +75,9 @@ impl Names {
             for queue in queues {
                 let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
             }
-            let projections = query_service::projection::projections_exchange(&self.exchange);
-            for exchange in [self.exchange.clone(), format!("{}.view-changed", self.exchange), projections] {
+            let read_models = self.read_model_exchanges();
+            let others = [self.exchange.clone(), format!("{}.view-changed", self.exchange)];
+            for exchange in others.into_iter().chain(read_models) {
                 let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
             }
         }

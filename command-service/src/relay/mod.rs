@@ -10,16 +10,17 @@
 //! rows and marks the published ones; [`wal`] streams committed inserts from a logical replication slot and
 //! marks nothing per row (decision 0016).
 //!
-//! Events are published `mandatory` and count as published only once the broker routed them to a queue: an
-//! event the broker returns (no queue bound yet, or the projector's queue deleted) stays unpublished, readiness
-//! says why ([`RelayStatus`]), and the relay tries again every [`UNROUTABLE_RETRY`] until a queue takes it.
+//! Every event is published once to each read model's exchange, `mandatory`, and counts as published only once the
+//! broker routed every copy to a queue: an event with a copy returned (no queue of that read model bound yet, or
+//! its queue deleted) stays unpublished, readiness names the read model ([`RelayStatus`]), and the relay tries
+//! again every [`UNROUTABLE_RETRY`] until every read model takes it (decision 0018).
 
 mod notify;
 mod publisher;
 mod status;
 mod wal;
 
-pub use publisher::{declare_exchange, Outcome as PublishOutcome, Publisher};
+pub use publisher::{declare_exchanges, Outcome as PublishOutcome, Publisher};
 pub use status::RelayStatus;
 pub use wal::{drop_slot, ReplicationTarget};
 
@@ -188,11 +189,13 @@ async fn end_a_silent_leader(lock: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records that the broker routed `what` to no queue, for readiness and the log.
-fn unroutable(settings: &RelaySettings, what: &str) {
+/// Records that the broker routed `what` to no queue of the read models `missing`, for readiness and the log.
+fn unroutable(settings: &RelaySettings, what: &str, missing: &std::collections::BTreeSet<String>) {
+    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
     let reason = format!(
-        "{what} was routed to no queue: no queue is bound to exchange '{}' (is the query-service's projector \
-         running, its queue deleted?); the event stays unpublished and is retried every {} s",
+        "{what} reached no queue of read model {}: nothing is bound to its exchange under '{}' (is a query-service \
+         running, a queue or a binding deleted?); the event stays in the outbox and is published again every {} s",
+        missing.join(", "),
         settings.exchange,
         UNROUTABLE_RETRY.as_secs()
     );

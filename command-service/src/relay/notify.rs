@@ -109,15 +109,16 @@ pub(super) async fn drain(
             }
             if let Some(first) = outcome.unroutable.first() {
                 settings.metrics.unroutable.inc_by(outcome.unroutable.len() as u64);
-                unroutable(settings, &format!("event {first}"));
+                unroutable(settings, &format!("event {first}"), &outcome.missing);
                 return Ok(Drained::Unroutable);
             }
         }
         let complete = (fetched as i64) < settings.batch_size;
         let through = watermark.as_ref().map(|w| w.through);
         if let Some(through) = checkpoint_due(through, settled, *checkpoint, complete, last) {
-            if !publisher.publish_checkpoint(through).await? {
-                unroutable(settings, &format!("the checkpoint through {through}"));
+            let missing = publisher.publish_checkpoint(through).await?;
+            if !missing.is_empty() {
+                unroutable(settings, &format!("the checkpoint through {through}"), &missing);
                 return Ok(Drained::Unroutable);
             }
             settings.metrics.checkpoints.inc();

@@ -1,24 +1,29 @@
 //! The AMQP side of the relay: one connection, one channel in confirm mode, publishing envelopes in order.
 //!
-//! Every message is published `mandatory`: RabbitMQ acks a message that no queue is bound for just as it acks a
-//! delivered one, but it first returns a mandatory one, and lapin hands the return over with the confirm. A
-//! returned event is not published: its row stays in the outbox and goes out once a queue is bound
-//! (decision 0010).
+//! Every event goes to every read model: one copy to each read model's exchange ([`shared_events::read_model`]),
+//! `mandatory`. RabbitMQ acks a message that no queue is bound for just as it acks a delivered one, but it first
+//! returns a mandatory one, and lapin hands the return over with the confirm. An event counts as published only when
+//! no copy came back: otherwise its row stays in the outbox, the outcome names the read model that has no queue for
+//! it, and the event goes out again (to every read model: the others apply it once more, idempotently) once that
+//! queue is bound (decision 0018).
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use shared_events::{Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE};
+use shared_events::{read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS};
+use std::collections::BTreeSet;
 
 use crate::store::OutboxRow;
 
 /// What the broker did with a batch.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Sequences confirmed and routed to at least one queue.
+    /// Sequences confirmed and routed to a queue of every read model.
     pub routed: Vec<i64>,
-    /// Sequences the broker confirmed but routed to no queue (returned).
+    /// Sequences whose copy for some read model the broker confirmed but routed to no queue (returned).
     pub unroutable: Vec<i64>,
+    /// The read models (and partitions) that returned a copy: where a queue is missing.
+    pub missing: BTreeSet<String>,
     /// Sequences the broker nacked.
     pub nacked: Vec<i64>,
 }
@@ -30,23 +35,30 @@ const MANDATORY: BasicPublishOptions = BasicPublishOptions { mandatory: true, im
 /// Longest wait for the confirms of one batch.
 pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Declares the durable topic exchange every event is published to (idempotent; the query side declares it too).
-pub async fn declare_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
-    service_runtime::amqp::declare_exchange(channel, exchange, ExchangeKind::Topic).await
+/// Declares the durable topic exchange of every read model under `stem` (idempotent; the query side declares them
+/// too).
+pub async fn declare_exchanges(channel: &Channel, stem: &str) -> lapin::Result<()> {
+    for name in READ_MODELS {
+        service_runtime::amqp::declare_exchange(channel, &read_model::exchange_of(stem, name), ExchangeKind::Topic)
+            .await?;
+    }
+    Ok(())
 }
 
-/// A channel with publisher confirms on, bound to one exchange.
+/// A channel with publisher confirms on, publishing to every read model's exchange.
 #[derive(Debug)]
 pub struct Publisher {
     connection: Connection,
     channel: Channel,
-    exchange: ShortString,
+    /// Each read model's name and exchange.
+    exchanges: Vec<(&'static str, ShortString)>,
     partitions: u16,
 }
 
 impl Publisher {
-    /// Connects to publish to `exchange`, routing each event to its order's partition of `partitions`.
-    pub async fn connect(amqp_url: &str, exchange: &str, partitions: u16) -> lapin::Result<Self> {
+    /// Connects to publish to the read models' exchanges under `stem`, routing each event to its order's partition
+    /// of `partitions`.
+    pub async fn connect(amqp_url: &str, stem: &str, partitions: u16) -> lapin::Result<Self> {
         let connection = service_runtime::amqp::connect(
             amqp_url,
             ConnectionProperties::default().with_connection_name("outbox-relay".into()),
@@ -54,8 +66,9 @@ impl Publisher {
         .await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        declare_exchange(&channel, exchange).await?;
-        Ok(Self { connection, channel, exchange: exchange.into(), partitions })
+        declare_exchanges(&channel, stem).await?;
+        let exchanges = READ_MODELS.iter().map(|name| (*name, read_model::exchange_of(stem, name).into())).collect();
+        Ok(Self { connection, channel, exchanges, partitions })
     }
 
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
@@ -68,69 +81,98 @@ impl Publisher {
     async fn publish_unbounded(&self, rows: &[OutboxRow]) -> lapin::Result<Outcome> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
-            let sequence = row.sequence;
             let envelope = row.clone().into_envelope();
             let body = serde_json::to_vec(&envelope).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
-            let confirm = self
-                .channel
-                .basic_publish(
-                    self.exchange.clone(),
-                    Partition::of(envelope.order_id, self.partitions).routing_key(&envelope.event_type).into(),
-                    MANDATORY,
-                    &body,
-                    properties(&envelope),
-                )
-                .await?;
-            pending.push((sequence, envelope, confirm));
+            let partition = Partition::of(envelope.order_id, self.partitions);
+            let key: ShortString = partition.routing_key(&envelope.event_type).into();
+            let mut copies = Vec::with_capacity(self.exchanges.len());
+            for (name, exchange) in &self.exchanges {
+                let confirm = self
+                    .channel
+                    .basic_publish(exchange.clone(), key.clone(), MANDATORY, &body, properties(&envelope))
+                    .await?;
+                copies.push((*name, confirm));
+            }
+            pending.push((row.sequence, envelope, partition, copies));
         }
         let mut outcome = Outcome { routed: Vec::with_capacity(pending.len()), ..Outcome::default() };
-        for (sequence, envelope, confirm) in pending {
-            match confirm.await? {
-                Confirmation::Ack(None) => {
-                    tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
-                        trace_id = envelope.trace_id().unwrap_or_default(), "event published");
-                    outcome.routed.push(sequence);
+        for (sequence, envelope, partition, copies) in pending {
+            let (mut returned, mut nacked) = (false, false);
+            for (name, confirm) in copies {
+                match confirm.await? {
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(_)) => {
+                        returned = true;
+                        outcome.missing.insert(where_missing(name, partition));
+                    }
+                    Confirmation::Nack(_) | Confirmation::NotRequested => nacked = true,
                 }
-                Confirmation::Ack(Some(_)) => outcome.unroutable.push(sequence),
-                Confirmation::Nack(_) | Confirmation::NotRequested => {
-                    tracing::warn!(sequence, "broker nacked an event; it will be published again");
-                    outcome.nacked.push(sequence);
-                }
+            }
+            if nacked {
+                tracing::warn!(sequence, "broker nacked an event; it will be published again");
+                outcome.nacked.push(sequence);
+            } else if returned {
+                outcome.unroutable.push(sequence);
+            } else {
+                tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
+                    trace_id = envelope.trace_id().unwrap_or_default(), "event published");
+                outcome.routed.push(sequence);
             }
         }
         Ok(outcome)
     }
 
-    /// Publishes a checkpoint marker after everything published so far on this channel, and waits for its confirm.
-    /// Every partition's queue binds the marker's routing key, so one publish reaches them all. `false` when no
-    /// queue took it (the next round publishes one again).
-    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<bool> {
+    /// Publishes a checkpoint marker to every read model, after everything published so far on this channel, and
+    /// waits for the confirms. Every partition's queue binds the marker's routing key, so one publish per read model
+    /// reaches them all. Returns the read models no queue of which took it (empty: every one has it; the next round
+    /// publishes one again otherwise).
+    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<BTreeSet<String>> {
         let body = serde_json::to_vec(&Checkpoint { closed_through })
             .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
         let properties = BasicProperties::default()
             .with_type(CHECKPOINT_TYPE.into())
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2);
-        let confirm = service_runtime::amqp::publish_confirmed(
-            &self.channel,
-            self.exchange.as_str(),
-            CHECKPOINT_TYPE,
-            MANDATORY,
-            &body,
-            properties,
-            CONFIRM_TIMEOUT,
-        )
-        .await?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(true),
-            Confirmation::Ack(Some(_)) => Ok(false),
-            Confirmation::Nack(_) | Confirmation::NotRequested => Err(service_runtime::amqp::refused("a checkpoint")),
+        let mut pending = Vec::with_capacity(self.exchanges.len());
+        for (name, exchange) in &self.exchanges {
+            let confirm = self
+                .channel
+                .basic_publish(exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties.clone())
+                .await?;
+            pending.push((*name, confirm));
         }
+        let mut missing = BTreeSet::new();
+        let confirms = async {
+            for (name, confirm) in pending {
+                match confirm.await? {
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(_)) => {
+                        missing.insert((*name).to_owned());
+                    }
+                    Confirmation::Nack(_) | Confirmation::NotRequested => {
+                        return Err(service_runtime::amqp::refused("a checkpoint"))
+                    }
+                }
+            }
+            Ok(())
+        };
+        service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", confirms).await?;
+        Ok(missing)
     }
 
     /// Closes the connection; a broker that went away may never answer the close, so it is bounded too.
     pub async fn close(self) {
         let _ = tokio::time::timeout(CONFIRM_TIMEOUT, self.connection.close(200, "relay stopping".into())).await;
+    }
+}
+
+/// How a returned copy names where its queue is missing: the read model, and the partition when the stream is
+/// split.
+fn where_missing(read_model: &str, partition: Partition) -> String {
+    if partition.is_split() {
+        format!("{read_model} (partition {})", partition.index)
+    } else {
+        read_model.to_owned()
     }
 }
 

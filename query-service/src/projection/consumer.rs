@@ -3,12 +3,11 @@
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Acker;
-use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ConnectionProperties};
 use service_runtime::{amqp, retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -16,197 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::acks::{ack_through, HeldAcks};
 use super::batch::{self, Message};
-use super::{Projection, Slowdown};
-use crate::metrics::{EventOutcome, ProjectorMetrics};
+use super::settings::ConsumerSettings;
+use super::topology::{declare_topology, declared_otherwise};
+use crate::metrics::EventOutcome;
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::gaps::Gaps;
 use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views};
-use shared_events::{OrderEvent, Partition, CHECKPOINT_TYPE};
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-
-/// The type of the projector's durable queues.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum QueueType {
-    /// Replicated by Raft across the nodes of a cluster; survives the loss of a minority of them.
-    #[default]
-    Quorum,
-    /// Kept on one node.
-    Classic,
-}
-
-impl QueueType {
-    /// The `x-queue-type` argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Quorum => "quorum",
-            Self::Classic => "classic",
-        }
-    }
-}
-
-/// What readiness and the status endpoint see of the projector: whether it consumes what it should, and which
-/// partitions of a split queue it consumes.
-#[derive(Debug, Clone, Default)]
-pub struct Consuming {
-    ready: Arc<AtomicBool>,
-    partitions: Arc<Mutex<BTreeSet<u16>>>,
-}
-
-impl Consuming {
-    /// True while the consumer is connected and consuming (for a split queue: consuming every partition this
-    /// replica owns).
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    /// The partitions of a split queue this replica consumes now.
-    pub fn partitions(&self) -> Vec<u16> {
-        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
-    }
-
-    pub(super) fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    /// The handle of one partition's consumer: its own readiness, the replica's list of partitions.
-    fn for_partition(&self) -> Self {
-        Self { ready: Arc::default(), partitions: self.partitions.clone() }
-    }
-
-    fn started(&self, partition: Partition) {
-        self.set_ready(true);
-        if partition.is_split() {
-            self.partitions.lock().unwrap_or_else(PoisonError::into_inner).insert(partition.index);
-        }
-    }
-
-    fn stopped(&self, partition: Partition) {
-        self.set_ready(false);
-        self.partitions.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition.index);
-    }
-}
-
-/// Where a projection consumes from, and what it makes of the events.
-#[derive(Debug, Clone)]
-pub struct ConsumerSettings {
-    pub projection: &'static dyn Projection,
-    pub amqp_url: String,
-    pub exchange: String,
-    /// `AMQP_QUEUE`: the order views' queue, after which every projection's is named ([`projection_queue`]).
-    pub stem: String,
-    /// The projection's queue: the name of the only one, or the stem of the partitions' (`<queue>.<index>`).
-    pub queue: String,
-    /// The partition consumed, of how many the queue is split into.
-    pub partition: Partition,
-    pub queue_type: QueueType,
-    pub prefetch: u16,
-    pub metrics: ProjectorMetrics,
-    /// What readiness and the status endpoint see of this consumer.
-    pub consuming: Consuming,
-    /// A delay before each batch, for demos.
-    pub slowdown: Slowdown,
-}
-
-/// The queue of `projection` under `AMQP_QUEUE` = `stem`: `stem` itself for the order views, `<stem>.<projection>`
-/// for the others (the stem of its partitions' when split).
-pub fn projection_queue(stem: &str, projection: &dyn Projection) -> String {
-    if projection.announces_views() {
-        stem.to_owned()
-    } else {
-        format!("{stem}.{}", projection.name())
-    }
-}
-
-impl ConsumerSettings {
-    /// The one dead-letter queue of every partition.
-    pub fn dead_letter_queue(&self) -> String {
-        format!("{}.dlq", self.queue)
-    }
-
-    /// The queue of `partition`: the projector's queue itself when it is not split.
-    pub fn queue_of(&self, partition: Partition) -> String {
-        if partition.is_split() {
-            format!("{}.{}", self.queue, partition.index)
-        } else {
-            self.queue.clone()
-        }
-    }
-
-    /// The queue this consumer consumes.
-    pub fn partition_queue(&self) -> String {
-        self.queue_of(self.partition)
-    }
-
-    /// The same settings for another projection.
-    pub fn for_projection(&self, projection: &'static dyn Projection) -> Self {
-        Self { projection, queue: projection_queue(&self.stem, projection), ..self.clone() }
-    }
-
-    /// The same settings for another partition of the same split.
-    pub fn for_partition(&self, partition: Partition) -> Self {
-        Self { partition, consuming: self.consuming.for_partition(), ..self.clone() }
-    }
-}
-
-/// Declares the topology of every projection (not only this consumer's), and joins it to the events last: the events
-/// exchange; the projections exchange (`<exchange>.projections`, topic); for each projection its durable queue of
-/// every partition (all of them: an event is never routed to a partition that has no queue yet) and its dead-letter
-/// queue, all of [`ConsumerSettings::queue_type`], bound to the projections exchange (an unsplit queue to every event;
-/// a partition's queue to its events and to the checkpoint markers); then the one binding of the projections
-/// exchange to the events exchange. Until that binding exists the relay finds events unroutable and keeps them; once
-/// it does, every projection's queue is already bound, so no event reaches some projections and not others —
-/// whichever replica (with whichever `PROJECTIONS`) declares first.
-pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
-    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    service_runtime::amqp::declare_exchange(channel, &settings.exchange, ExchangeKind::Topic).await?;
-    let projections = projections_exchange(&settings.exchange);
-    service_runtime::amqp::declare_exchange(channel, &projections, ExchangeKind::Topic).await?;
-    let mut typed = FieldTable::default();
-    typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
-    // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
-    // handled only after every event published before it.
-    let mut single_active = typed.clone();
-    single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    for projection in super::ALL {
-        let of = settings.for_projection(projection);
-        channel.queue_declare(of.dead_letter_queue().as_str().into(), durable, typed.clone()).await?;
-        for partition in Partition::all(settings.partition.count) {
-            let queue = of.queue_of(partition);
-            channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
-            let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
-            for key in std::iter::once(partition.binding()).chain(checkpoints) {
-                let bind = QueueBindOptions::default();
-                channel
-                    .queue_bind(
-                        queue.as_str().into(),
-                        projections.as_str().into(),
-                        key.into(),
-                        bind,
-                        FieldTable::default(),
-                    )
-                    .await?;
-            }
-        }
-    }
-    let bind = ExchangeBindOptions::default();
-    channel
-        .exchange_bind(
-            projections.as_str().into(),
-            settings.exchange.as_str().into(),
-            "#".into(),
-            bind,
-            FieldTable::default(),
-        )
-        .await
-}
-
-/// The exchange every projection's queue is bound to, itself bound once to the events exchange.
-pub fn projections_exchange(events_exchange: &str) -> String {
-    format!("{events_exchange}.projections")
-}
+use shared_events::{OrderEvent, Partition};
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.
 pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaiters, shutdown: CancellationToken) {
@@ -370,20 +186,6 @@ pub(super) fn held_elsewhere(err: &lapin::Error) -> bool {
     use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     matches!(err.kind(), lapin::ErrorKind::ProtocolError(amqp)
         if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)))
-}
-
-/// The broker's refusal to declare a queue that exists with other arguments (`PRECONDITION_FAILED`), if that is
-/// what `err` is.
-fn declared_otherwise(err: &lapin::Error) -> Option<String> {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-    match err.kind() {
-        lapin::ErrorKind::ProtocolError(amqp)
-            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)) =>
-        {
-            Some(amqp.get_message().to_string())
-        }
-        _ => None,
-    }
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A

@@ -2,9 +2,10 @@
 //! [`ALL`]): the order views (`mapping`), the customer summary (`customer_summary`) and the sales dashboard
 //! (`daily_sales`).
 //!
-//! Each projection has its own durable queue bound to the events exchange — `AMQP_QUEUE` for the order views,
-//! `<AMQP_QUEUE>.<projection>` for the others — so a projection that fails or falls behind holds back its own queue
-//! alone. What follows holds for each. The queue, with a single active consumer, takes every event. The deliveries that have
+//! Each projection has its own durable queue — `AMQP_QUEUE` for the order views, `<AMQP_QUEUE>.<projection>` for the
+//! others — bound to its own exchange, where the relay publishes a copy of every event (`topology`), so a projection
+//! that fails or falls behind holds back its own queue alone, and an event one of them has no queue for waits in the
+//! outbox. What follows holds for each. The queue, with a single active consumer, takes every event. The deliveries that have
 //! already arrived form one batch: each is decoded, their views are written with the version guard in one write per
 //! live generation, announced to waiting reads, and only then acknowledged (one ack for the batches written, once the
 //! position they carry is stored: at most once a second, see `acks`). A message that is
@@ -39,11 +40,14 @@ mod mapping;
 mod partitions;
 mod projections;
 mod redrive;
+mod settings;
 mod slowdown;
+mod topology;
 
-pub use consumer::{declare_topology, projection_queue, projections_exchange, ConsumerSettings, Consuming, QueueType};
 pub use partitions::{heartbeat, run, Replica};
 pub use projections::Projection;
+pub use settings::{projection_queue, ConsumerSettings, Consuming, QueueType};
+pub use topology::{declare_topology, keep as keep_topology};
 
 /// Every projection, the order views first.
 pub static ALL: [&dyn Projection; 3] =
@@ -68,5 +72,7 @@ mod tests {
         assert!(ALL[0].announces_views() && ALL.iter().skip(1).all(|p| !p.announces_views()), "the views first, alone");
         assert_eq!(named("customer-summary").map(|p| p.name()), Some("customer-summary"));
         assert!(named("order_views").is_none(), "by name, not by collection");
+        let names: Vec<&str> = ALL.iter().map(|projection| projection.name()).collect();
+        assert_eq!(names, shared_events::READ_MODELS, "the relay delivers to every read model, and to no other");
     }
 }

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::consumer::{self, ConsumerSettings};
+use super::consumer;
+use super::settings::ConsumerSettings;
 use crate::read::notices::{self, Notice, Projectors};
 use crate::read::VersionWaiters;
 use crate::store::Views;

@@ -12,7 +12,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::ConnectionProperties;
 use shared_events::Partition;
 
-use super::consumer::{declare_topology, ConsumerSettings};
+use super::settings::ConsumerSettings;
+use super::topology::declare_topology;
 
 /// The header that counts how often a message was redriven.
 pub const REDRIVE_COUNT: &str = "x-redrive-count";

@@ -29,8 +29,9 @@ async fn publish(app: &TestApp, bodies: &[Vec<u8>]) {
     publish_as(app, None, bodies).await;
 }
 
-/// Publishes with an AMQP `type` property, as the relay does for checkpoints: `mandatory`, and again while the broker
-/// returns it because the query side's topology is not bound to the events yet (as the relay keeps such an event).
+/// Publishes to every read model's exchange with an AMQP `type` property, as the relay does for checkpoints:
+/// `mandatory`, and again while the broker returns it because the query side's topology is not declared yet (as the
+/// relay keeps such an event).
 async fn publish_as(app: &TestApp, kind: Option<&str>, bodies: &[Vec<u8>]) {
     let properties =
         kind.map_or_else(BasicProperties::default, |kind| BasicProperties::default().with_type(kind.into()));
@@ -39,24 +40,20 @@ async fn publish_as(app: &TestApp, kind: Option<&str>, bodies: &[Vec<u8>]) {
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
     let mandatory = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
     for body in bodies {
-        eventually(Duration::from_secs(20), || async {
-            let confirm = channel
-                .basic_publish(
-                    app.names.exchange.as_str().into(),
-                    "OrderPlaced".into(),
-                    mandatory,
-                    body,
-                    properties.clone(),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-            assert!(confirm.is_ack());
-            // Returned: routed to no queue.
-            confirm.take_message().is_none().then_some(())
-        })
-        .await;
+        for exchange in app.names.read_model_exchanges() {
+            eventually(Duration::from_secs(20), || async {
+                let confirm = channel
+                    .basic_publish(exchange.as_str().into(), "OrderPlaced".into(), mandatory, body, properties.clone())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirm");
+                assert!(confirm.is_ack());
+                // Returned: routed to no queue.
+                confirm.take_message().is_none().then_some(())
+            })
+            .await;
+        }
     }
     let _ = connection.close(200, "done".into()).await;
 }

@@ -372,7 +372,8 @@ pub async fn terminate(child: &mut ChildProcess) {
     }
 }
 
-/// A queue bound to every routing key of a test's exchange: it sees every event published, duplicates included.
+/// A queue bound to every routing key of the order views' exchange: it sees every event published, duplicates
+/// included.
 pub struct Tap {
     connection: lapin::Connection,
     channel: lapin::Channel,
@@ -390,7 +391,7 @@ impl Tap {
         channel
             .queue_bind(
                 queue.as_str().into(),
-                names.exchange.as_str().into(),
+                names.order_views_exchange().as_str().into(),
                 "#".into(),
                 QueueBindOptions::default(),
                 Default::default(),

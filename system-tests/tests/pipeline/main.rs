@@ -21,6 +21,7 @@ mod read_your_writes;
 mod rebuild;
 mod replicas;
 mod round_trips;
+mod routing;
 mod streams;
 mod verify;
 mod view_writes;

@@ -394,7 +394,7 @@ impl<'a> Stream<'a> {
                 break;
             };
             metrics.unroutable.inc_by(outcome.unroutable.len() as u64);
-            unroutable(self.settings, &format!("event {first}"));
+            unroutable(self.settings, &format!("event {first}"), &outcome.missing);
             waiting.retain(|row| outcome.unroutable.contains(&row.sequence));
             // The slot stays before these events until a queue takes them.
             heartbeat(lock).await?;
@@ -427,13 +427,14 @@ impl<'a> Stream<'a> {
         if through <= self.checkpoint || self.checkpoint_retry.is_some_and(|at| at > tokio::time::Instant::now()) {
             return Ok(());
         }
-        if publisher.publish_checkpoint(through).await? {
+        let missing = publisher.publish_checkpoint(through).await?;
+        if missing.is_empty() {
             self.settings.metrics.checkpoints.inc();
             self.checkpoint = through;
             self.checkpoint_retry = None;
             tracing::debug!(closed_through = through, "published a checkpoint");
         } else {
-            unroutable(self.settings, &format!("the checkpoint through {through}"));
+            unroutable(self.settings, &format!("the checkpoint through {through}"), &missing);
             self.checkpoint_retry = Some(tokio::time::Instant::now() + UNROUTABLE_RETRY);
         }
         Ok(())

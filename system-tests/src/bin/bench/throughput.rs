@@ -52,12 +52,10 @@ pub(crate) async fn remove_topology(channel: &Channel, exchange: &str, stem: &st
             let _ = channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await;
         }
     }
-    let exchanges = [
-        exchange.to_owned(),
-        format!("{exchange}.view-changed"),
-        query_service::projection::projections_exchange(exchange),
-    ];
-    for name in exchanges {
+    let read_models =
+        shared_events::READ_MODELS.iter().map(|name| shared_events::read_model::exchange_of(exchange, name));
+    let exchanges = [exchange.to_owned(), format!("{exchange}.view-changed")];
+    for name in exchanges.into_iter().chain(read_models) {
         let _ = channel.exchange_delete(name.as_str().into(), Default::default()).await;
     }
 }

@@ -218,16 +218,30 @@ pub async fn channel_with_confirms() -> anyhow::Result<(Connection, lapin::Chann
     Ok((connection, channel))
 }
 
-pub async fn publish(channel: &lapin::Channel, exchange: &str, kind: &str, body: &[u8]) -> anyhow::Result<()> {
+/// Publishes `body` as an event of type `kind` to every read model's exchange, as the relay does.
+pub async fn publish(
+    channel: &lapin::Channel,
+    names: &system_tests::Names,
+    kind: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
     let properties = BasicProperties::default()
         .with_type(kind.into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
-    let confirm = channel
-        .basic_publish(exchange.into(), kind.into(), BasicPublishOptions::default(), body, properties)
-        .await?
-        .await?;
-    ensure!(confirm.is_ack(), "the broker refused a message");
+    for exchange in names.read_model_exchanges() {
+        let confirm = channel
+            .basic_publish(
+                exchange.as_str().into(),
+                kind.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties.clone(),
+            )
+            .await?
+            .await?;
+        ensure!(confirm.is_ack(), "the broker refused a message");
+    }
     Ok(())
 }
 
@@ -238,7 +252,7 @@ pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
     let (connection, channel) = channel_with_confirms().await?;
     for envelope in events.iter().rev().take(100).chain(events.iter().rev().take(100)) {
         let kind = envelope["eventType"].as_str().unwrap_or("OrderPlaced");
-        publish(&channel, &suite.names.exchange, kind, &serde_json::to_vec(envelope)?).await?;
+        publish(&channel, &suite.names, kind, &serde_json::to_vec(envelope)?).await?;
     }
     let _ = connection.close(200, "duplicates sent".into()).await;
     Ok(())
@@ -248,11 +262,11 @@ pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
 pub async fn publish_poison(suite: &Suite) -> anyhow::Result<()> {
     let (connection, channel) = channel_with_confirms().await?;
     for body in POISON {
-        publish(&channel, &suite.names.exchange, "OrderPlaced", body).await?;
+        publish(&channel, &suite.names, "OrderPlaced", body).await?;
     }
     let mut future = system_tests::sample_envelope(Uuid::new_v4(), 1, 1);
     future["schemaVersion"] = json!(99);
-    publish(&channel, &suite.names.exchange, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
+    publish(&channel, &suite.names, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
     let _ = connection.close(200, "poison sent".into()).await;
     Ok(())
 }

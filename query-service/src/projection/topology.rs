@@ -1,0 +1,126 @@
+//! The broker topology of the projections: every read model's exchange, queues (one per partition) and dead-letter
+//! queue, declared by every projecting replica when a consumer connects and again every [`TOPOLOGY_EVERY`] while it
+//! runs ([`keep`]), so that a binding lost with an exchange deleted and declared again by hand comes back within
+//! seconds instead of at the next restart (decision 0018).
+
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ConnectionProperties, ExchangeKind};
+use service_runtime::{retry_until_shutdown, Backoff};
+use shared_events::{Partition, CHECKPOINT_TYPE};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::settings::ConsumerSettings;
+
+/// Declares the topology of every projection (not only this consumer's): for each, its exchange
+/// (`<exchange>.<projection>`, topic: the relay publishes a copy of every event there), its durable queue of every
+/// partition (all of them: an event is never routed to a partition that has no queue yet) and its dead-letter queue,
+/// all of [`ConsumerSettings::queue_type`], each queue bound to its projection's exchange (an unsplit queue to every
+/// message; a partition's queue to its events and to the checkpoint markers). A read model whose queue is missing
+/// returns its copy to the relay, which keeps the event until the queue is back (decision 0018); every replica
+/// declares every projection's topology, whatever `PROJECTIONS` it runs, so that a projection run nowhere yet keeps
+/// its events in its queue rather than in the outbox. Idempotent: the projector runs it again every
+/// [`TOPOLOGY_EVERY`] while it consumes, so that a binding lost with an exchange deleted by hand comes back.
+pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let mut typed = FieldTable::default();
+    typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
+    // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
+    // handled only after every event published before it.
+    let mut single_active = typed.clone();
+    single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    for projection in super::ALL {
+        let of = settings.for_projection(projection);
+        let exchange = of.exchange();
+        service_runtime::amqp::declare_exchange(channel, &exchange, ExchangeKind::Topic).await?;
+        channel.queue_declare(of.dead_letter_queue().as_str().into(), durable, typed.clone()).await?;
+        for partition in Partition::all(settings.partition.count) {
+            let queue = of.queue_of(partition);
+            channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
+            let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
+            for key in std::iter::once(partition.binding()).chain(checkpoints) {
+                let bind = QueueBindOptions::default();
+                channel
+                    .queue_bind(
+                        queue.as_str().into(),
+                        exchange.as_str().into(),
+                        key.into(),
+                        bind,
+                        FieldTable::default(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How often a consuming projector declares the topology again.
+pub const TOPOLOGY_EVERY: Duration = Duration::from_secs(2);
+
+/// Declares the topology of every projection again every [`TOPOLOGY_EVERY`] until `shutdown`, on a connection of
+/// its own (reconnecting with backoff). A queue found declared with other arguments is logged once; the consumer of
+/// that queue reports it (it does not consume).
+pub async fn keep(settings: ConsumerSettings, shutdown: CancellationToken) {
+    let backoff = Backoff::default();
+    retry_until_shutdown("projector topology", &backoff, &shutdown, || async {
+        let connection = service_runtime::amqp::connect(
+            &settings.amqp_url,
+            ConnectionProperties::default().with_connection_name("projector-topology".into()),
+        )
+        .await?;
+        let result = redeclare(&connection, &settings, &shutdown, &backoff).await;
+        let _ = connection.close(200, "projector stopping".into()).await;
+        result
+    })
+    .await;
+}
+
+async fn redeclare(
+    connection: &lapin::Connection,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+    backoff: &Backoff,
+) -> lapin::Result<()> {
+    let mut channel = connection.create_channel().await?;
+    let mut refused: Option<String> = None;
+    loop {
+        if !channel.status().connected() {
+            channel = connection.create_channel().await?;
+        }
+        match declare_topology(&channel, settings).await {
+            Ok(()) => {
+                refused = None;
+                backoff.reset();
+            }
+            Err(err) => match declared_otherwise(&err) {
+                Some(refusal) => {
+                    if refused.as_ref() != Some(&refusal) {
+                        tracing::error!(%refusal, "a projection's queue exists with other arguments; see README, \
+                            \"Queue types\"");
+                    }
+                    refused = Some(refusal);
+                }
+                None => return Err(err),
+            },
+        }
+        if service_runtime::sleep_or_shutdown(TOPOLOGY_EVERY, shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// The broker's refusal to declare a queue that exists with other arguments (`PRECONDITION_FAILED`), if that is
+/// what `err` is.
+pub(super) fn declared_otherwise(err: &lapin::Error) -> Option<String> {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match err.kind() {
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)) =>
+        {
+            Some(amqp.get_message().to_string())
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,67 @@
+//! Every read model gets every event, whatever happens to the broker's topology: a projection's queue deleted while
+//! the query side is down or while orders flow, an exchange deleted and declared again. An event that does not reach
+//! every read model's queue waits in the outbox, and no position passes it.
+
+use std::time::Duration;
+
+use lapin::ConnectionProperties;
+use serde_json::Value;
+
+use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, query_config, CommandFirst, Names};
+
+/// Declares the whole query-side topology of `names`, as a query-service that ran before left it.
+async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Channel) {
+    let config = query_config(names, &amqp_url(), &mongodb_uri());
+    let projection = query_service::projection::ALL[0];
+    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
+    let settings = query_service::run::consumer_settings(
+        &config,
+        projection,
+        metrics.projector(projection.name()),
+        Default::default(),
+        Default::default(),
+    );
+    query_service::projection::declare_topology(channel, &settings).await.expect("topology declared");
+}
+
+#[tokio::test]
+async fn orders_placed_while_the_order_views_queue_is_gone_wait_in_the_outbox_and_reach_the_views() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let http = command.http();
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    declare_topology_as_a_query_side_did(&names, &channel).await;
+    // The query side is down, and an operator deletes the order views' queue: the other read models' queues stay.
+    channel.queue_delete(names.queue.as_str().into(), Default::default()).await.expect("queue deleted");
+
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        placed.push(place_order_at(&http, &command.command_url("/commands/orders"), "gone-queue").await);
+    }
+    // Not every read model took them: they wait, and readiness names the read model that misses them.
+    let ready: Value = eventually(Duration::from_secs(20), || async {
+        let body: Value = http.get(command.command_url("/health/ready")).send().await.ok()?.json().await.ok()?;
+        (body["checks"]["routing"] == "down").then_some(body)
+    })
+    .await;
+    let reason = ready["reasons"]["routing"].as_str().unwrap_or_default();
+    assert!(reason.contains("orders"), "the reason names the read model without a queue: {ready}");
+    let _ = connection.close(200, "done".into()).await;
+
+    let app = command.then_query(&mongodb_uri(), |_, _| {}).await;
+    let last = placed.last().and_then(|answer| answer["position"].as_i64()).expect("position");
+    let url = app.query_url(&format!("/queries/orders?customerId=gone-queue&minPosition={last}&waitMs=20000"));
+    let list = app.http.get(url).send().await.expect("GET answers");
+    assert_eq!(list.status(), 200, "the read model reaches the position once its queue is back");
+    let list: Value = list.json().await.expect("json");
+    assert_eq!(list["metadata"]["missingPositions"], serde_json::json!([]), "{list}");
+    let listed: Vec<&str> =
+        list["data"].as_array().expect("data").iter().filter_map(|v| v["orderId"].as_str()).collect();
+    for answer in &placed {
+        let id = answer["orderId"].as_str().expect("orderId");
+        assert!(listed.contains(&id), "order {id} is in the list at the position: {list}");
+    }
+    eventually(Duration::from_secs(20), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    app.stop().await;
+}
