@@ -7,7 +7,7 @@ use std::time::Duration;
 use lapin::ConnectionProperties;
 use serde_json::Value;
 
-use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, query_config, CommandFirst, Names};
+use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, query_config, CommandFirst, Names, TestApp};
 
 /// Declares the whole query-side topology of `names`, as a query-service that ran before left it.
 async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Channel) {
@@ -63,5 +63,59 @@ async fn orders_placed_while_the_order_views_queue_is_gone_wait_in_the_outbox_an
         assert!(listed.contains(&id), "order {id} is in the list at the position: {list}");
     }
     eventually(Duration::from_secs(20), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_models_exchange_deleted_and_declared_again_is_joined_again_while_the_query_side_runs() {
+    let app = TestApp::spawn().await;
+    let (first, _) = app.place_order("exchange-gone").await;
+    let read = app.get_json(app.query_url(&format!("/queries/orders/{first}?minVersion=1&waitMs=20000"))).await;
+    assert_eq!(read["metadata"]["version"], 1, "{read}");
+
+    // An operator deletes the order views' exchange (its bindings go with it), and it is declared again empty, as
+    // the relay declares it when it reconnects.
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let exchange = app.names.order_views_exchange();
+    channel.exchange_delete(exchange.as_str().into(), Default::default()).await.expect("exchange deleted");
+    service_runtime::amqp::declare_exchange(&channel, &exchange, lapin::ExchangeKind::Topic).await.expect("declared");
+    let _ = connection.close(200, "done".into()).await;
+
+    // The query side binds its queue again while it runs: the next order reaches its view without a restart.
+    let (second, _) = app.place_order("exchange-gone").await;
+    let read = app.get_json(app.query_url(&format!("/queries/orders/{second}?minVersion=1&waitMs=20000"))).await;
+    assert_eq!(read["metadata"]["version"], 1, "the order reaches its view: {read}");
+    eventually(Duration::from_secs(20), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_read_model() {
+    let app = TestApp::spawn().await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let (from, to) = (today.previous_day().expect("a day"), today.next_day().expect("a day"));
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let daily = format!("{}.daily-sales", app.names.queue);
+    let mut last = 0;
+    for n in 0..30 {
+        if n == 10 {
+            // While orders flow, an operator deletes the dashboard's queue (its consumer is cancelled).
+            channel.queue_delete(daily.as_str().into(), Default::default()).await.expect("queue deleted");
+        }
+        last = app.place_order_answer(&format!("flow-{n}")).await["position"].as_i64().expect("position");
+    }
+    let _ = connection.close(200, "done".into()).await;
+    let url = app.query_url(&format!("/queries/dashboard/daily?from={from}&to={to}&minPosition={last}&waitMs=20000"));
+    let dashboard: Value = eventually(Duration::from_secs(60), || async {
+        let response = app.http.get(&url).send().await.ok()?;
+        (response.status() == 200).then_some(response)?.json().await.ok()
+    })
+    .await;
+    let placed: i64 =
+        dashboard["data"]["totals"].as_array().expect("totals").iter().filter_map(|t| t["placed"].as_i64()).sum();
+    assert_eq!(placed, 30, "every order placed is counted at the last order's position: {dashboard}");
+    assert_eq!(dashboard["metadata"]["missingPositions"], serde_json::json!([]), "{dashboard}");
     app.stop().await;
 }
