@@ -84,23 +84,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let consuming: Vec<(&'static str, projection::Consuming)> =
         projected.iter().map(|(p, _)| (p.name(), projection::Consuming::default())).collect();
     let slowdown = config.projector_enabled.then(Slowdown::default);
-    let projectors = read::notices::Projectors::default();
+    let projectors = read::projectors::Projectors::default();
     let replica = projection::Replica::default();
     let mut projector_tasks = Vec::new();
     if let Some(slowdown) = &slowdown {
-        for ((projection, views), (_, consuming)) in projected.iter().copied().zip(&consuming) {
+        for ((projection, views), (_, consumer)) in projected.iter().copied().zip(&consuming) {
             let projection = *projection;
             let settings = consumer_settings(
                 &config,
                 projection,
                 metrics.projector(projection.name()),
-                consuming.clone(),
+                consumer.clone(),
                 slowdown.clone(),
             );
             if projector_tasks.is_empty() {
                 projector_tasks.push(tokio::spawn(projection::heartbeat(
                     settings.clone(),
                     replica.clone(),
+                    consuming.clone(),
                     shutdown.clone(),
                 )));
                 projector_tasks.push(tokio::spawn(projection::keep_topology(settings.clone(), shutdown.clone())));

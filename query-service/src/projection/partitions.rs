@@ -3,17 +3,18 @@
 //! Which replica consumes a partition is the broker's to enforce: each consumes with an *exclusive* consumer, which
 //! RabbitMQ grants to one connection at a time, so two replicas never project one partition, whatever either of them
 //! believes. Who *should* consume it is this module's, so that N partitions over M replicas are projected in
-//! parallel: every projecting replica says it is alive on the notice exchange every second
-//! ([`Notice::Projector`]); the replicas heard from within [`notices::GONE_AFTER`], sorted by id, take the
-//! partitions in turn ([`owned`]). A replica that joins or leaves changes every replica's share alike: the one
+//! parallel: every projecting replica says it is alive on the notice exchange every second, with the projections it
+//! runs and the partitions it consumes ([`Notice::Projector`]); of each projection, the replicas that run it heard
+//! from within [`GONE_AFTER`](crate::read::projectors::GONE_AFTER), sorted by id, take the partitions in turn ([`owned`]). A replica that joins or leaves changes every replica's share alike: the one
 //! that no longer owns a partition settles what it wrote and lets it go (its unacked deliveries return to the queue,
 //! in order), and the new owner, refused until then, takes it within a second. A replica killed outright loses its
-//! connection and with it its consumers; the others stop counting it after [`notices::GONE_AFTER`] and share its
+//! connection and with it its consumers; the others stop counting it after [`GONE_AFTER`](crate::read::projectors::GONE_AFTER) and share its
 //! partitions. A replica that hears nobody (its notice listener down) takes itself for alone and tries every
 //! partition; the broker refuses it the ones held.
 //!
-//! Every projection's queue is split alike, and a replica's projections share its one heartbeat ([`Replica`]), so
-//! a replica owns the same partitions of every projection.
+//! Every projection's queue is split alike; a replica's projections share its one heartbeat ([`Replica`]). Replicas
+//! may run different projections (`PROJECTIONS`): the partitions of each projection are shared among the replicas
+//! that run it, so none is left to a replica that does not consume it.
 
 use lapin::ConnectionProperties;
 use service_runtime::{retry_until_shutdown, Backoff};
@@ -28,7 +29,9 @@ use uuid::Uuid;
 
 use super::consumer;
 use super::settings::ConsumerSettings;
-use crate::read::notices::{self, Notice, Projectors};
+use super::settings::Consuming;
+use crate::read::notices::{self, Notice};
+use crate::read::projectors::{Heartbeat, Projectors, HEARTBEAT_EVERY};
 use crate::read::VersionWaiters;
 use crate::store::Views;
 
@@ -87,7 +90,8 @@ pub async fn run(
     }
     let mut changes = projectors.changes();
     loop {
-        let mine = owned(&projectors.alive(me, count, Instant::now()), me, count);
+        let sharing = projectors.alive(me, settings.projection.name(), count, Instant::now());
+        let mine = owned(&sharing, me, count);
         let mut ready = alive.load(Ordering::Relaxed);
         for (index, (share, consuming)) in shares.iter().enumerate() {
             let owns = mine.iter().any(|owned| usize::from(*owned) == index);
@@ -159,15 +163,23 @@ async fn consume_while_owned(
     }
 }
 
-/// Says on the notice exchange, every [`notices::HEARTBEAT_EVERY`], that `replica` projects a split queue (of
-/// `settings.partition.count`); it counts as alive while it can. Nothing to say for an unsplit queue.
-pub async fn heartbeat(settings: ConsumerSettings, replica: Replica, shutdown: CancellationToken) {
-    if !settings.partition.is_split() {
-        return;
-    }
+/// Says on the notice exchange, every [`HEARTBEAT_EVERY`], that `replica` is alive, which projections it runs
+/// (`consuming`, by name) and which of their partitions it consumes now; it counts as alive while it can.
+pub async fn heartbeat(
+    settings: ConsumerSettings,
+    replica: Replica,
+    consuming: Vec<(&'static str, Consuming)>,
+    shutdown: CancellationToken,
+) {
     let (me, alive) = (replica.id, replica.alive);
     let backoff = Backoff::default();
     let exchange = notices::notice_exchange(&settings.exchange);
+    let count = settings.partition.count;
+    let said = || Heartbeat {
+        partitions: count,
+        projections: Some(consuming.iter().map(|(name, _)| (*name).to_owned()).collect()),
+        consuming: Some(consuming.iter().map(|(name, of)| ((*name).to_owned(), consumed(of, count))).collect()),
+    };
     retry_until_shutdown("projector heartbeat", &backoff, &shutdown, || async {
         let result = async {
             let connection = service_runtime::amqp::connect(
@@ -178,14 +190,13 @@ pub async fn heartbeat(settings: ConsumerSettings, replica: Replica, shutdown: C
             let channel = connection.create_channel().await?;
             notices::declare(&channel, &exchange).await?;
             backoff.reset();
-            let mut every = tokio::time::interval(notices::HEARTBEAT_EVERY);
+            let mut every = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = every.tick() => {}
                 }
-                let notice = Notice::Projector { replica: me, partitions: settings.partition.count };
-                notices::publish(&channel, &exchange, notice).await?;
+                notices::publish(&channel, &exchange, Notice::Projector { replica: me, heartbeat: said() }).await?;
                 alive.store(true, Ordering::Relaxed);
             }
             let _ = connection.close(200, "projector stopping".into()).await;
@@ -196,6 +207,18 @@ pub async fn heartbeat(settings: ConsumerSettings, replica: Replica, shutdown: C
         result
     })
     .await;
+}
+
+/// The partitions a projection's consumer consumes now: of a split queue, those it holds; of an unsplit one, the
+/// only one while its consumer runs.
+fn consumed(consuming: &Consuming, count: u16) -> Vec<u16> {
+    if count > 1 {
+        consuming.partitions()
+    } else if consuming.is_ready() {
+        vec![0]
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

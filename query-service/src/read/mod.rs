@@ -1,6 +1,7 @@
 //! Waiting reads: read-your-writes on an eventually consistent store, without polling, on every replica.
 
 pub mod notices;
+pub mod projectors;
 mod shared;
 mod wait;
 mod waiters;

@@ -3,8 +3,9 @@
 //! Only one replica projects a given event, but a waiting read may sit on any replica. After each view write the
 //! projector publishes `{"kind": "viewChanged", orderId, version, view}`, and after each checkpoint
 //! `{"kind": "position", position}` (with `partition` and `partitions` when the queue is split), to a fanout exchange
-//! (`<AMQP_EXCHANGE>.view-changed`); a projecting replica of a split queue also says it is alive there every second
-//! (`{"kind": "projector", replica, partitions}`, recorded in [`Projectors`]). Every replica binds an
+//! (`<AMQP_EXCHANGE>.view-changed`); a projecting replica also says it is alive there every second
+//! (`{"kind": "projector", replica, partitions, projections, consuming}`, recorded in [`Projectors`]). Every replica
+//! binds an
 //! exclusive, auto-deleted queue of its own to it and announces each notice on its local [`VersionWaiters`] board.
 //! The notice carries the view it announces (up to [`MAX_CARRIED_VIEW`] bytes of it), so that a read woken on any
 //! replica answers with it instead of asking MongoDB again. Notices are a wake-up, not the truth: one that is lost
@@ -23,12 +24,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::projectors::{Heartbeat, Projectors};
 use super::Boards;
 use crate::store::models::ORDER_VIEWS;
 use crate::store::StoredView;
 use shared_events::Partition;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Largest view a notice carries, as JSON; a larger one is announced by its version alone (and read where needed).
@@ -56,9 +57,14 @@ pub enum Notice {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         partitions: Option<u16>,
     },
-    /// A replica projecting a queue split into `partitions` is alive (sent every [`HEARTBEAT_EVERY`]); the
-    /// projecting replicas share the partitions among the ones heard from (see `projection::partitions`).
-    Projector { replica: Uuid, partitions: u16 },
+    /// A projecting replica is alive (sent every [`HEARTBEAT_EVERY`]), with the split of its queues, the projections
+    /// it runs and the partitions it consumes now: the replicas that run a projection share its partitions among
+    /// the ones heard from (see `projection::partitions`), and any replica can tell a partition nobody consumes.
+    Projector {
+        replica: Uuid,
+        #[serde(flatten)]
+        heartbeat: Heartbeat,
+    },
 }
 
 impl Notice {
@@ -95,7 +101,7 @@ impl Notice {
             }
             Self::Position { position, partition: None, .. } => waiters.announce_position(position),
             Self::Position { .. } => tracing::debug!("ignoring a position notice of no partition"),
-            Self::Projector { replica, partitions } => projectors.heard(replica, partitions, Instant::now()),
+            Self::Projector { replica, heartbeat } => projectors.heard(replica, heartbeat, Instant::now()),
         }
     }
 
@@ -116,62 +122,6 @@ impl Notice {
             }
             _ => Ok(body),
         }
-    }
-}
-
-/// How often a projecting replica of a split queue says it is alive.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// A projecting replica not heard from for this long is taken for gone, and its partitions for free.
-pub const GONE_AFTER: Duration = Duration::from_secs(3);
-
-/// The projecting replicas this replica has heard from lately, by the split they project: who shares the
-/// partitions. Fed by the notice listener; read by `projection::partitions`.
-#[derive(Debug, Clone)]
-pub struct Projectors {
-    heard: Arc<Mutex<HashMap<Uuid, (u16, Instant)>>>,
-    changed: watch::Sender<()>,
-}
-
-impl Default for Projectors {
-    fn default() -> Self {
-        Self { heard: Arc::default(), changed: watch::channel(()).0 }
-    }
-}
-
-impl Projectors {
-    /// Records a heartbeat of `replica`, projecting a queue split into `partitions`.
-    pub fn heard(&self, replica: Uuid, partitions: u16, now: Instant) {
-        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-        // Replicas gone long ago are forgotten here too: a replica that does not project never asks who is alive.
-        heard.retain(|_, (_, at)| now.saturating_duration_since(*at) < GONE_AFTER * 10);
-        let new = heard.insert(replica, (partitions, now));
-        drop(heard);
-        if new.is_none_or(|(count, _)| count != partitions) {
-            self.changed.send_replace(());
-        }
-    }
-
-    /// The replicas projecting a split into `partitions` heard from within [`GONE_AFTER`] of `now`, and `me`.
-    pub fn alive(&self, me: Uuid, partitions: u16, now: Instant) -> Vec<Uuid> {
-        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = heard.len();
-        heard.retain(|_, (_, at)| now.saturating_duration_since(*at) < GONE_AFTER);
-        if heard.len() != before {
-            self.changed.send_replace(());
-        }
-        let mut alive: Vec<Uuid> =
-            heard.iter().filter(|(_, (count, _))| *count == partitions).map(|(replica, _)| *replica).collect();
-        if !alive.contains(&me) {
-            alive.push(me);
-        }
-        alive.sort_unstable();
-        alive
-    }
-
-    /// Resolves when a replica was first heard from, or found gone, after this call (or at once, if since the
-    /// last call on this receiver).
-    pub fn changes(&self) -> watch::Receiver<()> {
-        self.changed.subscribe()
     }
 }
 
@@ -335,9 +285,23 @@ mod tests {
         let json = serde_json::to_string(&position).expect("serialises");
         assert_eq!(json, r#"{"kind":"position","projection":"daily-sales","position":9}"#);
         assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), position);
-        let alive = Notice::Projector { replica: Uuid::nil(), partitions: 6 };
+        let earlier = r#"{"kind":"projector","replica":"00000000-0000-0000-0000-000000000000","partitions":6}"#;
+        let alive =
+            Notice::Projector { replica: Uuid::nil(), heartbeat: Heartbeat { partitions: 6, ..Heartbeat::default() } };
+        assert_eq!(serde_json::to_string(&alive).expect("serialises"), earlier, "a replica of an earlier release's");
+        assert_eq!(serde_json::from_str::<Notice>(earlier).expect("parses"), alive);
+        let heartbeat = Heartbeat {
+            partitions: 2,
+            projections: Some(vec!["orders".to_owned()]),
+            consuming: Some(std::collections::BTreeMap::from([("orders".to_owned(), vec![1])])),
+        };
+        let alive = Notice::Projector { replica: Uuid::nil(), heartbeat };
         let json = serde_json::to_string(&alive).expect("serialises");
-        assert_eq!(json, r#"{"kind":"projector","replica":"00000000-0000-0000-0000-000000000000","partitions":6}"#);
+        assert_eq!(
+            json,
+            r#"{"kind":"projector","replica":"00000000-0000-0000-0000-000000000000","partitions":2,"projections":["orders"],"consuming":{"orders":[1]}}"#
+        );
+        assert_eq!(serde_json::from_str::<Notice>(&json).expect("parses"), alive);
         assert_eq!(notice_exchange("orders.events"), "orders.events.view-changed");
     }
 
@@ -353,22 +317,5 @@ mod tests {
         );
         Notice::position("unknown", Partition::WHOLE, 99).announce(&boards, &projectors);
         assert_eq!(position("orders"), Some(3), "a read model this replica does not keep raises nothing");
-    }
-
-    #[test]
-    fn projectors_not_heard_from_lately_or_of_another_split_are_not_counted() {
-        let projectors = Projectors::default();
-        let (me, other, gone, elsewhere) =
-            (Uuid::from_u128(2), Uuid::from_u128(1), Uuid::from_u128(3), Uuid::from_u128(4));
-        let start = Instant::now();
-        projectors.heard(gone, 6, start);
-        projectors.heard(other, 6, start + GONE_AFTER);
-        projectors.heard(elsewhere, 4, start + GONE_AFTER);
-        let mut changes = projectors.changes();
-        assert_eq!(projectors.alive(me, 6, start + GONE_AFTER), [other, me], "sorted, the silent one gone, me in");
-        assert!(changes.has_changed().expect("open"), "losing one is a change");
-        changes.mark_unchanged();
-        projectors.heard(other, 6, start + GONE_AFTER * 2);
-        assert!(!changes.has_changed().expect("open"), "a heartbeat of a known replica is none");
     }
 }

@@ -22,7 +22,13 @@ const PARTITIONS: u16 = 6;
 
 /// A projecting query-service process on `port`, the queue split into `partitions`.
 fn projector(names: &Names, port: u16, partitions: u16) -> ChildProcess {
+    projector_of(names, port, partitions, "orders,customer-summary,daily-sales")
+}
+
+/// A query-service process on `port` running the `projections` named, the queues split into `partitions`.
+fn projector_of(names: &Names, port: u16, partitions: u16, projections: &str) -> ChildProcess {
     Command::new(service_binary("query-service"))
+        .env("PROJECTIONS", projections)
         .env("AMQP_URL", amqp_url())
         .env("AMQP_EXCHANGE", &names.exchange)
         .env("AMQP_QUEUE", &names.queue)
@@ -325,4 +331,52 @@ async fn a_replica_that_owns_only_some_partitions_stops_promptly_when_told_to() 
         let stopped = tokio::time::timeout(Duration::from_secs(15), running.task).await;
         assert!(stopped.is_ok(), "a replica owning one of two partitions did not stop within 15 s");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_running_different_projections_each_consume_every_partition_of_theirs() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    // The projections split across two replicas, as the README suggests for load: each must take both partitions of
+    // its own projections, whatever the other replica runs.
+    let _views = projector_of(&names, free_port(), 2, "orders");
+    let _aggregates = projector_of(&names, free_port(), 2, "customer-summary,daily-sales");
+    let app = command
+        .then_query(&mongodb_uri(), |query, _| {
+            query.projector_partitions = 2;
+            query.projector_enabled = false;
+        })
+        .await;
+    let mut last = 0;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let answer = app.place_order_answer("split-projections").await;
+        ids.push(answer["orderId"].as_str().expect("orderId").to_owned());
+        last = answer["position"].as_i64().expect("position");
+    }
+    let list = app
+        .http
+        .get(app.query_url(&format!(
+            "/queries/orders?customerId=split-projections&minPosition={last}&waitMs=20000&limit=100"
+        )))
+        .send()
+        .await
+        .expect("GET answers");
+    assert_eq!(list.status(), 200, "the order views reach the position");
+    let list: Value = list.json().await.expect("json");
+    let listed: Vec<&str> =
+        list["data"].as_array().expect("data").iter().filter_map(|v| v["orderId"].as_str()).collect();
+    for id in &ids {
+        assert!(listed.contains(&id.as_str()), "{id} is listed: {list}");
+    }
+    let summary = app
+        .http
+        .get(app.query_url(&format!("/queries/customers/split-projections/summary?minPosition={last}&waitMs=20000")))
+        .send()
+        .await
+        .expect("GET answers");
+    assert_eq!(summary.status(), 200, "the customer summary reaches the position");
+    let summary: Value = summary.json().await.expect("json");
+    assert_eq!(summary["data"]["orders"], 20, "{summary}");
+    app.stop().await;
 }
