@@ -136,6 +136,11 @@ impl Config {
         }
     }
 
+    /// Whether this replica has a token for the event feed (without one it cannot rebuild a read model).
+    pub fn can_read_feed(&self) -> bool {
+        self.feed_token().is_some()
+    }
+
     /// The bearer token of the event feed: `EVENT_FEED_TOKEN`, else `ADMIN_TOKEN`.
     fn feed_token(&self) -> Option<String> {
         let set = |token: &Option<String>| token.clone().filter(|token| !token.is_empty());

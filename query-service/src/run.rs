@@ -45,6 +45,7 @@ pub fn consumer_settings(
         partition: shared_events::Partition { index: 0, count: config.projector_partitions },
         queue_type: config.amqp_queue_type,
         prefetch: config.amqp_prefetch,
+        feed: config.can_read_feed().then(|| config.feed().ok()).flatten(),
     }
 }
 
@@ -131,10 +132,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .iter()
         .map(|(projection, views)| config.rebuilder(*projection, views, shutdown.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let janitors: Vec<_> = read_models
-        .iter()
-        .map(|(_, views)| tokio::spawn(crate::rebuild::Rebuilder::clear_abandoned(views.clone(), shutdown.clone())))
-        .collect();
+    // Each read model is looked after on every replica; one that does not hold the log from its start builds itself
+    // where the event feed can be read (decision 0019).
+    if !config.can_read_feed() {
+        tracing::info!("no token for the event feed: a read model that must be built from the log cannot be");
+    }
+    let janitors: Vec<_> =
+        rebuilders.iter().map(|rebuilder| tokio::spawn(rebuilder.clone().tend(config.can_read_feed()))).collect();
     if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
         tracing::info!("no ADMIN_TOKEN: the read-model sampler is off (it reads the admin event feed)");
     }

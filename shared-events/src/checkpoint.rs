@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// AMQP `type` property (and routing key) of a checkpoint marker; event types never take this name.
 pub const CHECKPOINT_TYPE: &str = "Checkpoint";
 
+/// AMQP header (boolean, `true`) of the first checkpoint a read model is sent when its queue has been sent every
+/// event of the log: a store that handles it holds the log from its start. Absent everywhere else (decision 0019).
+pub const WHOLE_LOG_HEADER: &str = "whole-log";
+
 /// Body of a checkpoint marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -20,7 +20,7 @@ mod publisher;
 mod status;
 mod wal;
 
-pub use publisher::{declare_exchanges, Outcome as PublishOutcome, Publisher};
+pub use publisher::{declare_exchanges, CheckpointOutcome, Outcome as PublishOutcome, Publisher};
 pub use status::RelayStatus;
 pub use wal::{drop_slot, ReplicationTarget};
 
@@ -138,6 +138,12 @@ async fn lead(
     let publisher = Publisher::connect(&settings.amqp_url, &settings.exchange, settings.partitions)
         .await
         .context("connecting to RabbitMQ")?;
+    // A read model first known now is registered; the ones whose queue has had the whole log and has not been told
+    // so yet are told with the next checkpoint (decision 0019).
+    let whole_log = crate::store::read_models::register(pool, &shared_events::READ_MODELS)
+        .await
+        .context("registering the read models")?;
+    publisher.tell_whole_log(whole_log);
     tracing::info!(exchange = %settings.exchange, mode = ?settings.mode, "relay is the active publisher");
     settings.metrics.leader.set(1);
     let result = match settings.mode {
@@ -187,6 +193,29 @@ async fn end_a_silent_leader(lock: &mut PgConnection) -> anyhow::Result<()> {
         .await
         .context("ending a silent leader's connection")?;
     Ok(())
+}
+
+/// Publishes a checkpoint through `through` to every read model, and records which were told that their queue holds
+/// the whole log. `false` when a read model had no queue for it (recorded for readiness and the log): the next round
+/// publishes one again.
+async fn checkpoint(
+    pool: &PgPool,
+    publisher: &Publisher,
+    settings: &RelaySettings,
+    through: i64,
+) -> anyhow::Result<bool> {
+    let outcome = publisher.publish_checkpoint(through).await?;
+    for told in &outcome.told_whole_log {
+        crate::store::read_models::whole_log_told(pool, told).await?;
+        tracing::info!(read_model = %told, closed_through = through, "told a read model its queue holds the whole log");
+    }
+    if !outcome.missing.is_empty() {
+        unroutable(settings, &format!("the checkpoint through {through}"), &outcome.missing);
+        return Ok(false);
+    }
+    settings.metrics.checkpoints.inc();
+    tracing::debug!(closed_through = through, "published a checkpoint");
+    Ok(true)
 }
 
 /// Records that the broker routed `what` to no queue of the read models `missing`, for readiness and the log.

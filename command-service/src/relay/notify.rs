@@ -116,14 +116,10 @@ pub(super) async fn drain(
         let complete = (fetched as i64) < settings.batch_size;
         let through = watermark.as_ref().map(|w| w.through);
         if let Some(through) = checkpoint_due(through, settled, *checkpoint, complete, last) {
-            let missing = publisher.publish_checkpoint(through).await?;
-            if !missing.is_empty() {
-                unroutable(settings, &format!("the checkpoint through {through}"), &missing);
+            if !super::checkpoint(pool, publisher, settings, through).await? {
                 return Ok(Drained::Unroutable);
             }
-            settings.metrics.checkpoints.inc();
             *checkpoint = through;
-            tracing::debug!(closed_through = through, "published a checkpoint");
         }
         settings.status.set_unroutable(None);
         if complete {

@@ -10,10 +10,20 @@
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use shared_events::{read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS};
+use shared_events::{read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, WHOLE_LOG_HEADER};
 use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
 use crate::store::OutboxRow;
+
+/// What the broker did with a checkpoint.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CheckpointOutcome {
+    /// The read models no queue of which took it.
+    pub missing: BTreeSet<String>,
+    /// The read models it told, for the first time, that their queue holds the whole log.
+    pub told_whole_log: Vec<String>,
+}
 
 /// What the broker did with a batch.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,6 +63,8 @@ pub struct Publisher {
     /// Each read model's name and exchange.
     exchanges: Vec<(&'static str, ShortString)>,
     partitions: u16,
+    /// The read models still to be told, with a checkpoint, that their queue holds the whole log.
+    whole_log: Mutex<BTreeSet<String>>,
 }
 
 impl Publisher {
@@ -68,7 +80,12 @@ impl Publisher {
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare_exchanges(&channel, stem).await?;
         let exchanges = READ_MODELS.iter().map(|name| (*name, read_model::exchange_of(stem, name).into())).collect();
-        Ok(Self { connection, channel, exchanges, partitions })
+        Ok(Self { connection, channel, exchanges, partitions, whole_log: Mutex::default() })
+    }
+
+    /// The read models the next checkpoints tell that their queue holds the whole log, until one reaches them.
+    pub fn tell_whole_log(&self, read_models: BTreeSet<String>) {
+        *self.whole_log.lock().unwrap_or_else(PoisonError::into_inner) = read_models;
     }
 
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
@@ -124,30 +141,41 @@ impl Publisher {
 
     /// Publishes a checkpoint marker to every read model, after everything published so far on this channel, and
     /// waits for the confirms. Every partition's queue binds the marker's routing key, so one publish per read model
-    /// reaches them all. Returns the read models no queue of which took it (empty: every one has it; the next round
-    /// publishes one again otherwise).
-    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<BTreeSet<String>> {
+    /// reaches them all. A read model still to be told that its queue holds the whole log gets the marker with the
+    /// [`WHOLE_LOG_HEADER`] (decision 0019). Says which read models no queue of which took it (the next round
+    /// publishes one again) and which were told about the whole log.
+    pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<CheckpointOutcome> {
         let body = serde_json::to_vec(&Checkpoint { closed_through })
             .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
-        let properties = BasicProperties::default()
+        let plain = BasicProperties::default()
             .with_type(CHECKPOINT_TYPE.into())
             .with_content_type(CONTENT_TYPE.into())
             .with_delivery_mode(2);
+        let telling = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut pending = Vec::with_capacity(self.exchanges.len());
         for (name, exchange) in &self.exchanges {
+            let whole_log = telling.contains(*name);
+            let properties = if whole_log {
+                let mut headers = FieldTable::default();
+                headers.insert(WHOLE_LOG_HEADER.into(), AMQPValue::Boolean(true));
+                plain.clone().with_headers(headers)
+            } else {
+                plain.clone()
+            };
             let confirm = self
                 .channel
-                .basic_publish(exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties.clone())
+                .basic_publish(exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties)
                 .await?;
-            pending.push((*name, confirm));
+            pending.push((*name, whole_log, confirm));
         }
-        let mut missing = BTreeSet::new();
+        let mut outcome = CheckpointOutcome::default();
         let confirms = async {
-            for (name, confirm) in pending {
+            for (name, whole_log, confirm) in pending {
                 match confirm.await? {
+                    Confirmation::Ack(None) if whole_log => outcome.told_whole_log.push(name.to_owned()),
                     Confirmation::Ack(None) => {}
                     Confirmation::Ack(Some(_)) => {
-                        missing.insert((*name).to_owned());
+                        outcome.missing.insert(name.to_owned());
                     }
                     Confirmation::Nack(_) | Confirmation::NotRequested => {
                         return Err(service_runtime::amqp::refused("a checkpoint"))
@@ -157,7 +185,11 @@ impl Publisher {
             Ok(())
         };
         service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", confirms).await?;
-        Ok(missing)
+        let mut still = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner);
+        for told in &outcome.told_whole_log {
+            still.remove(told);
+        }
+        Ok(outcome)
     }
 
     /// Closes the connection; a broker that went away may never answer the close, so it is bounded too.

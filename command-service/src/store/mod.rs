@@ -4,6 +4,7 @@ pub mod idempotency;
 mod orders;
 mod outbox;
 pub mod progress;
+pub mod read_models;
 pub mod slots;
 
 pub use orders::{change, place, EarlierUse, KeyUse, LifecycleChange, Outcome, Recorded};

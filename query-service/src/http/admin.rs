@@ -99,6 +99,7 @@ pub(super) async fn status(
         }
     });
     Ok(Json(ReadModelStatus {
+        complete: views.generations().active_complete(&pointer),
         switched_at: pointer.switched_at.map(rfc3339),
         active: pointer.active,
         previous: pointer.previous,

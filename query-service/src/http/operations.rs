@@ -52,9 +52,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// wait on it); another projection that does not consume degrades it, naming the projection.
 fn probe(state: &AppState) -> Probe {
     let (views, readiness) = (state.views.clone(), state.readiness.clone());
+    let read_models: Vec<crate::store::Views> = state.rebuilders.iter().map(|r| r.views().clone()).collect();
     let amqp = Arc::new(AmqpCheck::new(&readiness.amqp_url));
     Arc::new(move || {
-        let (views, readiness, amqp) = (views.clone(), readiness.clone(), amqp.clone());
+        let (views, readiness, amqp, read_models) =
+            (views.clone(), readiness.clone(), amqp.clone(), read_models.clone());
         Box::pin(async move {
             let mongodb = async { tokio::time::timeout(CHECK_TIMEOUT, views.ping()).await.is_ok_and(|r| r.is_ok()) };
             let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
@@ -70,10 +72,35 @@ fn probe(state: &AppState) -> Probe {
                 .map(|(name, consuming)| {
                     (*name, (!consuming.is_ready()).then(|| format!("projection {name} not consuming")))
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            let mut degraded = degraded;
+            degraded.push(("building", building(&read_models).await));
             Checks { hard, degraded }
         })
     })
+}
+
+/// Why readiness is degraded while a read model does not hold the log from its start (it vouches for no position
+/// and is being built, or cannot be: decision 0019); `None` when every one does, or is not known not to yet.
+async fn building(read_models: &[crate::store::Views]) -> Option<String> {
+    let mut reasons = Vec::new();
+    for views in read_models {
+        let Ok(pointer) = views.generations().current().await else { continue };
+        if views.generations().active_complete(&pointer) || pointer.first_complete.is_none() {
+            continue;
+        }
+        let name = views.model().name;
+        reasons.push(match &pointer.building {
+            Some(build) => {
+                format!("{name} is being built from the event log ({} of {} events)", build.replayed, build.total)
+            }
+            None => format!(
+                "{name} does not hold the log from its start and no rebuild runs (it needs the event feed: \
+                 EVENT_FEED_URL with EVENT_FEED_TOKEN or ADMIN_TOKEN)"
+            ),
+        });
+    }
+    (!reasons.is_empty()).then(|| format!("{}; reads at a position answer 202 until then", reasons.join("; ")))
 }
 
 /// Prometheus metrics, text format.

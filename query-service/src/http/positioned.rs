@@ -1,11 +1,13 @@
 //! A read at a position: what `minPosition` (and `waitMs`) mean on every read of a whole read model (lists, the
 //! customer summary, the dashboard). The read first waits, server-side, until every event up to `minPosition` has
 //! been applied to that read model, or `waitMs` runs out (then it answers 202, `processing`); once reached, it names
-//! the events up to it that were dead-lettered (`missingPositions`) instead of claiming completeness silently.
+//! the events up to it that were dead-lettered (`missingPositions`) instead of claiming completeness silently. A read
+//! model that does not hold the log from its start vouches for no position: it answers 202 with what is being built
+//! (`building`) until a generation built from the log serves it (decision 0019).
 
 use service_runtime::auth::Caller;
 
-use super::responses::PositionMetadata;
+use super::responses::{Building, PositionMetadata};
 use super::{ApiError, AppState};
 use crate::store::gaps::MAX_LISTED;
 use crate::store::{ReadFrom, Views};
@@ -17,6 +19,8 @@ pub enum AtPosition {
     Unasked,
     /// The read model is behind `min_position` still, at `position`: answer 202.
     Behind { min_position: i64, position: i64 },
+    /// The read model does not hold the log from its start: it is being built, and answers 202 whatever its position.
+    Unvouched { min_position: i64, position: i64, building: Building },
     /// Every event up to the position asked was handled; `missing` were dead-lettered and reached no document.
     Reached { position: i64, missing: Vec<i64> },
 }
@@ -39,6 +43,15 @@ impl AtPosition {
         if let Some(waited) = waited {
             state.metrics.waited(waited.reached, waited.took);
         }
+        let pointer = views.generations().current().await.map_err(ApiError::Unavailable)?;
+        if !views.generations().active_complete(&pointer) {
+            let building = pointer.building.map_or_else(Building::default, |build| Building {
+                generation: Some(build.name),
+                replayed: build.replayed,
+                total: build.total,
+            });
+            return Ok(Self::Unvouched { min_position, position, building });
+        }
         if position < min_position {
             return Ok(Self::Behind { min_position, position });
         }
@@ -57,7 +70,7 @@ impl AtPosition {
 
     /// Whether the answer is a 202.
     pub fn behind(&self) -> bool {
-        matches!(self, Self::Behind { .. })
+        matches!(self, Self::Behind { .. } | Self::Unvouched { .. })
     }
 
     /// The metadata of the answer.
@@ -68,13 +81,20 @@ impl AtPosition {
                 processing: Some(true),
                 position: Some(position),
                 min_position: Some(min_position),
-                missing_positions: None,
+                ..PositionMetadata::default()
+            },
+            Self::Unvouched { min_position, position, building } => PositionMetadata {
+                processing: Some(true),
+                position: Some(position),
+                min_position: Some(min_position),
+                building: Some(building),
+                ..PositionMetadata::default()
             },
             Self::Reached { position, missing } => PositionMetadata {
                 processing: Some(false),
                 position: Some(position),
-                min_position: None,
                 missing_positions: Some(missing),
+                ..PositionMetadata::default()
             },
         }
     }

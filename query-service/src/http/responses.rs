@@ -176,6 +176,22 @@ pub struct PositionMetadata {
     /// projection, so that they count nowhere in it (lowest first, at most 100); empty when it is complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_positions: Option<Vec<i64>>,
+    /// With `minPosition`, on a 202: the read model does not hold the log from its start yet and is being built
+    /// from it; until then it vouches for no position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub building: Option<Building>,
+}
+
+/// A read model being built from the event log, as a read that cannot be vouched for sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Building {
+    /// The generation being built (null until a rebuild has claimed one: it starts within seconds where the
+    /// query-service can read the event feed).
+    pub generation: Option<String>,
+    /// Events replayed from the log so far, of `total`.
+    pub replayed: i64,
+    pub total: i64,
 }
 
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -196,6 +212,9 @@ pub struct ListMetadata {
     /// (lowest first, at most 100); empty when the list is complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_positions: Option<Vec<i64>>,
+    /// With `minPosition`, on a 202: the order views are being built from the event log (see [`Building`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub building: Option<Building>,
 }
 
 impl ListMetadata {
@@ -207,6 +226,7 @@ impl ListMetadata {
             position: at.position,
             min_position: at.min_position,
             missing_positions: at.missing_positions,
+            building: at.building,
         }
     }
 }
@@ -215,6 +235,9 @@ impl ListMetadata {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadModelStatus {
+    /// Whether the active generation holds the log from its start. While it does not, reads at a position answer
+    /// 202 and the read model is built from the event log (`building`).
+    pub complete: bool,
     /// The generation reads go to.
     pub active: String,
     /// Kept generations, newest first: what a rollback returns to.

@@ -7,12 +7,14 @@ use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
 
 use crate::store::ApplyOutcome;
 
-/// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence` header and the
-/// body.
+/// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence` and `whole-log`
+/// headers and the body.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     pub kind: Option<&'a str>,
     pub sequence_header: Option<i64>,
+    /// A checkpoint's word that the read model's queue has had every event of the log before it.
+    pub whole_log: bool,
     pub data: &'a [u8],
 }
 
@@ -33,6 +35,8 @@ pub struct Plan {
     pub events: Vec<(usize, OrderEvent)>,
     /// The newest position the batch's checkpoint markers close the log through.
     pub checkpoint: Option<i64>,
+    /// Whether one of those markers said that the queue has had every event of the log (decision 0019).
+    pub whole_log: bool,
     pub dead_letters: Vec<(usize, DeadLetter)>,
 }
 
@@ -42,7 +46,10 @@ pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Plan {
     for (index, message) in messages.into_iter().enumerate() {
         if message.kind == Some(CHECKPOINT_TYPE) {
             match serde_json::from_slice::<Checkpoint>(message.data) {
-                Ok(marker) => plan.checkpoint = plan.checkpoint.max(Some(marker.closed_through)),
+                Ok(marker) => {
+                    plan.checkpoint = plan.checkpoint.max(Some(marker.closed_through));
+                    plan.whole_log |= message.whole_log;
+                }
                 Err(_) => plan.dead_letters.push((
                     index,
                     DeadLetter { kind: CHECKPOINT_TYPE, reason: "malformed checkpoint".to_owned(), gap: None },
@@ -146,7 +153,7 @@ mod tests {
     }
 
     fn message<'a>(kind: &'a str, data: &'a [u8]) -> Message<'a> {
-        Message { kind: Some(kind), sequence_header: None, data }
+        Message { kind: Some(kind), sequence_header: None, whole_log: false, data }
     }
 
     #[test]
@@ -161,7 +168,11 @@ mod tests {
         ]);
         assert_eq!(plan.events.iter().map(|(i, e)| (*i, e.sequence)).collect::<Vec<_>>(), [(0, 1), (2, 2)]);
         assert_eq!(plan.checkpoint, Some(2));
+        assert!(!plan.whole_log, "no marker said the queue holds the whole log");
         assert!(plan.dead_letters.is_empty());
+        let first = Message { whole_log: true, ..message(CHECKPOINT_TYPE, &through_1) };
+        let plan = super::plan([message("OrderPlaced", &one), first, message(CHECKPOINT_TYPE, &through_2)]);
+        assert_eq!((plan.checkpoint, plan.whole_log), (Some(2), true));
     }
 
     #[test]
@@ -184,7 +195,7 @@ mod tests {
         assert!(plan.events.is_empty());
 
         // The relay's header names the position even when the body is no JSON at all.
-        let garbage = Message { kind: Some("Nonsense"), sequence_header: Some(9), data: b"not json" };
+        let garbage = Message { kind: Some("Nonsense"), sequence_header: Some(9), whole_log: false, data: b"not json" };
         let plan = super::plan([garbage]);
         assert_eq!(plan.dead_letters[0].1.kind, "unknown");
         assert_eq!(plan.dead_letters[0].1.gap, Some((9, None)));

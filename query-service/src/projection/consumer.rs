@@ -49,6 +49,7 @@ pub(super) async fn consume(
     )
     .await?;
     let channel = connection.create_channel().await?;
+    catch_up_if_lost(settings, views).await?;
     if let Err(err) = declare_topology(&channel, settings).await {
         if let Some(refusal) = declared_otherwise(&err) {
             // Redeclaring cannot change a queue's type or arguments: retrying would only repeat the refusal.
@@ -106,7 +107,19 @@ pub(super) async fn consume(
             next = deliveries.next() => match next {
                 Some(Ok(delivery)) => delivery,
                 Some(Err(err)) => break Err(err),
-                None => break Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker"))),
+                None => {
+                    if connection.status().connected() && channel.status().connected() {
+                        // The broker cancelled the consumer on a live channel: its queue was deleted, with whatever
+                        // it held. Recorded before anything else, so that no checkpoint passes what was lost.
+                        let mark = || views.mark_catch_up(settings.partition);
+                        if with_retries(shutdown, "recording a lost queue", mark).await.is_none() {
+                            break Ok(());
+                        }
+                        tracing::warn!(queue = %settings.partition_queue(), "the projector's queue was deleted; \
+                            catching up from the event feed before consuming again");
+                    }
+                    break Err(lapin::Error::from(std::io::Error::other("consumer cancelled by the broker")));
+                }
             },
         };
         settings.slowdown.hold(Instant::now(), shutdown).await;
@@ -158,6 +171,21 @@ pub(super) async fn consume(
     }
     let _ = connection.close(200, "projector stopping".into()).await;
     result
+}
+
+/// Catches the partition up from the event feed if its queue was lost while it may have held events (see
+/// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
+/// from consuming until the next attempt.
+async fn catch_up_if_lost(settings: &ConsumerSettings, views: &Views) -> lapin::Result<()> {
+    let failed = |err: &dyn std::fmt::Display| lapin::Error::from(std::io::Error::other(err.to_string()));
+    let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| failed(&err))? else {
+        return Ok(());
+    };
+    let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| failed(&err))?;
+    views.caught_up(settings.partition).await.map_err(|err| failed(&err))?;
+    tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
+        events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
+    Ok(())
 }
 
 /// Stores the newest position the held batches carry, then acks them all. `Ok(false)` when shutdown came first
@@ -264,6 +292,13 @@ async fn handle_batch(
     if with_retries(shutdown, "closing gaps", || gaps.close(&applied)).await.is_none() {
         return Ok(None);
     }
+    // The store's first checkpoint says whether its first generation holds the log from its start (decision 0019).
+    if plan.checkpoint.is_some() {
+        let settle = || settle_first_generation(settings, views, plan.whole_log);
+        if with_retries(shutdown, "recording whether the read model holds the whole log", settle).await.is_none() {
+            return Ok(None);
+        }
+    }
     // The position is announced now and stored with the batch's ack (see `acks`).
     if let Some(position) = plan.checkpoint {
         waiters.announce_partition_position(settings.partition, position);
@@ -273,15 +308,33 @@ async fn handle_batch(
     Ok(Some((notices, plan.checkpoint)))
 }
 
+/// Records, the first time the store handles a checkpoint, whether its first generation holds the log from its start:
+/// the checkpoint says so (`whole_log`), or the read model is the order views and its store already has a position
+/// (kept by a release before this record existed, which delivered every event to them). One cached pointer read
+/// once it is known.
+async fn settle_first_generation(
+    settings: &ConsumerSettings,
+    views: &Views,
+    whole_log: bool,
+) -> Result<(), StoreError> {
+    if views.generations().current().await?.first_complete.is_some() {
+        return Ok(());
+    }
+    let assumed = !whole_log && settings.projection.announces_views() && views.position().await? > 0;
+    views.generations().settle_first(whole_log, assumed).await.map(drop)
+}
+
 /// What [`batch::plan`] reads of a delivery.
 fn message(delivery: &Delivery) -> Message<'_> {
-    let sequence_header = delivery.properties.headers().as_ref().and_then(|h| match h.inner().get("sequence") {
+    let header = |name: &str| delivery.properties.headers().as_ref().and_then(|h| h.inner().get(name));
+    let sequence_header = match header("sequence") {
         Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
         _ => None,
-    });
+    };
     Message {
         kind: delivery.properties.kind().as_ref().map(|kind| kind.as_str()),
         sequence_header,
+        whole_log: matches!(header(shared_events::WHOLE_LOG_HEADER), Some(AMQPValue::Boolean(true))),
         data: &delivery.data,
     }
 }

@@ -33,6 +33,7 @@
 
 mod acks;
 mod batch;
+mod catch_up;
 mod consumer;
 mod customer_summary;
 mod daily_sales;

@@ -91,6 +91,8 @@ pub struct ConsumerSettings {
     pub consuming: Consuming,
     /// A delay before each batch, for demos.
     pub slowdown: Slowdown,
+    /// The event feed, to catch up from after a queue was lost while it held events; `None` without a token for it.
+    pub feed: Option<crate::feed::Feed>,
 }
 
 /// The queue of `projection` under `AMQP_QUEUE` = `stem`: `stem` itself for the order views, `<stem>.<projection>`

@@ -35,7 +35,7 @@ use crate::store::{keep_newest, Guarded, StoreError, Views};
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
 
-/// How often each replica looks for a rebuild whose builder died.
+/// How often each replica looks after each read model: a rebuild whose builder died, one to start ([`Rebuilder::tend`]).
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a rebuild keeps trying a step that fails for a reason that may pass, from its first failure: a few
@@ -199,21 +199,46 @@ impl Rebuilder {
         result
     }
 
-    /// Clears rebuilds whose builder died (killed mid-rebuild, its process gone): every [`JANITOR_INTERVAL`], a
-    /// building generation that has not reported for `BUILD_STALE_AFTER` is given up and, after [`GRACE`],
-    /// dropped. Runs on every replica; the pointer's compare-and-set lets one of them win.
-    pub async fn clear_abandoned(views: Views, shutdown: CancellationToken) {
+    /// Looks after the read model every [`JANITOR_INTERVAL`] until shutdown, with one read of its pointer: clears a
+    /// rebuild whose builder died (killed mid-rebuild, its process gone: a building generation that has not reported
+    /// for `BUILD_STALE_AFTER` is given up and, after [`GRACE`], dropped), and, when `builds` (this replica can read
+    /// the event feed), starts building the read model from the log when its active generation is known not to hold
+    /// the log from its start and no rebuild runs (a read model added to a deployment whose log already held events,
+    /// or whose store lost what it held; decision 0019). Runs on every replica; the pointer's compare-and-set lets
+    /// one of them win.
+    pub async fn tend(self, builds: bool) {
         loop {
-            if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &shutdown).await {
+            if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &self.shutdown).await {
                 return;
             }
-            match views.generations().abandon_stale().await {
+            let generations = self.views.generations();
+            match generations.abandon_stale().await {
                 Ok(Some(name)) => {
                     tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
-                    drop_after_grace(&views, &name).await;
+                    drop_after_grace(&self.views, &name).await;
+                    continue;
                 }
                 Ok(None) | Err(PointerError::Raced) => {}
-                Err(err) => tracing::debug!(error = %err, "checking for an abandoned rebuild failed"),
+                Err(err) => {
+                    tracing::debug!(error = %err, "checking for an abandoned rebuild failed");
+                    continue;
+                }
+            }
+            // `abandon_stale` has just read the pointer: this is its cached copy.
+            let Ok(pointer) = generations.current().await else { continue };
+            let incomplete = pointer.first_complete == Some(false) && !generations.active_complete(&pointer);
+            if !builds || !incomplete || pointer.building.is_some() {
+                continue;
+            }
+            match self.start().await {
+                Ok(generation) => tracing::warn!(
+                    projection = self.projection.name(),
+                    generation,
+                    "the read model does not hold the log from its start: building it from the event feed"
+                ),
+                Err(RebuildError::Pointer(PointerError::Building(_) | PointerError::Raced)) => {}
+                Err(err) => tracing::warn!(projection = self.projection.name(), error = %err,
+                    "the read model does not hold the log from its start and could not start building it"),
             }
         }
     }

@@ -15,6 +15,12 @@
 //! position into it, and only then makes it active (see `rebuild`). Processes cache the pointer for at most
 //! [`POINTER_TTL`], counted from when its read started; a rebuild or rollback waits that long after announcing its
 //! generation before it reads the log. A pointer that cannot be read is an error, never a guess.
+//!
+//! A generation serves a position only if it holds the log from its start (decision 0019): every generation a
+//! rebuild made does (it replayed the log from the start before it was switched to); the first one does if the
+//! first checkpoint its store handled said that the read model's queue had been sent every event of the log — or,
+//! for the order views, if their store already had a position when this was first asked (every earlier release
+//! delivered every event to them). The pointer records that answer once (`firstComplete`).
 
 use mongodb::bson::{doc, DateTime};
 use mongodb::options::ReturnDocument;
@@ -61,6 +67,9 @@ pub struct Pointer {
     pub revision: i64,
     #[serde(default)]
     pub switched_at: Option<DateTime>,
+    /// Whether the first generation holds the log from its start; `None` until the store's first checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_complete: Option<bool>,
 }
 
 /// A generation being built, with its progress.
@@ -88,7 +97,14 @@ impl Pointer {
             created: 0,
             revision: 0,
             switched_at: None,
+            first_complete: None,
         }
+    }
+
+    /// Whether `generation` holds the log from its start, so that it may vouch for a position: one a rebuild made
+    /// (any but the first, `first`), or the first once known complete.
+    pub fn holds_whole_log(&self, generation: &str, first: &str) -> bool {
+        generation != first || self.first_complete == Some(true)
     }
 
     /// Every generation the projector writes to, in write order: building, active, rejoining.
@@ -138,6 +154,8 @@ pub enum PointerError {
     Building(String),
     #[error("there is no previous generation to roll back to")]
     NothingToRollBack,
+    #[error("the previous generation {0} does not hold the log from its start: it cannot serve reads")]
+    Incomplete(String),
     #[error("generation {0} is no longer the one being built")]
     NotBuilding(String),
     #[error("the pointer changed meanwhile; try again")]
@@ -165,6 +183,42 @@ impl Generations {
     /// The `_id` of this read model's pointer.
     fn id(&self) -> &'static str {
         self.model.name
+    }
+
+    /// The name of the read model's first generation.
+    pub fn first(&self) -> String {
+        self.model.generation_name(0)
+    }
+
+    /// Whether the active generation of `pointer` holds the log from its start (see [`Pointer::holds_whole_log`]).
+    pub fn active_complete(&self, pointer: &Pointer) -> bool {
+        pointer.holds_whole_log(&pointer.active, &self.first())
+    }
+
+    /// Records, once, whether the first generation holds the log from its start: what the first checkpoint the
+    /// store handles says (`whole_log`), or `assumed` (see the module's notes). An answer already recorded stays.
+    pub async fn settle_first(&self, whole_log: bool, assumed: bool) -> Result<Pointer, StoreError> {
+        loop {
+            let seen = self.load().await?;
+            if seen.first_complete.is_some() {
+                return Ok(seen);
+            }
+            let complete = whole_log || assumed;
+            match self.compare_and_set(&seen, Pointer { first_complete: Some(complete), ..seen.clone() }).await {
+                Ok(pointer) => {
+                    tracing::info!(
+                        read_model = self.model.name,
+                        complete,
+                        assumed = assumed && !whole_log,
+                        "recorded whether the read model's first generation holds the log from its start"
+                    );
+                    return Ok(pointer);
+                }
+                Err(PointerError::Raced) => continue,
+                Err(PointerError::Store(err)) => return Err(err),
+                Err(other) => return Err(StoreError::Refused(other.to_string())),
+            }
+        }
     }
 
     /// The pointer, from the cache when it is fresh enough, else read from MongoDB. Never a guess: when it cannot
@@ -292,6 +346,9 @@ impl Generations {
     pub async fn begin_rollback(&self) -> Result<(String, i64), PointerError> {
         let seen = self.load().await?;
         let (back, from) = seen.rollback_target().ok_or(PointerError::NothingToRollBack)?;
+        if !seen.holds_whole_log(&back, &self.first()) {
+            return Err(PointerError::Incomplete(back));
+        }
         self.compare_and_set(&seen, Pointer { rejoining: Some(back.clone()), ..seen.clone() }).await?;
         Ok((back, from))
     }

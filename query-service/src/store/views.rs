@@ -279,6 +279,43 @@ impl Views {
         bounded(update).await.map(drop)
     }
 
+    /// Records, durably, that `partition`'s queue was lost while it may have held events: before it consumes again,
+    /// the projector catches the read model up from the event feed (decision 0018).
+    pub async fn mark_catch_up(&self, partition: Partition) -> Result<(), StoreError> {
+        let durable = self.database.collection_with_options::<Document>(POSITIONS, durable_in(&self.database));
+        let field = format!("catchUp.{}", partition_key(partition));
+        let update = durable
+            .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: true } })
+            .with_options(UpdateOptions::builder().upsert(true).build());
+        bounded(update).await.map(drop)
+    }
+
+    /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (its
+    /// own: every event of it up to there is applied).
+    pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        let Some(found) = found else { return Ok(None) };
+        let pending =
+            found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition_key(partition)).unwrap_or(false));
+        if !pending {
+            return Ok(None);
+        }
+        let position = if partition.is_split() {
+            found.get_document("partitions").ok().and_then(|p| p.get_i64(partition_key(partition)).ok())
+        } else {
+            found.get_i64("position").ok()
+        };
+        Ok(Some(position.unwrap_or(0)))
+    }
+
+    /// Records that `partition` was caught up from the event feed.
+    pub async fn caught_up(&self, partition: Partition) -> Result<(), StoreError> {
+        let field = format!("catchUp.{}", partition_key(partition));
+        bounded(self.positions.update_one(doc! { "_id": self.model.collection }, doc! { "$unset": { field: "" } }))
+            .await
+            .map(drop)
+    }
+
     /// The position of these views: every event up to it has been applied (0 before the first checkpoint), the
     /// lowest of the partitions' when the queue is split (0 until each has one).
     pub async fn position(&self) -> Result<i64, StoreError> {

@@ -35,6 +35,14 @@ async fn publish(app: &TestApp, bodies: &[Vec<u8>]) {
 async fn publish_as(app: &TestApp, kind: Option<&str>, bodies: &[Vec<u8>]) {
     let properties =
         kind.map_or_else(BasicProperties::default, |kind| BasicProperties::default().with_type(kind.into()));
+    // A checkpoint of these tests is the first of a log that began with them: the relay says so on such a one.
+    let properties = if kind == Some(shared_events::CHECKPOINT_TYPE) {
+        let mut headers = lapin::types::FieldTable::default();
+        headers.insert(shared_events::WHOLE_LOG_HEADER.into(), lapin::types::AMQPValue::Boolean(true));
+        properties.with_headers(headers)
+    } else {
+        properties
+    };
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp connects");
     let channel = connection.create_channel().await.expect("channel");
     channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");

@@ -178,7 +178,8 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
     let all_up = [
         serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "replication_slot": "up", "routing": "up"}),
         serde_json::json!({
-            "mongodb": "up", "rabbitmq": "up", "projector": "up", "customer-summary": "up", "daily-sales": "up"
+            "mongodb": "up", "rabbitmq": "up", "projector": "up", "customer-summary": "up", "daily-sales": "up",
+            "building": "up"
         }),
     ];
     for (url, checks) in urls.iter().zip(&all_up) {

@@ -264,3 +264,101 @@ async fn events_published_while_only_the_order_views_are_projected_wait_in_the_o
     let _ = connection.close(200, "checked".into()).await;
     app.stop().await;
 }
+
+/// Reads `url` until it answers 200, checking that no 200 on the way lies: `complete` says whether a body holds
+/// everything the position covers. Returns the first 200's body.
+async fn first_answer_vouched_for(
+    app: &TestApp,
+    url: &str,
+    complete: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    crate::helpers::eventually(std::time::Duration::from_secs(90), || async {
+        let response = app.http.get(url).send().await.ok()?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.ok()?;
+        assert!(status == StatusCode::OK || status == StatusCode::ACCEPTED, "{status}: {body}");
+        if status == StatusCode::OK {
+            assert!(complete(&body), "a 200 at the position must hold every event up to it: {body}");
+            return Some(body);
+        }
+        None
+    })
+    .await
+}
+
+/// A read model whose store lost what it held (its database restored empty, its collections dropped) while the log
+/// goes on: its position would jump to the next checkpoint. It must not vouch for positions until it is built again
+/// from the log, and it builds itself.
+#[tokio::test]
+async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_itself_from_the_log() {
+    let app = TestApp::spawn().await;
+    let mut last = 0;
+    for _ in 0..3 {
+        last = app.place_order_answer("lost-store").await["position"].as_i64().expect("position");
+    }
+    let url = app.query_url(&format!("/queries/customers/lost-store/summary?minPosition={last}&waitMs=20000"));
+    let summary = app.get_json(&url).await;
+    assert_eq!(summary["data"]["orders"], 3, "{summary}");
+
+    // The summary's store is lost: every generation, its pointer, its position and its gaps.
+    for name in app.mongo.list_collection_names().await.expect("collections") {
+        if name.starts_with("customer_orders") {
+            app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
+        }
+    }
+    for (collection, id) in
+        [("read_model_generations", "customer-summary"), ("read_model_positions", "customer_orders")]
+    {
+        let filter = mongodb::bson::doc! { "_id": id };
+        app.mongo.collection::<mongodb::bson::Document>(collection).delete_many(filter).await.expect("deleted");
+    }
+    // The pointer is cached for a second: the projector reads it again before the next order.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let last = app.place_order_answer("lost-store").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/lost-store/summary?minPosition={last}&waitMs=2000"));
+    let summary = first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    assert_eq!(summary["metadata"]["missingPositions"], serde_json::json!([]), "{summary}");
+    app.stop().await;
+}
+
+/// A deployment upgraded from a release that had only the order views: the log holds orders whose events reached
+/// the order views' old store and no queue of the customer summary or the dashboard. The read models without that
+/// history answer 202 (never a 200 without it) until they have built themselves from the log; nobody asks for it.
+#[tokio::test]
+async fn read_models_added_to_a_log_that_already_holds_events_build_themselves_and_never_answer_without_them() {
+    use crate::helpers::{amqp_url, spawn_relay_process, CommandFirst, Names};
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.relay_enabled = false).await;
+    let http = command.http();
+    let orders = command.command_url("/commands/orders");
+    for _ in 0..3 {
+        crate::helpers::place_order_at(&http, &orders, "upgraded").await;
+    }
+    // What the earlier release left: the three events published (to read models whose stores are not these) and the
+    // relay's record of the read models as the upgrade's migration makes it for a log that is not empty.
+    let pool = sqlx::PgPool::connect(&names.database_url()).await.expect("pool");
+    sqlx::query("update outbox set published_at = now()").execute(&pool).await.expect("marked");
+    sqlx::query("update read_model_delivery set whole_log_pending = false").execute(&pool).await.expect("recorded");
+    let _relay = spawn_relay_process(&names, &names.database_url(), system_tests::relay_mode_name(), 100);
+    let app = command.then_query(&mongodb_uri(), |_, _| {}).await;
+    let last = app.place_order_answer("upgraded").await["position"].as_i64().expect("position");
+
+    let url = app.query_url(&format!("/queries/customers/upgraded/summary?minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    let url = app.query_url(&format!("/queries/orders?customerId=upgraded&minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| body["data"].as_array().is_some_and(|d| d.len() == 4)).await;
+    let (today, tomorrow) = {
+        let today = time::OffsetDateTime::now_utc().date();
+        (today.previous_day().expect("a day"), today.next_day().expect("a day"))
+    };
+    let url =
+        app.query_url(&format!("/queries/dashboard/daily?from={today}&to={tomorrow}&minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| {
+        body["data"]["totals"]
+            .as_array()
+            .is_some_and(|t| t.iter().filter_map(|t| t["placed"].as_i64()).sum::<i64>() == 4)
+    })
+    .await;
+    pool.close().await;
+    app.stop().await;
+}

@@ -92,20 +92,37 @@ async fn a_read_models_exchange_deleted_and_declared_again_is_joined_again_while
 
 #[tokio::test]
 async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_read_model() {
-    let app = TestApp::spawn().await;
+    // Few deliveries in flight, so that events wait in the queue rather than in the consumer.
+    let app = TestApp::spawn_tuned(Names::new("test"), &amqp_url(), &mongodb_uri(), |_| {}, |query, _| {
+        query.amqp_prefetch = 2;
+    })
+    .await;
     let today = time::OffsetDateTime::now_utc().date();
     let (from, to) = (today.previous_day().expect("a day"), today.next_day().expect("a day"));
     let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
     let channel = connection.create_channel().await.expect("channel");
     let daily = format!("{}.daily-sales", app.names.queue);
+    // A deployment that has been running: the dashboard holds its first order.
+    let first = app.place_order_answer("flow-first").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/dashboard/daily?from={from}&to={to}&minPosition={first}&waitMs=20000"));
+    assert_eq!(app.http.get(&url).send().await.expect("answers").status(), 200);
+    // The projector is slowed down so that events wait in the queues when the operator strikes.
+    let slowdown = |delay: u32| {
+        let url = app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}"));
+        app.http.post(url).bearer_auth(crate::helpers::ADMIN_TOKEN).send()
+    };
+    assert_eq!(slowdown(300).await.expect("answers").status(), 200);
     let mut last = 0;
     for n in 0..30 {
         if n == 10 {
-            // While orders flow, an operator deletes the dashboard's queue (its consumer is cancelled).
-            channel.queue_delete(daily.as_str().into(), Default::default()).await.expect("queue deleted");
+            // While orders flow, an operator deletes the dashboard's queue, and the events waiting in it (its
+            // consumer is cancelled).
+            let deleted = channel.queue_delete(daily.as_str().into(), Default::default()).await.expect("deleted");
+            assert!(deleted > 0, "events were waiting in the queue");
         }
         last = app.place_order_answer(&format!("flow-{n}")).await["position"].as_i64().expect("position");
     }
+    assert_eq!(slowdown(0).await.expect("answers").status(), 200);
     let _ = connection.close(200, "done".into()).await;
     let url = app.query_url(&format!("/queries/dashboard/daily?from={from}&to={to}&minPosition={last}&waitMs=20000"));
     let dashboard: Value = eventually(Duration::from_secs(60), || async {
@@ -115,7 +132,7 @@ async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_rea
     .await;
     let placed: i64 =
         dashboard["data"]["totals"].as_array().expect("totals").iter().filter_map(|t| t["placed"].as_i64()).sum();
-    assert_eq!(placed, 30, "every order placed is counted at the last order's position: {dashboard}");
+    assert_eq!(placed, 31, "every order placed is counted at the last order's position: {dashboard}");
     assert_eq!(dashboard["metadata"]["missingPositions"], serde_json::json!([]), "{dashboard}");
     app.stop().await;
 }

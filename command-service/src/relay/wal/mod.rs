@@ -427,14 +427,10 @@ impl<'a> Stream<'a> {
         if through <= self.checkpoint || self.checkpoint_retry.is_some_and(|at| at > tokio::time::Instant::now()) {
             return Ok(());
         }
-        let missing = publisher.publish_checkpoint(through).await?;
-        if missing.is_empty() {
-            self.settings.metrics.checkpoints.inc();
+        if super::checkpoint(&self.pool, publisher, self.settings, through).await? {
             self.checkpoint = through;
             self.checkpoint_retry = None;
-            tracing::debug!(closed_through = through, "published a checkpoint");
         } else {
-            unroutable(self.settings, &format!("the checkpoint through {through}"), &missing);
             self.checkpoint_retry = Some(tokio::time::Instant::now() + UNROUTABLE_RETRY);
         }
         Ok(())

@@ -1,0 +1,36 @@
+//! The read models the relay delivers to (`read_model_delivery`, one row each): which of them is still to be told
+//! that its queue holds the whole log (decision 0019).
+
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+
+use super::StoreError;
+
+/// Registers the read models `names` not registered yet — each with the whole log still to be told when the log
+/// holds no event now (every event will be sent to it) — and returns those of `names` still to be told.
+pub async fn register(pool: &PgPool, names: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    sqlx::query(
+        "insert into read_model_delivery (name, whole_log_pending)
+         select name, not exists (select 1 from outbox) from unnest($1::text[]) as name
+         on conflict (name) do nothing",
+    )
+    .bind(&names)
+    .execute(pool)
+    .await?;
+    let pending: Vec<String> =
+        sqlx::query_scalar("select name from read_model_delivery where whole_log_pending and name = any($1)")
+            .bind(&names)
+            .fetch_all(pool)
+            .await?;
+    Ok(pending.into_iter().collect())
+}
+
+/// Records that a checkpoint telling `name` it holds the whole log reached a queue of it.
+pub async fn whole_log_told(pool: &PgPool, name: &str) -> Result<(), StoreError> {
+    sqlx::query("update read_model_delivery set whole_log_pending = false where name = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

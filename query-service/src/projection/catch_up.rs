@@ -1,0 +1,75 @@
+//! Catching a projection's partition up from the event feed after its queue was lost while it may have held events
+//! (deleted by hand while the projector consumed it: the broker cancels the consumer). The relay had counted those
+//! events delivered, so no one publishes them again; a checkpoint that came through the queue declared again would
+//! carry the read model's position past them. So the loss is recorded durably first
+//! ([`crate::store::Views::mark_catch_up`]), and before the partition consumes again every event of it after its
+//! stored position is read from the feed and written with the version guard to every live generation
+//! (decision 0018). Without a token for the feed the partition does not consume, and says why, until one is given.
+
+use shared_events::Partition;
+use std::collections::HashMap;
+
+use super::settings::ConsumerSettings;
+use crate::store::{keep_newest, Guarded, StoreError, Views};
+
+/// What a catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Events of the partition read from the feed.
+    pub events: u64,
+    /// The log's head when the catch-up ended: every event of the partition up to it is applied.
+    pub through: i64,
+}
+
+/// Why a catch-up could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    #[error("the read store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the event feed failed: {0:#}")]
+    Feed(anyhow::Error),
+    #[error(
+        "the queue was lost while it held events and this replica has no token for the event feed to catch up \
+        from (EVENT_FEED_TOKEN or ADMIN_TOKEN)"
+    )]
+    NoFeed,
+}
+
+/// Writes every event of `settings.partition` after `after` from the feed into every live generation of `views`.
+pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -> Result<CaughtUp, CatchUpError> {
+    let feed = settings.feed.as_ref().ok_or(CatchUpError::NoFeed)?;
+    let mut done = CaughtUp { events: 0, through: after };
+    let mut after = after;
+    loop {
+        let page = feed.page(after).await.map_err(CatchUpError::Feed)?;
+        let fetched = page.events.len() as i64;
+        let mut newest: HashMap<String, Guarded> = HashMap::new();
+        for envelope in page.events {
+            if Partition::of(envelope.order_id, settings.partition.count) != settings.partition {
+                continue;
+            }
+            done.events += 1;
+            let (sequence, order_id) = (envelope.sequence, envelope.order_id.to_string());
+            let documents = shared_events::decode_envelope(envelope)
+                .map_err(|reason| reason.to_string())
+                .and_then(|event| settings.projection.apply(&event));
+            match documents {
+                Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
+                // No document holds it: a gap, as the live projector records for what it dead-letters.
+                Err(reason) => {
+                    tracing::warn!(%reason, sequence, "an event caught up from the feed cannot be applied: a gap");
+                    views.gaps().record(sequence, Some(&order_id), &reason).await?;
+                }
+            }
+        }
+        let documents: Vec<Guarded> = newest.into_values().collect();
+        if !documents.is_empty() {
+            views.apply_documents(&documents).await?;
+        }
+        after = page.metadata.next_after;
+        done.through = page.metadata.head.max(after);
+        if fetched < feed.page_size() {
+            return Ok(done);
+        }
+    }
+}
