@@ -2,6 +2,7 @@
 //! services' configurations as tests run them, synthetic events and a pre-filled event log.
 
 pub mod aggregates;
+pub mod own_postgres;
 pub mod wire;
 
 use shared_events::OrderEvent;
@@ -17,6 +18,8 @@ pub fn postgres_server() -> String {
 /// exchange (and the view-changed exchange that goes with it), a projector queue (and its dead-letter queue).
 #[derive(Debug, Clone)]
 pub struct Names {
+    /// The Postgres server of the database, without a database ([`postgres_server`] unless a test has its own).
+    pub postgres: String,
     pub database: String,
     pub exchange: String,
     pub queue: String,
@@ -28,6 +31,7 @@ impl Names {
         let id = Uuid::new_v4().simple().to_string();
         let id = &id[..12];
         Self {
+            postgres: postgres_server(),
             database: format!("{prefix}_{id}"),
             exchange: format!("{prefix}.{id}.events"),
             queue: format!("{prefix}.{id}.views"),
@@ -47,9 +51,9 @@ impl Names {
         shared_events::read_model::exchange_of(&self.exchange, shared_events::READ_MODELS[0])
     }
 
-    /// The URL of this run's database on [`postgres_server`].
+    /// The URL of this run's database on its server.
     pub fn database_url(&self) -> String {
-        format!("{}/{}", postgres_server(), self.database)
+        format!("{}/{}", self.postgres, self.database)
     }
 
     /// Removes everything these names own, as far as each server answers (a server that is down keeps its part).
@@ -57,7 +61,7 @@ impl Names {
         if let Ok(client) = mongodb::Client::with_uri_str(mongodb_uri).await {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.database(&self.database).drop()).await;
         }
-        drop_postgres(&postgres_server(), &self.database).await;
+        drop_postgres(&self.postgres, &self.database).await;
         // A cluster's nodes may be listed: the first that answers.
         let connect = service_runtime::amqp::connect(amqp_url, lapin::ConnectionProperties::default());
         let Ok(connection) = connect.await else {

@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     fn slot(name: &str, retained: Option<i64>, active_pid: Option<i32>) -> Slot {
-        Slot { name: name.to_owned(), active_pid, retained_bytes: retained, lag_bytes: Some(0) }
+        Slot { name: name.to_owned(), active_pid, retained_bytes: retained, lag_bytes: Some(0), wal_status: None }
     }
 
     #[test]

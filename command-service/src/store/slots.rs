@@ -49,11 +49,21 @@ pub struct Slot {
     pub retained_bytes: Option<i64>,
     /// Write-ahead log written since the slot's consumer last confirmed, in bytes.
     pub lag_bytes: Option<i64>,
+    /// `reserved`, `extended`, `unreserved`, or `lost`: invalidated by `max_slot_wal_keep_size`, never readable again.
+    pub wal_status: Option<String>,
+}
+
+impl Slot {
+    /// Whether the server has given the slot up (`wal_status = 'lost'`): it can never be read again.
+    pub fn is_lost(&self) -> bool {
+        self.wal_status.as_deref() == Some("lost")
+    }
 }
 
 const SLOTS: &str = "select slot_name::text as name, active_pid,
         pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 as retained_bytes,
-        pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 as lag_bytes
+        pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 as lag_bytes,
+        wal_status::text
      from pg_replication_slots
      where database = current_database() and plugin = 'pgoutput'";
 

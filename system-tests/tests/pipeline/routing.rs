@@ -93,9 +93,15 @@ async fn a_read_models_exchange_deleted_and_declared_again_is_joined_again_while
 #[tokio::test]
 async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_read_model() {
     // Few deliveries in flight, so that events wait in the queue rather than in the consumer.
-    let app = TestApp::spawn_tuned(Names::new("test"), &amqp_url(), &mongodb_uri(), |_| {}, |query, _| {
-        query.amqp_prefetch = 2;
-    })
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| {
+            query.amqp_prefetch = 2;
+        },
+    )
     .await;
     let today = time::OffsetDateTime::now_utc().date();
     let (from, to) = (today.previous_day().expect("a day"), today.next_day().expect("a day"));

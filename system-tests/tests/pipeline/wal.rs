@@ -322,3 +322,54 @@ async fn a_relay_killed_while_it_publishes_what_a_new_slot_missed_publishes_it_a
     pool.close().await;
     app.stop().await;
 }
+
+/// The README's last resort against a slot that retains too much: `max_slot_wal_keep_size`. PostgreSQL then
+/// invalidates the slot (`wal_status = 'lost'`) and it can never be read again. The relay must take it for a dropped
+/// one: drop it, create it again and publish from the outbox what was not published, losing nothing. (On a server
+/// of the test's own: the setting would invalidate the other tests' slots.)
+#[tokio::test]
+async fn a_slot_the_server_invalidated_is_created_again_and_nothing_is_lost() {
+    let server = system_tests::own_postgres::OwnPostgres::start(&[
+        "wal_level=logical",
+        "max_wal_senders=10",
+        "max_replication_slots=10",
+        "max_slot_wal_keep_size=1MB",
+        "wal_keep_size=0",
+    ])
+    .expect("a server of the test's own starts");
+    let mut names = Names::new("test");
+    names.postgres = server.url();
+    let app = TestApp::spawn_with(names.clone(), &amqp_url(), &mongodb_uri(), false).await;
+    let mut relay = wal_relay(&names, 10);
+    let (slot, _) = streaming(&app).await;
+    place(&app, 5).await;
+    all_published_and_projected(&app, 5).await;
+    relay.kill().expect("SIGKILL the relay");
+    let _ = relay.wait();
+
+    // Write-ahead log beyond the limit while no relay reads the slot, then a checkpoint: the server gives it up.
+    sqlx::query("create table filler (line text)").execute(&app.pool).await.expect("table");
+    let lost = eventually(Duration::from_secs(60), || async {
+        sqlx::query("insert into filler select repeat('x', 1000) from generate_series(1, 4000)")
+            .execute(&app.pool)
+            .await
+            .ok()?;
+        sqlx::query("select pg_switch_wal()").execute(&app.pool).await.ok()?;
+        sqlx::query("checkpoint").execute(&app.pool).await.ok()?;
+        let status: Option<String> =
+            sqlx::query_scalar("select wal_status from pg_replication_slots where slot_name = $1")
+                .bind(&slot)
+                .fetch_one(&app.pool)
+                .await
+                .ok()?;
+        (status.as_deref() == Some("lost")).then_some(())
+    });
+    lost.await;
+
+    place(&app, 3).await;
+    let _relay = wal_relay(&names, 10);
+    all_published_and_projected(&app, 8).await;
+    assert_eq!(streaming(&app).await.0, slot, "the slot is created again and streams");
+    app.stop().await;
+    drop(server);
+}

@@ -136,13 +136,24 @@ pub(super) async fn publish(
     if !take_slot(pool, lock, publisher, settings, shutdown).await? {
         return Ok(Outcome::Stopped);
     }
-    let mut client = ReplicationClient::connect(settings.replication.config())
-        .await
-        .with_context(|| format!("streaming from slot {slot}"))?;
-    match tokio::time::timeout(Duration::from_secs(10), client.wait_started()).await {
-        Ok(started) => started.with_context(|| format!("streaming from slot {slot}"))?,
-        Err(_) => anyhow::bail!("the stream from slot {slot} did not start within 10 s"),
-    }
+    let started = async {
+        let mut client = ReplicationClient::connect(settings.replication.config()).await?;
+        match tokio::time::timeout(Duration::from_secs(10), client.wait_started()).await {
+            Ok(started) => started.map(|()| client),
+            Err(_) => Err(pgwire_replication::PgWireError::Protocol("the stream did not start within 10 s".into())),
+        }
+    };
+    let mut client = match started.await {
+        Ok(client) => client,
+        Err(err) => {
+            if unreadable(&err.to_string()) {
+                // A slot the server cannot read from again (invalidated meanwhile): the next term creates it anew.
+                tracing::warn!(slot, error = %err, "the slot cannot be read; the next term creates it again");
+                store::progress::hand_to(pool, None).await?;
+            }
+            return Err(anyhow::Error::new(err).context(format!("streaming from slot {slot}")));
+        }
+    };
     tracing::info!(slot, "streaming the outbox from the replication slot");
     let mut stream = Stream::new(pool.clone(), settings, shutdown.clone());
     let result = stream.run(&mut client, lock, publisher, backoff).await;
@@ -152,6 +163,12 @@ pub(super) async fn publish(
         client.abort();
     }
     result
+}
+
+/// Whether a failure to start streaming says the slot can never be read again (SQLSTATE 55000 of an invalidated
+/// slot: "cannot read from logical replication slot", "can no longer get changes from replication slot").
+fn unreadable(error: &str) -> bool {
+    error.contains("cannot read from logical replication slot") || error.contains("can no longer get changes")
 }
 
 /// Makes the slot continue the published log, creating it (and publishing what it will not stream) when it does
@@ -166,7 +183,16 @@ async fn take_slot(
     let slot = settings.replication.slot.as_str();
     let progress = store::progress::read(pool).await?;
     let found = store::slots::find(pool, slot).await?;
-    if let (Some(found), true) = (&found, progress.slot.as_deref() == Some(slot)) {
+    if let Some(found) = found.as_ref().filter(|found| found.is_lost()) {
+        // `max_slot_wal_keep_size` made the server give the slot up: it can never be read again. What it held is in
+        // the outbox, so it is handled as a dropped slot: created again, and the rows not known published go out.
+        tracing::warn!(
+            slot,
+            pid = found.active_pid,
+            "the server invalidated the slot (wal_status lost, through \
+            max_slot_wal_keep_size); creating it again and publishing from the outbox"
+        );
+    } else if let (Some(found), true) = (&found, progress.slot.as_deref() == Some(slot)) {
         if let Some(pid) = found.active_pid {
             // This relay holds the leader lock: whoever streams is an earlier leader that lost it.
             tracing::warn!(slot, pid, "an earlier leader still streams from the slot; ending its stream");
@@ -174,7 +200,7 @@ async fn take_slot(
         }
         return Ok(true);
     }
-    if found.is_some() {
+    if found.as_ref().is_some_and(|found| !found.is_lost()) {
         tracing::warn!(
             slot,
             "the slot does not continue the published log (the notify relay published after it); \
@@ -186,6 +212,9 @@ async fn take_slot(
     // one to start over, not to stream from a slot that began after rows still unpublished.
     if progress.slot.is_some() {
         store::progress::hand_to(pool, None).await?;
+    }
+    if found.as_ref().is_some_and(store::slots::Slot::is_lost) {
+        store::slots::remove(pool, slot, true).await?;
     }
     store::slots::create(pool, slot).await.with_context(|| format!("creating replication slot {slot}"))?;
     // Rows committed before the slot's start and not yet published go out the notify way, marked; the ones
@@ -489,7 +518,15 @@ async fn settle_and_mark(pool: PgPool, shutdown: CancellationToken) -> Result<Op
 
 #[cfg(test)]
 mod tests {
-    use super::password_of;
+    use super::{password_of, unreadable};
+
+    #[test]
+    fn an_invalidated_slot_is_told_from_other_failures_to_start_streaming() {
+        assert!(unreadable(r#"ERROR: cannot read from logical replication slot "orders_relay_x" (55000)"#));
+        assert!(unreadable("can no longer get changes from replication slot \"s\""));
+        assert!(!unreadable("connection refused"));
+        assert!(!unreadable(r#"replication slot "s" is active for PID 42"#));
+    }
 
     #[test]
     fn the_password_is_read_from_the_url_and_percent_decoded() {
