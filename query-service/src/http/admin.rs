@@ -4,7 +4,8 @@
 //!   rate, ETA) and the position;
 //! - `POST /admin/read-models/{projection}/rebuild`: starts a blue-green rebuild, 202 (409 while one runs);
 //! - `POST /admin/read-models/{projection}/rollback`: makes the previous generation active again, caught up from
-//!   the log first (409 if there is none);
+//!   the log first, as a job: 202 with the status's `Location` (409 if there is none, one runs already, or it does
+//!   not hold the whole log);
 //!
 //! `{projection}` is a read model's name: `orders` (the order views), `customer-summary`, `daily-sales`; another is
 //! 404.
@@ -26,7 +27,7 @@ use utoipa::IntoParams;
 use super::params::parse_number;
 use super::responses::{
     rfc3339, BadRequest, BuildProgress, Conflict, Forbidden, GenerationSize, NotFound, ReadModelStatus, RebuildStarted,
-    RolledBack, SlowdownState, Unauthorized, Unavailable,
+    SlowdownState, Unauthorized, Unavailable,
 };
 use super::{ApiError, AppState};
 use crate::projection::{Slowdown, SlowdownSetting, MAX_SLOWDOWN};
@@ -103,6 +104,7 @@ pub(super) async fn status(
         switched_at: pointer.switched_at.map(rfc3339),
         active: pointer.active,
         previous: pointer.previous,
+        rejoining: pointer.rejoining,
         building,
         generations,
         position,
@@ -113,6 +115,12 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
     let mut roles = vec![(pointer.active.clone(), "active")];
     roles.extend(pointer.previous.iter().map(|name| (name.clone(), "previous")));
     roles.extend(pointer.building.iter().map(|build| (build.name.clone(), "building")));
+    if let Some(rejoining) = &pointer.rejoining {
+        // A kept generation a rollback catches up: listed among the previous ones until it is active.
+        if let Some(role) = roles.iter_mut().find(|(name, _)| name == rejoining) {
+            role.1 = "rejoining";
+        }
+    }
     roles
 }
 
@@ -136,10 +144,11 @@ pub(super) async fn rebuild(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, progress)], Json(body)).into_response())
 }
 
-/// Make a read model's previous generation active again (admin token).
+/// Make a read model's previous generation active again, caught up from the log first: a job (admin token).
 #[utoipa::path(post, path = "/admin/read-models/{projection}/rollback", tag = "admin", security(("admin" = []), ("bearer" = [])),
     params(("projection" = String, Path, description = "`orders`, `customer-summary` or `daily-sales`")),
-    responses((status = 200, description = "The generations after the swap", body = RolledBack),
+    responses((status = 202, description = "Started: the generation is caught up, then made active; progress at \
+            `Location` (`rejoining` until it is active)", body = RebuildStarted, headers(("Location" = String))),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rollback(
@@ -147,16 +156,13 @@ pub(super) async fn rollback(
     Path(projection): Path<String>,
     caller: Caller,
     headers: HeaderMap,
-) -> Result<Json<RolledBack>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let (pointer, report) = state.rebuilder(&projection)?.roll_back().await.map_err(rebuild_refusal)?;
-    tracing::info!(
-        projection,
-        generation = report.generation,
-        events = report.events,
-        "rolled back, caught up from the log"
-    );
-    Ok(Json(RolledBack { active: pointer.active, previous: pointer.previous }))
+    let generation = state.rebuilder(&projection)?.start_rollback().await.map_err(rebuild_refusal)?;
+    tracing::info!(projection, generation, "rolling back: catching the previous generation up from the log");
+    let progress = status_path(&projection);
+    let body = RebuildStarted { generation, status: "rolling back", progress: progress.clone() };
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, progress)], Json(body)).into_response())
 }
 
 /// What a rebuild or rollback that could not start or finish answers.

@@ -55,7 +55,8 @@ impl AtPosition {
         if position < min_position {
             return Ok(Self::Behind { min_position, position });
         }
-        let missing = views.gaps().up_to(min_position, MAX_LISTED).await.map_err(ApiError::Unavailable)?;
+        let missing =
+            views.gaps().up_to(min_position, MAX_LISTED, &pointer.active).await.map_err(ApiError::Unavailable)?;
         Ok(Self::Reached { position, missing })
     }
 

@@ -242,6 +242,8 @@ pub struct ReadModelStatus {
     pub active: String,
     /// Kept generations, newest first: what a rollback returns to.
     pub previous: Vec<String>,
+    /// The previous generation a rollback is catching up, until it is active (null when none is).
+    pub rejoining: Option<String>,
     pub building: Option<BuildProgress>,
     pub generations: Vec<GenerationSize>,
     /// Every event up to this sequence has been applied.
@@ -254,7 +256,7 @@ pub struct ReadModelStatus {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GenerationSize {
     pub name: String,
-    /// `active`, `previous` or `building`.
+    /// `active`, `previous`, `building` or `rejoining`.
     pub role: &'static str,
     pub views: u64,
 }
@@ -279,21 +281,15 @@ pub struct BuildProgress {
     pub heartbeat_at: Option<String>,
 }
 
-/// `POST /admin/read-models/orders/rebuild`: the generation being built and where to watch it.
+/// `POST /admin/read-models/{projection}/rebuild` and `…/rollback`: the generation being built, or rolled back to,
+/// and where to watch it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RebuildStarted {
     pub generation: String,
-    /// Always `building`.
+    /// `building` (a rebuild) or `rolling back` (a rollback).
     pub status: &'static str,
     /// The path of the status endpoint (also the `Location`).
     pub progress: String,
-}
-
-/// `POST /admin/read-models/orders/rollback`: the generations after the swap.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RolledBack {
-    pub active: String,
-    pub previous: Vec<String>,
 }
 
 /// The projector's demo slowdown.

@@ -58,7 +58,8 @@ pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -
                 // No document holds it: a gap, as the live projector records for what it dead-letters.
                 Err(reason) => {
                     tracing::warn!(%reason, sequence, "an event caught up from the feed cannot be applied: a gap");
-                    views.gaps().record(sequence, Some(&order_id), &reason).await?;
+                    let live = views.generations().current().await?.live();
+                    views.gaps().record(sequence, Some(&order_id), &reason, &live).await?;
                 }
             }
         }

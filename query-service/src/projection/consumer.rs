@@ -263,7 +263,11 @@ async fn handle_batch(
     for (index, dead) in &plan.dead_letters {
         tracing::warn!(reason = %dead.reason, kind = dead.kind, "dead-lettering a message");
         if let Some((sequence, order_id)) = &dead.gap {
-            let record = || gaps.record(*sequence, order_id.as_deref(), &dead.reason);
+            // The generations that lack it: every live one.
+            let record = || async {
+                let live = views.generations().current().await?.live();
+                gaps.record(*sequence, order_id.as_deref(), &dead.reason, &live).await
+            };
             if with_retries(shutdown, "recording a gap", record).await.is_none() {
                 return Ok(None);
             }
@@ -273,7 +277,7 @@ async fn handle_batch(
     }
     let mut notices = Vec::new();
     let (sources, events): (Vec<usize>, Vec<OrderEvent>) = plan.events.into_iter().unzip();
-    let Some(refused) = apply_events(&events, settings, views, waiters, shutdown, &mut notices).await else {
+    let Some((refused, written)) = apply_events(&events, settings, views, waiters, shutdown, &mut notices).await else {
         return Ok(None);
     };
     let mut applied: Vec<i64> = events.iter().map(|event| event.sequence).collect();
@@ -282,14 +286,23 @@ async fn handle_batch(
         tracing::warn!(%reason, "dead-lettering an event whose view write MongoDB keeps refusing");
         applied.retain(|s| *s != event.sequence);
         let order_id = event.order_id.to_string();
-        let record = || gaps.record(event.sequence, Some(&order_id), &reason);
+        let record = || gaps.record(event.sequence, Some(&order_id), &reason, &written);
         if with_retries(shutdown, "recording a gap", record).await.is_none() {
             return Ok(None);
         }
         settings.metrics.event(event.event_type.as_str(), EventOutcome::DeadLettered);
         dead_letter(dead_letters, &settings.dead_letter_queue(), &deliveries[sources[index]], &reason).await?;
     }
-    if with_retries(shutdown, "closing gaps", || gaps.close(&applied)).await.is_none() {
+    // A redriven or redelivered event may close a gap another consumer recorded: those are closed in MongoDB
+    // whether this consumer knows the gap or not.
+    let again: Vec<i64> = events
+        .iter()
+        .zip(&sources)
+        .filter(|(_, &source)| came_again(&deliveries[source]))
+        .map(|(event, _)| event.sequence)
+        .filter(|sequence| applied.contains(sequence))
+        .collect();
+    if with_retries(shutdown, "closing gaps", || gaps.close(&applied, &again, &written)).await.is_none() {
         return Ok(None);
     }
     // The store's first checkpoint says whether its first generation holds the log from its start (decision 0019).
@@ -339,39 +352,58 @@ fn message(delivery: &Delivery) -> Message<'_> {
     }
 }
 
-/// The gaps of the read model that are still open, known to this consumer: recording one writes it to MongoDB
-/// and remembers it; closing asks MongoDB only for sequences among them.
+/// Whether a delivery came before (redelivered by the broker, or redriven from the dead-letter queue).
+fn came_again(delivery: &Delivery) -> bool {
+    let redriven = delivery.properties.headers().as_ref().is_some_and(|h| h.inner().contains_key(super::REDRIVE_COUNT));
+    delivery.redelivered || redriven
+}
+
+/// How long this consumer trusts what it knows of the open gaps before it reads them again (another consumer of
+/// the read model may have recorded one meanwhile).
+const GAPS_FRESH_FOR: Duration = Duration::from_secs(10);
+
+/// The gaps of the read model that are open (in any generation), known to this consumer: recording one writes it
+/// to MongoDB and remembers it; closing asks MongoDB only for sequences among them, or for events that came again.
 #[derive(Debug)]
 struct OpenGaps {
     gaps: Gaps,
-    open: std::sync::Mutex<std::collections::HashSet<i64>>,
+    known: tokio::sync::Mutex<(std::collections::HashSet<i64>, Instant)>,
 }
 
 impl OpenGaps {
     async fn load(gaps: Gaps) -> Result<Self, StoreError> {
-        let open = gaps.up_to(i64::MAX, 100_000).await?.into_iter().collect();
-        Ok(Self { gaps, open: std::sync::Mutex::new(open) })
+        let open = gaps.open().await?.into_iter().collect();
+        Ok(Self { gaps, known: tokio::sync::Mutex::new((open, Instant::now())) })
     }
 
-    async fn record(&self, sequence: i64, order_id: Option<&str>, reason: &str) -> Result<(), StoreError> {
-        self.gaps.record(sequence, order_id, reason).await?;
-        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(sequence);
+    /// Records that the event at `sequence` reached none of `generations`.
+    async fn record(
+        &self,
+        sequence: i64,
+        order_id: Option<&str>,
+        reason: &str,
+        generations: &[String],
+    ) -> Result<(), StoreError> {
+        self.gaps.record(sequence, order_id, reason, generations).await?;
+        self.known.lock().await.0.insert(sequence);
         Ok(())
     }
 
-    /// Closes the gaps of the given sequences that are open; no round trip when none is.
-    async fn close(&self, sequences: &[i64]) -> Result<(), StoreError> {
-        let closing: Vec<i64> = {
-            let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            sequences.iter().copied().filter(|s| open.contains(s)).collect()
-        };
+    /// Closes, in `generations`, the gaps of the `applied` sequences that are open, and of those that came `again`
+    /// whether known open or not; no round trip when there is none of either.
+    async fn close(&self, applied: &[i64], again: &[i64], generations: &[String]) -> Result<(), StoreError> {
+        let mut known = self.known.lock().await;
+        if known.1.elapsed() >= GAPS_FRESH_FOR {
+            *known = (self.gaps.open().await?.into_iter().collect(), Instant::now());
+        }
+        let mut closing: Vec<i64> = applied.iter().copied().filter(|s| known.0.contains(s)).collect();
+        closing.extend(again.iter().filter(|s| !known.0.contains(s)));
         if closing.is_empty() {
             return Ok(());
         }
-        self.gaps.close(&closing).await?;
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.gaps.close(&closing, generations).await?;
         for sequence in &closing {
-            open.remove(sequence);
+            known.0.remove(sequence);
         }
         Ok(())
     }
@@ -392,8 +424,10 @@ async fn apply_events(
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
     notices: &mut Vec<Notice>,
-) -> Option<Vec<(usize, String)>> {
+) -> Option<(Vec<(usize, String)>, Vec<String>)> {
     let mut refused = Vec::new();
+    // The generations every round wrote to: the ones whose gaps the written events close.
+    let mut written_to: Option<Vec<String>> = None;
     let mut all: Vec<Vec<Guarded>> = Vec::with_capacity(events.len());
     let mut pending: Vec<usize> = Vec::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
@@ -415,7 +449,11 @@ async fn apply_events(
         }
         let batch: Vec<Guarded> = pending.iter().flat_map(|&i| all[i].iter().cloned()).collect();
         settings.metrics.batch_views.observe(batch.len() as f64);
-        let outcomes = with_retries(shutdown, "writing the views", || views.apply_documents(&batch)).await?;
+        let (outcomes, live) = with_retries(shutdown, "writing the views", || views.apply_to_live(&batch)).await?;
+        written_to = Some(match written_to {
+            None => live,
+            Some(before) => before.into_iter().filter(|name| live.contains(name)).collect(),
+        });
         let written = time::OffsetDateTime::now_utc();
         let per_event = batch::per_event(pending.iter().map(|&i| all[i].len()), outcomes);
         let round = batch::settle(&pending, per_event, attempt, VIEW_WRITE_ATTEMPTS);
@@ -436,7 +474,14 @@ async fn apply_events(
             return None;
         }
     }
-    Some(refused)
+    let written_to = match written_to {
+        Some(written_to) => written_to,
+        None => {
+            with_retries(shutdown, "reading the pointer", || async { Ok(views.generations().current().await?.live()) })
+                .await?
+        }
+    };
+    Some((refused, written_to))
 }
 
 /// Counts, logs and announces one written event. A version already stored by an earlier attempt is announced again

@@ -168,7 +168,7 @@ impl Rebuilder {
         Ok(name)
     }
 
-    /// Waits for rebuilds started here to finish (they give up when the service shuts down).
+    /// Waits for rebuilds and rollbacks started here to finish (they give up when the service shuts down).
     pub async fn wait(&self) {
         self.tasks.close();
         self.tasks.wait().await;
@@ -263,6 +263,7 @@ impl Rebuilder {
             })
             .await?;
         let replay = started.elapsed();
+        self.fill_gaps(name).await?;
         // Read before the switch: every event up to it reached the generation being replaced.
         let position = self.position().await?;
         let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
@@ -280,22 +281,53 @@ impl Rebuilder {
 
     /// Makes the newest previous generation active again, caught up first: it takes live writes again, then (after
     /// [`GRACE`], when every process writes to it) the log after the position where it stopped is replayed into it,
-    /// and only then does the pointer switch — reads never see it behind. Returns the pointer after the swap and
-    /// what the catch-up replayed.
+    /// the events its gaps name are filled in, and only then does the pointer switch — reads never see it behind.
+    /// Returns the pointer after the swap and what the catch-up replayed.
     pub async fn roll_back(&self) -> Result<(Pointer, Report), RebuildError> {
+        let (back, from) = self.views.generations().begin_rollback().await?;
+        self.finish_rollback(&back, from).await
+    }
+
+    /// Starts a rollback ([`Rebuilder::roll_back`]) and finishes it in the background, whatever becomes of the
+    /// caller (an HTTP request may be given up long before the catch-up is done); returns the generation rolled back
+    /// to at once. A rollback that cannot start (nothing to roll back to, one already running, a generation that
+    /// does not hold the whole log) is refused here.
+    pub async fn start_rollback(&self) -> Result<String, RebuildError> {
+        let (back, from) = self.views.generations().begin_rollback().await?;
+        let rebuilder = self.clone();
+        let generation = back.clone();
+        self.tasks.spawn(async move {
+            match rebuilder.finish_rollback(&generation, from).await {
+                Ok((_, report)) => tracing::info!(
+                    projection = rebuilder.projection.name(),
+                    generation,
+                    events = report.events,
+                    "rolled back, caught up from the log"
+                ),
+                Err(err) => tracing::warn!(generation, error = %err, "rollback failed; the active generation stays"),
+            }
+        });
+        Ok(back)
+    }
+
+    /// Catches the rejoining generation `back` up from `from`, then makes it active; on failure it stops taking live
+    /// writes again.
+    async fn finish_rollback(&self, back: &str, from: i64) -> Result<(Pointer, Report), RebuildError> {
         let generations = self.views.generations();
-        let (back, from) = generations.begin_rollback().await?;
         let caught_up = async {
             if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
                 return Err(RebuildError::Cancelled);
             }
             let started = Instant::now();
-            let (events, views) = self.replay(&back, from, |_, _| async { Ok(()) }).await?;
+            let (events, views) = self.replay(back, from, |_, _| async { Ok(()) }).await?;
+            // Events it missed before it stopped taking live writes: a redrive after it was replaced reached only
+            // the live generations, and closed their gaps but not its own.
+            self.fill_gaps(back).await?;
             let replay = started.elapsed();
             // Read before the switch: every event up to it reached the generation being replaced.
             let position = self.position().await?;
-            let pointer = generations.rollback(&back, position).await?;
-            Ok((pointer, Report { generation: back.clone(), events, views, replay }))
+            let pointer = generations.rollback(back, position).await?;
+            Ok((pointer, Report { generation: back.to_owned(), events, views, replay }))
         };
         let result = caught_up.await;
         if result.is_err() {
@@ -343,6 +375,45 @@ impl Rebuilder {
         }
     }
 
+    /// Writes into generation `name` the events its gaps name, read again from the feed by order (the newest version
+    /// of each order wins, as always), and closes each gap for `name` whose event is now applied; an event the
+    /// projection still cannot apply stays a gap of `name`. Returns how many gaps it closed.
+    async fn fill_gaps(&self, name: &str) -> Result<usize, RebuildError> {
+        let gaps = self.step("reading the gaps", || async { Ok(self.views.gaps().of(name).await?) }).await?;
+        let mut closed = 0;
+        for gap in gaps {
+            let Some(order) = gap.order_id.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok()) else { continue };
+            let events = self
+                .step("reading an order's events", || async {
+                    self.feed.order(order).await.map_err(RebuildError::Feed)
+                })
+                .await?;
+            let mut newest: HashMap<String, Guarded> = HashMap::new();
+            let mut applies = false;
+            for envelope in events {
+                let sequence = envelope.sequence;
+                let documents = shared_events::decode_envelope(envelope).map_err(|e| e.to_string());
+                if let Ok(documents) = documents.and_then(|event| self.projection.apply(&event)) {
+                    applies |= sequence == gap.sequence;
+                    documents.into_iter().for_each(|document| keep_newest(&mut newest, document));
+                }
+            }
+            if !applies {
+                continue;
+            }
+            let documents: Vec<Guarded> = newest.into_values().collect();
+            self.step("filling a gap", || async { Ok(self.views.load(name, &documents).await?) }).await?;
+            let generation = [name.to_owned()];
+            self.step("closing a gap", || async { Ok(self.views.gaps().close(&[gap.sequence], &generation).await?) })
+                .await?;
+            closed += 1;
+        }
+        if closed > 0 {
+            tracing::info!(projection = self.projection.name(), generation = name, closed, "filled gaps from the log");
+        }
+        Ok(closed)
+    }
+
     /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
     /// reporting `(replayed, total)` after each page. Returns the events replayed and the documents written.
     async fn replay<F: Future<Output = Result<(), StoreError>>>(
@@ -364,15 +435,27 @@ impl Rebuilder {
             let fetched = page.events.len() as i64;
             // Only the newest version of each document needs writing.
             let mut newest: HashMap<String, Guarded> = HashMap::new();
+            let mut skipped = Vec::new();
             for envelope in page.events {
+                let (sequence, order_id) = (envelope.sequence, envelope.order_id.to_string());
                 let documents = shared_events::decode_envelope(envelope)
                     .map_err(|reason| reason.to_string())
                     .and_then(|event| self.projection.apply(&event));
                 match documents {
                     Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
-                    // The live projector dead-letters such an event; there is nothing to apply.
-                    Err(reason) => tracing::warn!(%reason, "skipping an event the projection cannot apply"),
+                    // The live projector dead-letters such an event; this generation lacks it too: a gap of its own.
+                    Err(reason) => {
+                        tracing::warn!(%reason, sequence, "skipping an event the projection cannot apply");
+                        skipped.push((sequence, order_id, reason));
+                    }
                 }
+            }
+            for (sequence, order_id, reason) in &skipped {
+                let generation = [name.to_owned()];
+                self.step("recording a gap", || async {
+                    Ok(self.views.gaps().record(*sequence, Some(order_id), reason, &generation).await?)
+                })
+                .await?;
             }
             written.extend(newest.keys().cloned());
             let documents: Vec<Guarded> = newest.into_values().collect();

@@ -152,6 +152,8 @@ impl Pointer {
 pub enum PointerError {
     #[error("generation {0} is already being built")]
     Building(String),
+    #[error("a rollback to generation {0} is already catching it up")]
+    RollingBack(String),
     #[error("there is no previous generation to roll back to")]
     NothingToRollBack,
     #[error("the previous generation {0} does not hold the log from its start: it cannot serve reads")]
@@ -345,6 +347,9 @@ impl Generations {
     /// the position from which the log must be replayed into it.
     pub async fn begin_rollback(&self) -> Result<(String, i64), PointerError> {
         let seen = self.load().await?;
+        if let Some(rejoining) = &seen.rejoining {
+            return Err(PointerError::RollingBack(rejoining.clone()));
+        }
         let (back, from) = seen.rollback_target().ok_or(PointerError::NothingToRollBack)?;
         if !seen.holds_whole_log(&back, &self.first()) {
             return Err(PointerError::Incomplete(back));

@@ -214,15 +214,22 @@ impl Views {
     /// the active one alone — one `update` command per generation for all of them, journaled once. The outcomes
     /// are the active generation's, one per document.
     pub async fn apply_documents(&self, documents: &[Guarded]) -> Result<Vec<ApplyOutcome>, StoreError> {
+        Ok(self.apply_to_live(documents).await?.0)
+    }
+
+    /// [`Views::apply_documents`], also saying which generations were written (the live ones of the pointer used):
+    /// the generations whose gaps the writes close.
+    pub async fn apply_to_live(&self, documents: &[Guarded]) -> Result<(Vec<ApplyOutcome>, Vec<String>), StoreError> {
         let pointer = self.generations.current().await?;
         let mut outcomes = vec![ApplyOutcome::Stale; documents.len()];
-        for name in pointer.live() {
-            let applied = guarded::write(&self.database, &name, documents).await?;
-            if name == pointer.active {
+        let live = pointer.live();
+        for name in &live {
+            let applied = guarded::write(&self.database, name, documents).await?;
+            if *name == pointer.active {
                 outcomes = applied;
             }
         }
-        Ok(outcomes)
+        Ok((outcomes, live))
     }
 
     /// Every view of a generation as stored, whatever its shape (a check of the read model must see a view it
