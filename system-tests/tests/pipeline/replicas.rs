@@ -192,3 +192,65 @@ async fn reads_woken_on_a_replica_that_does_not_project_answer_from_the_notice_w
     let _ = tokio::time::timeout(Duration::from_secs(15), reader.task).await;
     app.stop().await;
 }
+
+/// Two projecting replicas of the order views (one active, one a standby of the single active consumer): the
+/// active one dead-letters an event (a gap) and stops; the standby takes over, and the event, redriven, is applied
+/// by it. The gap must close, although the replica that closes it did not record it.
+#[tokio::test]
+async fn a_gap_recorded_by_one_replica_is_closed_by_another_that_applies_its_event() {
+    use mongodb::bson::{doc, Document};
+    let orders_only = |query: &mut query_service::config::Config| {
+        query.projections = vec![query_service::projection::named("orders").expect("the order views")];
+    };
+    let app = TestApp::spawn_tuned(
+        crate::helpers::Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| orders_only(query),
+    )
+    .await;
+    let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
+    orders_only(&mut config);
+    let standby_stop = CancellationToken::new();
+    let standby = query_service::run::start(config.clone(), standby_stop.clone()).await.expect("standby starts");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let unique = mongodb::IndexModel::builder()
+        .keys(doc! { "customerId": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).name("one_per_customer".to_owned()).build())
+        .build();
+    app.mongo.collection::<Document>("order_views").create_index(unique).await.expect("index");
+    app.place_order("gap-twice").await;
+    let position = app.place_order_answer("gap-twice").await["position"].as_i64().expect("position");
+    let gaps = app.mongo.collection::<Document>("read_model_gaps");
+    crate::helpers::eventually(Duration::from_secs(60), || async {
+        (gaps.count_documents(doc! {}).await.ok()? == 1).then_some(())
+    })
+    .await;
+
+    // The first replica stops; the standby consumes now. The cause is fixed and the dead letter redriven.
+    app.begin_shutdown();
+    app.mongo.collection::<Document>("order_views").drop_index("one_per_customer").await.expect("index dropped");
+    let projection = query_service::projection::named("orders").expect("the order views");
+    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
+    let settings = query_service::run::consumer_settings(
+        &config,
+        projection,
+        metrics.projector(projection.name()),
+        Default::default(),
+        Default::default(),
+    );
+    assert_eq!(query_service::projection::redrive(&settings).await.expect("redriven"), 1);
+    let url = format!("http://{}/queries/orders?customerId=gap-twice&minPosition={position}&waitMs=0", standby.addr);
+    let http = reqwest::Client::new();
+    crate::helpers::eventually(Duration::from_secs(30), || async {
+        let list: serde_json::Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        let both = list["data"].as_array().is_some_and(|views| views.len() == 2);
+        (both && list["metadata"]["missingPositions"] == serde_json::json!([])).then_some(())
+    })
+    .await;
+    standby_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), standby.task).await;
+    app.stop().await;
+}
