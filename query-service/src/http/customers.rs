@@ -91,7 +91,11 @@ fn summary_json(customer_id: String, summary: Summary) -> CustomerSummary {
             .into_iter()
             .map(|status| (status.as_str(), summary.by_status.get(status.as_str()).copied().unwrap_or(0)))
             .collect(),
-        spent: summary.spent.into_iter().map(|(currency, amount)| (currency, amount.to_string())).collect(),
+        spent: summary
+            .spent
+            .into_iter()
+            .map(|(currency, amount)| (currency, super::responses::money(amount)))
+            .collect(),
         first_order_at: summary.first_order_at.map(rfc3339),
         last_order_at: summary.last_order_at.map(rfc3339),
         recent_order_ids: summary.recent_order_ids,

@@ -105,7 +105,7 @@ fn row(day: Option<String>, currency: String, figures: DayFigures) -> DayRow {
         confirmed: figures.confirmed,
         shipped: figures.shipped,
         cancelled: figures.cancelled,
-        revenue: figures.revenue.to_string(),
+        revenue: super::responses::money(figures.revenue),
     }
 }
 
@@ -134,6 +134,17 @@ fn range(from: Option<&str>, to: Option<&str>) -> Result<(Date, Date), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_amount_has_two_decimals_even_a_day_without_revenue() {
+        let figures =
+            |revenue: &str| DayFigures { revenue: revenue.parse().expect("a decimal"), ..DayFigures::default() };
+        let revenue = |amount: &str| row(None, "EUR".to_owned(), figures(amount)).revenue;
+        assert_eq!(revenue("0"), "0.00");
+        assert_eq!(revenue("19.99"), "19.99");
+        assert_eq!(revenue("20.1"), "20.10");
+        assert_eq!(revenue("1000000"), "1000000.00");
+    }
 
     #[test]
     fn a_range_is_two_dates_in_order_and_at_most_366_days() {

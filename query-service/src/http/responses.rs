@@ -392,3 +392,11 @@ problem_response!(
     "This client (or this service) holds as many view streams and waiting reads as it may; retry after \
      `Retry-After`."
 );
+
+/// An amount as the API shows every amount: an exact decimal with (at least) two places, `0.00` included.
+pub fn money(mut amount: rust_decimal::Decimal) -> String {
+    if amount.scale() < 2 {
+        amount.rescale(2);
+    }
+    amount.to_string()
+}
