@@ -110,23 +110,43 @@ impl Waiting {
     }
 
     /// The read model's position, once at `min_position` or when `wait` runs out (or the service stops). The board
-    /// knows what this replica has been told; a replica that started after the last notice asks MongoDB.
+    /// knows what this replica has been told; MongoDB is asked first, every [`RECHECK`] while no notice comes (one
+    /// may have been lost, or this replica hears none), and once more before giving up.
     pub async fn for_position(
         &self,
         views: &Views,
         min_position: i64,
         wait: Duration,
     ) -> Result<(i64, Option<Waited>), StoreError> {
-        if self.waiters.position() < min_position {
+        let stored = || async {
             self.waiters.announce_position(views.position().await?);
+            Ok::<_, StoreError>(())
+        };
+        if self.waiters.position() < min_position {
+            stored().await?;
         }
         if self.waiters.position() >= min_position || wait.is_zero() {
             return Ok((self.waiters.position(), None));
         }
         let started = Instant::now();
-        let reached = tokio::select! {
-            () = self.shutdown.cancelled() => false,
-            reached = tokio::time::timeout(wait, self.waiters.position_reached(min_position)) => reached.is_ok(),
+        let deadline = tokio::time::Instant::now() + wait;
+        let reached = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::select! {
+                () = self.shutdown.cancelled() => break false,
+                woken = tokio::time::timeout(RECHECK.min(left), self.waiters.position_reached(min_position)) => {
+                    if woken.is_ok() {
+                        break true;
+                    }
+                    stored().await?;
+                    if self.waiters.position() >= min_position {
+                        break true;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        break false;
+                    }
+                }
+            }
         };
         Ok((self.waiters.position(), Some(Waited { reached, took: started.elapsed() })))
     }

@@ -254,3 +254,27 @@ async fn a_gap_recorded_by_one_replica_is_closed_by_another_that_applies_its_eve
     let _ = tokio::time::timeout(Duration::from_secs(15), standby.task).await;
     app.stop().await;
 }
+
+/// A replica that hears no notices (its listener cannot reach the broker: a notice lost is the same, only shorter)
+/// still answers a list read at a position once the read model has reached it: the wait looks at MongoDB itself
+/// now and then, as single reads do, instead of answering 202 when its wait runs out.
+#[tokio::test]
+async fn a_list_read_on_a_replica_that_hears_no_notices_answers_once_the_read_model_is_there() {
+    let app = TestApp::spawn().await;
+    let mut config = query_config(&app.names, "amqp://guest:guest@127.0.0.1:9/%2f", &mongodb_uri());
+    config.projector_enabled = false;
+    let shutdown = CancellationToken::new();
+    let deaf = query_service::run::start(config, shutdown.clone()).await.expect("a deaf replica starts");
+    // The projector is slowed down, so that the read starts before the read model has the order.
+    let slowdown = app.query_url("/admin/projector/slowdown?delayMs=1500");
+    let slowed = app.http.post(slowdown).bearer_auth(crate::helpers::ADMIN_TOKEN).send().await.expect("answers");
+    assert_eq!(slowed.status(), 200);
+    let position = app.place_order_answer("deaf").await["position"].as_i64().expect("position");
+    let url = format!("http://{}/queries/orders?customerId=deaf&minPosition={position}&waitMs=10000", deaf.addr);
+    let started = std::time::Instant::now();
+    let list = app.http.get(url).send().await.expect("GET answers");
+    assert_eq!(list.status(), 200, "answered after {:?}", started.elapsed());
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), deaf.task).await;
+    app.stop().await;
+}
