@@ -69,6 +69,14 @@ impl AtPosition {
         }
     }
 
+    /// The positions up to the one asked whose events are in no document of the read model (empty unless reached).
+    pub fn missing(&self) -> &[i64] {
+        match self {
+            Self::Reached { missing, .. } => missing,
+            _ => &[],
+        }
+    }
+
     /// Whether the answer is a 202.
     pub fn behind(&self) -> bool {
         matches!(self, Self::Behind { .. } | Self::Unvouched { .. })

@@ -362,3 +362,28 @@ async fn read_models_added_to_a_log_that_already_holds_events_build_themselves_a
     pool.close().await;
     app.stop().await;
 }
+
+/// A customer whose only order the summary's projection dead-lettered: "no orders" would hide the gap. The read
+/// at the order's position names it instead.
+#[tokio::test]
+async fn a_summary_whose_only_order_was_dead_lettered_names_the_gap_instead_of_answering_404() {
+    let app = TestApp::spawn().await;
+    let first = app.place_order_answer("someone-else").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/someone-else/summary?minPosition={first}&waitMs=20000"));
+    assert_eq!(app.http.get(&url).send().await.expect("answers").status(), StatusCode::OK);
+    // One contribution per currency: MongoDB refuses the next one in EUR, whoever's it is.
+    let unique = mongodb::IndexModel::builder()
+        .keys(mongodb::bson::doc! { "currency": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    app.mongo.collection::<mongodb::bson::Document>("customer_orders").create_index(unique).await.expect("index");
+    let position = app.place_order_answer("lonely").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/lonely/summary?minPosition={position}&waitMs=30000"));
+    let response = app.http.get(&url).send().await.expect("answers");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["orders"], 0, "{body}");
+    assert_eq!(body["metadata"]["missingPositions"], serde_json::json!([position]), "{body}");
+    app.stop().await;
+}
