@@ -532,7 +532,8 @@ where
 /// Longest wait for the broker to confirm a dead letter.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Copies a message to the dead-letter queue with its reason, and waits for the broker to confirm it.
+/// Copies a message to the dead-letter queue with its reason, and waits for the broker to confirm that the queue has
+/// it.
 async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason: &str) -> lapin::Result<()> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert("x-dead-letter-reason".into(), AMQPValue::LongString(LongString::from(reason)));
@@ -541,13 +542,18 @@ async fn dead_letter(channel: &Channel, queue: &str, delivery: &Delivery, reason
         AMQPValue::LongString(LongString::from(delivery.routing_key.as_str())),
     );
     let properties: BasicProperties = delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
-    let options = BasicPublishOptions::default();
+    // Mandatory: with the dead-letter queue missing the broker returns the copy, and the original stays unacked (the
+    // consumer reconnects, declares its topology again and gets it back) instead of being acked after a copy that
+    // went nowhere.
+    let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
     let confirm =
         amqp::publish_confirmed(channel, "", queue, options, &delivery.data, properties, CONFIRM_TIMEOUT).await?;
-    if confirm.is_ack() {
-        Ok(())
-    } else {
-        Err(amqp::refused("a dead letter"))
+    match confirm {
+        lapin::Confirmation::Ack(None) => Ok(()),
+        lapin::Confirmation::Ack(Some(_)) => {
+            Err(lapin::Error::from(std::io::Error::other(format!("the dead-letter queue {queue} does not exist"))))
+        }
+        _ => Err(amqp::refused("a dead letter")),
     }
 }
 

@@ -50,7 +50,8 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
         // Back to the partition it came from (its routing key names it), or the first one.
         let queue = settings.queue_of(back_to(&headers, settings.partition.count));
         let properties = delivery.properties.clone().with_headers(headers);
-        let options = BasicPublishOptions::default();
+        // Mandatory: a partition's queue missing returns the message, which then stays in the dead-letter queue.
+        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
         let confirm = service_runtime::amqp::publish_confirmed(
             &channel,
             "",
@@ -61,7 +62,13 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
             REDRIVE_CONFIRM_TIMEOUT,
         )
         .await?;
-        anyhow::ensure!(confirm.is_ack(), "the broker refused a redriven message; it stays in {dead_letters}");
+        match confirm {
+            lapin::Confirmation::Ack(None) => {}
+            lapin::Confirmation::Ack(Some(_)) => {
+                anyhow::bail!("queue {queue} does not exist; the message stays in {dead_letters}")
+            }
+            _ => anyhow::bail!("the broker refused a redriven message; it stays in {dead_letters}"),
+        }
         delivery.acker.ack(BasicAckOptions::default()).await?;
         moved += 1;
     }
