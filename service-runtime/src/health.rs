@@ -29,6 +29,8 @@ pub struct Checks {
     pub hard: Vec<(&'static str, bool)>,
     /// Checks that degrade the service without taking it out of service: (name, the reason when degraded).
     pub degraded: Vec<(&'static str, Option<String>)>,
+    /// Why a hard check is down, where there is more to say than its name: (name, reason).
+    pub why_down: Vec<(&'static str, String)>,
 }
 
 /// A service's readiness probe: what `GET /health/ready` runs.
@@ -110,7 +112,7 @@ pub struct Readiness {
     /// The checks that degrade the service without taking it out of service, while they do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub degraded: Option<Vec<&'static str>>,
-    /// Why each degraded check is degraded.
+    /// Why each degraded check is degraded (and a hard check that is down, where there is more to say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasons: Option<BTreeMap<&'static str, String>>,
 }
@@ -129,7 +131,7 @@ pub async fn live() -> Json<Liveness> {
         (status = 503, description = "Not ready: names what is down", body = Readiness)))]
 pub async fn ready(State(probe): State<Cached>) -> Response {
     let checks = probe.last.get((probe.probe)()).await;
-    answer(&checks.hard, &checks.degraded)
+    answer_with(&checks.hard, &checks.degraded, &checks.why_down)
 }
 
 /// Whether RabbitMQ is reachable, over one connection kept for the purpose: it is opened on the first check and
@@ -168,8 +170,22 @@ impl AmqpCheck {
 /// The readiness answer for named checks (`true` = up) and for checks that degrade the service without taking it
 /// out of service (a reason = degraded): those show as `"down"` among the checks, are listed in `degraded` with
 /// their reason in `reasons`, and leave the status 200 (`"status": "degraded"`) unless a hard check is down.
+#[cfg(test)]
 fn answer(checks: &[(&'static str, bool)], degraded: &[(&'static str, Option<String>)]) -> Response {
-    let readiness = readiness(checks, degraded);
+    answer_with(checks, degraded, &[])
+}
+
+fn answer_with(
+    checks: &[(&'static str, bool)],
+    degraded: &[(&'static str, Option<String>)],
+    why_down: &[(&'static str, String)],
+) -> Response {
+    let mut readiness = readiness(checks, degraded);
+    for (name, why) in why_down {
+        if readiness.down.as_ref().is_some_and(|down| down.contains(name)) {
+            readiness.reasons.get_or_insert_with(BTreeMap::new).insert(name, why.clone());
+        }
+    }
     let status = if readiness.down.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness)).into_response()
 }

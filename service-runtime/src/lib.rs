@@ -2,8 +2,8 @@
 //! the one shutdown signal ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]),
 //! serving HTTP ([`serve`]) and, for their HTTP APIs, who is asking ([`auth`]), the CORS policy ([`cors`]), the
 //! error format ([`problem`]), query-string integers ([`params`]), admin endpoints ([`admin`]), health endpoints
-//! ([`health`]), Prometheus metrics ([`metrics`]) and the limits on connections ([`listener`]) and per client
-//! ([`limits`]).
+//! ([`health`]), Prometheus metrics ([`metrics`]), the limits on connections ([`listener`]) and per client
+//! ([`limits`]), the supervisor of background tasks ([`supervisor`]) and the progress watchdog ([`watchdog`]).
 
 pub mod admin;
 pub mod amqp;
@@ -16,7 +16,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+pub mod supervisor;
 pub mod telemetry;
+pub mod watchdog;
 
 pub use telemetry::init_tracing;
 
