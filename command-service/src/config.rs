@@ -51,6 +51,8 @@ pub struct Config {
     /// The replication slot of `wal` mode (default: `orders_relay_<database>`).
     #[arg(long, env = "RELAY_SLOT")]
     pub relay_slot: Option<String>,
+    #[command(flatten)]
+    pub watchdog: service_runtime::watchdog::WatchdogSettings,
     /// Write-ahead log a replication slot of this database may retain before readiness warns, in MiB.
     #[arg(long, env = "RELAY_SLOT_WARN_MIB", default_value_t = 1024)]
     pub relay_slot_warn_mib: u64,

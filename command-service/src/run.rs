@@ -40,16 +40,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(%addr, relay = config.relay_enabled, "command-service listening");
 
     let metrics = CommandMetrics::new()?;
+    let watchdog = config.watchdog.watchdog().registered(&metrics.registry)?;
+    // The background tasks, under one supervisor: one that ends before shutdown fails readiness and stops the
+    // process with an error.
+    let supervisor = service_runtime::supervisor::Supervisor::new(shutdown.clone());
     let relay_status = config.relay_enabled.then(|| Arc::new(relay::RelayStatus::default()));
-    let relay = match relay_status.clone() {
-        Some(status) => {
-            let settings = config.relay_settings(metrics.relay.clone(), status)?;
-            Some(tokio::spawn(relay::run(pool.clone(), options, settings, shutdown.clone())))
-        }
-        None => None,
-    };
-    let purge =
-        tokio::spawn(store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()));
+    if let Some(status) = relay_status.clone() {
+        let settings = config.relay_settings(metrics.relay.clone(), status.clone())?;
+        supervisor.spawn("relay", relay::run(pool.clone(), options, settings, shutdown.clone()));
+        supervisor.spawn("relay watchdog", relay::watch(pool.clone(), status, watchdog.clone(), shutdown.clone()));
+    }
+    supervisor.spawn(
+        "idempotency purge",
+        store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()),
+    );
     let auth = Auth::new(&config.auth)?;
     auth.announce("command-service");
     let mut app = build_app(AppState {
@@ -62,6 +66,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             amqp_url: config.amqp_url.clone(),
             relay: relay_status,
             slot_warn_bytes: config.relay_slot_warn_mib.saturating_mul(1 << 20),
+            tasks: supervisor.health(),
+            watchdog,
         },
     });
     if let Some(cors) = cors {
@@ -70,12 +76,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let task = tokio::spawn(async move {
         // Whatever ends the server ends the relay too, so the process exits as a whole.
         let served = service_runtime::serve(listener, app, shutdown).await;
-        purge.await.context("idempotency purge task panicked")?;
-        if let Some(relay) = relay {
-            relay.await.context("relay task panicked")?;
-        }
+        let tasks = supervisor.wait().await;
         pool.close().await;
-        served.context("HTTP server failed")
+        served.context("HTTP server failed")?;
+        tasks
     });
     Ok(Running { addr, task })
 }

@@ -25,6 +25,10 @@ pub struct Readiness {
     pub relay: Option<Arc<RelayStatus>>,
     /// Write-ahead log a replication slot of the database may retain before readiness warns.
     pub slot_warn_bytes: u64,
+    /// The supervised background tasks: one gone fails readiness.
+    pub tasks: service_runtime::supervisor::TaskHealth,
+    /// The stages that move events (the relay): one stalled degrades readiness.
+    pub watchdog: service_runtime::watchdog::Watchdog,
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -46,13 +50,20 @@ fn probe(state: &AppState) -> Probe {
             let rabbitmq = amqp.reachable(CHECK_TIMEOUT);
             let slots = tokio::time::timeout(CHECK_TIMEOUT, store::slots::all(&pool));
             let (postgres, rabbitmq, slots) = tokio::join!(postgres, rabbitmq, slots);
-            let mut checks =
-                Checks { hard: vec![("postgres", postgres), ("rabbitmq", rabbitmq)], degraded: Vec::new() };
+            let mut checks = Checks { hard: vec![("postgres", postgres), ("rabbitmq", rabbitmq)], ..Checks::default() };
+            let failure = readiness.tasks.failure();
+            checks.hard.push(("tasks", failure.is_none()));
+            checks.why_down.extend(failure.map(|why| ("tasks", why)));
             if let Some(relay) = &readiness.relay {
                 checks.hard.push(("relay", relay.is_running()));
                 // Commands are still taken and kept safe in the outbox: the service stays ready, and says why
                 // events wait.
                 checks.degraded.push(("routing", relay.unroutable()));
+                let stalled = readiness.watchdog.reason().map(|reason| match relay.failing() {
+                    Some((_, error)) => format!("{reason}; the last relay term failed: {error}"),
+                    None => reason,
+                });
+                checks.degraded.push(("stalled", stalled));
             }
             let slots = slots.ok().and_then(Result::ok).unwrap_or_default();
             checks.degraded.push(("replication_slot", slot_warning(&slots, readiness.slot_warn_bytes)));

@@ -19,10 +19,12 @@ mod notify;
 mod publisher;
 mod status;
 mod wal;
+mod watch;
 
 pub use publisher::{declare_exchanges, CheckpointOutcome, Outcome as PublishOutcome, Publisher};
 pub use status::RelayStatus;
 pub use wal::{drop_slot, ReplicationTarget};
+pub use watch::watch;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection, PgPool};
@@ -100,8 +102,12 @@ async fn run_until_shutdown(
     loop {
         let wait = match lead(&pool, &connect, settings, &shutdown, &backoff).await {
             Ok(Outcome::Stopped) => return,
-            Ok(Outcome::Standby) => settings.standby_interval,
+            Ok(Outcome::Standby) => {
+                settings.status.term_ok();
+                settings.standby_interval
+            }
             Err(err) => {
+                settings.status.term_failed(format!("{err:#}"));
                 settings.metrics.failures.inc();
                 let wait = backoff.failed();
                 tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "relay failed");

@@ -38,6 +38,7 @@ pub(super) async fn publish(
     loop {
         let drained = drain(pool, lock, publisher, settings, shutdown, &mut checkpoint).await?;
         backoff.reset();
+        settings.status.term_ok();
         // Events that no queue took are tried again soon; the notifications meanwhile are for rows behind them.
         let poll = if drained == Drained::Unroutable { UNROUTABLE_RETRY } else { settings.poll_interval };
         let next_poll = tokio::time::Instant::now() + poll;

@@ -46,3 +46,9 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, f64), StoreError> {
     .fetch_one(pool)
     .await?)
 }
+
+/// How many events are not known published, and the lowest sequence among them (`outbox_backlog`): the relay's
+/// watchdog takes a new lowest one for progress.
+pub async fn oldest_waiting(pool: &PgPool) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(sqlx::query_as("select count(*), min(sequence) from outbox_backlog").fetch_one(pool).await?)
+}

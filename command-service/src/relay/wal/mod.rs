@@ -342,6 +342,7 @@ impl<'a> Stream<'a> {
                 return Ok(Outcome::Stopped);
             }
             backoff.reset();
+            self.settings.status.term_ok();
             self.checkpoint(publisher).await?;
             self.record().await?;
             if self.resolve_at().is_some_and(|at| at <= tokio::time::Instant::now()) {
