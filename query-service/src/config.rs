@@ -69,6 +69,8 @@ pub struct Config {
     pub http_addr: SocketAddr,
     #[command(flatten)]
     pub connections: service_runtime::listener::ConnectionSettings,
+    #[command(flatten)]
+    pub watchdog: service_runtime::watchdog::WatchdogSettings,
     /// Serve the demo page at `/` (switch it off where browsers should see only the API).
     #[arg(long, env = "DEMO_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
     pub demo_page: bool,

@@ -113,6 +113,7 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
                     metrics.projector(projection.name()),
                     Default::default(),
                     Default::default(),
+                    cli.config.watchdog.watchdog(),
                 );
                 let moved = query_service::projection::redrive(&settings).await?;
                 eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);

@@ -14,6 +14,8 @@ use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings, Projection, Slowdown};
 use crate::read::{self, Boards, VersionWaiters, ViewReader};
 use service_runtime::admin::AdminToken;
+use service_runtime::supervisor::Supervisor;
+use service_runtime::watchdog::Watchdog;
 
 /// A started service: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct Running {
     pub waiters: VersionWaiters,
     /// True while this replica's view-changed queue is bound (it hears every notice).
     pub notices_bound: watch::Receiver<bool>,
+    /// The background tasks: one that ends before shutdown fails readiness and ends `task` with an error.
+    pub supervisor: Supervisor,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -32,6 +36,7 @@ pub fn consumer_settings(
     metrics: ProjectorMetrics,
     consuming: projection::Consuming,
     slowdown: Slowdown,
+    watchdog: Watchdog,
 ) -> ConsumerSettings {
     ConsumerSettings {
         projection,
@@ -46,6 +51,7 @@ pub fn consumer_settings(
         queue_type: config.amqp_queue_type,
         prefetch: config.amqp_prefetch,
         feed: config.can_read_feed().then(|| config.feed().ok()).flatten(),
+        watchdog,
     }
 }
 
@@ -54,6 +60,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
+    let watchdog = config.watchdog.watchdog().registered(&metrics.registry)?;
+    // The background tasks, under one supervisor: one that ends before shutdown fails readiness and stops the
+    // process with an error.
+    let supervisor = Supervisor::new(shutdown.clone());
     let commands = Some(metrics.mongodb_commands.clone());
     let views = config.views(commands).await?;
     // One handle per read model, shared by its projector, rebuilder and reads: one cached pointer each.
@@ -87,9 +97,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let slowdown = config.projector_enabled.then(Slowdown::default);
     let projectors = read::projectors::Projectors::default();
     let replica = projection::Replica::default();
-    let mut projector_tasks = Vec::new();
     if let Some(slowdown) = &slowdown {
-        for ((projection, views), (_, consumer)) in projected.iter().copied().zip(&consuming) {
+        for (index, ((projection, views), (_, consumer))) in projected.iter().copied().zip(&consuming).enumerate() {
             let projection = *projection;
             let settings = consumer_settings(
                 &config,
@@ -97,15 +106,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 metrics.projector(projection.name()),
                 consumer.clone(),
                 slowdown.clone(),
+                watchdog.clone(),
             );
-            if projector_tasks.is_empty() {
-                projector_tasks.push(tokio::spawn(projection::heartbeat(
-                    settings.clone(),
-                    replica.clone(),
-                    consuming.clone(),
-                    shutdown.clone(),
-                )));
-                projector_tasks.push(tokio::spawn(projection::keep_topology(settings.clone(), shutdown.clone())));
+            if index == 0 {
+                let heartbeat =
+                    projection::heartbeat(settings.clone(), replica.clone(), consuming.clone(), shutdown.clone());
+                supervisor.spawn("projector heartbeat", heartbeat);
+                supervisor.spawn("projector topology", projection::keep_topology(settings.clone(), shutdown.clone()));
             }
             let waiters = boards.of(projection.model());
             let run = projection::run(
@@ -116,18 +123,32 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 replica.clone(),
                 shutdown.clone(),
             );
-            projector_tasks.push(tokio::spawn(run));
+            supervisor.spawn(format!("projector {}", projection.name()), run);
         }
     }
+    // Every replica reports the partitions nobody consumes; a projecting one, its own stages too.
+    supervisor.spawn(
+        "projection watchdog",
+        projection::watch(
+            projectors.clone(),
+            consuming.clone(),
+            config.projector_partitions,
+            watchdog.clone(),
+            shutdown.clone(),
+        ),
+    );
     let (bound, notices_bound) = watch::channel(false);
-    let notices = tokio::spawn(read::notices::listen(
-        config.amqp_url.clone(),
-        read::notices::notice_exchange(&config.amqp_exchange),
-        boards.clone(),
-        projectors,
-        bound,
-        shutdown.clone(),
-    ));
+    supervisor.spawn(
+        "view-changed listener",
+        read::notices::listen(
+            config.amqp_url.clone(),
+            read::notices::notice_exchange(&config.amqp_exchange),
+            boards.clone(),
+            projectors,
+            bound,
+            shutdown.clone(),
+        ),
+    );
     let rebuilders = read_models
         .iter()
         .map(|(projection, views)| config.rebuilder(*projection, views, shutdown.clone()))
@@ -137,20 +158,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     if !config.can_read_feed() {
         tracing::info!("no token for the event feed: a read model that must be built from the log cannot be");
     }
-    let janitors: Vec<_> =
-        rebuilders.iter().map(|rebuilder| tokio::spawn(rebuilder.clone().tend(config.can_read_feed()))).collect();
+    for rebuilder in &rebuilders {
+        let name = format!("read model keeper {}", rebuilder.views().model().name);
+        supervisor.spawn(name, rebuilder.clone().tend(config.can_read_feed()));
+    }
     if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
         tracing::info!("no ADMIN_TOKEN: the read-model sampler is off (it reads the admin event feed)");
     }
     let findings = crate::verify::sampler::Findings::default();
-    let sampler = tokio::spawn(crate::verify::sampler::run(
-        views.clone(),
-        config.feed()?,
-        config.sample_rate(),
-        metrics.clone(),
-        findings.clone(),
-        shutdown.clone(),
-    ));
+    supervisor.spawn(
+        "read-model sampler",
+        crate::verify::sampler::run(
+            views.clone(),
+            config.feed()?,
+            config.sample_rate(),
+            metrics.clone(),
+            findings.clone(),
+            shutdown.clone(),
+        ),
+    );
     let auth = service_runtime::auth::Auth::new(&config.auth)?;
     auth.announce("query-service");
     let state = AppState {
@@ -164,7 +190,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         admin: AdminToken::new(config.admin_token.as_deref()),
         rebuilders: rebuilders.clone(),
         metrics,
-        readiness: Readiness { amqp_url: config.amqp_url.clone(), consuming },
+        readiness: Readiness { amqp_url: config.amqp_url.clone(), consuming, tasks: supervisor.health(), watchdog },
         slowdown,
         demo,
         sampling: Sampling { rate: config.sample_rate(), findings },
@@ -173,20 +199,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
+    let supervised = supervisor.clone();
     let task = tokio::spawn(async move {
         let served = service_runtime::serve(listener, app, shutdown).await;
-        notices.await.context("view-changed listener panicked")?;
         for rebuilder in &rebuilders {
             rebuilder.wait().await;
         }
-        for janitor in janitors {
-            janitor.await.context("rebuild janitor panicked")?;
-        }
-        sampler.await.context("read-model sampler panicked")?;
-        for projector in projector_tasks {
-            projector.await.context("projector task panicked")?;
-        }
-        served.context("HTTP server failed")
+        let tasks = supervised.wait().await;
+        served.context("HTTP server failed")?;
+        tasks
     });
-    Ok(Running { addr, waiters, notices_bound, task })
+    Ok(Running { addr, waiters, notices_bound, supervisor, task })
 }

@@ -1,5 +1,6 @@
 //! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, the order views'
-//! projection consuming; 503 naming what is down; `degraded` naming another projection that does not consume), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
+//! projection consuming, every background task running; 503 naming what is down; `degraded` naming another
+//! projection that does not consume, a read model being built, a stalled stage), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
 //! read model's checks against the log included).
 
 use axum::extract::State;
@@ -24,6 +25,10 @@ pub struct Readiness {
     pub amqp_url: String,
     /// The consumer of each projection this process runs (`PROJECTIONS`), by name; empty when it runs no projector.
     pub consuming: Vec<(&'static str, crate::projection::Consuming)>,
+    /// The supervised background tasks: one gone fails readiness.
+    pub tasks: service_runtime::supervisor::TaskHealth,
+    /// The stages that move events (each partition of each projection): one stalled degrades readiness.
+    pub watchdog: service_runtime::watchdog::Watchdog,
 }
 
 impl Readiness {
@@ -65,6 +70,8 @@ fn probe(state: &AppState) -> Probe {
             if let Some(consuming) = readiness.order_views() {
                 hard.push(("projector", consuming.is_ready()));
             }
+            let failure = readiness.tasks.failure();
+            hard.push(("tasks", failure.is_none()));
             let degraded = readiness
                 .consuming
                 .iter()
@@ -75,7 +82,8 @@ fn probe(state: &AppState) -> Probe {
                 .collect::<Vec<_>>();
             let mut degraded = degraded;
             degraded.push(("building", building(&read_models).await));
-            Checks { hard, degraded }
+            degraded.push(("stalled", readiness.watchdog.reason()));
+            Checks { hard, degraded, why_down: failure.map(|why| ("tasks", why)).into_iter().collect() }
         })
     })
 }

@@ -8,6 +8,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Acker;
 use lapin::{BasicProperties, Channel, ConnectionProperties};
+use service_runtime::watchdog::StageId;
 use service_runtime::{amqp, retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -17,6 +18,7 @@ use super::acks::{ack_through, HeldAcks};
 use super::batch::{self, Message};
 use super::settings::ConsumerSettings;
 use super::topology::{declare_topology, declared_otherwise};
+use super::watch::{IN_HAND, QUEUED};
 use crate::metrics::EventOutcome;
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
@@ -81,6 +83,7 @@ pub(super) async fn consume(
     tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(), "projector consuming");
     settings.consuming.started(settings.partition);
     backoff.reset();
+    let stage = StageId::projection(settings.projection.name(), settings.partition.index);
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
     let mut health = tokio::time::interval(Duration::from_secs(2));
@@ -99,7 +102,9 @@ pub(super) async fn consume(
             }
             _ = health.tick() => {
                 if connection.status().connected() && channel.status().connected() {
-                    sample_queue_depth(&channel, settings).await;
+                    if let Some(depth) = sample_queue_depth(&channel, settings).await {
+                        settings.watchdog.holds(&stage, QUEUED, depth > 0);
+                    }
                     continue;
                 }
                 break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
@@ -122,6 +127,7 @@ pub(super) async fn consume(
                 }
             },
         };
+        settings.watchdog.holds(&stage, IN_HAND, true);
         settings.slowdown.hold(Instant::now(), shutdown).await;
         if shutdown.is_cancelled() {
             break Ok(());
@@ -136,6 +142,8 @@ pub(super) async fn consume(
         };
         match handle_batch(&batch, settings, views, &gaps, waiters, &dead_letters, shutdown).await {
             Ok(Some((notices, position))) => {
+                settings.watchdog.holds(&stage, IN_HAND, false);
+                settings.watchdog.progressed(&stage);
                 for notice in notices {
                     notices::publish(&channel, &notice_exchange, notice).await?;
                 }
@@ -158,6 +166,9 @@ pub(super) async fn consume(
         }
     };
     settings.consuming.stopped(settings.partition);
+    // What waits for a partition this consumer lets go is another consumer's to report (or nobody's: `watch`).
+    settings.watchdog.holds(&stage, QUEUED, false);
+    settings.watchdog.holds(&stage, IN_HAND, false);
     if result.is_ok() {
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
@@ -236,13 +247,14 @@ fn fill_batch<D>(
     Ok(batch)
 }
 
-/// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge.
-async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) {
+/// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge, and returns it (`None`
+/// when the broker did not answer in time).
+async fn sample_queue_depth(channel: &Channel, settings: &ConsumerSettings) -> Option<u32> {
     let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     let declare = channel.queue_declare(settings.partition_queue().as_str().into(), passive, FieldTable::default());
-    if let Ok(Ok(queue)) = tokio::time::timeout(Duration::from_secs(2), declare).await {
-        settings.metrics.queue_depth.set(i64::from(queue.message_count()));
-    }
+    let Ok(Ok(queue)) = tokio::time::timeout(Duration::from_secs(2), declare).await else { return None };
+    settings.metrics.queue_depth.set(i64::from(queue.message_count()));
+    Some(queue.message_count())
 }
 
 /// Handles a batch as [`batch::plan`] sorts it: its events are written together, then its newest checkpoint is

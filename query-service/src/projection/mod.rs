@@ -44,11 +44,13 @@ mod redrive;
 mod settings;
 mod slowdown;
 mod topology;
+mod watch;
 
 pub use partitions::{heartbeat, run, Replica};
 pub use projections::Projection;
 pub use settings::{projection_queue, ConsumerSettings, Consuming, QueueType};
 pub use topology::{declare_topology, keep as keep_topology};
+pub use watch::watch;
 
 /// Every projection, the order views first.
 pub static ALL: [&dyn Projection; 3] =

@@ -178,7 +178,9 @@ pub async fn heartbeat(
     let said = || Heartbeat {
         partitions: count,
         projections: Some(consuming.iter().map(|(name, _)| (*name).to_owned()).collect()),
-        consuming: Some(consuming.iter().map(|(name, of)| ((*name).to_owned(), consumed(of, count))).collect()),
+        consuming: Some(
+            consuming.iter().map(|(name, of)| ((*name).to_owned(), super::watch::consumed(of, count))).collect(),
+        ),
     };
     retry_until_shutdown("projector heartbeat", &backoff, &shutdown, || async {
         let result = async {
@@ -207,18 +209,6 @@ pub async fn heartbeat(
         result
     })
     .await;
-}
-
-/// The partitions a projection's consumer consumes now: of a split queue, those it holds; of an unsplit one, the
-/// only one while its consumer runs.
-fn consumed(consuming: &Consuming, count: u16) -> Vec<u16> {
-    if count > 1 {
-        consuming.partitions()
-    } else if consuming.is_ready() {
-        vec![0]
-    } else {
-        Vec::new()
-    }
 }
 
 #[cfg(test)]

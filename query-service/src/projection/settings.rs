@@ -93,6 +93,8 @@ pub struct ConsumerSettings {
     pub slowdown: Slowdown,
     /// The event feed, to catch up from after a queue was lost while it held events; `None` without a token for it.
     pub feed: Option<crate::feed::Feed>,
+    /// Where the consumer reports its progress and what waits for it.
+    pub watchdog: service_runtime::watchdog::Watchdog,
 }
 
 /// The queue of `projection` under `AMQP_QUEUE` = `stem`: `stem` itself for the order views, `<stem>.<projection>`

@@ -58,12 +58,13 @@ pub async fn run(
     findings: Findings,
     shutdown: CancellationToken,
 ) {
+    // Off, it still runs until shutdown: a supervised task that ends early is a failure.
     if rate <= 0.0 || !rate.is_finite() {
-        return;
+        return shutdown.cancelled().await;
     }
     let Ok(interval) = Duration::try_from_secs_f64(1.0 / rate) else {
         tracing::warn!(rate, "READ_MODEL_SAMPLE_RATE is too small to schedule: the read-model sampler is off");
-        return;
+        return shutdown.cancelled().await;
     };
     let (mut queue, mut after): (VecDeque<Uuid>, i64) = (VecDeque::new(), 0);
     loop {

@@ -38,6 +38,8 @@ fn command_app_without_store() -> axum::Router {
             amqp_url: crate::helpers::amqp_url(),
             relay: None,
             slot_warn_bytes: u64::MAX,
+            tasks: Default::default(),
+            watchdog: Default::default(),
         },
     })
 }
@@ -329,7 +331,12 @@ async fn query_app_without_store() -> axum::Router {
         shutdown,
         admin: service_runtime::admin::AdminToken::new(None),
         metrics: query_service::metrics::QueryMetrics::new().expect("metrics"),
-        readiness: query_service::http::Readiness { amqp_url: crate::helpers::amqp_url(), consuming: Vec::new() },
+        readiness: query_service::http::Readiness {
+            amqp_url: crate::helpers::amqp_url(),
+            consuming: Vec::new(),
+            tasks: Default::default(),
+            watchdog: Default::default(),
+        },
         slowdown: None,
         demo: None,
         sampling: query_service::http::Sampling::default(),

@@ -86,6 +86,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The waiter board of the (projecting) query-service.
     pub waiters: query_service::read::VersionWaiters,
+    /// The supervisor of the query-service's background tasks.
+    pub query_tasks: service_runtime::supervisor::Supervisor,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     mongodb_uri: String,
@@ -186,6 +188,16 @@ impl TestApp {
         }
     }
 
+    /// Waits up to `deadline` for both services to end on their own; how each ended (the query-service first), or
+    /// `None` for one still running.
+    pub async fn ended(&mut self, deadline: Duration) -> Vec<Option<anyhow::Result<()>>> {
+        let mut ended = Vec::new();
+        for task in std::mem::take(&mut self.tasks) {
+            ended.push(tokio::time::timeout(deadline, task).await.ok().map(|joined| joined.expect("no panic")));
+        }
+        ended
+    }
+
     /// Stops both services and removes the test's database, exchange, queues and Mongo database.
     pub async fn stop(mut self) {
         // Let the projector finish its last write before the database goes, or the write would create it again.
@@ -253,6 +265,7 @@ impl CommandFirst {
             mongo,
             http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client"),
             waiters: query.waiters.clone(),
+            query_tasks: query.supervisor.clone(),
             shutdown: self.shutdown.clone(),
             tasks: vec![query.task, command_task],
             mongodb_uri: mongodb_uri.to_owned(),

@@ -26,3 +26,4 @@ mod streams;
 mod verify;
 mod view_writes;
 mod wal;
+mod watchdog;

@@ -520,6 +520,7 @@ async fn a_rollback_after_a_redrive_makes_active_no_generation_that_lacks_an_eve
         metrics.projector(projection.name()),
         Default::default(),
         Default::default(),
+        Default::default(),
     );
     assert_eq!(query_service::projection::redrive(&settings).await.expect("redriven"), 1);
     let list_url = app.query_url(&format!("/queries/orders?customerId=twice&minPosition={position}&waitMs=10000"));

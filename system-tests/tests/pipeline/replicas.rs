@@ -240,6 +240,7 @@ async fn a_gap_recorded_by_one_replica_is_closed_by_another_that_applies_its_eve
         metrics.projector(projection.name()),
         Default::default(),
         Default::default(),
+        Default::default(),
     );
     assert_eq!(query_service::projection::redrive(&settings).await.expect("redriven"), 1);
     let url = format!("http://{}/queries/orders?customerId=gap-twice&minPosition={position}&waitMs=0", standby.addr);

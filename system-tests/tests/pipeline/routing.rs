@@ -20,6 +20,7 @@ async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Ch
         metrics.projector(projection.name()),
         Default::default(),
         Default::default(),
+        Default::default(),
     );
     query_service::projection::declare_topology(channel, &settings).await.expect("topology declared");
 }

@@ -1,0 +1,71 @@
+//! The projections' stages of the progress watchdog ([`service_runtime::watchdog`]): one per partition of each
+//! projection. The consumer of a partition says when events wait in its queue (sampled with the queue depth), when a
+//! batch is in hand, and when one is done (progress). Every [`LOOK_EVERY`], [`watch`] adds what no single consumer
+//! can see — a partition of a projection some live replica runs that no live replica consumes (from the heartbeats)
+//! — and forgets the stages this replica no longer has anything to say about.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::settings::Consuming;
+use crate::read::projectors::Projectors;
+use service_runtime::watchdog::{Cause, StageId, Watchdog};
+
+/// How often the partitions nobody consumes are looked for.
+pub const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Events wait in the partition's queue (its depth, as last sampled by its consumer).
+pub(super) const QUEUED: Cause = Cause { says: "events wait in its queue", answered_by_progress: true };
+/// The consumer holds a batch it has not finished.
+pub(super) const IN_HAND: Cause = Cause { says: "a batch waits to be written", answered_by_progress: true };
+/// No live replica consumes the partition, although one runs its projection.
+const UNCONSUMED: Cause = Cause { says: "no live replica consumes it", answered_by_progress: false };
+
+/// Reports the partitions nobody consumes, and keeps the watchdog to this replica's stages, until `shutdown`.
+/// `consuming`: the projections this replica runs, with what each consumes.
+pub async fn watch(
+    projectors: Projectors,
+    consuming: Vec<(&'static str, Consuming)>,
+    partitions: u16,
+    watchdog: Watchdog,
+    shutdown: CancellationToken,
+) {
+    let mut unconsumed: BTreeSet<StageId> = BTreeSet::new();
+    loop {
+        let now: BTreeSet<StageId> = projectors
+            .unconsumed(Instant::now())
+            .into_iter()
+            .map(|(projection, index, _)| StageId::projection(&projection, index))
+            .collect();
+        for gone in unconsumed.difference(&now) {
+            watchdog.holds(gone, UNCONSUMED, false);
+        }
+        for stage in &now {
+            watchdog.holds(stage, UNCONSUMED, true);
+        }
+        unconsumed = now;
+        let mine: BTreeSet<StageId> = consuming
+            .iter()
+            .flat_map(|(name, of)| consumed(of, partitions).into_iter().map(|index| StageId::projection(name, index)))
+            .collect();
+        watchdog.retain(|stage| stage.stage != "projection" || mine.contains(stage) || unconsumed.contains(stage));
+        // Brings the metrics up to date.
+        watchdog.stalled();
+        if service_runtime::sleep_or_shutdown(LOOK_EVERY, &shutdown).await {
+            return;
+        }
+    }
+}
+
+/// The partitions `consuming` consumes now, of a queue split into `count` (the whole queue is partition 0).
+pub(super) fn consumed(consuming: &Consuming, count: u16) -> Vec<u16> {
+    if count > 1 {
+        consuming.partitions()
+    } else if consuming.is_ready() {
+        vec![0]
+    } else {
+        Vec::new()
+    }
+}

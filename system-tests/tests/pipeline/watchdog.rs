@@ -1,0 +1,221 @@
+//! The services tell the truth about their progress: a stage with work waiting and no progress for `STALL_AFTER_S`,
+//! a partition no live replica consumes and a relay whose terms keep failing are named by readiness (`stalled`) and
+//! shown by `stage_stalled`, each within `STALL_AFTER_S` + 10 s; a background task that dies fails readiness at once
+//! and ends the service with an error.
+
+use std::time::Duration;
+
+use lapin::ConnectionProperties;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp, ADMIN_TOKEN};
+
+/// The `STALL_AFTER_S` of these tests.
+const STALL_AFTER_S: u64 = 2;
+/// How soon after its cause began a stall must be reported.
+const REPORTED_WITHIN: Duration = Duration::from_secs(STALL_AFTER_S + 10);
+
+/// Readiness of the service at `url`: its status code and body.
+async fn readiness(http: &reqwest::Client, url: &str) -> Option<(u16, Value)> {
+    let response = http.get(url).send().await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+/// Waits until the service at `url` is ready (its projectors consuming, after it starts).
+async fn until_ready(http: &reqwest::Client, url: &str) {
+    eventually(Duration::from_secs(30), || async {
+        let (status, _) = readiness(http, url).await?;
+        (status == 200).then_some(())
+    })
+    .await;
+}
+
+/// Waits until readiness at `url` names a stalled stage whose reason contains `expected`; the answer.
+async fn stalled(http: &reqwest::Client, url: &str, expected: &str, since: Instant) -> (u16, Value) {
+    let mut last = None;
+    while since.elapsed() < REPORTED_WITHIN {
+        if let Some((status, body)) = readiness(http, url).await {
+            if body["reasons"]["stalled"].as_str().is_some_and(|reason| reason.contains(expected)) {
+                return (status, body);
+            }
+            last = Some((status, body));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no stall naming {expected:?} within {REPORTED_WITHIN:?}; readiness last said {last:?}");
+}
+
+/// The value of `stage_stalled` for the stage with `labels` in the metrics at `url`, if it is there.
+async fn stage_stalled(http: &reqwest::Client, url: &str, labels: &str) -> Option<u8> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let prefix = format!("stage_stalled{{{labels}}} ");
+    text.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_projection_partition_with_events_waiting_and_no_progress_is_reported_stalled_and_then_not() {
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| query.watchdog.stall_after_s = STALL_AFTER_S,
+    )
+    .await;
+    let ready = app.query_url("/health/ready");
+    until_ready(&app.http, &ready).await;
+    // Every batch held for 10 s (the demo's slowdown): the projector has an event in hand and moves for 10 s.
+    let slowdown = |delay: u32| {
+        app.http
+            .post(app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    assert_eq!(slowdown(10_000).await.expect("POST").status(), 200);
+    let placed = Instant::now();
+    app.place_order("stalled-partition").await;
+    let (status, body) = stalled(&app.http, &ready, "projection orders partition 0", placed).await;
+    assert_eq!(status, 200, "a stalled stage degrades readiness, it does not fail it: {body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let labels = r#"partition="0",projection="orders",stage="projection""#;
+    assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
+
+    // Moving again: no longer stalled.
+    assert_eq!(slowdown(0).await.expect("POST").status(), 200);
+    eventually(Duration::from_secs(30), || async {
+        let (_, body) = readiness(&app.http, &ready).await?;
+        body["reasons"]["stalled"].is_null().then_some(())
+    })
+    .await;
+    assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_partition_no_live_replica_consumes_is_reported_stalled() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    let app = command
+        .then_query(&mongodb_uri(), |query, _| {
+            query.projector_partitions = 2;
+            query.watchdog.stall_after_s = STALL_AFTER_S;
+        })
+        .await;
+    let ready = app.query_url("/health/ready");
+    until_ready(&app.http, &ready).await;
+    // A second replica that runs the dashboard is alive (its heartbeats arrive) but consumes nothing: hung in its
+    // consumer, say. It owns partition 1 of the dashboard (the highest id ranks last), which nobody consumes now.
+    let hung = HungReplica::start(&names.exchange).await;
+    let started = Instant::now();
+    let (status, body) =
+        stalled(&app.http, &ready, "projection daily-sales partition 1: no live replica consumes it", started).await;
+    assert_eq!(status, 200, "the order views are served: {body}");
+    let labels = r#"partition="1",projection="daily-sales",stage="projection""#;
+    assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
+
+    // The hung replica gone (its heartbeats stop): the live one takes the partition again, and the stall ends.
+    drop(hung);
+    eventually(Duration::from_secs(30), || async {
+        let (_, body) = readiness(&app.http, &ready).await?;
+        body["reasons"]["stalled"].is_null().then_some(())
+    })
+    .await;
+    assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(0));
+    app.stop().await;
+}
+
+/// A replica that says every second it is alive and runs the dashboard, split in two, and consumes none of it.
+struct HungReplica {
+    heartbeats: tokio::task::JoinHandle<()>,
+}
+
+impl HungReplica {
+    async fn start(events_exchange: &str) -> Self {
+        use query_service::read::notices::{self, Notice};
+        use query_service::read::projectors::Heartbeat;
+        let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+        let channel = connection.create_channel().await.expect("channel");
+        let exchange = notices::notice_exchange(events_exchange);
+        let heartbeat = Heartbeat {
+            partitions: 2,
+            projections: Some(vec!["daily-sales".to_owned()]),
+            consuming: Some([("daily-sales".to_owned(), Vec::new())].into_iter().collect()),
+        };
+        let heartbeats = tokio::spawn(async move {
+            let _connection = connection;
+            loop {
+                let notice = Notice::Projector { replica: uuid::Uuid::max(), heartbeat: heartbeat.clone() };
+                notices::publish(&channel, &exchange, notice).await.expect("a heartbeat published");
+                tokio::time::sleep(query_service::read::projectors::HEARTBEAT_EVERY).await;
+            }
+        });
+        Self { heartbeats }
+    }
+}
+
+impl Drop for HungReplica {
+    fn drop(&mut self) {
+        self.heartbeats.abort();
+    }
+}
+
+/// A vhost of its own, deleted however the test ends.
+struct Vhost(String);
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl").args(["-q", "delete_vhost", &self.0]).status();
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
+
+#[tokio::test]
+async fn a_relay_whose_terms_keep_failing_is_reported_stalled() {
+    let names = Names::new("test");
+    // The broker lets the command-service in and declare, but not publish (a permission set wrong): every relay
+    // term fails while RabbitMQ itself is reachable.
+    let vhost = Vhost(names.database.clone());
+    rabbitmqctl(&["-q", "add_vhost", &vhost.0]);
+    rabbitmqctl(&["-q", "set_permissions", "-p", &vhost.0, "guest", ".*", "^$", ".*"]);
+    let base = amqp_url();
+    let url = format!("{}/{}", base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server), vhost.0);
+    let command = CommandFirst::spawn(names, &url, |c| c.watchdog.stall_after_s = STALL_AFTER_S).await;
+    let http = command.http();
+    let placed = Instant::now();
+    // Commands are still taken: the outbox keeps them.
+    place_order_at(&http, &command.command_url("/commands/orders"), "relay-failing").await;
+    let (status, body) = stalled(&http, &command.command_url("/health/ready"), "relay: ", placed).await;
+    assert_eq!(status, 200, "{body}");
+    let reason = body["reasons"]["stalled"].as_str().expect("a reason");
+    assert!(reason.contains("the last relay term failed"), "readiness says why: {reason}");
+    let labels = r#"partition="",projection="",stage="relay""#;
+    assert_eq!(stage_stalled(&http, &command.command_url("/metrics"), labels).await, Some(1));
+}
+
+#[tokio::test]
+async fn a_background_task_that_dies_fails_readiness_at_once_and_ends_the_service_with_an_error() {
+    let mut app = TestApp::spawn().await;
+    let ready = app.query_url("/health/ready");
+    until_ready(&app.http, &ready).await;
+    app.query_tasks.spawn("doomed", async { panic!("injected") });
+    // Within one readiness cache period, long before the service stops (supervisor::DRAIN).
+    let body = eventually(Duration::from_secs(3), || async {
+        let (status, body) = readiness(&app.http, &ready).await?;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(body["down"], serde_json::json!(["tasks"]), "{body}");
+    let why = body["reasons"]["tasks"].as_str().expect("why");
+    assert!(why.contains("background task doomed panicked: injected"), "{why}");
+    let ended = app.ended(Duration::from_secs(30)).await;
+    let query = ended[0].as_ref().expect("the query-service stopped on its own");
+    let error = query.as_ref().expect_err("and ended with an error, for main to exit non-zero");
+    assert!(error.to_string().contains("doomed"), "{error}");
+    app.stop().await;
+}
