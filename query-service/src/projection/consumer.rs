@@ -74,9 +74,10 @@ pub(super) async fn consume(
     let gaps = OpenGaps::load(views.gaps())
         .await
         .map_err(|err| lapin::Error::from(std::io::Error::other(format!("reading the read model's gaps: {err}"))))?;
-    // A partition is consumed by one replica at a time, which the broker enforces: a replica that is not its owner
-    // is refused (see `partitions`). The unsplit queue lets every replica register, one active, the rest standbys.
-    let options = BasicConsumeOptions { exclusive: settings.partition.is_split(), ..BasicConsumeOptions::default() };
+    // A queue (a partition's, or the unsplit one) is consumed by one replica at a time, which the broker enforces:
+    // every queue has a single active consumer, the others registered are standbys. Not an exclusive consumer: a
+    // quorum queue ignores the flag and a classic one with a single active consumer refuses it (decision 0021).
+    let options = BasicConsumeOptions::default();
     let queue = settings.partition_queue();
     let mut deliveries =
         channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
@@ -218,13 +219,6 @@ async fn settle(
         ack_through(&last).await?;
     }
     Ok(true)
-}
-
-/// Whether `err` is the broker refusing an exclusive consumer because another connection consumes the queue.
-pub(super) fn held_elsewhere(err: &lapin::Error) -> bool {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-    matches!(err.kind(), lapin::ErrorKind::ProtocolError(amqp)
-        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)))
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A

@@ -1,16 +1,20 @@
 //! Sharing the partitions of a split queue (`PROJECTOR_PARTITIONS` > 1) among the projecting replicas.
 //!
-//! Which replica consumes a partition is the broker's to enforce: each consumes with an *exclusive* consumer, which
-//! RabbitMQ grants to one connection at a time, so two replicas never project one partition, whatever either of them
-//! believes. Who *should* consume it is this module's, so that N partitions over M replicas are projected in
-//! parallel: every projecting replica says it is alive on the notice exchange every second, with the projections it
-//! runs and the partitions it consumes ([`Notice::Projector`]); of each projection, the replicas that run it heard
-//! from within [`GONE_AFTER`](crate::read::projectors::GONE_AFTER), sorted by id, take the partitions in turn ([`owned`]). A replica that joins or leaves changes every replica's share alike: the one
-//! that no longer owns a partition settles what it wrote and lets it go (its unacked deliveries return to the queue,
-//! in order), and the new owner, refused until then, takes it within a second. A replica killed outright loses its
-//! connection and with it its consumers; the others stop counting it after [`GONE_AFTER`](crate::read::projectors::GONE_AFTER) and share its
-//! partitions. A replica that hears nobody (its notice listener down) takes itself for alone and tries every
-//! partition; the broker refuses it the ones held.
+//! Which replica consumes a partition is the broker's to enforce: every partition's queue has a *single active
+//! consumer*, so two replicas never project one partition at once, whatever either of them believes (not an
+//! exclusive consumer: a quorum queue ignores that flag, and a classic queue with a single active consumer refuses
+//! it; decision 0021). Who *should* consume it is this module's, so that N partitions over M replicas are projected
+//! in parallel: every projecting replica says it is alive on the notice exchange every second, with the projections
+//! it runs and the partitions it consumes ([`Notice::Projector`]); of each projection, the replicas that run it
+//! heard from within [`GONE_AFTER`](crate::read::projectors::GONE_AFTER), sorted by id, take the partitions in turn
+//! ([`owned`]). A replica that joins or leaves changes every replica's share alike: the one that no longer owns a
+//! partition settles what it wrote and lets it go (its unacked deliveries return to the queue, in order), and the
+//! new owner, registered as the standby until then, becomes the active consumer. A replica killed outright loses its
+//! connection and with it its consumers; the others stop counting it after
+//! [`GONE_AFTER`](crate::read::projectors::GONE_AFTER) and share its partitions. A replica that hears nobody (its
+//! notice listener down) takes itself for alone and registers on every partition: a standby where another is
+//! active. A registered consumer that the broker keeps waiting while events wait is what the watchdog reports
+//! ([`super::watch`]).
 //!
 //! Every projection's queue is split alike; a replica's projections share its one heartbeat ([`Replica`]). Replicas
 //! may run different projections (`PROJECTIONS`): the partitions of each projection are shared among the replicas
@@ -35,9 +39,6 @@ use crate::read::projectors::{Heartbeat, Projectors, HEARTBEAT_EVERY};
 use crate::read::VersionWaiters;
 use crate::store::Views;
 
-/// How soon a replica asks again for a partition it owns but the broker still gives to another (the previous owner
-/// settling it, or gone without a goodbye).
-const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// How often the share is worked out again (and replicas gone found out).
 const REASSIGN_EVERY: Duration = Duration::from_millis(500);
 
@@ -144,10 +145,6 @@ async fn consume_while_owned(
             Ok(()) => {
                 tracing::info!(partition = %settings.partition, "let a partition go to another replica");
                 continue;
-            }
-            Err(err) if consumer::held_elsewhere(&err) => {
-                tracing::debug!(partition = %settings.partition, "partition still consumed elsewhere");
-                CLAIM_EVERY
             }
             Err(err) => {
                 let wait = backoff.failed();

@@ -27,7 +27,22 @@ fn projector(names: &Names, port: u16, partitions: u16) -> ChildProcess {
 
 /// A query-service process on `port` running the `projections` named, the queues split into `partitions`.
 fn projector_of(names: &Names, port: u16, partitions: u16, projections: &str) -> ChildProcess {
-    Command::new(service_binary("query-service"))
+    let mut command = Command::new(service_binary("query-service"));
+    projector_command(&mut command, names, port, partitions, projections)
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts")
+}
+
+/// `command` set up as [`projector_of`]'s process, to be told more before it is spawned.
+fn projector_command<'a>(
+    command: &'a mut Command,
+    names: &Names,
+    port: u16,
+    partitions: u16,
+    projections: &str,
+) -> &'a mut Command {
+    command
         .env("PROJECTIONS", projections)
         .env("AMQP_URL", amqp_url())
         .env("AMQP_EXCHANGE", &names.exchange)
@@ -41,9 +56,6 @@ fn projector_of(names: &Names, port: u16, partitions: u16, projections: &str) ->
         .env("RUST_LOG", "warn,query_service::projection=info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .spawn()
-        .map(ChildProcess)
-        .expect("query-service starts")
 }
 
 /// The partitions the replica on `port` consumes now, once it answers.
@@ -378,5 +390,49 @@ async fn replicas_running_different_projections_each_consume_every_partition_of_
     assert_eq!(summary.status(), 200, "the customer summary reaches the position");
     let summary: Value = summary.json().await.expect("json");
     assert_eq!(summary["data"]["orders"], 20, "{summary}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_queues_split_into_partitions_are_consumed_by_one_replica_each() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    // `AMQP_QUEUE_TYPE=classic` (README, "Queue types") with the queue split, over two replicas: the broker must let
+    // each partition be consumed, by one replica at a time.
+    let mut other = Command::new(service_binary("query-service"));
+    let _other = projector_command(&mut other, &names, free_port(), 2, "orders,customer-summary,daily-sales")
+        .env("AMQP_QUEUE_TYPE", "classic")
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts");
+    let app = command
+        .then_query(&mongodb_uri(), |query, _| {
+            query.projector_partitions = 2;
+            query.amqp_queue_type = query_service::projection::QueueType::Classic;
+        })
+        .await;
+    let mut last = 0;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let answer = app.place_order_answer(&format!("classic-split-{}", n % 4)).await;
+        ids.push(answer["orderId"].as_str().expect("orderId").to_owned());
+        last = answer["position"].as_i64().expect("position");
+    }
+    for n in 0..4 {
+        let url = app.query_url(&format!(
+            "/queries/orders?customerId=classic-split-{n}&minPosition={last}&waitMs=20000&limit=100"
+        ));
+        let list = app.http.get(url).send().await.expect("GET answers");
+        let status = list.status();
+        let list: Value = list.json().await.expect("json");
+        assert_eq!(status, 200, "the order views reach the position: {list}");
+        assert_eq!(list["data"].as_array().expect("data").len(), 5, "{list}");
+    }
+    // Each partition with the one consumer of its owner, once the share has settled (the new owner registers as the
+    // standby until the one letting the partition go has settled it).
+    eventually(Duration::from_secs(15), || async {
+        (consumers_per_partition(&names, 2).await == [1, 1]).then_some(())
+    })
+    .await;
     app.stop().await;
 }
