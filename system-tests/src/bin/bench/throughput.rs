@@ -67,14 +67,33 @@ pub(crate) async fn publish_batches(
     messages: &[(String, Vec<u8>)],
     batch: usize,
 ) -> anyhow::Result<()> {
+    publish_copies(channel, &[exchange.to_owned()], messages, batch).await
+}
+
+/// The exchange of every read model under `stem` (`AMQP_EXCHANGE`): where the relay publishes a copy of each event.
+pub(crate) fn read_model_exchanges(stem: &str) -> Vec<String> {
+    shared_events::READ_MODELS.iter().map(|name| shared_events::read_model::exchange_of(stem, name)).collect()
+}
+
+/// Publishes `messages` as the relay does, a copy of each to every one of `exchanges`, in batches of `batch`
+/// messages (each with its copies), waiting for each batch's confirms.
+pub(crate) async fn publish_copies(
+    channel: &Channel,
+    exchanges: &[String],
+    messages: &[(String, Vec<u8>)],
+    batch: usize,
+) -> anyhow::Result<()> {
     let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
     for chunk in messages.chunks(batch) {
-        let mut confirms = Vec::with_capacity(chunk.len());
+        let mut confirms = Vec::with_capacity(chunk.len() * exchanges.len());
         for (key, body) in chunk {
-            let options = BasicPublishOptions::default();
-            let confirm =
-                channel.basic_publish(exchange.into(), key.as_str().into(), options, body, properties.clone()).await?;
-            confirms.push(confirm);
+            for exchange in exchanges {
+                let options = BasicPublishOptions::default();
+                let confirm = channel
+                    .basic_publish(exchange.as_str().into(), key.as_str().into(), options, body, properties.clone())
+                    .await?;
+                confirms.push(confirm);
+            }
         }
         for confirm in confirms {
             anyhow::ensure!(confirm.await?.is_ack(), "the broker refused a message");
@@ -97,7 +116,11 @@ pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Res
     let queue = format!("{}.relay", setup.names.queue);
     let connection = Connection::connect(&setup.amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    declare(&channel, &exchange, &[(queue.clone(), "#".to_owned())], false).await?;
+    // One sink for the copies the relay publishes to every read model's exchange.
+    let exchanges = read_model_exchanges(&exchange);
+    for read_model in &exchanges {
+        declare(&channel, read_model, &[(queue.clone(), "#".to_owned())], false).await?;
+    }
 
     // The relay's Postgres connections pass through a counting proxy: round trips per relayed event.
     let upstream = setup.postgres.rsplit_once('@').and_then(|(_, host)| host.parse().ok());
@@ -141,7 +164,7 @@ pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Res
     confirming.confirm_select(ConfirmSelectOptions::default()).await?;
     let messages = unsplit(bodies);
     let (cpu_before, started) = (crate::procs::own_cpu_seconds(), Instant::now());
-    publish_batches(&confirming, &exchange, &messages, 500).await?;
+    publish_copies(&confirming, &exchanges, &messages, 500).await?;
     let raw_rate = rate(messages.len() as u64, started.elapsed());
     let raw_cpu_ms = (crate::procs::own_cpu_seconds() - cpu_before) * 1000.0 / messages.len().max(1) as f64;
     table.add(
@@ -151,13 +174,18 @@ pub async fn relay(setup: &Setup, table: &mut Table, events: i64) -> anyhow::Res
             trips.total() as f64 / events as f64,
             trips.total()
         ),
-        format!("lapin + confirms, batches of 500: {raw_rate:.0}/s, bench CPU {raw_cpu_ms:.3} ms/event"),
+        format!(
+            "lapin + confirms, a copy per read model, batches of 500: {raw_rate:.0} events/s, bench CPU \
+             {raw_cpu_ms:.3} ms/event"
+        ),
         Some(relay_rate / raw_rate),
         "≥ 0.50×",
     );
 
     let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-    let _ = channel.exchange_delete(exchange.as_str().into(), Default::default()).await;
+    for read_model in &exchanges {
+        let _ = channel.exchange_delete(read_model.as_str().into(), Default::default()).await;
+    }
     let _ = connection.close(200, "relay measured".into()).await;
     pool.close().await;
     crate::drop_postgres(&setup.postgres, &database).await;
