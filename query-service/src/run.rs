@@ -112,7 +112,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 let heartbeat =
                     projection::heartbeat(settings.clone(), replica.clone(), consuming.clone(), shutdown.clone());
                 supervisor.spawn("projector heartbeat", heartbeat);
-                supervisor.spawn("projector topology", projection::keep_topology(settings.clone(), shutdown.clone()));
+                let topology = projection::keep_topology(settings.clone(), views.clone(), shutdown.clone());
+                supervisor.spawn("projector topology", topology);
             }
             let waiters = boards.of(projection.model());
             let run = projection::run(

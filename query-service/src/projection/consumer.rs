@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::acks::{ack_through, HeldAcks};
 use super::batch::{self, Message};
 use super::settings::ConsumerSettings;
-use super::topology::{declare_topology, declared_otherwise};
+use super::topology::{declare_topology, declared_otherwise, record_lost_queues};
 use super::watch::{IN_HAND, QUEUED};
 use crate::metrics::EventOutcome;
 use crate::read::notices::{self, Notice};
@@ -51,7 +51,7 @@ pub(super) async fn consume(
     )
     .await?;
     let channel = connection.create_channel().await?;
-    catch_up_if_lost(settings, views).await?;
+    record_lost_queues(&connection, settings, views).await?;
     if let Err(err) = declare_topology(&channel, settings).await {
         if let Some(refusal) = declared_otherwise(&err) {
             // Redeclaring cannot change a queue's type or arguments: retrying would only repeat the refusal.
@@ -65,6 +65,9 @@ pub(super) async fn consume(
         }
         return Err(err);
     }
+    // After the declaration: a queue found missing was recorded before it was created again, by this replica or
+    // another one.
+    catch_up_if_lost(settings, views).await?;
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
     let notice_exchange = notices::notice_exchange(&settings.exchange);
     notices::declare(&channel, &notice_exchange).await?;

@@ -13,7 +13,6 @@ use lapin::ConnectionProperties;
 use shared_events::Partition;
 
 use super::settings::ConsumerSettings;
-use super::topology::declare_topology;
 
 /// The header that counts how often a message was redriven.
 pub const REDRIVE_COUNT: &str = "x-redrive-count";
@@ -28,8 +27,9 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
         ConnectionProperties::default().with_connection_name("dlq-redrive".into()),
     )
     .await?;
+    // The topology is the query-services' to declare (they record a queue found missing before they create it
+    // again): a missing queue refuses the redrive, and the messages stay in the dead-letter queue.
     let channel = connection.create_channel().await?;
-    declare_topology(&channel, settings).await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let dead_letters = settings.dead_letter_queue();
     let mut moved = 0u32;

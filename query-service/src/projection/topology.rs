@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::ConsumerSettings;
+use crate::store::{StoreError, Views};
 
 /// Declares the topology of every projection (not only this consumer's): for each, its exchange
 /// (`<exchange>.<projection>`, topic: the relay publishes a copy of every event there), its durable queue of every
@@ -56,13 +57,58 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
     Ok(())
 }
 
+/// Records every queue of a read model that is missing although that read model consumed it (a position of its
+/// partition is stored): it was deleted, with what it may have held, and the relay had counted those events
+/// delivered. Whoever declares the topology calls this first, so that no queue is created again without its loss
+/// recorded; the partition is then caught up from the event feed before it consumes ([`super::catch_up`], decision
+/// 0018). A queue deleted while no query-service ran is found the same way when one starts.
+pub async fn record_lost_queues(
+    connection: &lapin::Connection,
+    settings: &ConsumerSettings,
+    views: &Views,
+) -> lapin::Result<()> {
+    let failed = |err: StoreError| lapin::Error::from(std::io::Error::other(err.to_string()));
+    let mut channel = connection.create_channel().await?;
+    for projection in super::ALL {
+        let of = settings.for_projection(projection);
+        let store = views.for_model(projection.model());
+        for partition in Partition::all(settings.partition.count) {
+            let queue = of.queue_of(partition);
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            match channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await {
+                Ok(_) => continue,
+                Err(err) if is_not_found(&err) => {
+                    // The broker closed the channel with its answer.
+                    channel = connection.create_channel().await?;
+                }
+                Err(err) => return Err(err),
+            }
+            if store.consumed(partition).await.map_err(failed)? {
+                store.mark_catch_up(partition).await.map_err(failed)?;
+                tracing::warn!(%queue, projection = projection.name(), %partition,
+                    "a read model's queue is missing although it was consumed (deleted?): its partition is caught \
+                     up from the event feed before it consumes again");
+            }
+        }
+    }
+    let _ = channel.close(200, "queues looked at".into()).await;
+    Ok(())
+}
+
+/// Whether `err` is the broker saying that the queue does not exist (`NOT_FOUND`).
+fn is_not_found(err: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(err.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
+
 /// How often a consuming projector declares the topology again.
 pub const TOPOLOGY_EVERY: Duration = Duration::from_secs(2);
 
 /// Declares the topology of every projection again every [`TOPOLOGY_EVERY`] until `shutdown`, on a connection of
 /// its own (reconnecting with backoff). A queue found declared with other arguments is logged once; the consumer of
 /// that queue reports it (it does not consume).
-pub async fn keep(settings: ConsumerSettings, shutdown: CancellationToken) {
+pub async fn keep(settings: ConsumerSettings, views: Views, shutdown: CancellationToken) {
     let backoff = Backoff::default();
     retry_until_shutdown("projector topology", &backoff, &shutdown, || async {
         let connection = service_runtime::amqp::connect(
@@ -70,7 +116,7 @@ pub async fn keep(settings: ConsumerSettings, shutdown: CancellationToken) {
             ConnectionProperties::default().with_connection_name("projector-topology".into()),
         )
         .await?;
-        let result = redeclare(&connection, &settings, &shutdown, &backoff).await;
+        let result = redeclare(&connection, &settings, &views, &shutdown, &backoff).await;
         let _ = connection.close(200, "projector stopping".into()).await;
         result
     })
@@ -80,6 +126,7 @@ pub async fn keep(settings: ConsumerSettings, shutdown: CancellationToken) {
 async fn redeclare(
     connection: &lapin::Connection,
     settings: &ConsumerSettings,
+    views: &Views,
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
@@ -89,6 +136,7 @@ async fn redeclare(
         if !channel.status().connected() {
             channel = connection.create_channel().await?;
         }
+        record_lost_queues(connection, settings, views).await?;
         match declare_topology(&channel, settings).await {
             Ok(()) => {
                 refused = None;

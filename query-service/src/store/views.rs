@@ -315,6 +315,19 @@ impl Views {
         Ok(Some(position.unwrap_or(0)))
     }
 
+    /// Whether `partition` has been consumed through a checkpoint (a position of it is stored): its queue, found
+    /// missing, was deleted with what it may have held.
+    pub async fn consumed(&self, partition: Partition) -> Result<bool, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        Ok(found.is_some_and(|found| {
+            if partition.is_split() {
+                found.get_document("partitions").is_ok_and(|p| p.contains_key(partition_key(partition)))
+            } else {
+                found.contains_key("position")
+            }
+        }))
+    }
+
     /// Records that `partition` was caught up from the event feed.
     pub async fn caught_up(&self, partition: Partition) -> Result<(), StoreError> {
         let field = format!("catchUp.{}", partition_key(partition));

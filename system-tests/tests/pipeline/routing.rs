@@ -143,3 +143,39 @@ async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_rea
     assert_eq!(dashboard["metadata"]["missingPositions"], serde_json::json!([]), "{dashboard}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitions_queue_deleted_under_steady_load_loses_no_event_of_its_read_model() {
+    let command = CommandFirst::spawn(Names::new("test"), &amqp_url(), |c| c.projector_partitions = 2).await;
+    let app = command.then_query(&mongodb_uri(), |query, _| query.projector_partitions = 2).await;
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let partition = format!("{}.customer-summary.1", app.names.queue);
+    // Orders from eight clients at once, as the fault suite sends them; an operator deletes one partition's queue
+    // of the customer summary in the middle, with whatever it holds and its consumer has in hand.
+    let customers = 8;
+    let orders = app.command_url("/commands/orders");
+    let mut last = 0;
+    for round in 0..30 {
+        if round == 15 {
+            channel.queue_delete(partition.as_str().into(), Default::default()).await.expect("deleted");
+        }
+        let placed = futures_util::future::join_all((0..customers).map(|n| {
+            let (http, orders) = (&app.http, &orders);
+            async move { place_order_at(http, orders, &format!("steady-{n}")).await }
+        }))
+        .await;
+        last = placed.iter().filter_map(|answer| answer["position"].as_i64()).max().unwrap_or(last).max(last);
+    }
+    let _ = connection.close(200, "done".into()).await;
+    for n in 0..customers {
+        let url = app.query_url(&format!("/queries/customers/steady-{n}/summary?minPosition={last}&waitMs=20000"));
+        let summary: Value = eventually(Duration::from_secs(60), || async {
+            let response = app.http.get(&url).send().await.ok()?;
+            (response.status() == 200).then_some(response)?.json().await.ok()
+        })
+        .await;
+        assert_eq!(summary["data"]["orders"], 30, "steady-{n} placed 30 orders: {summary}");
+    }
+    app.stop().await;
+}
