@@ -17,7 +17,7 @@ use crate::clients::Clients;
 use crate::faults::channel_with_confirms;
 use crate::report::Checked;
 use crate::suite::{binary, Suite};
-use crate::{ADMIN_TOKEN, AMQP};
+use crate::{ADMIN_TOKEN, AMQP, PARTITIONS};
 
 /// The order views' generation pointer, if one was written.
 async fn views_pointer(mongo: &mongodb::Database) -> anyhow::Result<Option<mongodb::bson::Document>> {
@@ -42,6 +42,7 @@ pub async fn active_views(mongo: &mongodb::Database) -> anyhow::Result<mongodb::
 pub async fn verify(suite: &Suite) -> anyhow::Result<(Value, Vec<String>)> {
     let output = Command::new(binary("query-service")?)
         .arg("verify")
+        .env("PROJECTOR_PARTITIONS", PARTITIONS.to_string())
         .env("MONGODB_URI", suite.mongodb_uri())
         .env("MONGODB_DATABASE", &suite.names.database)
         .env("EVENT_FEED_URL", suite.command_url("/events"))
@@ -161,6 +162,7 @@ pub async fn dead_letter_checks(suite: &Suite, expected: u32) -> anyhow::Result<
     }
     let output = Command::new(binary("query-service")?)
         .args(["dlq", "redrive"])
+        .env("PROJECTOR_PARTITIONS", PARTITIONS.to_string())
         .env("AMQP_URL", AMQP)
         .env("AMQP_EXCHANGE", &suite.names.exchange)
         .env("AMQP_QUEUE", &suite.names.queue)
@@ -328,4 +330,36 @@ pub async fn check(
     }
     let events = log.len() + unreadable.len();
     Ok(Checked { orders: written.len(), views: stored.len(), events, lost, mismatched, invented, held_back, findings })
+}
+
+/// What each service says of itself once the backlog has drained: nothing may be stalled or still building while
+/// it answers ready (every event is applied, so no stage has work waiting). Findings, if any.
+pub async fn readiness(suite: &Suite) -> Vec<String> {
+    let mut findings = Vec::new();
+    let services = [
+        ("command-service", suite.command_port),
+        ("query-service", suite.query_port),
+        ("query-service 2", suite.query2_port),
+    ];
+    for (name, port) in services {
+        let url = format!("http://127.0.0.1:{port}/health/ready");
+        let answer = match suite.http.get(&url).send().await {
+            Ok(answer) => answer,
+            Err(err) => {
+                findings.push(format!("{name}: readiness did not answer: {err}"));
+                continue;
+            }
+        };
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or_default();
+        if status != 200 {
+            findings.push(format!("{name}: not ready after the drain: {body}"));
+        }
+        for check in ["stalled", "building"] {
+            if let Some(reason) = body["reasons"][check].as_str() {
+                findings.push(format!("{name}: {check} after the drain: {reason}"));
+            }
+        }
+    }
+    findings
 }

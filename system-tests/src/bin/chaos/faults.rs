@@ -1,15 +1,16 @@
 //! The faults, one after another, and the scenarios that need more than a kill.
 
-use anyhow::{ensure, Context as _};
+use anyhow::Context as _;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
+use shared_events::Partition;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::suite::{port_open, run_tool, wait_until, Suite};
-use crate::{ADMIN_TOKEN, AMQP, POISON};
+use crate::{ADMIN_TOKEN, AMQP, PARTITIONS, POISON};
 
 /// What the faults did, besides striking.
 #[derive(Default)]
@@ -24,7 +25,9 @@ pub struct Injected {
 /// Deploys the query side once the command side has taken orders alone for a while, then injects the faults one
 /// after another, spread over `driving`, at least once each.
 pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected> {
-    const FAULTS: [&str; 10] = [
+    const FAULTS: [&str; 12] = [
+        "projection queue deleted",
+        "read model exchange deleted",
         "relay SIGKILL",
         "query-service SIGKILL",
         "rabbitmq stop_app",
@@ -86,6 +89,8 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
             "duplicates+reorder" => publish_duplicates(suite).await?,
             "poison" => publish_poison(suite).await?,
             "rebuild+rolling restart+mongo SIGKILL" => rebuild_while_rolling(suite, &mut injected.findings).await?,
+            "projection queue deleted" => delete_a_projection_queue(suite).await?,
+            "read model exchange deleted" => delete_a_read_model_exchange(suite).await?,
             "notice exchange deleted" => {
                 let (reached, made, behind) = reads_without_notices(suite).await?;
                 injected.notice_reads.0 += reached;
@@ -218,30 +223,70 @@ pub async fn channel_with_confirms() -> anyhow::Result<(Connection, lapin::Chann
     Ok((connection, channel))
 }
 
-/// Publishes `body` as an event of type `kind` to every read model's exchange, as the relay does.
+/// Publishes `body` as an event of type `kind` to every read model's exchange, as the relay does: routed to the
+/// partition of `order_id` (a message of no order, to the first), `mandatory`, each copy again until a queue takes
+/// it (for 30 s: a queue or exchange an earlier fault deleted is declared again within seconds). `channel`, with
+/// confirms, is opened again on `connection` when the broker closed it (an exchange missing).
 pub async fn publish(
-    channel: &lapin::Channel,
+    connection: &Connection,
+    channel: &mut lapin::Channel,
     names: &system_tests::Names,
     kind: &str,
+    order_id: Option<Uuid>,
     body: &[u8],
 ) -> anyhow::Result<()> {
     let properties = BasicProperties::default()
         .with_type(kind.into())
         .with_content_type("application/json".into())
         .with_delivery_mode(2);
+    let partition = order_id.map_or(Partition { index: 0, count: PARTITIONS }, |id| Partition::of(id, PARTITIONS));
+    let key = partition.routing_key(kind);
+    let until = Instant::now() + Duration::from_secs(30);
     for exchange in names.read_model_exchanges() {
-        let confirm = channel
-            .basic_publish(
-                exchange.as_str().into(),
-                kind.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties.clone(),
-            )
-            .await?
-            .await?;
-        ensure!(confirm.is_ack(), "the broker refused a message");
+        loop {
+            if !channel.status().connected() {
+                *channel = connection.create_channel().await?;
+                channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            }
+            let mandatory = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+            let sent = channel
+                .basic_publish(exchange.as_str().into(), key.as_str().into(), mandatory, body, properties.clone())
+                .await;
+            let confirm = match sent {
+                Ok(confirm) => confirm.await,
+                Err(err) => Err(err),
+            };
+            match confirm {
+                Ok(lapin::Confirmation::Ack(None)) => break,
+                Ok(lapin::Confirmation::Nack(_)) => anyhow::bail!("the broker refused a message"),
+                _ if Instant::now() < until => tokio::time::sleep(Duration::from_millis(250)).await,
+                other => anyhow::bail!("a message to {exchange} was not routed within 30 s: {other:?}"),
+            }
+        }
     }
+    Ok(())
+}
+
+/// Deletes the queue of one partition of the customer summary while orders flow (as an operator cleaning up by
+/// hand would): what it held is lost, the projector catches the partition up from the event feed, the topology is
+/// declared again within seconds, and the relay keeps what could not be routed meanwhile.
+pub async fn delete_a_projection_queue(suite: &Suite) -> anyhow::Result<()> {
+    let queue = format!("{}.customer-summary.{}", suite.names.queue, PARTITIONS - 1);
+    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.queue_delete(queue.as_str().into(), Default::default()).await?;
+    let _ = connection.close(200, "queue deleted".into()).await;
+    Ok(())
+}
+
+/// Deletes the dashboard's exchange (and with it the bindings of its queues) while orders flow; it is declared
+/// again, by the relay or a query-service, and joined again by the query-services.
+pub async fn delete_a_read_model_exchange(suite: &Suite) -> anyhow::Result<()> {
+    let exchange = shared_events::read_model::exchange_of(&suite.names.exchange, "daily-sales");
+    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.exchange_delete(exchange.as_str().into(), Default::default()).await?;
+    let _ = connection.close(200, "exchange deleted".into()).await;
     Ok(())
 }
 
@@ -249,10 +294,11 @@ pub async fn publish(
 pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
     let feed = suite.feed(0, 5000).await?;
     let events = feed["data"].as_array().cloned().unwrap_or_default();
-    let (connection, channel) = channel_with_confirms().await?;
+    let (connection, mut channel) = channel_with_confirms().await?;
     for envelope in events.iter().rev().take(100).chain(events.iter().rev().take(100)) {
         let kind = envelope["eventType"].as_str().unwrap_or("OrderPlaced");
-        publish(&channel, &suite.names, kind, &serde_json::to_vec(envelope)?).await?;
+        let order_id = envelope["orderId"].as_str().and_then(|id| id.parse().ok());
+        publish(&connection, &mut channel, &suite.names, kind, order_id, &serde_json::to_vec(envelope)?).await?;
     }
     let _ = connection.close(200, "duplicates sent".into()).await;
     Ok(())
@@ -260,13 +306,15 @@ pub async fn publish_duplicates(suite: &Suite) -> anyhow::Result<()> {
 
 /// Messages no projector can read, plus one of a schema version from the future.
 pub async fn publish_poison(suite: &Suite) -> anyhow::Result<()> {
-    let (connection, channel) = channel_with_confirms().await?;
+    let (connection, mut channel) = channel_with_confirms().await?;
     for body in POISON {
-        publish(&channel, &suite.names, "OrderPlaced", body).await?;
+        publish(&connection, &mut channel, &suite.names, "OrderPlaced", None, body).await?;
     }
     let mut future = system_tests::sample_envelope(Uuid::new_v4(), 1, 1);
     future["schemaVersion"] = json!(99);
-    publish(&channel, &suite.names, "OrderPlaced", &serde_json::to_vec(&future)?).await?;
+    let order_id = future["orderId"].as_str().and_then(|id| id.parse().ok());
+    let future = serde_json::to_vec(&future)?;
+    publish(&connection, &mut channel, &suite.names, "OrderPlaced", order_id, &future).await?;
     let _ = connection.close(200, "poison sent".into()).await;
     Ok(())
 }

@@ -3,13 +3,16 @@
 //! checks that nothing was lost, duplicated or invented, and prints a summary table. Exits non-zero on any finding.
 //!
 //! The command side is deployed first and takes orders before any query-service exists; then two query-service
-//! replicas (both projecting, one active at a time) start. Faults, in order, repeated until the commands are sent:
+//! replicas start, the queues split into [`PARTITIONS`]: the first runs every projection, the second
+//! [`QUERY2_PROJECTIONS`], and the replicas that run a projection share its partitions. Faults, in order, repeated
+//! until the commands are sent:
 //! SIGKILL the relay; SIGKILL a query-service; RabbitMQ `stop_app` / `start_app`; restart PostgreSQL; SIGKILL the
 //! MongoDB-wire server (restarted on its data directory); duplicate and reordered copies of logged events published
 //! to the exchange; poison messages; a rebuild during a rolling restart of both replicas with a MongoDB SIGKILL in
 //! the middle; the view-changed exchange deleted (its notices dropped) under waiting reads; an event of an unknown
-//! schema version committed by a "newer writer". At the end, `query-service verify` checks every view against the
-//! log too.
+//! schema version committed by a "newer writer"; a partition's queue of a projection deleted while orders flow; a
+//! read model's exchange deleted (its bindings with it) while orders flow. At the end, `query-service verify` checks
+//! every view against the log too, and no service may say it is ready while naming a stalled stage.
 //!
 //! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s; `--relay-mode wal` runs the relay in
 //! `wal` mode (streaming from a replication slot) instead of `notify`. Loopback only. It stops RabbitMQ and
@@ -27,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::checks::{active_views, check, dead_letter_checks, read_models, rebuilding, verify, views_behind};
+use crate::checks::{
+    active_views, check, dead_letter_checks, read_models, readiness, rebuilding, verify, views_behind,
+};
 use crate::clients::{drive, Clients};
 use crate::faults::inject;
 use crate::report::Report;
@@ -35,6 +40,11 @@ use crate::suite::Suite;
 
 pub const ADMIN_TOKEN: &str = "chaos-admin-token";
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// `PROJECTOR_PARTITIONS` of every process of the run: the queues split in two.
+pub const PARTITIONS: u16 = 2;
+/// `PROJECTIONS` of the second query-service replica (the first runs them all): a read model run by one replica
+/// only, beside ones both run, each split into partitions.
+pub const QUERY2_PROJECTIONS: &str = "orders,daily-sales";
 /// Statuses a client may see: the documented answers, and 503 while PostgreSQL restarts.
 pub const DOCUMENTED: [u16; 5] = [200, 201, 409, 422, 503];
 /// Poison messages published per poison fault.
@@ -126,6 +136,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     }
     let drain = last_command.elapsed();
     lag_probe.abort();
+    let mut readiness_findings = readiness(suite).await;
 
     let mut clients = std::mem::take(&mut *clients.lock().map_err(|_| anyhow::anyhow!("clients poisoned"))?);
     let unreadable = faults.get("poison").copied().unwrap_or(0) * (POISON.len() as u32 + 1)
@@ -143,6 +154,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     findings.append(&mut injected.findings);
     findings.append(&mut verify_findings);
     findings.append(&mut read_models.findings);
+    findings.append(&mut readiness_findings);
     for (status, count) in &clients.statuses {
         if !DOCUMENTED.contains(status) {
             findings.push(format!("{count} answer(s) with undocumented status {status}"));

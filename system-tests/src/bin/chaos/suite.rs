@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use system_tests::Names;
 
-use crate::{ADMIN_TOKEN, AMQP};
+use crate::{ADMIN_TOKEN, AMQP, PARTITIONS, QUERY2_PROJECTIONS};
 
 /// Names, processes and clients of one run.
 pub struct Suite {
@@ -125,6 +125,9 @@ impl Suite {
             _ => {
                 let port = if which == "query2" { self.query2_port } else { self.query_port };
                 let mut c = Command::new(binary("query-service")?);
+                if which == "query2" {
+                    c.env("PROJECTIONS", QUERY2_PROJECTIONS);
+                }
                 c.env("HTTP_ADDR", format!("127.0.0.1:{port}"))
                     .env("MONGODB_URI", self.mongodb_uri())
                     .env("MONGODB_DATABASE", &self.names.database)
@@ -137,6 +140,7 @@ impl Suite {
             .env("DATABASE_URL", self.names.database_url())
             .env("AMQP_URL", AMQP)
             .env("AMQP_EXCHANGE", &self.names.exchange)
+            .env("PROJECTOR_PARTITIONS", PARTITIONS.to_string())
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
