@@ -176,10 +176,13 @@ async fn readiness_turns_503_naming_rabbitmq_while_it_is_stopped_and_recovers() 
         .await;
     }
     let all_up = [
-        serde_json::json!({"postgres": "up", "rabbitmq": "up", "relay": "up", "replication_slot": "up", "routing": "up"}),
+        serde_json::json!({
+            "postgres": "up", "rabbitmq": "up", "relay": "up", "replication_slot": "up", "routing": "up",
+            "stalled": "up", "tasks": "up"
+        }),
         serde_json::json!({
             "mongodb": "up", "rabbitmq": "up", "projector": "up", "customer-summary": "up", "daily-sales": "up",
-            "building": "up"
+            "building": "up", "stalled": "up", "tasks": "up"
         }),
     ];
     for (url, checks) in urls.iter().zip(&all_up) {
