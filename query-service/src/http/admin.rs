@@ -12,7 +12,7 @@
 //! - `GET|POST /admin/projector/slowdown?delayMs=N`: the projector's demo slowdown, read or set (409 on a replica
 //!   that runs no projector).
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -70,11 +70,12 @@ impl From<PointerError> for ApiError {
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(
     State(state): State<AppState>,
-    Path(projection): Path<String>,
+    projection: Result<Path<String>, PathRejection>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<ReadModelStatus>, ApiError> {
     authorize(&state, &caller, &headers)?;
+    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let views = state.rebuilder(&projection)?.views();
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
     let position = state.position_of(views).await.map_err(ApiError::Unavailable)?;
@@ -133,11 +134,12 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rebuild(
     State(state): State<AppState>,
-    Path(projection): Path<String>,
+    projection: Result<Path<String>, PathRejection>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
+    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let generation = state.rebuilder(&projection)?.start().await.map_err(rebuild_refusal)?;
     let progress = status_path(&projection);
     let body = RebuildStarted { generation, status: "building", progress: progress.clone() };
@@ -153,11 +155,12 @@ pub(super) async fn rebuild(
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rollback(
     State(state): State<AppState>,
-    Path(projection): Path<String>,
+    projection: Result<Path<String>, PathRejection>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
+    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let generation = state.rebuilder(&projection)?.start_rollback().await.map_err(rebuild_refusal)?;
     tracing::info!(projection, generation, "rolling back: catching the previous generation up from the log");
     let progress = status_path(&projection);

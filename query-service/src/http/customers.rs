@@ -6,7 +6,7 @@
 //! of them may be the customer's, so the empty summary is answered with them named. A customer token reads its own
 //! summary only (403 otherwise).
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -58,9 +58,10 @@ pub(super) struct SummaryParams {
 pub(super) async fn customer_summary(
     State(state): State<AppState>,
     caller: Caller,
-    Path(customer_id): Path<String>,
+    customer_id: Result<Path<String>, PathRejection>,
     params: Result<Query<SummaryParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(customer_id) = customer_id.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     shared_events::identifier::check(&customer_id).map_err(|why| ApiError::BadRequest(format!("customerId {why}")))?;
     let min_position = parse_min("minPosition", params.min_position.as_deref())?;

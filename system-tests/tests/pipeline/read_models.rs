@@ -228,6 +228,18 @@ async fn bad_ranges_are_400_an_unknown_customer_404_and_an_unknown_read_model_40
     let url = app.query_url("/admin/read-models/no-such-model/rebuild");
     let response = app.http.post(url).bearer_auth(ADMIN_TOKEN).send().await.expect("answers");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // A path segment that is not UTF-8 is a bad request like any other, as problem+json.
+    for (method, path) in [
+        (reqwest::Method::GET, "/admin/read-models/%ff"),
+        (reqwest::Method::POST, "/admin/read-models/%ff/rebuild"),
+        (reqwest::Method::POST, "/admin/read-models/%ff/rollback"),
+        (reqwest::Method::GET, "/queries/customers/%ff/summary"),
+    ] {
+        let response =
+            app.http.request(method, app.query_url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("answers");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
+    }
     app.stop().await;
 }
 
