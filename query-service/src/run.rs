@@ -52,6 +52,7 @@ pub fn consumer_settings(
         prefetch: config.amqp_prefetch,
         feed: config.can_read_feed().then(|| config.feed().ok()).flatten(),
         watchdog,
+        handled: Default::default(),
     }
 }
 

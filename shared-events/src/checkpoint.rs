@@ -22,6 +22,12 @@ pub const WHOLE_LOG_HEADER: &str = "whole-log";
 pub struct Checkpoint {
     /// Every event with a `sequence` up to this one has been published before this marker.
     pub closed_through: i64,
+    /// The `closed_through` of the marker the relay last had routed to this read model before this one: the markers
+    /// of a read model form a chain, so that a queue that lost messages (deleted and declared again, purged) is
+    /// found out by the first marker after the loss — its `previous` is beyond what the partition has handled
+    /// (decision 0023). Absent from the first marker, and from a relay of an earlier release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<i64>,
 }
 
 #[cfg(test)]
@@ -30,9 +36,14 @@ mod tests {
 
     #[test]
     fn checkpoints_are_camel_case_json() {
-        let json = serde_json::to_string(&Checkpoint { closed_through: 42 }).expect("serialises");
+        let json = serde_json::to_string(&Checkpoint { closed_through: 42, previous: None }).expect("serialises");
         assert_eq!(json, r#"{"closedThrough":42}"#);
-        assert_eq!(serde_json::from_str::<Checkpoint>(&json).expect("parses"), Checkpoint { closed_through: 42 });
+        let parsed = serde_json::from_str::<Checkpoint>(&json).expect("parses");
+        assert_eq!(parsed, Checkpoint { closed_through: 42, previous: None });
         assert!(serde_json::from_str::<Checkpoint>(r#"{"closedThrough":"42"}"#).is_err());
+        let chained = Checkpoint { closed_through: 42, previous: Some(40) };
+        let json = serde_json::to_string(&chained).expect("serialises");
+        assert_eq!(json, r#"{"closedThrough":42,"previous":40}"#);
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).expect("parses"), chained);
     }
 }

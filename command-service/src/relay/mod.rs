@@ -150,6 +150,9 @@ async fn lead(
         .await
         .context("registering the read models")?;
     publisher.tell_whole_log(whole_log);
+    publisher.chain_from(
+        crate::store::read_models::last_markers(pool).await.context("reading the checkpoint markers last routed")?,
+    );
     tracing::info!(exchange = %settings.exchange, mode = ?settings.mode, "relay is the active publisher");
     settings.metrics.leader.set(1);
     let result = match settings.mode {
@@ -211,6 +214,7 @@ async fn checkpoint(
     through: i64,
 ) -> anyhow::Result<bool> {
     let outcome = publisher.publish_checkpoint(through).await?;
+    crate::store::read_models::markers_routed(pool, &outcome.routed, through).await?;
     for told in &outcome.told_whole_log {
         crate::store::read_models::whole_log_told(pool, told).await?;
         tracing::info!(read_model = %told, closed_through = through, "told a read model its queue holds the whole log");

@@ -11,7 +11,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use shared_events::{read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, WHOLE_LOG_HEADER};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 use crate::store::OutboxRow;
@@ -23,6 +23,8 @@ pub struct CheckpointOutcome {
     pub missing: BTreeSet<String>,
     /// The read models it told, for the first time, that their queue holds the whole log.
     pub told_whole_log: Vec<String>,
+    /// The read models a queue of which took it: the next marker to each names this one (`previous`).
+    pub routed: Vec<String>,
 }
 
 /// What the broker did with a batch.
@@ -65,6 +67,8 @@ pub struct Publisher {
     partitions: u16,
     /// The read models still to be told, with a checkpoint, that their queue holds the whole log.
     whole_log: Mutex<BTreeSet<String>>,
+    /// The `closed_through` of the marker last routed to each read model (decision 0023).
+    last_markers: Mutex<BTreeMap<String, i64>>,
 }
 
 impl Publisher {
@@ -80,12 +84,25 @@ impl Publisher {
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         declare_exchanges(&channel, stem).await?;
         let exchanges = READ_MODELS.iter().map(|name| (*name, read_model::exchange_of(stem, name).into())).collect();
-        Ok(Self { connection, channel, exchanges, partitions, whole_log: Mutex::default() })
+        Ok(Self {
+            connection,
+            channel,
+            exchanges,
+            partitions,
+            whole_log: Mutex::default(),
+            last_markers: Mutex::default(),
+        })
     }
 
     /// The read models the next checkpoints tell that their queue holds the whole log, until one reaches them.
     pub fn tell_whole_log(&self, read_models: BTreeSet<String>) {
         *self.whole_log.lock().unwrap_or_else(PoisonError::into_inner) = read_models;
+    }
+
+    /// The markers last routed to each read model, as recorded: the next marker to each names its own (decision
+    /// 0023).
+    pub fn chain_from(&self, last_markers: BTreeMap<String, i64>) {
+        *self.last_markers.lock().unwrap_or_else(PoisonError::into_inner) = last_markers;
     }
 
     /// Publishes every row (in the given order) and waits for the broker's confirms, for at most
@@ -142,11 +159,11 @@ impl Publisher {
     /// Publishes a checkpoint marker to every read model, after everything published so far on this channel, and
     /// waits for the confirms. Every partition's queue binds the marker's routing key, so one publish per read model
     /// reaches them all. A read model still to be told that its queue holds the whole log gets the marker with the
-    /// [`WHOLE_LOG_HEADER`] (decision 0019). Says which read models no queue of which took it (the next round
-    /// publishes one again) and which were told about the whole log.
+    /// [`WHOLE_LOG_HEADER`] (decision 0019). Each marker names the one last routed to its read model (`previous`,
+    /// decision 0023). Says which read models no queue of which took it (the next round publishes one again), which
+    /// did, and which were told about the whole log.
     pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<CheckpointOutcome> {
-        let body = serde_json::to_vec(&Checkpoint { closed_through })
-            .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+        let last_markers = self.last_markers.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let plain = BasicProperties::default()
             .with_type(CHECKPOINT_TYPE.into())
             .with_content_type(CONTENT_TYPE.into())
@@ -154,6 +171,9 @@ impl Publisher {
         let telling = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut pending = Vec::with_capacity(self.exchanges.len());
         for (name, exchange) in &self.exchanges {
+            let previous = last_markers.get(*name).copied();
+            let body = serde_json::to_vec(&Checkpoint { closed_through, previous })
+                .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
             let whole_log = telling.contains(*name);
             let properties = if whole_log {
                 let mut headers = FieldTable::default();
@@ -172,8 +192,12 @@ impl Publisher {
         let confirms = async {
             for (name, whole_log, confirm) in pending {
                 match confirm.await? {
-                    Confirmation::Ack(None) if whole_log => outcome.told_whole_log.push(name.to_owned()),
-                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(None) => {
+                        outcome.routed.push(name.to_owned());
+                        if whole_log {
+                            outcome.told_whole_log.push(name.to_owned());
+                        }
+                    }
                     Confirmation::Ack(Some(_)) => {
                         outcome.missing.insert(name.to_owned());
                     }
@@ -188,6 +212,11 @@ impl Publisher {
         let mut still = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner);
         for told in &outcome.told_whole_log {
             still.remove(told);
+        }
+        let mut last_markers = self.last_markers.lock().unwrap_or_else(PoisonError::into_inner);
+        for routed in &outcome.routed {
+            let last = last_markers.entry(routed.clone()).or_insert(closed_through);
+            *last = (*last).max(closed_through);
         }
         Ok(outcome)
     }

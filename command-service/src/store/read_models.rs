@@ -1,8 +1,8 @@
 //! The read models the relay delivers to (`read_model_delivery`, one row each): which of them is still to be told
-//! that its queue holds the whole log (decision 0019).
+//! that its queue holds the whole log (decision 0019), and the checkpoint marker last routed to each (decision 0023).
 
 use sqlx::PgPool;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::StoreError;
 
@@ -32,5 +32,26 @@ pub async fn whole_log_told(pool: &PgPool, name: &str) -> Result<(), StoreError>
         .bind(name)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// The `closed_through` of the checkpoint marker last routed to each read model that had one.
+pub async fn last_markers(pool: &PgPool) -> Result<BTreeMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select name, last_marker from read_model_delivery where last_marker is not null")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Records that the checkpoint marker through `through` was routed to the read models `names` (never moves back).
+pub async fn markers_routed(pool: &PgPool, names: &[String], through: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "update read_model_delivery set last_marker = greatest(coalesce(last_marker, $2), $2) where name = any($1)",
+    )
+    .bind(names)
+    .bind(through)
+    .execute(pool)
+    .await?;
     Ok(())
 }

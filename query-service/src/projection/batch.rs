@@ -37,7 +37,26 @@ pub struct Plan {
     pub checkpoint: Option<i64>,
     /// Whether one of those markers said that the queue has had every event of the log (decision 0019).
     pub whole_log: bool,
+    /// Each marker's `(previous, closed_through)`, in delivery order (decision 0023).
+    pub markers: Vec<(Option<i64>, i64)>,
     pub dead_letters: Vec<(usize, DeadLetter)>,
+}
+
+/// Where the chain of checkpoint markers breaks, given the partition has handled every marker through `handled`
+/// (`None`: none yet, so the first marker starts the chain): the first marker that names a previous one beyond what
+/// was handled, as `(handled, previous)`. Messages between the two were lost from the queue (deleted and declared
+/// again, purged), and the relay had counted them delivered (decision 0023). `None` when the chain holds.
+pub fn chain_break(markers: &[(Option<i64>, i64)], handled: Option<i64>) -> Option<(i64, i64)> {
+    let mut handled = handled;
+    for &(previous, closed_through) in markers {
+        if let (Some(previous), Some(known)) = (previous, handled) {
+            if previous > known {
+                return Some((known, previous));
+            }
+        }
+        handled = handled.max(Some(closed_through));
+    }
+    None
 }
 
 /// Sorts a batch, in delivery order.
@@ -48,6 +67,7 @@ pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Plan {
             match serde_json::from_slice::<Checkpoint>(message.data) {
                 Ok(marker) => {
                     plan.checkpoint = plan.checkpoint.max(Some(marker.closed_through));
+                    plan.markers.push((marker.previous, marker.closed_through));
                     plan.whole_log |= message.whole_log;
                 }
                 Err(_) => plan.dead_letters.push((
@@ -173,6 +193,25 @@ mod tests {
         let first = Message { whole_log: true, ..message(CHECKPOINT_TYPE, &through_1) };
         let plan = super::plan([message("OrderPlaced", &one), first, message(CHECKPOINT_TYPE, &through_2)]);
         assert_eq!((plan.checkpoint, plan.whole_log), (Some(2), true));
+    }
+
+    #[test]
+    fn given_markers_that_each_name_the_one_before_the_chain_holds() {
+        let markers = [(Some(10), 20), (Some(20), 30)];
+        assert_eq!(chain_break(&markers, Some(10)), None);
+        // What was handled may be beyond a marker's previous one (a redelivery, a catch-up from the feed).
+        assert_eq!(chain_break(&markers, Some(25)), None);
+        // The first marker a partition sees, and one from a relay of an earlier release, start the chain.
+        assert_eq!(chain_break(&[(Some(50), 60)], None), None);
+        assert_eq!(chain_break(&[(None, 60), (Some(60), 70)], Some(5)), None);
+    }
+
+    #[test]
+    fn given_a_marker_that_names_one_never_handled_the_chain_breaks_there() {
+        // The marker through 20 was lost with the queue: the one through 30 names it.
+        assert_eq!(chain_break(&[(Some(20), 30)], Some(10)), Some((10, 20)));
+        // Within one batch too.
+        assert_eq!(chain_break(&[(Some(10), 15), (Some(20), 30)], Some(10)), Some((15, 20)));
     }
 
     #[test]

@@ -67,7 +67,13 @@ pub(super) async fn consume(
     }
     // After the declaration: a queue found missing was recorded before it was created again, by this replica or
     // another one.
-    catch_up_if_lost(settings, views).await?;
+    let caught_up = catch_up_if_lost(settings, views).await?;
+    // The markers this partition has handled: those up to its stored position, those this process handled before
+    // it reconnected, and what a catch-up just wrote.
+    let stored = views.partition_position(settings.partition).await.map_err(|err| store_failed(&err))?;
+    for through in [stored, caught_up].into_iter().flatten() {
+        settings.handled.handled(settings.partition, through);
+    }
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
     let notice_exchange = notices::notice_exchange(&settings.exchange);
     notices::declare(&channel, &notice_exchange).await?;
@@ -191,16 +197,20 @@ pub(super) async fn consume(
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
 /// from consuming until the next attempt.
-async fn catch_up_if_lost(settings: &ConsumerSettings, views: &Views) -> lapin::Result<()> {
-    let failed = |err: &dyn std::fmt::Display| lapin::Error::from(std::io::Error::other(err.to_string()));
-    let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| failed(&err))? else {
-        return Ok(());
+async fn catch_up_if_lost(settings: &ConsumerSettings, views: &Views) -> lapin::Result<Option<i64>> {
+    let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
+        return Ok(None);
     };
-    let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| failed(&err))?;
-    views.caught_up(settings.partition).await.map_err(|err| failed(&err))?;
+    let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| store_failed(&err))?;
+    views.caught_up(settings.partition).await.map_err(|err| store_failed(&err))?;
     tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
         events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
-    Ok(())
+    Ok(Some(caught.through))
+}
+
+/// A failure outside the broker, as the error that ends a consumer (it is retried with backoff).
+fn store_failed(err: &dyn std::fmt::Display) -> lapin::Error {
+    lapin::Error::from(std::io::Error::other(err.to_string()))
 }
 
 /// Stores the newest position the held batches carry, then acks them all. `Ok(false)` when shutdown came first
@@ -269,6 +279,18 @@ async fn handle_batch(
     shutdown: &CancellationToken,
 ) -> lapin::Result<Option<(Vec<Notice>, Option<i64>)>> {
     let plan = batch::plan(deliveries.iter().map(message));
+    // A marker that names one this partition never handled: messages were lost from the queue. Recorded first, so
+    // that the partition is caught up from the event feed before this batch (left unacked) comes back.
+    if let Some((known, previous)) = batch::chain_break(&plan.markers, settings.handled.get(settings.partition)) {
+        let mark = || views.mark_catch_up(settings.partition);
+        if with_retries(shutdown, "recording a lost queue", mark).await.is_none() {
+            return Ok(None);
+        }
+        tracing::warn!(queue = %settings.partition_queue(), handled = known, previous,
+            "the queue lost messages (a checkpoint marker names one this partition never handled: the queue was \
+             deleted and declared again, or purged); catching up from the event feed");
+        return Err(store_failed(&format!("checkpoint markers after {known} up to {previous} were lost")));
+    }
     for (index, dead) in &plan.dead_letters {
         tracing::warn!(reason = %dead.reason, kind = dead.kind, "dead-lettering a message");
         if let Some((sequence, order_id)) = &dead.gap {
@@ -320,6 +342,9 @@ async fn handle_batch(
         if with_retries(shutdown, "recording whether the read model holds the whole log", settle).await.is_none() {
             return Ok(None);
         }
+    }
+    if let Some(through) = plan.checkpoint {
+        settings.handled.handled(settings.partition, through);
     }
     // The position is announced now and stored with the batch's ack (see `acks`).
     if let Some(position) = plan.checkpoint {

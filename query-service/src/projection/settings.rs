@@ -95,6 +95,27 @@ pub struct ConsumerSettings {
     pub feed: Option<crate::feed::Feed>,
     /// Where the consumer reports its progress and what waits for it.
     pub watchdog: service_runtime::watchdog::Watchdog,
+    /// The newest checkpoint marker each partition has handled in this process.
+    pub handled: MarkersHandled,
+}
+
+/// The newest checkpoint marker (its `closed_through`) each partition's consumer has handled in this process, kept
+/// across its reconnects: a queue emptied while the consumer reconnects is found out by the next marker even before
+/// a position of the partition was stored (decision 0023).
+#[derive(Debug, Clone, Default)]
+pub struct MarkersHandled(Arc<Mutex<std::collections::HashMap<Partition, i64>>>);
+
+impl MarkersHandled {
+    pub fn get(&self, partition: Partition) -> Option<i64> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied()
+    }
+
+    /// Records that `partition` handled every marker through `through` (never moves back).
+    pub fn handled(&self, partition: Partition, through: i64) {
+        let mut handled = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let newest = handled.entry(partition).or_insert(through);
+        *newest = (*newest).max(through);
+    }
 }
 
 /// The queue of `projection` under `AMQP_QUEUE` = `stem`: `stem` itself for the order views, `<stem>.<projection>`

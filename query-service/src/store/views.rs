@@ -304,28 +304,20 @@ impl Views {
         let Some(found) = found else { return Ok(None) };
         let pending =
             found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition_key(partition)).unwrap_or(false));
-        if !pending {
-            return Ok(None);
-        }
-        let position = if partition.is_split() {
-            found.get_document("partitions").ok().and_then(|p| p.get_i64(partition_key(partition)).ok())
-        } else {
-            found.get_i64("position").ok()
-        };
-        Ok(Some(position.unwrap_or(0)))
+        Ok(pending.then(|| stored_position(&found, partition).unwrap_or(0)))
+    }
+
+    /// The position stored for `partition`: every event of it up to there is applied. `None` until it has been
+    /// consumed through a checkpoint.
+    pub async fn partition_position(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        Ok(found.and_then(|found| stored_position(&found, partition)))
     }
 
     /// Whether `partition` has been consumed through a checkpoint (a position of it is stored): its queue, found
     /// missing, was deleted with what it may have held.
     pub async fn consumed(&self, partition: Partition) -> Result<bool, StoreError> {
-        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
-        Ok(found.is_some_and(|found| {
-            if partition.is_split() {
-                found.get_document("partitions").is_ok_and(|p| p.contains_key(partition_key(partition)))
-            } else {
-                found.contains_key("position")
-            }
-        }))
+        Ok(self.partition_position(partition).await?.is_some())
     }
 
     /// Records that `partition` was caught up from the event feed.
@@ -459,6 +451,15 @@ pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document,
 
 /// The field of the positions document that holds `partition`'s position: `position` when the queue is not
 /// split, else `partitions.<index>of<count>` (the count in the key, so a changed split starts afresh).
+/// The position of `partition` in the read model's positions document `found`.
+fn stored_position(found: &Document, partition: Partition) -> Option<i64> {
+    if partition.is_split() {
+        found.get_document("partitions").ok().and_then(|p| p.get_i64(partition_key(partition)).ok())
+    } else {
+        found.get_i64("position").ok()
+    }
+}
+
 fn position_field(partition: Partition) -> String {
     if partition.is_split() {
         format!("partitions.{}", partition_key(partition))

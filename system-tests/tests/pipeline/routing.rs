@@ -7,7 +7,10 @@ use std::time::Duration;
 use lapin::ConnectionProperties;
 use serde_json::Value;
 
-use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, query_config, CommandFirst, Names, TestApp};
+use crate::helpers::{
+    amqp_url, eventually, free_port, mongodb_uri, place_order_at, query_config, service_binary, ChildProcess,
+    CommandFirst, Names, TestApp, ADMIN_TOKEN,
+};
 
 /// Declares the whole query-side topology of `names`, as a query-service that ran before left it.
 async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Channel) {
@@ -178,4 +181,86 @@ async fn a_partitions_queue_deleted_under_steady_load_loses_no_event_of_its_read
         assert_eq!(summary["data"]["orders"], 30, "steady-{n} placed 30 orders: {summary}");
     }
     app.stop().await;
+}
+
+/// A query-service process on `port` for `names`, reading the event feed of the command side at `command_url`.
+fn query_process(names: &Names, port: u16, command_url: &str) -> ChildProcess {
+    std::process::Command::new(service_binary("query-service"))
+        .env("AMQP_URL", amqp_url())
+        .env("AMQP_EXCHANGE", &names.exchange)
+        .env("AMQP_QUEUE", &names.queue)
+        .env("MONGODB_URI", mongodb_uri())
+        .env("MONGODB_DATABASE", &names.database)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("EVENT_FEED_URL", format!("{command_url}/events"))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("READ_MODEL_SAMPLE_RATE", "0")
+        .env("DEMO_PAGE", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_emptied_while_the_query_side_is_down_is_caught_up_before_a_read_answers_200() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let (http, orders) = (command.http(), command.command_url("/commands/orders"));
+    let port = free_port();
+    let summary = |position: i64| {
+        let url =
+            format!("http://127.0.0.1:{port}/queries/customers/emptied/summary?minPosition={position}&waitMs=2000");
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.ok()?;
+            let status = response.status().as_u16();
+            Some((status, response.json::<Value>().await.ok()?))
+        }
+    };
+    let query = query_process(&names, port, &command.command_url(""));
+    let mut last = 0;
+    for _ in 0..3 {
+        last = place_order_at(&http, &orders, "emptied").await["position"].as_i64().expect("position");
+    }
+    eventually(Duration::from_secs(30), || async {
+        let (status, body) = summary(last).await?;
+        (status == 200 && body["data"]["orders"] == 3).then_some(())
+    })
+    .await;
+    // The query side stops; orders go on and wait in the summary's queue.
+    drop(query);
+    for _ in 0..3 {
+        place_order_at(&http, &orders, "emptied").await;
+    }
+    let depth = |channel: lapin::Channel, queue: String| async move {
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await.ok();
+        declared.map(|q| q.message_count()).filter(|waiting| *waiting >= 3)
+    };
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let queue = format!("{}.customer-summary", names.queue);
+    // The three orders' events wait in it.
+    eventually(Duration::from_secs(20), || depth(channel.clone(), queue.clone())).await;
+    // An operator deletes it and declares it again at once (restoring the broker's definitions, say): empty, and
+    // nothing on the query side saw it go.
+    channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("deleted");
+    declare_topology_as_a_query_side_did(&names, &channel).await;
+    last = place_order_at(&http, &orders, "emptied").await["position"].as_i64().expect("position");
+    let _ = connection.close(200, "done".into()).await;
+
+    // Started again: a read at the last position never answers 200 without the three orders the queue lost.
+    let _query = query_process(&names, port, &command.command_url(""));
+    let answered = eventually(Duration::from_secs(60), || async {
+        let (status, body) = summary(last).await?;
+        assert!(status != 200 || body["data"]["orders"] == 7, "200 without every order: {body}");
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(answered["data"]["orders"], 7, "{answered}");
+    // Dropping the command side stops it and removes what the test made.
+    drop(command);
 }
