@@ -25,8 +25,9 @@ pub struct Injected {
 /// Deploys the query side once the command side has taken orders alone for a while, then injects the faults one
 /// after another, spread over `driving`, at least once each.
 pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected> {
-    const FAULTS: [&str; 12] = [
+    const FAULTS: [&str; 13] = [
         "projection queue deleted",
+        "queue deleted, query side down",
         "read model exchange deleted",
         "relay SIGKILL",
         "query-service SIGKILL",
@@ -90,6 +91,7 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
             "poison" => publish_poison(suite).await?,
             "rebuild+rolling restart+mongo SIGKILL" => rebuild_while_rolling(suite, &mut injected.findings).await?,
             "projection queue deleted" => delete_a_projection_queue(suite).await?,
+            "queue deleted, query side down" => delete_a_queue_while_the_query_side_is_down(suite).await?,
             "read model exchange deleted" => delete_a_read_model_exchange(suite).await?,
             "notice exchange deleted" => {
                 let (reached, made, behind) = reads_without_notices(suite).await?;
@@ -277,6 +279,59 @@ pub async fn delete_a_projection_queue(suite: &Suite) -> anyhow::Result<()> {
     channel.queue_delete(queue.as_str().into(), Default::default()).await?;
     let _ = connection.close(200, "queue deleted".into()).await;
     Ok(())
+}
+
+/// Stops both query-services (SIGKILL), deletes a partition's queue of the order views with what it holds, lets
+/// orders flow a second (their copies for that partition find no queue and wait in the outbox), then starts both
+/// again: the first to declare the topology records the loss, and the partition is caught up from the event feed.
+pub async fn delete_a_queue_while_the_query_side_is_down(suite: &Suite) -> anyhow::Result<()> {
+    suite.kill("query")?;
+    suite.kill("query2")?;
+    let queue = format!("{}.{}", suite.names.queue, PARTITIONS - 1);
+    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.queue_delete(queue.as_str().into(), Default::default()).await?;
+    let _ = connection.close(200, "queue deleted".into()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    suite.spawn("query")?;
+    suite.spawn("query2")?;
+    suite.wait_live(suite.query_port).await?;
+    suite.wait_live(suite.query2_port).await
+}
+
+/// After the dead letters were redriven, rolls the order views back to the generation kept before the last rebuild
+/// (when a rebuild switched): the rollback catches it up from the log, and the checks that follow read it. Returns
+/// what was rolled back (`from → to`), or `None` when there was nothing to roll back to.
+pub async fn roll_back_after_the_redrive(suite: &Suite, findings: &mut Vec<String>) -> anyhow::Result<Option<String>> {
+    let status_url = suite.query_url("query", "/admin/read-models/orders");
+    let status = || async {
+        let answer = suite.http.get(&status_url).bearer_auth(ADMIN_TOKEN).send().await?;
+        anyhow::Ok(answer.json::<serde_json::Value>().await?)
+    };
+    let before = status().await?;
+    let Some(previous) = before["previous"].as_array().and_then(|p| p.first()).and_then(|p| p.as_str()) else {
+        return Ok(None);
+    };
+    let (from, to) = (before["active"].as_str().unwrap_or_default().to_owned(), previous.to_owned());
+    let url = suite.query_url("query", "/admin/read-models/orders/rollback");
+    let started = suite.http.post(&url).bearer_auth(ADMIN_TOKEN).send().await?;
+    if started.status().as_u16() != 202 {
+        let body = started.text().await.unwrap_or_default();
+        findings.push(format!("the rollback after the redrive answered {body}, not 202"));
+        return Ok(None);
+    }
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        let now = status().await?;
+        if now["active"].as_str() == Some(to.as_str()) && now["rejoining"].is_null() {
+            return Ok(Some(format!("{from} → {to}")));
+        }
+        if Instant::now() > until {
+            findings.push(format!("the rollback from {from} to {to} did not finish within 180 s: {now}"));
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Deletes the dashboard's exchange (and with it the bindings of its queues) while orders flow; it is declared

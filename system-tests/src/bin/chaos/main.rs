@@ -11,8 +11,11 @@
 //! to the exchange; poison messages; a rebuild during a rolling restart of both replicas with a MongoDB SIGKILL in
 //! the middle; the view-changed exchange deleted (its notices dropped) under waiting reads; an event of an unknown
 //! schema version committed by a "newer writer"; a partition's queue of a projection deleted while orders flow; a
-//! read model's exchange deleted (its bindings with it) while orders flow. At the end, `query-service verify` checks
-//! every view against the log too, and no service may say it is ready while naming a stalled stage.
+//! read model's exchange deleted (its bindings with it) while orders flow; both query-services killed, a partition's
+//! queue deleted meanwhile, and both started again. At the end, after the dead letters are redriven, the order
+//! views are rolled back to the generation kept before the last rebuild (when one switched), and the checks read
+//! that generation; `query-service verify` checks every view against the log too, and no service may say it is
+//! ready while naming a stalled stage.
 //!
 //! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s; `--relay-mode wal` runs the relay in
 //! `wal` mode (streaming from a replication slot) instead of `notify`. Loopback only. It stops RabbitMQ and
@@ -34,7 +37,7 @@ use crate::checks::{
     active_views, check, dead_letter_checks, read_models, readiness, rebuilding, verify, views_behind,
 };
 use crate::clients::{drive, Clients};
-use crate::faults::inject;
+use crate::faults::{inject, roll_back_after_the_redrive};
 use crate::report::Report;
 use crate::suite::Suite;
 
@@ -142,8 +145,12 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let unreadable = faults.get("poison").copied().unwrap_or(0) * (POISON.len() as u32 + 1)
         + faults.get("newer writer's event").copied().unwrap_or(0);
     let (dead_letters, redriven, mut dlq_findings) = dead_letter_checks(suite, unreadable).await?;
+    let rolled_back = roll_back_after_the_redrive(suite, &mut dlq_findings).await?;
     let views = active_views(&mongo).await?;
-    let generation = views.name().to_owned();
+    let generation = match rolled_back {
+        Some(rollback) => format!("{} (rolled back after the redrive: {rollback})", views.name()),
+        None => views.name().to_owned(),
+    };
     let mut checked = check(suite, &pool, &views, &clients).await?;
     let mut read_models = read_models(suite, &pool).await?;
     pool.close().await;
