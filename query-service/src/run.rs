@@ -144,9 +144,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         "view-changed listener",
         read::notices::listen(
             config.amqp_url.clone(),
-            read::notices::notice_exchange(&config.amqp_exchange),
-            boards.clone(),
-            projectors,
+            read::notices::NoticeRoute::new(&config.amqp_exchange, &config.amqp_queue),
+            read::notices::Heard { boards: boards.clone(), projectors, watchdog: watchdog.clone() },
             bound,
             shutdown.clone(),
         ),

@@ -172,6 +172,21 @@ impl Watchdog {
         self.with(|stages| stages.entry(stage.clone()).or_default().last_progress = Some(Instant::now()));
     }
 
+    /// The stages watched now.
+    pub fn stages(&self) -> Vec<StageId> {
+        self.with(|stages| stages.keys().cloned().collect())
+    }
+
+    /// Progress of `stage` made by another process (a position another replica announced), if this one watches
+    /// `stage`: a standby that sees work wait does not report a stall while the active consumer moves it.
+    pub fn progressed_elsewhere(&self, stage: &StageId) {
+        self.with(|stages| {
+            if let Some(known) = stages.get_mut(stage) {
+                known.last_progress = Some(Instant::now());
+            }
+        });
+    }
+
     /// Whether `cause` holds for `stage` now (kept since it began to hold; dropped when it no longer does).
     pub fn holds(&self, stage: &StageId, cause: Cause, holds: bool) {
         self.with(|stages| {

@@ -75,8 +75,8 @@ pub(super) async fn consume(
         settings.handled.handled(settings.partition, through);
     }
     channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
-    let notice_exchange = notices::notice_exchange(&settings.exchange);
-    notices::declare(&channel, &notice_exchange).await?;
+    let notice_route = settings.notices();
+    notices::declare(&channel, &notice_route.exchange).await?;
     let dead_letters = connection.create_channel().await?;
     dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
     // The gaps still open, so that applying an event closes its gap without a MongoDB round trip per batch.
@@ -155,7 +155,7 @@ pub(super) async fn consume(
                 settings.watchdog.holds(&stage, IN_HAND, false);
                 settings.watchdog.progressed(&stage);
                 for notice in notices {
-                    notices::publish(&channel, &notice_exchange, notice).await?;
+                    notices::publish(&channel, &notice_route, notice).await?;
                 }
                 // One ack for the batches written, once the position they carry is stored (see `acks`). An ack on
                 // a connection the broker dropped may never resolve; the deliveries come back anyway.

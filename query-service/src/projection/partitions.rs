@@ -170,7 +170,7 @@ pub async fn heartbeat(
 ) {
     let (me, alive) = (replica.id, replica.alive);
     let backoff = Backoff::default();
-    let exchange = notices::notice_exchange(&settings.exchange);
+    let route = settings.notices();
     let count = settings.partition.count;
     let said = || Heartbeat {
         partitions: count,
@@ -187,7 +187,7 @@ pub async fn heartbeat(
             )
             .await?;
             let channel = connection.create_channel().await?;
-            notices::declare(&channel, &exchange).await?;
+            notices::declare(&channel, &route.exchange).await?;
             backoff.reset();
             let mut every = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
@@ -195,7 +195,7 @@ pub async fn heartbeat(
                     () = shutdown.cancelled() => break,
                     _ = every.tick() => {}
                 }
-                notices::publish(&channel, &exchange, Notice::Projector { replica: me, heartbeat: said() }).await?;
+                notices::publish(&channel, &route, Notice::Projector { replica: me, heartbeat: said() }).await?;
                 alive.store(true, Ordering::Relaxed);
             }
             let _ = connection.close(200, "projector stopping".into()).await;

@@ -129,6 +129,11 @@ pub fn projection_queue(stem: &str, projection: &dyn Projection) -> String {
 }
 
 impl ConsumerSettings {
+    /// Where this deployment's notices go (decision 0024).
+    pub fn notices(&self) -> crate::read::notices::NoticeRoute {
+        crate::read::notices::NoticeRoute::new(&self.exchange, &self.stem)
+    }
+
     /// The one dead-letter queue of every partition.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.queue)

@@ -12,12 +12,20 @@
 //! only delays a waiter until its next look at MongoDB (see [`crate::read`]). Every 2 s the listener binds its queue again (a no-op while the binding exists), so a replica
 //! whose binding vanished — the exchange deleted by hand, a broker restored without it — hears notices again within
 //! seconds instead of relying on those looks until it restarts.
+//!
+//! Every notice carries its deployment's scope (header `scope`: its `AMQP_QUEUE`, the queues it consumes), and a
+//! listener ignores notices of another scope: two deployments on one events exchange (a second read side with
+//! queues and a store of its own) share the exchange but never each other's positions or partitions. A notice
+//! without the header (a replica of an earlier release) is heard. A position notice is also progress of that
+//! partition's stage for this replica's watchdog: a standby replica that sees events wait in the queue does not
+//! report a stall while the active one moves them.
 
 use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
+use service_runtime::watchdog::{StageId, Watchdog};
 use service_runtime::{retry_until_shutdown, Backoff};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -86,9 +94,9 @@ impl Notice {
 
     /// Announces the notice on the local board of its read model (with its view, when it carries the one it
     /// names), or records the projector it is from.
-    pub fn announce(self, boards: &Boards, projectors: &Projectors) {
-        let board = |projection: Option<&str>| boards.named(projection.unwrap_or(ORDER_VIEWS.name));
-        let Some(waiters) = board(self.projection()) else {
+    pub fn announce(self, heard: &Heard) {
+        let name = self.projection().unwrap_or(ORDER_VIEWS.name).to_owned();
+        let Some(waiters) = heard.boards.named(&name) else {
             return tracing::debug!("ignoring a notice of a read model this replica does not keep");
         };
         match self {
@@ -98,10 +106,14 @@ impl Notice {
             Self::ViewChanged { order_id, version, .. } => waiters.announce(order_id, version),
             Self::Position { position, partition: Some(index), partitions: Some(count), .. } if index < count => {
                 waiters.announce_partition_position(Partition { index, count }, position);
+                heard.watchdog.progressed_elsewhere(&StageId::projection(&name, index));
             }
-            Self::Position { position, partition: None, .. } => waiters.announce_position(position),
+            Self::Position { position, partition: None, .. } => {
+                waiters.announce_position(position);
+                heard.watchdog.progressed_elsewhere(&StageId::projection(&name, 0));
+            }
             Self::Position { .. } => tracing::debug!("ignoring a position notice of no partition"),
-            Self::Projector { replica, heartbeat } => projectors.heard(replica, heartbeat, Instant::now()),
+            Self::Projector { replica, heartbeat } => heard.projectors.heard(replica, heartbeat, Instant::now()),
         }
     }
 
@@ -125,6 +137,32 @@ impl Notice {
     }
 }
 
+/// The AMQP header that names a notice's deployment.
+pub const SCOPE_HEADER: &str = "scope";
+
+/// Where a deployment's notices go: the notice exchange of its events exchange, and its scope (`AMQP_QUEUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRoute {
+    pub exchange: String,
+    pub scope: String,
+}
+
+impl NoticeRoute {
+    /// The route of the deployment that consumes the queues named after `queue_stem` from `events_exchange`.
+    pub fn new(events_exchange: &str, queue_stem: &str) -> Self {
+        Self { exchange: notice_exchange(events_exchange), scope: queue_stem.to_owned() }
+    }
+
+    /// Whether a notice with these headers is this deployment's (or of a release that did not say).
+    fn hears(&self, headers: Option<&FieldTable>) -> bool {
+        match headers.and_then(|headers| headers.inner().get(SCOPE_HEADER)) {
+            Some(AMQPValue::LongString(scope)) => scope.as_bytes() == self.scope.as_bytes(),
+            Some(_) => false,
+            None => true,
+        }
+    }
+}
+
 /// The fanout exchange of notices that goes with an events exchange.
 pub fn notice_exchange(events_exchange: &str) -> String {
     format!("{events_exchange}.view-changed")
@@ -137,14 +175,16 @@ pub async fn declare(channel: &Channel, exchange: &str) -> lapin::Result<()> {
 
 /// Publishes a notice without waiting for a confirm (a lost notice costs a waiter its wait, nothing more). Bounded:
 /// a publish on a channel the broker is closing can otherwise wait forever, and with it the projector.
-pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin::Result<()> {
+pub async fn publish(channel: &Channel, route: &NoticeRoute, notice: Notice) -> lapin::Result<()> {
     let body = notice.body().map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    let mut headers = FieldTable::default();
+    headers.insert(SCOPE_HEADER.into(), AMQPValue::LongString(route.scope.as_str().into()));
     let send = channel.basic_publish(
-        exchange.into(),
+        route.exchange.as_str().into(),
         "".into(),
         BasicPublishOptions::default(),
         &body,
-        BasicProperties::default(),
+        BasicProperties::default().with_headers(headers),
     );
     service_runtime::amqp::within(Duration::from_secs(2), "sending a notice", send).await.map(drop)
 }
@@ -153,26 +193,32 @@ pub async fn publish(channel: &Channel, exchange: &str, notice: Notice) -> lapin
 /// this replica's queue is bound, i.e. while it hears every notice.
 pub async fn listen(
     amqp_url: String,
-    exchange: String,
-    boards: Boards,
-    projectors: Projectors,
+    route: NoticeRoute,
+    heard: Heard,
     bound: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff::default();
     retry_until_shutdown("view-changed listener", &backoff, &shutdown, || async {
-        let result = listen_once(&amqp_url, &exchange, &boards, &projectors, &bound, &shutdown, &backoff).await;
+        let result = listen_once(&amqp_url, &route, &heard, &bound, &shutdown, &backoff).await;
         bound.send_replace(false);
         result
     })
     .await;
 }
 
+/// Where the notices heard go: the boards of waiting reads, the projecting replicas, and the watchdog.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub boards: Boards,
+    pub projectors: Projectors,
+    pub watchdog: Watchdog,
+}
+
 async fn listen_once(
     amqp_url: &str,
-    exchange: &str,
-    boards: &Boards,
-    projectors: &Projectors,
+    route: &NoticeRoute,
+    heard: &Heard,
     bound: &watch::Sender<bool>,
     shutdown: &CancellationToken,
     backoff: &Backoff,
@@ -183,6 +229,7 @@ async fn listen_once(
     )
     .await?;
     let channel = connection.create_channel().await?;
+    let exchange = route.exchange.as_str();
     declare(&channel, exchange).await?;
     let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
     let queue = channel.queue_declare("".into(), private, FieldTable::default()).await?;
@@ -223,8 +270,9 @@ async fn listen_once(
                 }
             }
             next = notices.next() => match next {
+                Some(Ok(delivery)) if !route.hears(delivery.properties.headers().as_ref()) => {}
                 Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
-                    Ok(notice) => notice.announce(boards, projectors),
+                    Ok(notice) => notice.announce(heard),
                     Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
                 },
                 Some(Err(err)) => break Err(err),
@@ -307,15 +355,42 @@ mod tests {
 
     #[test]
     fn a_position_notice_raises_the_board_of_its_own_read_model_only() {
-        let (boards, projectors) = (Boards::default(), Projectors::default());
-        Notice::position("customer-summary", Partition::WHOLE, 7).announce(&boards, &projectors);
-        Notice::position("orders", Partition::WHOLE, 3).announce(&boards, &projectors);
-        let position = |name: &str| boards.named(name).map(|board| board.position());
+        let heard =
+            Heard { boards: Boards::default(), projectors: Projectors::default(), watchdog: Watchdog::default() };
+        Notice::position("customer-summary", Partition::WHOLE, 7).announce(&heard);
+        Notice::position("orders", Partition::WHOLE, 3).announce(&heard);
+        let position = |name: &str| heard.boards.named(name).map(|board| board.position());
         assert_eq!(
             (position("orders"), position("customer-summary"), position("daily-sales")),
             (Some(3), Some(7), Some(0))
         );
-        Notice::position("unknown", Partition::WHOLE, 99).announce(&boards, &projectors);
+        Notice::position("unknown", Partition::WHOLE, 99).announce(&heard);
         assert_eq!(position("orders"), Some(3), "a read model this replica does not keep raises nothing");
+    }
+
+    #[test]
+    fn a_position_notice_is_progress_of_a_stage_this_replica_watches_and_adds_none() {
+        let heard =
+            Heard { boards: Boards::default(), projectors: Projectors::default(), watchdog: Watchdog::default() };
+        let watched = StageId::projection("orders", 0);
+        let cause = service_runtime::watchdog::Cause { says: "events wait", answered_by_progress: true };
+        heard.watchdog.holds(&watched, cause, true);
+        Notice::position("orders", Partition::WHOLE, 3).announce(&heard);
+        Notice::position("daily-sales", Partition::WHOLE, 3).announce(&heard);
+        let stages: Vec<StageId> = heard.watchdog.stages();
+        assert_eq!(stages, vec![watched], "a stage this replica does not watch is not added");
+    }
+
+    #[test]
+    fn a_notice_of_another_deployment_is_not_heard() {
+        let route = NoticeRoute::new("orders.events", "blue.order-views");
+        let scoped = |scope: &str| {
+            let mut headers = FieldTable::default();
+            headers.insert(SCOPE_HEADER.into(), AMQPValue::LongString(scope.into()));
+            headers
+        };
+        assert!(route.hears(Some(&scoped("blue.order-views"))));
+        assert!(!route.hears(Some(&scoped("green.order-views"))));
+        assert!(route.hears(None), "a replica of an earlier release sends no scope");
     }
 }

@@ -279,3 +279,57 @@ async fn a_list_read_on_a_replica_that_hears_no_notices_answers_once_the_read_mo
     let _ = tokio::time::timeout(Duration::from_secs(15), deaf.task).await;
     app.stop().await;
 }
+
+/// A second read side on the same events exchange (queues and a store of its own, `AMQP_QUEUE` of its own) shares
+/// the notice exchange: its replicas' heartbeats must not take this deployment's partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_of_another_deployment_on_the_same_exchange_takes_none_of_this_ones_partitions() {
+    let names = crate::helpers::Names::new("test");
+    let command = crate::helpers::CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    let app = command.then_query(&mongodb_uri(), |query, _| query.projector_partitions = 2).await;
+    // Another deployment's replica runs the order views, split in two, and says so every second; with the highest
+    // id it would take partition 1 if it were counted.
+    let connection = lapin::Connection::connect(&amqp_url(), Default::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let notices = query_service::read::notices::notice_exchange(&app.names.exchange);
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert("scope".into(), lapin::types::AMQPValue::LongString("another.order-views".into()));
+    let heartbeat = query_service::read::projectors::Heartbeat {
+        partitions: 2,
+        projections: Some(vec!["orders".to_owned()]),
+        consuming: Some([("orders".to_owned(), vec![1])].into_iter().collect()),
+    };
+    let notice = query_service::read::notices::Notice::Projector { replica: uuid::Uuid::max(), heartbeat };
+    let body = serde_json::to_vec(&notice).expect("json");
+    let properties = lapin::BasicProperties::default().with_headers(headers);
+    let beats = tokio::spawn(async move {
+        loop {
+            let publish = channel.basic_publish(
+                notices.as_str().into(),
+                "".into(),
+                Default::default(),
+                &body,
+                properties.clone(),
+            );
+            if publish.await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    // Time for the heartbeats to be heard (a share is worked out every 0.5 s).
+    let mut last = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        last = app.place_order_answer("cust-scoped").await["position"].as_i64().expect("a position");
+    }
+    let url = app.query_url(&format!("/queries/orders?customerId=cust-scoped&minPosition={last}&waitMs=20000"));
+    let answer = app.http.get(url).send().await.expect("GET answers");
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(status, 200, "every partition of this deployment is consumed: {body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(10), "{body}");
+    beats.abort();
+    let _ = connection.close(200, "done".into()).await;
+    app.stop().await;
+}

@@ -107,7 +107,7 @@ async fn a_partition_no_live_replica_consumes_is_reported_stalled() {
     until_ready(&app.http, &ready).await;
     // A second replica that runs the dashboard is alive (its heartbeats arrive) but consumes nothing: hung in its
     // consumer, say. It owns partition 1 of the dashboard (the highest id ranks last), which nobody consumes now.
-    let hung = HungReplica::start(&names.exchange).await;
+    let hung = HungReplica::start(&names).await;
     let started = Instant::now();
     let (status, body) =
         stalled(&app.http, &ready, "projection daily-sales partition 1: no live replica consumes it", started).await;
@@ -132,12 +132,12 @@ struct HungReplica {
 }
 
 impl HungReplica {
-    async fn start(events_exchange: &str) -> Self {
+    async fn start(names: &Names) -> Self {
         use query_service::read::notices::{self, Notice};
         use query_service::read::projectors::Heartbeat;
         let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
         let channel = connection.create_channel().await.expect("channel");
-        let exchange = notices::notice_exchange(events_exchange);
+        let route = notices::NoticeRoute::new(&names.exchange, &names.queue);
         let heartbeat = Heartbeat {
             partitions: 2,
             projections: Some(vec!["daily-sales".to_owned()]),
@@ -147,7 +147,7 @@ impl HungReplica {
             let _connection = connection;
             loop {
                 let notice = Notice::Projector { replica: uuid::Uuid::max(), heartbeat: heartbeat.clone() };
-                notices::publish(&channel, &exchange, notice).await.expect("a heartbeat published");
+                notices::publish(&channel, &route, notice).await.expect("a heartbeat published");
                 tokio::time::sleep(query_service::read::projectors::HEARTBEAT_EVERY).await;
             }
         });
@@ -217,5 +217,54 @@ async fn a_background_task_that_dies_fails_readiness_at_once_and_ends_the_servic
     let query = ended[0].as_ref().expect("the query-service stopped on its own");
     let error = query.as_ref().expect_err("and ended with an error, for main to exit non-zero");
     assert!(error.to_string().contains("doomed"), "{error}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_does_not_report_a_stall_while_the_active_one_moves_the_backlog() {
+    // The active replica takes two messages at a time, each batch held 400 ms: a backlog it moves steadily.
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| {
+            query.amqp_prefetch = 2;
+        },
+    )
+    .await;
+    until_ready(&app.http, &app.query_url("/health/ready")).await;
+    let slowdown = app
+        .http
+        .post(app.query_url("/admin/projector/slowdown?delayMs=400"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(slowdown.status(), 200);
+    // A hot standby of the same deployment: registered on the same queues, it sees events wait there.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut config = crate::helpers::query_config(&app.names, &amqp_url(), &mongodb_uri());
+    config.watchdog.stall_after_s = STALL_AFTER_S;
+    let standby = query_service::run::start(config, stop.clone()).await.expect("the standby starts");
+    let ready = format!("http://{}/health/ready", standby.addr);
+    until_ready(&app.http, &ready).await;
+    let mut last = 0;
+    for n in 0..20 {
+        last = app.place_order_answer(&format!("backlog-{n}")).await["position"].as_i64().expect("position");
+    }
+    // While the backlog drains (well past STALL_AFTER_S), the standby never names a stall.
+    let drained = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = readiness(&app.http, &ready).await.expect("readiness answers");
+        assert!(body["reasons"]["stalled"].is_null(), "the active replica moves the backlog: {body}");
+        if app.waiters.position() >= last || Instant::now() > drained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(app.waiters.position() >= last, "the backlog drained");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), standby.task).await;
     app.stop().await;
 }
