@@ -133,6 +133,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         "projection watchdog",
         projection::watch(
             projectors.clone(),
+            boards.clone(),
             consuming.clone(),
             config.projector_partitions,
             watchdog.clone(),

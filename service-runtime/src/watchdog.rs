@@ -239,6 +239,14 @@ impl Watchdog {
         stalled
     }
 
+    /// Why `stage` is stalled now, if it is (without touching the metrics).
+    pub fn stalled_by(&self, stage: &StageId) -> Option<Cause> {
+        let now = Instant::now();
+        self.with(|stages| {
+            stages.get(stage).and_then(|found| stalled_for(found, self.started, now, self.stall_after)).map(|(_, c)| c)
+        })
+    }
+
     /// Readiness's word on the stalled stages: `None` when none is.
     pub fn reason(&self) -> Option<String> {
         let stalled = self.stalled();

@@ -96,7 +96,7 @@ pub(super) async fn consume(
     let stage = StageId::projection(settings.projection.name(), settings.partition.index);
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
-    let mut health = tokio::time::interval(Duration::from_secs(2));
+    let mut health = tokio::time::interval_at(Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
     let mut held: HeldAcks<Acker> = HeldAcks::default();
     let hold_limit = usize::from(settings.prefetch.max(2)) / 2;
     let result = loop {
@@ -111,6 +111,15 @@ pub(super) async fn consume(
                 }
             }
             _ = health.tick() => {
+                let waiting = settings.watchdog.stalled_by(&stage).is_some_and(|cause| cause.answered_by_progress);
+                if waiting && held.due_at().is_none() {
+                    // Waiting for deliveries, with work waiting for this partition and none moving: the broker no
+                    // longer gives this consumer anything (its queue was replaced under it, say). Consuming afresh
+                    // gets back what it holds unacknowledged; the watchdog has reported the stall meanwhile.
+                    tracing::warn!(queue = %settings.partition_queue(), "stalled while waiting for deliveries; \
+                        consuming again");
+                    break Err(store_failed(&"stalled while waiting for deliveries"));
+                }
                 if connection.status().connected() && channel.status().connected() {
                     if let Some(depth) = sample_queue_depth(&channel, settings).await {
                         settings.watchdog.holds(&stage, QUEUED, depth > 0);
@@ -193,6 +202,9 @@ pub(super) async fn consume(
     let _ = connection.close(200, "projector stopping".into()).await;
     result
 }
+
+/// How often a consumer looks at its connection, its queue's depth and its stage.
+const HEALTH_EVERY: Duration = Duration::from_secs(2);
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it

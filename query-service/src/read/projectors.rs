@@ -88,9 +88,11 @@ impl Projectors {
     }
 
     /// The partitions (projection, index, of how many) of every projection that a replica heard from within
-    /// [`GONE_AFTER`] of `now` runs, which none of them says it consumes. A projection run by a replica of an earlier
-    /// release (which does not say what it consumes) is left out.
-    pub fn unconsumed(&self, now: Instant) -> Vec<(String, u16, u16)> {
+    /// [`GONE_AFTER`] of `now` runs, which none of them says it consumes; and every partition of a projection of
+    /// `all` that none of them runs (its queue fills, and nobody would say so). A projection that a replica of an
+    /// earlier release (which does not say what it runs and consumes) may run is left out; so is everything while no
+    /// projecting replica is heard from.
+    pub fn unconsumed(&self, now: Instant, all: &[&str]) -> Vec<(String, u16, u16)> {
         let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
         let alive: Vec<&Heartbeat> = heard
             .values()
@@ -107,6 +109,12 @@ impl Projectors {
                     Some(consumed) => entry.1.extend(consumed.into_iter().flatten()),
                     None => entry.0 = false,
                 }
+            }
+        }
+        let splits: BTreeSet<u16> = alive.iter().map(|heartbeat| heartbeat.partitions).collect();
+        for count in splits {
+            for name in all {
+                runs.entry(((*name).to_owned(), count)).or_insert((true, BTreeSet::new()));
             }
         }
         for heartbeat in alive.iter().filter(|heartbeat| heartbeat.projections.is_none()) {
@@ -190,12 +198,25 @@ mod tests {
             running(&["orders", "daily-sales"], 2, &[("orders", &[]), ("daily-sales", &[0, 1])]),
             now,
         );
-        assert_eq!(projectors.unconsumed(now), [("orders".to_owned(), 1, 2)]);
+        assert_eq!(projectors.unconsumed(now, &["orders"]), [("orders".to_owned(), 1, 2)]);
         projectors.heard(Uuid::from_u128(1), running(&["orders"], 2, &[("orders", &[0, 1])]), now);
-        assert!(projectors.unconsumed(now).is_empty());
-        assert_eq!(projectors.unconsumed(now + GONE_AFTER).len(), 0, "nobody alive: nothing known to run");
+        assert!(projectors.unconsumed(now, &["orders"]).is_empty());
+        assert_eq!(projectors.unconsumed(now + GONE_AFTER, &["orders"]).len(), 0, "nobody alive: nothing known to run");
         projectors.heard(Uuid::from_u128(3), Heartbeat { partitions: 2, ..Heartbeat::default() }, now);
         projectors.heard(Uuid::from_u128(1), running(&["orders"], 2, &[("orders", &[0])]), now);
-        assert!(projectors.unconsumed(now).is_empty(), "a replica of an earlier release may consume it");
+        assert!(projectors.unconsumed(now, &["orders"]).is_empty(), "a replica of an earlier release may consume it");
+    }
+
+    #[test]
+    fn every_partition_of_a_projection_no_live_replica_runs_is_found() {
+        let projectors = Projectors::default();
+        let now = Instant::now();
+        projectors.heard(Uuid::from_u128(1), running(&["orders"], 2, &[("orders", &[0, 1])]), now);
+        let all = ["orders", "daily-sales"];
+        let daily = |index| ("daily-sales".to_owned(), index, 2);
+        assert_eq!(projectors.unconsumed(now, &all), [daily(0), daily(1)]);
+        projectors.heard(Uuid::from_u128(2), running(&["daily-sales"], 2, &[("daily-sales", &[0, 1])]), now);
+        assert!(projectors.unconsumed(now, &all).is_empty());
+        assert!(Projectors::default().unconsumed(now, &all).is_empty(), "no projecting replica heard: nothing known");
     }
 }

@@ -146,6 +146,25 @@ impl VersionWaiters {
         self.announce_position(lowest);
     }
 
+    /// What has been announced of `partition`: its own position when the queue is split (0 before any, or when
+    /// the partitions announced are of another split), the read model's otherwise.
+    pub fn partition_position(&self, partition: Partition) -> i64 {
+        if !partition.is_split() {
+            return self.position();
+        }
+        let partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        match partitions.get(usize::from(partition.index)) {
+            Some(position) if partitions.len() == usize::from(partition.count) => *position,
+            _ => 0,
+        }
+    }
+
+    /// The newest position announced of any partition (or of the read model): how far the log has reached it.
+    pub fn newest(&self) -> i64 {
+        let partitions = self.partitions.lock().unwrap_or_else(PoisonError::into_inner);
+        partitions.iter().copied().max().unwrap_or(0).max(self.position())
+    }
+
     /// The highest position announced so far.
     pub fn position(&self) -> i64 {
         *self.position.borrow()
@@ -201,6 +220,16 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_partition_and_the_newest_position_announced_are_known() {
+        let board = VersionWaiters::default();
+        let part = |index| Partition { index, count: 2 };
+        board.announce_partition_position(part(0), 40);
+        assert_eq!((board.partition_position(part(0)), board.partition_position(part(1))), (40, 0));
+        assert_eq!(board.newest(), 40);
+        assert_eq!(board.partition_position(Partition { index: 0, count: 3 }), 0, "another split");
+    }
 
     #[test]
     fn the_position_of_a_split_queue_is_the_lowest_of_its_partitions() {

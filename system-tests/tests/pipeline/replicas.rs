@@ -302,34 +302,33 @@ async fn a_replica_of_another_deployment_on_the_same_exchange_takes_none_of_this
     let notice = query_service::read::notices::Notice::Projector { replica: uuid::Uuid::max(), heartbeat };
     let body = serde_json::to_vec(&notice).expect("json");
     let properties = lapin::BasicProperties::default().with_headers(headers);
-    let beats = tokio::spawn(async move {
+    let beats = async {
         loop {
-            let publish = channel.basic_publish(
-                notices.as_str().into(),
-                "".into(),
-                Default::default(),
-                &body,
-                properties.clone(),
-            );
-            if publish.await.is_err() {
-                return;
-            }
+            channel
+                .basic_publish(notices.as_str().into(), "".into(), Default::default(), &body, properties.clone())
+                .await
+                .expect("a heartbeat published");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    });
-    // Time for the heartbeats to be heard (a share is worked out every 0.5 s).
-    let mut last = 0;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        last = app.place_order_answer("cust-scoped").await["position"].as_i64().expect("a position");
-    }
-    let url = app.query_url(&format!("/queries/orders?customerId=cust-scoped&minPosition={last}&waitMs=20000"));
-    let answer = app.http.get(url).send().await.expect("GET answers");
-    let status = answer.status();
-    let body: serde_json::Value = answer.json().await.expect("json");
+    };
+    // Orders placed and read while the other deployment's replica keeps saying it is alive.
+    let placed_and_read = async {
+        let mut last = 0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            last = app.place_order_answer("cust-scoped").await["position"].as_i64().expect("a position");
+        }
+        let url = app.query_url(&format!("/queries/orders?customerId=cust-scoped&minPosition={last}&waitMs=20000"));
+        let answer = app.http.get(url).send().await.expect("GET answers");
+        let status = answer.status();
+        (status, answer.json::<serde_json::Value>().await.expect("json"))
+    };
+    let (status, body) = tokio::select! {
+        answer = placed_and_read => answer,
+        () = beats => unreachable!("the heartbeats go on"),
+    };
     assert_eq!(status, 200, "every partition of this deployment is consumed: {body}");
     assert_eq!(body["data"].as_array().map(Vec::len), Some(10), "{body}");
-    beats.abort();
-    let _ = connection.close(200, "done".into()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection.close(200, "done".into())).await;
     app.stop().await;
 }

@@ -117,11 +117,15 @@ async fn a_partition_no_live_replica_consumes_is_reported_stalled() {
 
     // The hung replica gone (its heartbeats stop): the live one takes the partition again, and the stall ends.
     drop(hung);
-    eventually(Duration::from_secs(30), || async {
-        let (_, body) = readiness(&app.http, &ready).await?;
-        body["reasons"]["stalled"].is_null().then_some(())
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = readiness(&app.http, &ready).await.expect("readiness answers");
+        if body["reasons"]["stalled"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still stalled 30 s after the hung replica went: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(0));
     app.stop().await;
 }
@@ -266,5 +270,61 @@ async fn a_standby_replica_does_not_report_a_stall_while_the_active_one_moves_th
     assert!(app.waiters.position() >= last, "the backlog drained");
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), standby.task).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_again() {
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| query.watchdog.stall_after_s = STALL_AFTER_S,
+    )
+    .await;
+    let ready = app.query_url("/health/ready");
+    until_ready(&app.http, &ready).await;
+    let slowdown = |delay: u32| {
+        app.http
+            .post(app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    assert_eq!(slowdown(3_000).await.expect("POST").status(), 200);
+    for _ in 0..5 {
+        app.place_order_answer("held").await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // With a batch in hand, an operator deletes the summary's queue and declares it again at once.
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    let queue = format!("{}.customer-summary", app.names.queue);
+    channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("deleted");
+    let config = crate::helpers::query_config(&app.names, &amqp_url(), &mongodb_uri());
+    let projection = query_service::projection::named("customer-summary").expect("a projection");
+    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
+    let settings = query_service::run::consumer_settings(
+        &config,
+        projection,
+        metrics.projector(projection.name()),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
+    query_service::projection::declare_topology(&channel, &settings).await.expect("declared again");
+    let _ = connection.close(200, "done".into()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(slowdown(0).await.expect("POST").status(), 200);
+    let last = app.place_order_answer("held").await["position"].as_i64().expect("position");
+    // The consumer the broker no longer feeds is reported stalled and consumes afresh; the messages lost with the
+    // old queue are caught up from the event feed: the summary gets every order, never a silent 202 for ever.
+    let url = app.query_url(&format!("/queries/customers/held/summary?minPosition={last}&waitMs=2000"));
+    let body = eventually(Duration::from_secs(STALL_AFTER_S + 30), || async {
+        let answer = app.http.get(&url).send().await.ok()?;
+        (answer.status() == 200).then_some(answer)?.json::<Value>().await.ok()
+    })
+    .await;
+    assert_eq!(body["data"]["orders"], 6, "{body}");
     app.stop().await;
 }
