@@ -96,7 +96,8 @@ pub(super) async fn consume(
     let stage = StageId::projection(settings.projection.name(), settings.partition.index);
 
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
-    let mut health = tokio::time::interval_at(Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
+    let began = Instant::now();
+    let mut health = tokio::time::interval_at(began + HEALTH_EVERY, HEALTH_EVERY);
     let mut held: HeldAcks<Acker> = HeldAcks::default();
     let hold_limit = usize::from(settings.prefetch.max(2)) / 2;
     let result = loop {
@@ -111,8 +112,9 @@ pub(super) async fn consume(
                 }
             }
             _ = health.tick() => {
+                // At most once a stall period: a consumer that just began may not have had its chance yet.
                 let waiting = settings.watchdog.stalled_by(&stage).is_some_and(|cause| cause.answered_by_progress);
-                if waiting && held.due_at().is_none() {
+                if waiting && held.due_at().is_none() && began.elapsed() >= settings.watchdog.stall_after() {
                     // Waiting for deliveries, with work waiting for this partition and none moving: the broker no
                     // longer gives this consumer anything (its queue was replaced under it, say). Consuming afresh
                     // gets back what it holds unacknowledged; the watchdog has reported the stall meanwhile.
