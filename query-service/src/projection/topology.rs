@@ -8,6 +8,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ConnectionProperties, ExchangeKind};
 use service_runtime::{retry_until_shutdown, Backoff};
 use shared_events::{Partition, CHECKPOINT_TYPE};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,17 @@ use crate::store::{StoreError, Views};
 /// its events in its queue rather than in the outbox. Idempotent: the projector runs it again every
 /// [`TOPOLOGY_EVERY`] while it consumes, so that a binding lost with an exchange deleted by hand comes back.
 pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) -> lapin::Result<()> {
+    declare_around(channel, settings, &BTreeSet::new()).await
+}
+
+/// [`declare_topology`], but the queues of `existing` (found there a moment ago) are only bound, never declared: a
+/// queue deleted since is not created again here, by a declaration that did not look for it first; the next round
+/// finds it missing, records the loss and creates it ([`record_lost_queues`]).
+async fn declare_around(
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    existing: &BTreeSet<String>,
+) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     let mut typed = FieldTable::default();
     typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
@@ -38,7 +50,9 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
         channel.queue_declare(of.dead_letter_queue().as_str().into(), durable, typed.clone()).await?;
         for partition in Partition::all(settings.partition.count) {
             let queue = of.queue_of(partition);
-            channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
+            if !existing.contains(&queue) {
+                channel.queue_declare(queue.as_str().into(), durable, single_active.clone()).await?;
+            }
             let checkpoints = partition.is_split().then_some(CHECKPOINT_TYPE.to_owned());
             for key in std::iter::once(partition.binding()).chain(checkpoints) {
                 let bind = QueueBindOptions::default();
@@ -66,8 +80,9 @@ pub async fn record_lost_queues(
     connection: &lapin::Connection,
     settings: &ConsumerSettings,
     views: &Views,
-) -> lapin::Result<()> {
+) -> lapin::Result<BTreeSet<String>> {
     let failed = |err: StoreError| lapin::Error::from(std::io::Error::other(err.to_string()));
+    let mut existing = BTreeSet::new();
     let mut channel = connection.create_channel().await?;
     for projection in super::ALL {
         let of = settings.for_projection(projection);
@@ -76,7 +91,10 @@ pub async fn record_lost_queues(
             let queue = of.queue_of(partition);
             let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
             match channel.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await {
-                Ok(_) => continue,
+                Ok(_) => {
+                    existing.insert(queue);
+                    continue;
+                }
                 Err(err) if is_not_found(&err) => {
                     // The broker closed the channel with its answer.
                     channel = connection.create_channel().await?;
@@ -92,7 +110,7 @@ pub async fn record_lost_queues(
         }
     }
     let _ = channel.close(200, "queues looked at".into()).await;
-    Ok(())
+    Ok(existing)
 }
 
 /// Whether `err` is the broker saying that the queue does not exist (`NOT_FOUND`).
@@ -136,8 +154,8 @@ async fn redeclare(
         if !channel.status().connected() {
             channel = connection.create_channel().await?;
         }
-        record_lost_queues(connection, settings, views).await?;
-        match declare_topology(&channel, settings).await {
+        let existing = record_lost_queues(connection, settings, views).await?;
+        match declare_around(&channel, settings, &existing).await {
             Ok(()) => {
                 refused = None;
                 backoff.reset();

@@ -158,7 +158,17 @@ async fn a_partitions_queue_deleted_under_steady_load_loses_no_event_of_its_read
     // of the customer summary in the middle, with whatever it holds and its consumer has in hand.
     let customers = 8;
     let orders = app.command_url("/commands/orders");
+    // A deployment that has been running: every partition has handled a checkpoint (each customer's first order is
+    // in its summary).
     let mut last = 0;
+    for n in 0..customers {
+        last = place_order_at(&app.http, &orders, &format!("steady-{n}")).await["position"].as_i64().expect("p");
+    }
+    for n in 0..customers {
+        let url = app.query_url(&format!("/queries/customers/steady-{n}/summary?minPosition={last}&waitMs=20000"));
+        let response = app.http.get(&url).send().await.expect("answers");
+        assert_eq!(response.status(), 200, "steady-{n}'s first order is in its summary");
+    }
     for round in 0..30 {
         if round == 15 {
             channel.queue_delete(partition.as_str().into(), Default::default()).await.expect("deleted");
@@ -178,7 +188,7 @@ async fn a_partitions_queue_deleted_under_steady_load_loses_no_event_of_its_read
             (response.status() == 200).then_some(response)?.json().await.ok()
         })
         .await;
-        assert_eq!(summary["data"]["orders"], 30, "steady-{n} placed 30 orders: {summary}");
+        assert_eq!(summary["data"]["orders"], 31, "steady-{n} placed 31 orders: {summary}");
     }
     app.stop().await;
 }
