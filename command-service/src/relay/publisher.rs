@@ -215,8 +215,7 @@ impl Publisher {
         }
         let mut last_markers = self.last_markers.lock().unwrap_or_else(PoisonError::into_inner);
         for routed in &outcome.routed {
-            let last = last_markers.entry(routed.clone()).or_insert(closed_through);
-            *last = (*last).max(closed_through);
+            last_markers.insert(routed.clone(), closed_through);
         }
         Ok(outcome)
     }

@@ -44,11 +44,11 @@ pub async fn last_markers(pool: &PgPool) -> Result<BTreeMap<String, i64>, StoreE
     Ok(rows.into_iter().collect())
 }
 
-/// Records that the checkpoint marker through `through` was routed to the read models `names` (never moves back).
+/// Records that the checkpoint marker through `through` was routed to the read models `names`: the last one, even
+/// when it is lower than one before it (a `wal` relay starting over from its slot publishes an older position again),
+/// for the next marker names the one just before it.
 pub async fn markers_routed(pool: &PgPool, names: &[String], through: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "update read_model_delivery set last_marker = greatest(coalesce(last_marker, $2), $2) where name = any($1)",
-    )
+    sqlx::query("update read_model_delivery set last_marker = $2 where name = any($1)")
     .bind(names)
     .bind(through)
     .execute(pool)
