@@ -49,9 +49,9 @@ pub async fn last_markers(pool: &PgPool) -> Result<BTreeMap<String, i64>, StoreE
 /// for the next marker names the one just before it.
 pub async fn markers_routed(pool: &PgPool, names: &[String], through: i64) -> Result<(), StoreError> {
     sqlx::query("update read_model_delivery set last_marker = $2 where name = any($1)")
-    .bind(names)
-    .bind(through)
-    .execute(pool)
-    .await?;
+        .bind(names)
+        .bind(through)
+        .execute(pool)
+        .await?;
     Ok(())
 }
