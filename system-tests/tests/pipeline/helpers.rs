@@ -444,3 +444,19 @@ impl Tap {
         seen
     }
 }
+
+/// The consumer settings of `projection` in a query-service of `names` as the tests configure it: for declaring its
+/// topology or redriving its dead letters from a test.
+pub fn consumer_settings_of(names: &Names, projection: &str) -> query_service::projection::ConsumerSettings {
+    let config = query_config(names, &amqp_url(), &mongodb_uri());
+    let projection = query_service::projection::named(projection).expect("a projection");
+    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
+    query_service::run::consumer_settings(
+        &config,
+        projection,
+        metrics.projector(projection.name()),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+}

@@ -511,17 +511,7 @@ async fn a_rollback_after_a_redrive_makes_active_no_generation_that_lacks_an_eve
     // The cause is fixed; a rebuild makes a generation that has the event; the dead letter is redriven.
     app.mongo.collection::<Document>("order_views").drop_index("one_per_customer").await.expect("index dropped");
     let rebuilt = app.rebuild().await;
-    let config = query_config(&names, &amqp_url(), &mongodb_uri());
-    let projection = query_service::projection::named("orders").expect("the order views");
-    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
-    let settings = query_service::run::consumer_settings(
-        &config,
-        projection,
-        metrics.projector(projection.name()),
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let settings = crate::helpers::consumer_settings_of(&names, "orders");
     assert_eq!(query_service::projection::redrive(&settings).await.expect("redriven"), 1);
     let list_url = app.query_url(&format!("/queries/orders?customerId=twice&minPosition={position}&waitMs=10000"));
     eventually(Duration::from_secs(30), || async {

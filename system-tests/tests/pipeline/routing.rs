@@ -8,23 +8,13 @@ use lapin::ConnectionProperties;
 use serde_json::Value;
 
 use crate::helpers::{
-    amqp_url, eventually, free_port, mongodb_uri, place_order_at, query_config, service_binary, ChildProcess,
-    CommandFirst, Names, TestApp, ADMIN_TOKEN,
+    amqp_url, eventually, free_port, mongodb_uri, place_order_at, service_binary, ChildProcess, CommandFirst, Names,
+    TestApp, ADMIN_TOKEN,
 };
 
 /// Declares the whole query-side topology of `names`, as a query-service that ran before left it.
 async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Channel) {
-    let config = query_config(names, &amqp_url(), &mongodb_uri());
-    let projection = query_service::projection::ALL[0];
-    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
-    let settings = query_service::run::consumer_settings(
-        &config,
-        projection,
-        metrics.projector(projection.name()),
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let settings = crate::helpers::consumer_settings_of(names, "orders");
     query_service::projection::declare_topology(channel, &settings).await.expect("topology declared");
 }
 

@@ -301,17 +301,7 @@ async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_
     let channel = connection.create_channel().await.expect("channel");
     let queue = format!("{}.customer-summary", app.names.queue);
     channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("deleted");
-    let config = crate::helpers::query_config(&app.names, &amqp_url(), &mongodb_uri());
-    let projection = query_service::projection::named("customer-summary").expect("a projection");
-    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
-    let settings = query_service::run::consumer_settings(
-        &config,
-        projection,
-        metrics.projector(projection.name()),
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let settings = crate::helpers::consumer_settings_of(&app.names, "customer-summary");
     query_service::projection::declare_topology(&channel, &settings).await.expect("declared again");
     let _ = connection.close(200, "done".into()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
