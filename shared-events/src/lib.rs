@@ -28,3 +28,7 @@ pub use view::{OrderView, ViewLine};
 
 /// AMQP `content_type` of every published event.
 pub const CONTENT_TYPE: &str = "application/json";
+
+/// AMQP header (long long) of every published event: its `sequence`, readable without its body (by the projector
+/// for a body it cannot read, by the relay for a copy the broker returned).
+pub const SEQUENCE_HEADER: &str = "sequence";

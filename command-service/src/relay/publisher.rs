@@ -2,15 +2,20 @@
 //!
 //! Every event goes to every read model: one copy to each read model's exchange ([`shared_events::read_model`]),
 //! `mandatory`. RabbitMQ acks a message that no queue is bound for just as it acks a delivered one, but it first
-//! returns a mandatory one, and lapin hands the return over with the confirm. An event counts as published only when
-//! no copy came back: otherwise its row stays in the outbox, the outcome names the read model that has no queue for
-//! it, and the event goes out again (to every read model: the others apply it once more, idempotently) once that
-//! queue is bound (decision 0018).
+//! returns a mandatory one, and lapin hands the return over with a confirm — not necessarily that copy's: the broker
+//! acknowledges several publishes in one frame, and the return rides on any one of them. So a return is held against
+//! the copy it names itself (its exchange, and the `sequence` header of the event), never the confirm it came with;
+//! every confirm of a batch is awaited before the next publish, so every return of a batch comes with one of its
+//! confirms. An event counts as published only when no copy came back: otherwise its row stays in the outbox, the
+//! outcome names the read model that has no queue for it, and the event goes out again (to every read model: the
+//! others apply it once more, idempotently) once that queue is bound (decision 0018).
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use shared_events::{read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, WHOLE_LOG_HEADER};
+use shared_events::{
+    read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, SEQUENCE_HEADER, WHOLE_LOG_HEADER,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -113,47 +118,63 @@ impl Publisher {
     }
 
     async fn publish_unbounded(&self, rows: &[OutboxRow]) -> lapin::Result<Outcome> {
-        let mut pending = Vec::with_capacity(rows.len());
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut envelopes = Vec::with_capacity(rows.len());
+        let mut confirms = Vec::with_capacity(rows.len() * self.exchanges.len());
         for row in rows {
             let envelope = row.clone().into_envelope();
             let body = serde_json::to_vec(&envelope).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
             let partition = Partition::of(envelope.order_id, self.partitions);
             let key: ShortString = partition.routing_key(&envelope.event_type).into();
-            let mut copies = Vec::with_capacity(self.exchanges.len());
-            for (name, exchange) in &self.exchanges {
+            for (_, exchange) in &self.exchanges {
                 let confirm = self
                     .channel
                     .basic_publish(exchange.clone(), key.clone(), MANDATORY, &body, properties(&envelope))
                     .await?;
-                copies.push((*name, confirm));
+                confirms.push((row.sequence, confirm));
             }
-            pending.push((row.sequence, envelope, partition, copies));
+            sent.push(Sent { sequence: row.sequence, partition });
+            envelopes.push(envelope);
         }
-        let mut outcome = Outcome { routed: Vec::with_capacity(pending.len()), ..Outcome::default() };
-        for (sequence, envelope, partition, copies) in pending {
-            let (mut returned, mut nacked) = (false, false);
-            for (name, confirm) in copies {
-                match confirm.await? {
-                    Confirmation::Ack(None) => {}
-                    Confirmation::Ack(Some(_)) => {
-                        returned = true;
-                        outcome.missing.insert(where_missing(name, partition));
-                    }
-                    Confirmation::Nack(_) | Confirmation::NotRequested => nacked = true,
-                }
+        let (mut returned, mut nacked) = (Vec::new(), BTreeSet::new());
+        for (sequence, confirm) in confirms {
+            let (message, refused) = match confirm.await? {
+                Confirmation::Ack(message) => (message, false),
+                Confirmation::Nack(message) => (message, true),
+                Confirmation::NotRequested => (None, true),
+            };
+            if refused {
+                nacked.insert(sequence);
             }
-            if nacked {
-                tracing::warn!(sequence, "broker nacked an event; it will be published again");
-                outcome.nacked.push(sequence);
-            } else if returned {
-                outcome.unroutable.push(sequence);
-            } else {
-                tracing::debug!(sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
-                    trace_id = envelope.trace_id().unwrap_or_default(), "event published");
-                outcome.routed.push(sequence);
+            if let Some(message) = message {
+                returned.push(self.returned(&message));
             }
+        }
+        let outcome = settle(&sent, &returned, &nacked);
+        for sequence in &outcome.nacked {
+            tracing::warn!(sequence, "broker nacked an event; it will be published again");
+        }
+        let routed: BTreeSet<i64> = if tracing::enabled!(tracing::Level::DEBUG) {
+            outcome.routed.iter().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
+        for envelope in envelopes.iter().filter(|envelope| routed.contains(&envelope.sequence)) {
+            tracing::debug!(sequence = envelope.sequence, order_id = %envelope.order_id, event_id = %envelope.event_id,
+                trace_id = envelope.trace_id().unwrap_or_default(), "event published");
         }
         Ok(outcome)
+    }
+
+    /// Which copy a returned message is: the read model whose exchange it went to, and the event's sequence.
+    fn returned(&self, message: &lapin::message::BasicReturnMessage) -> Returned {
+        let read_model =
+            self.exchanges.iter().find(|(_, exchange)| *exchange == message.exchange).map(|(name, _)| *name);
+        let sequence = match message.properties.headers().as_ref().and_then(|h| h.inner().get(SEQUENCE_HEADER)) {
+            Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
+            _ => None,
+        };
+        Returned { read_model, sequence }
     }
 
     /// Publishes a checkpoint marker to every read model, after everything published so far on this channel, and
@@ -188,27 +209,39 @@ impl Publisher {
                 .await?;
             pending.push((*name, whole_log, confirm));
         }
-        let mut outcome = CheckpointOutcome::default();
-        let confirms = async {
-            for (name, whole_log, confirm) in pending {
+        // A return names its marker by its exchange, whichever confirm it came with (see the module's notes).
+        let (told, confirms): (Vec<_>, Vec<_>) =
+            pending.into_iter().map(|(name, whole_log, confirm)| ((name, whole_log), confirm)).unzip();
+        let confirmed = async {
+            let mut missing = BTreeSet::new();
+            for confirm in confirms {
                 match confirm.await? {
-                    Confirmation::Ack(None) => {
-                        outcome.routed.push(name.to_owned());
-                        if whole_log {
-                            outcome.told_whole_log.push(name.to_owned());
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(message)) => match self.returned(&message).read_model {
+                        Some(name) => {
+                            missing.insert(name);
                         }
-                    }
-                    Confirmation::Ack(Some(_)) => {
-                        outcome.missing.insert(name.to_owned());
-                    }
+                        None => missing.extend(self.exchanges.iter().map(|(name, _)| *name)),
+                    },
                     Confirmation::Nack(_) | Confirmation::NotRequested => {
                         return Err(service_runtime::amqp::refused("a checkpoint"))
                     }
                 }
             }
-            Ok(())
+            Ok(missing)
         };
-        service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", confirms).await?;
+        let missing = service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", confirmed).await?;
+        let mut outcome = CheckpointOutcome::default();
+        for (name, whole_log) in told {
+            if missing.contains(name) {
+                outcome.missing.insert(name.to_owned());
+            } else {
+                outcome.routed.push(name.to_owned());
+                if whole_log {
+                    outcome.told_whole_log.push(name.to_owned());
+                }
+            }
+        }
         let mut still = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner);
         for told in &outcome.told_whole_log {
             still.remove(told);
@@ -226,6 +259,55 @@ impl Publisher {
     }
 }
 
+/// An event published in a batch, and the partition its copies went to.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    sequence: i64,
+    partition: Partition,
+}
+
+/// A copy the broker returned, as it names itself: the read model whose exchange it went to (`None`: one this relay
+/// does not know) and the sequence of its event (`None`: unreadable). What it does not name, it is held against: an
+/// unreadable copy counts against every event of its batch, an unknown exchange against every read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Returned {
+    read_model: Option<&'static str>,
+    sequence: Option<i64>,
+}
+
+/// What the broker did with the events `sent` in one batch, given the copies it `returned` and the sequences a copy of
+/// which it `nacked`: an event is routed only when no copy of it was either.
+fn settle(sent: &[Sent], returned: &[Returned], nacked: &BTreeSet<i64>) -> Outcome {
+    // The read models each event's copies came back from; `None`: from every event.
+    let mut by_event: BTreeMap<Option<i64>, Vec<Option<&'static str>>> = BTreeMap::new();
+    for copy in returned {
+        by_event.entry(copy.sequence).or_default().push(copy.read_model);
+    }
+    let unreadable = by_event.get(&None).map(Vec::as_slice).unwrap_or_default();
+    let mut outcome = Outcome { routed: Vec::with_capacity(sent.len()), ..Outcome::default() };
+    for event in sent {
+        let own = by_event.get(&Some(event.sequence)).map(Vec::as_slice).unwrap_or_default();
+        let missing: BTreeSet<&str> = own
+            .iter()
+            .chain(unreadable)
+            .flat_map(|read_model| match read_model {
+                Some(name) => std::slice::from_ref(name),
+                None => &READ_MODELS[..],
+            })
+            .copied()
+            .collect();
+        if nacked.contains(&event.sequence) {
+            outcome.nacked.push(event.sequence);
+        } else if missing.is_empty() {
+            outcome.routed.push(event.sequence);
+        } else {
+            outcome.unroutable.push(event.sequence);
+            outcome.missing.extend(missing.into_iter().map(|name| where_missing(name, event.partition)));
+        }
+    }
+    outcome
+}
+
 /// How a returned copy names where its queue is missing: the read model, and the partition when the stream is
 /// split.
 fn where_missing(read_model: &str, partition: Partition) -> String {
@@ -241,7 +323,7 @@ fn properties(envelope: &shared_events::Envelope) -> BasicProperties {
     if let Some(traceparent) = &envelope.traceparent {
         headers.insert("traceparent".into(), AMQPValue::LongString(LongString::from(traceparent.as_str())));
     }
-    headers.insert("sequence".into(), AMQPValue::LongLongInt(envelope.sequence));
+    headers.insert(SEQUENCE_HEADER.into(), AMQPValue::LongLongInt(envelope.sequence));
     BasicProperties::default()
         .with_message_id(envelope.event_id.to_string().into())
         .with_type(envelope.event_type.as_str().into())
@@ -249,4 +331,50 @@ fn properties(envelope: &shared_events::Envelope) -> BasicProperties {
         .with_timestamp(envelope.occurred_at.unix_timestamp().max(0) as u64)
         .with_delivery_mode(2)
         .with_headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(sequences: &[i64]) -> Vec<Sent> {
+        sequences.iter().map(|&sequence| Sent { sequence, partition: Partition { index: 0, count: 1 } }).collect()
+    }
+
+    fn copy(read_model: &'static str, sequence: i64) -> Returned {
+        Returned { read_model: Some(read_model), sequence: Some(sequence) }
+    }
+
+    #[test]
+    fn a_return_counts_against_the_event_it_names_not_the_confirm_it_came_with() {
+        // The returns of events 2 and 3 came with the confirms of event 1's copies: 2 and 3 stay unpublished.
+        let outcome = settle(&sent(&[1, 2, 3, 4]), &[copy("orders", 2), copy("orders", 3)], &BTreeSet::new());
+        assert_eq!(outcome.routed, [1, 4]);
+        assert_eq!(outcome.unroutable, [2, 3]);
+        assert_eq!(outcome.missing, BTreeSet::from(["orders".to_owned()]));
+        assert!(outcome.nacked.is_empty());
+    }
+
+    #[test]
+    fn what_a_return_does_not_name_it_is_held_against() {
+        let unreadable = Returned { read_model: Some("daily-sales"), sequence: None };
+        let outcome = settle(&sent(&[1, 2]), &[unreadable], &BTreeSet::new());
+        assert!(outcome.routed.is_empty(), "a copy without its sequence counts against every event of the batch");
+        assert_eq!(outcome.missing, BTreeSet::from(["daily-sales".to_owned()]));
+
+        let unknown = Returned { read_model: None, sequence: Some(2) };
+        let outcome = settle(&sent(&[1, 2]), &[unknown], &BTreeSet::new());
+        assert_eq!(outcome.routed, [1]);
+        assert_eq!(outcome.missing.len(), READ_MODELS.len(), "an unknown exchange counts against every read model");
+    }
+
+    #[test]
+    fn a_nacked_event_is_neither_routed_nor_unroutable_and_partitions_are_named() {
+        let split = |sequence| Sent { sequence, partition: Partition { index: 1, count: 2 } };
+        let outcome = settle(&[split(5), split(6)], &[copy("orders", 6)], &BTreeSet::from([5]));
+        assert_eq!(outcome.nacked, [5]);
+        assert!(outcome.routed.is_empty());
+        assert_eq!(outcome.unroutable, [6]);
+        assert_eq!(outcome.missing, BTreeSet::from(["orders (partition 1)".to_owned()]));
+    }
 }

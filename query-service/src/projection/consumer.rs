@@ -388,7 +388,7 @@ async fn settle_first_generation(
 /// What [`batch::plan`] reads of a delivery.
 fn message(delivery: &Delivery) -> Message<'_> {
     let header = |name: &str| delivery.properties.headers().as_ref().and_then(|h| h.inner().get(name));
-    let sequence_header = match header("sequence") {
+    let sequence_header = match header(shared_events::SEQUENCE_HEADER) {
         Some(AMQPValue::LongLongInt(sequence)) => Some(*sequence),
         _ => None,
     };

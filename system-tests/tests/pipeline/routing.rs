@@ -60,6 +60,40 @@ async fn orders_placed_while_the_order_views_queue_is_gone_wait_in_the_outbox_an
     app.stop().await;
 }
 
+/// Every copy the broker returned counts against the event it is a copy of, whichever publisher confirm the client
+/// library handed the return over with: RabbitMQ acknowledges several publishes in one frame, and the return then
+/// rides on any one of them.
+#[tokio::test]
+async fn events_whose_copies_for_one_read_model_keep_coming_back_all_stay_in_the_outbox() {
+    const ORDERS: usize = 40;
+    const ROUNDS: f64 = 5.0;
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let http = command.http();
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    declare_topology_as_a_query_side_did(&names, &channel).await;
+    channel.queue_delete(names.queue.as_str().into(), Default::default()).await.expect("queue deleted");
+    let _ = connection.close(200, "done".into()).await;
+
+    let url = command.command_url("/commands/orders");
+    futures_util::future::join_all((0..ORDERS).map(|_| place_order_at(&http, &url, "returned"))).await;
+    // The relay publishes the whole backlog again every second: several rounds of copies, each of them returned.
+    let metrics = command.command_url("/metrics");
+    eventually(Duration::from_secs(60), || async {
+        let exposition = http.get(&metrics).send().await.ok()?.text().await.ok()?;
+        let returned = crate::observability::samples(&exposition).get("relay_unroutable_total").copied()?;
+        (returned >= ROUNDS * ORDERS as f64).then_some(())
+    })
+    .await;
+    let pool = sqlx::PgPool::connect(&names.database_url()).await.expect("pool");
+    let waiting: i64 =
+        sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await.expect("backlog");
+    assert_eq!(waiting, ORDERS as i64, "no event is counted published while the order views have no queue for it");
+    pool.close().await;
+    drop(command);
+}
+
 #[tokio::test]
 async fn a_read_models_exchange_deleted_and_declared_again_is_joined_again_while_the_query_side_runs() {
     let app = TestApp::spawn().await;
