@@ -58,13 +58,19 @@ fn redoable(acknowledged: Option<Acknowledgment>) -> WriteConcern {
 /// The options of a collection of `database` whose writes must outlive a crash: acknowledged as the database asks
 /// (`MONGODB_WRITE_CONCERN`, or the server's default for a database opened without it), and journaled.
 pub(super) fn durable_in(database: &Database) -> CollectionOptions {
-    CollectionOptions::builder().write_concern(durable(acknowledgment(database))).build()
+    CollectionOptions::builder().write_concern(durable_of(database)).build()
 }
 
 /// The options of a collection of `database` whose writes may be redone: acknowledged as the database asks, no
 /// journal asked.
 pub(super) fn redoable_in(database: &Database) -> CollectionOptions {
     CollectionOptions::builder().write_concern(redoable(acknowledgment(database))).build()
+}
+
+/// The concern of writes to `database` that must outlive a crash, for a command sent whole (`run_command` applies no
+/// concern of the database's own): acknowledged as the database asks, and journaled.
+pub(super) fn durable_of(database: &Database) -> WriteConcern {
+    durable(acknowledgment(database))
 }
 
 fn acknowledgment(database: &Database) -> Option<Acknowledgment> {

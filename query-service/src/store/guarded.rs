@@ -119,7 +119,10 @@ async fn upsert(database: &Database, collection: &str, documents: &[&Guarded]) -
             doc! { "q": { "_id": &d.id, "version": { "$lt": d.version } }, "u": { "$set": set }, "upsert": true }
         })
         .collect();
-    let command = doc! { "update": collection, "updates": updates, "ordered": false, "writeConcern": { "j": true } };
+    // `run_command` applies no concern of the database's own: the durable one is named here (see `concerns`).
+    let concern = super::concerns::durable_of(database);
+    let concern = mongodb::bson::to_document(&concern).map_err(|err| StoreError::Refused(err.to_string()))?;
+    let command = doc! { "update": collection, "updates": updates, "ordered": false, "writeConcern": concern };
     let reply = bounded(database.run_command(command)).await?;
     if let Ok(concern) = reply.get_document("writeConcernError") {
         return Err(StoreError::Refused(concern.to_string()));

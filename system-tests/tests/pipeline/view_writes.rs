@@ -118,3 +118,22 @@ async fn the_configured_concerns_are_the_ones_view_writes_switches_and_reads_use
     assert_eq!(views.get(id).await.expect("read").map(|v| v.version), Some(view.version));
     drop(scratch);
 }
+
+#[tokio::test]
+async fn a_view_write_the_server_cannot_acknowledge_at_the_configured_concern_does_not_count_as_written() {
+    use mongodb::options::{Acknowledgment, ReadConcernLevel};
+    use query_service::store::Concerns;
+    // The MongoDB-wire server is one member: a write concern of two members cannot be met, and the view write must
+    // say so rather than count as written at whatever the server's default is.
+    let name = Names::new("test").database;
+    let concerns = Concerns { write: Acknowledgment::Nodes(2), read: ReadConcernLevel::Local };
+    let views = query_service::store::connect(&mongodb_uri(), &name, &concerns).await.expect("a client");
+    let scratch = ScratchDatabase(views.database().clone());
+    let view = StoredView::from_event(&system_tests::sample_event(Uuid::new_v4(), 1, 1));
+    let outcome = views.apply_all(std::slice::from_ref(&view)).await;
+    assert!(
+        !matches!(outcome.as_deref(), Ok([ApplyOutcome::Applied | ApplyOutcome::AlreadyStored])),
+        "a write not acknowledged at w: 2 is no applied view: {outcome:?}"
+    );
+    drop(scratch);
+}
