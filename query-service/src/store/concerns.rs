@@ -7,7 +7,8 @@
 //! a rebuild and the position (which only ever trails the views it stands for) need no journal of their own.
 
 use mongodb::options::{
-    Acknowledgment, CollectionOptions, DatabaseOptions, ReadConcern, ReadConcernLevel, WriteConcern,
+    Acknowledgment, CollectionOptions, DatabaseOptions, ReadConcern, ReadConcernLevel, ReadPreference,
+    SelectionCriteria, WriteConcern,
 };
 use mongodb::Database;
 
@@ -38,11 +39,15 @@ impl Concerns {
         redoable(Some(self.write.clone()))
     }
 
-    /// The database options: durable writes and the read concern, for every collection unless it says otherwise.
+    /// The database options: durable writes, the read concern, and reads from the primary, for every collection
+    /// unless it says otherwise. A read that may go where `MONGODB_URI`'s read preference says asks for it
+    /// ([`super::ReadFrom::Preferred`]): positions, pointers, gaps and catch-up marks read from a lagging secondary
+    /// could hide a loss just recorded or name a generation that no longer takes writes.
     pub fn database_options(&self) -> DatabaseOptions {
         DatabaseOptions::builder()
             .write_concern(self.durable())
             .read_concern(ReadConcern::from(self.read.clone()))
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
             .build()
     }
 }

@@ -184,7 +184,7 @@ impl Views {
         use futures_util::TryStreamExt as _;
         let active = self.database.collection::<Document>(&self.generations.current().await?.active);
         let mut find = active.find(filter).projection(projection);
-        if let Some(criteria) = from.criteria() {
+        if let Some(criteria) = self.criteria(from) {
             find = find.selection_criteria(criteria);
         }
         bounded(async { find.await?.try_collect().await }).await
@@ -199,8 +199,24 @@ impl Views {
         Ok(self.generation(&self.generations.current().await?.active))
     }
 
+    /// The view of order `id` in the active generation, read where `MONGODB_URI` prefers: a view found below the
+    /// version a read waits for keeps it waiting, so a lagging secondary delays a read but never makes it lie.
     pub async fn get(&self, id: Uuid) -> Result<Option<StoredView>, StoreError> {
-        bounded(self.active().await?.find_one(doc! { "_id": id.to_string() })).await
+        let active = self.active().await?;
+        let mut find = active.find_one(doc! { "_id": id.to_string() });
+        if let Some(criteria) = self.criteria(ReadFrom::Preferred) {
+            find = find.selection_criteria(criteria);
+        }
+        bounded(find).await
+    }
+
+    /// The driver's selection criteria of a read `from`: the primary's, or what `MONGODB_URI` says (`None`: it says
+    /// nothing, and the primary serves).
+    pub fn criteria(&self, from: ReadFrom) -> Option<SelectionCriteria> {
+        match from {
+            ReadFrom::Preferred => self.database.client().selection_criteria().cloned(),
+            ReadFrom::Primary => Some(SelectionCriteria::ReadPreference(ReadPreference::Primary)),
+        }
     }
 
     /// Writes `views` to every live generation (see [`Views::apply_documents`]).
@@ -371,7 +387,7 @@ impl Views {
         let (query, sort) = list_query(filter, after);
         let active = self.active().await?;
         let mut find = active.find(query).sort(sort).limit(limit);
-        if let Some(criteria) = from.criteria() {
+        if let Some(criteria) = self.criteria(from) {
             find = find.selection_criteria(criteria);
         }
         bounded(async { find.await?.try_collect().await }).await
@@ -386,21 +402,12 @@ impl Views {
 /// Which member of a replica set a list read may be served by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadFrom {
-    /// Whichever `MONGODB_URI`'s read preference picks (a secondary, if it says so).
+    /// Whichever `MONGODB_URI`'s read preference picks (a secondary, if it says so). Every other read of the
+    /// service goes to the primary (see `concerns`).
     Preferred,
     /// The primary: a list read that waited for a position must see every write up to it, and a secondary may lag
     /// the primary the projector wrote to (a single view read needs no such care: its version is checked).
     Primary,
-}
-
-impl ReadFrom {
-    /// The driver's selection criteria: the primary's, or what `MONGODB_URI` says.
-    pub fn criteria(self) -> Option<SelectionCriteria> {
-        match self {
-            Self::Preferred => None,
-            Self::Primary => Some(SelectionCriteria::ReadPreference(ReadPreference::Primary)),
-        }
-    }
 }
 
 /// Which stored view a repair may write over.
