@@ -84,9 +84,12 @@ pub async fn read_models(suite: &Suite, pool: &sqlx::PgPool) -> anyhow::Result<R
     let read = |path: String| async move {
         let separator = if path.contains('?') { '&' } else { '?' };
         let url = suite.query_url("query", &format!("{path}{separator}minPosition={head}&waitMs=30000"));
-        let answer = suite.http.get(url).send().await?;
-        ensure!(answer.status() == 200, "{path} at {head} answered {}", answer.status());
-        Ok::<Value, anyhow::Error>(answer.json::<Value>().await?["data"].clone())
+        // Longer than the wait the read asks for: a read model still catching up answers 202, said below.
+        let answer = suite.http.get(url).timeout(Duration::from_secs(45)).send().await?;
+        let status = answer.status();
+        let body = answer.json::<Value>().await?;
+        ensure!(status == 200, "{path} at {head} answered {status}: {}", body["metadata"]);
+        Ok::<Value, anyhow::Error>(body["data"].clone())
     };
     let mut checked = ReadModelsChecked::default();
     for customer in aggregates::customers(pool).await? {

@@ -142,9 +142,21 @@ impl Suite {
             .env("AMQP_EXCHANGE", &self.names.exchange)
             .env("PROJECTOR_PARTITIONS", PARTITIONS.to_string())
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::null());
+        // `CHAOS_LOG_DIR`: every process's output appended to `<dir>/<process>.log` (`RUST_LOG` as set, `info` if
+        // not).
+        match std::env::var_os("CHAOS_LOG_DIR") {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)?;
+                let path = std::path::Path::new(&dir).join(format!("{which}.log"));
+                let log = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+                command.env("RUST_LOG", level).stdout(log.try_clone()?).stderr(log);
+            }
+            None => {
+                command.env("RUST_LOG", "error").stderr(Stdio::null());
+            }
+        }
         let child = command.spawn().with_context(|| format!("starting {which}"))?;
         self.procs.lock().map_err(|_| anyhow::anyhow!("process table poisoned"))?.insert(which, child);
         Ok(())
