@@ -170,6 +170,13 @@ impl TestApp {
         sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.expect("count")
     }
 
+    /// Holds every batch the projector takes for `delay_ms` (`0`: no longer), as the demo's slowdown does; the
+    /// admin endpoint's status.
+    pub async fn slow_projector(&self, delay_ms: u32) -> reqwest::StatusCode {
+        let url = self.query_url(&format!("/admin/projector/slowdown?delayMs={delay_ms}"));
+        self.http.post(url).bearer_auth(ADMIN_TOKEN).send().await.expect("the slowdown answers").status()
+    }
+
     pub async fn unpublished(&self) -> i64 {
         sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&self.pool).await.expect("count")
     }
@@ -352,6 +359,25 @@ where
         assert!(start.elapsed() < deadline, "condition not met within {deadline:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A query-service process of `names` on `port`, not yet spawned: the broker, the read store, no sampler, no demo
+/// page, `RUST_LOG=warn`, its log on the test's stderr. Callers add what their test needs.
+pub fn query_service_command(names: &Names, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(service_binary("query-service"));
+    command
+        .env("AMQP_URL", amqp_url())
+        .env("AMQP_EXCHANGE", &names.exchange)
+        .env("AMQP_QUEUE", &names.queue)
+        .env("MONGODB_URI", mongodb_uri())
+        .env("MONGODB_DATABASE", &names.database)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("READ_MODEL_SAMPLE_RATE", "0")
+        .env("DEMO_PAGE", "false")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
 }
 
 /// A relay process of its own (`command-service relay`), so that it can be killed with SIGKILL or stopped with

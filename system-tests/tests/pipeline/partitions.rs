@@ -2,7 +2,6 @@
 //! the partitions; a killed one's move to the others; nothing is lost, and `minPosition` list reads on a replica
 //! that does not project never miss an order. Changing the split follows the README's procedure.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +13,8 @@ use std::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    amqp_url, command_config, eventually, free_port, mongodb_uri, place_order_at, query_config, service_binary,
-    ChildProcess, CommandFirst, Names, RemoveOnDrop,
+    amqp_url, command_config, eventually, free_port, mongodb_uri, place_order_at, query_config, ChildProcess,
+    CommandFirst, Names, RemoveOnDrop,
 };
 
 const PARTITIONS: u16 = 6;
@@ -27,35 +26,17 @@ fn projector(names: &Names, port: u16, partitions: u16) -> ChildProcess {
 
 /// A query-service process on `port` running the `projections` named, the queues split into `partitions`.
 fn projector_of(names: &Names, port: u16, partitions: u16, projections: &str) -> ChildProcess {
-    let mut command = Command::new(service_binary("query-service"));
-    projector_command(&mut command, names, port, partitions, projections)
-        .spawn()
-        .map(ChildProcess)
-        .expect("query-service starts")
+    projector_command(names, port, partitions, projections).spawn().map(ChildProcess).expect("query-service starts")
 }
 
-/// `command` set up as [`projector_of`]'s process, to be told more before it is spawned.
-fn projector_command<'a>(
-    command: &'a mut Command,
-    names: &Names,
-    port: u16,
-    partitions: u16,
-    projections: &str,
-) -> &'a mut Command {
+/// [`projector_of`]'s process, not yet spawned, to be told more first.
+fn projector_command(names: &Names, port: u16, partitions: u16, projections: &str) -> Command {
+    let mut command = crate::helpers::query_service_command(names, port);
     command
         .env("PROJECTIONS", projections)
-        .env("AMQP_URL", amqp_url())
-        .env("AMQP_EXCHANGE", &names.exchange)
-        .env("AMQP_QUEUE", &names.queue)
-        .env("MONGODB_URI", mongodb_uri())
-        .env("MONGODB_DATABASE", &names.database)
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("PROJECTOR_PARTITIONS", partitions.to_string())
-        .env("READ_MODEL_SAMPLE_RATE", "0")
-        .env("DEMO_PAGE", "false")
-        .env("RUST_LOG", "warn,query_service::projection=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn,query_service::projection=info");
+    command
 }
 
 /// The partitions the replica on `port` consumes now, once it answers.
@@ -399,8 +380,7 @@ async fn classic_queues_split_into_partitions_are_consumed_by_one_replica_each()
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
     // `AMQP_QUEUE_TYPE=classic` (README, "Queue types") with the queue split, over two replicas: the broker must let
     // each partition be consumed, by one replica at a time.
-    let mut other = Command::new(service_binary("query-service"));
-    let _other = projector_command(&mut other, &names, free_port(), 2, "orders,customer-summary,daily-sales")
+    let _other = projector_command(&names, free_port(), 2, "orders,customer-summary,daily-sales")
         .env("AMQP_QUEUE_TYPE", "classic")
         .spawn()
         .map(ChildProcess)

@@ -213,7 +213,7 @@ async fn a_gap_recorded_by_one_replica_is_closed_by_another_that_applies_its_eve
     let mut config = query_config(&app.names, &amqp_url(), &mongodb_uri());
     orders_only(&mut config);
     let standby_stop = CancellationToken::new();
-    let standby = query_service::run::start(config.clone(), standby_stop.clone()).await.expect("standby starts");
+    let standby = query_service::run::start(config, standby_stop.clone()).await.expect("standby starts");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let unique = mongodb::IndexModel::builder()
@@ -232,16 +232,7 @@ async fn a_gap_recorded_by_one_replica_is_closed_by_another_that_applies_its_eve
     // The first replica stops; the standby consumes now. The cause is fixed and the dead letter redriven.
     app.begin_shutdown();
     app.mongo.collection::<Document>("order_views").drop_index("one_per_customer").await.expect("index dropped");
-    let projection = query_service::projection::named("orders").expect("the order views");
-    let metrics = query_service::metrics::QueryMetrics::new().expect("metrics");
-    let settings = query_service::run::consumer_settings(
-        &config,
-        projection,
-        metrics.projector(projection.name()),
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let settings = crate::helpers::consumer_settings_of(&app.names, "orders");
     assert_eq!(query_service::projection::redrive(&settings).await.expect("redriven"), 1);
     let url = format!("http://{}/queries/orders?customerId=gap-twice&minPosition={position}&waitMs=0", standby.addr);
     let http = reqwest::Client::new();
@@ -267,9 +258,7 @@ async fn a_list_read_on_a_replica_that_hears_no_notices_answers_once_the_read_mo
     let shutdown = CancellationToken::new();
     let deaf = query_service::run::start(config, shutdown.clone()).await.expect("a deaf replica starts");
     // The projector is slowed down, so that the read starts before the read model has the order.
-    let slowdown = app.query_url("/admin/projector/slowdown?delayMs=1500");
-    let slowed = app.http.post(slowdown).bearer_auth(crate::helpers::ADMIN_TOKEN).send().await.expect("answers");
-    assert_eq!(slowed.status(), 200);
+    assert_eq!(app.slow_projector(1_500).await, 200);
     let position = app.place_order_answer("deaf").await["position"].as_i64().expect("position");
     let url = format!("http://{}/queries/orders?customerId=deaf&minPosition={position}&waitMs=10000", deaf.addr);
     let started = std::time::Instant::now();

@@ -8,8 +8,8 @@ use lapin::ConnectionProperties;
 use serde_json::Value;
 
 use crate::helpers::{
-    amqp_url, eventually, free_port, mongodb_uri, place_order_at, service_binary, ChildProcess, CommandFirst, Names,
-    TestApp, ADMIN_TOKEN,
+    amqp_url, eventually, free_port, mongodb_uri, place_order_at, ChildProcess, CommandFirst, Names, TestApp,
+    ADMIN_TOKEN,
 };
 
 /// Declares the whole query-side topology of `names`, as a query-service that ran before left it.
@@ -18,16 +18,23 @@ async fn declare_topology_as_a_query_side_did(names: &Names, channel: &lapin::Ch
     query_service::projection::declare_topology(channel, &settings).await.expect("topology declared");
 }
 
+/// A command side of `names` whose query side has run and is down, and whose order views' queue an operator has
+/// deleted: the other read models' queues stay.
+async fn command_side_without_the_order_views_queue(names: &Names) -> CommandFirst {
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let channel = connection.create_channel().await.expect("channel");
+    declare_topology_as_a_query_side_did(names, &channel).await;
+    channel.queue_delete(names.queue.as_str().into(), Default::default()).await.expect("queue deleted");
+    let _ = connection.close(200, "done".into()).await;
+    command
+}
+
 #[tokio::test]
 async fn orders_placed_while_the_order_views_queue_is_gone_wait_in_the_outbox_and_reach_the_views() {
     let names = Names::new("test");
-    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let command = command_side_without_the_order_views_queue(&names).await;
     let http = command.http();
-    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    declare_topology_as_a_query_side_did(&names, &channel).await;
-    // The query side is down, and an operator deletes the order views' queue: the other read models' queues stay.
-    channel.queue_delete(names.queue.as_str().into(), Default::default()).await.expect("queue deleted");
 
     let mut placed = Vec::new();
     for _ in 0..5 {
@@ -41,7 +48,6 @@ async fn orders_placed_while_the_order_views_queue_is_gone_wait_in_the_outbox_an
     .await;
     let reason = ready["reasons"]["routing"].as_str().unwrap_or_default();
     assert!(reason.contains("orders"), "the reason names the read model without a queue: {ready}");
-    let _ = connection.close(200, "done".into()).await;
 
     let app = command.then_query(&mongodb_uri(), |_, _| {}).await;
     let last = placed.last().and_then(|answer| answer["position"].as_i64()).expect("position");
@@ -68,13 +74,8 @@ async fn events_whose_copies_for_one_read_model_keep_coming_back_all_stay_in_the
     const ORDERS: usize = 40;
     const ROUNDS: f64 = 5.0;
     let names = Names::new("test");
-    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let command = command_side_without_the_order_views_queue(&names).await;
     let http = command.http();
-    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
-    let channel = connection.create_channel().await.expect("channel");
-    declare_topology_as_a_query_side_did(&names, &channel).await;
-    channel.queue_delete(names.queue.as_str().into(), Default::default()).await.expect("queue deleted");
-    let _ = connection.close(200, "done".into()).await;
 
     let url = command.command_url("/commands/orders");
     futures_util::future::join_all((0..ORDERS).map(|_| place_order_at(&http, &url, "returned"))).await;
@@ -141,11 +142,7 @@ async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_rea
     let url = app.query_url(&format!("/queries/dashboard/daily?from={from}&to={to}&minPosition={first}&waitMs=20000"));
     assert_eq!(app.http.get(&url).send().await.expect("answers").status(), 200);
     // The projector is slowed down so that events wait in the queues when the operator strikes.
-    let slowdown = |delay: u32| {
-        let url = app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}"));
-        app.http.post(url).bearer_auth(crate::helpers::ADMIN_TOKEN).send()
-    };
-    assert_eq!(slowdown(300).await.expect("answers").status(), 200);
+    assert_eq!(app.slow_projector(300).await, 200);
     let mut last = 0;
     for n in 0..30 {
         if n == 10 {
@@ -156,7 +153,7 @@ async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_rea
         }
         last = app.place_order_answer(&format!("flow-{n}")).await["position"].as_i64().expect("position");
     }
-    assert_eq!(slowdown(0).await.expect("answers").status(), 200);
+    assert_eq!(app.slow_projector(0).await, 200);
     let _ = connection.close(200, "done".into()).await;
     let url = app.query_url(&format!("/queries/dashboard/daily?from={from}&to={to}&minPosition={last}&waitMs=20000"));
     let dashboard: Value = eventually(Duration::from_secs(60), || async {
@@ -219,20 +216,9 @@ async fn a_partitions_queue_deleted_under_steady_load_loses_no_event_of_its_read
 
 /// A query-service process on `port` for `names`, reading the event feed of the command side at `command_url`.
 fn query_process(names: &Names, port: u16, command_url: &str) -> ChildProcess {
-    std::process::Command::new(service_binary("query-service"))
-        .env("AMQP_URL", amqp_url())
-        .env("AMQP_EXCHANGE", &names.exchange)
-        .env("AMQP_QUEUE", &names.queue)
-        .env("MONGODB_URI", mongodb_uri())
-        .env("MONGODB_DATABASE", &names.database)
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+    crate::helpers::query_service_command(names, port)
         .env("EVENT_FEED_URL", format!("{command_url}/events"))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("READ_MODEL_SAMPLE_RATE", "0")
-        .env("DEMO_PAGE", "false")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
         .spawn()
         .map(ChildProcess)
         .expect("query-service starts")

@@ -9,7 +9,7 @@ use lapin::ConnectionProperties;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp, ADMIN_TOKEN};
+use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp};
 
 /// The `STALL_AFTER_S` of these tests.
 const STALL_AFTER_S: u64 = 2;
@@ -67,13 +67,7 @@ async fn a_projection_partition_with_events_waiting_and_no_progress_is_reported_
     let ready = app.query_url("/health/ready");
     until_ready(&app.http, &ready).await;
     // Every batch held for 10 s (the demo's slowdown): the projector has an event in hand and moves for 10 s.
-    let slowdown = |delay: u32| {
-        app.http
-            .post(app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-    };
-    assert_eq!(slowdown(10_000).await.expect("POST").status(), 200);
+    assert_eq!(app.slow_projector(10_000).await, 200);
     let placed = Instant::now();
     app.place_order("stalled-partition").await;
     let (status, body) = stalled(&app.http, &ready, "projection orders partition 0", placed).await;
@@ -83,7 +77,7 @@ async fn a_projection_partition_with_events_waiting_and_no_progress_is_reported_
     assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
 
     // Moving again: no longer stalled.
-    assert_eq!(slowdown(0).await.expect("POST").status(), 200);
+    assert_eq!(app.slow_projector(0).await, 200);
     eventually(Duration::from_secs(30), || async {
         let (_, body) = readiness(&app.http, &ready).await?;
         body["reasons"]["stalled"].is_null().then_some(())
@@ -238,14 +232,7 @@ async fn a_standby_replica_does_not_report_a_stall_while_the_active_one_moves_th
     )
     .await;
     until_ready(&app.http, &app.query_url("/health/ready")).await;
-    let slowdown = app
-        .http
-        .post(app.query_url("/admin/projector/slowdown?delayMs=400"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(slowdown.status(), 200);
+    assert_eq!(app.slow_projector(400).await, 200);
     // A hot standby of the same deployment: registered on the same queues, it sees events wait there.
     let stop = tokio_util::sync::CancellationToken::new();
     let mut config = crate::helpers::query_config(&app.names, &amqp_url(), &mongodb_uri());
@@ -285,13 +272,7 @@ async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_
     .await;
     let ready = app.query_url("/health/ready");
     until_ready(&app.http, &ready).await;
-    let slowdown = |delay: u32| {
-        app.http
-            .post(app.query_url(&format!("/admin/projector/slowdown?delayMs={delay}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-    };
-    assert_eq!(slowdown(3_000).await.expect("POST").status(), 200);
+    assert_eq!(app.slow_projector(3_000).await, 200);
     for _ in 0..5 {
         app.place_order_answer("held").await;
     }
@@ -305,7 +286,7 @@ async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_
     query_service::projection::declare_topology(&channel, &settings).await.expect("declared again");
     let _ = connection.close(200, "done".into()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(slowdown(0).await.expect("POST").status(), 200);
+    assert_eq!(app.slow_projector(0).await, 200);
     let last = app.place_order_answer("held").await["position"].as_i64().expect("position");
     // The consumer the broker no longer feeds is reported stalled and consumes afresh; the messages lost with the
     // old queue are caught up from the event feed: the summary gets every order, never a silent 202 for ever.
