@@ -6,13 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::StoreError;
 
-/// Registers the read models `names` not registered yet — each with the whole log still to be told when the log
-/// holds no event now (every event will be sent to it) — and returns those of `names` still to be told.
+/// Registers the read models `names` not registered yet — each with the whole log still to be told when no event
+/// has been published yet (every event will be sent to it: every relay delivers to all of them) — and returns those
+/// of `names` still to be told. Published means marked (`notify`) or handed to a replication slot (`wal`), which
+/// may have published past what it recorded.
 pub async fn register(pool: &PgPool, names: &[&str]) -> Result<BTreeSet<String>, StoreError> {
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
     sqlx::query(
         "insert into read_model_delivery (name, whole_log_pending)
-         select name, not exists (select 1 from outbox) from unnest($1::text[]) as name
+         select name, not exists (select 1 from outbox where published_at is not null)
+                      and (select slot is null and published_through = 0 from relay_progress)
+         from unnest($1::text[]) as name
          on conflict (name) do nothing",
     )
     .bind(&names)

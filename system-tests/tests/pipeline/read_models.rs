@@ -375,6 +375,39 @@ async fn read_models_added_to_a_log_that_already_holds_events_build_themselves_a
     app.stop().await;
 }
 
+/// A new deployment whose command side takes orders before its relay first starts (the compose file starts them
+/// apart; the relay may be slow or down): the log holds events, but none went out, so every read model's queue will
+/// get them all. No read model needs a rebuild, and none records that its first generation misses history.
+#[tokio::test]
+async fn read_models_of_a_log_that_nothing_was_published_from_yet_hold_it_whole_without_a_rebuild() {
+    use crate::helpers::{amqp_url, spawn_relay_process, CommandFirst, Names};
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.relay_enabled = false).await;
+    let http = command.http();
+    let orders = command.command_url("/commands/orders");
+    for _ in 0..3 {
+        crate::helpers::place_order_at(&http, &orders, "early").await;
+    }
+    let _relay = spawn_relay_process(&names, &names.database_url(), system_tests::relay_mode_name(), 100);
+    let app = command.then_query(&mongodb_uri(), |_, _| {}).await;
+    let last = app.place_order_answer("early").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/early/summary?minPosition={last}&waitMs=20000"));
+    let summary = first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    assert_eq!(summary["metadata"]["missingPositions"], serde_json::json!([]), "{summary}");
+
+    let pointers = app.mongo.collection::<mongodb::bson::Document>("read_model_generations");
+    for read_model in ["orders", "customer-summary", "daily-sales"] {
+        let pointer = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+            let pointer = pointers.find_one(mongodb::bson::doc! { "_id": read_model }).await.ok()??;
+            pointer.contains_key("firstComplete").then_some(pointer)
+        })
+        .await;
+        assert_eq!(pointer.get_bool("firstComplete").ok(), Some(true), "{read_model}: {pointer}");
+        assert_eq!(pointer.get_i64("created").ok(), Some(0), "{read_model} was rebuilt: {pointer}");
+    }
+    app.stop().await;
+}
+
 /// A customer whose only order the summary's projection dead-lettered: "no orders" would hide the gap. The read
 /// at the order's position names it instead.
 #[tokio::test]
