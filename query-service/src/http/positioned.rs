@@ -43,12 +43,16 @@ impl AtPosition {
         if let Some(waited) = waited {
             state.metrics.waited(waited.reached, waited.took);
         }
-        let mut pointer = views.generations().current().await.map_err(ApiError::Unavailable)?;
-        if pointer.first_complete.is_none() && position >= min_position {
-            // Not known from the cache whether the first generation holds the whole log; whichever replica
-            // handled the checkpoint that brought the position here recorded it before announcing the position.
-            pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
+        let pointer = if position >= min_position {
+            // Vouching for the position takes the pointer as it is now, not as cached: whichever replica handled
+            // the checkpoint that brought the position here recorded whether the first generation holds the whole
+            // log before announcing it, and a store lost meanwhile (its pointer with it) has its position written
+            // anew past what it lost while a cached pointer still says it holds the log.
+            views.generations().load().await
+        } else {
+            views.generations().current().await
         }
+        .map_err(ApiError::Unavailable)?;
         if !views.generations().active_complete(&pointer) {
             let building = pointer.building.map_or_else(Building::default, |build| Building {
                 generation: Some(build.name),

@@ -194,7 +194,7 @@ pub(super) async fn consume(
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
         let stored = match position {
-            Some(position) => views.advance_position(settings.partition, position).await.is_ok(),
+            Some(position) => store_position(views, settings.partition, position).await.is_ok(),
             None => true,
         };
         if let (true, Some(last)) = (stored, last) {
@@ -237,7 +237,7 @@ async fn settle(
 ) -> lapin::Result<bool> {
     let (position, last) = held.take();
     if let Some(position) = position {
-        let store = || views.advance_position(partition, position);
+        let store = || store_position(views, partition, position);
         if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
@@ -246,6 +246,18 @@ async fn settle(
         ack_through(&last).await?;
     }
     Ok(true)
+}
+
+/// Stores `position` of `partition`. When that creates the read model's positions document, the store had no
+/// position: its first checkpoint (whether the first generation holds the whole log was recorded with it), or a
+/// store that lost what it held, pointer and all, while this consumer's cached pointer still said it held the log.
+/// The pointer is then read again and, where it says nothing, the first generation recorded as not holding the log
+/// (decision 0019): it builds itself rather than vouch for a position that jumped.
+async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
+    if views.advance_position(partition, position).await? {
+        views.generations().settle_first(false, false).await?;
+    }
+    Ok(())
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A

@@ -293,13 +293,14 @@ impl Views {
     }
 
     /// Records that every event of `partition` up to `position` has been applied to these views (never moves
-    /// back).
-    pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
+    /// back). Returns whether that created the positions document: the store had none (its first checkpoint, or
+    /// it lost what it held).
+    pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
         let update = self
             .positions
             .update_one(doc! { "_id": self.model.collection }, doc! { "$max": { position_field(partition): position } })
             .with_options(UpdateOptions::builder().upsert(true).build());
-        bounded(update).await.map(drop)
+        Ok(bounded(update).await?.upserted_id.is_some())
     }
 
     /// Records, durably, that `partition`'s queue was lost while it may have held events: before it consumes again,

@@ -333,6 +333,37 @@ async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_its
     app.stop().await;
 }
 
+/// The same loss, read right away: the replica's cached pointer, read a moment before the loss, still says the
+/// store holds the whole log, while the position the projector writes anew has jumped past the lost events. A read
+/// that vouches for a position must look at the pointer as it is now.
+#[tokio::test]
+async fn a_read_right_after_its_store_was_lost_does_not_vouch_from_a_cached_pointer() {
+    let app = TestApp::spawn().await;
+    let mut last = 0;
+    for _ in 0..3 {
+        last = app.place_order_answer("lost-now").await["position"].as_i64().expect("position");
+    }
+    let url = app.query_url(&format!("/queries/customers/lost-now/summary?minPosition={last}&waitMs=20000"));
+    assert_eq!(app.get_json(&url).await["data"]["orders"], 3);
+
+    for name in app.mongo.list_collection_names().await.expect("collections") {
+        if name.starts_with("customer_orders") {
+            app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
+        }
+    }
+    for (collection, id) in
+        [("read_model_generations", "customer-summary"), ("read_model_positions", "customer_orders")]
+    {
+        let filter = mongodb::bson::doc! { "_id": id };
+        app.mongo.collection::<mongodb::bson::Document>(collection).delete_many(filter).await.expect("deleted");
+    }
+    let last = app.place_order_answer("lost-now").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/lost-now/summary?minPosition={last}&waitMs=2000"));
+    let summary = first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    assert_eq!(summary["metadata"]["missingPositions"], serde_json::json!([]), "{summary}");
+    app.stop().await;
+}
+
 /// A deployment upgraded from a release that had only the order views: the log holds orders whose events reached
 /// the order views' old store and no queue of the customer summary or the dashboard. The read models without that
 /// history answer 202 (never a 200 without it) until they have built themselves from the log; nobody asks for it.
