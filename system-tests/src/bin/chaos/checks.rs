@@ -25,9 +25,17 @@ async fn views_pointer(mongo: &mongodb::Database) -> anyhow::Result<Option<mongo
     Ok(pointers.find_one(mongodb::bson::doc! { "_id": "orders" }).await?)
 }
 
-/// Whether the order views' pointer names a generation being built.
+/// Whether a read model's pointer names a generation being built, or says that its active generation does not
+/// hold the log from its start (a rebuild is still to come: decision 0019).
 pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
-    Ok(views_pointer(mongo).await?.is_some_and(|p| p.get_document("building").is_ok()))
+    use futures_util::TryStreamExt as _;
+    let pointers = mongo.collection::<mongodb::bson::Document>("read_model_generations");
+    let pointers: Vec<mongodb::bson::Document> = pointers.find(mongodb::bson::doc! {}).await?.try_collect().await?;
+    Ok(pointers.iter().any(|pointer| {
+        let first = pointer.get_str("_id").ok().and_then(query_service::store::models::named).map(|m| m.collection);
+        let incomplete = pointer.get_bool("firstComplete") == Ok(false) && pointer.get_str("active").ok() == first;
+        pointer.get_document("building").is_ok() || incomplete
+    }))
 }
 
 /// The active generation of the views, as the pointer names it (the first one before any rebuild).

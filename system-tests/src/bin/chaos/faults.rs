@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::stores;
 use crate::suite::{port_open, run_tool, wait_until, Suite};
 use crate::{ADMIN_TOKEN, AMQP, PARTITIONS, POISON};
 
@@ -25,25 +26,31 @@ pub struct Injected {
 /// Deploys the query side once the command side has taken orders alone for a while, then injects the faults one
 /// after another, spread over `driving`, at least once each.
 pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected> {
-    const FAULTS: [&str; 13] = [
+    const FAULTS: [&str; 16] = [
         "projection queue deleted",
         "queue deleted, query side down",
         "read model exchange deleted",
         "relay SIGKILL",
         "query-service SIGKILL",
+        "summary store lost",
         "rabbitmq stop_app",
         "postgres restart",
         "mongo SIGKILL",
         "duplicates+reorder",
         "poison",
         "rebuild+rolling restart+mongo SIGKILL",
+        "upgrade from the order views alone",
         "notice exchange deleted",
+        "slot invalidated",
         "newer writer's event",
     ];
+    // A `notify` relay reads no slot.
+    let faults: Vec<&str> =
+        FAULTS.into_iter().filter(|f| *f != "slot invalidated" || suite.relay_mode == "wal").collect();
     let mut injected = Injected::default();
     let started = Instant::now();
     // Spread over a short run; every 4 s in a long one, so that each fault strikes again and again.
-    let gap = (driving / (FAULTS.len() as u32 + 2)).clamp(Duration::from_secs(2), Duration::from_secs(4));
+    let gap = (driving / (faults.len() as u32 + 2)).clamp(Duration::from_secs(2), Duration::from_secs(4));
     tokio::time::sleep(gap).await;
     eprintln!(
         "chaos: t={:>5.1} s  query side deployed (the command side took orders alone)",
@@ -53,8 +60,8 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
     injected.faults.insert("query side deployed late", 1);
     let mut round = 0usize;
     loop {
-        let fault = FAULTS[round % FAULTS.len()];
-        if round >= FAULTS.len() && started.elapsed() + gap > driving {
+        let fault = faults[round % faults.len()];
+        if round >= faults.len() && started.elapsed() + gap > driving {
             break;
         }
         tokio::time::sleep(gap).await;
@@ -87,6 +94,11 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
                 wait_until("PostgreSQL accepts connections again", Duration::from_secs(60), || port_open(5432)).await?;
             }
             "mongo SIGKILL" => restart_mongo(suite).await?,
+            "summary store lost" => injected.findings.extend(stores::lose_the_summary_store(suite).await?),
+            "upgrade from the order views alone" => {
+                injected.findings.extend(stores::upgrade_from_the_order_views_alone(suite).await?)
+            }
+            "slot invalidated" => invalidate_the_slot(suite).await?,
             "duplicates+reorder" => publish_duplicates(suite).await?,
             "poison" => publish_poison(suite).await?,
             "rebuild+rolling restart+mongo SIGKILL" => rebuild_while_rolling(suite, &mut injected.findings).await?,
@@ -111,6 +123,52 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
         round += 1;
     }
     Ok(injected)
+}
+
+/// The relay SIGKILLed while orders flow; `max_slot_wal_keep_size` set to 1 MB on the server and write-ahead log
+/// written past it until the server invalidates the slot (`wal_status = 'lost'`, never readable again); the setting
+/// reset; the relay started again: it must create the slot anew and publish from the outbox what the lost slot held.
+/// (The setting is the server's: other inactive slots on it are invalidated too.)
+pub async fn invalidate_the_slot(suite: &Suite) -> anyhow::Result<()> {
+    suite.kill("relay")?;
+    let pool = sqlx::PgPool::connect(&suite.names.database_url()).await?;
+    let invalidated = invalidate(&pool, &suite.names.database).await;
+    let reset = async {
+        sqlx::query("alter system reset max_slot_wal_keep_size").execute(&pool).await?;
+        sqlx::query("select pg_reload_conf()").execute(&pool).await?;
+        sqlx::query("drop table if exists chaos_wal_filler").execute(&pool).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    pool.close().await;
+    suite.spawn("relay")?;
+    invalidated.and(reset)
+}
+
+/// Writes WAL past a 1 MB `max_slot_wal_keep_size` and checkpoints until the slot of `database` is lost.
+async fn invalidate(pool: &sqlx::PgPool, database: &str) -> anyhow::Result<()> {
+    sqlx::query("alter system set max_slot_wal_keep_size = '1MB'").execute(pool).await?;
+    sqlx::query("select pg_reload_conf()").execute(pool).await?;
+    sqlx::query("create table if not exists chaos_wal_filler (line text)").execute(pool).await?;
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        sqlx::query("insert into chaos_wal_filler select repeat('x', 1000) from generate_series(1, 4000)")
+            .execute(pool)
+            .await?;
+        sqlx::query("select pg_switch_wal()").execute(pool).await?;
+        sqlx::query("checkpoint").execute(pool).await?;
+        let lost: Option<bool> =
+            sqlx::query_scalar("select bool_and(wal_status = 'lost') from pg_replication_slots where database = $1")
+                .bind(database)
+                .fetch_one(pool)
+                .await?;
+        match lost {
+            Some(true) => return Ok(()),
+            None => anyhow::bail!("the relay of {database} holds no replication slot to invalidate"),
+            Some(false) if Instant::now() < until => sqlx::query("truncate chaos_wal_filler").execute(pool).await?,
+            Some(false) => anyhow::bail!("the slot of {database} was not invalidated within 60 s"),
+        };
+    }
 }
 
 pub async fn restart_mongo(suite: &Suite) -> anyhow::Result<()> {
@@ -299,6 +357,46 @@ pub async fn delete_a_queue_while_the_query_side_is_down(suite: &Suite) -> anyho
     suite.wait_live(suite.query2_port).await
 }
 
+/// Once the backlog has drained: when no rebuild of the order views switched during the run (the faults that
+/// followed gave it up), one is started now and waited for, so that the redrive and the rollback after it always
+/// meet a generation kept before a rebuild.
+pub async fn rebuild_unless_one_switched(suite: &Suite, findings: &mut Vec<String>) -> anyhow::Result<()> {
+    let status_url = suite.query_url("query", "/admin/read-models/orders");
+    let status = || async {
+        let answer = suite.http.get(&status_url).bearer_auth(ADMIN_TOKEN).send().await?;
+        anyhow::Ok(answer.json::<serde_json::Value>().await?)
+    };
+    let kept = |status: &serde_json::Value| status["previous"].as_array().is_some_and(|p| !p.is_empty());
+    if kept(&status().await?) {
+        return Ok(());
+    }
+    let until = Instant::now() + Duration::from_secs(300);
+    let rebuild = suite.query_url("query", "/admin/read-models/orders/rebuild");
+    loop {
+        let started = suite.http.post(&rebuild).bearer_auth(ADMIN_TOKEN).send().await?.status().as_u16();
+        match started {
+            202 => break,
+            // One given up is still claimed until the janitor clears it.
+            409 if Instant::now() < until => tokio::time::sleep(Duration::from_secs(2)).await,
+            other => {
+                findings.push(format!("a rebuild after the drain answered {other}"));
+                return Ok(());
+            }
+        }
+    }
+    loop {
+        let now = status().await?;
+        if kept(&now) && now["building"].is_null() {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            findings.push(format!("the rebuild after the drain did not switch within 300 s: {now}"));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// After the dead letters were redriven, rolls the order views back to the generation kept before the last rebuild
 /// (when a rebuild switched): the rollback catches it up from the log, and the checks that follow read it. Returns
 /// what was rolled back (`from → to`), or `None` when there was nothing to roll back to.
@@ -314,6 +412,7 @@ pub async fn roll_back_after_the_redrive(suite: &Suite, findings: &mut Vec<Strin
     };
     let (from, to) = (before["active"].as_str().unwrap_or_default().to_owned(), previous.to_owned());
     let url = suite.query_url("query", "/admin/read-models/orders/rollback");
+    let began = Instant::now();
     let started = suite.http.post(&url).bearer_auth(ADMIN_TOKEN).send().await?;
     if started.status().as_u16() != 202 {
         let body = started.text().await.unwrap_or_default();
@@ -324,7 +423,9 @@ pub async fn roll_back_after_the_redrive(suite: &Suite, findings: &mut Vec<Strin
     loop {
         let now = status().await?;
         if now["active"].as_str() == Some(to.as_str()) && now["rejoining"].is_null() {
-            return Ok(Some(format!("{from} → {to}")));
+            // The request that started it answered at once; the catch-up ran as a job, however long.
+            let took = began.elapsed().as_secs_f64();
+            return Ok(Some(format!("{from} → {to}, caught up and active {took:.1} s after the request")));
         }
         if Instant::now() > until {
             findings.push(format!("the rollback from {from} to {to} did not finish within 180 s: {now}"));

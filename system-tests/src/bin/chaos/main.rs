@@ -25,7 +25,9 @@ mod checks;
 mod clients;
 mod faults;
 mod report;
+mod stores;
 mod suite;
+mod watch;
 
 use anyhow::ensure;
 use serde_json::Value;
@@ -37,7 +39,7 @@ use crate::checks::{
     active_views, check, dead_letter_checks, read_models, readiness, rebuilding, verify, views_behind,
 };
 use crate::clients::{drive, Clients};
-use crate::faults::{inject, roll_back_after_the_redrive};
+use crate::faults::{inject, rebuild_unless_one_switched, roll_back_after_the_redrive};
 use crate::report::Report;
 use crate::suite::Suite;
 
@@ -103,6 +105,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
         })
     };
 
+    let watch = watch::Watch::start(suite);
     let driver = drive(suite, clients.clone(), commands, rate);
     let faults = inject(suite, driving);
     let (driven, injected) = tokio::join!(driver, faults);
@@ -140,11 +143,16 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let drain = last_command.elapsed();
     lag_probe.abort();
     let mut readiness_findings = readiness(suite).await;
+    let mut watched = watch.stop();
+    readiness_findings.append(&mut watched.findings);
 
     let mut clients = std::mem::take(&mut *clients.lock().map_err(|_| anyhow::anyhow!("clients poisoned"))?);
     let unreadable = faults.get("poison").copied().unwrap_or(0) * (POISON.len() as u32 + 1)
         + faults.get("newer writer's event").copied().unwrap_or(0);
+    let mut rebuild_findings = Vec::new();
+    rebuild_unless_one_switched(suite, &mut rebuild_findings).await?;
     let (dead_letters, redriven, mut dlq_findings) = dead_letter_checks(suite, unreadable).await?;
+    dlq_findings.append(&mut rebuild_findings);
     let rolled_back = roll_back_after_the_redrive(suite, &mut dlq_findings).await?;
     let views = active_views(&mongo).await?;
     let generation = match rolled_back {
@@ -187,6 +195,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
         notice_reads: injected.notice_reads,
         generation,
         verify,
+        stalls_reported: watched.stalls_reported,
         findings,
     })
 }

@@ -21,6 +21,8 @@ pub struct Report {
     /// The active generation of the views at the end (`order_views` unless a rebuild switched).
     pub generation: String,
     pub verify: Value,
+    /// Readiness answers naming a stalled stage during the run, by replica.
+    pub stalls_reported: BTreeMap<&'static str, u32>,
     pub findings: Vec<String>,
 }
 
@@ -78,6 +80,11 @@ impl Report {
                 v["checked"], v["missing"], v["behind"], v["diverged"], v["ahead"], v["unreadableEvents"]
             );
         }
+        let stalls: Vec<String> = self.stalls_reported.iter().map(|(which, n)| format!("{which} {n}")).collect();
+        println!(
+            "| readiness answers naming a stalled stage during the run (sampled every 2 s) | {} |",
+            stalls.join(", ")
+        );
         println!("| max projector lag seen | {:.0} ms |", self.max_lag_ms);
         println!("| drained after the last command in | {:.1} s |", self.drain.as_secs_f64());
         for finding in &self.findings {
