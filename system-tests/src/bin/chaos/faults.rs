@@ -414,6 +414,7 @@ pub async fn roll_back_after_the_redrive(suite: &Suite, findings: &mut Vec<Strin
     let url = suite.query_url("query", "/admin/read-models/orders/rollback");
     let began = Instant::now();
     let started = suite.http.post(&url).bearer_auth(ADMIN_TOKEN).send().await?;
+    let answered = began.elapsed().as_secs_f64() * 1000.0;
     if started.status().as_u16() != 202 {
         let body = started.text().await.unwrap_or_default();
         findings.push(format!("the rollback after the redrive answered {body}, not 202"));
@@ -425,7 +426,7 @@ pub async fn roll_back_after_the_redrive(suite: &Suite, findings: &mut Vec<Strin
         if now["active"].as_str() == Some(to.as_str()) && now["rejoining"].is_null() {
             // The request that started it answered at once; the catch-up ran as a job, however long.
             let took = began.elapsed().as_secs_f64();
-            return Ok(Some(format!("{from} → {to}, caught up and active {took:.1} s after the request")));
+            return Ok(Some(format!("{from} → {to}: 202 in {answered:.0} ms, caught up and active after {took:.1} s")));
         }
         if Instant::now() > until {
             findings.push(format!("the rollback from {from} to {to} did not finish within 180 s: {now}"));

@@ -12,14 +12,19 @@
 //! the middle; the view-changed exchange deleted (its notices dropped) under waiting reads; an event of an unknown
 //! schema version committed by a "newer writer"; a partition's queue of a projection deleted while orders flow; a
 //! read model's exchange deleted (its bindings with it) while orders flow; both query-services killed, a partition's
-//! queue deleted meanwhile, and both started again. At the end, after the dead letters are redriven, the order
-//! views are rolled back to the generation kept before the last rebuild (when one switched), and the checks read
-//! that generation; `query-service verify` checks every view against the log too, and no service may say it is
-//! ready while naming a stalled stage.
+//! queue deleted meanwhile, and both started again; the customer summary's store dropped while orders flow; an
+//! upgrade from a release that kept only the order views (the summary's and the dashboard's queues and stores gone
+//! while the query side is down); in `wal` mode, the relay's slot invalidated by `max_slot_wal_keep_size`. At the
+//! end (after a rebuild of the order views if none switched during the run), once the dead letters are redriven,
+//! the order views are rolled back to the generation kept before the last rebuild, and the checks read that
+//! generation; `query-service verify` checks every view against the log too, and no service may say it is ready
+//! while naming a stalled stage, nor — all through the run — while a queue of a projection it runs holds events
+//! that nobody consumes.
 //!
 //! `chaos` sends 1,000 commands at 40/s (CI); `chaos --full` 10,000 at 100/s; `--relay-mode wal` runs the relay in
 //! `wal` mode (streaming from a replication slot) instead of `notify`. Loopback only. It stops RabbitMQ and
-//! PostgreSQL of this machine for a few seconds: run it alone, not beside the tests.
+//! PostgreSQL of this machine for a few seconds, and in `wal` mode sets `max_slot_wal_keep_size` on the server for a
+//! few seconds (other inactive slots on it are invalidated too): run it alone, not beside the tests.
 
 mod checks;
 mod clients;
@@ -144,7 +149,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     lag_probe.abort();
     let mut readiness_findings = readiness(suite).await;
     let mut watched = watch.stop();
-    readiness_findings.append(&mut watched.findings);
+    readiness_findings.append(&mut std::mem::take(&mut watched.findings));
 
     let mut clients = std::mem::take(&mut *clients.lock().map_err(|_| anyhow::anyhow!("clients poisoned"))?);
     let unreadable = faults.get("poison").copied().unwrap_or(0) * (POISON.len() as u32 + 1)
@@ -195,7 +200,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
         notice_reads: injected.notice_reads,
         generation,
         verify,
-        stalls_reported: watched.stalls_reported,
+        watched,
         findings,
     })
 }

@@ -21,8 +21,8 @@ pub struct Report {
     /// The active generation of the views at the end (`order_views` unless a rebuild switched).
     pub generation: String,
     pub verify: Value,
-    /// Readiness answers naming a stalled stage during the run, by replica.
-    pub stalls_reported: BTreeMap<&'static str, u32>,
+    /// What the watch saw during the run.
+    pub watched: crate::watch::Seen,
     pub findings: Vec<String>,
 }
 
@@ -80,10 +80,13 @@ impl Report {
                 v["checked"], v["missing"], v["behind"], v["diverged"], v["ahead"], v["unreadableEvents"]
             );
         }
-        let stalls: Vec<String> = self.stalls_reported.iter().map(|(which, n)| format!("{which} {n}")).collect();
+        let watched = &self.watched;
+        let stalls: Vec<String> = watched.stalls_reported.iter().map(|(which, n)| format!("{which} {n}")).collect();
         println!(
-            "| readiness answers naming a stalled stage during the run (sampled every 2 s) | {} |",
-            stalls.join(", ")
+            "| queues sampled every 2 s / holding events without a consumer; readiness answers naming a stalled stage | {} / {}; {} |",
+            watched.samples.0,
+            watched.samples.1,
+            if stalls.is_empty() { "none".to_owned() } else { stalls.join(", ") }
         );
         println!("| max projector lag seen | {:.0} ms |", self.max_lag_ms);
         println!("| drained after the last command in | {:.1} s |", self.drain.as_secs_f64());

@@ -23,6 +23,8 @@ pub struct Seen {
     pub findings: Vec<String>,
     /// Readiness answers that named a stalled stage, by service.
     pub stalls_reported: BTreeMap<&'static str, u32>,
+    /// Queue samples the broker answered, and of those, queues holding events without a consumer.
+    pub samples: (u32, u32),
 }
 
 pub struct Watch {
@@ -64,6 +66,10 @@ impl Watch {
                             unconsumed_since.remove(&name);
                             continue;
                         };
+                        if let Ok(mut seen) = shared.lock() {
+                            seen.samples.0 += 1;
+                            seen.samples.1 += u32::from(waiting);
+                        }
                         if !waiting {
                             unconsumed_since.remove(&name);
                             continue;
