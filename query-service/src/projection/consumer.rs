@@ -370,6 +370,15 @@ async fn handle_batch(
         }
     }
     if let Some(through) = plan.checkpoint {
+        if settings.handled.get(settings.partition).is_none() {
+            // The first marker this partition handles starts its chain (decision 0023): its position is stored
+            // before it is announced, not with the batch's ack, so that a process that dies in between leaves the
+            // start of the chain behind, and a queue emptied afterwards is found out by the next marker.
+            let store = || store_position(views, settings.partition, through);
+            if with_retries(shutdown, "recording the partition's first position", store).await.is_none() {
+                return Ok(None);
+            }
+        }
         settings.handled.handled(settings.partition, through);
     }
     // The position is announced now and stored with the batch's ack (see `acks`).
