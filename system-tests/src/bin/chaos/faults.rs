@@ -127,14 +127,27 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
 
 /// The relay SIGKILLed while orders flow; `max_slot_wal_keep_size` set to 1 MB on the server and write-ahead log
 /// written past it until the server invalidates the slot (`wal_status = 'lost'`, never readable again); the setting
-/// reset; the relay started again: it must create the slot anew and publish from the outbox what the lost slot held.
-/// (The setting is the server's: other inactive slots on it are invalidated too.)
+/// set back as it was; the relay started again: it must create the slot anew and publish from the outbox what the
+/// lost slot held. (The setting is the server's: other inactive slots on it are invalidated too.)
 pub async fn invalidate_the_slot(suite: &Suite) -> anyhow::Result<()> {
     suite.kill("relay")?;
     let pool = sqlx::PgPool::connect(&suite.names.database_url()).await?;
+    // What `ALTER SYSTEM` set before, if anything, is set again afterwards.
+    let before: Option<String> = sqlx::query_scalar(
+        "select setting from pg_file_settings
+         where name = 'max_slot_wal_keep_size' and sourcefile like '%postgresql.auto.conf' order by seqno desc limit 1",
+    )
+    .fetch_optional(&pool)
+    .await?;
     let invalidated = invalidate(&pool, &suite.names.database).await;
     let reset = async {
-        sqlx::query("alter system reset max_slot_wal_keep_size").execute(&pool).await?;
+        match &before {
+            Some(setting) => {
+                let quoted = setting.replace('\'', "''");
+                sqlx::query(&format!("alter system set max_slot_wal_keep_size = '{quoted}'")).execute(&pool).await?
+            }
+            None => sqlx::query("alter system reset max_slot_wal_keep_size").execute(&pool).await?,
+        };
         sqlx::query("select pg_reload_conf()").execute(&pool).await?;
         sqlx::query("drop table if exists chaos_wal_filler").execute(&pool).await?;
         anyhow::Ok(())
