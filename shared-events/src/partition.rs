@@ -60,6 +60,12 @@ impl Partition {
         }
     }
 
+    /// The partition as a stored key names it, `<index>of<count>` (the count in the key, so that a changed split
+    /// starts afresh).
+    pub fn key(self) -> String {
+        format!("{}of{}", self.index, self.count)
+    }
+
     /// The partition a routing key names, when it ends in `.<index>` with an index below `count`.
     pub fn from_routing_key(key: &str, count: u16) -> Option<Self> {
         let (_, index) = key.rsplit_once('.')?;

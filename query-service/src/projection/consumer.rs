@@ -251,11 +251,11 @@ async fn settle(
 /// Stores `position` of `partition`. When that creates the read model's positions document, the store had no
 /// position: its first checkpoint (whether the first generation holds the whole log was recorded with it), or a
 /// store that lost what it held, pointer and all, while this consumer's cached pointer still said it held the log.
-/// The pointer is then read again and, where it says nothing, the first generation recorded as not holding the log
-/// (decision 0019): it builds itself rather than vouch for a position that jumped.
+/// The pointer is then read again and, where it says nothing of this partition, the partition recorded as not
+/// having held the log (decision 0019): the read model builds itself rather than vouch for a position that jumped.
 async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
     if views.advance_position(partition, position).await? {
-        views.generations().settle_first(false, false).await?;
+        views.generations().settle_first(partition, false, false).await?;
     }
     Ok(())
 }
@@ -390,20 +390,21 @@ async fn handle_batch(
     Ok(Some((notices, plan.checkpoint)))
 }
 
-/// Records, the first time the store handles a checkpoint, whether its first generation holds the log from its start:
-/// the checkpoint says so (`whole_log`), or the read model is the order views and its store already has a position
-/// (kept by a release before this record existed, which delivered every event to them). One cached pointer read
-/// once it is known.
+/// Records, the first time the partition handles a checkpoint, whether its queue held the log from its start (and
+/// so, once every partition has, whether the first generation does): the checkpoint says so (`whole_log`), or the
+/// read model is the order views and its store already has a position (kept by a release before this record
+/// existed, which delivered every event to them). One cached pointer read once it is known.
 async fn settle_first_generation(
     settings: &ConsumerSettings,
     views: &Views,
     whole_log: bool,
 ) -> Result<(), StoreError> {
-    if views.generations().current().await?.first_complete.is_some() {
+    let cached = views.generations().current().await?;
+    if cached.first_complete.is_some() || cached.first_partitions.contains_key(&settings.partition.key()) {
         return Ok(());
     }
     let assumed = !whole_log && settings.projection.announces_views() && views.position().await? > 0;
-    views.generations().settle_first(whole_log, assumed).await.map(drop)
+    views.generations().settle_first(settings.partition, whole_log, assumed).await.map(drop)
 }
 
 /// What [`batch::plan`] reads of a delivery.

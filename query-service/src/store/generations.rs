@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use shared_events::Partition;
+
 use super::models::ReadModel;
 use super::operation::{bounded, is_duplicate_key, StoreError};
 
@@ -67,9 +69,13 @@ pub struct Pointer {
     pub revision: i64,
     #[serde(default)]
     pub switched_at: Option<DateTime>,
-    /// Whether the first generation holds the log from its start; `None` until the store's first checkpoint.
+    /// Whether the first generation holds the log from its start; `None` until every partition has handled its
+    /// first checkpoint (or one said no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_complete: Option<bool>,
+    /// Until then, what each partition's first checkpoint said, by [`Partition::key`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_partitions: BTreeMap<String, bool>,
 }
 
 /// A generation being built, with its progress.
@@ -98,6 +104,7 @@ impl Pointer {
             revision: 0,
             switched_at: None,
             first_complete: None,
+            first_partitions: BTreeMap::new(),
         }
     }
 
@@ -197,22 +204,38 @@ impl Generations {
         pointer.holds_whole_log(&pointer.active, &self.first())
     }
 
-    /// Records, once, whether the first generation holds the log from its start: what the first checkpoint the
-    /// store handles says (`whole_log`), or `assumed` (see the module's notes). An answer already recorded stays.
-    pub async fn settle_first(&self, whole_log: bool, assumed: bool) -> Result<Pointer, StoreError> {
+    /// Records, once per partition, whether `partition`'s queue held the log from its start: what the first
+    /// checkpoint the partition handles says (`whole_log`), or `assumed` (see the module's notes); and once every
+    /// partition has answered — or one said no — whether the first generation holds the log from its start. Each
+    /// partition gets its own copy of the marker that says so: one partition's copy says nothing of another's
+    /// queue, which may have been purged before anyone consumed it. An answer already recorded stays.
+    pub async fn settle_first(
+        &self,
+        partition: Partition,
+        whole_log: bool,
+        assumed: bool,
+    ) -> Result<Pointer, StoreError> {
         loop {
             let seen = self.load().await?;
-            if seen.first_complete.is_some() {
+            if seen.first_complete.is_some() || seen.first_partitions.contains_key(&partition.key()) {
                 return Ok(seen);
             }
             let complete = whole_log || assumed;
-            match self.compare_and_set(&seen, Pointer { first_complete: Some(complete), ..seen.clone() }).await {
+            let mut next = seen.clone();
+            next.first_partitions.insert(partition.key(), complete);
+            next.first_complete = first_settled(&next.first_partitions, partition.count);
+            if next.first_complete.is_some() {
+                next.first_partitions.clear();
+            }
+            match self.compare_and_set(&seen, next).await {
                 Ok(pointer) => {
                     tracing::info!(
                         read_model = self.model.name,
+                        %partition,
                         complete,
                         assumed = assumed && !whole_log,
-                        "recorded whether the read model's first generation holds the log from its start"
+                        first_complete = ?pointer.first_complete,
+                        "recorded whether the read model's partition held the log from its start"
                     );
                     return Ok(pointer);
                 }
@@ -393,9 +416,29 @@ impl Generations {
     }
 }
 
+/// Whether the first generation holds the log from its start, from what the first checkpoint of each of `count`
+/// partitions said: no as soon as one said no, yes once all said yes, `None` until then.
+fn first_settled(answers: &BTreeMap<String, bool>, count: u16) -> Option<bool> {
+    if answers.values().any(|complete| !complete) {
+        return Some(false);
+    }
+    Partition::all(count).all(|partition| answers.contains_key(&partition.key())).then_some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_generation_is_whole_once_every_partition_said_so_and_not_once_one_said_no() {
+        let answers = |pairs: &[(&str, bool)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        assert_eq!(first_settled(&answers(&[("0of1", true)]), 1), Some(true));
+        assert_eq!(first_settled(&answers(&[("0of1", false)]), 1), Some(false));
+        assert_eq!(first_settled(&answers(&[("0of2", true)]), 2), None, "partition 1 has not answered");
+        assert_eq!(first_settled(&answers(&[("0of2", true), ("1of2", true)]), 2), Some(true));
+        assert_eq!(first_settled(&answers(&[("1of2", false)]), 2), Some(false), "one no is enough");
+        assert_eq!(first_settled(&answers(&[("0of3", true), ("1of2", true)]), 2), None, "another split's answer");
+    }
     use crate::store::models::ORDER_VIEWS;
 
     const COLLECTION: &str = ORDER_VIEWS.collection;

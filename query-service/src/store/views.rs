@@ -307,7 +307,7 @@ impl Views {
     /// the projector catches the read model up from the event feed (decision 0018).
     pub async fn mark_catch_up(&self, partition: Partition) -> Result<(), StoreError> {
         let durable = self.database.collection_with_options::<Document>(POSITIONS, durable_in(&self.database));
-        let field = format!("catchUp.{}", partition_key(partition));
+        let field = format!("catchUp.{}", partition.key());
         let update = durable
             .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: true } })
             .with_options(UpdateOptions::builder().upsert(true).build());
@@ -319,8 +319,7 @@ impl Views {
     pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };
-        let pending =
-            found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition_key(partition)).unwrap_or(false));
+        let pending = found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition.key()).unwrap_or(false));
         Ok(pending.then(|| stored_position(&found, partition).unwrap_or(0)))
     }
 
@@ -339,7 +338,7 @@ impl Views {
 
     /// Records that `partition` was caught up from the event feed.
     pub async fn caught_up(&self, partition: Partition) -> Result<(), StoreError> {
-        let field = format!("catchUp.{}", partition_key(partition));
+        let field = format!("catchUp.{}", partition.key());
         bounded(self.positions.update_one(doc! { "_id": self.model.collection }, doc! { "$unset": { field: "" } }))
             .await
             .map(drop)
@@ -353,9 +352,7 @@ impl Views {
         let stored = |partition| found.get_document("partitions").ok().and_then(|p| p.get_i64(&partition).ok());
         Ok(match self.partitions {
             1 => found.get_i64("position").unwrap_or(0),
-            count => {
-                Partition::all(count).map(|partition| stored(partition_key(partition)).unwrap_or(0)).min().unwrap_or(0)
-            }
+            count => Partition::all(count).map(|partition| stored(partition.key()).unwrap_or(0)).min().unwrap_or(0),
         })
     }
 
@@ -457,27 +454,23 @@ pub fn list_query(filter: &ListFilter, after: Option<&ListCursor>) -> (Document,
     (query, doc! { "listKey": -1 })
 }
 
-/// The field of the positions document that holds `partition`'s position: `position` when the queue is not
-/// split, else `partitions.<index>of<count>` (the count in the key, so a changed split starts afresh).
 /// The position of `partition` in the read model's positions document `found`.
 fn stored_position(found: &Document, partition: Partition) -> Option<i64> {
     if partition.is_split() {
-        found.get_document("partitions").ok().and_then(|p| p.get_i64(partition_key(partition)).ok())
+        found.get_document("partitions").ok().and_then(|p| p.get_i64(partition.key()).ok())
     } else {
         found.get_i64("position").ok()
     }
 }
 
+/// The field of the positions document that holds `partition`'s position: `position` when the queue is not
+/// split, else `partitions.<index>of<count>`.
 fn position_field(partition: Partition) -> String {
     if partition.is_split() {
-        format!("partitions.{}", partition_key(partition))
+        format!("partitions.{}", partition.key())
     } else {
         "position".to_owned()
     }
-}
-
-fn partition_key(partition: Partition) -> String {
-    format!("{}of{}", partition.index, partition.count)
 }
 
 #[cfg(test)]

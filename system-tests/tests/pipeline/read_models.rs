@@ -439,6 +439,65 @@ async fn read_models_of_a_log_that_nothing_was_published_from_yet_hold_it_whole_
     app.stop().await;
 }
 
+/// With the queues split, each partition gets a copy of the marker that tells a read model its queue holds the whole
+/// log. A partition's queue purged before any replica consumed it lost its copy and its events; the other partition's
+/// copy must not vouch for the whole store: the summary builds itself and never answers 200 without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_purged_before_it_was_first_consumed_does_not_hold_the_whole_log_for_the_other() {
+    use crate::helpers::{amqp_url, free_port, query_service_command, ChildProcess, CommandFirst, Names};
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    // A replica that runs the order views alone declares every read model's queues: the summary's fill unconsumed.
+    let _views = query_service_command(&names, free_port())
+        .env("PROJECTIONS", "orders")
+        .env("PROJECTOR_PARTITIONS", "2")
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts");
+    let (http, orders) = (command.http(), command.command_url("/commands/orders"));
+    for _ in 0..6 {
+        crate::helpers::place_order_at(&http, &orders, "purged").await;
+    }
+    // Once the relay has told the summary that its queues hold the whole log, the marker saying so is in both.
+    let pool = sqlx::PgPool::connect(&names.database_url()).await.expect("pool");
+    eventually(Duration::from_secs(30), || async {
+        let told: bool =
+            sqlx::query_scalar("select not whole_log_pending from read_model_delivery where name = 'customer-summary'")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+        told.then_some(())
+    })
+    .await;
+    pool.close().await;
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await.expect("amqp");
+    let queue = format!("{}.customer-summary.1", names.queue);
+    // A passive declare of a queue not declared yet closes its channel: a new one each time.
+    let channel = eventually(Duration::from_secs(30), || async {
+        let channel = connection.create_channel().await.ok()?;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await.ok()?;
+        (declared.message_count() > 0).then_some(channel)
+    })
+    .await;
+    channel.queue_purge(queue.as_str().into(), Default::default()).await.expect("purged");
+    let _ = connection.close(200, "purged".into()).await;
+
+    let app = command.then_query(&mongodb_uri(), |query, _| query.projector_partitions = 2).await;
+    // Partition 0 handles the marker that says "whole log" first: partition 1 has nothing until the next order.
+    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
+    eventually(Duration::from_secs(30), || async {
+        let found = positions.find_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.ok()??;
+        found.get_document("partitions").ok()?.contains_key("0of2").then_some(())
+    })
+    .await;
+    let last = app.place_order_answer("purged").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/purged/summary?minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 7).await;
+    app.stop().await;
+}
+
 /// A customer whose only order the summary's projection dead-lettered: "no orders" would hide the gap. The read
 /// at the order's position names it instead.
 #[tokio::test]
