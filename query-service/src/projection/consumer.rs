@@ -393,7 +393,8 @@ async fn handle_batch(
 /// Records, the first time the partition handles a checkpoint, whether its queue held the log from its start (and
 /// so, once every partition has, whether the first generation does): the checkpoint says so (`whole_log`), or the
 /// read model is the order views and its store already has a position (kept by a release before this record
-/// existed, which delivered every event to them). One cached pointer read once it is known.
+/// existed, which delivered every event to them) and no lost pointer (see below). One cached pointer read once it is
+/// known.
 async fn settle_first_generation(
     settings: &ConsumerSettings,
     views: &Views,
@@ -403,7 +404,11 @@ async fn settle_first_generation(
     if cached.first_complete.is_some() || cached.first_partitions.contains_key(&settings.partition.key()) {
         return Ok(());
     }
-    let assumed = !whole_log && settings.projection.announces_views() && views.position().await? > 0;
+    let assumed = !whole_log && settings.projection.announces_views() && views.position().await? > 0 && {
+        // A pointer made anew (none of its rebuilds recorded) beside generations a rebuild made was lost: the first
+        // generation it names may have stopped taking writes long ago.
+        cached.created > 0 || !views.holds_rebuilt_generations().await?
+    };
     views.generations().settle_first(settings.partition, whole_log, assumed).await.map(drop)
 }
 

@@ -362,6 +362,13 @@ impl Views {
         bounded(self.generation_for_loading(generation).create_indexes(models)).await.map(drop)
     }
 
+    /// Whether the store holds a generation a rebuild made (`<collection>_v<n>`), named by the pointer or not.
+    pub async fn holds_rebuilt_generations(&self) -> Result<bool, StoreError> {
+        let stem = format!("{}_v", self.model.collection);
+        let names = bounded(self.database.list_collection_names()).await?;
+        Ok(names.iter().any(|name| name.strip_prefix(&stem).is_some_and(|n| n.parse::<u32>().is_ok())))
+    }
+
     /// Drops a generation's collection.
     pub async fn drop_generation(&self, generation: &str) -> Result<(), StoreError> {
         bounded(self.generation_for_loading(generation).drop()).await
