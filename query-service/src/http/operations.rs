@@ -89,15 +89,25 @@ fn probe(state: &AppState) -> Probe {
 }
 
 /// Why readiness is degraded while a read model does not hold the log from its start (it vouches for no position
-/// and is being built, or cannot be: decision 0019); `None` when every one does, or is not known not to yet.
+/// and is being built, or cannot be: decision 0019), or has a position but no record of whether it does (its
+/// pointer lost: the next checkpoint settles it); `None` when every one does, or has handled no checkpoint yet.
 async fn building(read_models: &[crate::store::Views]) -> Option<String> {
     let mut reasons = Vec::new();
     for views in read_models {
         let Ok(pointer) = views.generations().current().await else { continue };
-        if views.generations().active_complete(&pointer) || pointer.first_complete.is_none() {
+        if views.generations().active_complete(&pointer) {
             continue;
         }
         let name = views.model().name;
+        if pointer.first_complete.is_none() {
+            if views.position().await.is_ok_and(|position| position > 0) {
+                reasons.push(format!(
+                    "{name} has a position but no record of whether it holds the log from its start (its pointer \
+                     was lost?); the next checkpoint it handles settles it"
+                ));
+            }
+            continue;
+        }
         reasons.push(match &pointer.building {
             Some(build) => {
                 format!("{name} is being built from the event log ({} of {} events)", build.replayed, build.total)

@@ -522,3 +522,24 @@ async fn a_summary_whose_only_order_was_dead_lettered_names_the_gap_instead_of_a
     assert_eq!(body["metadata"]["missingPositions"], serde_json::json!([position]), "{body}");
     app.stop().await;
 }
+
+/// A read model's pointer lost while no order comes: its reads at a position answer 202 (nothing says its first
+/// generation holds the log), so readiness must not say "ready" meanwhile.
+#[tokio::test]
+async fn a_read_model_that_cannot_vouch_for_its_position_is_named_by_readiness_while_nothing_flows() {
+    let app = TestApp::spawn().await;
+    let last = app.place_order_answer("idle").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/idle/summary?minPosition={last}&waitMs=20000"));
+    assert_eq!(app.get_json(&url).await["data"]["orders"], 1);
+    let pointers = app.mongo.collection::<mongodb::bson::Document>("read_model_generations");
+    pointers.delete_one(mongodb::bson::doc! { "_id": "customer-summary" }).await.expect("deleted");
+
+    let ready = app.query_url("/health/ready");
+    let body = eventually(Duration::from_secs(20), || async {
+        let body: Value = app.http.get(&ready).send().await.ok()?.json().await.ok()?;
+        body["reasons"]["building"].as_str().is_some_and(|r| r.contains("customer-summary")).then_some(body)
+    })
+    .await;
+    assert_eq!(body["status"], "degraded", "{body}");
+    app.stop().await;
+}
