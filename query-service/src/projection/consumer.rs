@@ -407,7 +407,7 @@ async fn settle_first_generation(
     let assumed = !whole_log && settings.projection.announces_views() && views.position().await? > 0 && {
         // A pointer made anew (none of its rebuilds recorded) beside generations a rebuild made was lost: the first
         // generation it names may have stopped taking writes long ago.
-        cached.created > 0 || !views.holds_rebuilt_generations().await?
+        cached.created > 0 || views.newest_rebuilt_generation().await? == 0
     };
     views.generations().settle_first(settings.partition, whole_log, assumed).await.map(drop)
 }

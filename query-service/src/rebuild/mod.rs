@@ -177,7 +177,8 @@ impl Rebuilder {
     /// Claims the next generation (fails if a live rebuild holds one).
     pub async fn claim(&self) -> Result<String, RebuildError> {
         let head = self.feed.head().await.map_err(RebuildError::Feed)?;
-        let pointer = self.views.generations().begin_build(head).await?;
+        let newest = self.views.newest_rebuilt_generation().await?;
+        let pointer = self.views.generations().begin_build(head, newest).await?;
         Ok(pointer.building.map(|b| b.name).unwrap_or_default())
     }
 

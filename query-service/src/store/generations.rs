@@ -302,21 +302,31 @@ impl Generations {
         }
     }
 
-    /// Claims the next generation for a rebuild, unless one is being built by a builder that is still alive.
-    pub async fn begin_build(&self, total: i64) -> Result<Pointer, PointerError> {
-        let seen = self.load().await?;
-        if let Some(build) = &seen.building {
-            let stale = DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis();
-            if stale < BUILD_STALE_AFTER.as_millis() as i64 {
-                return Err(PointerError::Building(build.name.clone()));
+    /// Claims the next generation for a rebuild, unless one is being built by a builder that is still alive. Its
+    /// name is past `newest`, the highest generation number the store holds: a pointer made anew (the old one lost)
+    /// counts from 0 again, and a builder may still be writing to a generation it does not know.
+    /// A change of the pointer meanwhile that claims nothing (a partition recording its first answer, say) is no
+    /// reason to refuse: the claim is tried again on the pointer as it is then.
+    pub async fn begin_build(&self, total: i64, newest: i64) -> Result<Pointer, PointerError> {
+        let mut attempts = 0;
+        loop {
+            let seen = self.load().await?;
+            if let Some(build) = &seen.building {
+                let stale = DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis();
+                if stale < BUILD_STALE_AFTER.as_millis() as i64 {
+                    return Err(PointerError::Building(build.name.clone()));
+                }
+                tracing::warn!(generation = %build.name, "replacing an abandoned rebuild");
             }
-            tracing::warn!(generation = %build.name, "replacing an abandoned rebuild");
+            let created = seen.created.max(newest) + 1;
+            let now = DateTime::now();
+            let name = self.model.generation_name(created);
+            let build = Build { name, started_at: now, heartbeat_at: now, replayed: 0, total };
+            match self.compare_and_set(&seen, Pointer { building: Some(build), created, ..seen.clone() }).await {
+                Err(PointerError::Raced) if attempts < 5 => attempts += 1,
+                claimed => return claimed,
+            }
         }
-        let created = seen.created + 1;
-        let now = DateTime::now();
-        let name = self.model.generation_name(created);
-        let build = Build { name, started_at: now, heartbeat_at: now, replayed: 0, total };
-        self.compare_and_set(&seen, Pointer { building: Some(build), created, ..seen.clone() }).await
     }
 
     /// Records a rebuild's progress (and that its builder is alive).

@@ -362,11 +362,12 @@ impl Views {
         bounded(self.generation_for_loading(generation).create_indexes(models)).await.map(drop)
     }
 
-    /// Whether the store holds a generation a rebuild made (`<collection>_v<n>`), named by the pointer or not.
-    pub async fn holds_rebuilt_generations(&self) -> Result<bool, StoreError> {
+    /// The highest `n` of the generations a rebuild made that the store holds (`<collection>_v<n>`), named by the
+    /// pointer or not; 0 when it holds none.
+    pub async fn newest_rebuilt_generation(&self) -> Result<i64, StoreError> {
         let stem = format!("{}_v", self.model.collection);
         let names = bounded(self.database.list_collection_names()).await?;
-        Ok(names.iter().any(|name| name.strip_prefix(&stem).is_some_and(|n| n.parse::<u32>().is_ok())))
+        Ok(names.iter().filter_map(|name| name.strip_prefix(&stem)?.parse::<i64>().ok()).max().unwrap_or(0))
     }
 
     /// Drops a generation's collection.

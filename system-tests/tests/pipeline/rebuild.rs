@@ -600,3 +600,24 @@ async fn a_pointer_lost_after_a_rebuild_does_not_vouch_for_the_generation_the_re
     assert_eq!(listed, 6);
     app.stop().await;
 }
+
+/// A pointer made anew (the old one lost) counts its generations from 0 again: the next rebuild must not take the
+/// name of a generation the store still holds — a builder still running under that name would switch to the other
+/// one's half-built collection, and reads would be served from it.
+#[tokio::test]
+async fn a_rebuild_after_the_pointer_was_lost_takes_a_generation_name_no_collection_has() {
+    let app = TestApp::spawn().await;
+    app.place_order("renamed").await;
+    app.caught_up().await;
+    let first = app.rebuild().await;
+    let pointers = app.mongo.collection::<Document>("read_model_generations");
+    pointers.delete_one(doc! { "_id": "orders" }).await.expect("deleted");
+    // Past the pointer's cache.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let response = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rebuild").await;
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let started: Value = response.json().await.expect("json");
+    let second = started["generation"].as_str().expect("generation");
+    assert_ne!(second, first, "the name of a collection the store holds");
+    app.stop().await;
+}
