@@ -43,17 +43,20 @@ impl AtPosition {
         if let Some(waited) = waited {
             state.metrics.waited(waited.reached, waited.took);
         }
-        let pointer = if position >= min_position {
+        let (pointer, positions_kept) = if position >= min_position {
             // Vouching for the position takes the pointer as it is now, not as cached: whichever replica handled
             // the checkpoint that brought the position here recorded whether the first generation holds the whole
             // log before announcing it, and a store lost meanwhile (its pointer with it) has its position written
-            // anew past what it lost while a cached pointer still says it holds the log.
-            views.generations().load().await
+            // anew past what it lost while a cached pointer still says it holds the log. And the stored positions:
+            // one gone under a surviving pointer means the store lost what it held; the consumer that finds out
+            // records it within a second, before it writes the position anew.
+            let (pointer, kept) = tokio::join!(views.generations().load(), views.holds_every_position());
+            (pointer, kept.map_err(ApiError::Unavailable)?)
         } else {
-            views.generations().current().await
-        }
-        .map_err(ApiError::Unavailable)?;
-        if !views.generations().active_complete(&pointer) {
+            (views.generations().current().await, true)
+        };
+        let pointer = pointer.map_err(ApiError::Unavailable)?;
+        if !views.generations().active_complete(&pointer) || !positions_kept {
             let building = pointer.building.map_or_else(Building::default, |build| Building {
                 generation: Some(build.name),
                 replayed: build.replayed,

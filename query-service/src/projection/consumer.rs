@@ -194,7 +194,7 @@ pub(super) async fn consume(
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
         let stored = match position {
-            Some(position) => store_position(views, settings.partition, position).await.is_ok(),
+            Some(position) => store_position(views, settings.partition, position, false).await.is_ok(),
             None => true,
         };
         if let (true, Some(last)) = (stored, last) {
@@ -237,7 +237,7 @@ async fn settle(
 ) -> lapin::Result<bool> {
     let (position, last) = held.take();
     if let Some(position) = position {
-        let store = || store_position(views, partition, position);
+        let store = || store_position(views, partition, position, false);
         if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
@@ -253,7 +253,16 @@ async fn settle(
 /// store that lost what it held, pointer and all, while this consumer's cached pointer still said it held the log.
 /// The pointer is then read again and, where it says nothing of this partition, the partition recorded as not
 /// having held the log (decision 0019): the read model builds itself rather than vouch for a position that jumped.
-async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
+///
+/// Any position but a partition's first (`first`) finds the one stored before: when it is gone, the store lost its
+/// positions under a surviving pointer (and presumably its documents), and the generations written to now are
+/// recorded as lacking events before the position is written anew — reads do not vouch for them again, and the read
+/// model builds itself.
+async fn store_position(views: &Views, partition: Partition, position: i64, first: bool) -> Result<(), StoreError> {
+    if !first && views.partition_position(partition).await?.is_none() {
+        tracing::warn!(%partition, read_model = views.model().name, "the partition's stored position is gone");
+        views.generations().record_lacking().await?;
+    }
     if views.advance_position(partition, position).await? {
         views.generations().settle_first(partition, false, false).await?;
     }
@@ -374,7 +383,7 @@ async fn handle_batch(
             // The first marker this partition handles starts its chain (decision 0023): its position is stored
             // before it is announced, not with the batch's ack, so that a process that dies in between leaves the
             // start of the chain behind, and a queue emptied afterwards is found out by the next marker.
-            let store = || store_position(views, settings.partition, through);
+            let store = || store_position(views, settings.partition, through, true);
             if with_retries(shutdown, "recording the partition's first position", store).await.is_none() {
                 return Ok(None);
             }

@@ -227,7 +227,8 @@ impl Rebuilder {
             }
             // `abandon_stale` has just read the pointer: this is its cached copy.
             let Ok(pointer) = generations.current().await else { continue };
-            let incomplete = pointer.first_complete == Some(false) && !generations.active_complete(&pointer);
+            let known = pointer.first_complete.is_some() || !pointer.lacking.is_empty();
+            let incomplete = known && !generations.active_complete(&pointer);
             if !builds || !incomplete || pointer.building.is_some() {
                 continue;
             }

@@ -76,6 +76,10 @@ pub struct Pointer {
     /// Until then, what each partition's first checkpoint said, by [`Partition::key`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub first_partitions: BTreeMap<String, bool>,
+    /// Generations known to lack events: live when the store lost the positions (and with them, presumably, the
+    /// documents) while the pointer survived. None of them vouches for a position again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lacking: Vec<String>,
 }
 
 /// A generation being built, with its progress.
@@ -105,13 +109,15 @@ impl Pointer {
             switched_at: None,
             first_complete: None,
             first_partitions: BTreeMap::new(),
+            lacking: Vec::new(),
         }
     }
 
     /// Whether `generation` holds the log from its start, so that it may vouch for a position: one a rebuild made
-    /// (any but the first, `first`), or the first once known complete.
+    /// (any but the first, `first`), or the first once known complete — and none known to lack events since.
     pub fn holds_whole_log(&self, generation: &str, first: &str) -> bool {
-        generation != first || self.first_complete == Some(true)
+        !self.lacking.iter().any(|lacking| lacking == generation)
+            && (generation != first || self.first_complete == Some(true))
     }
 
     /// Every generation the projector writes to, in write order: building, active, rejoining.
@@ -299,6 +305,33 @@ impl Generations {
                 Ok(stored) if stored == next => Ok(next),
                 _ => Err(err.into()),
             },
+        }
+    }
+
+    /// Records that the generations written to now (active, rejoining) lack events: the store lost its positions
+    /// while this pointer survived (decision 0019). The read model then builds itself again.
+    pub async fn record_lacking(&self) -> Result<Pointer, StoreError> {
+        loop {
+            let seen = self.load().await?;
+            let mut next = seen.clone();
+            for generation in std::iter::once(&seen.active).chain(seen.rejoining.as_ref()) {
+                if !next.lacking.contains(generation) {
+                    next.lacking.push(generation.clone());
+                }
+            }
+            if next == seen {
+                return Ok(seen);
+            }
+            match self.compare_and_set(&seen, next).await {
+                Ok(pointer) => {
+                    tracing::warn!(read_model = self.model.name, lacking = ?pointer.lacking,
+                        "the store lost its positions under a surviving pointer: its generations lack events");
+                    return Ok(pointer);
+                }
+                Err(PointerError::Raced) => continue,
+                Err(PointerError::Store(err)) => return Err(err),
+                Err(other) => return Err(StoreError::Refused(other.to_string())),
+            }
         }
     }
 

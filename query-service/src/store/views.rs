@@ -344,6 +344,14 @@ impl Views {
             .map(drop)
     }
 
+    /// Whether the positions document holds a position for every partition: a partition's first position is stored
+    /// before it is announced, so one missing while the read model has a position was lost.
+    pub async fn holds_every_position(&self) -> Result<bool, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        let Some(found) = found else { return Ok(false) };
+        Ok(Partition::all(self.partitions).all(|partition| stored_position(&found, partition).is_some()))
+    }
+
     /// The position of these views: every event up to it has been applied (0 before the first checkpoint), the
     /// lowest of the partitions' when the queue is split (0 until each has one).
     pub async fn position(&self) -> Result<i64, StoreError> {

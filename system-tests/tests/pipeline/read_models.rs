@@ -543,3 +543,26 @@ async fn a_read_model_that_cannot_vouch_for_its_position_is_named_by_readiness_w
     assert_eq!(body["status"], "degraded", "{body}");
     app.stop().await;
 }
+
+/// The summary's documents and positions lost while its generation pointer survives (a restore of some collections
+/// and not others): the pointer still says its generation holds the whole log, and the position written anew would
+/// vouch for it. A read does not vouch while a partition's stored position is gone, and the consumer that finds it
+/// gone records the generation as lacking events before it writes the position again: the read model builds itself.
+#[tokio::test]
+async fn documents_and_positions_lost_under_a_surviving_pointer_are_built_again_before_a_read_answers_200() {
+    let app = TestApp::spawn().await;
+    let mut last = 0;
+    for _ in 0..3 {
+        last = app.place_order_answer("half-lost").await["position"].as_i64().expect("position");
+    }
+    let url = app.query_url(&format!("/queries/customers/half-lost/summary?minPosition={last}&waitMs=20000"));
+    assert_eq!(app.get_json(&url).await["data"]["orders"], 3);
+
+    app.mongo.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
+    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
+    positions.delete_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.expect("deleted");
+    let last = app.place_order_answer("half-lost").await["position"].as_i64().expect("position");
+    let url = app.query_url(&format!("/queries/customers/half-lost/summary?minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    app.stop().await;
+}
