@@ -298,21 +298,19 @@ async fn first_answer_vouched_for(
     .await
 }
 
-/// A read model whose store lost what it held (its database restored empty, its collections dropped) while the log
-/// goes on: its position would jump to the next checkpoint. It must not vouch for positions until it is built again
-/// from the log, and it builds itself.
-#[tokio::test]
-async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_itself_from_the_log() {
-    let app = TestApp::spawn().await;
+/// Places three orders of `customer` and waits until its summary at the last one's position holds them.
+async fn three_orders_in_the_summary(app: &TestApp, customer: &str) {
     let mut last = 0;
     for _ in 0..3 {
-        last = app.place_order_answer("lost-store").await["position"].as_i64().expect("position");
+        last = app.place_order_answer(customer).await["position"].as_i64().expect("position");
     }
-    let url = app.query_url(&format!("/queries/customers/lost-store/summary?minPosition={last}&waitMs=20000"));
+    let url = app.query_url(&format!("/queries/customers/{customer}/summary?minPosition={last}&waitMs=20000"));
     let summary = app.get_json(&url).await;
     assert_eq!(summary["data"]["orders"], 3, "{summary}");
+}
 
-    // The summary's store is lost: every generation, its pointer, its position and its gaps.
+/// Loses the customer summary's store: every generation (and its gaps), its pointer and its position.
+async fn lose_the_summary_store(app: &TestApp) {
     for name in app.mongo.list_collection_names().await.expect("collections") {
         if name.starts_with("customer_orders") {
             app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
@@ -324,6 +322,17 @@ async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_its
         let filter = mongodb::bson::doc! { "_id": id };
         app.mongo.collection::<mongodb::bson::Document>(collection).delete_many(filter).await.expect("deleted");
     }
+}
+
+/// A read model whose store lost what it held (its database restored empty, its collections dropped) while the log
+/// goes on: its position would jump to the next checkpoint. It must not vouch for positions until it is built again
+/// from the log, and it builds itself.
+#[tokio::test]
+async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_itself_from_the_log() {
+    let app = TestApp::spawn().await;
+    three_orders_in_the_summary(&app, "lost-store").await;
+
+    lose_the_summary_store(&app).await;
     // The pointer is cached for a second: the projector reads it again before the next order.
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     let last = app.place_order_answer("lost-store").await["position"].as_i64().expect("position");
@@ -339,24 +348,9 @@ async fn a_read_model_that_lost_its_documents_answers_202_until_it_has_built_its
 #[tokio::test]
 async fn a_read_right_after_its_store_was_lost_does_not_vouch_from_a_cached_pointer() {
     let app = TestApp::spawn().await;
-    let mut last = 0;
-    for _ in 0..3 {
-        last = app.place_order_answer("lost-now").await["position"].as_i64().expect("position");
-    }
-    let url = app.query_url(&format!("/queries/customers/lost-now/summary?minPosition={last}&waitMs=20000"));
-    assert_eq!(app.get_json(&url).await["data"]["orders"], 3);
+    three_orders_in_the_summary(&app, "lost-now").await;
 
-    for name in app.mongo.list_collection_names().await.expect("collections") {
-        if name.starts_with("customer_orders") {
-            app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
-        }
-    }
-    for (collection, id) in
-        [("read_model_generations", "customer-summary"), ("read_model_positions", "customer_orders")]
-    {
-        let filter = mongodb::bson::doc! { "_id": id };
-        app.mongo.collection::<mongodb::bson::Document>(collection).delete_many(filter).await.expect("deleted");
-    }
+    lose_the_summary_store(&app).await;
     let last = app.place_order_answer("lost-now").await["position"].as_i64().expect("position");
     let url = app.query_url(&format!("/queries/customers/lost-now/summary?minPosition={last}&waitMs=2000"));
     let summary = first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
@@ -551,12 +545,7 @@ async fn a_read_model_that_cannot_vouch_for_its_position_is_named_by_readiness_w
 #[tokio::test]
 async fn documents_and_positions_lost_under_a_surviving_pointer_are_built_again_before_a_read_answers_200() {
     let app = TestApp::spawn().await;
-    let mut last = 0;
-    for _ in 0..3 {
-        last = app.place_order_answer("half-lost").await["position"].as_i64().expect("position");
-    }
-    let url = app.query_url(&format!("/queries/customers/half-lost/summary?minPosition={last}&waitMs=20000"));
-    assert_eq!(app.get_json(&url).await["data"]["orders"], 3);
+    three_orders_in_the_summary(&app, "half-lost").await;
 
     app.mongo.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
     let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
