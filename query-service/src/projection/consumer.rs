@@ -194,7 +194,7 @@ pub(super) async fn consume(
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
         let stored = match position {
-            Some(position) => store_position(views, settings.partition, position, false).await.is_ok(),
+            Some(position) => store_position(views, settings.partition, position).await.is_ok(),
             None => true,
         };
         if let (true, Some(last)) = (stored, last) {
@@ -237,7 +237,7 @@ async fn settle(
 ) -> lapin::Result<bool> {
     let (position, last) = held.take();
     if let Some(position) = position {
-        let store = || store_position(views, partition, position, false);
+        let store = || store_position(views, partition, position);
         if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
@@ -248,25 +248,30 @@ async fn settle(
     Ok(true)
 }
 
-/// Stores `position` of `partition`. When that creates the read model's positions document, the store had no
-/// position: its first checkpoint (whether the first generation holds the whole log was recorded with it), or a
-/// store that lost what it held, pointer and all, while this consumer's cached pointer still said it held the log.
-/// The pointer is then read again and, where it says nothing of this partition, the partition recorded as not
-/// having held the log (decision 0019): the read model builds itself rather than vouch for a position that jumped.
-///
-/// Any position but a partition's first (`first`) finds the one stored before: when it is gone, the store lost its
-/// positions under a surviving pointer (and presumably its documents), and the generations written to now are
-/// recorded as lacking events before the position is written anew — reads do not vouch for them again, and the read
-/// model builds itself.
-async fn store_position(views: &Views, partition: Partition, position: i64, first: bool) -> Result<(), StoreError> {
-    if !first && views.partition_position(partition).await?.is_none() {
-        tracing::warn!(%partition, read_model = views.model().name, "the partition's stored position is gone");
-        views.generations().record_lacking().await?;
-    }
+/// Stores `position` of `partition`. Where the store holds no position of it, this is either the partition's
+/// first, or one the store lost (its positions and presumably its documents: a database restored from an older
+/// backup, collections dropped by hand) — whether the query side ran on meanwhile or was down. The pointer tells
+/// them apart (it records each partition that has had a position stored), and before the position is written:
+/// - a lost one: the generations written to now are recorded as lacking events (decision 0019); reads do not vouch
+///   for them again, and the read model builds itself;
+/// - where the pointer says nothing of whether the partition held the log from its start (the pointer was lost
+///   with the store, or is new), the partition is recorded as not having held it: the read model builds itself
+///   rather than vouch for a position that jumped.
+async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
+    let generations = views.generations();
     if views.advance_position(partition, position).await? {
-        views.generations().settle_first(partition, false, false).await?;
+        // A pointer from before partitions were recorded learns of this one (from its cached copy, mostly).
+        if !generations.current().await?.positioned.contains(&partition.key()) {
+            generations.record_positioned(partition).await?;
+        }
+        return Ok(());
     }
-    Ok(())
+    if generations.record_positioned(partition).await? {
+        tracing::warn!(%partition, read_model = views.model().name, "the partition's stored position is gone");
+        generations.record_lacking().await?;
+    }
+    generations.settle_first(partition, false, false).await?;
+    views.store_first_position(partition, position).await
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A
@@ -383,7 +388,7 @@ async fn handle_batch(
             // The first marker this partition handles starts its chain (decision 0023): its position is stored
             // before it is announced, not with the batch's ack, so that a process that dies in between leaves the
             // start of the chain behind, and a queue emptied afterwards is found out by the next marker.
-            let store = || store_position(views, settings.partition, through, true);
+            let store = || store_position(views, settings.partition, through);
             if with_retries(shutdown, "recording the partition's first position", store).await.is_none() {
                 return Ok(None);
             }

@@ -80,6 +80,9 @@ pub struct Pointer {
     /// documents) while the pointer survived. None of them vouches for a position again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lacking: Vec<String>,
+    /// Partitions, by [`Partition::key`], that have had a position stored: one found without it was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub positioned: Vec<String>,
 }
 
 /// A generation being built, with its progress.
@@ -110,6 +113,7 @@ impl Pointer {
             first_complete: None,
             first_partitions: BTreeMap::new(),
             lacking: Vec::new(),
+            positioned: Vec::new(),
         }
     }
 
@@ -221,35 +225,32 @@ impl Generations {
         whole_log: bool,
         assumed: bool,
     ) -> Result<Pointer, StoreError> {
-        loop {
-            let seen = self.load().await?;
-            if seen.first_complete.is_some() || seen.first_partitions.contains_key(&partition.key()) {
-                return Ok(seen);
-            }
-            let complete = whole_log || assumed;
-            let mut next = seen.clone();
-            next.first_partitions.insert(partition.key(), complete);
-            next.first_complete = first_settled(&next.first_partitions, partition.count);
-            if next.first_complete.is_some() {
-                next.first_partitions.clear();
-            }
-            match self.compare_and_set(&seen, next).await {
-                Ok(pointer) => {
-                    tracing::info!(
-                        read_model = self.model.name,
-                        %partition,
-                        complete,
-                        assumed = assumed && !whole_log,
-                        first_complete = ?pointer.first_complete,
-                        "recorded whether the read model's partition held the log from its start"
-                    );
-                    return Ok(pointer);
+        let complete = whole_log || assumed;
+        let (before, pointer) = self
+            .change(|seen| {
+                let mut next = seen.clone();
+                if seen.first_complete.is_some() || seen.first_partitions.contains_key(&partition.key()) {
+                    return next;
                 }
-                Err(PointerError::Raced) => continue,
-                Err(PointerError::Store(err)) => return Err(err),
-                Err(other) => return Err(StoreError::Refused(other.to_string())),
-            }
+                next.first_partitions.insert(partition.key(), complete);
+                next.first_complete = first_settled(&next.first_partitions, partition.count);
+                if next.first_complete.is_some() {
+                    next.first_partitions.clear();
+                }
+                next
+            })
+            .await?;
+        if before != pointer {
+            tracing::info!(
+                read_model = self.model.name,
+                %partition,
+                complete,
+                assumed = assumed && !whole_log,
+                first_complete = ?pointer.first_complete,
+                "recorded whether the read model's partition held the log from its start"
+            );
         }
+        Ok(pointer)
     }
 
     /// The pointer, from the cache when it is fresh enough, else read from MongoDB. Never a guess: when it cannot
@@ -308,26 +309,52 @@ impl Generations {
         }
     }
 
-    /// Records that the generations written to now (active, rejoining) lack events: the store lost its positions
-    /// while this pointer survived (decision 0019). The read model then builds itself again.
+    /// Records that `partition` is about to have its first position stored. Returns whether it had one before: the
+    /// store then lost it.
+    pub async fn record_positioned(&self, partition: Partition) -> Result<bool, StoreError> {
+        self.change(|seen| {
+            let mut next = seen.clone();
+            if !seen.positioned.contains(&partition.key()) {
+                next.positioned.push(partition.key());
+            }
+            next
+        })
+        .await
+        .map(|(before, _)| before.positioned.contains(&partition.key()))
+    }
+
+    /// Records that the generations written to now (building, active, rejoining) lack events: the store lost its
+    /// positions while this pointer survived (decision 0019). The read model then builds itself again.
     pub async fn record_lacking(&self) -> Result<Pointer, StoreError> {
+        let (before, pointer) = self
+            .change(|seen| {
+                let mut next = seen.clone();
+                for generation in seen.live() {
+                    if !next.lacking.contains(&generation) {
+                        next.lacking.push(generation);
+                    }
+                }
+                next
+            })
+            .await?;
+        if before != pointer {
+            tracing::warn!(read_model = self.model.name, lacking = ?pointer.lacking,
+                "the store lost its positions under a surviving pointer: its generations lack events");
+        }
+        Ok(pointer)
+    }
+
+    /// Applies `change` to the pointer as stored, until no other change races it; returns the pointer before and
+    /// after (the same when `change` changes nothing).
+    async fn change(&self, change: impl Fn(&Pointer) -> Pointer) -> Result<(Pointer, Pointer), StoreError> {
         loop {
             let seen = self.load().await?;
-            let mut next = seen.clone();
-            for generation in std::iter::once(&seen.active).chain(seen.rejoining.as_ref()) {
-                if !next.lacking.contains(generation) {
-                    next.lacking.push(generation.clone());
-                }
-            }
+            let next = change(&seen);
             if next == seen {
-                return Ok(seen);
+                return Ok((seen.clone(), seen));
             }
             match self.compare_and_set(&seen, next).await {
-                Ok(pointer) => {
-                    tracing::warn!(read_model = self.model.name, lacking = ?pointer.lacking,
-                        "the store lost its positions under a surviving pointer: its generations lack events");
-                    return Ok(pointer);
-                }
+                Ok(pointer) => return Ok((seen, pointer)),
                 Err(PointerError::Raced) => continue,
                 Err(PointerError::Store(err)) => return Err(err),
                 Err(other) => return Err(StoreError::Refused(other.to_string())),

@@ -293,14 +293,22 @@ impl Views {
     }
 
     /// Records that every event of `partition` up to `position` has been applied to these views (never moves
-    /// back). Returns whether that created the positions document: the store had none (its first checkpoint, or
-    /// it lost what it held).
+    /// back), where a position of `partition` is stored already. Returns whether one was: when not, nothing is
+    /// written (see [`Views::store_first_position`]).
     pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
+        let field = position_field(partition);
+        let filter = doc! { "_id": self.model.collection, &field: { "$exists": true } };
+        let update = self.positions.update_one(filter, doc! { "$max": { field: position } });
+        Ok(bounded(update).await?.matched_count == 1)
+    }
+
+    /// Records the position of `partition` where none is stored (creating the positions document if need be).
+    pub async fn store_first_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
         let update = self
             .positions
             .update_one(doc! { "_id": self.model.collection }, doc! { "$max": { position_field(partition): position } })
             .with_options(UpdateOptions::builder().upsert(true).build());
-        Ok(bounded(update).await?.upserted_id.is_some())
+        bounded(update).await.map(drop)
     }
 
     /// Records, durably, that `partition`'s queue was lost while it may have held events: before it consumes again,
