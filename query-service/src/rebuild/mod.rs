@@ -44,20 +44,12 @@ pub const STEP_RETRY_FOR: Duration = Duration::from_secs(20);
 const _: () = assert!(STEP_RETRY_FOR.as_secs() < BUILD_STALE_AFTER.as_secs());
 
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
-/// write to it until it re-reads the pointer).
+/// write to it until it re-reads the pointer). A write already on its way may create it again: the janitor drops
+/// what the pointer has given up on each round ([`Rebuilder::tend`]).
 async fn drop_after_grace(views: &Views, name: &str) {
-    // A write that was already on its way when the pointer changed can create the collection again: drop until it
-    // stays gone (a few rounds at most).
-    for _ in 0..3 {
-        tokio::time::sleep(GRACE).await;
-        if let Err(err) = views.drop_generation(name).await {
-            tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
-            continue;
-        }
-        match views.database().list_collection_names().await {
-            Ok(names) if names.iter().any(|n| n == name) => continue,
-            _ => return,
-        }
+    tokio::time::sleep(GRACE).await;
+    if let Err(err) = views.drop_generation(name).await {
+        tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
     }
 }
 
@@ -200,23 +192,34 @@ impl Rebuilder {
         result
     }
 
-    /// Looks after the read model every [`JANITOR_INTERVAL`] until shutdown, with one read of its pointer: clears a
-    /// rebuild whose builder died (killed mid-rebuild, its process gone: a building generation that has not reported
-    /// for `BUILD_STALE_AFTER` is given up and, after [`GRACE`], dropped), and, when `builds` (this replica can read
-    /// the event feed), starts building the read model from the log when its active generation is known not to hold
-    /// the log from its start and no rebuild runs (a read model added to a deployment whose log already held events,
-    /// or whose store lost what it held; decision 0019). Runs on every replica; the pointer's compare-and-set lets
-    /// one of them win.
+    /// Looks after the read model every [`JANITOR_INTERVAL`] until shutdown, with one read of its pointer:
+    /// - clears a rebuild whose builder died (killed mid-rebuild, its process gone: a building generation that has
+    ///   not reported for `BUILD_STALE_AFTER` is given up);
+    /// - drops the generations the pointer has given up ([`Pointer::given_up`]) that the store still holds: one a
+    ///   rebuild gave up, one a switch let go that a write on its way created again. Collections are listed before
+    ///   the pointer is read, so a generation a rebuild has just claimed (and then created) is named;
+    /// - when `builds` (this replica can read the event feed), starts building the read model from the log when
+    ///   its active generation is known not to hold the log from its start and no rebuild runs (a read model added
+    ///   to a deployment whose log already held events, or whose store lost what it held; decision 0019).
+    ///
+    /// Runs on every replica; the pointer's compare-and-set lets one of them win.
     pub async fn tend(self, builds: bool) {
         loop {
             if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &self.shutdown).await {
                 return;
             }
             let generations = self.views.generations();
+            let held = match self.views.generations_held().await {
+                Ok(held) => held,
+                Err(err) => {
+                    tracing::debug!(error = %err, "listing the generations failed");
+                    continue;
+                }
+            };
             match generations.abandon_stale().await {
+                // Dropped on a later round: writers see the pointer change within `GRACE`.
                 Ok(Some(name)) => {
                     tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
-                    drop_after_grace(&self.views, &name).await;
                     continue;
                 }
                 Ok(None) | Err(PointerError::Raced) => {}
@@ -227,6 +230,14 @@ impl Rebuilder {
             }
             // `abandon_stale` has just read the pointer: this is its cached copy.
             let Ok(pointer) = generations.current().await else { continue };
+            for name in pointer.given_up(&held) {
+                match self.views.drop_generation(&name).await {
+                    Ok(()) => tracing::info!(generation = name, "dropped a generation the pointer gave up"),
+                    Err(err) => {
+                        tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed")
+                    }
+                }
+            }
             let known = pointer.first_complete.is_some() || !pointer.lacking.is_empty();
             let incomplete = known && !generations.active_complete(&pointer);
             if !builds || !incomplete || pointer.building.is_some() {

@@ -135,6 +135,16 @@ impl Pointer {
         self.live().iter().chain(&self.previous).any(|named| named == generation)
     }
 
+    /// Of the generations the store holds (`held`, with their numbers), those this pointer has given up: numbered
+    /// no later than the last it created, and named no more (replaced, beyond the kept ones, or a rebuild given up).
+    /// One numbered later was made under a pointer since lost, and is not this one's to judge.
+    pub fn given_up(&self, held: &[(String, i64)]) -> Vec<String> {
+        held.iter()
+            .filter(|(name, number)| *number <= self.created && !self.names(name))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The pointer once `name` is active: the active generation becomes the newest previous one, stopped at
     /// `position`; what rejoins for a rollback that has not finished stays among the previous ones (the rollback,
     /// finding the pointer changed, gives up). Returns it and the generations beyond `keep`, to be dropped.
@@ -547,6 +557,20 @@ mod tests {
             assert!(pointer.names(named), "{named}");
         }
         assert!(!pointer.names("order_views_v1"), "a generation dropped or given up");
+    }
+
+    #[test]
+    fn a_pointer_gives_up_what_it_names_no_more_but_not_what_a_lost_pointer_made() {
+        let pointer = Pointer {
+            active: "order_views_v3".to_owned(),
+            previous: vec!["order_views_v2".to_owned()],
+            created: 4,
+            building: Some(build("order_views_v4")),
+            ..Pointer::first(&ORDER_VIEWS)
+        };
+        let held: Vec<(String, i64)> = (0..=5).map(|number| (ORDER_VIEWS.generation_name(number), number)).collect();
+        assert_eq!(pointer.given_up(&held), [COLLECTION, "order_views_v1"], "v5: made under a pointer since lost");
+        assert!(Pointer::first(&ORDER_VIEWS).given_up(&held).is_empty(), "a new pointer gives up nothing");
     }
 
     #[test]

@@ -40,6 +40,15 @@ impl ReadModel {
             n => format!("{}_v{n}", self.collection),
         }
     }
+
+    /// The number of the generation a collection named `name` holds, if it holds one of this read model's.
+    pub fn generation_number(&self, name: &str) -> Option<i64> {
+        let number = match name.strip_prefix(self.collection)? {
+            "" => 0,
+            suffix => suffix.strip_prefix("_v")?.parse().ok().filter(|number: &i64| *number > 0)?,
+        };
+        (self.generation_name(number) == name).then_some(number)
+    }
 }
 
 /// One view per order, for single reads and lists (newest first, by customer or status).
@@ -91,5 +100,17 @@ mod tests {
         assert_eq!(named("nope"), None);
         assert_eq!(ORDER_VIEWS.generation_name(0), "order_views");
         assert_eq!(CUSTOMER_SUMMARY.generation_name(2), "customer_orders_v2");
+    }
+
+    #[test]
+    fn a_generation_number_is_read_back_only_from_a_name_the_read_model_gives() {
+        for number in [0, 1, 12] {
+            assert_eq!(ORDER_VIEWS.generation_number(&ORDER_VIEWS.generation_name(number)), Some(number));
+        }
+        for other in ["order_views_v", "order_views_v01", "order_views_v-1", "order_views_vx", "order_views2", "orders"]
+        {
+            assert_eq!(ORDER_VIEWS.generation_number(other), None, "{other}");
+        }
+        assert_eq!(CUSTOMER_SUMMARY.generation_number("order_views_v1"), None);
     }
 }

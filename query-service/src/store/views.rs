@@ -378,12 +378,17 @@ impl Views {
         bounded(self.generation_for_loading(generation).create_indexes(models)).await.map(drop)
     }
 
+    /// The generations the store holds (`<collection>`, `<collection>_v<n>`), named by the pointer or not, with
+    /// their numbers.
+    pub async fn generations_held(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let names = bounded(self.database.list_collection_names()).await?;
+        Ok(names.into_iter().filter_map(|name| Some((name.clone(), self.model.generation_number(&name)?))).collect())
+    }
+
     /// The highest `n` of the generations a rebuild made that the store holds (`<collection>_v<n>`), named by the
     /// pointer or not; 0 when it holds none.
     pub async fn newest_rebuilt_generation(&self) -> Result<i64, StoreError> {
-        let stem = format!("{}_v", self.model.collection);
-        let names = bounded(self.database.list_collection_names()).await?;
-        Ok(names.iter().filter_map(|name| name.strip_prefix(&stem)?.parse::<i64>().ok()).max().unwrap_or(0))
+        Ok(self.generations_held().await?.into_iter().map(|(_, number)| number).max().unwrap_or(0))
     }
 
     /// Drops a generation's collection.

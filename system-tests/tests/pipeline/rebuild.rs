@@ -445,6 +445,34 @@ async fn a_rebuild_whose_builder_died_is_cleared_and_its_generation_dropped() {
     app.stop().await;
 }
 
+/// A generation the pointer gave up (a switch let it go, a rebuild was given up) that a write already on its way
+/// created again after it was dropped: the store would keep it for ever, unnamed. It is dropped again; the
+/// generations the pointer names are kept.
+#[tokio::test]
+async fn a_given_up_generation_created_again_by_a_late_write_is_dropped_again() {
+    let app = TestApp::spawn().await;
+    let pointer = mongodb::bson::doc! {
+        "_id": "orders", "active": "order_views_v2", "previous": ["order_views_v1"], "created": 3_i64,
+        "revision": 1_i64,
+    };
+    app.mongo.collection::<Document>("read_model_generations").insert_one(pointer).await.expect("pointer");
+    for generation in ["order_views_v1", "order_views_v2", "order_views_v3"] {
+        let view = mongodb::bson::doc! { "_id": "x" };
+        app.mongo.collection::<Document>(generation).insert_one(view).await.expect("view");
+    }
+
+    eventually(Duration::from_secs(60), || async {
+        let names = app.mongo.list_collection_names().await.ok()?;
+        (!names.iter().any(|n| n == "order_views_v3")).then_some(())
+    })
+    .await;
+    let names = app.mongo.list_collection_names().await.expect("names");
+    for kept in ["order_views_v1", "order_views_v2"] {
+        assert!(names.iter().any(|n| n == kept), "{kept} is named by the pointer: {names:?}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_rebuild_counts_each_order_once_however_its_events_fall_into_pages() {
     let app = TestApp::spawn().await;
