@@ -23,7 +23,7 @@ use crate::metrics::EventOutcome;
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
 use crate::store::gaps::Gaps;
-use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views};
+use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views, OPERATION_TIMEOUT};
 use shared_events::{OrderEvent, Partition};
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.
@@ -98,6 +98,10 @@ pub(super) async fn consume(
     // The delivery stream is not guaranteed to end when the broker closes the connection: check it now and then.
     let began = Instant::now();
     let mut health = tokio::time::interval_at(began + HEALTH_EVERY, HEALTH_EVERY);
+    // The position this consumer stored last, and when it last handled a batch (whose position is stored within a
+    // second) or stored that position again while idle. A standby stores none.
+    let mut stored_last = None;
+    let mut idle_stored_at = Instant::now();
     let mut held: HeldAcks<Acker> = HeldAcks::default();
     let hold_limit = usize::from(settings.prefetch.max(2)) / 2;
     let result = loop {
@@ -105,7 +109,7 @@ pub(super) async fn consume(
         let first = tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             () = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
-                match settle(&mut held, settings.partition, views, shutdown).await {
+                match settle(&mut held, settings.partition, views, &mut stored_last, shutdown).await {
                     Ok(true) => continue,
                     Ok(false) => break Ok(()),
                     Err(err) => break Err(err),
@@ -125,6 +129,19 @@ pub(super) async fn consume(
                 if connection.status().connected() && channel.status().connected() {
                     if let Some(depth) = sample_queue_depth(&channel, settings).await {
                         settings.watchdog.holds(&stage, QUEUED, depth > 0);
+                    }
+                    // Idle (nothing held to settle): the position stored last is stored again now and then, so
+                    // that a store that lost it is found out without waiting for the next event.
+                    if held.due_at().is_none() && idle_stored_at.elapsed() >= STORE_AGAIN_EVERY {
+                        idle_stored_at = Instant::now();
+                        if let Some(position) = stored_last {
+                            let again = store_position(views, settings.partition, position);
+                            match tokio::time::timeout(OPERATION_TIMEOUT, again).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(err)) => tracing::debug!(error = %err, "storing the position again failed"),
+                                Err(_) => tracing::debug!("storing the position again timed out"),
+                            }
+                        }
                     }
                     continue;
                 }
@@ -163,6 +180,7 @@ pub(super) async fn consume(
         };
         match handle_batch(&batch, settings, views, &gaps, waiters, &dead_letters, shutdown).await {
             Ok(Some((notices, position))) => {
+                idle_stored_at = Instant::now();
                 settings.watchdog.holds(&stage, IN_HAND, false);
                 settings.watchdog.progressed(&stage);
                 for notice in notices {
@@ -174,7 +192,7 @@ pub(super) async fn consume(
                     held.hold(last.acker.clone(), batch.len(), position, Instant::now());
                 }
                 if held.due(Instant::now(), hold_limit) {
-                    match settle(&mut held, settings.partition, views, shutdown).await {
+                    match settle(&mut held, settings.partition, views, &mut stored_last, shutdown).await {
                         Ok(true) => {}
                         Ok(false) => break Ok(()),
                         Err(err) => break Err(err),
@@ -207,6 +225,9 @@ pub(super) async fn consume(
 
 /// How often a consumer looks at its connection, its queue's depth and its stage.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
+/// How often an idle consumer stores the position it stored last again (one write command, changing nothing unless
+/// the store lost it).
+const STORE_AGAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
@@ -227,12 +248,13 @@ fn store_failed(err: &dyn std::fmt::Display) -> lapin::Error {
     lapin::Error::from(std::io::Error::other(err.to_string()))
 }
 
-/// Stores the newest position the held batches carry, then acks them all. `Ok(false)` when shutdown came first
-/// (they stay unacked and come back).
+/// Stores the newest position the held batches carry (into `stored` too), then acks them all. `Ok(false)` when
+/// shutdown came first (they stay unacked and come back).
 async fn settle(
     held: &mut HeldAcks<Acker>,
     partition: Partition,
     views: &Views,
+    stored: &mut Option<i64>,
     shutdown: &CancellationToken,
 ) -> lapin::Result<bool> {
     let (position, last) = held.take();
@@ -241,6 +263,7 @@ async fn settle(
         if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
+        *stored = Some(position);
     }
     if let Some(last) = last {
         ack_through(&last).await?;
@@ -250,28 +273,31 @@ async fn settle(
 
 /// Stores `position` of `partition`. Where the store holds no position of it, this is either the partition's
 /// first, or one the store lost (its positions and presumably its documents: a database restored from an older
-/// backup, collections dropped by hand) — whether the query side ran on meanwhile or was down. The pointer tells
-/// them apart (it records each partition that has had a position stored), and before the position is written:
-/// - a lost one: the generations written to now are recorded as lacking events (decision 0019); reads do not vouch
-///   for them again, and the read model builds itself;
+/// backup, collections dropped by hand) — whether the query side ran on meanwhile, idled or was down. The pointer
+/// tells them apart (it records each partition that has had a position stored, once it is stored), and before the
+/// position is written:
+/// - a lost one: every generation the pointer names is recorded as lacking events (decision 0019); reads do not
+///   vouch for them again, and the read model builds itself;
 /// - where the pointer says nothing of whether the partition held the log from its start (the pointer was lost
 ///   with the store, or is new), the partition is recorded as not having held it: the read model builds itself
 ///   rather than vouch for a position that jumped.
 async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
     let generations = views.generations();
     if views.advance_position(partition, position).await? {
-        // A pointer from before partitions were recorded learns of this one (from its cached copy, mostly).
+        // A pointer from before partitions were recorded, or a first position whose record did not land, learns of
+        // this one (from its cached copy, mostly).
         if !generations.current().await?.positioned.contains(&partition.key()) {
             generations.record_positioned(partition).await?;
         }
         return Ok(());
     }
-    if generations.record_positioned(partition).await? {
+    if generations.load().await?.positioned.contains(&partition.key()) {
         tracing::warn!(%partition, read_model = views.model().name, "the partition's stored position is gone");
-        generations.record_lacking().await?;
+        generations.record_lacking(&views.stored_partitions().await?).await?;
     }
     generations.settle_first(partition, false, false).await?;
-    views.store_first_position(partition, position).await
+    views.store_first_position(partition, position).await?;
+    generations.record_positioned(partition).await
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A

@@ -319,9 +319,8 @@ impl Generations {
         }
     }
 
-    /// Records that `partition` is about to have its first position stored. Returns whether it had one before: the
-    /// store then lost it.
-    pub async fn record_positioned(&self, partition: Partition) -> Result<bool, StoreError> {
+    /// Records that `partition` has had a position stored: from then on, one found missing was lost.
+    pub async fn record_positioned(&self, partition: Partition) -> Result<(), StoreError> {
         self.change(|seen| {
             let mut next = seen.clone();
             if !seen.positioned.contains(&partition.key()) {
@@ -330,20 +329,25 @@ impl Generations {
             next
         })
         .await
-        .map(|(before, _)| before.positioned.contains(&partition.key()))
+        .map(drop)
     }
 
-    /// Records that the generations written to now (building, active, rejoining) lack events: the store lost its
-    /// positions while this pointer survived (decision 0019). The read model then builds itself again.
-    pub async fn record_lacking(&self) -> Result<Pointer, StoreError> {
+    /// Records that every generation the pointer names (building, active, rejoining and the kept ones) lacks
+    /// events: the store lost positions while this pointer survived, and presumably the documents with them
+    /// (decision 0019). The read model then builds itself again, and no rollback returns to a kept generation.
+    /// Partitions without a stored position now (`stored` holds the keys of those with one) are no longer recorded
+    /// as positioned, in the same change: the position each stores next is its first, and does not find the same
+    /// loss again (which would mark the generation rebuilt after it as lacking too).
+    pub async fn record_lacking(&self, stored: &[String]) -> Result<Pointer, StoreError> {
         let (before, pointer) = self
             .change(|seen| {
                 let mut next = seen.clone();
-                for generation in seen.live() {
+                for generation in seen.live().into_iter().chain(seen.previous.iter().cloned()) {
                     if !next.lacking.contains(&generation) {
                         next.lacking.push(generation);
                     }
                 }
+                next.positioned.retain(|key| stored.contains(key));
                 next
             })
             .await?;

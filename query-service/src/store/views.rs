@@ -352,6 +352,22 @@ impl Views {
             .map(drop)
     }
 
+    /// The partitions, by [`Partition::key`] and of any split, that have a position stored.
+    pub async fn stored_partitions(&self) -> Result<Vec<String>, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        let Some(found) = found else { return Ok(Vec::new()) };
+        let mut keys: Vec<String> = match found.get_document("partitions") {
+            Ok(split) => {
+                split.iter().filter(|(_, position)| position.as_i64().is_some()).map(|(k, _)| k.clone()).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if found.get_i64("position").is_ok() {
+            keys.extend(Partition::all(1).map(Partition::key));
+        }
+        Ok(keys)
+    }
+
     /// Whether the positions document holds a position for every partition: a partition's first position is stored
     /// before it is announced, so one missing while the read model has a position was lost.
     pub async fn holds_every_position(&self) -> Result<bool, StoreError> {

@@ -298,8 +298,9 @@ async fn first_answer_vouched_for(
     .await
 }
 
-/// Places three orders of `customer` and waits until its summary at the last one's position holds them.
-async fn three_orders_in_the_summary(app: &TestApp, customer: &str) {
+/// Places three orders of `customer` and waits until its summary at the last one's position holds them; returns
+/// that position.
+async fn three_orders_in_the_summary(app: &TestApp, customer: &str) -> i64 {
     let mut last = 0;
     for _ in 0..3 {
         last = app.place_order_answer(customer).await["position"].as_i64().expect("position");
@@ -307,6 +308,22 @@ async fn three_orders_in_the_summary(app: &TestApp, customer: &str) {
     let url = app.query_url(&format!("/queries/customers/{customer}/summary?minPosition={last}&waitMs=20000"));
     let summary = app.get_json(&url).await;
     assert_eq!(summary["data"]["orders"], 3, "{summary}");
+    last
+}
+
+/// Waits until the read model whose position document is `id` has stored `field` (`position`, or
+/// `partitions.<index>of<count>`) at `position` or past it: the consumer has settled, and is idle from then on.
+async fn stored_through(app: &TestApp, id: &str, field: &str, position: i64) {
+    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
+    crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+        let found = positions.find_one(mongodb::bson::doc! { "_id": id }).await.ok()??;
+        let stored = match field.split_once('.') {
+            Some((outer, inner)) => found.get_document(outer).ok()?.get_i64(inner).ok()?,
+            None => found.get_i64(field).ok()?,
+        };
+        (stored >= position).then_some(())
+    })
+    .await;
 }
 
 /// Loses the customer summary's store: every generation (and its gaps), its pointer and its position.
@@ -553,5 +570,84 @@ async fn documents_and_positions_lost_under_a_surviving_pointer_are_built_again_
     let last = app.place_order_answer("half-lost").await["position"].as_i64().expect("position");
     let url = app.query_url(&format!("/queries/customers/half-lost/summary?minPosition={last}&waitMs=2000"));
     first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
+    app.stop().await;
+}
+
+/// The same loss while no order comes after it: no consumer stores a position that would find its own gone. Reads
+/// at the last position must not wait for the next order to be answered: the read model finds the loss and builds
+/// itself.
+#[tokio::test]
+async fn documents_and_positions_lost_while_nothing_flows_are_built_again_without_waiting_for_an_event() {
+    let app = TestApp::spawn().await;
+    let last = three_orders_in_the_summary(&app, "idle-lost").await;
+    stored_through(&app, "customer_orders", "position", last).await;
+
+    app.mongo.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
+    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
+    positions.delete_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.expect("deleted");
+    let url = app.query_url(&format!("/queries/customers/idle-lost/summary?minPosition={last}&waitMs=2000"));
+    first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 3).await;
+    app.stop().await;
+}
+
+/// Places orders of `customer` until one falls into `partition` of two, counting them into `placed`; returns the
+/// last one's id and position.
+async fn order_in_partition(app: &TestApp, customer: &str, partition: u16, placed: &mut usize) -> (String, i64) {
+    loop {
+        let answer = app.place_order_answer(customer).await;
+        *placed += 1;
+        let id = answer["orderId"].as_str().expect("orderId").to_owned();
+        if shared_events::Partition::of(id.parse().expect("a uuid"), 2).index == partition {
+            return (id, answer["position"].as_i64().expect("position"));
+        }
+    }
+}
+
+/// Confirms order `id`; returns the position of the event (in the order's partition alone).
+async fn confirm(app: &TestApp, id: &str) -> i64 {
+    let url = app.command_url(&format!("/commands/orders/{id}/confirm"));
+    let answer: serde_json::Value = app.http.post(url).send().await.expect("confirm").json().await.expect("json");
+    answer["position"].as_i64().expect("position")
+}
+
+/// A split read model's store loses its documents and positions while its pointer survives. Every partition finds
+/// the loss (the relay's markers reach each of them): the read model builds itself once, and then vouches for the
+/// events of both partitions, before and after the loss.
+#[tokio::test]
+async fn a_split_store_that_lost_its_documents_and_positions_is_built_again_once() {
+    let split = |partitions: &mut u16| *partitions = 2;
+    let app = TestApp::spawn_tuned(
+        crate::helpers::Names::new("test"),
+        &crate::helpers::amqp_url(),
+        &crate::helpers::mongodb_uri(),
+        |command| split(&mut command.projector_partitions),
+        |query, _| split(&mut query.projector_partitions),
+    )
+    .await;
+    let list = |position: i64| {
+        app.query_url(&format!("/queries/orders?customerId=split-lost&minPosition={position}&waitMs=2000&limit=100"))
+    };
+    let every = |placed: usize| move |page: &serde_json::Value| page["data"].as_array().map(Vec::len) == Some(placed);
+    let mut placed = 0;
+    let (in_0, first) = order_in_partition(&app, "split-lost", 0, &mut placed).await;
+    let (in_1, last) = order_in_partition(&app, "split-lost", 1, &mut placed).await;
+    first_answer_vouched_for(&app, &list(last), every(placed)).await;
+    stored_through(&app, "order_views", "partitions.0of2", first).await;
+    stored_through(&app, "order_views", "partitions.1of2", last).await;
+
+    for name in app.mongo.list_collection_names().await.expect("collections") {
+        if name.starts_with("order_views") {
+            app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
+        }
+    }
+    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
+    positions.delete_one(mongodb::bson::doc! { "_id": "order_views" }).await.expect("deleted");
+    let found = confirm(&app, &in_0).await;
+    first_answer_vouched_for(&app, &list(found), every(placed)).await;
+    let later = confirm(&app, &in_1).await;
+    first_answer_vouched_for(&app, &list(later), every(placed)).await;
+    let pointers = app.mongo.collection::<mongodb::bson::Document>("read_model_generations");
+    let pointer = pointers.find_one(mongodb::bson::doc! { "_id": "orders" }).await.expect("read").expect("pointer");
+    assert_eq!(pointer.get_i64("created").ok(), Some(1), "built once: {pointer}");
     app.stop().await;
 }
