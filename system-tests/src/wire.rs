@@ -17,6 +17,8 @@ pub struct RoundTrips {
     pub statements: u64,
     /// A statement prepared without being executed (`Parse`/`Describe` only): a first use on a connection.
     pub prepares: u64,
+    /// Of those, statements the same connection had prepared before: a cache that does not hold.
+    pub prepared_again: u64,
     /// A bare `Sync`: the pool checking that a connection is alive.
     pub pings: u64,
 }
@@ -33,6 +35,7 @@ impl std::ops::Sub for RoundTrips {
         Self {
             statements: self.statements - earlier.statements,
             prepares: self.prepares - earlier.prepares,
+            prepared_again: self.prepared_again - earlier.prepared_again,
             pings: self.pings - earlier.pings,
         }
     }
@@ -42,6 +45,7 @@ impl std::ops::Sub for RoundTrips {
 struct Counters {
     statements: AtomicU64,
     prepares: AtomicU64,
+    prepared_again: AtomicU64,
     pings: AtomicU64,
 }
 
@@ -86,6 +90,7 @@ impl PgRoundTrips {
         RoundTrips {
             statements: self.counters.statements.load(Ordering::Relaxed),
             prepares: self.counters.prepares.load(Ordering::Relaxed),
+            prepared_again: self.counters.prepared_again.load(Ordering::Relaxed),
             pings: self.counters.pings.load(Ordering::Relaxed),
         }
     }
@@ -113,6 +118,10 @@ async fn relay(client: TcpStream, server: TcpStream, counters: Arc<Counters>) ->
             let counter = match trip {
                 Trip::Statement => &counters.statements,
                 Trip::Prepare => &counters.prepares,
+                Trip::PrepareAgain => {
+                    counters.prepared_again.fetch_add(1, Ordering::Relaxed);
+                    &counters.prepares
+                }
                 Trip::Ping => &counters.pings,
             };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -127,6 +136,8 @@ async fn relay(client: TcpStream, server: TcpStream, counters: Arc<Counters>) ->
 enum Trip {
     Statement,
     Prepare,
+    /// A prepare of a statement text this connection prepared before.
+    PrepareAgain,
     Ping,
 }
 
@@ -139,6 +150,9 @@ struct Frontend {
     /// Messages since the last `Sync`: whether one executed, whether any was sent at all.
     executed: bool,
     extended: bool,
+    /// Statement texts this connection has prepared (`Parse`), and whether one since the last `Sync` was one of them.
+    parsed: std::collections::HashSet<Vec<u8>>,
+    parsed_again: bool,
 }
 
 /// Request codes of the untyped messages that come before the start-up message.
@@ -172,12 +186,20 @@ impl Frontend {
                     b'Q' => trips.push(Trip::Statement),
                     b'E' => (self.executed, self.extended) = (true, true),
                     b'S' => {
-                        trips.push(match (self.executed, self.extended) {
-                            (true, _) => Trip::Statement,
-                            (false, true) => Trip::Prepare,
-                            (false, false) => Trip::Ping,
+                        trips.push(match (self.executed, self.extended, self.parsed_again) {
+                            (true, _, _) => Trip::Statement,
+                            (false, true, false) => Trip::Prepare,
+                            (false, true, true) => Trip::PrepareAgain,
+                            (false, false, _) => Trip::Ping,
                         });
-                        (self.executed, self.extended) = (false, false);
+                        (self.executed, self.extended, self.parsed_again) = (false, false, false);
+                    }
+                    b'P' => {
+                        self.extended = true;
+                        // The body: the statement's name, then its text, each NUL-terminated.
+                        let body = &self.pending[5..whole];
+                        let text = body.splitn(3, |byte| *byte == 0).nth(1).unwrap_or_default().to_vec();
+                        self.parsed_again |= !self.parsed.insert(text);
                     }
                     _ => self.extended = true,
                 }
@@ -217,7 +239,8 @@ mod tests {
         stream.extend([message(b'P', b"\0select $1\0\0\0"), message(b'D', b"S\0"), message(b'S', &[])].concat());
         stream.extend([message(b'B', &[0; 10]), message(b'E', &[0; 5]), message(b'S', &[])].concat());
         stream.extend(message(b'S', &[]));
-        let expected = vec![Trip::Statement, Trip::Prepare, Trip::Statement, Trip::Ping];
+        stream.extend([message(b'P', b"\0select $1\0\0\0"), message(b'D', b"S\0"), message(b'S', &[])].concat());
+        let expected = vec![Trip::Statement, Trip::Prepare, Trip::Statement, Trip::Ping, Trip::PrepareAgain];
         for chunk in [1, 3, 7, stream.len()] {
             let mut reader = Frontend::default();
             let trips: Vec<Trip> = stream.chunks(chunk).flat_map(|bytes| reader.feed(bytes)).collect();

@@ -83,7 +83,9 @@ async fn every_command_is_one_statement_whether_it_is_recorded_replayed_or_refus
     for (kind, trips) in &kinds {
         println!("{kind}: {trips:?} for {n} commands");
         assert_eq!(trips.statements, n, "{kind}: one statement per command ({trips:?})");
-        assert_eq!(trips.prepares, 0, "{kind}: prepared once per connection, not per command ({trips:?})");
+        // A connection that had not run this kind before prepares it on its first use (the warm-up cannot choose
+        // the connections the pool hands out); none prepares a statement twice.
+        assert_eq!(trips.prepared_again, 0, "{kind}: prepared once per connection, not per command ({trips:?})");
         // The pool checks a connection when it takes it back (sqlx pings on release), never on taking it out.
         assert!(trips.pings <= n, "{kind}: at most the release check per command ({trips:?})");
     }
