@@ -135,7 +135,7 @@ pub(super) async fn consume(
                     if held.due_at().is_none() && idle_stored_at.elapsed() >= STORE_AGAIN_EVERY {
                         idle_stored_at = Instant::now();
                         if let Some(position) = stored_last {
-                            let again = store_position(views, settings.partition, position);
+                            let again = views.store_position(settings.partition, position);
                             match tokio::time::timeout(OPERATION_TIMEOUT, again).await {
                                 Ok(Ok(())) => {}
                                 Ok(Err(err)) => tracing::debug!(error = %err, "storing the position again failed"),
@@ -212,7 +212,7 @@ pub(super) async fn consume(
         // Stopping: what was written is settled once more if MongoDB answers at once; otherwise it comes back.
         let (position, last) = held.take();
         let stored = match position {
-            Some(position) => store_position(views, settings.partition, position).await.is_ok(),
+            Some(position) => views.store_position(settings.partition, position).await.is_ok(),
             None => true,
         };
         if let (true, Some(last)) = (stored, last) {
@@ -259,7 +259,7 @@ async fn settle(
 ) -> lapin::Result<bool> {
     let (position, last) = held.take();
     if let Some(position) = position {
-        let store = || store_position(views, partition, position);
+        let store = || views.store_position(partition, position);
         if with_retries(shutdown, "recording the position", store).await.is_none() {
             return Ok(false);
         }
@@ -269,35 +269,6 @@ async fn settle(
         ack_through(&last).await?;
     }
     Ok(true)
-}
-
-/// Stores `position` of `partition`. Where the store holds no position of it, this is either the partition's
-/// first, or one the store lost (its positions and presumably its documents: a database restored from an older
-/// backup, collections dropped by hand) — whether the query side ran on meanwhile, idled or was down. The pointer
-/// tells them apart (it records each partition that has had a position stored, once it is stored), and before the
-/// position is written:
-/// - a lost one: every generation the pointer names is recorded as lacking events (decision 0019); reads do not
-///   vouch for them again, and the read model builds itself;
-/// - where the pointer says nothing of whether the partition held the log from its start (the pointer was lost
-///   with the store, or is new), the partition is recorded as not having held it: the read model builds itself
-///   rather than vouch for a position that jumped.
-async fn store_position(views: &Views, partition: Partition, position: i64) -> Result<(), StoreError> {
-    let generations = views.generations();
-    if views.advance_position(partition, position).await? {
-        // A pointer from before partitions were recorded, or a first position whose record did not land, learns of
-        // this one (from its cached copy, mostly).
-        if !generations.current().await?.positioned.contains(&partition.key()) {
-            generations.record_positioned(partition).await?;
-        }
-        return Ok(());
-    }
-    if generations.load().await?.positioned.contains(&partition.key()) {
-        tracing::warn!(%partition, read_model = views.model().name, "the partition's stored position is gone");
-        generations.record_lacking(&views.stored_partitions().await?).await?;
-    }
-    generations.settle_first(partition, false, false).await?;
-    views.store_first_position(partition, position).await?;
-    generations.record_positioned(partition).await
 }
 
 /// The batch that starts with `first`: whatever else has already arrived, up to `max`, never waiting for more. A
@@ -414,7 +385,7 @@ async fn handle_batch(
             // The first marker this partition handles starts its chain (decision 0023): its position is stored
             // before it is announced, not with the batch's ack, so that a process that dies in between leaves the
             // start of the chain behind, and a queue emptied afterwards is found out by the next marker.
-            let store = || store_position(views, settings.partition, through);
+            let store = || views.store_position(settings.partition, through);
             if with_retries(shutdown, "recording the partition's first position", store).await.is_none() {
                 return Ok(None);
             }

@@ -292,10 +292,40 @@ impl Views {
         }
     }
 
+    /// Stores `position` of `partition`: every event of it up to there is applied to these views (never moves
+    /// back). Where the store holds no position of it, this is either the partition's first, or one the store lost
+    /// (its positions and presumably its documents: a database restored from an older backup, collections dropped
+    /// by hand) — whether the query side ran on meanwhile, idled or was down. The pointer tells them apart (it
+    /// records each partition that has had a position stored, once it is stored), and before the position is
+    /// written:
+    /// - a lost one: every generation the pointer names is recorded as lacking events (decision 0019); reads do
+    ///   not vouch for them again, and the read model builds itself;
+    /// - where the pointer says nothing of whether the partition held the log from its start (the pointer was lost
+    ///   with the store, or is new), the partition is recorded as not having held it: the read model builds itself
+    ///   rather than vouch for a position that jumped.
+    pub async fn store_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
+        let generations = self.generations();
+        if self.advance_position(partition, position).await? {
+            // A pointer from before partitions were recorded, or a first position whose record did not land, learns
+            // of this one (from its cached copy, mostly).
+            if !generations.current().await?.positioned.contains(&partition.key()) {
+                generations.record_positioned(partition).await?;
+            }
+            return Ok(());
+        }
+        if generations.load().await?.positioned.contains(&partition.key()) {
+            tracing::warn!(%partition, read_model = self.model.name, "the partition's stored position is gone");
+            generations.record_lacking(&self.stored_partitions().await?).await?;
+        }
+        generations.settle_first(partition, false, false).await?;
+        self.store_first_position(partition, position).await?;
+        generations.record_positioned(partition).await
+    }
+
     /// Records that every event of `partition` up to `position` has been applied to these views (never moves
     /// back), where a position of `partition` is stored already. Returns whether one was: when not, nothing is
     /// written (see [`Views::store_first_position`]).
-    pub async fn advance_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
+    async fn advance_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
         let field = position_field(partition);
         let filter = doc! { "_id": self.model.collection, &field: { "$exists": true } };
         let update = self.positions.update_one(filter, doc! { "$max": { field: position } });
@@ -303,7 +333,7 @@ impl Views {
     }
 
     /// Records the position of `partition` where none is stored (creating the positions document if need be).
-    pub async fn store_first_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
+    async fn store_first_position(&self, partition: Partition, position: i64) -> Result<(), StoreError> {
         let update = self
             .positions
             .update_one(doc! { "_id": self.model.collection }, doc! { "$max": { position_field(partition): position } })
@@ -353,7 +383,7 @@ impl Views {
     }
 
     /// The partitions, by [`Partition::key`] and of any split, that have a position stored.
-    pub async fn stored_partitions(&self) -> Result<Vec<String>, StoreError> {
+    async fn stored_partitions(&self) -> Result<Vec<String>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(Vec::new()) };
         let mut keys: Vec<String> = match found.get_document("partitions") {

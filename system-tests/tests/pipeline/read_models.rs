@@ -651,3 +651,37 @@ async fn a_split_store_that_lost_its_documents_and_positions_is_built_again_once
     assert_eq!(pointer.get_i64("created").ok(), Some(1), "built once: {pointer}");
     app.stop().await;
 }
+
+/// A split store's positions lost under a surviving pointer: partition 0 finds the loss, the read model is built
+/// again and switched to the new generation, and only then does partition 1 store a position (its replica was
+/// restarting meanwhile). That is the loss already found, not a new one: the generation built since holds every
+/// event, and must not be recorded as lacking (another rebuild, reads answering 202 throughout).
+#[tokio::test]
+async fn a_loss_found_by_one_partition_is_not_found_again_by_another_after_the_rebuild() {
+    let names = crate::helpers::Names::new("test");
+    let _cleanup = crate::helpers::RemoveOnDrop(names.clone());
+    let views = query_service::store::connect(&mongodb_uri(), &names.database, &Default::default())
+        .await
+        .expect("mongo")
+        .with_partitions(2);
+    let generations = views.generations();
+    let [first, second] = [0, 1].map(|index| shared_events::Partition { index, count: 2 });
+    for (partition, position) in [(first, 10), (second, 12)] {
+        generations.settle_first(partition, true, false).await.expect("first checkpoint");
+        views.store_position(partition, position).await.expect("stored");
+    }
+    assert!(generations.active_complete(&generations.load().await.expect("pointer")));
+
+    let positions = views.database().collection::<mongodb::bson::Document>("read_model_positions");
+    positions.delete_one(mongodb::bson::doc! { "_id": "order_views" }).await.expect("lost");
+    views.store_position(first, 20).await.expect("stored");
+    let pointer = generations.load().await.expect("pointer");
+    assert!(!generations.active_complete(&pointer), "the loss is found: {pointer:?}");
+
+    let claimed = generations.begin_build(0, 0).await.expect("claimed");
+    let rebuilt = claimed.building.expect("building").name;
+    generations.switch(&rebuilt, 2, 20).await.expect("switched");
+    views.store_position(second, 22).await.expect("stored");
+    let pointer = generations.load().await.expect("pointer");
+    assert!(generations.active_complete(&pointer), "the rebuilt generation holds the log: {pointer:?}");
+}
