@@ -429,7 +429,7 @@ impl Rebuilder {
 
     /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
     /// reporting `(replayed, total)` after each page. Returns the events replayed and the documents written.
-    async fn replay<F: Future<Output = Result<(), StoreError>>>(
+    async fn replay<F: Future<Output = Result<(), PointerError>>>(
         &self,
         name: &str,
         mut after: i64,

@@ -403,15 +403,20 @@ impl Generations {
         }
     }
 
-    /// Records a rebuild's progress (and that its builder is alive).
-    pub async fn report(&self, name: &str, replayed: i64, total: i64) -> Result<(), StoreError> {
+    /// Records a rebuild's progress (and that its builder is alive). `NotBuilding` when the pointer no longer
+    /// names `name` as building: the rebuild was given up (its builder taken for dead) or replaced, and its builder
+    /// stops.
+    pub async fn report(&self, name: &str, replayed: i64, total: i64) -> Result<(), PointerError> {
         let update = self.pointers.update_one(
             doc! { "_id": self.id(), "building.name": name },
             doc! { "$set": {
                 "building.replayed": replayed, "building.total": total, "building.heartbeatAt": DateTime::now(),
             } },
         );
-        bounded(update).await.map(drop)
+        match bounded(update).await?.matched_count {
+            0 => Err(PointerError::NotBuilding(name.to_owned())),
+            _ => Ok(()),
+        }
     }
 
     /// Makes the building generation `name` the active one; the active one becomes the newest previous, stopped at

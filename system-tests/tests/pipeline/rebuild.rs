@@ -533,6 +533,38 @@ async fn a_rollback_after_the_store_lost_every_generation_is_refused() {
     app.stop().await;
 }
 
+/// A builder that is alive but was taken for dead (its reports did not land for a while: a read store too busy to
+/// answer) and whose rebuild was given up, or replaced by another replica's, must stop at its next report: replaying
+/// on into a generation nobody names doubles the load on a store that is already behind, and the janitor drops
+/// what it writes over and over.
+#[tokio::test]
+async fn a_builder_whose_rebuild_was_given_up_stops_at_its_next_report() {
+    let app = TestApp::spawn().await;
+    for n in 0..4 {
+        app.place_order(&format!("cust-given-up-{n}")).await;
+    }
+    app.caught_up().await;
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
+        .expect("feed")
+        .with_page_size(1);
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let rebuilder =
+        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    // Another replica's janitor gives the rebuild up.
+    let pointers = app.mongo.collection::<Document>("read_model_generations");
+    pointers.update_one(doc! { "_id": "orders" }, doc! { "$unset": { "building": "" } }).await.expect("given up");
+
+    let (progress, watched) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+    let outcome = rebuilder.run(&generation, &progress).await;
+    assert!(outcome.is_err(), "a rebuild nobody names does not switch");
+    let stopped_at = watched.borrow().clone();
+    assert!(stopped_at.replayed < stopped_at.total, "stopped at its first report: {stopped_at:?}");
+    app.stop().await;
+}
+
 /// Posts a rollback of the order views and waits until reads are served by `to`.
 async fn roll_back_to(app: &TestApp, to: &str) {
     let response = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
