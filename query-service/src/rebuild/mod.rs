@@ -38,6 +38,10 @@ pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64
 /// How often each replica looks after each read model: a rebuild whose builder died, one to start ([`Rebuilder::tend`]).
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How often a builder says it is alive, whatever its progress: well within [`BUILD_STALE_AFTER`].
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+const _: () = assert!(BEAT_EVERY.as_secs() * 3 < BUILD_STALE_AFTER.as_secs());
+
 /// How long a rebuild keeps trying a step that fails for a reason that may pass, from its first failure: a few
 /// operation timeouts, and shorter than [`BUILD_STALE_AFTER`], so that a builder still trying is not taken for dead.
 pub const STEP_RETRY_FOR: Duration = Duration::from_secs(20);
@@ -177,6 +181,21 @@ impl Rebuilder {
     /// Replays the log into the claimed generation `name` and switches to it. On failure the generation is given
     /// up and dropped.
     pub async fn run(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
+        // The builder says it is alive between its progress reports too: a page that a busy store takes long to
+        // write must not get the rebuild taken for dead, given up, and started again from the start.
+        // Stopped when the rebuild ends, however it ends (its future dropped too).
+        let _beats = {
+            let (generations, name) = (self.views.generations().clone(), name.to_owned());
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+                let mut every = tokio::time::interval(BEAT_EVERY);
+                loop {
+                    every.tick().await;
+                    if let Err(err) = generations.beat(&name).await {
+                        tracing::debug!(generation = name, error = %err, "a rebuild's heartbeat failed");
+                    }
+                }
+            }))
+        };
         let result = self.replay_and_switch(name, progress).await;
         if result.is_err() {
             // Only a generation the pointer no longer names may go — never one a switch made active after all, its

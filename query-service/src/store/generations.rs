@@ -419,6 +419,15 @@ impl Generations {
         }
     }
 
+    /// Records that the builder of generation `name` is alive (nothing when `name` is not being built).
+    pub async fn beat(&self, name: &str) -> Result<(), StoreError> {
+        let update = self.pointers.update_one(
+            doc! { "_id": self.id(), "building.name": name },
+            doc! { "$set": { "building.heartbeatAt": DateTime::now() } },
+        );
+        bounded(update).await.map(drop)
+    }
+
     /// Makes the building generation `name` the active one; the active one becomes the newest previous, stopped at
     /// `position` (the read model's position read before this call). Returns the new pointer and the generations no
     /// longer kept (`keep` counts the active one), to be dropped.

@@ -565,6 +565,41 @@ async fn a_builder_whose_rebuild_was_given_up_stops_at_its_next_report() {
     app.stop().await;
 }
 
+/// A builder waiting on a page that takes long (the event feed or a busy read store not answering) is alive: it
+/// keeps saying so, and is not taken for dead, given up and started again from the start by another replica.
+#[tokio::test]
+async fn a_builder_waiting_on_a_slow_page_keeps_saying_it_is_alive() {
+    let app = TestApp::spawn().await;
+    app.place_order("cust-slow-page").await;
+    app.caught_up().await;
+    // The feed behind a proxy that stops answering once the rebuild has begun.
+    let proxy = Proxy::start(app.command_addr).await;
+    let feed_url = format!("http://127.0.0.1:{}/events", proxy.port);
+    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let rebuilder =
+        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    proxy.go_silent();
+    let running = tokio::spawn(async move {
+        let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+        rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
+    });
+
+    let pointers = app.mongo.collection::<Document>("read_model_generations");
+    let beat_at = async || {
+        let pointer = pointers.find_one(doc! { "_id": "orders" }).await.expect("read").expect("pointer");
+        pointer.get_document("building").expect("still building").get_datetime("heartbeatAt").expect("beat").to_owned()
+    };
+    let claimed_at = beat_at().await;
+    // Longer than the step retries' first rounds, shorter than the limit after which a builder counts as dead.
+    eventually(Duration::from_secs(20), || async { (beat_at().await > claimed_at).then_some(()) }).await;
+    running.abort();
+    app.stop().await;
+}
+
 /// Posts a rollback of the order views and waits until reads are served by `to`.
 async fn roll_back_to(app: &TestApp, to: &str) {
     let response = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
