@@ -489,11 +489,7 @@ async fn a_rebuild_counts_each_order_once_however_its_events_fall_into_pages() {
     let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
         .expect("feed")
         .with_page_size(2);
-    let views =
-        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
     let report = rebuilder.run(&generation, &progress).await.expect("rebuilt");
@@ -547,11 +543,7 @@ async fn a_builder_whose_rebuild_was_given_up_stops_at_its_next_report() {
     let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
         .expect("feed")
         .with_page_size(1);
-    let views =
-        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     // Another replica's janitor gives the rebuild up.
     let pointers = app.mongo.collection::<Document>("read_model_generations");
@@ -576,11 +568,7 @@ async fn a_builder_waiting_on_a_slow_page_keeps_saying_it_is_alive() {
     let proxy = Proxy::start(app.command_addr).await;
     let feed_url = format!("http://127.0.0.1:{}/events", proxy.port);
     let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
-    let views =
-        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     proxy.go_silent();
     let running = tokio::spawn(async move {
@@ -598,6 +586,14 @@ async fn a_builder_waiting_on_a_slow_page_keeps_saying_it_is_alive() {
     eventually(Duration::from_secs(20), || async { (beat_at().await > claimed_at).then_some(()) }).await;
     running.abort();
     app.stop().await;
+}
+
+/// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
+async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new())
 }
 
 /// Posts a rollback of the order views and waits until reads are served by `to`.

@@ -224,22 +224,23 @@ fn query_process(names: &Names, port: u16, command_url: &str) -> ChildProcess {
         .expect("query-service starts")
 }
 
+/// The summary of `customer` read at `position` from the query-service on `port` (waiting up to 2 s): its status
+/// and body, `None` when it does not answer.
+async fn summary_at(http: &reqwest::Client, port: u16, customer: &str, position: i64) -> Option<(u16, Value)> {
+    let url =
+        format!("http://127.0.0.1:{port}/queries/customers/{customer}/summary?minPosition={position}&waitMs=2000");
+    let response = http.get(url).send().await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json::<Value>().await.ok()?))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_emptied_while_the_query_side_is_down_is_caught_up_before_a_read_answers_200() {
     let names = Names::new("test");
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
     let (http, orders) = (command.http(), command.command_url("/commands/orders"));
     let port = free_port();
-    let summary = |position: i64| {
-        let url =
-            format!("http://127.0.0.1:{port}/queries/customers/emptied/summary?minPosition={position}&waitMs=2000");
-        let http = http.clone();
-        async move {
-            let response = http.get(url).send().await.ok()?;
-            let status = response.status().as_u16();
-            Some((status, response.json::<Value>().await.ok()?))
-        }
-    };
+    let summary = |position: i64| summary_at(&http, port, "emptied", position);
     let query = query_process(&names, port, &command.command_url(""));
     let mut last = 0;
     for _ in 0..3 {
@@ -295,16 +296,7 @@ async fn documents_and_positions_lost_while_the_query_side_is_down_are_built_aga
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
     let (http, orders) = (command.http(), command.command_url("/commands/orders"));
     let port = free_port();
-    let summary = |position: i64| {
-        let url =
-            format!("http://127.0.0.1:{port}/queries/customers/restored/summary?minPosition={position}&waitMs=2000");
-        let http = http.clone();
-        async move {
-            let response = http.get(url).send().await.ok()?;
-            let status = response.status().as_u16();
-            Some((status, response.json::<Value>().await.ok()?))
-        }
-    };
+    let summary = |position: i64| summary_at(&http, port, "restored", position);
     let mut query = query_process(&names, port, &command.command_url(""));
     let mut last = 0;
     for _ in 0..3 {
