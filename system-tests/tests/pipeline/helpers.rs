@@ -399,6 +399,21 @@ pub fn spawn_relay_process(names: &Names, database_url: &str, mode: &str, batch:
     ChildProcess(child)
 }
 
+/// Loses what `database` holds of `model` while its pointer survives: every generation's documents (its gaps stay)
+/// and its stored positions, as a restore of some collections and not others, or collections dropped by hand, do.
+pub async fn lose_documents_and_positions(
+    database: &mongodb::Database,
+    model: &query_service::store::models::ReadModel,
+) {
+    for name in database.list_collection_names().await.expect("collections") {
+        if model.generation_number(&name).is_some() {
+            database.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
+        }
+    }
+    let positions = database.collection::<mongodb::bson::Document>("read_model_positions");
+    positions.delete_one(mongodb::bson::doc! { "_id": model.collection }).await.expect("deleted");
+}
+
 /// Stops a child as a deployment does (SIGTERM) and waits for it to exit, up to 30 s.
 pub async fn terminate(child: &mut ChildProcess) {
     let pid = child.id().to_string();

@@ -12,7 +12,8 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, mongodb_uri, TestApp, ADMIN_TOKEN};
+use crate::helpers::{eventually, lose_documents_and_positions, mongodb_uri, TestApp, ADMIN_TOKEN};
+use query_service::store::models::{CUSTOMER_SUMMARY, ORDER_VIEWS};
 
 const CUSTOMERS: [&str; 3] = ["c-ada", "c-bo", "c-cy"];
 
@@ -564,9 +565,7 @@ async fn documents_and_positions_lost_under_a_surviving_pointer_are_built_again_
     let app = TestApp::spawn().await;
     three_orders_in_the_summary(&app, "half-lost").await;
 
-    app.mongo.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
-    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
-    positions.delete_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.expect("deleted");
+    lose_documents_and_positions(&app.mongo, &CUSTOMER_SUMMARY).await;
     let last = app.place_order_answer("half-lost").await["position"].as_i64().expect("position");
     let url = app.query_url(&format!("/queries/customers/half-lost/summary?minPosition={last}&waitMs=2000"));
     first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 4).await;
@@ -582,9 +581,7 @@ async fn documents_and_positions_lost_while_nothing_flows_are_built_again_withou
     let last = three_orders_in_the_summary(&app, "idle-lost").await;
     stored_through(&app, "customer_orders", "position", last).await;
 
-    app.mongo.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
-    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
-    positions.delete_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.expect("deleted");
+    lose_documents_and_positions(&app.mongo, &CUSTOMER_SUMMARY).await;
     let url = app.query_url(&format!("/queries/customers/idle-lost/summary?minPosition={last}&waitMs=2000"));
     first_answer_vouched_for(&app, &url, |body| body["data"]["orders"] == 3).await;
     app.stop().await;
@@ -635,13 +632,7 @@ async fn a_split_store_that_lost_its_documents_and_positions_is_built_again_once
     stored_through(&app, "order_views", "partitions.0of2", first).await;
     stored_through(&app, "order_views", "partitions.1of2", last).await;
 
-    for name in app.mongo.list_collection_names().await.expect("collections") {
-        if name.starts_with("order_views") {
-            app.mongo.collection::<mongodb::bson::Document>(&name).drop().await.expect("dropped");
-        }
-    }
-    let positions = app.mongo.collection::<mongodb::bson::Document>("read_model_positions");
-    positions.delete_one(mongodb::bson::doc! { "_id": "order_views" }).await.expect("deleted");
+    lose_documents_and_positions(&app.mongo, &ORDER_VIEWS).await;
     let found = confirm(&app, &in_0).await;
     first_answer_vouched_for(&app, &list(found), every(placed)).await;
     let later = confirm(&app, &in_1).await;

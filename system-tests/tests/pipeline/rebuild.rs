@@ -508,13 +508,7 @@ async fn a_rollback_after_the_store_lost_every_generation_is_refused() {
     }
     app.caught_up().await;
     app.rebuild().await;
-    for name in app.mongo.list_collection_names().await.expect("collections") {
-        if name.starts_with("order_views") {
-            app.mongo.collection::<Document>(&name).drop().await.expect("dropped");
-        }
-    }
-    let positions = app.mongo.collection::<Document>("read_model_positions");
-    positions.delete_one(doc! { "_id": "order_views" }).await.expect("deleted");
+    crate::helpers::lose_documents_and_positions(&app.mongo, &query_service::store::models::ORDER_VIEWS).await;
     // The next position the order views store finds the loss.
     app.place_order("cust-lost-all-after").await;
     let pointers = app.mongo.collection::<Document>("read_model_generations");

@@ -311,9 +311,7 @@ async fn documents_and_positions_lost_while_the_query_side_is_down_are_built_aga
     terminate(&mut query).await;
     let client = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongo");
     let database = client.database(&names.database);
-    database.collection::<mongodb::bson::Document>("customer_orders").drop().await.expect("dropped");
-    let positions = database.collection::<mongodb::bson::Document>("read_model_positions");
-    positions.delete_one(mongodb::bson::doc! { "_id": "customer_orders" }).await.expect("deleted");
+    crate::helpers::lose_documents_and_positions(&database, &query_service::store::models::CUSTOMER_SUMMARY).await;
 
     let _query = query_process(&names, port, &command.command_url(""));
     last = place_order_at(&http, &orders, "restored").await["position"].as_i64().expect("position");
