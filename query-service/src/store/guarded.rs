@@ -1,7 +1,7 @@
 //! The one write every projection makes: a document replaced only by a newer version of itself. Duplicates and
 //! reordering are no-ops, so at-least-once delivery has exactly-once effects.
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Document, RawDocumentBuf};
 use mongodb::error::ErrorKind;
 use mongodb::{Collection, Database};
 
@@ -153,19 +153,42 @@ async fn stored_versions(
     Ok(found.iter().filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d.get_i64("version").ok()?))).collect())
 }
 
-/// Loads documents into a generation being built: one unordered `insert_many` for all of them, then the guarded
-/// write for those that already existed (the live projector got there first). Many times faster than one upsert per
-/// document, and the same result.
+/// Most documents one load operation carries.
+const LOAD_DOCUMENTS: usize = 500;
+/// Most bytes one load operation carries (unless one document alone is larger).
+const LOAD_BYTES: usize = 512 * 1024;
+
+/// Loads documents into a generation being built, in operations of at most [`LOAD_DOCUMENTS`] and [`LOAD_BYTES`]
+/// each: a whole page in one insert could take a busy store longer than [`super::OPERATION_TIMEOUT`], time out on
+/// every try, and never load. Each operation is one unordered `insert_many`, then the guarded write for those that
+/// already existed (the live projector got there first, or an earlier try landed). Many times faster than one
+/// upsert per document, and the same result.
 pub async fn load_into(
     database: &Database,
     collection: &Collection<Document>,
     documents: &[Guarded],
 ) -> Result<(), StoreError> {
-    if documents.is_empty() {
-        return Ok(());
+    let stored = documents
+        .iter()
+        .map(|document| RawDocumentBuf::from_document(&document.stored()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| StoreError::Refused(err.to_string()))?;
+    let sizes: Vec<usize> = stored.iter().map(|raw| raw.as_bytes().len()).collect();
+    let raw = collection.clone_with_type::<RawDocumentBuf>();
+    for batch in batches(&sizes, LOAD_DOCUMENTS, LOAD_BYTES) {
+        load_batch(database, &raw, &documents[batch.clone()], &stored[batch]).await?;
     }
-    let stored: Vec<Document> = documents.iter().map(Guarded::stored).collect();
-    let existing: Vec<Guarded> = match bounded(collection.insert_many(&stored).ordered(false)).await {
+    Ok(())
+}
+
+/// One operation of [`load_into`]: `documents`, stored as `stored`.
+async fn load_batch(
+    database: &Database,
+    collection: &Collection<RawDocumentBuf>,
+    documents: &[Guarded],
+    stored: &[RawDocumentBuf],
+) -> Result<(), StoreError> {
+    let existing: Vec<Guarded> = match bounded(collection.insert_many(stored).ordered(false)).await {
         Ok(_) => return Ok(()),
         Err(StoreError::Mongo(err)) => match err.kind.as_ref() {
             ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
@@ -182,6 +205,24 @@ pub async fn load_into(
     write(database, collection.name(), &existing).await.map(drop)
 }
 
+/// Consecutive runs of the items whose sizes are `sizes`, each of at most `most` items and `most_bytes` bytes (an
+/// item larger than that alone is a run of its own).
+fn batches(sizes: &[usize], most: usize, most_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, &size) in sizes.iter().enumerate() {
+        if index > start && (index - start == most || bytes + size > most_bytes) {
+            runs.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        runs.push(start..sizes.len());
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +231,16 @@ mod tests {
     fn a_guarded_document_is_stored_with_its_id_and_version() {
         let guarded = Guarded { id: "a".to_owned(), version: 3, document: doc! { "x": 1 } };
         assert_eq!(guarded.stored(), doc! { "_id": "a", "x": 1, "version": 3_i64 });
+    }
+
+    #[test]
+    fn a_load_is_cut_into_runs_of_bounded_count_and_size_in_order() {
+        assert_eq!(batches(&[], 2, 100), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batches(&[10; 5], 2, 100), [0..2, 2..4, 4..5]);
+        assert_eq!(batches(&[40, 40, 40, 10], 10, 100), [0..2, 2..4]);
+        // One item larger than the byte limit goes alone; nothing is dropped.
+        assert_eq!(batches(&[10, 500, 10], 10, 100), [0..1, 1..2, 2..3]);
+        assert_eq!(batches(&[500], 10, 100), vec![std::ops::Range { start: 0, end: 1 }]);
+        assert_eq!(batches(&[50, 50], 10, 100).len(), 1, "both in one run");
     }
 }

@@ -1,8 +1,8 @@
 //! A TCP proxy between a service and a real server, for faults no server can be asked to make: every connection
-//! going silent (a partition, a powered-off host), or one answer lost after the server acted on its request.
+//! going silent (a partition, a powered-off host), or answers lost after the server acted on their requests.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +22,18 @@ pub struct Proxy {
 struct Faults {
     /// Every connection stops moving bytes, both ways, and stays open (no FIN, no RST).
     silent: Arc<AtomicBool>,
-    /// The first request holding these bytes still reaches the server; its answer, and anything later on that
-    /// connection, never comes back.
+    /// A request holding these bytes still reaches the server; its answer, and anything later on that connection,
+    /// never comes back.
     lose_answer_to: Option<Arc<[u8]>>,
-    /// Whether an answer has been lost.
-    lost: Arc<AtomicBool>,
+    /// Whether answers to such requests are still lost: from the start, until the first is lost (`once`) or the
+    /// test says so ([`Proxy::stop_losing`]).
+    losing: Arc<AtomicBool>,
+    once: bool,
+    /// How many answers have been lost.
+    lost: Arc<AtomicUsize>,
+    /// Bytes per second each connection forwards to the server, if limited: a slow link, or a server slow to take
+    /// what it is sent.
+    upload_rate: Option<u64>,
 }
 
 impl Proxy {
@@ -37,7 +44,28 @@ impl Proxy {
 
     /// A proxy that loses the answer to the first request holding `request` (see [`bson_field`]).
     pub async fn losing_the_answer_to(upstream: SocketAddr, request: Vec<u8>) -> Self {
-        Self::with(upstream, Faults { lose_answer_to: Some(request.into()), ..Faults::default() }).await
+        Self::losing(upstream, request, true).await
+    }
+
+    /// A proxy that loses the answer to every request holding `request` until [`Proxy::stop_losing`]: a store that
+    /// takes longer than a client waits for each such request.
+    pub async fn losing_every_answer_to(upstream: SocketAddr, request: Vec<u8>) -> Self {
+        Self::losing(upstream, request, false).await
+    }
+
+    /// A proxy that forwards at most `bytes_per_second` to the server on each connection.
+    pub async fn throttled(upstream: SocketAddr, bytes_per_second: u64) -> Self {
+        Self::with(upstream, Faults { upload_rate: Some(bytes_per_second), ..Faults::default() }).await
+    }
+
+    async fn losing(upstream: SocketAddr, request: Vec<u8>, once: bool) -> Self {
+        let faults = Faults {
+            lose_answer_to: Some(request.into()),
+            losing: Arc::new(AtomicBool::new(true)),
+            once,
+            ..Faults::default()
+        };
+        Self::with(upstream, faults).await
     }
 
     async fn with(upstream: SocketAddr, faults: Faults) -> Self {
@@ -57,12 +85,13 @@ impl Proxy {
                 tokio::spawn(forward(
                     client_read,
                     server_write,
+                    faults.upload_rate,
                     move || silent.load(Ordering::SeqCst),
                     move |bytes| watch.inspect(bytes),
                 ));
                 let silent = faults.silent.clone();
                 let halted = move || silent.load(Ordering::SeqCst) || muted.load(Ordering::SeqCst);
-                tokio::spawn(forward(server_read, client_write, halted, |_| {}));
+                tokio::spawn(forward(server_read, client_write, None, halted, |_| {}));
             }
         });
         Self { port, faults, task }
@@ -73,9 +102,19 @@ impl Proxy {
         self.faults.silent.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the proxy has lost the answer it was told to lose.
+    /// Whether the proxy has lost an answer it was told to lose.
     pub fn lost_an_answer(&self) -> bool {
+        self.answers_lost() > 0
+    }
+
+    /// How many answers the proxy has lost.
+    pub fn answers_lost(&self) -> usize {
         self.faults.lost.load(Ordering::SeqCst)
+    }
+
+    /// From now on requests are answered again (on connections opened later: one that lost an answer stays mute).
+    pub fn stop_losing(&self) {
+        self.faults.losing.store(false, Ordering::SeqCst);
     }
 }
 
@@ -101,25 +140,32 @@ impl RequestWatch {
     /// Called with each read before it is sent on.
     fn inspect(&mut self, bytes: &[u8]) {
         let Some(pattern) = self.faults.lose_answer_to.as_deref() else { return };
-        if self.faults.lost.load(Ordering::SeqCst) {
+        if !self.faults.losing.load(Ordering::SeqCst) {
             return;
         }
         self.tail.extend_from_slice(bytes);
-        if self.tail.windows(pattern.len()).any(|window| window == pattern)
-            && !self.faults.lost.swap(true, Ordering::SeqCst)
-        {
+        let matched = self.tail.windows(pattern.len()).any(|window| window == pattern);
+        // Only one connection may take the one answer a `once` proxy loses.
+        let lose = matched
+            && (!self.faults.once
+                || self.faults.losing.compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+        if lose {
+            self.faults.lost.fetch_add(1, Ordering::SeqCst);
             self.muted.store(true, Ordering::SeqCst);
+            self.tail.clear();
+            return;
         }
         let keep = pattern.len().saturating_sub(1).min(self.tail.len());
         self.tail.drain(..self.tail.len() - keep);
     }
 }
 
-/// Copies bytes, showing each read to `inspect` first, until `halted`; from then on it holds both sockets open and
-/// moves nothing (what it had read is dropped).
+/// Copies bytes, at most `rate` a second if given, showing each read to `inspect` first, until `halted`; from then
+/// on it holds both sockets open and moves nothing (what it had read is dropped).
 async fn forward(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
+    rate: Option<u64>,
     halted: impl Fn() -> bool,
     mut inspect: impl FnMut(&[u8]),
 ) {
@@ -143,6 +189,9 @@ async fn forward(
         inspect(&buffer[..n]);
         if to.write_all(&buffer[..n]).await.is_err() {
             return;
+        }
+        if let Some(rate) = rate {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
         }
     }
 }

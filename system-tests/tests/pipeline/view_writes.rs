@@ -1,5 +1,6 @@
 //! The projector's writes into the read store, against the real MongoDB-wire server: never into a guessed
-//! generation, and what a write that already landed, or raced an insert, reports.
+//! generation, what a write that already landed, or raced an insert, reports, and a rebuild's page loaded whatever
+//! its size.
 
 use mongodb::bson::{doc, Document};
 use query_service::store::{ApplyOutcome, StoredView, Views};
@@ -7,6 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::helpers::{mongodb_uri, Names};
+use crate::proxies::{mongodb_address, through, Proxy};
 
 /// A database of its own, dropped when the test ends (even when it fails).
 struct ScratchDatabase(mongodb::Database);
@@ -158,4 +160,29 @@ async fn what_the_service_keeps_for_itself_is_read_from_the_primary_whatever_mon
         matches!(preferred, Some(SelectionCriteria::ReadPreference(ReadPreference::SecondaryPreferred { .. }))),
         "a read that may go to a secondary follows MONGODB_URI: {preferred:?}"
     );
+}
+
+#[tokio::test]
+async fn a_page_larger_than_the_store_takes_within_one_operations_time_is_loaded_all_the_same() {
+    use query_service::store::{Concerns, Guarded, OPERATION_TIMEOUT};
+    // A link (or a store) that takes 256 KiB a second: the page below takes about twice the time any one operation
+    // may, in one piece.
+    let rate = 256 * 1024;
+    let proxy = Proxy::throttled(mongodb_address(&mongodb_uri()), rate).await;
+    let name = Names::new("test").database;
+    let views = query_service::store::connect(&through(&mongodb_uri(), &proxy), &name, &Concerns::default())
+        .await
+        .expect("a client");
+    let scratch = ScratchDatabase(views.database().clone());
+    let filler = "x".repeat(700);
+    let page: Vec<Guarded> = (0..3_000)
+        .map(|n| Guarded { id: format!("view-{n:05}"), version: 1, document: doc! { "filler": &filler } })
+        .collect();
+    let bytes: usize = page.iter().map(|g| mongodb::bson::to_vec(&g.stored()).expect("bson").len()).sum();
+    assert!(bytes as f64 / rate as f64 > 1.5 * OPERATION_TIMEOUT.as_secs_f64(), "{bytes} bytes");
+
+    views.load("order_views_v1", &page).await.expect("the page is loaded");
+    let loaded = scratch.0.collection::<Document>("order_views_v1").count_documents(doc! {}).await.expect("count");
+    assert_eq!(loaded, 3_000);
+    drop(scratch);
 }
