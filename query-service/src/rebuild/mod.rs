@@ -14,10 +14,13 @@
 //!
 //! Reads and waiting reads are served from the active generation throughout. Each step of a rebuild or rollback —
 //! a page read from the feed or loaded into MongoDB, progress reported, a position read — is idempotent, and one
-//! that the store or the feed fails (a timeout, a dropped connection) is tried again for up to [`STEP_RETRY_FOR`];
-//! only then is the rebuild given up. A pointer change whose answer is lost is settled by reading the pointer
-//! back (see [`crate::store::generations`]), and a given-up generation is dropped only if the pointer names it
-//! no more.
+//! that the store or the feed fails (a timeout, a dropped connection) is tried again for as long as the pointer
+//! still names the generation as being built or rejoining, read again after each [`STEP_RETRY_FOR`] of failures:
+//! a store outage or a store too busy to answer for a while delays a rebuild, and does not throw away what it has
+//! replayed. A builder whose heartbeat stops reaching the store is taken for dead by the janitors after
+//! `BUILD_STALE_AFTER`, and its next look at the pointer stops it. A pointer change whose answer is lost is
+//! settled by reading the pointer back (see [`crate::store::generations`]), and a given-up generation is dropped
+//! only if the pointer names it no more.
 
 use service_runtime::Backoff;
 use std::collections::HashMap;
@@ -42,10 +45,9 @@ pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 const BEAT_EVERY: Duration = Duration::from_secs(5);
 const _: () = assert!(BEAT_EVERY.as_secs() * 3 < BUILD_STALE_AFTER.as_secs());
 
-/// How long a rebuild keeps trying a step that fails for a reason that may pass, from its first failure: a few
-/// operation timeouts, and shorter than [`BUILD_STALE_AFTER`], so that a builder still trying is not taken for dead.
+/// How long a step of a rebuild or rollback keeps failing, for a reason that may pass, before its builder reads the
+/// pointer to learn whether the work is still wanted (and again after as long each time): a few operation timeouts.
 pub const STEP_RETRY_FOR: Duration = Duration::from_secs(20);
-const _: () = assert!(STEP_RETRY_FOR.as_secs() < BUILD_STALE_AFTER.as_secs());
 
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
 /// write to it until it re-reads the pointer). A write already on its way may create it again: the janitor drops
@@ -276,7 +278,7 @@ impl Rebuilder {
     }
 
     async fn replay_and_switch(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
-        self.step("creating the indexes", || async { Ok(self.views.ensure_indexes(name).await?) }).await?;
+        self.step(name, "creating the indexes", || async { Ok(self.views.ensure_indexes(name).await?) }).await?;
         if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
             return Err(RebuildError::Cancelled);
         }
@@ -297,7 +299,7 @@ impl Rebuilder {
         let replay = started.elapsed();
         self.fill_gaps(name).await?;
         // Read before the switch: every event up to it reached the generation being replaced.
-        let position = self.position().await?;
+        let position = self.position(name).await?;
         let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
         progress.send_modify(|p| p.done = true);
         // Processes may write to a dropped generation until they re-read the pointer.
@@ -357,7 +359,7 @@ impl Rebuilder {
             self.fill_gaps(back).await?;
             let replay = started.elapsed();
             // Read before the switch: every event up to it reached the generation being replaced.
-            let position = self.position().await?;
+            let position = self.position(back).await?;
             let pointer = generations.rollback(back, position).await?;
             Ok((pointer, Report { generation: back.to_owned(), events, views, replay }))
         };
@@ -370,15 +372,18 @@ impl Rebuilder {
         result
     }
 
-    /// The read model's position, as a step ([`Self::step`]).
-    async fn position(&self) -> Result<i64, RebuildError> {
-        self.step("reading the position", || async { Ok(self.views.position().await?) }).await
+    /// The read model's position, as a step of catching `name` up ([`Self::step`]).
+    async fn position(&self, name: &str) -> Result<i64, RebuildError> {
+        self.step(name, "reading the position", || async { Ok(self.views.position().await?) }).await
     }
 
-    /// Runs one step of a rebuild or rollback, trying it again with backoff while it fails for a reason that may
-    /// pass ([`RebuildError::is_transient`]), for up to [`STEP_RETRY_FOR`] from its first failure. Only idempotent
-    /// steps come here: a page read or loaded (version-guarded) twice, progress reported twice, is the same.
-    async fn step<T, Fut>(&self, what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, RebuildError>
+    /// Runs one step of catching generation `name` up (a rebuild or a rollback), trying it again with backoff while
+    /// it fails for a reason that may pass ([`RebuildError::is_transient`]) and the work is still wanted: after each
+    /// [`STEP_RETRY_FOR`] of failures the pointer is read, and the step ends with its error once the pointer no
+    /// longer names `name` as building or rejoining. A pointer that cannot be read either (the store is down) keeps
+    /// the step trying. Only idempotent steps come here: a page read or loaded (version-guarded) twice, progress
+    /// reported twice, is the same.
+    async fn step<T, Fut>(&self, name: &str, what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, RebuildError>
     where
         Fut: Future<Output = Result<T, RebuildError>>,
     {
@@ -389,9 +394,15 @@ impl Rebuilder {
                 Ok(done) => return Ok(done),
                 Err(err) => err,
             };
-            let since = *failing_since.get_or_insert_with(Instant::now);
-            if !err.is_transient() || since.elapsed() >= STEP_RETRY_FOR {
+            if !err.is_transient() {
                 return Err(err);
+            }
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STEP_RETRY_FOR {
+                match self.views.generations().load().await {
+                    Ok(pointer) if !pointer.catching_up(name) => return Err(err),
+                    _ => failing_since = Some(Instant::now()),
+                }
             }
             let wait = backoff.failed();
             tracing::warn!(
@@ -411,12 +422,12 @@ impl Rebuilder {
     /// of each order wins, as always), and closes each gap for `name` whose event is now applied; an event the
     /// projection still cannot apply stays a gap of `name`. Returns how many gaps it closed.
     async fn fill_gaps(&self, name: &str) -> Result<usize, RebuildError> {
-        let gaps = self.step("reading the gaps", || async { Ok(self.views.gaps().of(name).await?) }).await?;
+        let gaps = self.step(name, "reading the gaps", || async { Ok(self.views.gaps().of(name).await?) }).await?;
         let mut closed = 0;
         for gap in gaps {
             let Some(order) = gap.order_id.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok()) else { continue };
             let events = self
-                .step("reading an order's events", || async {
+                .step(name, "reading an order's events", || async {
                     self.feed.order(order).await.map_err(RebuildError::Feed)
                 })
                 .await?;
@@ -434,10 +445,12 @@ impl Rebuilder {
                 continue;
             }
             let documents: Vec<Guarded> = newest.into_values().collect();
-            self.step("filling a gap", || async { Ok(self.views.load(name, &documents).await?) }).await?;
+            self.step(name, "filling a gap", || async { Ok(self.views.load(name, &documents).await?) }).await?;
             let generation = [name.to_owned()];
-            self.step("closing a gap", || async { Ok(self.views.gaps().close(&[gap.sequence], &generation).await?) })
-                .await?;
+            self.step(name, "closing a gap", || async {
+                Ok(self.views.gaps().close(&[gap.sequence], &generation).await?)
+            })
+            .await?;
             closed += 1;
         }
         if closed > 0 {
@@ -462,7 +475,9 @@ impl Rebuilder {
                 return Err(RebuildError::Cancelled);
             }
             let page = self
-                .step("reading a page of the log", || async { self.feed.page(after).await.map_err(RebuildError::Feed) })
+                .step(name, "reading a page of the log", || async {
+                    self.feed.page(after).await.map_err(RebuildError::Feed)
+                })
                 .await?;
             let fetched = page.events.len() as i64;
             // Only the newest version of each document needs writing.
@@ -484,18 +499,18 @@ impl Rebuilder {
             }
             for (sequence, order_id, reason) in &skipped {
                 let generation = [name.to_owned()];
-                self.step("recording a gap", || async {
+                self.step(name, "recording a gap", || async {
                     Ok(self.views.gaps().record(*sequence, Some(order_id), reason, &generation).await?)
                 })
                 .await?;
             }
             written.extend(newest.keys().cloned());
             let documents: Vec<Guarded> = newest.into_values().collect();
-            self.step("loading a page", || async { Ok(self.views.load(name, &documents).await?) }).await?;
+            self.step(name, "loading a page", || async { Ok(self.views.load(name, &documents).await?) }).await?;
             replayed += fetched;
             after = page.metadata.next_after;
             let total = page.metadata.head.max(replayed);
-            self.step("reporting progress", || {
+            self.step(name, "reporting progress", || {
                 let reported = report(replayed, total);
                 async { Ok(reported.await?) }
             })

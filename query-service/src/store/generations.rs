@@ -130,6 +130,11 @@ impl Pointer {
         building.chain(std::iter::once(self.active.clone())).chain(self.rejoining.iter().cloned()).collect()
     }
 
+    /// Whether `generation` is being caught up from the log: built by a rebuild, or rejoining for a rollback.
+    pub fn catching_up(&self, generation: &str) -> bool {
+        self.building.as_ref().is_some_and(|b| b.name == generation) || self.rejoining.as_deref() == Some(generation)
+    }
+
     /// Whether `generation` is one this pointer names: active, kept, building or rejoining.
     pub fn names(&self, generation: &str) -> bool {
         self.live().iter().chain(&self.previous).any(|named| named == generation)

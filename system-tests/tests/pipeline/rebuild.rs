@@ -582,6 +582,50 @@ async fn a_builder_waiting_on_a_slow_page_keeps_saying_it_is_alive() {
     app.stop().await;
 }
 
+/// A read store that keeps failing one step of a rebuild for longer than a step is first tried (a long outage, a
+/// store too busy to answer a page in time) while the builder still holds its claim: the builder keeps trying
+/// instead of giving up a rebuild nobody else may take over, and finishes once the store answers.
+#[tokio::test]
+async fn a_rebuild_whose_store_fails_a_page_for_longer_than_a_step_is_tried_finishes_once_it_answers() {
+    let app = TestApp::spawn().await;
+    for n in 0..4 {
+        app.place_order(&format!("cust-outage-{n}")).await;
+    }
+    app.caught_up().await;
+    let before = app.generation_views("order_views").await;
+    let proxy =
+        Proxy::losing_every_answer_to(mongodb_address(&mongodb_uri()), bson_field("insert", "order_views_v1")).await;
+    let views =
+        query_service::store::connect(&through(&mongodb_uri(), &proxy), &app.names.database, &Default::default())
+            .await
+            .expect("mongo");
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let rebuilder =
+        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    assert_eq!(generation, "order_views_v1");
+    let running = tokio::spawn(async move {
+        let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+        rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
+    });
+
+    // Attempts at loading the page that span more than the time a step is first tried for.
+    let within_first_tries =
+        query_service::rebuild::STEP_RETRY_FOR.as_secs() / query_service::store::OPERATION_TIMEOUT.as_secs() + 1;
+    eventually(Duration::from_secs(90), || async {
+        assert!(!running.is_finished(), "the builder gave up after {} lost answers", proxy.answers_lost());
+        (proxy.answers_lost() as u64 > within_first_tries).then_some(())
+    })
+    .await;
+    proxy.stop_losing();
+    let finished = tokio::time::timeout(Duration::from_secs(60), running).await.expect("finishes").expect("joined");
+    assert_eq!(finished, Ok(()));
+    assert_eq!(app.read_model().await["active"], "order_views_v1");
+    assert!(app.generation_views("order_views_v1").await == before, "every view, field for field");
+    app.stop().await;
+}
+
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
     let views =
