@@ -10,6 +10,39 @@ pub const PAGE: i64 = 5_000;
 /// One page of the log.
 pub type Page = shared_events::FeedPage;
 
+/// Why the feed gave no page.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// No answer, or an answer cut off: the command-service is down, restarting or slow, or the network failed.
+    #[error("reading the event feed at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// It answered with an error status.
+    #[error("the event feed at {url} answered {status}")]
+    Answered { url: String, status: reqwest::StatusCode },
+    /// It answered something that is not a page of events.
+    #[error("the event feed answered something that is not a page of events: {0}")]
+    Unreadable(#[source] reqwest::Error),
+}
+
+impl FeedError {
+    /// Whether asking again may succeed: no answer, a server error, or "later" (408, 429) — not a refusal (a token
+    /// it does not take, a request it rejects) or an answer that is no page.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Answered { status, .. } => {
+                status.is_server_error()
+                    || matches!(*status, reqwest::StatusCode::REQUEST_TIMEOUT | reqwest::StatusCode::TOO_MANY_REQUESTS)
+            }
+            Self::Unreadable(_) => false,
+        }
+    }
+}
+
 /// Where the feed is and the token it needs.
 #[derive(Debug, Clone)]
 pub struct Feed {
@@ -38,22 +71,22 @@ impl Feed {
     }
 
     /// Up to [`Feed::page_size`] events after `after`.
-    pub async fn page(&self, after: i64) -> anyhow::Result<Page> {
+    pub async fn page(&self, after: i64) -> Result<Page, FeedError> {
         self.page_of(after, self.page_size).await
     }
 
     /// The sequence of the newest committed event.
-    pub async fn head(&self) -> anyhow::Result<i64> {
+    pub async fn head(&self) -> Result<i64, FeedError> {
         Ok(self.page_of(0, 1).await?.metadata.head)
     }
 
     /// Up to `limit` events after `after`.
-    pub async fn page_of(&self, after: i64, limit: i64) -> anyhow::Result<Page> {
+    pub async fn page_of(&self, after: i64, limit: i64) -> Result<Page, FeedError> {
         self.get(&[("after", after.to_string()), ("limit", limit.to_string())]).await
     }
 
     /// Every event of one order, oldest first (an order has a handful).
-    pub async fn order(&self, order: uuid::Uuid) -> anyhow::Result<Vec<Envelope>> {
+    pub async fn order(&self, order: uuid::Uuid) -> Result<Vec<Envelope>, FeedError> {
         let (mut events, mut after) = (Vec::new(), 0);
         loop {
             let query = [("orderId", order.to_string()), ("after", after.to_string()), ("limit", PAGE.to_string())];
@@ -67,15 +100,42 @@ impl Feed {
         }
     }
 
-    async fn get(&self, query: &[(&str, String)]) -> anyhow::Result<Page> {
-        use anyhow::Context as _;
+    async fn get(&self, query: &[(&str, String)]) -> Result<Page, FeedError> {
         let mut request = self.http.get(&self.url).query(query);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("reading the event feed at {}", self.url))?;
+        let unreachable = |source| FeedError::Unreachable { url: self.url.clone(), source };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        anyhow::ensure!(status.is_success(), "the event feed at {} answered {status}", self.url);
-        response.json().await.context("the event feed answered something that is not a page of events")
+        if !status.is_success() {
+            return Err(FeedError::Answered { url: self.url.clone(), status });
+        }
+        // A body cut off on its way is no answer; one that arrived whole and is no page is one.
+        response.json().await.map_err(|err| if err.is_decode() { FeedError::Unreadable(err) } else { unreachable(err) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn a_feed_that_refuses_is_not_asked_again_one_that_failed_or_said_later_is() {
+        let answered = |status| FeedError::Answered { url: "http://feed/events".to_owned(), status };
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND, StatusCode::BAD_REQUEST]
+        {
+            assert!(!answered(status).is_transient(), "{status}");
+        }
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS,
+        ] {
+            assert!(answered(status).is_transient(), "{status}");
+        }
     }
 }

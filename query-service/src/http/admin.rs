@@ -173,7 +173,7 @@ fn rebuild_refusal(err: RebuildError) -> ApiError {
     match err {
         RebuildError::Pointer(err) => err.into(),
         RebuildError::Store(err) => ApiError::Unavailable(err),
-        RebuildError::Feed(err) => ApiError::FeedUnavailable(err),
+        RebuildError::Feed(err) => ApiError::FeedUnavailable(err.into()),
         RebuildError::Cancelled => ApiError::Conflict("the service is shutting down".to_owned()),
     }
 }

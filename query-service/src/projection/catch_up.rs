@@ -26,8 +26,8 @@ pub struct CaughtUp {
 pub enum CatchUpError {
     #[error("the read store failed: {0}")]
     Store(#[from] StoreError),
-    #[error("the event feed failed: {0:#}")]
-    Feed(anyhow::Error),
+    #[error("the event feed failed: {0}")]
+    Feed(crate::feed::FeedError),
     #[error(
         "the queue was lost while it held events and this replica has no token for the event feed to catch up \
         from (EVENT_FEED_TOKEN or ADMIN_TOKEN)"

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::feed::Feed;
+use crate::feed::{Feed, FeedError};
 use crate::projection::Projection;
 use crate::store::generations::{Pointer, PointerError, BUILD_STALE_AFTER, POINTER_TTL};
 use crate::store::{keep_newest, Guarded, StoreError, Views};
@@ -66,19 +66,20 @@ pub enum RebuildError {
     Pointer(#[from] PointerError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0:#}")]
-    Feed(anyhow::Error),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
     #[error("the service is shutting down")]
     Cancelled,
 }
 
 impl RebuildError {
     /// Whether the same step may succeed if tried again: the read store or the event feed failed or did not
-    /// answer — not a write MongoDB refused, a pointer that changed, or a shutdown.
+    /// answer — not a write MongoDB refused, a feed that refused the request, a pointer that changed, or a
+    /// shutdown.
     fn is_transient(&self) -> bool {
         match self {
             Self::Store(err) | Self::Pointer(PointerError::Store(err)) => !matches!(err, StoreError::Refused(_)),
-            Self::Feed(_) => true,
+            Self::Feed(err) => err.is_transient(),
             Self::Pointer(_) | Self::Cancelled => false,
         }
     }
@@ -174,7 +175,7 @@ impl Rebuilder {
 
     /// Claims the next generation (fails if a live rebuild holds one).
     pub async fn claim(&self) -> Result<String, RebuildError> {
-        let head = self.feed.head().await.map_err(RebuildError::Feed)?;
+        let head = self.feed.head().await?;
         let newest = self.views.newest_rebuilt_generation().await?;
         let pointer = self.views.generations().begin_build(head, newest).await?;
         Ok(pointer.building.map(|b| b.name).unwrap_or_default())
@@ -426,11 +427,8 @@ impl Rebuilder {
         let mut closed = 0;
         for gap in gaps {
             let Some(order) = gap.order_id.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok()) else { continue };
-            let events = self
-                .step(name, "reading an order's events", || async {
-                    self.feed.order(order).await.map_err(RebuildError::Feed)
-                })
-                .await?;
+            let events =
+                self.step(name, "reading an order's events", || async { Ok(self.feed.order(order).await?) }).await?;
             let mut newest: HashMap<String, Guarded> = HashMap::new();
             let mut applies = false;
             for envelope in events {
@@ -474,11 +472,8 @@ impl Rebuilder {
             if self.shutdown.is_cancelled() {
                 return Err(RebuildError::Cancelled);
             }
-            let page = self
-                .step(name, "reading a page of the log", || async {
-                    self.feed.page(after).await.map_err(RebuildError::Feed)
-                })
-                .await?;
+            let page =
+                self.step(name, "reading a page of the log", || async { Ok(self.feed.page(after).await?) }).await?;
             let fetched = page.events.len() as i64;
             // Only the newest version of each document needs writing.
             let mut newest: HashMap<String, Guarded> = HashMap::new();

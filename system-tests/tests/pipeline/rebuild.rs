@@ -626,6 +626,28 @@ async fn a_rebuild_whose_store_fails_a_page_for_longer_than_a_step_is_tried_fini
     app.stop().await;
 }
 
+/// A feed that refuses the builder (its token no longer the command-service's) is no outage to wait out: the
+/// rebuild fails and says why, instead of holding the claim and retrying for as long as the builder lives.
+#[tokio::test]
+async fn a_rebuild_whose_feed_refuses_its_token_fails_instead_of_trying_for_ever() {
+    let app = TestApp::spawn().await;
+    app.place_order("cust-refused").await;
+    app.caught_up().await;
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
+    // The builder's token is not (or no longer) the one the command-service takes.
+    let refused =
+        query_service::feed::Feed::new(app.command_url("/events"), Some("a-rotated-token".to_owned())).expect("feed");
+    let rebuilder = order_views_rebuilder(&app, refused).await;
+    let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+    let outcome = tokio::time::timeout(Duration::from_secs(15), rebuilder.run(&generation, &progress))
+        .await
+        .expect("the rebuild ends without waiting for the feed to change its mind");
+    let err = outcome.map(drop).expect_err("no rebuild without the log");
+    assert!(err.to_string().contains("401"), "{err}");
+    app.stop().await;
+}
+
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
     let views =
