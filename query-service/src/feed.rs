@@ -14,18 +14,27 @@ pub type Page = shared_events::FeedPage;
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     /// No answer, or an answer cut off: the command-service is down, restarting or slow, or the network failed.
-    #[error("reading the event feed at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    #[error("reading the event feed at {url}: {}", with_causes(cause))]
+    Unreachable { url: String, cause: reqwest::Error },
     /// It answered with an error status.
     #[error("the event feed at {url} answered {status}")]
     Answered { url: String, status: reqwest::StatusCode },
-    /// It answered something that is not a page of events.
+    /// It answered, whole, something that is not a page of events.
     #[error("the event feed answered something that is not a page of events: {0}")]
-    Unreadable(#[source] reqwest::Error),
+    Unreadable(#[source] serde_json::Error),
+}
+
+/// `err` and its causes, in one line: reqwest's own words never say what failed (a refused connection, a timeout,
+/// a body cut off).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cause = err.source();
+    }
+    text
 }
 
 impl FeedError {
@@ -105,14 +114,15 @@ impl Feed {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let unreachable = |source| FeedError::Unreachable { url: self.url.clone(), source };
+        let unreachable = |cause| FeedError::Unreachable { url: self.url.clone(), cause };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {
             return Err(FeedError::Answered { url: self.url.clone(), status });
         }
         // A body cut off on its way is no answer; one that arrived whole and is no page is one.
-        response.json().await.map_err(|err| if err.is_decode() { FeedError::Unreadable(err) } else { unreachable(err) })
+        let body = response.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(FeedError::Unreadable)
     }
 }
 

@@ -34,6 +34,9 @@ struct Faults {
     /// Bytes per second each connection forwards to the server, if limited: a slow link, or a server slow to take
     /// what it is sent.
     upload_rate: Option<u64>,
+    /// Connections still to come whose (HTTP) answer is cut off a few bytes into its body, the connection closed: a
+    /// server killed, or a link dropped, while it answered.
+    cut_short: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -56,6 +59,12 @@ impl Proxy {
     /// A proxy that forwards at most `bytes_per_second` to the server on each connection.
     pub async fn throttled(upstream: SocketAddr, bytes_per_second: u64) -> Self {
         Self::with(upstream, Faults { upload_rate: Some(bytes_per_second), ..Faults::default() }).await
+    }
+
+    /// A proxy that cuts off the HTTP answer on each of the first `connections` connections a few bytes into its
+    /// body, and closes them; later ones are forwarded whole.
+    pub async fn cutting_answers_short(upstream: SocketAddr, connections: usize) -> Self {
+        Self::with(upstream, Faults { cut_short: Arc::new(AtomicUsize::new(connections)), ..Faults::default() }).await
     }
 
     async fn losing(upstream: SocketAddr, request: Vec<u8>, once: bool) -> Self {
@@ -89,6 +98,11 @@ impl Proxy {
                     move || silent.load(Ordering::SeqCst),
                     move |bytes| watch.inspect(bytes),
                 ));
+                let cut = faults.cut_short.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                if cut.is_ok() {
+                    tokio::spawn(cut_short(server_read, client_write));
+                    continue;
+                }
                 let silent = faults.silent.clone();
                 let halted = move || silent.load(Ordering::SeqCst) || muted.load(Ordering::SeqCst);
                 tokio::spawn(forward(server_read, client_write, None, halted, |_| {}));
@@ -192,6 +206,26 @@ async fn forward(
         }
         if let Some(rate) = rate {
             tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
+    }
+}
+
+/// Forwards an HTTP answer's head and the first few bytes of its body, then closes the connection.
+async fn cut_short(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
+    const BODY_BYTES: usize = 5;
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buffer).await else { return };
+        if n == 0 {
+            return;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        if let Some(head) = answer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let end = (head + 4 + BODY_BYTES).min(answer.len());
+            let _ = to.write_all(&answer[..end]).await;
+            let _ = to.shutdown().await;
+            return;
         }
     }
 }

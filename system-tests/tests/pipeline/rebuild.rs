@@ -648,6 +648,44 @@ async fn a_rebuild_whose_feed_refuses_its_token_fails_instead_of_trying_for_ever
     app.stop().await;
 }
 
+/// A page cut off on its way (the command-service killed, or the link dropped, while it answered) is no answer: the
+/// step is tried again and the rebuild goes on, not given up as if the feed had answered something that is no page.
+#[tokio::test]
+async fn a_page_cut_off_on_its_way_is_read_again_and_the_rebuild_finishes() {
+    let app = TestApp::spawn().await;
+    for n in 0..4 {
+        app.place_order(&format!("cust-cut-{n}")).await;
+    }
+    app.caught_up().await;
+    let before = app.generation_views("order_views").await;
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
+    let proxy = Proxy::cutting_answers_short(app.command_addr, 2).await;
+    let cut = format!("http://127.0.0.1:{}/events", proxy.port);
+    let cut = query_service::feed::Feed::new(cut, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let rebuilder = order_views_rebuilder(&app, cut).await;
+    let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+    let outcome = tokio::time::timeout(Duration::from_secs(60), rebuilder.run(&generation, &progress))
+        .await
+        .expect("the rebuild ends");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(app.read_model().await["active"], generation);
+    assert!(app.generation_views(&generation).await == before, "every view, field for field");
+    app.stop().await;
+}
+
+/// What a step that keeps failing logs says what failed, not only that a request did.
+#[tokio::test]
+async fn a_feed_that_does_not_answer_says_why() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}/events", closed.local_addr().expect("address"));
+    drop(closed);
+    let feed = query_service::feed::Feed::new(url, None).expect("feed");
+    let err = feed.head().await.expect_err("nothing listens there");
+    assert!(err.is_transient());
+    assert!(err.to_string().to_lowercase().contains("connection refused"), "{err}");
+}
+
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
     let views =
