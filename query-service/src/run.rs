@@ -153,7 +153,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let rebuilders = read_models
         .iter()
-        .map(|(projection, views)| config.rebuilder(*projection, views, shutdown.clone()))
+        .map(|(projection, views)| {
+            Ok(config.rebuilder(*projection, views, shutdown.clone())?.watched(watchdog.clone()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Each read model is looked after on every replica; one that does not hold the log from its start builds itself
     // where the event feed can be read (decision 0019).

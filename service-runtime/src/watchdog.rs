@@ -1,5 +1,5 @@
-//! The progress watchdog: every stage that moves events — the relay, each partition of each projection — says when
-//! it makes progress and why work waits for it; a stage that has had work waiting for [`Watchdog::stall_after`]
+//! The progress watchdog: every stage that moves events — the relay, each partition of each projection, a rebuild or
+//! rollback catching a generation up from the log — says when it makes progress and why work waits for it; a stage that has had work waiting for [`Watchdog::stall_after`]
 //! (`STALL_AFTER_S`, default 30 s) without progress is **stalled**. Readiness names stalled stages (`degraded`) and
 //! the metrics show them (`stage_stalled`, `stage_last_progress_seconds`), so that a stuck stage never hides behind
 //! a process that says ready. A read model far behind but moving is not stalled: each step it takes is progress.
@@ -44,9 +44,9 @@ impl WatchdogSettings {
 /// One stage, by the labels its metrics carry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StageId {
-    /// `relay` or `projection`.
+    /// `relay`, `projection` or `rebuild`.
     pub stage: &'static str,
-    /// The projection, for a projection's stage; empty for the relay.
+    /// The projection, for a projection's stage or a rebuild; empty for the relay.
     pub projection: String,
     /// The partition, for a projection's stage; empty for the relay.
     pub partition: String,
@@ -62,14 +62,19 @@ impl StageId {
     pub fn projection(projection: &str, partition: u16) -> Self {
         Self { stage: "projection", projection: projection.to_owned(), partition: partition.to_string() }
     }
+
+    /// A rebuild or a rollback of the read model of `projection` catching a generation up from the log.
+    pub fn rebuild(projection: &str) -> Self {
+        Self { stage: "rebuild", projection: projection.to_owned(), partition: String::new() }
+    }
 }
 
 impl std::fmt::Display for StageId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.projection.is_empty() {
-            write!(f, "{}", self.stage)
-        } else {
-            write!(f, "projection {} partition {}", self.projection, self.partition)
+        match self.stage {
+            "projection" => write!(f, "projection {} partition {}", self.projection, self.partition),
+            "rebuild" => write!(f, "rebuild of {}", self.projection),
+            stage => write!(f, "{stage}"),
         }
     }
 }
@@ -263,6 +268,13 @@ mod tests {
 
     fn at(start: Instant, seconds: u64) -> Instant {
         start + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn each_kind_of_stage_is_named_for_what_it_is() {
+        assert_eq!(StageId::relay().to_string(), "relay");
+        assert_eq!(StageId::projection("orders", 1).to_string(), "projection orders partition 1");
+        assert_eq!(StageId::rebuild("customer-summary").to_string(), "rebuild of customer-summary");
     }
 
     #[test]

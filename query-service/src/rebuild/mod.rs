@@ -22,6 +22,7 @@
 //! settled by reading the pointer back (see [`crate::store::generations`]), and a given-up generation is dropped
 //! only if the pointer names it no more.
 
+use service_runtime::watchdog::{Cause, StageId, Watchdog};
 use service_runtime::Backoff;
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +49,10 @@ const _: () = assert!(BEAT_EVERY.as_secs() * 3 < BUILD_STALE_AFTER.as_secs());
 /// How long a step of a rebuild or rollback keeps failing, for a reason that may pass, before its builder reads the
 /// pointer to learn whether the work is still wanted (and again after as long each time): a few operation timeouts.
 pub const STEP_RETRY_FOR: Duration = Duration::from_secs(20);
+
+/// Why a rebuild or rollback waits: one of its steps keeps failing. After `STALL_AFTER_S` of it, the watchdog names
+/// it stalled (the builder still tries, for as long as its generation is wanted).
+const FAILING_STEP: Cause = Cause { says: "a step of it keeps failing", answered_by_progress: true };
 
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
 /// write to it until it re-reads the pointer). A write already on its way may create it again: the janitor drops
@@ -121,6 +126,8 @@ pub struct Rebuilder {
     keep: usize,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// Where a step that keeps failing is reported, if anywhere.
+    watchdog: Option<Watchdog>,
 }
 
 impl Rebuilder {
@@ -132,7 +139,30 @@ impl Rebuilder {
         keep: usize,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { projection, views, feed, keep: keep.max(2), tasks: TaskTracker::new(), shutdown }
+        Self { projection, views, feed, keep: keep.max(2), tasks: TaskTracker::new(), shutdown, watchdog: None }
+    }
+
+    /// The same rebuilder, reporting to `watchdog` a rebuild or rollback whose steps keep failing (stage
+    /// [`StageId::rebuild`]).
+    pub fn watched(mut self, watchdog: Watchdog) -> Self {
+        self.watchdog = Some(watchdog);
+        self
+    }
+
+    /// Tells the watchdog whether a step of a rebuild or rollback is failing now (`None`: it has ended, the stage
+    /// is forgotten).
+    fn watch(&self, failing: Option<bool>) {
+        let Some(watchdog) = &self.watchdog else { return };
+        let stage = StageId::rebuild(self.projection.name());
+        match failing {
+            Some(failing) => {
+                if !failing {
+                    watchdog.progressed(&stage);
+                }
+                watchdog.holds(&stage, FAILING_STEP, failing);
+            }
+            None => watchdog.retain(|watched| *watched != stage),
+        }
     }
 
     /// The projection it rebuilds.
@@ -200,6 +230,7 @@ impl Rebuilder {
             }))
         };
         let result = self.replay_and_switch(name, progress).await;
+        self.watch(None);
         if result.is_err() {
             // Only a generation the pointer no longer names may go — never one a switch made active after all, its
             // answer lost — and only once every process has re-read the pointer: until then projectors still write
@@ -365,6 +396,7 @@ impl Rebuilder {
             Ok((pointer, Report { generation: back.to_owned(), events, views, replay }))
         };
         let result = caught_up.await;
+        self.watch(None);
         if result.is_err() {
             if let Err(err) = generations.end_rejoin().await {
                 tracing::warn!(generation = back, error = %err, "a failed rollback's generation still takes live writes");
@@ -392,12 +424,18 @@ impl Rebuilder {
         let mut failing_since = None;
         loop {
             let err = match attempt().await {
-                Ok(done) => return Ok(done),
+                Ok(done) => {
+                    if failing_since.is_some() {
+                        self.watch(Some(false));
+                    }
+                    return Ok(done);
+                }
                 Err(err) => err,
             };
             if !err.is_transient() {
                 return Err(err);
             }
+            self.watch(Some(true));
             let since = *failing_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= STEP_RETRY_FOR {
                 match self.views.generations().load().await {

@@ -9,7 +9,8 @@ use lapin::ConnectionProperties;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp};
+use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp, ADMIN_TOKEN};
+use crate::proxies::{bson_field, mongodb_address, through, Proxy};
 
 /// The `STALL_AFTER_S` of these tests.
 const STALL_AFTER_S: u64 = 2;
@@ -297,5 +298,42 @@ async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_
     })
     .await;
     assert_eq!(body["data"]["orders"], 6, "{body}");
+    app.stop().await;
+}
+
+/// A rebuild whose steps keep failing (a store that cannot take its pages) keeps trying for as long as its
+/// generation is wanted; it is a stage like any other: named stalled by readiness and shown by `stage_stalled` until
+/// it moves again.
+#[tokio::test]
+async fn a_rebuild_whose_steps_keep_failing_is_reported_stalled_and_then_not() {
+    let proxy =
+        Proxy::losing_every_answer_to(mongodb_address(&mongodb_uri()), bson_field("insert", "order_views_v1")).await;
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &through(&mongodb_uri(), &proxy),
+        |_| {},
+        |query, _| query.watchdog.stall_after_s = STALL_AFTER_S,
+    )
+    .await;
+    let ready = app.query_url("/health/ready");
+    until_ready(&app.http, &ready).await;
+    app.place_order("stalled-rebuild").await;
+    let rebuild = app.http.post(app.query_url("/admin/read-models/orders/rebuild")).bearer_auth(ADMIN_TOKEN);
+    assert_eq!(rebuild.send().await.expect("answers").status(), 202);
+    // Its first page is loaded once every process writes the new generation, and fails one operation later.
+    let first_failure = Instant::now() + query_service::rebuild::GRACE + query_service::store::OPERATION_TIMEOUT;
+    let (status, body) = stalled(&app.http, &ready, "rebuild of orders", first_failure).await;
+    assert_eq!((status, &body["status"]), (200, &Value::from("degraded")), "{body}");
+    let labels = r#"partition="",projection="orders",stage="rebuild""#;
+    assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
+
+    proxy.stop_losing();
+    eventually(Duration::from_secs(60), || async {
+        let (_, body) = readiness(&app.http, &ready).await?;
+        body["reasons"]["stalled"].is_null().then_some(())
+    })
+    .await;
+    assert_ne!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
     app.stop().await;
 }
