@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed::{Feed, FeedError};
 use crate::projection::Projection;
-use crate::store::generations::{Pointer, PointerError, BUILD_STALE_AFTER, POINTER_TTL};
+use crate::store::generations::{Pointer, PointerError, Silence, BUILD_STALE_AFTER, POINTER_TTL};
 use crate::store::{keep_newest, Guarded, StoreError, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
@@ -246,8 +246,9 @@ impl Rebuilder {
     }
 
     /// Looks after the read model every [`JANITOR_INTERVAL`] until shutdown, with one read of its pointer:
-    /// - clears a rebuild whose builder died (killed mid-rebuild, its process gone: a building generation that has
-    ///   not reported for `BUILD_STALE_AFTER` is given up);
+    /// - clears a rebuild whose builder died (killed mid-rebuild, its process gone: a building generation whose
+    ///   newest beat this janitor has heard for `BUILD_STALE_AFTER`, by its own clock, is given up — see
+    ///   [`Silence`]);
     /// - drops the generations the pointer has given up ([`Pointer::given_up`]) that the store still holds: one a
     ///   rebuild gave up, one a switch let go that a write on its way created again. Collections are listed before
     ///   the pointer is read, so a generation a rebuild has just claimed (and then created) is named;
@@ -257,6 +258,7 @@ impl Rebuilder {
     ///
     /// Runs on every replica; the pointer's compare-and-set lets one of them win.
     pub async fn tend(self, builds: bool) {
+        let mut silence = Silence::default();
         loop {
             if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &self.shutdown).await {
                 return;
@@ -269,7 +271,7 @@ impl Rebuilder {
                     continue;
                 }
             };
-            match generations.abandon_stale().await {
+            match generations.abandon_silent(&mut silence).await {
                 // Dropped on a later round: writers see the pointer change within `GRACE`.
                 Ok(Some(name)) => {
                     tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
@@ -281,7 +283,7 @@ impl Rebuilder {
                     continue;
                 }
             }
-            // `abandon_stale` has just read the pointer: this is its cached copy.
+            // `abandon_silent` has just read the pointer: this is its cached copy.
             let Ok(pointer) = generations.current().await else { continue };
             for name in pointer.given_up(&held) {
                 match self.views.drop_generation(&name).await {

@@ -39,7 +39,8 @@ use super::operation::{bounded, is_duplicate_key, StoreError};
 pub const POINTERS: &str = "read_model_generations";
 /// Longest a process uses a cached pointer before reading it again.
 pub const POINTER_TTL: Duration = Duration::from_secs(1);
-/// A building generation whose builder has not reported for this long is abandoned and may be replaced.
+/// A building generation whose builder has not reported for this long is abandoned and may be replaced (judged by
+/// each janitor from the beat it first heard: [`Silence`]).
 pub const BUILD_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The pointer document.
@@ -95,6 +96,31 @@ pub struct Build {
     /// Events replayed from the log so far, and the log's head when the rebuild began.
     pub replayed: i64,
     pub total: i64,
+}
+
+/// How long one janitor has heard the same beat of a build, by its own clock, from when it first heard it: a build
+/// is silent when that beat stays the newest for [`BUILD_STALE_AFTER`]. Not by how old the beat is — a store that
+/// was unreachable for a while holds an old beat of a live builder, whose next beat is on its way — nor by
+/// comparing another replica's clock with this one's.
+#[derive(Debug, Default)]
+pub struct Silence {
+    heard: Option<(String, i64, Instant)>,
+}
+
+impl Silence {
+    /// How long the beat `build` carries has been the newest this janitor heard, at `now`.
+    pub fn heard(&mut self, build: &Build, now: Instant) -> Duration {
+        let beat = build.heartbeat_at.timestamp_millis();
+        match &self.heard {
+            Some((name, heard, since)) if *name == build.name && *heard == beat => {
+                now.saturating_duration_since(*since)
+            }
+            _ => {
+                self.heard = Some((build.name.clone(), beat, now));
+                Duration::ZERO
+            }
+        }
+    }
 }
 
 impl Pointer {
@@ -297,14 +323,26 @@ impl Generations {
     }
 
     /// Replaces `seen` by `next` if nobody changed the pointer meanwhile.
-    async fn compare_and_set(&self, seen: &Pointer, mut next: Pointer) -> Result<Pointer, PointerError> {
+    async fn compare_and_set(&self, seen: &Pointer, next: Pointer) -> Result<Pointer, PointerError> {
+        self.compare_and_set_where(seen, next, doc! {}).await
+    }
+
+    /// [`Self::compare_and_set`], only while the stored pointer also matches `also` (fields a builder's beat sets
+    /// without a new revision).
+    async fn compare_and_set_where(
+        &self,
+        seen: &Pointer,
+        mut next: Pointer,
+        also: mongodb::bson::Document,
+    ) -> Result<Pointer, PointerError> {
         next.revision = seen.revision + 1;
-        let filter = if seen.revision == 0 {
+        let mut filter = if seen.revision == 0 {
             // No document yet (or the first one): insert it, or match the untouched one.
             doc! { "_id": self.id(), "revision": { "$in": [0, null] } }
         } else {
             doc! { "_id": self.id(), "revision": seen.revision }
         };
+        filter.extend(also);
         let update =
             self.pointers.find_one_and_replace(filter, &next).upsert(true).return_document(ReturnDocument::After);
         let started = Instant::now();
@@ -445,17 +483,21 @@ impl Generations {
         Ok((self.compare_and_set(&seen, next).await?, dropped))
     }
 
-    /// Gives up the building generation if its builder has not reported for [`BUILD_STALE_AFTER`] (it died
-    /// mid-rebuild); returns its name, for the caller to drop once no process writes to it any more.
-    pub async fn abandon_stale(&self) -> Result<Option<String>, PointerError> {
+    /// Gives up the building generation if `silence` has heard the same beat of its builder for
+    /// [`BUILD_STALE_AFTER`] (it died mid-rebuild); returns its name, for the caller to drop once no process writes
+    /// to it any more. Only that beat is given up: one that lands meanwhile keeps the build.
+    pub async fn abandon_silent(&self, silence: &mut Silence) -> Result<Option<String>, PointerError> {
         let seen = self.load().await?;
-        let Some(build) = &seen.building else { return Ok(None) };
-        let silent = DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis();
-        if silent < BUILD_STALE_AFTER.as_millis() as i64 {
+        let Some(build) = &seen.building else {
+            *silence = Silence::default();
+            return Ok(None);
+        };
+        if silence.heard(build, Instant::now()) < BUILD_STALE_AFTER {
             return Ok(None);
         }
         let name = build.name.clone();
-        self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await?;
+        let still = doc! { "building.name": &name, "building.heartbeatAt": build.heartbeat_at };
+        self.compare_and_set_where(&seen, Pointer { building: None, ..seen.clone() }, still).await?;
         Ok(Some(name))
     }
 
@@ -531,6 +573,27 @@ fn first_settled(answers: &BTreeMap<String, bool>, count: u16) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_is_silent_for_as_long_as_this_janitor_has_heard_the_same_beat() {
+        let build = |name: &str, beat: i64| Build {
+            name: name.to_owned(),
+            started_at: DateTime::from_millis(0),
+            heartbeat_at: DateTime::from_millis(beat),
+            replayed: 0,
+            total: 1,
+        };
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut silence = Silence::default();
+        // A beat a minute old when first heard counts from then, not from when it was sent.
+        assert_eq!(silence.heard(&build("v1", 1_000), at(0)), Duration::ZERO);
+        assert_eq!(silence.heard(&build("v1", 1_000), at(20)), Duration::from_secs(20));
+        // A new beat starts it over; so does another build.
+        assert_eq!(silence.heard(&build("v1", 2_000), at(25)), Duration::ZERO);
+        assert_eq!(silence.heard(&build("v1", 2_000), at(60)), Duration::from_secs(35));
+        assert_eq!(silence.heard(&build("v2", 2_000), at(61)), Duration::ZERO);
+    }
 
     #[test]
     fn the_first_generation_is_whole_once_every_partition_said_so_and_not_once_one_said_no() {

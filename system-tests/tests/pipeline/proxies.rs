@@ -116,6 +116,11 @@ impl Proxy {
         self.faults.silent.store(true, Ordering::SeqCst);
     }
 
+    /// Connections opened from now on forward again (those that went silent stay so).
+    pub fn speak_again(&self) {
+        self.faults.silent.store(false, Ordering::SeqCst);
+    }
+
     /// Whether the proxy has lost an answer it was told to lose.
     pub fn lost_an_answer(&self) -> bool {
         self.answers_lost() > 0

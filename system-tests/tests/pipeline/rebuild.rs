@@ -436,7 +436,8 @@ async fn a_rebuild_whose_builder_died_is_cleared_and_its_generation_dropped() {
         .await
         .expect("view");
 
-    eventually(Duration::from_secs(60), || async {
+    // A janitor hears its last beat for `BUILD_STALE_AFTER` before it gives the build up; a later round drops it.
+    eventually(Duration::from_secs(90), || async {
         let status = app.read_model().await;
         let names = app.mongo.list_collection_names().await.ok()?;
         (status["building"].is_null() && !names.iter().any(|n| n == "order_views_v1")).then_some(())
@@ -684,6 +685,78 @@ async fn a_feed_that_does_not_answer_says_why() {
     let err = feed.head().await.expect_err("nothing listens there");
     assert!(err.is_transient());
     assert!(err.to_string().to_lowercase().contains("connection refused"), "{err}");
+}
+
+/// A live builder whose beats did not reach the store for a while (the store unreachable, from its replica or for
+/// everyone) is not taken for dead the moment they land again: a janitor judges a build silent by its own clock, from
+/// the beat it first saw, not by how old the last beat that landed is — nor by another replica's clock.
+#[tokio::test]
+async fn a_live_builder_whose_beats_did_not_land_for_a_while_is_not_taken_for_dead() {
+    use query_service::rebuild::JANITOR_INTERVAL;
+    let app = TestApp::spawn().await;
+    app.place_order("cust-beats-lost").await;
+    app.caught_up().await;
+    // The builder waits on a feed that does not answer, and reaches the store through a proxy.
+    let feed_proxy = Proxy::start(app.command_addr).await;
+    let feed_url = format!("http://127.0.0.1:{}/events", feed_proxy.port);
+    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let store_proxy = Proxy::start(mongodb_address(&mongodb_uri())).await;
+    let views =
+        query_service::store::connect(&through(&mongodb_uri(), &store_proxy), &app.names.database, &Default::default())
+            .await
+            .expect("mongo");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let rebuilder =
+        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    feed_proxy.go_silent();
+    let running = {
+        let generation = generation.clone();
+        tokio::spawn(async move {
+            let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+            rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
+        })
+    };
+
+    // Its beats stop landing, and the last that landed is a minute old by the time the janitors look.
+    store_proxy.go_silent();
+    let pointers = app.mongo.collection::<Document>("read_model_generations");
+    let a_minute_ago = mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 60_000);
+    pointers
+        .update_one(doc! { "_id": "orders" }, doc! { "$set": { "building.heartbeatAt": a_minute_ago } })
+        .await
+        .expect("set back");
+    let building = async || {
+        let pointer = pointers.find_one(doc! { "_id": "orders" }).await.expect("read").expect("pointer");
+        pointer
+            .get_document("building")
+            .ok()
+            .map(|b| (b.get_str("name").map(str::to_owned), b.get_datetime("heartbeatAt").copied()))
+    };
+    let holds_for = async |window: Duration| {
+        let until = tokio::time::Instant::now() + window;
+        while tokio::time::Instant::now() < until {
+            let build = building().await;
+            assert_eq!(
+                build.as_ref().map(|b| b.0.clone()),
+                Some(Ok(generation.clone())),
+                "the build was taken for dead"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    // Long enough for the app's janitor to look at least once while no beat lands.
+    holds_for(JANITOR_INTERVAL + Duration::from_secs(2)).await;
+    // The store is reachable again: the beats land, and the build stays the builder's.
+    store_proxy.speak_again();
+    eventually(Duration::from_secs(20), || async {
+        building().await.and_then(|b| b.1.ok()).filter(|beat| *beat > a_minute_ago).map(drop)
+    })
+    .await;
+    holds_for(JANITOR_INTERVAL + Duration::from_secs(2)).await;
+    assert!(!running.is_finished(), "the builder still waits on its feed");
+    running.abort();
+    app.stop().await;
 }
 
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
