@@ -42,7 +42,16 @@ pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64
 /// How often each replica looks after each read model: a rebuild whose builder died, one to start ([`Rebuilder::tend`]).
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How often a builder says it is alive, whatever its progress: well within [`BUILD_STALE_AFTER`].
+/// What a catch-up of a generation from the log is for.
+#[derive(Debug, Clone, Copy)]
+enum Catching {
+    /// A rebuild: the generation is building.
+    Build,
+    /// A rollback: the generation is rejoining.
+    Rejoin,
+}
+
+/// How often a builder (or a rollback) says it is alive, whatever its progress: well within [`BUILD_STALE_AFTER`].
 const BEAT_EVERY: Duration = Duration::from_secs(5);
 const _: () = assert!(BEAT_EVERY.as_secs() * 3 < BUILD_STALE_AFTER.as_secs());
 
@@ -217,18 +226,7 @@ impl Rebuilder {
         // The builder says it is alive between its progress reports too: a page that a busy store takes long to
         // write must not get the rebuild taken for dead, given up, and started again from the start.
         // Stopped when the rebuild ends, however it ends (its future dropped too).
-        let _beats = {
-            let (generations, name) = (self.views.generations().clone(), name.to_owned());
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-                let mut every = tokio::time::interval(BEAT_EVERY);
-                loop {
-                    every.tick().await;
-                    if let Err(err) = generations.beat(&name).await {
-                        tracing::debug!(generation = name, error = %err, "a rebuild's heartbeat failed");
-                    }
-                }
-            }))
-        };
+        let _beats = self.keep_beating(name, Catching::Build);
         let result = self.replay_and_switch(name, progress).await;
         self.watch(None);
         if result.is_err() {
@@ -245,10 +243,28 @@ impl Rebuilder {
         result
     }
 
+    /// Says every [`BEAT_EVERY`] that the catch-up of generation `name` is alive, until the handle is dropped.
+    fn keep_beating(&self, name: &str, catching: Catching) -> tokio_util::task::AbortOnDropHandle<()> {
+        let (generations, name) = (self.views.generations().clone(), name.to_owned());
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut every = tokio::time::interval(BEAT_EVERY);
+            loop {
+                every.tick().await;
+                let beat = match catching {
+                    Catching::Build => generations.beat(&name).await,
+                    Catching::Rejoin => generations.beat_rejoin(&name).await,
+                };
+                if let Err(err) = beat {
+                    tracing::debug!(generation = name, error = %err, "a heartbeat failed");
+                }
+            }
+        }))
+    }
+
     /// Looks after the read model every [`JANITOR_INTERVAL`] until shutdown, with one read of its pointer:
     /// - clears a rebuild whose builder died (killed mid-rebuild, its process gone: a building generation whose
     ///   newest beat this janitor has heard for `BUILD_STALE_AFTER`, by its own clock, is given up — see
-    ///   [`Silence`]);
+    ///   [`Silence`]), and likewise stops the rejoining of a generation whose rollback died;
     /// - drops the generations the pointer has given up ([`Pointer::given_up`]) that the store still holds: one a
     ///   rebuild gave up, one a switch let go that a write on its way created again. Collections are listed before
     ///   the pointer is read, so a generation a rebuild has just claimed (and then created) is named;
@@ -258,7 +274,7 @@ impl Rebuilder {
     ///
     /// Runs on every replica; the pointer's compare-and-set lets one of them win.
     pub async fn tend(self, builds: bool) {
-        let mut silence = Silence::default();
+        let (mut silence, mut rejoin_silence) = (Silence::default(), Silence::default());
         loop {
             if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &self.shutdown).await {
                 return;
@@ -282,6 +298,16 @@ impl Rebuilder {
                     tracing::debug!(error = %err, "checking for an abandoned rebuild failed");
                     continue;
                 }
+            }
+            match generations.end_silent_rejoin(&mut rejoin_silence).await {
+                Ok(Some(name)) => {
+                    tracing::warn!(
+                        generation = name,
+                        "stopped the rejoining of a generation whose rollback stopped reporting"
+                    )
+                }
+                Ok(None) | Err(PointerError::Raced) => {}
+                Err(err) => tracing::debug!(error = %err, "checking for an abandoned rollback failed"),
             }
             // `abandon_silent` has just read the pointer: this is its cached copy.
             let Ok(pointer) = generations.current().await else { continue };
@@ -382,6 +408,7 @@ impl Rebuilder {
     /// writes again.
     async fn finish_rollback(&self, back: &str, from: i64) -> Result<(Pointer, Report), RebuildError> {
         let generations = self.views.generations();
+        let _beats = self.keep_beating(back, Catching::Rejoin);
         let caught_up = async {
             if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
                 return Err(RebuildError::Cancelled);

@@ -84,6 +84,10 @@ pub struct Pointer {
     /// Partitions, by [`Partition::key`], that have had a position stored: one found without it was lost.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub positioned: Vec<String>,
+    /// When the rollback catching up the rejoining generation last said it was alive (`None` from a release that
+    /// did not say: judged silent from when a janitor first saw it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoining_heartbeat_at: Option<DateTime>,
 }
 
 /// A generation being built, with its progress.
@@ -108,15 +112,16 @@ pub struct Silence {
 }
 
 impl Silence {
-    /// How long the beat `build` carries has been the newest this janitor heard, at `now`.
-    pub fn heard(&mut self, build: &Build, now: Instant) -> Duration {
-        let beat = build.heartbeat_at.timestamp_millis();
+    /// How long the beat `beat` of the catch-up of generation `name` (a build, or a rollback's rejoining generation)
+    /// has been the newest this janitor heard, at `now`. No beat at all counts as one, heard from then on.
+    pub fn heard(&mut self, name: &str, beat: Option<DateTime>, now: Instant) -> Duration {
+        let beat = beat.map_or(i64::MIN, |beat| beat.timestamp_millis());
         match &self.heard {
-            Some((name, heard, since)) if *name == build.name && *heard == beat => {
+            Some((heard_of, heard, since)) if heard_of == name && *heard == beat => {
                 now.saturating_duration_since(*since)
             }
             _ => {
-                self.heard = Some((build.name.clone(), beat, now));
+                self.heard = Some((name.to_owned(), beat, now));
                 Duration::ZERO
             }
         }
@@ -140,6 +145,7 @@ impl Pointer {
             first_partitions: BTreeMap::new(),
             lacking: Vec::new(),
             positioned: Vec::new(),
+            rejoining_heartbeat_at: None,
         }
     }
 
@@ -192,6 +198,7 @@ impl Pointer {
             stopped_at,
             building: None,
             rejoining: None,
+            rejoining_heartbeat_at: None,
             switched_at: Some(now),
             ..self.clone()
         };
@@ -471,6 +478,35 @@ impl Generations {
         bounded(update).await.map(drop)
     }
 
+    /// Records that the rollback catching up the rejoining generation `name` is alive (nothing when `name` is not
+    /// rejoining).
+    pub async fn beat_rejoin(&self, name: &str) -> Result<(), StoreError> {
+        let update = self.pointers.update_one(
+            doc! { "_id": self.id(), "rejoining": name },
+            doc! { "$set": { "rejoiningHeartbeatAt": DateTime::now() } },
+        );
+        bounded(update).await.map(drop)
+    }
+
+    /// Stops the rejoining of a generation whose rollback died (its process killed, or stopped mid-catch-up): when
+    /// `silence` has heard the same beat of it for [`BUILD_STALE_AFTER`], it takes no live writes any more and a
+    /// rollback may be asked for again. Reads the pointer from the cache; returns the generation.
+    pub async fn end_silent_rejoin(&self, silence: &mut Silence) -> Result<Option<String>, PointerError> {
+        let seen = self.current().await?;
+        let Some(name) = &seen.rejoining else {
+            *silence = Silence::default();
+            return Ok(None);
+        };
+        if silence.heard(name, seen.rejoining_heartbeat_at, Instant::now()) < BUILD_STALE_AFTER {
+            return Ok(None);
+        }
+        let beat = seen.rejoining_heartbeat_at.map_or(mongodb::bson::Bson::Null, mongodb::bson::Bson::DateTime);
+        let still = doc! { "rejoining": name, "rejoiningHeartbeatAt": beat };
+        let next = Pointer { rejoining: None, rejoining_heartbeat_at: None, ..seen.clone() };
+        self.compare_and_set_where(&seen, next, still).await?;
+        Ok(Some(name.clone()))
+    }
+
     /// Makes the building generation `name` the active one; the active one becomes the newest previous, stopped at
     /// `position` (the read model's position read before this call). Returns the new pointer and the generations no
     /// longer kept (`keep` counts the active one), to be dropped.
@@ -492,7 +528,7 @@ impl Generations {
             *silence = Silence::default();
             return Ok(None);
         };
-        if silence.heard(build, Instant::now()) < BUILD_STALE_AFTER {
+        if silence.heard(&build.name, Some(build.heartbeat_at), Instant::now()) < BUILD_STALE_AFTER {
             return Ok(None);
         }
         let name = build.name.clone();
@@ -522,7 +558,9 @@ impl Generations {
         if !seen.holds_whole_log(&back, &self.first()) {
             return Err(PointerError::Incomplete(back));
         }
-        self.compare_and_set(&seen, Pointer { rejoining: Some(back.clone()), ..seen.clone() }).await?;
+        let next =
+            Pointer { rejoining: Some(back.clone()), rejoining_heartbeat_at: Some(DateTime::now()), ..seen.clone() };
+        self.compare_and_set(&seen, next).await?;
         Ok((back, from))
     }
 
@@ -532,7 +570,9 @@ impl Generations {
         if seen.rejoining.is_none() {
             return Ok(());
         }
-        self.compare_and_set(&seen, Pointer { rejoining: None, ..seen.clone() }).await.map(drop)
+        self.compare_and_set(&seen, Pointer { rejoining: None, rejoining_heartbeat_at: None, ..seen.clone() })
+            .await
+            .map(drop)
     }
 
     /// Makes the rejoining generation `back` (the newest previous one, caught up) active again; the active one
@@ -554,6 +594,7 @@ impl Generations {
             previous,
             stopped_at,
             rejoining: None,
+            rejoining_heartbeat_at: None,
             switched_at: Some(DateTime::now()),
             ..seen.clone()
         };
@@ -576,23 +617,20 @@ mod tests {
 
     #[test]
     fn a_build_is_silent_for_as_long_as_this_janitor_has_heard_the_same_beat() {
-        let build = |name: &str, beat: i64| Build {
-            name: name.to_owned(),
-            started_at: DateTime::from_millis(0),
-            heartbeat_at: DateTime::from_millis(beat),
-            replayed: 0,
-            total: 1,
-        };
+        let beat = |millis: i64| Some(DateTime::from_millis(millis));
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
         let mut silence = Silence::default();
         // A beat a minute old when first heard counts from then, not from when it was sent.
-        assert_eq!(silence.heard(&build("v1", 1_000), at(0)), Duration::ZERO);
-        assert_eq!(silence.heard(&build("v1", 1_000), at(20)), Duration::from_secs(20));
-        // A new beat starts it over; so does another build.
-        assert_eq!(silence.heard(&build("v1", 2_000), at(25)), Duration::ZERO);
-        assert_eq!(silence.heard(&build("v1", 2_000), at(60)), Duration::from_secs(35));
-        assert_eq!(silence.heard(&build("v2", 2_000), at(61)), Duration::ZERO);
+        assert_eq!(silence.heard("v1", beat(1_000), at(0)), Duration::ZERO);
+        assert_eq!(silence.heard("v1", beat(1_000), at(20)), Duration::from_secs(20));
+        // A new beat starts it over; so does another generation.
+        assert_eq!(silence.heard("v1", beat(2_000), at(25)), Duration::ZERO);
+        assert_eq!(silence.heard("v1", beat(2_000), at(60)), Duration::from_secs(35));
+        assert_eq!(silence.heard("v2", beat(2_000), at(61)), Duration::ZERO);
+        // No beat at all (a release that sent none) is one beat, heard from when it was first seen.
+        assert_eq!(silence.heard("v2", None, at(62)), Duration::ZERO);
+        assert_eq!(silence.heard("v2", None, at(100)), Duration::from_secs(38));
     }
 
     #[test]

@@ -858,6 +858,31 @@ async fn a_rollback_whose_request_is_given_up_still_finishes() {
     app.stop().await;
 }
 
+/// A rollback whose process died while it caught its generation up (killed, or stopped before its catch-up ended)
+/// does not hold that generation rejoining for ever — written to live, and every later rollback refused as "already
+/// rolling back": the janitors give it up once it has been silent as long as a dead builder's, and a rollback can be
+/// asked for again.
+#[tokio::test]
+async fn a_rollback_whose_process_died_is_given_up_and_can_be_asked_for_again() {
+    let app = TestApp::spawn().await;
+    for n in 0..3 {
+        app.place_order(&format!("cust-rollback-died-{n}")).await;
+    }
+    app.caught_up().await;
+    let rebuilt = app.rebuild().await;
+    // A process began the rollback, and died before it caught the generation up.
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let (back, _) = views.generations().begin_rollback().await.expect("begun");
+    assert_eq!(back, "order_views");
+    drop(views);
+
+    eventually(Duration::from_secs(90), || async { app.read_model().await["rejoining"].is_null().then_some(()) }).await;
+    assert_eq!(app.read_model().await["active"], rebuilt, "reads stay on the active generation");
+    roll_back_to(&app, "order_views").await;
+    app.stop().await;
+}
+
 /// The order views' pointer lost after a rebuild (deleted by hand, a restore of one collection): the pointer made
 /// anew names the first generation, which stopped taking writes at the switch. Its store has a position, but that
 /// says nothing of a generation that missed every event since: it must not be assumed to hold the log.
