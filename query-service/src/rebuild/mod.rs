@@ -280,10 +280,13 @@ impl Rebuilder {
                 return;
             }
             let generations = self.views.generations();
+            // A look that does not reach the store hears nothing: silence counts only over looks that do.
             let held = match self.views.generations_held().await {
                 Ok(held) => held,
                 Err(err) => {
                     tracing::debug!(error = %err, "listing the generations failed");
+                    silence.forget();
+                    rejoin_silence.forget();
                     continue;
                 }
             };
@@ -296,6 +299,8 @@ impl Rebuilder {
                 Ok(None) | Err(PointerError::Raced) => {}
                 Err(err) => {
                     tracing::debug!(error = %err, "checking for an abandoned rebuild failed");
+                    silence.forget();
+                    rejoin_silence.forget();
                     continue;
                 }
             }
@@ -307,7 +312,10 @@ impl Rebuilder {
                     )
                 }
                 Ok(None) | Err(PointerError::Raced) => {}
-                Err(err) => tracing::debug!(error = %err, "checking for an abandoned rollback failed"),
+                Err(err) => {
+                    tracing::debug!(error = %err, "checking for an abandoned rollback failed");
+                    rejoin_silence.forget();
+                }
             }
             // `abandon_silent` has just read the pointer: this is its cached copy.
             let Ok(pointer) = generations.current().await else { continue };

@@ -102,19 +102,26 @@ pub struct Build {
     pub total: i64,
 }
 
-/// How long one janitor has heard the same beat of a build, by its own clock, from when it first heard it: a build
-/// is silent when that beat stays the newest for [`BUILD_STALE_AFTER`]. Not by how old the beat is — a store that
-/// was unreachable for a while holds an old beat of a live builder, whose next beat is on its way — nor by
-/// comparing another replica's clock with this one's.
+/// How long one janitor has heard the same beat of a build (or of a rollback), by its own clock, from when it first
+/// heard it: a build is silent when that beat stays the newest for [`BUILD_STALE_AFTER`]. Not by how old the beat
+/// is — a store that was unreachable for a while holds an old beat of a live builder, whose next beat is on its way
+/// — nor by comparing another replica's clock with this one's. Only looks that reached the store count: one that
+/// failed ([`Silence::forget`]), or a gap of [`BUILD_STALE_AFTER`] between two looks (the janitor's process stood
+/// still), starts it over, since the janitor heard nothing meanwhile.
 #[derive(Debug, Default)]
 pub struct Silence {
     heard: Option<(String, i64, Instant)>,
+    looked: Option<Instant>,
 }
 
 impl Silence {
     /// How long the beat `beat` of the catch-up of generation `name` (a build, or a rollback's rejoining generation)
     /// has been the newest this janitor heard, at `now`. No beat at all counts as one, heard from then on.
     pub fn heard(&mut self, name: &str, beat: Option<DateTime>, now: Instant) -> Duration {
+        if self.looked.is_some_and(|looked| now.saturating_duration_since(looked) >= BUILD_STALE_AFTER) {
+            self.heard = None;
+        }
+        self.looked = Some(now);
         let beat = beat.map_or(i64::MIN, |beat| beat.timestamp_millis());
         match &self.heard {
             Some((heard_of, heard, since)) if heard_of == name && *heard == beat => {
@@ -125,6 +132,11 @@ impl Silence {
                 Duration::ZERO
             }
         }
+    }
+
+    /// A look that did not reach the store: what was heard before counts no more.
+    pub fn forget(&mut self) {
+        *self = Self::default();
     }
 }
 
@@ -494,7 +506,7 @@ impl Generations {
     pub async fn end_silent_rejoin(&self, silence: &mut Silence) -> Result<Option<String>, PointerError> {
         let seen = self.current().await?;
         let Some(name) = &seen.rejoining else {
-            *silence = Silence::default();
+            silence.forget();
             return Ok(None);
         };
         if silence.heard(name, seen.rejoining_heartbeat_at, Instant::now()) < BUILD_STALE_AFTER {
@@ -525,7 +537,7 @@ impl Generations {
     pub async fn abandon_silent(&self, silence: &mut Silence) -> Result<Option<String>, PointerError> {
         let seen = self.load().await?;
         let Some(build) = &seen.building else {
-            *silence = Silence::default();
+            silence.forget();
             return Ok(None);
         };
         if silence.heard(&build.name, Some(build.heartbeat_at), Instant::now()) < BUILD_STALE_AFTER {
@@ -623,14 +635,22 @@ mod tests {
         let mut silence = Silence::default();
         // A beat a minute old when first heard counts from then, not from when it was sent.
         assert_eq!(silence.heard("v1", beat(1_000), at(0)), Duration::ZERO);
+        assert_eq!(silence.heard("v1", beat(1_000), at(10)), Duration::from_secs(10));
         assert_eq!(silence.heard("v1", beat(1_000), at(20)), Duration::from_secs(20));
         // A new beat starts it over; so does another generation.
         assert_eq!(silence.heard("v1", beat(2_000), at(25)), Duration::ZERO);
-        assert_eq!(silence.heard("v1", beat(2_000), at(60)), Duration::from_secs(35));
-        assert_eq!(silence.heard("v2", beat(2_000), at(61)), Duration::ZERO);
+        assert_eq!(silence.heard("v1", beat(2_000), at(35)), Duration::from_secs(10));
+        assert_eq!(silence.heard("v2", beat(2_000), at(40)), Duration::ZERO);
         // No beat at all (a release that sent none) is one beat, heard from when it was first seen.
-        assert_eq!(silence.heard("v2", None, at(62)), Duration::ZERO);
-        assert_eq!(silence.heard("v2", None, at(100)), Duration::from_secs(38));
+        assert_eq!(silence.heard("v3", None, at(45)), Duration::ZERO);
+        assert_eq!(silence.heard("v3", None, at(55)), Duration::from_secs(10));
+        assert_eq!(silence.heard("v3", None, at(65)), Duration::from_secs(20));
+        assert_eq!(silence.heard("v3", None, at(75)), Duration::from_secs(30));
+        // A failed look, or a janitor that did not look for as long as a build may be silent, heard nothing.
+        silence.forget();
+        assert_eq!(silence.heard("v3", None, at(76)), Duration::ZERO);
+        assert_eq!(silence.heard("v3", None, at(76 + BUILD_STALE_AFTER.as_secs())), Duration::ZERO);
+        assert_eq!(silence.heard("v3", None, at(86 + BUILD_STALE_AFTER.as_secs())), Duration::from_secs(10));
     }
 
     #[test]

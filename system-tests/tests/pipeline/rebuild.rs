@@ -759,6 +759,71 @@ async fn a_live_builder_whose_beats_did_not_land_for_a_while_is_not_taken_for_de
     app.stop().await;
 }
 
+/// The store unreachable for everyone for longer than a build may stay silent: a janitor that heard the builder's
+/// beat before the outage does not count the outage as silence — it cannot have heard anything meanwhile — so when
+/// the store is back it does not take the builder for dead before the builder's next beat lands.
+#[tokio::test]
+async fn a_store_outage_seen_by_everyone_does_not_get_a_live_builder_taken_for_dead() {
+    use query_service::rebuild::JANITOR_INTERVAL;
+    use query_service::store::generations::BUILD_STALE_AFTER;
+    let app_proxy = Proxy::start(mongodb_address(&mongodb_uri())).await;
+    let app = TestApp::spawn_with(Names::new("test"), &amqp_url(), &through(&mongodb_uri(), &app_proxy), true).await;
+    app.place_order("cust-outage-for-all").await;
+    app.caught_up().await;
+    let feed_proxy = Proxy::start(app.command_addr).await;
+    let feed_url = format!("http://127.0.0.1:{}/events", feed_proxy.port);
+    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let builder_proxy = Proxy::start(mongodb_address(&mongodb_uri())).await;
+    let uri = through(&mongodb_uri(), &builder_proxy);
+    let views = query_service::store::connect(&uri, &app.names.database, &Default::default()).await.expect("mongo");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let rebuilder =
+        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let generation = rebuilder.claim().await.expect("claimed");
+    feed_proxy.go_silent();
+    let running = {
+        let generation = generation.clone();
+        tokio::spawn(async move {
+            let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+            rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
+        })
+    };
+    // Read past the proxies.
+    let direct = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongo").database(&app.names.database);
+    let pointers = direct.collection::<Document>("read_model_generations");
+    let still_building = async |window: Duration| {
+        let until = tokio::time::Instant::now() + window;
+        while tokio::time::Instant::now() < until {
+            let pointer = pointers.find_one(doc! { "_id": "orders" }).await.expect("read").expect("pointer");
+            let building =
+                pointer.get_document("building").ok().and_then(|b| b.get_str("name").ok().map(str::to_owned));
+            assert_eq!(building.as_deref(), Some(generation.as_str()), "the build was taken for dead");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    // The store goes away for the builder first: the app's janitor hears its last beat that landed.
+    builder_proxy.go_silent();
+    still_building(JANITOR_INTERVAL + Duration::from_secs(1)).await;
+    // Then for everyone, for longer than a build may stay silent; it comes back for the janitor first, and the
+    // builder's next beat lands a while after the janitor's first look.
+    app_proxy.go_silent();
+    still_building(BUILD_STALE_AFTER + Duration::from_secs(5)).await;
+    app_proxy.speak_again();
+    // Once the app reaches the store again (its driver reconnects), its janitor looks within an interval.
+    let status = app.query_url(STATUS);
+    eventually(Duration::from_secs(60), || async {
+        let answer = app.http.get(&status).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+        (answer.status() == 200).then_some(())
+    })
+    .await;
+    still_building(JANITOR_INTERVAL + Duration::from_secs(1)).await;
+    builder_proxy.speak_again();
+    still_building(2 * JANITOR_INTERVAL).await;
+    assert!(!running.is_finished(), "the builder still waits on its feed");
+    running.abort();
+    app.stop().await;
+}
+
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
     let views =
