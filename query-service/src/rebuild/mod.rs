@@ -212,12 +212,23 @@ impl Rebuilder {
         self.tasks.wait().await;
     }
 
-    /// Claims the next generation (fails if a live rebuild holds one).
+    /// Claims the next generation (fails if a live rebuild holds one). Its indexes are made first, before the
+    /// pointer names it: no projector writes to it while they are being made (on the MongoDB-wire stand-in, an index
+    /// made on a collection that a write is creating wedges the server; on MongoDB, indexes on an empty collection
+    /// are cheapest). Only a claim that races another may take a name other than the one prepared; that one gets its
+    /// indexes right after.
     pub async fn claim(&self) -> Result<String, RebuildError> {
         let head = self.feed.head().await?;
         let newest = self.views.newest_rebuilt_generation().await?;
-        let pointer = self.views.generations().begin_build(head, newest).await?;
-        Ok(pointer.building.map(|b| b.name).unwrap_or_default())
+        let generations = self.views.generations();
+        let prepared = generations.next_build(newest).await?;
+        self.views.ensure_indexes(&prepared).await?;
+        let pointer = generations.begin_build(head, newest).await?;
+        let name = pointer.building.map(|b| b.name).unwrap_or_default();
+        if name != prepared {
+            self.views.ensure_indexes(&name).await?;
+        }
+        Ok(name)
     }
 
     /// Replays the log into the claimed generation `name` and switches to it. On failure the generation is given

@@ -438,6 +438,14 @@ impl Generations {
         }
     }
 
+    /// The generation a claim ([`Self::begin_build`]) would take now, or `Building` while a builder that is still
+    /// alive holds one: for its indexes to be made before any process learns its name.
+    pub async fn next_build(&self, newest: i64) -> Result<String, PointerError> {
+        let seen = self.load().await?;
+        Self::claimable(&seen)?;
+        Ok(self.model.generation_name(Self::next_number(&seen, newest)))
+    }
+
     /// Claims the next generation for a rebuild, unless one is being built by a builder that is still alive. Its
     /// name is past `newest`, the highest generation number the store holds: a pointer made anew (the old one lost)
     /// counts from 0 again, and a builder may still be writing to a generation it does not know.
@@ -447,14 +455,11 @@ impl Generations {
         let mut attempts = 0;
         loop {
             let seen = self.load().await?;
+            Self::claimable(&seen)?;
             if let Some(build) = &seen.building {
-                let stale = DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis();
-                if stale < BUILD_STALE_AFTER.as_millis() as i64 {
-                    return Err(PointerError::Building(build.name.clone()));
-                }
                 tracing::warn!(generation = %build.name, "replacing an abandoned rebuild");
             }
-            let created = seen.created.max(newest) + 1;
+            let created = Self::next_number(&seen, newest);
             let now = DateTime::now();
             let name = self.model.generation_name(created);
             let build = Build { name, started_at: now, heartbeat_at: now, replayed: 0, total };
@@ -463,6 +468,24 @@ impl Generations {
                 claimed => return claimed,
             }
         }
+    }
+
+    /// `Building` while `seen` names a build whose builder reported within [`BUILD_STALE_AFTER`].
+    fn claimable(seen: &Pointer) -> Result<(), PointerError> {
+        match &seen.building {
+            Some(build)
+                if DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis()
+                    < BUILD_STALE_AFTER.as_millis() as i64 =>
+            {
+                Err(PointerError::Building(build.name.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The number of the generation a claim on `seen` takes, past `newest` (the highest the store holds).
+    fn next_number(seen: &Pointer, newest: i64) -> i64 {
+        seen.created.max(newest) + 1
     }
 
     /// Records a rebuild's progress (and that its builder is alive). `NotBuilding` when the pointer no longer

@@ -824,6 +824,25 @@ async fn a_store_outage_seen_by_everyone_does_not_get_a_live_builder_taken_for_d
     app.stop().await;
 }
 
+/// The generation a rebuild claims has its indexes before the pointer names it: no projector can write to a
+/// collection while its indexes are being created on it. (Creating a collection's indexes while a write creates the
+/// collection wedges the MongoDB-wire stand-in for good — docs/reliability.md — and on MongoDB it is cheaper too.)
+#[tokio::test]
+async fn a_generation_has_its_indexes_before_any_process_learns_its_name() {
+    let app = TestApp::spawn().await;
+    app.place_order("cust-indexed").await;
+    app.caught_up().await;
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
+    let mut indexes = app.mongo.collection::<Document>(&generation).list_index_names().await.unwrap_or_default();
+    let mut first = app.mongo.collection::<Document>("order_views").list_index_names().await.expect("indexes");
+    indexes.sort();
+    first.sort();
+    assert!(first.len() > 1, "the first generation's indexes: {first:?}");
+    assert_eq!(indexes, first, "the claimed generation's indexes");
+    app.stop().await;
+}
+
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
     let views =
