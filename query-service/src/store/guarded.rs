@@ -181,7 +181,10 @@ pub async fn load_into(
     Ok(())
 }
 
-/// One operation of [`load_into`]: `documents`, stored as `stored`.
+/// One operation of [`load_into`]: `documents`, stored as `stored`. A document the store refuses for a reason a
+/// retry will not change (a write error other than a duplicate key; a duplicate key no stored version explains)
+/// fails the load as [`StoreError::Refused`]: a page is loaded whole or not at all, never reported loaded without
+/// one of its documents.
 async fn load_batch(
     database: &Database,
     collection: &Collection<RawDocumentBuf>,
@@ -193,8 +196,8 @@ async fn load_batch(
         Err(StoreError::Mongo(err)) => match err.kind.as_ref() {
             ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
                 let errors = failure.write_errors.as_deref().unwrap_or_default();
-                if errors.iter().any(|e| e.code != 11000) {
-                    return Err(StoreError::Mongo(err));
+                if let Some(refused) = errors.iter().find(|e| e.code != 11000) {
+                    return Err(StoreError::Refused(format!("mongodb refused a loaded document: {refused:?}")));
                 }
                 errors.iter().filter_map(|e| documents.get(e.index)).cloned().collect()
             }
@@ -202,7 +205,14 @@ async fn load_batch(
         },
         Err(err) => return Err(err),
     };
-    write(database, collection.name(), &existing).await.map(drop)
+    let outcomes = write(database, collection.name(), &existing).await?;
+    match outcomes.into_iter().find_map(|outcome| match outcome {
+        ApplyOutcome::Failed(reason) => Some(reason),
+        _ => None,
+    }) {
+        Some(reason) => Err(StoreError::Refused(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Consecutive runs of the items whose sizes are `sizes`, each of at most `most` items and `most_bytes` bytes (an

@@ -186,3 +186,24 @@ async fn a_page_larger_than_the_store_takes_within_one_operations_time_is_loaded
     assert_eq!(loaded, 3_000);
     drop(scratch);
 }
+
+#[tokio::test]
+async fn a_document_of_a_page_the_store_refuses_fails_the_load_instead_of_going_missing() {
+    use query_service::store::Guarded;
+    let scratch = ScratchDatabase::new().await;
+    let views = Views::new(scratch.0.clone());
+    // Another unique index refuses the second document for good (E11000 that no newer version explains): the load
+    // must say so, not report a page loaded that lacks it.
+    let generation = scratch.0.collection::<Document>("order_views_v1");
+    let unique = mongodb::IndexModel::builder()
+        .keys(doc! { "customerId": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    generation.create_index(unique).await.expect("unique index");
+    let page: Vec<Guarded> = ["a", "b"]
+        .into_iter()
+        .map(|id| Guarded { id: id.to_owned(), version: 1, document: doc! { "customerId": "same" } })
+        .collect();
+    let loaded = views.load("order_views_v1", &page).await;
+    assert!(loaded.is_err(), "a page with a document the store refused is not loaded: {loaded:?}");
+}
