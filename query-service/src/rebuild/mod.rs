@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed::{Feed, FeedError};
 use crate::projection::Projection;
-use crate::store::generations::{Pointer, PointerError, Silence, BUILD_STALE_AFTER, POINTER_TTL};
+use crate::store::generations::{Pointer, PointerError, Rejoin, Silence, BUILD_STALE_AFTER, POINTER_TTL};
 use crate::store::{keep_newest, Guarded, StoreError, Views};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
@@ -42,13 +42,32 @@ pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64
 /// How often each replica looks after each read model: a rebuild whose builder died, one to start ([`Rebuilder::tend`]).
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What a catch-up of a generation from the log is for.
-#[derive(Debug, Clone, Copy)]
-enum Catching {
-    /// A rebuild: the generation is building.
-    Build,
-    /// A rollback: the generation is rejoining.
-    Rejoin,
+/// What a catch-up of a generation from the log works for: its steps go on only while the pointer still wants it.
+#[derive(Debug, Clone)]
+enum Job {
+    /// A rebuild of the building generation.
+    Build(String),
+    /// A rollback's catch-up of the generation it rejoins.
+    Rejoin(Rejoin),
+}
+
+impl Job {
+    /// The generation caught up.
+    fn generation(&self) -> &str {
+        match self {
+            Self::Build(name) => name,
+            Self::Rejoin(rejoin) => &rejoin.generation,
+        }
+    }
+
+    /// Whether `pointer` still wants this catch-up: names the generation as building, or as rejoining for this
+    /// rollback.
+    fn wanted(&self, pointer: &Pointer) -> bool {
+        match self {
+            Self::Build(name) => pointer.builds(name),
+            Self::Rejoin(rejoin) => pointer.rejoins(rejoin),
+        }
+    }
 }
 
 /// How often a builder (or a rollback) says it is alive, whatever its progress: well within [`BUILD_STALE_AFTER`].
@@ -237,7 +256,7 @@ impl Rebuilder {
         // The builder says it is alive between its progress reports too: a page that a busy store takes long to
         // write must not get the rebuild taken for dead, given up, and started again from the start.
         // Stopped when the rebuild ends, however it ends (its future dropped too).
-        let _beats = self.keep_beating(name, Catching::Build);
+        let _beats = self.keep_beating(&Job::Build(name.to_owned()));
         let result = self.replay_and_switch(name, progress).await;
         self.watch(None);
         if result.is_err() {
@@ -254,19 +273,19 @@ impl Rebuilder {
         result
     }
 
-    /// Says every [`BEAT_EVERY`] that the catch-up of generation `name` is alive, until the handle is dropped.
-    fn keep_beating(&self, name: &str, catching: Catching) -> tokio_util::task::AbortOnDropHandle<()> {
-        let (generations, name) = (self.views.generations().clone(), name.to_owned());
+    /// Says every [`BEAT_EVERY`] that `job` is alive, until the handle is dropped.
+    fn keep_beating(&self, job: &Job) -> tokio_util::task::AbortOnDropHandle<()> {
+        let (generations, job) = (self.views.generations().clone(), job.clone());
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             let mut every = tokio::time::interval(BEAT_EVERY);
             loop {
                 every.tick().await;
-                let beat = match catching {
-                    Catching::Build => generations.beat(&name).await,
-                    Catching::Rejoin => generations.beat_rejoin(&name).await,
+                let beat = match &job {
+                    Job::Build(name) => generations.beat(name).await,
+                    Job::Rejoin(rejoin) => generations.beat_rejoin(rejoin).await,
                 };
                 if let Err(err) = beat {
-                    tracing::debug!(generation = name, error = %err, "a heartbeat failed");
+                    tracing::debug!(generation = job.generation(), error = %err, "a heartbeat failed");
                 }
             }
         }))
@@ -340,7 +359,7 @@ impl Rebuilder {
             }
             let known = pointer.first_complete.is_some() || !pointer.lacking.is_empty();
             let incomplete = known && !generations.active_complete(&pointer);
-            if !builds || !incomplete || pointer.building.is_some() {
+            if !builds || !incomplete || pointer.building.is_some() || pointer.rejoining.is_some() {
                 continue;
             }
             match self.start().await {
@@ -357,13 +376,14 @@ impl Rebuilder {
     }
 
     async fn replay_and_switch(&self, name: &str, progress: &watch::Sender<Progress>) -> Result<Report, RebuildError> {
-        self.step(name, "creating the indexes", || async { Ok(self.views.ensure_indexes(name).await?) }).await?;
+        let job = Job::Build(name.to_owned());
+        self.step(&job, "creating the indexes", || async { Ok(self.views.ensure_indexes(name).await?) }).await?;
         if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
             return Err(RebuildError::Cancelled);
         }
         let started = Instant::now();
         let (replayed, views) = self
-            .replay(name, 0, |replayed, total| {
+            .replay(&job, 0, |replayed, total| {
                 let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 progress.send_replace(Progress {
                     generation: name.to_owned(),
@@ -376,9 +396,9 @@ impl Rebuilder {
             })
             .await?;
         let replay = started.elapsed();
-        self.fill_gaps(name).await?;
+        self.fill_gaps(&job).await?;
         // Read before the switch: every event up to it reached the generation being replaced.
-        let position = self.position(name).await?;
+        let position = self.position(&job).await?;
         let (_, dropped) = self.views.generations().switch(name, self.keep, position).await?;
         progress.send_modify(|p| p.done = true);
         // Processes may write to a dropped generation until they re-read the pointer.
@@ -397,8 +417,8 @@ impl Rebuilder {
     /// the events its gaps name are filled in, and only then does the pointer switch — reads never see it behind.
     /// Returns the pointer after the swap and what the catch-up replayed.
     pub async fn roll_back(&self) -> Result<(Pointer, Report), RebuildError> {
-        let (back, from) = self.views.generations().begin_rollback().await?;
-        self.finish_rollback(&back, from).await
+        let (rejoin, from) = self.views.generations().begin_rollback().await?;
+        self.finish_rollback(&rejoin, from).await
     }
 
     /// Starts a rollback ([`Rebuilder::roll_back`]) and finishes it in the background, whatever becomes of the
@@ -406,11 +426,12 @@ impl Rebuilder {
     /// to at once. A rollback that cannot start (nothing to roll back to, one already running, a generation that
     /// does not hold the whole log) is refused here.
     pub async fn start_rollback(&self) -> Result<String, RebuildError> {
-        let (back, from) = self.views.generations().begin_rollback().await?;
+        let (rejoin, from) = self.views.generations().begin_rollback().await?;
         let rebuilder = self.clone();
+        let back = rejoin.generation.clone();
         let generation = back.clone();
         self.tasks.spawn(async move {
-            match rebuilder.finish_rollback(&generation, from).await {
+            match rebuilder.finish_rollback(&rejoin, from).await {
                 Ok((_, report)) => tracing::info!(
                     projection = rebuilder.projection.name(),
                     generation,
@@ -423,48 +444,50 @@ impl Rebuilder {
         Ok(back)
     }
 
-    /// Catches the rejoining generation `back` up from `from`, then makes it active; on failure it stops taking live
-    /// writes again.
-    async fn finish_rollback(&self, back: &str, from: i64) -> Result<(Pointer, Report), RebuildError> {
+    /// Catches the generation the rollback `rejoin` rejoins up from `from`, then makes it active; on failure it stops
+    /// taking live writes again (if it still rejoins for this rollback).
+    async fn finish_rollback(&self, rejoin: &Rejoin, from: i64) -> Result<(Pointer, Report), RebuildError> {
         let generations = self.views.generations();
-        let _beats = self.keep_beating(back, Catching::Rejoin);
+        let job = Job::Rejoin(rejoin.clone());
+        let back = rejoin.generation.as_str();
+        let _beats = self.keep_beating(&job);
         let caught_up = async {
             if service_runtime::sleep_or_shutdown(GRACE, &self.shutdown).await {
                 return Err(RebuildError::Cancelled);
             }
             let started = Instant::now();
-            let (events, views) = self.replay(back, from, |_, _| async { Ok(()) }).await?;
+            let (events, views) = self.replay(&job, from, |_, _| async { Ok(()) }).await?;
             // Events it missed before it stopped taking live writes: a redrive after it was replaced reached only
             // the live generations, and closed their gaps but not its own.
-            self.fill_gaps(back).await?;
+            self.fill_gaps(&job).await?;
             let replay = started.elapsed();
             // Read before the switch: every event up to it reached the generation being replaced.
-            let position = self.position(back).await?;
-            let pointer = generations.rollback(back, position).await?;
+            let position = self.position(&job).await?;
+            let pointer = generations.rollback(rejoin, position).await?;
             Ok((pointer, Report { generation: back.to_owned(), events, views, replay }))
         };
         let result = caught_up.await;
         self.watch(None);
         if result.is_err() {
-            if let Err(err) = generations.end_rejoin().await {
+            if let Err(err) = generations.end_rejoin(rejoin).await {
                 tracing::warn!(generation = back, error = %err, "a failed rollback's generation still takes live writes");
             }
         }
         result
     }
 
-    /// The read model's position, as a step of catching `name` up ([`Self::step`]).
-    async fn position(&self, name: &str) -> Result<i64, RebuildError> {
-        self.step(name, "reading the position", || async { Ok(self.views.position().await?) }).await
+    /// The read model's position, as a step of `job` ([`Self::step`]).
+    async fn position(&self, job: &Job) -> Result<i64, RebuildError> {
+        self.step(job, "reading the position", || async { Ok(self.views.position().await?) }).await
     }
 
-    /// Runs one step of catching generation `name` up (a rebuild or a rollback), trying it again with backoff while
-    /// it fails for a reason that may pass ([`RebuildError::is_transient`]) and the work is still wanted: after each
-    /// [`STEP_RETRY_FOR`] of failures the pointer is read, and the step ends with its error once the pointer no
-    /// longer names `name` as building or rejoining. A pointer that cannot be read either (the store is down) keeps
+    /// Runs one step of `job` (a rebuild or a rollback), trying it again with backoff while it fails for a reason
+    /// that may pass ([`RebuildError::is_transient`]) and the work is still wanted: after each [`STEP_RETRY_FOR`] of
+    /// failures the pointer is read, and the step ends with its error once the pointer no longer wants the job
+    /// ([`Job::wanted`]). A pointer that cannot be read either (the store is down) keeps
     /// the step trying. Only idempotent steps come here: a page read or loaded (version-guarded) twice, progress
     /// reported twice, is the same.
-    async fn step<T, Fut>(&self, name: &str, what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, RebuildError>
+    async fn step<T, Fut>(&self, job: &Job, what: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, RebuildError>
     where
         Fut: Future<Output = Result<T, RebuildError>>,
     {
@@ -487,7 +510,7 @@ impl Rebuilder {
             let since = *failing_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= STEP_RETRY_FOR {
                 match self.views.generations().load().await {
-                    Ok(pointer) if !pointer.catching_up(name) => return Err(err),
+                    Ok(pointer) if !job.wanted(&pointer) => return Err(err),
                     _ => failing_since = Some(Instant::now()),
                 }
             }
@@ -505,16 +528,17 @@ impl Rebuilder {
         }
     }
 
-    /// Writes into generation `name` the events its gaps name, read again from the feed by order (the newest version
-    /// of each order wins, as always), and closes each gap for `name` whose event is now applied; an event the
-    /// projection still cannot apply stays a gap of `name`. Returns how many gaps it closed.
-    async fn fill_gaps(&self, name: &str) -> Result<usize, RebuildError> {
-        let gaps = self.step(name, "reading the gaps", || async { Ok(self.views.gaps().of(name).await?) }).await?;
+    /// Writes into `job`'s generation the events its gaps name, read again from the feed by order (the newest version
+    /// of each order wins, as always), and closes each gap for that generation whose event is now applied; an event
+    /// the projection still cannot apply stays its gap. Returns how many gaps it closed.
+    async fn fill_gaps(&self, job: &Job) -> Result<usize, RebuildError> {
+        let name = job.generation();
+        let gaps = self.step(job, "reading the gaps", || async { Ok(self.views.gaps().of(name).await?) }).await?;
         let mut closed = 0;
         for gap in gaps {
             let Some(order) = gap.order_id.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok()) else { continue };
             let events =
-                self.step(name, "reading an order's events", || async { Ok(self.feed.order(order).await?) }).await?;
+                self.step(job, "reading an order's events", || async { Ok(self.feed.order(order).await?) }).await?;
             let mut newest: HashMap<String, Guarded> = HashMap::new();
             let mut applies = false;
             for envelope in events {
@@ -529,9 +553,9 @@ impl Rebuilder {
                 continue;
             }
             let documents: Vec<Guarded> = newest.into_values().collect();
-            self.step(name, "filling a gap", || async { Ok(self.views.load(name, &documents).await?) }).await?;
+            self.step(job, "filling a gap", || async { Ok(self.views.load(name, &documents).await?) }).await?;
             let generation = [name.to_owned()];
-            self.step(name, "closing a gap", || async {
+            self.step(job, "closing a gap", || async {
                 Ok(self.views.gaps().close(&[gap.sequence], &generation).await?)
             })
             .await?;
@@ -543,14 +567,15 @@ impl Rebuilder {
         Ok(closed)
     }
 
-    /// Replays the log after `after` into generation `name` with the version-guarded write of live projection,
+    /// Replays the log after `after` into `job`'s generation with the version-guarded write of live projection,
     /// reporting `(replayed, total)` after each page. Returns the events replayed and the documents written.
     async fn replay<F: Future<Output = Result<(), PointerError>>>(
         &self,
-        name: &str,
+        job: &Job,
         mut after: i64,
         mut report: impl FnMut(i64, i64) -> F,
     ) -> Result<(i64, usize), RebuildError> {
+        let name = job.generation();
         let mut replayed = 0_i64;
         // Documents written: one that events of several pages write is still one.
         let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -559,7 +584,7 @@ impl Rebuilder {
                 return Err(RebuildError::Cancelled);
             }
             let page =
-                self.step(name, "reading a page of the log", || async { Ok(self.feed.page(after).await?) }).await?;
+                self.step(job, "reading a page of the log", || async { Ok(self.feed.page(after).await?) }).await?;
             let fetched = page.events.len() as i64;
             // Only the newest version of each document needs writing.
             let mut newest: HashMap<String, Guarded> = HashMap::new();
@@ -580,18 +605,18 @@ impl Rebuilder {
             }
             for (sequence, order_id, reason) in &skipped {
                 let generation = [name.to_owned()];
-                self.step(name, "recording a gap", || async {
+                self.step(job, "recording a gap", || async {
                     Ok(self.views.gaps().record(*sequence, Some(order_id), reason, &generation).await?)
                 })
                 .await?;
             }
             written.extend(newest.keys().cloned());
             let documents: Vec<Guarded> = newest.into_values().collect();
-            self.step(name, "loading a page", || async { Ok(self.views.load(name, &documents).await?) }).await?;
+            self.step(job, "loading a page", || async { Ok(self.views.load(name, &documents).await?) }).await?;
             replayed += fetched;
             after = page.metadata.next_after;
             let total = page.metadata.head.max(replayed);
-            self.step(name, "reporting progress", || {
+            self.step(job, "reporting progress", || {
                 let reported = report(replayed, total);
                 async { Ok(reported.await?) }
             })

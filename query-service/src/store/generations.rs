@@ -88,6 +88,19 @@ pub struct Pointer {
     /// did not say: judged silent from when a janitor first saw it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejoining_heartbeat_at: Option<DateTime>,
+    /// Which rollback the rejoining generation is caught up by: the pointer's revision when it began ([`Rejoin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoining_token: Option<i64>,
+}
+
+/// A rollback's hold on the generation it catches up: the generation, and the pointer revision at which its
+/// rejoining began, which no other rollback's has. A rollback whose rejoining was stopped (its beats taken for
+/// silence) tells a later rollback's rejoining of the same generation from its own, and neither finishes nor stops
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejoin {
+    pub generation: String,
+    pub token: i64,
 }
 
 /// A generation being built, with its progress.
@@ -158,6 +171,7 @@ impl Pointer {
             lacking: Vec::new(),
             positioned: Vec::new(),
             rejoining_heartbeat_at: None,
+            rejoining_token: None,
         }
     }
 
@@ -174,9 +188,25 @@ impl Pointer {
         building.chain(std::iter::once(self.active.clone())).chain(self.rejoining.iter().cloned()).collect()
     }
 
-    /// Whether `generation` is being caught up from the log: built by a rebuild, or rejoining for a rollback.
-    pub fn catching_up(&self, generation: &str) -> bool {
-        self.building.as_ref().is_some_and(|b| b.name == generation) || self.rejoining.as_deref() == Some(generation)
+    /// Whether `generation` is the one being built.
+    pub fn builds(&self, generation: &str) -> bool {
+        self.building.as_ref().is_some_and(|b| b.name == generation)
+    }
+
+    /// The rollback the rejoining generation is caught up by, if one is.
+    pub fn rejoin(&self) -> Option<Rejoin> {
+        let generation = self.rejoining.clone()?;
+        Some(Rejoin { generation, token: self.rejoining_token.unwrap_or_default() })
+    }
+
+    /// Whether the rejoining generation is caught up by the rollback `rejoin`.
+    pub fn rejoins(&self, rejoin: &Rejoin) -> bool {
+        self.rejoin().as_ref() == Some(rejoin)
+    }
+
+    /// The pointer with no generation rejoining.
+    fn without_rejoin(&self) -> Pointer {
+        Pointer { rejoining: None, rejoining_heartbeat_at: None, rejoining_token: None, ..self.clone() }
     }
 
     /// Whether `generation` is one this pointer names: active, kept, building or rejoining.
@@ -209,10 +239,8 @@ impl Pointer {
             previous,
             stopped_at,
             building: None,
-            rejoining: None,
-            rejoining_heartbeat_at: None,
             switched_at: Some(now),
-            ..self.clone()
+            ..self.without_rejoin()
         };
         (next, dropped)
     }
@@ -470,8 +498,13 @@ impl Generations {
         }
     }
 
-    /// `Building` while `seen` names a build whose builder reported within [`BUILD_STALE_AFTER`].
+    /// `Building` while `seen` names a build whose builder reported within [`BUILD_STALE_AFTER`]; `RollingBack`
+    /// while a rollback catches a generation up (one catch-up of a read model at a time: a rebuild's switch would
+    /// end the rollback's rejoining under it).
     fn claimable(seen: &Pointer) -> Result<(), PointerError> {
+        if let Some(rejoining) = &seen.rejoining {
+            return Err(PointerError::RollingBack(rejoining.clone()));
+        }
         match &seen.building {
             Some(build)
                 if DateTime::now().timestamp_millis() - build.heartbeat_at.timestamp_millis()
@@ -513,11 +546,10 @@ impl Generations {
         bounded(update).await.map(drop)
     }
 
-    /// Records that the rollback catching up the rejoining generation `name` is alive (nothing when `name` is not
-    /// rejoining).
-    pub async fn beat_rejoin(&self, name: &str) -> Result<(), StoreError> {
+    /// Records that the rollback `rejoin` is alive (nothing when its generation is not rejoining for it).
+    pub async fn beat_rejoin(&self, rejoin: &Rejoin) -> Result<(), StoreError> {
         let update = self.pointers.update_one(
-            doc! { "_id": self.id(), "rejoining": name },
+            doc! { "_id": self.id(), "rejoining": &rejoin.generation, "rejoiningToken": rejoin.token },
             doc! { "$set": { "rejoiningHeartbeatAt": DateTime::now() } },
         );
         bounded(update).await.map(drop)
@@ -537,8 +569,7 @@ impl Generations {
         }
         let beat = seen.rejoining_heartbeat_at.map_or(mongodb::bson::Bson::Null, mongodb::bson::Bson::DateTime);
         let still = doc! { "rejoining": name, "rejoiningHeartbeatAt": beat };
-        let next = Pointer { rejoining: None, rejoining_heartbeat_at: None, ..seen.clone() };
-        self.compare_and_set_where(&seen, next, still).await?;
+        self.compare_and_set_where(&seen, seen.without_rejoin(), still).await?;
         Ok(Some(name.clone()))
     }
 
@@ -582,41 +613,45 @@ impl Generations {
         self.compare_and_set(&seen, Pointer { building: None, ..seen.clone() }).await.map(|_| true)
     }
 
-    /// Lets the newest previous generation take live writes again, for a rollback to catch it up; returns it and
-    /// the position from which the log must be replayed into it.
-    pub async fn begin_rollback(&self) -> Result<(String, i64), PointerError> {
+    /// Lets the newest previous generation take live writes again, for a rollback to catch it up; returns the
+    /// rollback's hold on it and the position from which the log must be replayed into it. Refused while another
+    /// rollback or a rebuild catches a generation up.
+    pub async fn begin_rollback(&self) -> Result<(Rejoin, i64), PointerError> {
         let seen = self.load().await?;
-        if let Some(rejoining) = &seen.rejoining {
-            return Err(PointerError::RollingBack(rejoining.clone()));
-        }
+        Self::claimable(&seen)?;
         let (back, from) = seen.rollback_target().ok_or(PointerError::NothingToRollBack)?;
         if !seen.holds_whole_log(&back, &self.first()) {
             return Err(PointerError::Incomplete(back));
         }
-        let next =
-            Pointer { rejoining: Some(back.clone()), rejoining_heartbeat_at: Some(DateTime::now()), ..seen.clone() };
+        let rejoin = Rejoin { generation: back, token: seen.revision + 1 };
+        let next = Pointer {
+            rejoining: Some(rejoin.generation.clone()),
+            rejoining_heartbeat_at: Some(DateTime::now()),
+            rejoining_token: Some(rejoin.token),
+            ..seen.clone()
+        };
         self.compare_and_set(&seen, next).await?;
-        Ok((back, from))
+        Ok((rejoin, from))
     }
 
-    /// Stops a rollback that could not finish: the rejoining generation takes no live writes any more.
-    pub async fn end_rejoin(&self) -> Result<(), PointerError> {
+    /// Stops the rollback `rejoin` that could not finish: its generation takes no live writes any more. Nothing
+    /// when the generation no longer rejoins for it (its rejoining was stopped, and another rollback's may run).
+    pub async fn end_rejoin(&self, rejoin: &Rejoin) -> Result<(), PointerError> {
         let seen = self.load().await?;
-        if seen.rejoining.is_none() {
+        if !seen.rejoins(rejoin) {
             return Ok(());
         }
-        self.compare_and_set(&seen, Pointer { rejoining: None, rejoining_heartbeat_at: None, ..seen.clone() })
-            .await
-            .map(drop)
+        self.compare_and_set(&seen, seen.without_rejoin()).await.map(drop)
     }
 
-    /// Makes the rejoining generation `back` (the newest previous one, caught up) active again; the active one
+    /// Makes the generation the rollback `rejoin` caught up (the newest previous one) active again; the active one
     /// becomes the newest previous, stopped at `position` (read before this call), so a second rollback rolls
-    /// forward.
-    pub async fn rollback(&self, back: &str, position: i64) -> Result<Pointer, PointerError> {
+    /// forward. `Raced` when the generation no longer rejoins for this rollback.
+    pub async fn rollback(&self, rejoin: &Rejoin, position: i64) -> Result<Pointer, PointerError> {
         let seen = self.load().await?;
+        let back = rejoin.generation.as_str();
         let Some((first, older)) = seen.previous.split_first() else { return Err(PointerError::NothingToRollBack) };
-        if first != back || seen.rejoining.as_deref() != Some(back) {
+        if first != back || !seen.rejoins(rejoin) {
             return Err(PointerError::Raced);
         }
         let mut previous = vec![seen.active.clone()];
@@ -628,10 +663,8 @@ impl Generations {
             active: back.to_owned(),
             previous,
             stopped_at,
-            rejoining: None,
-            rejoining_heartbeat_at: None,
             switched_at: Some(DateTime::now()),
-            ..seen.clone()
+            ..seen.without_rejoin()
         };
         self.compare_and_set(&seen, next).await
     }

@@ -958,12 +958,85 @@ async fn a_rollback_whose_process_died_is_given_up_and_can_be_asked_for_again() 
     let views =
         query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
     let (back, _) = views.generations().begin_rollback().await.expect("begun");
-    assert_eq!(back, "order_views");
+    assert_eq!(back.generation, "order_views");
     drop(views);
 
     eventually(Duration::from_secs(90), || async { app.read_model().await["rejoining"].is_null().then_some(()) }).await;
     assert_eq!(app.read_model().await["active"], rebuilt, "reads stay on the active generation");
     roll_back_to(&app, "order_views").await;
+    app.stop().await;
+}
+
+/// A rollback whose rejoining was stopped while it caught up (its beats taken for silence, say) must not finish on a
+/// later rollback's rejoining of the same generation: the events logged while no rollback rejoined it reached only
+/// the active generation, and the first rollback's catch-up is past them. Its switch would make active a generation
+/// that lacks them.
+#[tokio::test]
+async fn a_rollback_whose_rejoining_was_stopped_does_not_finish_on_another_rollbacks() {
+    let app = TestApp::spawn().await;
+    for n in 0..3 {
+        app.place_order(&format!("cust-two-rollbacks-{n}")).await;
+    }
+    app.caught_up().await;
+    let rebuilt = app.rebuild().await;
+    // Rollback A catches the kept generation up through a store that loses the answers to its position reads: it
+    // stays at that step.
+    let proxy =
+        Proxy::losing_every_answer_to(mongodb_address(&mongodb_uri()), bson_field("find", "read_model_positions"))
+            .await;
+    let uri = through(&mongodb_uri(), &proxy);
+    let views = query_service::store::connect(&uri, &app.names.database, &Default::default()).await.expect("mongo");
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let orders = query_service::projection::named("orders").expect("the order views");
+    let a = query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rollback_a = tokio::spawn(async move { a.roll_back().await.map(drop).map_err(|err| err.to_string()) });
+    eventually(Duration::from_secs(30), || async { (proxy.answers_lost() > 0).then_some(()) }).await;
+
+    // A's rejoining is stopped; an order is placed and projected while nothing rejoins; rollback B begins.
+    let generations =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let generations = generations.generations().clone();
+    let rejoin_a = generations.load().await.expect("pointer").rejoin().expect("A rejoins");
+    generations.end_rejoin(&rejoin_a).await.expect("stopped");
+    let (missed, _) = app.place_order("cust-two-rollbacks-missed").await;
+    app.caught_up().await;
+    generations.begin_rollback().await.expect("rollback B begun");
+
+    // A reads its position again, and goes on.
+    proxy.stop_losing();
+    let _ = tokio::time::timeout(Duration::from_secs(60), rollback_a).await.expect("rollback A ends");
+    let active = app.read_model().await["active"].as_str().expect("active").to_owned();
+    let views = app.generation_views(&active).await;
+    assert!(
+        views.contains_key(&missed.to_string()),
+        "the active generation {active} (rebuilt: {rebuilt}) lacks an order placed while nothing rejoined"
+    );
+    app.stop().await;
+}
+
+/// One catch-up of a read model at a time: a rebuild's switch would end a rollback's rejoining under it, and a
+/// rollback's switch would leave a build catching up a generation the pointer no longer builds on.
+#[tokio::test]
+async fn a_rebuild_and_a_rollback_of_one_read_model_do_not_run_at_once() {
+    let app = TestApp::spawn().await;
+    app.place_order("cust-one-at-a-time").await;
+    app.caught_up().await;
+    app.rebuild().await;
+    let views =
+        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+    let generations = views.generations().clone();
+
+    // A rebuild claimed (its builder alive): a rollback is refused.
+    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let building = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
+    let rollback = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
+    assert_eq!(rollback.status(), 409, "{:?}", rollback.text().await);
+    assert!(generations.abandon(&building).await.expect("given up"));
+
+    // A rollback rejoining: a rebuild is refused.
+    let _rejoining = generations.begin_rollback().await.expect("rollback begun");
+    let rebuild = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rebuild").await;
+    assert_eq!(rebuild.status(), 409, "{:?}", rebuild.text().await);
     app.stop().await;
 }
 
