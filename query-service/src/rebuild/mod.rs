@@ -15,9 +15,9 @@
 //! Reads and waiting reads are served from the active generation throughout. Each step of a rebuild or rollback —
 //! a page read from the feed or loaded into MongoDB, progress reported, a position read — is idempotent, and one
 //! that the store or the feed fails (a timeout, a dropped connection) is tried again for as long as the pointer
-//! still names the generation as being built or rejoining, read again after each [`STEP_RETRY_FOR`] of failures:
-//! a store outage or a store too busy to answer for a while delays a rebuild, and does not throw away what it has
-//! replayed. A builder whose heartbeat stops reaching the store is taken for dead by the janitors after
+//! still names the generation as being built (or rejoining for that rollback), read again after each
+//! [`STEP_RETRY_FOR`] of failures: a store outage or a store too busy to answer for a while delays a rebuild, and
+//! does not throw away what it has replayed. A builder whose heartbeat stops reaching the store is taken for dead by the janitors after
 //! `BUILD_STALE_AFTER`, and its next look at the pointer stops it. A pointer change whose answer is lost is
 //! settled by reading the pointer back (see [`crate::store::generations`]), and a given-up generation is dropped
 //! only if the pointer names it no more.
@@ -231,10 +231,10 @@ impl Rebuilder {
         self.tasks.wait().await;
     }
 
-    /// Claims the next generation (fails if a live rebuild holds one). Its indexes are made first, before the
-    /// pointer names it: no projector writes to it while they are being made (on the MongoDB-wire stand-in, an index
-    /// made on a collection that a write is creating wedges the server; on MongoDB, indexes on an empty collection
-    /// are cheapest). Only a claim that races another may take a name other than the one prepared; that one gets its
+    /// Claims the next generation (fails while a live rebuild holds one, or a rollback runs). Its indexes are made
+    /// first, before the pointer names it: no projector writes to it while they are being made (on the MongoDB-wire
+    /// stand-in, an index made on a collection that a write is creating wedges the server; on MongoDB, indexes on an
+    /// empty collection are cheapest). Only a claim that races another may take a name other than the one prepared; that one gets its
     /// indexes right after.
     pub async fn claim(&self) -> Result<String, RebuildError> {
         let head = self.feed.head().await?;
@@ -299,8 +299,8 @@ impl Rebuilder {
     ///   rebuild gave up, one a switch let go that a write on its way created again. Collections are listed before
     ///   the pointer is read, so a generation a rebuild has just claimed (and then created) is named;
     /// - when `builds` (this replica can read the event feed), starts building the read model from the log when
-    ///   its active generation is known not to hold the log from its start and no rebuild runs (a read model added
-    ///   to a deployment whose log already held events, or whose store lost what it held; decision 0019).
+    ///   its active generation is known not to hold the log from its start and no rebuild or rollback runs (a read
+    ///   model added to a deployment whose log already held events, or whose store lost what it held; decision 0019).
     ///
     /// Runs on every replica; the pointer's compare-and-set lets one of them win.
     pub async fn tend(self, builds: bool) {
