@@ -1,8 +1,9 @@
 //! The progress watchdog: every stage that moves events — the relay, each partition of each projection, a rebuild or
-//! rollback catching a generation up from the log — says when it makes progress and why work waits for it; a stage that has had work waiting for [`Watchdog::stall_after`]
-//! (`STALL_AFTER_S`, default 30 s) without progress is **stalled**. Readiness names stalled stages (`degraded`) and
-//! the metrics show them (`stage_stalled`, `stage_last_progress_seconds`), so that a stuck stage never hides behind
-//! a process that says ready. A read model far behind but moving is not stalled: each step it takes is progress.
+//! rollback catching a generation up from the log — says when it makes progress and why work waits for it; a stage that
+//! has had work waiting for [`Watchdog::stall_after`] (`STALL_AFTER_S`, default 30 s) without progress is **stalled**.
+//! Readiness names stalled stages (`degraded`) and the metrics show them (`stage_stalled`,
+//! `stage_last_progress_seconds`), so that a stuck stage never hides behind a process that says ready. A read model far
+//! behind but moving is not stalled: each step it takes is progress.
 //!
 //! Why work waits is a set of causes, each held since some instant (`queued`, `in hand`, `backlog`, …). A cause that
 //! progress answers (events waiting) counts from the later of its start and the last progress; one that progress

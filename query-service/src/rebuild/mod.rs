@@ -12,15 +12,15 @@
 //! rollback replays only what it missed since ([`Rebuilder::roll_back`]). Generations beyond `READ_MODEL_KEEP` are
 //! dropped.
 //!
-//! Reads and waiting reads are served from the active generation throughout. Each step of a rebuild or rollback —
-//! a page read from the feed or loaded into MongoDB, progress reported, a position read — is idempotent, and one
-//! that the store or the feed fails (a timeout, a dropped connection) is tried again for as long as the pointer
-//! still names the generation as being built (or rejoining for that rollback), read again after each
-//! [`STEP_RETRY_FOR`] of failures: a store outage or a store too busy to answer for a while delays a rebuild, and
-//! does not throw away what it has replayed. A builder whose heartbeat stops reaching the store is taken for dead by the janitors after
-//! `BUILD_STALE_AFTER`, and its next look at the pointer stops it. A pointer change whose answer is lost is
-//! settled by reading the pointer back (see [`crate::store::generations`]), and a given-up generation is dropped
-//! only if the pointer names it no more.
+//! Reads and waiting reads are served from the active generation throughout. Each step of a rebuild or rollback — a
+//! page read from the feed or loaded into MongoDB, progress reported, a position read — is idempotent, and one that the
+//! store or the feed fails (a timeout, a dropped connection) is tried again for as long as the pointer still names the
+//! generation as being built (or rejoining for that rollback), read again after each [`STEP_RETRY_FOR`] of failures: a
+//! store outage or a store too busy to answer for a while delays a rebuild, and does not throw away what it has
+//! replayed. A builder whose heartbeat stops reaching the store is taken for dead by the janitors after
+//! `BUILD_STALE_AFTER`, and its next look at the pointer stops it. A pointer change whose answer is lost is settled by
+//! reading the pointer back (see [`crate::store::generations`]), and a given-up generation is dropped only if the
+//! pointer names it no more.
 
 use service_runtime::watchdog::{Cause, StageId, Watchdog};
 use service_runtime::Backoff;
@@ -234,8 +234,8 @@ impl Rebuilder {
     /// Claims the next generation (fails while a live rebuild holds one, or a rollback runs). Its indexes are made
     /// first, before the pointer names it: no projector writes to it while they are being made (on the MongoDB-wire
     /// stand-in, an index made on a collection that a write is creating wedges the server; on MongoDB, indexes on an
-    /// empty collection are cheapest). Only a claim that races another may take a name other than the one prepared; that one gets its
-    /// indexes right after.
+    /// empty collection are cheapest). Only a claim that races another may take a name other than the one prepared;
+    /// that one gets its indexes right after.
     pub async fn claim(&self) -> Result<String, RebuildError> {
         let head = self.feed.head().await?;
         let newest = self.views.newest_rebuilt_generation().await?;
