@@ -487,9 +487,7 @@ async fn a_rebuild_counts_each_order_once_however_its_events_fall_into_pages() {
         let confirmed = app.http.post(app.command_url(&format!("/commands/orders/{id}/confirm"))).send().await;
         last = confirmed.expect("confirm").json::<Value>().await.expect("json")["position"].as_i64().expect("position");
     }
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
-        .expect("feed")
-        .with_page_size(2);
+    let feed = admin_feed(app.command_url("/events")).with_page_size(2);
     let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
@@ -535,9 +533,7 @@ async fn a_builder_whose_rebuild_was_given_up_stops_at_its_next_report() {
         app.place_order(&format!("cust-given-up-{n}")).await;
     }
     app.caught_up().await;
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned()))
-        .expect("feed")
-        .with_page_size(1);
+    let feed = admin_feed(app.command_url("/events")).with_page_size(1);
     let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     // Another replica's janitor gives the rebuild up.
@@ -561,15 +557,11 @@ async fn a_builder_waiting_on_a_slow_page_keeps_saying_it_is_alive() {
     app.caught_up().await;
     // The feed behind a proxy that stops answering once the rebuild has begun.
     let proxy = Proxy::start(app.command_addr).await;
-    let feed_url = format!("http://127.0.0.1:{}/events", proxy.port);
-    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(format!("http://127.0.0.1:{}/events", proxy.port));
     let rebuilder = order_views_rebuilder(&app, feed).await;
     let generation = rebuilder.claim().await.expect("claimed");
     proxy.go_silent();
-    let running = tokio::spawn(async move {
-        let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
-        rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
-    });
+    let running = run_in_background(rebuilder, generation);
 
     let pointers = app.mongo.collection::<Document>("read_model_generations");
     let beat_at = async || {
@@ -596,20 +588,11 @@ async fn a_rebuild_whose_store_fails_a_page_for_longer_than_a_step_is_tried_fini
     let before = app.generation_views("order_views").await;
     let proxy =
         Proxy::losing_every_answer_to(mongodb_address(&mongodb_uri()), bson_field("insert", "order_views_v1")).await;
-    let views =
-        query_service::store::connect(&through(&mongodb_uri(), &proxy), &app.names.database, &Default::default())
-            .await
-            .expect("mongo");
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
-    let orders = query_service::projection::named("orders").expect("the order views");
     let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+        order_views_rebuilder_at(&app, admin_feed(app.command_url("/events")), &through(&mongodb_uri(), &proxy)).await;
     let generation = rebuilder.claim().await.expect("claimed");
     assert_eq!(generation, "order_views_v1");
-    let running = tokio::spawn(async move {
-        let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
-        rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
-    });
+    let running = run_in_background(rebuilder, generation);
 
     // Attempts at loading the page that span more than the time a step is first tried for.
     let within_first_tries =
@@ -634,7 +617,7 @@ async fn a_rebuild_whose_feed_refuses_its_token_fails_instead_of_trying_for_ever
     let app = TestApp::spawn().await;
     app.place_order("cust-refused").await;
     app.caught_up().await;
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(app.command_url("/events"));
     let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
     // The builder's token is not (or no longer) the one the command-service takes.
     let refused =
@@ -659,11 +642,10 @@ async fn a_page_cut_off_on_its_way_is_read_again_and_the_rebuild_finishes() {
     }
     app.caught_up().await;
     let before = app.generation_views("order_views").await;
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(app.command_url("/events"));
     let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
     let proxy = Proxy::cutting_answers_short(app.command_addr, 2).await;
-    let cut = format!("http://127.0.0.1:{}/events", proxy.port);
-    let cut = query_service::feed::Feed::new(cut, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let cut = admin_feed(format!("http://127.0.0.1:{}/events", proxy.port));
     let rebuilder = order_views_rebuilder(&app, cut).await;
     let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
     let outcome = tokio::time::timeout(Duration::from_secs(60), rebuilder.run(&generation, &progress))
@@ -698,25 +680,12 @@ async fn a_live_builder_whose_beats_did_not_land_for_a_while_is_not_taken_for_de
     app.caught_up().await;
     // The builder waits on a feed that does not answer, and reaches the store through a proxy.
     let feed_proxy = Proxy::start(app.command_addr).await;
-    let feed_url = format!("http://127.0.0.1:{}/events", feed_proxy.port);
-    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(format!("http://127.0.0.1:{}/events", feed_proxy.port));
     let store_proxy = Proxy::start(mongodb_address(&mongodb_uri())).await;
-    let views =
-        query_service::store::connect(&through(&mongodb_uri(), &store_proxy), &app.names.database, &Default::default())
-            .await
-            .expect("mongo");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rebuilder = order_views_rebuilder_at(&app, feed, &through(&mongodb_uri(), &store_proxy)).await;
     let generation = rebuilder.claim().await.expect("claimed");
     feed_proxy.go_silent();
-    let running = {
-        let generation = generation.clone();
-        tokio::spawn(async move {
-            let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
-            rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
-        })
-    };
+    let running = run_in_background(rebuilder, generation.clone());
 
     // Its beats stop landing, and the last that landed is a minute old by the time the janitors look.
     store_proxy.go_silent();
@@ -771,23 +740,12 @@ async fn a_store_outage_seen_by_everyone_does_not_get_a_live_builder_taken_for_d
     app.place_order("cust-outage-for-all").await;
     app.caught_up().await;
     let feed_proxy = Proxy::start(app.command_addr).await;
-    let feed_url = format!("http://127.0.0.1:{}/events", feed_proxy.port);
-    let feed = query_service::feed::Feed::new(feed_url, Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(format!("http://127.0.0.1:{}/events", feed_proxy.port));
     let builder_proxy = Proxy::start(mongodb_address(&mongodb_uri())).await;
-    let uri = through(&mongodb_uri(), &builder_proxy);
-    let views = query_service::store::connect(&uri, &app.names.database, &Default::default()).await.expect("mongo");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let rebuilder =
-        query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let rebuilder = order_views_rebuilder_at(&app, feed, &through(&mongodb_uri(), &builder_proxy)).await;
     let generation = rebuilder.claim().await.expect("claimed");
     feed_proxy.go_silent();
-    let running = {
-        let generation = generation.clone();
-        tokio::spawn(async move {
-            let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
-            rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
-        })
-    };
+    let running = run_in_background(rebuilder, generation.clone());
     // Read past the proxies.
     let direct = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongo").database(&app.names.database);
     let pointers = direct.collection::<Document>("read_model_generations");
@@ -832,7 +790,7 @@ async fn a_generation_has_its_indexes_before_any_process_learns_its_name() {
     let app = TestApp::spawn().await;
     app.place_order("cust-indexed").await;
     app.caught_up().await;
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(app.command_url("/events"));
     let generation = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
     let mut indexes = app.mongo.collection::<Document>(&generation).list_index_names().await.unwrap_or_default();
     let mut first = app.mongo.collection::<Document>("order_views").list_index_names().await.expect("indexes");
@@ -845,10 +803,35 @@ async fn a_generation_has_its_indexes_before_any_process_learns_its_name() {
 
 /// A rebuilder of `app`'s order views that reads the log from `feed`, keeping two generations.
 async fn order_views_rebuilder(app: &TestApp, feed: query_service::feed::Feed) -> query_service::rebuild::Rebuilder {
+    order_views_rebuilder_at(app, feed, &mongodb_uri()).await
+}
+
+/// [`order_views_rebuilder`], reaching the read store at `mongodb_uri` (through a proxy, say).
+async fn order_views_rebuilder_at(
+    app: &TestApp,
+    feed: query_service::feed::Feed,
+    mongodb_uri: &str,
+) -> query_service::rebuild::Rebuilder {
     let views =
-        query_service::store::connect(&mongodb_uri(), &app.names.database, &Default::default()).await.expect("mongo");
+        query_service::store::connect(mongodb_uri, &app.names.database, &Default::default()).await.expect("mongo");
     let orders = query_service::projection::named("orders").expect("the order views");
     query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new())
+}
+
+/// The event feed at `url`, read with the admin token.
+fn admin_feed(url: String) -> query_service::feed::Feed {
+    query_service::feed::Feed::new(url, Some(ADMIN_TOKEN.to_owned())).expect("feed")
+}
+
+/// Runs `rebuilder`'s rebuild of the claimed `generation` in the background; its outcome, the error as text.
+fn run_in_background(
+    rebuilder: query_service::rebuild::Rebuilder,
+    generation: String,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let (progress, _) = tokio::sync::watch::channel(query_service::rebuild::Progress::default());
+        rebuilder.run(&generation, &progress).await.map(drop).map_err(|err| err.to_string())
+    })
 }
 
 /// Posts a rollback of the order views and waits until reads are served by `to`.
@@ -984,11 +967,8 @@ async fn a_rollback_whose_rejoining_was_stopped_does_not_finish_on_another_rollb
     let proxy =
         Proxy::losing_every_answer_to(mongodb_address(&mongodb_uri()), bson_field("find", "read_model_positions"))
             .await;
-    let uri = through(&mongodb_uri(), &proxy);
-    let views = query_service::store::connect(&uri, &app.names.database, &Default::default()).await.expect("mongo");
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
-    let orders = query_service::projection::named("orders").expect("the order views");
-    let a = query_service::rebuild::Rebuilder::new(orders, views, feed, 2, tokio_util::sync::CancellationToken::new());
+    let a =
+        order_views_rebuilder_at(&app, admin_feed(app.command_url("/events")), &through(&mongodb_uri(), &proxy)).await;
     let rollback_a = tokio::spawn(async move { a.roll_back().await.map(drop).map_err(|err| err.to_string()) });
     eventually(Duration::from_secs(30), || async { (proxy.answers_lost() > 0).then_some(()) }).await;
 
@@ -1027,7 +1007,7 @@ async fn a_rebuild_and_a_rollback_of_one_read_model_do_not_run_at_once() {
     let generations = views.generations().clone();
 
     // A rebuild claimed (its builder alive): a rollback is refused.
-    let feed = query_service::feed::Feed::new(app.command_url("/events"), Some(ADMIN_TOKEN.to_owned())).expect("feed");
+    let feed = admin_feed(app.command_url("/events"));
     let building = order_views_rebuilder(&app, feed).await.claim().await.expect("claimed");
     let rollback = app.admin(reqwest::Method::POST, "/admin/read-models/orders/rollback").await;
     assert_eq!(rollback.status(), 409, "{:?}", rollback.text().await);
