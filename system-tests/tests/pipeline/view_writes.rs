@@ -36,6 +36,15 @@ impl Drop for ScratchDatabase {
     }
 }
 
+/// A unique index on `customerId` in `collection`: a second document of one customer is refused for good.
+async fn unique_customer(collection: &mongodb::Collection<Document>) {
+    let unique = mongodb::IndexModel::builder()
+        .keys(doc! { "customerId": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    collection.create_index(unique).await.expect("unique index");
+}
+
 fn view(id: Uuid, version: i64) -> StoredView {
     let at = mongodb::bson::DateTime::from_millis(1_764_201_600_000);
     StoredView {
@@ -87,12 +96,7 @@ async fn a_duplicate_key_is_not_taken_for_a_newer_view() {
     let views = Views::new(scratch.0.clone());
     // E11000 also comes from writes that raced an insert of an *older* version, or from another unique index:
     // here one on the customer makes the second order's upsert fail although no view of it exists at all.
-    let raw = scratch.0.collection::<StoredView>("order_views");
-    let unique = mongodb::IndexModel::builder()
-        .keys(doc! { "customerId": 1 })
-        .options(mongodb::options::IndexOptions::builder().unique(true).build())
-        .build();
-    raw.create_index(unique).await.expect("unique index");
+    unique_customer(&scratch.0.collection::<Document>("order_views")).await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     assert_eq!(views.apply_all(&[view(first, 1)]).await.expect("first"), [ApplyOutcome::Applied]);
     let outcome = views.apply_all(&[view(second, 1)]).await.expect("the batch answers");
@@ -194,12 +198,7 @@ async fn a_document_of_a_page_the_store_refuses_fails_the_load_instead_of_going_
     let views = Views::new(scratch.0.clone());
     // Another unique index refuses the second document for good (E11000 that no newer version explains): the load
     // must say so, not report a page loaded that lacks it.
-    let generation = scratch.0.collection::<Document>("order_views_v1");
-    let unique = mongodb::IndexModel::builder()
-        .keys(doc! { "customerId": 1 })
-        .options(mongodb::options::IndexOptions::builder().unique(true).build())
-        .build();
-    generation.create_index(unique).await.expect("unique index");
+    unique_customer(&scratch.0.collection::<Document>("order_views_v1")).await;
     let page: Vec<Guarded> = ["a", "b"]
         .into_iter()
         .map(|id| Guarded { id: id.to_owned(), version: 1, document: doc! { "customerId": "same" } })

@@ -48,6 +48,15 @@ async fn stalled(http: &reqwest::Client, url: &str, expected: &str, since: Insta
     panic!("no stall naming {expected:?} within {REPORTED_WITHIN:?}; readiness last said {last:?}");
 }
 
+/// Waits up to `within` until readiness at `url` names no stalled stage.
+async fn until_no_stall(http: &reqwest::Client, url: &str, within: Duration) {
+    eventually(within, || async {
+        let (_, body) = readiness(http, url).await?;
+        body["reasons"]["stalled"].is_null().then_some(())
+    })
+    .await;
+}
+
 /// The value of `stage_stalled` for the stage with `labels` in the metrics at `url`, if it is there.
 async fn stage_stalled(http: &reqwest::Client, url: &str, labels: &str) -> Option<u8> {
     let text = http.get(url).send().await.ok()?.text().await.ok()?;
@@ -79,11 +88,7 @@ async fn a_projection_partition_with_events_waiting_and_no_progress_is_reported_
 
     // Moving again: no longer stalled.
     assert_eq!(app.slow_projector(0).await, 200);
-    eventually(Duration::from_secs(30), || async {
-        let (_, body) = readiness(&app.http, &ready).await?;
-        body["reasons"]["stalled"].is_null().then_some(())
-    })
-    .await;
+    until_no_stall(&app.http, &ready, Duration::from_secs(30)).await;
     assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(0));
     app.stop().await;
 }
@@ -329,11 +334,7 @@ async fn a_rebuild_whose_steps_keep_failing_is_reported_stalled_and_then_not() {
     assert_eq!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
 
     proxy.stop_losing();
-    eventually(Duration::from_secs(60), || async {
-        let (_, body) = readiness(&app.http, &ready).await?;
-        body["reasons"]["stalled"].is_null().then_some(())
-    })
-    .await;
+    until_no_stall(&app.http, &ready, Duration::from_secs(60)).await;
     assert_ne!(stage_stalled(&app.http, &app.query_url("/metrics"), labels).await, Some(1));
     app.stop().await;
 }
