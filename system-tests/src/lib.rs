@@ -3,6 +3,7 @@
 
 pub mod aggregates;
 pub mod own_postgres;
+pub mod proxy;
 pub mod wire;
 
 use shared_events::OrderEvent;

@@ -15,7 +15,6 @@ mod limits;
 mod lists;
 mod observability;
 mod partitions;
-mod proxies;
 mod read_models;
 mod read_your_writes;
 mod rebuild;
@@ -27,3 +26,5 @@ mod verify;
 mod view_writes;
 mod wal;
 mod watchdog;
+
+use system_tests::proxy as proxies;
