@@ -1,5 +1,5 @@
 //! What every RabbitMQ client of the platform does the same way: connect to the first node of `AMQP_URL` that
-//! answers (it may list a cluster's nodes, comma-separated), declare a durable exchange, bound an operation in time (a
+//! answers (it may list a cluster's nodes, comma-separated) with a short heartbeat, declare a durable exchange, bound an operation in time (a
 //! channel the broker is closing can otherwise leave a publish or an ack waiting forever), and publish one message
 //! and wait for its confirm.
 
@@ -17,12 +17,30 @@ pub fn nodes(amqp_url: &str) -> impl Iterator<Item = &str> {
     amqp_url.split(',').map(str::trim).filter(|node| !node.is_empty())
 }
 
-/// Connects to the first of `amqp_url`'s [`nodes`] that accepts within [`NODE_CONNECT_TIMEOUT`]; the error of the
-/// last one when none does. Callers reconnect through here after a loss, so a node that went away is skipped.
+/// The AMQP heartbeat, in seconds, of a node URL that names none. A connection that stops moving bytes while its TCP
+/// connection stays up (a network partition, a peer that froze) is given up by both sides after about two of them:
+/// with the broker's default of 60 s a consumer on such a connection stayed its queue's single active consumer for
+/// minutes, and the consumer its process opened afresh got nothing meanwhile.
+pub const HEARTBEAT_SECS: u16 = 10;
+
+/// `node` with `heartbeat=`[`HEARTBEAT_SECS`] added, unless it names a heartbeat of its own.
+pub fn with_heartbeat(node: &str) -> String {
+    let query = node.split_once('?').map_or("", |(_, query)| query);
+    if query.split('&').any(|pair| pair.starts_with("heartbeat=")) {
+        return node.to_owned();
+    }
+    let separator = if node.contains('?') { '&' } else { '?' };
+    format!("{node}{separator}heartbeat={HEARTBEAT_SECS}")
+}
+
+/// Connects to the first of `amqp_url`'s [`nodes`] that accepts within [`NODE_CONNECT_TIMEOUT`], with the node's
+/// heartbeat or [`HEARTBEAT_SECS`]; the error of the last one when none does. Callers reconnect through here after a
+/// loss, so a node that went away is skipped.
 pub async fn connect(amqp_url: &str, properties: lapin::ConnectionProperties) -> lapin::Result<lapin::Connection> {
     let mut last = None;
     for node in nodes(amqp_url) {
-        match tokio::time::timeout(NODE_CONNECT_TIMEOUT, lapin::Connection::connect(node, properties.clone())).await {
+        let node = with_heartbeat(node);
+        match tokio::time::timeout(NODE_CONNECT_TIMEOUT, lapin::Connection::connect(&node, properties.clone())).await {
             Ok(Ok(connection)) => return Ok(connection),
             Ok(Err(err)) => last = Some(err),
             Err(_) => last = Some(lapin::Error::from(std::io::Error::other("the node did not answer in time"))),
@@ -80,5 +98,17 @@ mod tests {
         let three = "amqp://a:5672/%2f, amqp://b:5672/%2f,,amqp://c:5672/%2f ";
         assert_eq!(nodes(three).collect::<Vec<_>>(), ["amqp://a:5672/%2f", "amqp://b:5672/%2f", "amqp://c:5672/%2f"]);
         assert_eq!(nodes("").count(), 0);
+    }
+
+    #[test]
+    fn a_node_without_a_heartbeat_gets_the_short_one_and_one_with_its_own_keeps_it() {
+        let short = format!("heartbeat={HEARTBEAT_SECS}");
+        assert_eq!(with_heartbeat("amqp://h:5672/%2f"), format!("amqp://h:5672/%2f?{short}"));
+        assert_eq!(
+            with_heartbeat("amqp://h:5672/%2f?frame_max=8192"),
+            format!("amqp://h:5672/%2f?frame_max=8192&{short}")
+        );
+        assert_eq!(with_heartbeat("amqp://h:5672/%2f?heartbeat=30"), "amqp://h:5672/%2f?heartbeat=30");
+        assert_eq!(with_heartbeat("amqp://h/%2f?a=1&heartbeat=0"), "amqp://h/%2f?a=1&heartbeat=0");
     }
 }

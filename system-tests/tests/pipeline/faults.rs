@@ -288,3 +288,41 @@ async fn a_standby_takes_over_within_30_s_when_the_leaders_connection_goes_silen
     println!("the standby published {:?} after the leader's connection went silent", silent_at.elapsed());
     app.stop().await;
 }
+
+/// Found by the explorer (seed 6): a projector's broker connection went silent for 8 s (a partition that leaves the
+/// TCP connection up). The connections it had stay dead; on them the broker kept the projector's consumer as its
+/// queue's single active one, so the consumer it opened once the link was back got nothing, and the order views
+/// stayed behind for minutes.
+#[tokio::test]
+async fn a_projector_whose_broker_connection_went_silent_projects_again_within_60_s() {
+    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("address")).await;
+    let through_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let app = TestApp::spawn_tuned(
+        Names::new("test"),
+        &amqp_url(),
+        &mongodb_uri(),
+        |_| {},
+        |query, _| {
+            query.amqp_url = through_proxy;
+        },
+    )
+    .await;
+    let (before, _) = app.place_order("before-silence").await;
+    let read = app.http.get(app.query_url(&format!("/queries/orders/{before}?minVersion=1"))).send().await;
+    assert_eq!(read.expect("GET answers").status(), 200, "projected before the silence");
+
+    proxy.go_silent();
+    // The length of the outage: long enough for the projector to give its connections up and open new ones.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.speak_again();
+    let back = std::time::Instant::now();
+    let (after, _) = app.place_order("after-silence").await;
+    let url = app.query_url(&format!("/queries/orders/{after}?minVersion=1&waitMs=5000"));
+    eventually(Duration::from_secs(60), || async {
+        let read = app.http.get(&url).send().await.ok()?;
+        (read.status() == 200).then_some(())
+    })
+    .await;
+    println!("projected again {:?} after the link came back", back.elapsed());
+    app.stop().await;
+}
