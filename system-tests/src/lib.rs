@@ -2,6 +2,7 @@
 //! services' configurations as tests run them, synthetic events and a pre-filled event log.
 
 pub mod aggregates;
+pub mod history;
 pub mod own_postgres;
 pub mod proxy;
 pub mod wire;
