@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 /// Forwards connections to one upstream server until it drops.
 pub struct Proxy {
@@ -37,6 +38,8 @@ struct Faults {
     /// Connections still to come whose (HTTP) answer is cut off a few bytes into its body, the connection closed: a
     /// server killed, or a link dropped, while it answered.
     cut_short: Arc<AtomicUsize>,
+    /// Cancelled when the proxy is dropped: every connection it holds, silent ones too, is closed then.
+    dropped: CancellationToken,
 }
 
 impl Proxy {
@@ -92,11 +95,11 @@ impl Proxy {
                 let mut watch = RequestWatch::new(faults.clone(), muted.clone());
                 let silent = faults.silent.clone();
                 tokio::spawn(forward(
-                    client_read,
-                    server_write,
+                    (client_read, server_write),
                     faults.upload_rate,
                     move || silent.load(Ordering::SeqCst),
                     move |bytes| watch.inspect(bytes),
+                    faults.dropped.clone(),
                 ));
                 let cut = faults.cut_short.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
                 if cut.is_ok() {
@@ -105,7 +108,7 @@ impl Proxy {
                 }
                 let silent = faults.silent.clone();
                 let halted = move || silent.load(Ordering::SeqCst) || muted.load(Ordering::SeqCst);
-                tokio::spawn(forward(server_read, client_write, None, halted, |_| {}));
+                tokio::spawn(forward((server_read, client_write), None, halted, |_| {}, faults.dropped.clone()));
             }
         });
         Self { port, faults, task }
@@ -146,6 +149,7 @@ impl std::fmt::Debug for Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
+        self.faults.dropped.cancel();
     }
 }
 
@@ -186,23 +190,25 @@ impl RequestWatch {
 }
 
 /// Copies bytes, at most `rate` a second if given, showing each read to `inspect` first, until `halted`; from then
-/// on it holds both sockets open and moves nothing (what it had read is dropped).
+/// on it holds both sockets open and moves nothing (what it had read is dropped) until the proxy is `dropped`.
 async fn forward(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    (mut from, mut to): (OwnedReadHalf, OwnedWriteHalf),
     rate: Option<u64>,
     halted: impl Fn() -> bool,
     mut inspect: impl FnMut(&[u8]),
+    dropped: CancellationToken,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         if halted() {
-            // Keep the halves alive (no FIN) until the test ends.
-            std::future::pending::<()>().await;
+            // Keep the halves alive (no FIN) until the proxy goes.
+            dropped.cancelled().await;
+            return;
         }
         let read = tokio::select! {
             read = from.read(&mut buffer) => read,
             () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+            () = dropped.cancelled() => return,
         };
         let Ok(n) = read else { return };
         if n == 0 {
