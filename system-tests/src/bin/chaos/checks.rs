@@ -25,8 +25,8 @@ async fn views_pointer(mongo: &mongodb::Database) -> anyhow::Result<Option<mongo
     Ok(pointers.find_one(mongodb::bson::doc! { "_id": "orders" }).await?)
 }
 
-/// Whether a read model's pointer names a generation being built, or says that its active generation does not
-/// hold the log from its start (a rebuild is still to come: decision 0019).
+/// Whether a read model's pointer names a generation being built or rejoining (a rollback catching it up), or says
+/// that its active generation does not hold the log from its start (a rebuild is still to come: decision 0019).
 pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
     use futures_util::TryStreamExt as _;
     let pointers = mongo.collection::<mongodb::bson::Document>("read_model_generations");
@@ -34,7 +34,7 @@ pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
     Ok(pointers.iter().any(|pointer| {
         let first = pointer.get_str("_id").ok().and_then(query_service::store::models::named).map(|m| m.collection);
         let incomplete = pointer.get_bool("firstComplete") == Ok(false) && pointer.get_str("active").ok() == first;
-        pointer.get_document("building").is_ok() || incomplete
+        pointer.get_document("building").is_ok() || pointer.get_str("rejoining").is_ok() || incomplete
     }))
 }
 

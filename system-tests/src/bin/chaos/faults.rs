@@ -131,7 +131,15 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
 /// lost slot held. (The setting is the server's: other inactive slots on it are invalidated too.)
 pub async fn invalidate_the_slot(suite: &Suite) -> anyhow::Result<()> {
     suite.kill("relay")?;
-    let pool = sqlx::PgPool::connect(&suite.names.database_url()).await?;
+    let invalidated = invalidate_slots_of(&suite.names.database_url(), &suite.names.database).await;
+    suite.spawn("relay")?;
+    invalidated
+}
+
+/// The replication slot of `database` invalidated (its relay stopped first): `max_slot_wal_keep_size` set to 1 MB and
+/// write-ahead log written past it, then the setting set back as it was.
+pub async fn invalidate_slots_of(database_url: &str, database: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(database_url).await?;
     // What `ALTER SYSTEM` set before, if anything, is set again afterwards.
     let before: Option<String> = sqlx::query_scalar(
         "select setting from pg_file_settings
@@ -139,7 +147,7 @@ pub async fn invalidate_the_slot(suite: &Suite) -> anyhow::Result<()> {
     )
     .fetch_optional(&pool)
     .await?;
-    let invalidated = invalidate(&pool, &suite.names.database).await;
+    let invalidated = invalidate(&pool, database).await;
     let reset = async {
         match &before {
             Some(setting) => {
@@ -154,7 +162,6 @@ pub async fn invalidate_the_slot(suite: &Suite) -> anyhow::Result<()> {
     }
     .await;
     pool.close().await;
-    suite.spawn("relay")?;
     invalidated.and(reset)
 }
 

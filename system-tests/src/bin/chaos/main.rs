@@ -28,6 +28,7 @@
 
 mod checks;
 mod clients;
+mod explore;
 mod faults;
 mod report;
 mod stores;
@@ -63,6 +64,9 @@ pub const POISON: [&[u8]; 4] = [b"not json at all", b"{}", b"\xff\xfe\x00garbage
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(options) = explore::Options::parse(&args)? {
+        return explore::explore(options).await;
+    }
     let full = args.iter().any(|a| a == "--full");
     let relay_mode = match args.iter().position(|a| a == "--relay-mode").and_then(|i| args.get(i + 1)) {
         None => "notify",

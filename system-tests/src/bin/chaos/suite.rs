@@ -32,9 +32,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// A service binary: beside the chaos binary, or in `CHAOS_BIN_DIR` (to run another build's services, such as an
+/// earlier release's).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("the chaos binary has a directory")?.join(name);
+    let dir = match std::env::var_os("CHAOS_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_exe()?.parent().context("the chaos binary has a directory")?.to_owned(),
+    };
+    let path = dir.join(name);
     ensure!(path.exists(), "{} is missing: build the workspace's binaries first", path.display());
     Ok(path)
 }

@@ -114,7 +114,7 @@ fn queue_of(stem: &str, model: &str, partition: u16) -> String {
 /// The broker as the watch sees it: a connection and a channel, each opened again when lost (a passive declare of
 /// a missing queue closes the channel; a broker outage, both).
 #[derive(Default)]
-struct Broker {
+pub struct Broker {
     connection: Option<Connection>,
     channel: Option<lapin::Channel>,
 }
@@ -122,7 +122,18 @@ struct Broker {
 impl Broker {
     /// Whether `queue` holds messages and has no consumer; `None` when that cannot be told now (the queue is
     /// missing, the broker is down).
-    async fn unconsumed(&mut self, queue: &str) -> Option<bool> {
+    pub async fn unconsumed(&mut self, queue: &str) -> Option<bool> {
+        let (messages, consumers) = self.depth(queue).await?;
+        Some(messages > 0 && consumers == 0)
+    }
+
+    /// How many messages `queue` holds; `None` when that cannot be told now.
+    pub async fn messages(&mut self, queue: &str) -> Option<u32> {
+        self.depth(queue).await.map(|(messages, _)| messages)
+    }
+
+    /// (messages ready, consumers) of `queue`, by a passive declare; `None` when that cannot be told now.
+    pub async fn depth(&mut self, queue: &str) -> Option<(u32, u32)> {
         if !self.connection.as_ref().is_some_and(|c| c.status().connected()) {
             self.channel = None;
             self.connection = Some(Connection::connect(AMQP, ConnectionProperties::default()).await.ok()?);
@@ -132,6 +143,6 @@ impl Broker {
         }
         let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         let declared = self.channel.as_ref()?.queue_declare(queue.into(), passive, Default::default()).await.ok()?;
-        Some(declared.message_count() > 0 && declared.consumer_count() == 0)
+        Some((declared.message_count(), declared.consumer_count()))
     }
 }
