@@ -172,11 +172,15 @@ async fn verify_of_a_split_queue_reads_the_partitions_position_and_finds_a_delet
     let views = app.mongo.collection::<Document>("order_views");
     views.delete_one(doc! {"_id": orders[0].0.to_string()}).await.expect("delete");
     // Once the partitions' positions are stored past every event, the deleted view is missing, not in flight.
-    let summary = eventually(Duration::from_secs(20), || async {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let summary = loop {
         let (clean, summary) = verify_split(&app, &[], 2).await;
-        (!clean && counts(&summary) == [4, 1, 0, 0, 0]).then_some(summary)
-    })
-    .await;
+        if !clean && counts(&summary) == [4, 1, 0, 0, 0] {
+            break summary;
+        }
+        assert!(std::time::Instant::now() < until, "the deleted view not found missing within 20 s; last: {summary}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(summary["inFlight"], 0, "{summary}");
     app.stop().await;
 }
