@@ -38,6 +38,17 @@ pub async fn rebuilding(mongo: &mongodb::Database) -> anyhow::Result<bool> {
     }))
 }
 
+/// What is still to drain: events the relay has not published, order views not at their newest readable version
+/// (`usize::MAX` when that cannot be told now), and whether a read model is being built or rolled back.
+pub async fn backlog(pool: &sqlx::PgPool, mongo: &mongodb::Database) -> anyhow::Result<(i64, usize, bool)> {
+    let unpublished: i64 = sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(pool).await?;
+    let behind = match active_views(mongo).await {
+        Ok(views) => views_behind(pool, &views).await.unwrap_or(usize::MAX),
+        Err(_) => usize::MAX,
+    };
+    Ok((unpublished, behind, rebuilding(mongo).await.unwrap_or(true)))
+}
+
 /// The active generation of the views, as the pointer names it (the first one before any rebuild).
 pub async fn active_views(mongo: &mongodb::Database) -> anyhow::Result<mongodb::Collection<StoredView>> {
     let pointer = views_pointer(mongo).await?;

@@ -1,6 +1,5 @@
 //! The faults, one after another, and the scenarios that need more than a kill.
 
-use anyhow::Context as _;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::stores;
-use crate::suite::{port_open, run_tool, wait_until, Suite};
+use crate::suite::{broker_up, port_open, restart_postgres, run_tool, wait_until, Suite};
 use crate::{ADMIN_TOKEN, AMQP, PARTITIONS, POISON};
 
 /// What the faults did, besides striking.
@@ -81,18 +80,9 @@ pub async fn inject(suite: &Suite, driving: Duration) -> anyhow::Result<Injected
             "rabbitmq stop_app" => {
                 run_tool("rabbitmqctl", &["-q", "stop_app"])?;
                 tokio::time::sleep(Duration::from_secs(3)).await;
-                run_tool("rabbitmqctl", &["-q", "start_app"])?;
-                wait_until("RabbitMQ accepts connections again", Duration::from_secs(60), || port_open(5672)).await?;
+                broker_up().await?;
             }
-            "postgres restart" => {
-                let version = std::fs::read_dir("/etc/postgresql")?
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .next()
-                    .context("no cluster under /etc/postgresql")?;
-                run_tool("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])?;
-                wait_until("PostgreSQL accepts connections again", Duration::from_secs(60), || port_open(5432)).await?;
-            }
+            "postgres restart" => restart_postgres().await?,
             "mongo SIGKILL" => restart_mongo(suite).await?,
             "summary store lost" => injected.findings.extend(stores::lose_the_summary_store(suite).await?),
             "upgrade from the order views alone" => {

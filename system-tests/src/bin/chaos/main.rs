@@ -41,9 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::checks::{
-    active_views, check, dead_letter_checks, read_models, readiness, rebuilding, verify, views_behind,
-};
+use crate::checks::{active_views, backlog, check, dead_letter_checks, read_models, readiness, verify};
 use crate::clients::{drive, Clients};
 use crate::faults::{inject, rebuild_unless_one_switched, roll_back_after_the_redrive};
 use crate::report::Report;
@@ -132,12 +130,7 @@ async fn run(suite: &Suite, commands: u64, rate: f64) -> anyhow::Result<Report> 
     let mongo = mongodb::Client::with_uri_str(suite.mongodb_uri()).await?.database(&suite.names.database);
     let until = Instant::now() + Duration::from_secs(300);
     loop {
-        let unpublished: i64 = sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await?;
-        let behind = match active_views(&mongo).await {
-            Ok(views) => views_behind(&pool, &views).await.unwrap_or(usize::MAX),
-            Err(_) => usize::MAX,
-        };
-        let building = rebuilding(&mongo).await.unwrap_or(true);
+        let (unpublished, behind, building) = backlog(&pool, &mongo).await?;
         if unpublished == 0 && behind == 0 && !building {
             break;
         }

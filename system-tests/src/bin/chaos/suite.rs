@@ -57,6 +57,42 @@ pub async fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() 
     Ok(())
 }
 
+/// SIGTERM to `child`, then SIGKILL if it has not exited within 30 s (at once if the signal cannot be sent).
+pub async fn terminate(mut child: Child) -> anyhow::Result<()> {
+    if let Err(err) = run_tool("kill", &["-TERM", &child.id().to_string()]) {
+        child.kill()?;
+        child.wait()?;
+        return Err(err);
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > until {
+            child.kill()?;
+            child.wait()?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// RabbitMQ's application started (again), waited for until it takes connections.
+pub async fn broker_up() -> anyhow::Result<()> {
+    run_tool("rabbitmqctl", &["-q", "start_app"])?;
+    wait_until("RabbitMQ accepts connections again", Duration::from_secs(60), || port_open(5672)).await
+}
+
+/// This machine's PostgreSQL cluster restarted (fast shutdown), waited for until it takes connections.
+pub async fn restart_postgres() -> anyhow::Result<()> {
+    let version = std::fs::read_dir("/etc/postgresql")?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .context("no cluster under /etc/postgresql")?;
+    run_tool("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])?;
+    wait_until("PostgreSQL accepts connections again", Duration::from_secs(60), || port_open(5432)).await
+}
+
 pub fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(program).args(args).stdout(Stdio::null()).status().with_context(|| program.to_owned())?;
     ensure!(status.success(), "{program} {} failed: {status}", args.join(" "));
@@ -180,18 +216,10 @@ impl Suite {
     /// SIGTERM, as a rolling deployment stops a replica: it drains and exits (SIGKILL after 30 s).
     pub async fn stop_gracefully(&self, which: &'static str) -> anyhow::Result<()> {
         let child = self.procs.lock().map_err(|_| anyhow::anyhow!("process table poisoned"))?.remove(which);
-        let Some(mut child) = child else { return Ok(()) };
-        run_tool("kill", &["-TERM", &child.id().to_string()])?;
-        let until = Instant::now() + Duration::from_secs(30);
-        while child.try_wait()?.is_none() {
-            if Instant::now() > until {
-                child.kill()?;
-                child.wait()?;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        match child {
+            Some(child) => terminate(child).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub async fn wait_live(&self, port: u16) -> anyhow::Result<()> {

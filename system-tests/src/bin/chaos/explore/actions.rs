@@ -2,7 +2,6 @@
 //! refuses (a rollback with nothing to roll back to, a rebuild already running) is fine; its answer is recorded,
 //! and a 5xx other than a 503 with `Retry-After` is a finding like any client's.
 
-use anyhow::Context as _;
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -13,7 +12,7 @@ use system_tests::history::Seen;
 use super::clients::{queue_in, queue_of, Recorder};
 use super::plan::{Action, Exchange, Process};
 use super::world::World;
-use crate::suite::{binary, port_open, run_tool, wait_until};
+use crate::suite::{binary, broker_up, port_open, restart_postgres, run_tool};
 use crate::{AMQP, POISON};
 
 /// The history's client number of the steps.
@@ -85,26 +84,12 @@ pub async fn carry_out(world: &World, recorder: &Recorder, action: &Action) -> a
             tokio::time::sleep(Duration::from_millis(*down_ms)).await;
             broker_up().await?;
         }
-        Action::PostgresRestart => {
-            let version = std::fs::read_dir("/etc/postgresql")?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .next()
-                .context("no cluster under /etc/postgresql")?;
-            run_tool("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])?;
-            wait_until("PostgreSQL accepts connections again", Duration::from_secs(60), || port_open(5432)).await?;
-        }
+        Action::PostgresRestart => restart_postgres().await?,
         Action::MongoKill => world.restart_mongo().await?,
         Action::InvalidateSlot => invalidate_slot(world).await?,
         Action::DropSlot => drop_slot(world).await?,
     }
     Ok(())
-}
-
-/// RabbitMQ's application started (again), waited for until it takes connections.
-pub async fn broker_up() -> anyhow::Result<()> {
-    run_tool("rabbitmqctl", &["-q", "start_app"])?;
-    wait_until("RabbitMQ accepts connections again", Duration::from_secs(60), || port_open(5672)).await
 }
 
 /// Runs `work` on a channel of a connection of its own.

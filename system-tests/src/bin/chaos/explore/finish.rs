@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use system_tests::history::{dashboard_of, AtPosition, Log, Logged, Seen, SummarySeen, ViewSeen, Violation, LOST};
 use uuid::Uuid;
 
-use super::actions::broker_up;
 use super::clients::Recorder;
 use super::plan::{Process, PROJECTIONS};
 use super::world::World;
-use crate::checks::{active_views, rebuilding, views_behind};
-use crate::suite::{binary, port_open, wait_until};
+use crate::checks::{active_views, backlog};
+use crate::suite::{binary, broker_up, port_open, wait_until};
 use crate::ADMIN_TOKEN;
 
 /// The history's client number of the reads at the end.
@@ -54,12 +53,7 @@ pub async fn quiesce(world: &World, recorder: &Recorder) -> anyhow::Result<Vec<V
     let until = Instant::now() + DRAIN;
     let mut violations = Vec::new();
     loop {
-        let unpublished: i64 = sqlx::query_scalar("select count(*) from outbox_backlog").fetch_one(&pool).await?;
-        let behind = match active_views(&mongo).await {
-            Ok(views) => views_behind(&pool, &views).await.unwrap_or(usize::MAX),
-            Err(_) => usize::MAX,
-        };
-        let building = rebuilding(&mongo).await.unwrap_or(true);
+        let (unpublished, behind, building) = backlog(&pool, &mongo).await?;
         let mut unready = Vec::new();
         for process in world.processes() {
             if let Some(why) = not_ready(world, process).await {

@@ -13,7 +13,7 @@ use system_tests::proxy::Proxy;
 use system_tests::Names;
 
 use super::plan::{Link, Process, Topology, PROJECTIONS};
-use crate::suite::{binary, free_port, port_open, run_tool, wait_until};
+use crate::suite::{binary, free_port, port_open, terminate, wait_until};
 use crate::{ADMIN_TOKEN, AMQP};
 
 /// The customers the clients order for (each has a token of its own with `AUTH_MODE=jwt`).
@@ -320,22 +320,10 @@ impl World {
     /// SIGTERM, then SIGKILL if it has not exited within 30 s.
     pub async fn terminate(&self, name: &str) -> anyhow::Result<()> {
         let child = self.procs.lock().map_err(|_| anyhow::anyhow!("process table poisoned"))?.remove(name);
-        let Some(mut child) = child else { return Ok(()) };
-        if let Err(err) = run_tool("kill", &["-TERM", &child.id().to_string()]) {
-            child.kill()?;
-            child.wait()?;
-            return Err(err);
+        match child {
+            Some(child) => terminate(child).await,
+            None => Ok(()),
         }
-        let until = Instant::now() + Duration::from_secs(30);
-        while child.try_wait()?.is_none() {
-            if Instant::now() > until {
-                child.kill()?;
-                child.wait()?;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(())
     }
 
     /// Waits until `path` of `process` answers 200 (90 s at most).
