@@ -68,9 +68,9 @@ pub(super) async fn consume(
     // After the declaration: a queue found missing was recorded before it was created again, by this replica or
     // another one.
     let caught_up = catch_up_if_lost(settings, views).await?;
-    // The markers this partition has handled: those up to its stored position, those this process handled before
-    // it reconnected, and what a catch-up just wrote.
-    let stored = views.partition_position(settings.partition).await.map_err(|err| store_failed(&err))?;
+    // The markers this partition has handled: those up to its stored position (or, for a new split's, where the
+    // split before it left off), those this process handled before it reconnected, and what a catch-up just wrote.
+    let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
         settings.handled.handled(settings.partition, through);
     }

@@ -352,13 +352,30 @@ impl Views {
         bounded(update).await.map(drop)
     }
 
-    /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (its
-    /// own: every event of it up to there is applied).
+    /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (see
+    /// [`Views::chain_start`]: every event of it up to there is applied).
     pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };
         let pending = found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition.key()).unwrap_or(false));
-        Ok(pending.then(|| stored_position(&found, partition).unwrap_or(0)))
+        Ok(pending.then(|| chain_start(&found, partition).unwrap_or(0)))
+    }
+
+    /// Where `partition`'s chain of checkpoint markers starts (decision 0026): its stored position; for a partition
+    /// of a new split that has none, where the split it replaces left off — the lowest position of that split, below
+    /// which every event of every order is applied whatever its old queues still hold —, stored now as the
+    /// partition's own. `None` for a read model that has handled no marker in any split.
+    pub async fn start_chain(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        let Some(found) = found else { return Ok(None) };
+        if let Some(own) = stored_position(&found, partition) {
+            return Ok(Some(own));
+        }
+        let Some(inherited) = chain_start(&found, partition) else { return Ok(None) };
+        tracing::info!(read_model = self.model.name, %partition, position = inherited,
+            "a partition of a new split starts where the split it replaces left off");
+        self.store_position(partition, inherited).await?;
+        Ok(Some(inherited))
     }
 
     /// The position stored for `partition`: every event of it up to there is applied. `None` until it has been
@@ -538,6 +555,32 @@ fn stored_position(found: &Document, partition: Partition) -> Option<i64> {
     }
 }
 
+/// `partition`'s stored position in the positions document `found`, or where another split left off: of the
+/// splits whose every partition has a position, the one that reached furthest (a split taking over from another
+/// starts where that one left off, so the newest split is the furthest), at the lowest of its partitions.
+fn chain_start(found: &Document, partition: Partition) -> Option<i64> {
+    if let Some(own) = stored_position(found, partition) {
+        return Some(own);
+    }
+    let mut splits: std::collections::BTreeMap<u16, Vec<(u16, i64)>> = std::collections::BTreeMap::new();
+    if let Ok(position) = found.get_i64("position") {
+        splits.entry(1).or_default().push((0, position));
+    }
+    if let Ok(partitions) = found.get_document("partitions") {
+        for (key, position) in partitions {
+            let parsed = key.split_once("of").and_then(|(i, n)| Some((i.parse::<u16>().ok()?, n.parse::<u16>().ok()?)));
+            if let (Some((index, count)), Some(position)) = (parsed, position.as_i64()) {
+                splits.entry(count).or_default().push((index, position));
+            }
+        }
+    }
+    splits
+        .into_iter()
+        .filter(|(count, held)| *count != partition.count && (0..*count).all(|i| held.iter().any(|(j, _)| *j == i)))
+        .filter_map(|(_, held)| held.iter().map(|(_, position)| *position).min())
+        .max()
+}
+
 /// The field of the positions document that holds `partition`'s position: `position` when the queue is not
 /// split, else `partitions.<index>of<count>`.
 fn position_field(partition: Partition) -> String {
@@ -567,6 +610,28 @@ mod tests {
         ] {
             assert_eq!(ListCursor::decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_new_split_starts_where_the_split_it_replaces_left_off() {
+        let part = |index, count| Partition { index, count };
+        // Its own position first.
+        let own = doc! { "position": 9_i64, "partitions": { "0of2": 40_i64, "1of2": 15_i64 } };
+        assert_eq!(chain_start(&own, part(0, 1)), Some(9));
+        assert_eq!(chain_start(&own, part(1, 2)), Some(15));
+        // None yet: the lowest of the split that reached furthest.
+        let two = doc! { "partitions": { "0of2": 40_i64, "1of2": 15_i64 } };
+        assert_eq!(chain_start(&two, part(0, 1)), Some(15));
+        assert_eq!(chain_start(&two, part(2, 3)), Some(15));
+        let older = doc! { "position": 5_i64, "partitions": { "0of3": 30_i64, "1of3": 31_i64, "2of3": 29_i64 } };
+        assert_eq!(chain_start(&older, part(0, 2)), Some(29));
+        // A split one of whose partitions never stored a position says nothing of where it left off.
+        let partial = doc! { "position": 5_i64, "partitions": { "0of3": 30_i64, "2of3": 29_i64 } };
+        assert_eq!(chain_start(&partial, part(0, 2)), Some(5));
+        assert_eq!(chain_start(&doc! { "partitions": { "0of3": 30_i64 } }, part(0, 2)), None);
+        // A read model that never handled a marker, and its own split only partly stored.
+        assert_eq!(chain_start(&doc! {}, part(0, 1)), None);
+        assert_eq!(chain_start(&doc! { "partitions": { "1of2": 7_i64, "xofy": 3_i64 } }, part(0, 2)), None);
     }
 
     #[test]

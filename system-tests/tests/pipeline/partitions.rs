@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -203,10 +204,11 @@ struct Deployment {
 impl Deployment {
     /// Steps 4 and 5 of the procedure: the query side first, so that every partition's queue exists before the
     /// relay publishes; then the queues of the previous split are deleted (`retired`); then the relay starts.
-    async fn start(names: &Names, partitions: u16, retired: &[String]) -> Self {
+    async fn start(names: &Names, partitions: u16, retired: &[String], command_addr: SocketAddr) -> Self {
         let query_stop = CancellationToken::new();
         let mut config = query_config(names, &amqp_url(), &mongodb_uri());
         config.projector_partitions = partitions;
+        config.event_feed_url = format!("http://{command_addr}/events");
         let query = query_service::run::start(config, query_stop.clone()).await.expect("query-service starts");
         let first = if partitions > 1 { format!("{}.0", names.queue) } else { names.queue.clone() };
         crate::helpers::wait_for_queue(&amqp_url(), &first).await;
@@ -216,8 +218,17 @@ impl Deployment {
         let command_stop = CancellationToken::new();
         let mut config = command_config(names, &amqp_url());
         config.projector_partitions = partitions;
+        config.http_addr = command_addr;
         let command = command_service::run::start(config, command_stop.clone()).await.expect("command-service starts");
         Self { command, command_stop, query, query_stop }
+    }
+
+    /// Both services stopped, the queues left as they are.
+    async fn stop(self) {
+        self.command_stop.cancel();
+        self.command.task.await.expect("command task").expect("command-service stopped cleanly");
+        self.query_stop.cancel();
+        self.query.task.await.expect("query task").expect("query-service stopped cleanly");
     }
 
     /// Steps 1 to 3 of the README's procedure for changing the split: stop the relay, wait until the projector has
@@ -275,9 +286,10 @@ async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_pr
     let _removed = RemoveOnDrop(names.clone());
     let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
     let mut placed: Vec<(String, i64)> = Vec::new();
+    let command_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
     for (partitions, retired) in [(1, vec![]), (3, vec![names.queue.clone()]), (2, vec![format!("{}.2", names.queue)])]
     {
-        let deployment = Deployment::start(&names, partitions, &retired).await;
+        let deployment = Deployment::start(&names, partitions, &retired, command_addr).await;
         let command = format!("http://{}", deployment.command.addr);
         let query = format!("http://{}", deployment.query.addr);
         for n in 0..15 {
@@ -295,6 +307,70 @@ async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_pr
         }
         deployment.drain_and_stop(&http, &names, partitions).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_changed_while_the_old_queues_still_hold_events_loses_none_of_them() {
+    // The README's step 2 (drain) skipped or misread: a consumer stuck on a silent connection holds its messages
+    // unacked, and a passive declare counts only those ready. The new split's partitions must not take their first
+    // checkpoint for the whole truth while the old split's queues still hold events below it (explorer seed 12).
+    service_runtime::init_tracing();
+    let names = Names::new("test");
+    let _removed = RemoveOnDrop(names.clone());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
+    let command_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("an address");
+    let place = |n: usize| {
+        let http = http.clone();
+        async move {
+            let mut placed = Vec::new();
+            for _ in 0..n {
+                let url = format!("http://{command_addr}/commands/orders");
+                let answer = place_order_at(&http, &url, "late-split").await;
+                placed.push((
+                    answer["orderId"].as_str().expect("id").to_owned(),
+                    answer["position"].as_i64().expect("p"),
+                ));
+            }
+            placed
+        }
+    };
+
+    // Two partitions, projected through a checkpoint.
+    let deployment = Deployment::start(&names, 2, &[], command_addr).await;
+    let mut placed = place(10).await;
+    let newest = placed.iter().map(|(_, p)| *p).max().unwrap_or(0);
+    let query = format!("http://{}", deployment.query.addr);
+    let url = format!("{query}/queries/orders?customerId=late-split&minPosition={newest}&waitMs=20000");
+    assert_eq!(http.get(url).send().await.expect("GET").status(), 200, "the first split reaches its position");
+    // The query side goes; ten more orders are published into the old split's queues, which nobody drains.
+    deployment.query_stop.cancel();
+    deployment.query.task.await.expect("query task").expect("query-service stopped cleanly");
+    placed.extend(place(10).await);
+    eventually(Duration::from_secs(30), || async {
+        (queue_depths(&names, 2).await.iter().sum::<u32>() >= 10).then_some(())
+    })
+    .await;
+    deployment.command_stop.cancel();
+    deployment.command.task.await.expect("command task").expect("command-service stopped cleanly");
+
+    // One partition, the old queues holding ten orders' events.
+    let deployment = Deployment::start(&names, 1, &[], command_addr).await;
+    placed.extend(place(3).await);
+    let newest = placed.iter().map(|(_, p)| *p).max().unwrap_or(0);
+    let query = format!("http://{}", deployment.query.addr);
+    let url = format!("{query}/queries/orders?customerId=late-split&minPosition={newest}&waitMs=30000&limit=100");
+    let answer = http.get(url).send().await.expect("GET");
+    let status = answer.status();
+    let page: Value = answer.json().await.expect("json");
+    assert_eq!(status, 200, "the new split reaches its position: {page}");
+    let listed: Vec<&str> =
+        page["data"].as_array().expect("a page").iter().filter_map(|v| v["orderId"].as_str()).collect();
+    let missing: Vec<&str> = placed.iter().map(|(id, _)| id.as_str()).filter(|id| !listed.contains(id)).collect();
+    assert!(missing.is_empty(), "a 200 at minPosition {newest} lacks {missing:?}");
+    let url = format!("{query}/queries/customers/late-split/summary?minPosition={newest}&waitMs=30000");
+    let summary: Value = http.get(url).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(summary["data"]["orders"], placed.len(), "{summary}");
+    deployment.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
