@@ -214,6 +214,7 @@ pub async fn verify(world: &World, recorder: &Recorder) -> anyhow::Result<Option
         .env("EVENT_FEED_URL", world.url(Process::Command(0), "/events"))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "error")
+        .env("RUST_BACKTRACE", "0")
         .kill_on_drop(true);
     if let Some(staff) = world.staff_token() {
         command.env("EVENT_FEED_TOKEN", staff);
