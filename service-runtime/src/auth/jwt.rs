@@ -91,7 +91,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|err| AuthError::Invalid(refusal(err.kind())))?
             .claims;
-        Ok(caller_of(&claims, &self.customer_claim))
+        caller_of(&claims, &self.customer_claim)
     }
 }
 
@@ -113,9 +113,11 @@ fn refusal(kind: &ErrorKind) -> &'static str {
     }
 }
 
-/// The caller a verified token's claims describe.
-pub fn caller_of(claims: &Map<String, Value>, customer_claim: &str) -> Caller {
-    let principal = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned();
+/// The caller a verified token's claims describe. A subject that is empty or not a string is refused: it would make
+/// the principal `""`, one idempotency scope and rate-limit bucket shared by every such caller.
+pub fn caller_of(claims: &Map<String, Value>, customer_claim: &str) -> Result<Caller, AuthError> {
+    let principal = claims.get("sub").and_then(Value::as_str).filter(|sub| !sub.trim().is_empty());
+    let principal = principal.ok_or(AuthError::Invalid("the token's subject is empty or not a string"))?.to_owned();
     let customer_id = claims.get(customer_claim).and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned);
     let scopes = match (claims.get("scope"), claims.get("scp")) {
         (Some(Value::String(scope)), _) => Scopes::parse(scope.split_whitespace()),
@@ -123,7 +125,7 @@ pub fn caller_of(claims: &Map<String, Value>, customer_claim: &str) -> Caller {
         (_, Some(Value::Array(scp))) => Scopes::parse(scp.iter().filter_map(Value::as_str)),
         _ => Scopes::default(),
     };
-    Caller { principal, customer_id, scopes, trusted: false }
+    Ok(Caller { principal, customer_id, scopes, trusted: false })
 }
 
 /// A development token for `customer` with `scopes`, lasting `ttl_secs`: HS256, signed with `AUTH_HS256_SECRET`, for
@@ -218,6 +220,18 @@ mod tests {
         no_sub.remove("sub");
         let token = mint_hs256(SECRET.as_bytes(), &no_sub).expect("t");
         assert_eq!(verifier.verify(&token).await, Err(AuthError::Invalid("the token lacks a required claim")));
+    }
+
+    #[tokio::test]
+    async fn a_subject_that_is_empty_or_not_a_string_is_refused() {
+        // Such callers would all be principal "": one idempotency scope and one rate-limit bucket, as in `none` mode.
+        let verifier = Verifier::new(&config()).expect("a verifier");
+        for sub in [json!(""), json!("   "), json!(42), json!(["cust-1"]), json!({"id": "cust-1"}), json!(null)] {
+            let refused = verifier.verify(&token(json!({ "sub": sub.clone() }))).await;
+            assert!(matches!(refused, Err(AuthError::Invalid(_))), "{sub}: {refused:?}");
+        }
+        let empty = verifier.verify(&token(json!({ "sub": "" }))).await;
+        assert_eq!(empty, Err(AuthError::Invalid("the token's subject is empty or not a string")));
     }
 
     #[tokio::test]
