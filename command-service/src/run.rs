@@ -29,7 +29,12 @@ fn connect_options(config: &Config) -> anyhow::Result<PgConnectOptions> {
 
 /// Prepares the database, binds `HTTP_ADDR` and starts serving (with the relay when `RELAY_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    // Every setting is checked before the service connects to anything or listens.
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
+    let auth = Auth::new(&config.auth)?;
+    if config.relay_enabled {
+        config.replication_target()?;
+    }
     let options = connect_options(&config)?;
     let pool = store::pool(options.clone(), config.database_max_connections);
     store::prepare(&config.database_url, &pool).await?;
@@ -54,7 +59,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         "idempotency purge",
         store::idempotency::purge_expired(pool.clone(), Duration::from_secs(600), shutdown.clone()),
     );
-    let auth = Auth::new(&config.auth)?;
     auth.announce("command-service");
     let mut app = build_app(AppState {
         pool: pool.clone(),

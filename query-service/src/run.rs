@@ -58,7 +58,10 @@ pub fn consumer_settings(
 
 /// Binds `HTTP_ADDR` and starts serving (with the projections when `PROJECTOR_ENABLED`).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    // Every setting is checked before the service connects to anything or listens.
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
+    let auth = service_runtime::auth::Auth::new(&config.auth)?;
+    config.feed()?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let watchdog = config.watchdog.watchdog().registered(&metrics.registry)?;
@@ -181,7 +184,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             shutdown.clone(),
         ),
     );
-    let auth = service_runtime::auth::Auth::new(&config.auth)?;
     auth.announce("query-service");
     let state = AppState {
         auth,

@@ -477,3 +477,32 @@ async fn a_customer_token_lists_only_its_own_orders_among_hundreds_of_three_cust
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_refused_stops_a_service_before_it_binds_or_connects() {
+    // `jwt` mode with a secret too short to sign with: each service must refuse it before it listens, and before it
+    // reaches its stores (pointed where nothing answers, so trying them first would say so instead).
+    for service in ["command-service", "query-service"] {
+        let port = crate::helpers::free_port();
+        let output = tokio::process::Command::new(crate::helpers::service_binary(service))
+            .env("AUTH_MODE", "jwt")
+            .env("AUTH_ISSUER", ISSUER)
+            .env("AUTH_AUDIENCE", AUDIENCE)
+            .env("AUTH_HS256_SECRET", "short")
+            .env("DATABASE_URL", "postgres://root@127.0.0.1:9/nowhere")
+            .env("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=60000")
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f")
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(20), output)
+            .await
+            .unwrap_or_else(|_| panic!("{service} did not stop within 20 s"))
+            .expect("the service runs");
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(!output.status.success(), "{service} exits with an error: {said}");
+        assert!(said.contains("AUTH_HS256_SECRET"), "{service} names the setting: {said}");
+        assert!(!said.contains("listening"), "{service} refused the setting before it listened: {said}");
+    }
+}
