@@ -1,7 +1,8 @@
 //! What every RabbitMQ client of the platform does the same way: connect to the first node of `AMQP_URL` that
-//! answers (it may list a cluster's nodes, comma-separated) with a short heartbeat, declare a durable exchange, bound an operation in time (a
-//! channel the broker is closing can otherwise leave a publish or an ack waiting forever), and publish one message
-//! and wait for its confirm.
+//! answers (it may list a cluster's nodes, comma-separated) with a short heartbeat, declare a durable exchange, bound
+//! an operation in time (a channel the broker is closing can otherwise leave a publish or an ack waiting forever),
+//! publish one message and wait for its confirm, and close a connection without waiting on a broker that no longer
+//! answers.
 
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
@@ -80,6 +81,16 @@ pub async fn publish_confirmed(
     let publish =
         async { channel.basic_publish(exchange.into(), routing_key.into(), options, body, properties).await?.await };
     within(timeout, "a publish", publish).await
+}
+
+/// Longest a connection is given to close: a broker that no longer answers (a silent network) would otherwise hold
+/// a stopping process until the heartbeat gives the connection up.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes `connection` politely, giving up after [`CLOSE_TIMEOUT`]: whatever it held unacknowledged goes back to its
+/// queues once the broker gives the connection up.
+pub async fn close(connection: &lapin::Connection, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, reason.into())).await;
 }
 
 /// An error for a confirm that is not a plain ack (`what` names the message).

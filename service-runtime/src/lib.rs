@@ -104,8 +104,13 @@ impl Backoff {
     }
 }
 
+/// How long an attempt under way when shutdown comes may take to finish by itself (settle what it holds, close its
+/// connections) before it is dropped: a server that no longer answers (a silent network) must not hold a stopping
+/// process until a heartbeat gives up. Dropping loses nothing: what was not acknowledged comes back.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs `attempt` until it returns `Ok` (its value) or `shutdown` comes (`None`); each error is logged with `what`
-/// and retried after the backoff's wait.
+/// and retried after the backoff's wait. An attempt still under way [`STOP_GRACE`] after shutdown is dropped.
 pub async fn retry_until_shutdown<T, F, Fut, E>(
     what: &str,
     backoff: &Backoff,
@@ -117,8 +122,20 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Display,
 {
+    let given_up = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(given_up);
     while !shutdown.is_cancelled() {
-        let err = match attempt().await {
+        let outcome = tokio::select! {
+            outcome = attempt() => outcome,
+            () = &mut given_up => {
+                tracing::warn!(grace_ms = STOP_GRACE.as_millis() as u64, "{what} did not stop in time; dropped");
+                return None;
+            }
+        };
+        let err = match outcome {
             Ok(done) => return Some(done),
             Err(err) => err,
         };
@@ -142,6 +159,28 @@ pub async fn sleep_or_shutdown(wait: Duration, shutdown: &CancellationToken) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_does_not_stop_is_dropped_a_grace_after_shutdown() {
+        // An attempt waiting on a server that no longer answers, and one that stops when told to.
+        let (shutdown, backoff) = (CancellationToken::new(), Backoff::default());
+        let stuck = retry_until_shutdown("stuck", &backoff, &shutdown, || async {
+            std::future::pending::<Result<(), String>>().await
+        });
+        let told = tokio::time::Instant::now();
+        let stop = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            shutdown.cancel();
+        };
+        let (outcome, ()) = tokio::join!(stuck, stop);
+        assert_eq!(outcome, None);
+        assert_eq!(told.elapsed(), Duration::from_secs(1) + STOP_GRACE);
+
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let polite = retry_until_shutdown("polite", &backoff, &shutdown, || async { Ok::<_, String>(7) });
+        assert_eq!(polite.await, None, "nothing is started once shutdown has come");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

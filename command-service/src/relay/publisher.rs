@@ -255,7 +255,7 @@ impl Publisher {
 
     /// Closes the connection; a broker that went away may never answer the close, so it is bounded too.
     pub async fn close(self) {
-        let _ = tokio::time::timeout(CONFIRM_TIMEOUT, self.connection.close(200, "relay stopping".into())).await;
+        service_runtime::amqp::close(&self.connection, "relay stopping").await;
     }
 }
 

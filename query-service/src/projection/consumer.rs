@@ -59,7 +59,7 @@ pub(super) async fn consume(
                 "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
                  to the type it has, or move its messages to a new queue and delete it (README, \"Queue types\"); \
                  the projector does not consume until then");
-            let _ = connection.close(200, "projector queue declared otherwise".into()).await;
+            service_runtime::amqp::close(&connection, "projector queue declared otherwise").await;
             shutdown.cancelled().await;
             return Ok(());
         }
@@ -219,7 +219,7 @@ pub(super) async fn consume(
             let _ = ack_through(&last).await;
         }
     }
-    let _ = connection.close(200, "projector stopping".into()).await;
+    service_runtime::amqp::close(&connection, "projector stopping").await;
     result
 }
 

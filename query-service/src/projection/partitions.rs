@@ -198,7 +198,7 @@ pub async fn heartbeat(
                 notices::publish(&channel, &route, Notice::Projector { replica: me, heartbeat: said() }).await?;
                 alive.store(true, Ordering::Relaxed);
             }
-            let _ = connection.close(200, "projector stopping".into()).await;
+            service_runtime::amqp::close(&connection, "projector stopping").await;
             Ok::<(), lapin::Error>(())
         }
         .await;

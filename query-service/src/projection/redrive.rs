@@ -72,7 +72,7 @@ pub async fn redrive(settings: &ConsumerSettings) -> anyhow::Result<u32> {
         delivery.acker.ack(BasicAckOptions::default()).await?;
         moved += 1;
     }
-    let _ = connection.close(200, "redrive done".into()).await;
+    service_runtime::amqp::close(&connection, "redrive done").await;
     Ok(moved)
 }
 

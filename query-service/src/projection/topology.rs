@@ -109,7 +109,8 @@ pub async fn record_lost_queues(
             }
         }
     }
-    let _ = channel.close(200, "queues looked at".into()).await;
+    let _ =
+        tokio::time::timeout(service_runtime::amqp::CLOSE_TIMEOUT, channel.close(200, "queues looked at".into())).await;
     Ok(existing)
 }
 
@@ -135,7 +136,7 @@ pub async fn keep(settings: ConsumerSettings, views: Views, shutdown: Cancellati
         )
         .await?;
         let result = redeclare(&connection, &settings, &views, &shutdown, &backoff).await;
-        let _ = connection.close(200, "projector stopping".into()).await;
+        service_runtime::amqp::close(&connection, "projector stopping").await;
         result
     })
     .await;

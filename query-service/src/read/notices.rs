@@ -280,7 +280,7 @@ async fn listen_once(
             },
         }
     };
-    let _ = connection.close(200, "listener stopping".into()).await;
+    service_runtime::amqp::close(&connection, "listener stopping").await;
     result
 }
 

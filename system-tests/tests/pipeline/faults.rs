@@ -289,28 +289,26 @@ async fn a_standby_takes_over_within_30_s_when_the_leaders_connection_goes_silen
     app.stop().await;
 }
 
+/// Both services, the query-service reaching the broker through a proxy that can go silent, with one order projected
+/// through it.
+async fn projecting_through_a_proxy() -> (Proxy, TestApp) {
+    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("address")).await;
+    let through_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let tune = |query: &mut query_service::config::Config, _| query.amqp_url = through_proxy;
+    let app = TestApp::spawn_tuned(Names::new("test"), &amqp_url(), &mongodb_uri(), |_| {}, tune).await;
+    let (before, _) = app.place_order("before-silence").await;
+    let read = app.http.get(app.query_url(&format!("/queries/orders/{before}?minVersion=1"))).send().await;
+    assert_eq!(read.expect("GET answers").status(), 200, "projected before the silence");
+    (proxy, app)
+}
+
 /// Found by the explorer (seed 6): a projector's broker connection went silent for 8 s (a partition that leaves the
 /// TCP connection up). The connections it had stay dead; on them the broker kept the projector's consumer as its
 /// queue's single active one, so the consumer it opened once the link was back got nothing, and the order views
 /// stayed behind for minutes.
 #[tokio::test]
 async fn a_projector_whose_broker_connection_went_silent_projects_again_within_60_s() {
-    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("address")).await;
-    let through_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
-    let app = TestApp::spawn_tuned(
-        Names::new("test"),
-        &amqp_url(),
-        &mongodb_uri(),
-        |_| {},
-        |query, _| {
-            query.amqp_url = through_proxy;
-        },
-    )
-    .await;
-    let (before, _) = app.place_order("before-silence").await;
-    let read = app.http.get(app.query_url(&format!("/queries/orders/{before}?minVersion=1"))).send().await;
-    assert_eq!(read.expect("GET answers").status(), 200, "projected before the silence");
-
+    let (proxy, app) = projecting_through_a_proxy().await;
     proxy.go_silent();
     // The length of the outage: long enough for the projector to give its connections up and open new ones.
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -324,5 +322,25 @@ async fn a_projector_whose_broker_connection_went_silent_projects_again_within_6
     })
     .await;
     println!("projected again {:?} after the link came back", back.elapsed());
+    app.stop().await;
+}
+
+/// Stopping must not wait for a broker that no longer answers: a replica told to stop (SIGTERM) while its broker
+/// connections had gone silent waited on each of them to close, and the explorer's seed 12 saw it SIGKILLed after
+/// 30 s.
+#[tokio::test]
+async fn a_replica_whose_broker_connection_went_silent_stops_within_10_s_of_being_told() {
+    let (proxy, mut app) = projecting_through_a_proxy().await;
+    proxy.go_silent();
+    let told = std::time::Instant::now();
+    app.begin_shutdown();
+    let ended = app.ended(Duration::from_secs(10)).await;
+    assert!(
+        ended.iter().all(Option::is_some),
+        "both services stopped within 10 s ({:?} after being told)",
+        told.elapsed()
+    );
+    println!("stopped {:?} after being told", told.elapsed());
+    proxy.speak_again();
     app.stop().await;
 }
