@@ -119,6 +119,7 @@ pub fn build_app(state: AppState) -> Router {
     // Everything but health, metrics, the OpenAPI document and the demo page's files needs to know who is asking;
     // view streams may say it with a ticket.
     let authenticated = Router::new()
+        .merge(operations::status_router())
         .merge(orders::router())
         .merge(lists::router())
         .merge(customers::router())

@@ -1,7 +1,8 @@
 //! For operators: `GET /health/live`, `GET /health/ready` (MongoDB and RabbitMQ reachable, the order views'
 //! projection consuming, every background task running; 503 naming what is down; `degraded` naming another
-//! projection that does not consume, a read model being built, a stalled stage), `GET /metrics` (Prometheus text format) and `GET /queries/_status` (JSON for people, the
-//! read model's checks against the log included).
+//! projection that does not consume, a read model being built, a stalled stage) and `GET /metrics` (Prometheus text
+//! format), public; and `GET /queries/_status` (JSON for people, the read model's checks against the log included),
+//! behind authentication.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -10,9 +11,10 @@ use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Duration;
 
+use service_runtime::auth::Caller;
 use service_runtime::health::{AmqpCheck, Checks, Probe};
 
-use super::responses::{CheckStatus, ProjectorStatus, ServiceStatus, Unavailable};
+use super::responses::{CheckStatus, Forbidden, ProjectorStatus, ServiceStatus, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::store::models::ORDER_VIEWS;
 
@@ -46,11 +48,14 @@ pub struct Sampling {
     pub findings: crate::verify::sampler::Findings,
 }
 
+/// Health and metrics: public (README, "Who is asking").
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/queries/_status", get(status))
-        .merge(service_runtime::health::router(probe(state)))
+    Router::new().route("/metrics", get(metrics)).merge(service_runtime::health::router(probe(state)))
+}
+
+/// The status page: behind authentication (in `jwt` mode it names other customers' order ids).
+pub fn status_router() -> Router<AppState> {
+    Router::new().route("/queries/_status", get(status))
 }
 
 /// Readiness: MongoDB and RabbitMQ reachable, the order views' projection consuming (the reads this replica serves
@@ -131,11 +136,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Where the read model stands, for people: what was applied last, how fresh it is, what waits, what its checks
-/// against the log found.
-#[utoipa::path(get, path = "/queries/_status", tag = "operations",
+/// against the log found (which name an order of any customer). In `jwt` mode it needs the `orders:admin` scope; in
+/// `none` mode every caller may read every order, and this too.
+#[utoipa::path(get, path = "/queries/_status", tag = "operations", security((), ("bearer" = [])),
     responses((status = 200, description = "Position, freshness, waiting reads, checks", body = ServiceStatus),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 503, response = Unavailable)))]
-pub(super) async fn status(State(state): State<AppState>) -> Result<Json<ServiceStatus>, ApiError> {
+pub(super) async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<ServiceStatus>, ApiError> {
+    if !(caller.trusted || caller.may_administer()) {
+        return Err(ApiError::Forbidden("The status page needs the orders:admin scope.".to_owned()));
+    }
     let position = state.position().await.map_err(ApiError::Unavailable)?;
     let pointer = state.views.generations().current().await.map_err(ApiError::Unavailable)?;
     let metrics = &state.metrics;

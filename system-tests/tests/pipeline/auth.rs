@@ -506,3 +506,25 @@ async fn a_setting_refused_stops_a_service_before_it_binds_or_connects() {
         assert!(!said.contains("listening"), "{service} refused the setting before it listened: {said}");
     }
 }
+
+#[tokio::test]
+async fn the_status_page_needs_the_admin_scope_in_jwt_mode() {
+    // It names positions and the sampler's last finding, another customer's order id among them.
+    let idp = Idp::start().await;
+    let app = spawn_jwt(&idp, |_| {}, |_| {}).await;
+    let customer = idp.token("cust-a", json!({}));
+    let reader = idp.token("support", json!({"scope": "orders:read:any"}));
+    let admin = idp.token("ops", json!({"scope": "orders:admin"}));
+    let url = app.query_url("/queries/_status");
+    assert_unauthenticated(app.http.get(&url).send().await.expect("answers"), "no token").await;
+    for (token, what) in [(&customer, "a customer"), (&reader, "orders:read:any")] {
+        let answer = app.http.get(&url).bearer_auth(token).send().await.expect("answers");
+        assert_eq!(answer.status(), 403, "{what}");
+        assert_eq!(answer.headers()["content-type"], "application/problem+json", "{what}");
+    }
+    let answer = app.http.get(&url).bearer_auth(&admin).send().await.expect("answers");
+    assert_eq!(answer.status(), 200);
+    let status: Value = answer.json().await.expect("json");
+    assert!(status["position"].is_i64(), "{status}");
+    app.stop().await;
+}
