@@ -528,3 +528,37 @@ async fn the_status_page_needs_the_admin_scope_in_jwt_mode() {
     assert!(status["position"].is_i64(), "{status}");
     app.stop().await;
 }
+
+/// The lines of the query-service's metrics about read waits: what a caller could compare before and after a read.
+async fn wait_metrics(app: &TestApp) -> Vec<String> {
+    let text = app.http.get(app.query_url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    text.lines().filter(|line| line.starts_with("read_wait")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn another_customers_order_and_an_unknown_one_look_the_same_in_the_metrics_too() {
+    let idp = Idp::start().await;
+    let app = spawn_jwt(&idp, |_| {}, |_| {}).await;
+    let (a, b) = (idp.token("cust-a", json!({})), idp.token("cust-b", json!({})));
+    let (hidden, _) = placed(&app, &b).await;
+    let own = get(&app, &format!("/queries/orders/{hidden}?minVersion=1&waitMs=20000"), &b).await;
+    assert_eq!(own.status(), 200, "B reads its own order");
+    // A asks for B's order and for an id nobody placed, at a version B's order has and at one it has not.
+    for min_version in [1, 2] {
+        let mut seen = Vec::new();
+        for id in [hidden, Uuid::now_v7()] {
+            let before = wait_metrics(&app).await;
+            let answer = get(&app, &format!("/queries/orders/{id}?minVersion={min_version}&waitMs=300"), &a).await;
+            let status = answer.status();
+            let mut body: Value = answer.json().await.expect("json");
+            body.as_object_mut().map(|body| body.remove("orderId"));
+            let after = wait_metrics(&app).await;
+            let changed: Vec<&String> = after.iter().filter(|line| !before.contains(line)).collect();
+            let changed: Vec<String> =
+                changed.iter().map(|line| line.split(' ').next().unwrap_or("").to_owned()).collect();
+            seen.push((status, body, changed));
+        }
+        assert_eq!(seen[0], seen[1], "minVersion={min_version}: B's order (first) and an unknown id (second)");
+    }
+    app.stop().await;
+}
