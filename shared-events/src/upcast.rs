@@ -35,6 +35,14 @@ pub fn to_current(schema_version: u32, payload: Value) -> Result<Value, UpcastEr
     }
 }
 
+/// The customer a payload names, read as far as it can be whatever its schema version: `customer.id` (v2),
+/// `customerId` (v1), and the same places in a payload of a version this release cannot read. `None` when it names
+/// none there (or an empty one): whose order it is cannot be told.
+pub fn customer_named(payload: &Value) -> Option<&str> {
+    let named = payload.get("customer").and_then(|customer| customer.get("id")).or_else(|| payload.get("customerId"));
+    named.and_then(Value::as_str).filter(|id| !id.is_empty())
+}
+
 /// v1 → v2: the customer id becomes `customer: {id, segment}`, with the default segment (v1 had none). Lines are
 /// unchanged: v2's `name` is optional.
 pub fn v1_to_v2(payload: Value) -> Result<Value, UpcastError> {
@@ -90,6 +98,18 @@ mod tests {
         assert!(matches!(to_current(3, v1()), Err(UpcastError::UnknownVersion(3))));
         for broken in [json!([]), json!({"customerId": 7}), json!({"currency": "EUR"})] {
             assert!(matches!(to_current(1, broken.clone()), Err(UpcastError::Shape(_))), "{broken}");
+        }
+    }
+
+    #[test]
+    fn the_customer_a_payload_names_is_read_in_any_version() {
+        assert_eq!(customer_named(&json!({"customer": {"id": "cust-2", "segment": "vip"}})), Some("cust-2"));
+        assert_eq!(customer_named(&json!({"customerId": "cust-1"})), Some("cust-1"));
+        assert_eq!(customer_named(&json!({"customerId": "cust-9", "future": true})), Some("cust-9"));
+        for none in
+            [json!({}), json!({"customerId": ""}), json!({"customerId": 7}), json!({"customer": "x"}), json!([])]
+        {
+            assert_eq!(customer_named(&none), None, "{none}");
         }
     }
 }

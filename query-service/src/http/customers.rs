@@ -69,7 +69,7 @@ pub(super) async fn customer_summary(
     // A customer reads its own summary only; staff read anyone's.
     caller.list_filter(Some(&customer_id))?;
     let views = state.read_model(&CUSTOMER_SUMMARY);
-    let at = AtPosition::wait(&state, &views, &caller, min_position, wait).await?;
+    let at = AtPosition::wait(&state, &views, &caller, Some(&customer_id), min_position, wait).await?;
     let contributions =
         customers::contributions(&views, &customer_id, at.read_from()).await.map_err(ApiError::Unavailable)?;
     let behind = at.behind();

@@ -73,7 +73,7 @@ pub(super) async fn daily_dashboard(
         ));
     }
     let views = state.read_model(&DAILY_SALES);
-    let at = AtPosition::wait(&state, &views, &caller, min_position, wait).await?;
+    let at = AtPosition::wait(&state, &views, &caller, None, min_position, wait).await?;
     let (from, to) = (day(from), day(to));
     let facts = daily::facts(&views, &from, &to, at.read_from()).await.map_err(ApiError::Unavailable)?;
     let figures = daily::figures(&facts);

@@ -96,7 +96,7 @@ pub(super) async fn list_orders(
     let wait = parse_wait(params.wait_ms.as_deref())?;
     // A customer lists its own orders, whatever it asked for; staff list whose they ask for.
     let customer_id = caller.list_filter(params.customer_id.as_deref())?;
-    let at = AtPosition::wait(&state, &state.views, &caller, min_position, wait).await?;
+    let at = AtPosition::wait(&state, &state.views, &caller, customer_id.as_deref(), min_position, wait).await?;
 
     let filter = ListFilter { customer_id, status: params.status };
     let views =

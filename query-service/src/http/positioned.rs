@@ -27,11 +27,12 @@ pub enum AtPosition {
 
 impl AtPosition {
     /// Waits (holding one of the caller's read slots meanwhile) until the read model `views` is at `min_position`,
-    /// or `wait` runs out.
+    /// or `wait` runs out. A read of one `customer`'s names only the gaps that could hold an order of theirs.
     pub async fn wait(
         state: &AppState,
         views: &Views,
         caller: &Caller,
+        customer: Option<&str>,
         min_position: Option<i64>,
         wait: std::time::Duration,
     ) -> Result<Self, ApiError> {
@@ -67,8 +68,11 @@ impl AtPosition {
         if position < min_position {
             return Ok(Self::Behind { min_position, position });
         }
-        let missing =
-            views.gaps().up_to(min_position, MAX_LISTED, &pointer.active).await.map_err(ApiError::Unavailable)?;
+        let missing = views
+            .gaps()
+            .up_to(min_position, MAX_LISTED, &pointer.active, customer)
+            .await
+            .map_err(ApiError::Unavailable)?;
         Ok(Self::Reached { position, missing })
     }
 

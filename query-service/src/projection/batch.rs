@@ -5,6 +5,7 @@
 
 use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
 
+use crate::store::gaps::GapOf;
 use crate::store::ApplyOutcome;
 
 /// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence` and `whole-log`
@@ -24,9 +25,9 @@ pub struct DeadLetter {
     /// The `event_type` label it is counted under: a known event type, `checkpoint`, or `unknown`.
     pub kind: &'static str,
     pub reason: String,
-    /// The log position (and order id) of an event of the log that reaches no view: a gap `minPosition` reads
-    /// must report. `None` for a message that is no event of the log.
-    pub gap: Option<(i64, Option<String>)>,
+    /// The event of the log that reaches no view (its position, and its order and customer as far as they can be
+    /// read): a gap `minPosition` reads must report. `None` for a message that is no event of the log.
+    pub gap: Option<GapOf>,
 }
 
 /// A batch sorted: every message is in exactly one of the three, by its index in the batch.
@@ -91,11 +92,13 @@ pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Plan {
 
 /// The log sequence (and order id) of a message that could not be decoded: from the relay's `sequence` header,
 /// else from the body's `sequence` field. `None` for a message that is no event of the log.
-fn log_position(message: &Message<'_>) -> Option<(i64, Option<String>)> {
+fn log_position(message: &Message<'_>) -> Option<GapOf> {
     let body: Option<serde_json::Value> = serde_json::from_slice(message.data).ok();
     let order_id = body.as_ref().and_then(|b| b.get("orderId")).and_then(|id| id.as_str()).map(str::to_owned);
+    let payload = body.as_ref().and_then(|b| b.get("payload"));
+    let customer_id = payload.and_then(shared_events::upcast::customer_named).map(str::to_owned);
     let sequence = message.sequence_header.or_else(|| body.as_ref()?.get("sequence")?.as_i64())?;
-    (sequence > 0).then_some((sequence, order_id))
+    (sequence > 0).then_some(GapOf { sequence, order_id, customer_id })
 }
 
 /// What one write round of a batch's views came to.
@@ -230,14 +233,15 @@ mod tests {
         let plan = plan([message("OrderPlaced", &newer)]);
         let [(0, dead)] = plan.dead_letters.as_slice() else { panic!("one dead letter: {:?}", plan.dead_letters) };
         assert_eq!(dead.kind, "OrderPlaced");
-        assert_eq!(dead.gap.as_ref().map(|(sequence, id)| (*sequence, id.is_some())), Some((7, true)));
+        let gap = dead.gap.as_ref().expect("a gap");
+        assert_eq!((gap.sequence, gap.order_id.is_some(), gap.customer_id.as_deref()), (7, true, Some("c")));
         assert!(plan.events.is_empty());
 
         // The relay's header names the position even when the body is no JSON at all.
         let garbage = Message { kind: Some("Nonsense"), sequence_header: Some(9), whole_log: false, data: b"not json" };
         let plan = super::plan([garbage]);
         assert_eq!(plan.dead_letters[0].1.kind, "unknown");
-        assert_eq!(plan.dead_letters[0].1.gap, Some((9, None)));
+        assert_eq!(plan.dead_letters[0].1.gap, Some(GapOf { sequence: 9, ..GapOf::default() }));
         // A message with no position is no event of the log: no gap.
         let stray = super::plan([message("OrderPlaced", b"{}")]);
         assert_eq!(stray.dead_letters[0].1.gap, None);

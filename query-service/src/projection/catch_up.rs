@@ -10,6 +10,7 @@ use shared_events::Partition;
 use std::collections::HashMap;
 
 use super::settings::ConsumerSettings;
+use crate::store::gaps::GapOf;
 use crate::store::{keep_newest, Guarded, StoreError, Views};
 
 /// What a catch-up did.
@@ -49,7 +50,7 @@ pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -
                 continue;
             }
             done.events += 1;
-            let (sequence, order_id) = (envelope.sequence, envelope.order_id.to_string());
+            let gap = GapOf::of_envelope(&envelope);
             let documents = shared_events::decode_envelope(envelope)
                 .map_err(|reason| reason.to_string())
                 .and_then(|event| settings.projection.apply(&event));
@@ -57,9 +58,9 @@ pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -
                 Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
                 // No document holds it: a gap, as the live projector records for what it dead-letters.
                 Err(reason) => {
-                    tracing::warn!(%reason, sequence, "an event caught up from the feed cannot be applied: a gap");
+                    tracing::warn!(%reason, sequence = gap.sequence, "an event caught up from the feed cannot be applied: a gap");
                     let live = views.generations().current().await?.live();
-                    views.gaps().record(sequence, Some(&order_id), &reason, &live).await?;
+                    views.gaps().record(&gap, &reason, &live).await?;
                 }
             }
         }

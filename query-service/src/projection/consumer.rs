@@ -22,7 +22,7 @@ use super::watch::{IN_HAND, QUEUED};
 use crate::metrics::EventOutcome;
 use crate::read::notices::{self, Notice};
 use crate::read::VersionWaiters;
-use crate::store::gaps::Gaps;
+use crate::store::gaps::{GapOf, Gaps};
 use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views, OPERATION_TIMEOUT};
 use shared_events::{OrderEvent, Partition};
 
@@ -330,11 +330,11 @@ async fn handle_batch(
     }
     for (index, dead) in &plan.dead_letters {
         tracing::warn!(reason = %dead.reason, kind = dead.kind, "dead-lettering a message");
-        if let Some((sequence, order_id)) = &dead.gap {
+        if let Some(gap) = &dead.gap {
             // The generations that lack it: every live one.
             let record = || async {
                 let live = views.generations().current().await?.live();
-                gaps.record(*sequence, order_id.as_deref(), &dead.reason, &live).await
+                gaps.record(gap, &dead.reason, &live).await
             };
             if with_retries(shutdown, "recording a gap", record).await.is_none() {
                 return Ok(None);
@@ -353,8 +353,8 @@ async fn handle_batch(
         let event = &events[index];
         tracing::warn!(%reason, "dead-lettering an event whose view write MongoDB keeps refusing");
         applied.retain(|s| *s != event.sequence);
-        let order_id = event.order_id.to_string();
-        let record = || gaps.record(event.sequence, Some(&order_id), &reason, &written);
+        let gap = GapOf::of_event(event);
+        let record = || gaps.record(&gap, &reason, &written);
         if with_retries(shutdown, "recording a gap", record).await.is_none() {
             return Ok(None);
         }
@@ -462,16 +462,10 @@ impl OpenGaps {
         Ok(Self { gaps, known: tokio::sync::Mutex::new((open, Instant::now())) })
     }
 
-    /// Records that the event at `sequence` reached none of `generations`.
-    async fn record(
-        &self,
-        sequence: i64,
-        order_id: Option<&str>,
-        reason: &str,
-        generations: &[String],
-    ) -> Result<(), StoreError> {
-        self.gaps.record(sequence, order_id, reason, generations).await?;
-        self.known.lock().await.0.insert(sequence);
+    /// Records that the event `gap` is of reached none of `generations`.
+    async fn record(&self, gap: &GapOf, reason: &str, generations: &[String]) -> Result<(), StoreError> {
+        self.gaps.record(gap, reason, generations).await?;
+        self.known.lock().await.0.insert(gap.sequence);
         Ok(())
     }
 

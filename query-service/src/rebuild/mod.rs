@@ -33,6 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::feed::{Feed, FeedError};
 use crate::projection::Projection;
+use crate::store::gaps::GapOf;
 use crate::store::generations::{Pointer, PointerError, Rejoin, Silence, BUILD_STALE_AFTER, POINTER_TTL};
 use crate::store::{keep_newest, Guarded, StoreError, Views};
 
@@ -590,7 +591,7 @@ impl Rebuilder {
             let mut newest: HashMap<String, Guarded> = HashMap::new();
             let mut skipped = Vec::new();
             for envelope in page.events {
-                let (sequence, order_id) = (envelope.sequence, envelope.order_id.to_string());
+                let gap = GapOf::of_envelope(&envelope);
                 let documents = shared_events::decode_envelope(envelope)
                     .map_err(|reason| reason.to_string())
                     .and_then(|event| self.projection.apply(&event));
@@ -598,15 +599,15 @@ impl Rebuilder {
                     Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
                     // The live projector dead-letters such an event; this generation lacks it too: a gap of its own.
                     Err(reason) => {
-                        tracing::warn!(%reason, sequence, "skipping an event the projection cannot apply");
-                        skipped.push((sequence, order_id, reason));
+                        tracing::warn!(%reason, sequence = gap.sequence, "skipping an event the projection cannot apply");
+                        skipped.push((gap, reason));
                     }
                 }
             }
-            for (sequence, order_id, reason) in &skipped {
+            for (gap, reason) in &skipped {
                 let generation = [name.to_owned()];
                 self.step(job, "recording a gap", || async {
-                    Ok(self.views.gaps().record(*sequence, Some(order_id), reason, &generation).await?)
+                    Ok(self.views.gaps().record(gap, reason, &generation).await?)
                 })
                 .await?;
             }

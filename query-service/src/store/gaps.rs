@@ -4,8 +4,9 @@
 //! claiming to be complete.
 //!
 //! Each read model keeps its own (a projection that cannot apply an event leaves the others whole): one document
-//! per gap in its gaps collection (`read_model_gaps` for the order views), `{_id: <sequence>, orderId, reason, at,
-//! generations}`. A gap belongs to the generations that lack the event (`generations`: the live ones when it was
+//! per gap in its gaps collection (`read_model_gaps` for the order views), `{_id: <sequence>, orderId, customerId,
+//! reason, at, generations}`; `orderId` and `customerId` are what the event says as far as it could be read, and a
+//! read of one customer's names only the gaps whose event names that customer or none (decision 0027). A gap belongs to the generations that lack the event (`generations`: the live ones when it was
 //! dead-lettered): applying the event to some generations closes the gap for those only, and the document goes
 //! when no generation lacks the event any more. So a generation that never got the event — a kept one, rolled back
 //! to after a redrive reached only the live ones — still names it, until a rollback or rebuild fills it in
@@ -29,6 +30,40 @@ pub struct Gap {
     pub order_id: Option<String>,
 }
 
+/// The event a gap is of: its position in the log, and its order and customer as far as the event could be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GapOf {
+    pub sequence: i64,
+    pub order_id: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+impl GapOf {
+    /// Of an envelope of the log, whether or not its payload can be read.
+    pub fn of_envelope(envelope: &shared_events::Envelope) -> Self {
+        Self {
+            sequence: envelope.sequence,
+            order_id: Some(envelope.order_id.to_string()),
+            customer_id: shared_events::upcast::customer_named(&envelope.payload).map(str::to_owned),
+        }
+    }
+
+    /// Of an event that was read.
+    pub fn of_event(event: &shared_events::OrderEvent) -> Self {
+        Self {
+            sequence: event.sequence,
+            order_id: Some(event.order_id.to_string()),
+            customer_id: Some(event.state.customer.id.clone()),
+        }
+    }
+}
+
+/// The filter of the gaps that could hold an order of `customer`: those whose event names it, and those whose event
+/// names no customer (unreadable that far, or recorded by an earlier release) — it may be theirs.
+fn could_be_of(customer: &str) -> Document {
+    doc! { "$or": [{ "customerId": customer }, { "customerId": null }, { "customerId": { "$exists": false } }] }
+}
+
 #[derive(Debug, Clone)]
 pub struct Gaps {
     collection: Collection<Document>,
@@ -45,20 +80,14 @@ impl Gaps {
         Self { collection: database.collection(collection) }
     }
 
-    /// Records that the event at `sequence` reached none of `generations`, and why (idempotent).
-    pub async fn record(
-        &self,
-        sequence: i64,
-        order_id: Option<&str>,
-        reason: &str,
-        generations: &[String],
-    ) -> Result<(), StoreError> {
+    /// Records that the event `gap` is of reached none of `generations`, and why (idempotent).
+    pub async fn record(&self, gap: &GapOf, reason: &str, generations: &[String]) -> Result<(), StoreError> {
         let update = doc! {
-            "$set": { "orderId": order_id, "reason": reason, "at": DateTime::now() },
+            "$set": { "orderId": &gap.order_id, "customerId": &gap.customer_id, "reason": reason, "at": DateTime::now() },
             "$addToSet": { "generations": { "$each": generations } },
         };
         let upsert = UpdateOptions::builder().upsert(true).build();
-        bounded(self.collection.update_one(doc! { "_id": sequence }, update).with_options(upsert)).await.map(drop)
+        bounded(self.collection.update_one(doc! { "_id": gap.sequence }, update).with_options(upsert)).await.map(drop)
     }
 
     /// Closes the gaps of these sequences in `generations`: their events have been applied to them. A gap no
@@ -71,9 +100,19 @@ impl Gaps {
         bounded(self.collection.delete_many(doc! { "_id": &these, "generations": { "$size": 0 } })).await.map(drop)
     }
 
-    /// The open gaps of `generation` at or below `position`, lowest first, at most `limit`.
-    pub async fn up_to(&self, position: i64, limit: i64, generation: &str) -> Result<Vec<i64>, StoreError> {
-        let mut filter = of_generation(generation);
+    /// The open gaps of `generation` at or below `position`, lowest first, at most `limit`; for a read of one
+    /// `customer`'s, only those that could hold an order of theirs.
+    pub async fn up_to(
+        &self,
+        position: i64,
+        limit: i64,
+        generation: &str,
+        customer: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut filter = match customer {
+            Some(customer) => doc! { "$and": [of_generation(generation), could_be_of(customer)] },
+            None => of_generation(generation),
+        };
         filter.insert("_id", doc! { "$lte": position });
         let find = self.collection.find(filter).sort(doc! { "_id": 1 }).limit(limit);
         let found: Vec<Document> = bounded(async { find.await?.try_collect().await }).await?;

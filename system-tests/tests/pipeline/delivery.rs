@@ -12,9 +12,14 @@ use uuid::Uuid;
 use crate::helpers::{amqp_url, eventually, TestApp};
 
 fn envelope(order_id: Uuid, version: i64, status: &str, customer: &str) -> Vec<u8> {
+    envelope_at(version, order_id, version, status, customer)
+}
+
+/// [`envelope`] at `sequence` in the log.
+fn envelope_at(sequence: i64, order_id: Uuid, version: i64, status: &str, customer: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "eventId": Uuid::now_v7(), "eventType": "OrderPlaced", "schemaVersion": 1,
-        "orderId": order_id, "version": version, "sequence": version,
+        "orderId": order_id, "version": version, "sequence": sequence,
         "occurredAt": "2026-11-27T10:00:00Z",
         "payload": {
             "customerId": customer, "currency": "USD", "status": status,
@@ -175,6 +180,41 @@ async fn a_view_write_mongodb_keeps_refusing_is_dead_lettered_and_later_events_g
     assert!(view(&app, second).await.is_none());
     let reasons = dead_letter_reasons(&app, 1).await;
     assert!(reasons[0].contains("11000"), "the reason is MongoDB's error: {reasons:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_customers_reads_name_only_the_gaps_that_could_hold_their_orders() {
+    let app = TestApp::spawn().await;
+    // From a newer writer (schema v99): at 1 an event that still says whose it is (cust-b), at 4 one that does not.
+    let newer = |sequence: i64, payload: serde_json::Value| {
+        serde_json::to_vec(&json!({
+            "eventId": Uuid::now_v7(), "eventType": "OrderPlaced", "schemaVersion": 99, "orderId": Uuid::now_v7(),
+            "version": 1, "sequence": sequence, "occurredAt": "2026-11-27T10:00:00Z", "payload": payload
+        }))
+        .expect("serialises")
+    };
+    let (b_placed, a_placed) =
+        (envelope_at(2, Uuid::now_v7(), 1, "Placed", "cust-b"), envelope_at(3, Uuid::now_v7(), 1, "Placed", "cust-a"));
+    let whose = newer(1, json!({"customerId": "cust-b", "future": true}));
+    publish(&app, &[whose, b_placed, a_placed, newer(4, json!({"future": true}))]).await;
+    publish_as(&app, Some(shared_events::CHECKPOINT_TYPE), &[br#"{"closedThrough":4}"#.to_vec()]).await;
+
+    let missing = |path: String| {
+        let url = app.query_url(&path);
+        let http = app.http.clone();
+        async move {
+            let body: serde_json::Value = http.get(url).send().await.expect("GET").json().await.expect("json");
+            body["metadata"]["missingPositions"].clone()
+        }
+    };
+    for (customer, gaps) in [("cust-a", json!([4])), ("cust-b", json!([1, 4]))] {
+        let list = missing(format!("/queries/orders?customerId={customer}&minPosition=4&waitMs=20000")).await;
+        assert_eq!(list, gaps, "the list of {customer}");
+        let summary = missing(format!("/queries/customers/{customer}/summary?minPosition=4&waitMs=20000")).await;
+        assert_eq!(summary, gaps, "the summary of {customer}");
+    }
+    assert_eq!(missing("/queries/orders?minPosition=4&waitMs=20000".to_owned()).await, json!([1, 4]), "unfiltered");
     app.stop().await;
 }
 
