@@ -238,6 +238,12 @@ async function follow(row, minVersion, acceptedAt, reopened = 0) {
     announcer.textContent = `Order ${shortId(row.id)} is ${body.data.status} in the read model, version ` +
       `${body.metadata.version}.`;
   });
+  // The token the stream was opened with expired: the server ends it after saying so. A new ticket (minted with
+  // the token the page has now) opens it again; if that token has expired too, the row says why.
+  stream.addEventListener('expired', () => {
+    stream.close();
+    follow(row, minVersion, acceptedAt, reopened);
+  });
   // EventSource reconnects by itself (resuming after the last version it saw); only a closed stream is final.
   // A ticket lasts a minute: a stream that could not reconnect with it is opened again with a new one (a few times).
   stream.addEventListener('error', () => {

@@ -2,8 +2,9 @@
 //!
 //! The stream sends the view (the same JSON as a 200 single read, as `event: view` with the version as its `id`)
 //! as soon as its version is at least `N` (default 1: as soon as it exists), then again on every later version. It
-//! waits on the same board as waiting reads — no polling — sends a keep-alive comment every 15 s, and ends when the
-//! client goes away (the subscription is dropped with the response) or the service shuts down. A browser
+//! waits on the same board as waiting reads, sends a keep-alive comment every 15 s, and ends when the client goes
+//! away (the subscription is dropped with the response), the service shuts down, or — with `AUTH_MODE=jwt` — the
+//! token it was opened with (or that minted its ticket) expires: an `event: expired` says so first. A browser
 //! `EventSource` that reconnects sends `Last-Event-ID`; the stream then resumes after that version.
 //!
 //! With `AUTH_MODE=jwt` a stream is opened with a bearer token or, from a browser (whose `EventSource` sends no
@@ -57,7 +58,8 @@ pub(super) struct StreamParams {
 }
 
 /// Server-Sent Events: the view (`event: view`, `id: <version>`, data as a 200 single read) once at `minVersion`,
-/// then on every change; `Last-Event-ID` resumes after that version.
+/// then on every change; `Last-Event-ID` resumes after that version. In `jwt` mode the stream ends when the token
+/// it was opened with (or that minted its ticket) expires, with `event: expired` (data `{detail}`) first.
 #[utoipa::path(get, path = "/queries/orders/{id}/stream", tag = "queries",
     params(("id" = Uuid, Path, description = "The order id"), StreamParams),
     responses(
@@ -87,8 +89,9 @@ pub(super) async fn stream_order(
     let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
 
     let slot = state.slots.take(caller.client()).map_err(ApiError::busy)?;
-    let watch =
-        Watch { waiting: state.waiting(), subscription: state.waiters.subscribe(id), id, next, caller, _slot: slot };
+    let expires = caller.expires_at.map(|at| tokio::time::Instant::now() + seconds_until(at));
+    let subscription = state.waiters.subscribe(id);
+    let watch = Watch { waiting: state.waiting(), subscription, id, next, caller, expires, _slot: slot };
     let events = view_events(watch);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
 }
@@ -117,22 +120,48 @@ pub(super) async fn stream_ticket(
     Ok(Json(StreamTicket { ticket, expires_in, stream_url }).into_response())
 }
 
-/// One stream's state: the order it follows, the lowest version it has not sent yet, who asked, and the read slot it
-/// holds until it ends.
+/// Seconds from now until the unix time `at` (0 once it has passed).
+fn seconds_until(at: u64) -> Duration {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Duration::from_secs(at).saturating_sub(now)
+}
+
+/// One stream's state: the order it follows, the lowest version it has not sent yet, who asked, when what they came
+/// with expires, and the read slot it holds until it ends.
 struct Watch {
     waiting: Waiting,
     subscription: Subscription,
     id: Uuid,
     next: i64,
     caller: Caller,
+    expires: Option<tokio::time::Instant>,
     _slot: Slot,
 }
 
+/// The stream's events: views until the service stops or the caller's credential expires, which an `expired` event
+/// says before the stream ends (a browser opens it again with a new ticket).
 fn view_events(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(watch, |mut watch| async move {
-        let event = watch.next_event().await?;
-        Some((Ok(event), watch))
+    stream::unfold(Some(watch), |watch| async move {
+        let mut watch = watch?;
+        let Some(expires) = watch.expires else {
+            let event = watch.next_event().await?;
+            return Some((Ok(event), Some(watch)));
+        };
+        let next = tokio::select! {
+            event = watch.next_event() => Some(event?),
+            () = tokio::time::sleep_until(expires) => None,
+        };
+        match next {
+            Some(event) => Some((Ok(event), Some(watch))),
+            None => Some((Ok(expired()), None)),
+        }
     })
+}
+
+/// The last event of a stream whose credential expired.
+fn expired() -> Event {
+    let detail = "The credential this stream was opened with has expired: open it again with a new token or ticket.";
+    Event::default().event("expired").data(serde_json::json!({ "detail": detail }).to_string())
 }
 
 impl Watch {

@@ -91,7 +91,9 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|err| AuthError::Invalid(refusal(err.kind())))?
             .claims;
-        caller_of(&claims, &self.customer_claim)
+        let caller = caller_of(&claims, &self.customer_claim)?;
+        let expires_at = claims.get("exp").and_then(Value::as_u64).map(|exp| exp.saturating_add(self.leeway));
+        Ok(Caller { expires_at, ..caller })
     }
 }
 
@@ -125,7 +127,7 @@ pub fn caller_of(claims: &Map<String, Value>, customer_claim: &str) -> Result<Ca
         (_, Some(Value::Array(scp))) => Scopes::parse(scp.iter().filter_map(Value::as_str)),
         _ => Scopes::default(),
     };
-    Ok(Caller { principal, customer_id, scopes, trusted: false })
+    Ok(Caller { principal, customer_id, scopes, trusted: false, expires_at: None })
 }
 
 /// A development token for `customer` with `scopes`, lasting `ttl_secs`: HS256, signed with `AUTH_HS256_SECRET`, for
@@ -194,6 +196,9 @@ mod tests {
         assert_eq!(caller.principal, "cust-1");
         assert_eq!(caller.customer_id.as_deref(), Some("cust-1"));
         assert!(caller.scopes.read_any && !caller.scopes.write_any && !caller.trusted);
+        // Accepted until `exp` and the leeway (30 s by default): a stream opened with it ends then.
+        let expires = verifier.verify(&token(json!({"exp": 1_900_000_000}))).await.expect("verified").expires_at;
+        assert_eq!(expires, Some(1_900_000_030));
         let scp = verifier.verify(&token(json!({"scp": ["orders:admin"]}))).await.expect("verified");
         assert!(scp.scopes.admin);
     }

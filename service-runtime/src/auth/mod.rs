@@ -75,13 +75,16 @@ pub struct Caller {
     pub scopes: Scopes,
     /// `none` mode: every caller may do everything.
     pub trusted: bool,
+    /// When what this caller came with stops being accepted (unix seconds: a token's `exp` and the leeway; a
+    /// stream ticket carries its token's): a view stream opened with it ends then. `None` in `none` mode.
+    pub expires_at: Option<u64>,
 }
 
 impl Caller {
     /// A caller of `none` mode, known by its address.
     pub fn trusted(peer: Option<SocketAddr>) -> Self {
         let principal = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
-        Self { principal, customer_id: None, scopes: Scopes::default(), trusted: true }
+        Self { principal, customer_id: None, scopes: Scopes::default(), trusted: true, expires_at: None }
     }
 
     /// The key the limits per client count this caller under.

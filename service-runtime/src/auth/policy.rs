@@ -102,11 +102,13 @@ mod tests {
     use super::*;
 
     fn customer(id: &str) -> Caller {
-        Caller { principal: id.to_owned(), customer_id: Some(id.to_owned()), scopes: Scopes::default(), trusted: false }
+        let scopes = Scopes::default();
+        Caller { principal: id.to_owned(), customer_id: Some(id.to_owned()), scopes, trusted: false, expires_at: None }
     }
 
     fn staff(scopes: Scopes) -> Caller {
-        Caller { principal: "staff-1".to_owned(), customer_id: Some("staff-1".to_owned()), scopes, trusted: false }
+        let staff = Some("staff-1".to_owned());
+        Caller { principal: "staff-1".to_owned(), customer_id: staff, scopes, trusted: false, expires_at: None }
     }
 
     fn anyone() -> Caller {

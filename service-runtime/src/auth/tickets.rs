@@ -3,8 +3,8 @@
 //! `/queries/orders/{id}/stream?ticket=...`. A ticket is an HS256 token of this service's own — signed with
 //! `AUTH_TICKET_SECRET`, audience `order-stream` — that names one order and the caller it was minted for, and lasts
 //! [`TICKET_LIFETIME`]: long enough to open the stream (and for `EventSource` to reconnect soon after), short enough
-//! that one leaked in a URL is soon worthless. It carries what reads need (who, which customer, whether staff), no
-//! more.
+//! that one leaked in a URL is soon worthless. It carries what reads need (who, which customer, whether staff) and
+//! when the token it was minted with expires, at which the stream it opened ends; no more.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,9 @@ struct Claims {
     /// Whether the caller may read any customer's orders.
     #[serde(default)]
     any: bool,
+    /// When the credential the ticket was minted with stops being accepted: the stream it opens ends then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
 }
 
 impl Tickets {
@@ -64,6 +67,7 @@ impl Tickets {
             oid: order_id,
             cid: caller.customer_id.clone(),
             any: caller.trusted || caller.scopes.read_any,
+            until: caller.expires_at,
         };
         let ticket = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| AuthError::Invalid("no ticket could be signed"))?;
@@ -79,8 +83,14 @@ impl Tickets {
         let claims = jsonwebtoken::decode::<Claims>(ticket, &self.decoding, &validation)
             .map_err(|_| AuthError::Invalid("the stream ticket is not valid"))?
             .claims;
+        // The token the ticket was minted with has expired: a stream opened now would end at once.
+        if claims.until.is_some_and(|until| until <= jsonwebtoken::get_current_timestamp()) {
+            return Err(AuthError::Invalid("the token this stream ticket was minted with has expired"));
+        }
         let scopes = Scopes { read_any: claims.any, ..Scopes::default() };
-        Ok((Caller { principal: claims.sub, customer_id: claims.cid, scopes, trusted: false }, claims.oid))
+        let caller =
+            Caller { principal: claims.sub, customer_id: claims.cid, scopes, trusted: false, expires_at: claims.until };
+        Ok((caller, claims.oid))
     }
 }
 
@@ -99,6 +109,7 @@ mod tests {
             customer_id: Some("cust-1".to_owned()),
             scopes: Scopes { admin: true, ..Scopes::default() },
             trusted: false,
+            expires_at: Some(1_900_000_000),
         }
     }
 
@@ -112,6 +123,16 @@ mod tests {
         assert_eq!(opens, order);
         assert_eq!(caller.customer_id.as_deref(), Some("cust-1"));
         assert_eq!(caller.scopes, Scopes::default(), "a ticket reads; it administers nothing");
+        assert_eq!(caller.expires_at, Some(1_900_000_000), "its stream ends when the token it came from expires");
+    }
+
+    #[test]
+    fn a_ticket_whose_token_has_expired_opens_nothing() {
+        let tickets = Tickets::new(Some("ticket secret"));
+        let expired = Caller { expires_at: Some(jsonwebtoken::get_current_timestamp() - 1), ..customer() };
+        let (ticket, _) = tickets.mint(&expired, Uuid::now_v7()).expect("minted");
+        let refused = tickets.read(&ticket).map(|_| ());
+        assert_eq!(refused, Err(AuthError::Invalid("the token this stream ticket was minted with has expired")));
     }
 
     #[test]

@@ -562,3 +562,34 @@ async fn another_customers_order_and_an_unknown_one_look_the_same_in_the_metrics
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_the_credential_it_was_opened_with_expires() {
+    let idp = Idp::start().await;
+    let app = spawn_jwt(&idp, |_| {}, |query| query.auth.auth_leeway_secs = 0).await;
+    let lasting = idp.token("cust-a", json!({}));
+    let (id, _) = placed(&app, &lasting).await;
+    let soon = jsonwebtoken::get_current_timestamp() + 3;
+    let brief = idp.token("cust-a", json!({ "exp": soon }));
+    // Opened with the token itself, and with a ticket that token had minted: each ends at the token's expiry.
+    let ticket = app.http.post(app.query_url(&format!("/queries/orders/{id}/stream-ticket"))).bearer_auth(&brief);
+    let ticket: Value = ticket.send().await.expect("POST").json().await.expect("json");
+    let by_ticket = app.http.get(app.query_url(ticket["streamUrl"].as_str().expect("a URL")));
+    let by_token = app.http.get(app.query_url(&format!("/queries/orders/{id}/stream"))).bearer_auth(&brief);
+    let opened = [(by_token.send().await.expect("GET"), "a token"), (by_ticket.send().await.expect("GET"), "a ticket")];
+    for (response, how) in opened {
+        assert_eq!(response.status(), 200, "{how}");
+        let mut events = EventReader::new(response);
+        let first = events.next().await.expect("the view");
+        assert_eq!(first.event, "view", "{how}");
+        let expired = events.next().await.expect("an event that says the stream ends");
+        assert_eq!(expired.event, "expired", "{how}: {:?}", expired.data);
+        assert!(jsonwebtoken::get_current_timestamp() >= soon, "{how}: not before the token expires");
+        assert!(expired.data["detail"].as_str().is_some_and(|d| d.contains("expired")), "{how}: {:?}", expired.data);
+        assert!(events.next().await.is_none(), "{how}: the stream ended");
+    }
+    // Its ticket no longer opens the stream once that token has expired.
+    let again = app.http.get(app.query_url(ticket["streamUrl"].as_str().expect("a URL"))).send().await.expect("GET");
+    assert_eq!(again.status(), 401);
+    app.stop().await;
+}
