@@ -15,6 +15,7 @@ mod limits;
 mod lists;
 mod observability;
 mod partitions;
+mod prying;
 mod read_models;
 mod read_your_writes;
 mod rebuild;
