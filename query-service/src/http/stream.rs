@@ -89,7 +89,7 @@ pub(super) async fn stream_order(
     let next = resume.map_or(min_version, |seen| min_version.max(seen.saturating_add(1)));
 
     let slot = state.slots.take(caller.client()).map_err(ApiError::busy)?;
-    let expires = caller.expires_at.map(|at| tokio::time::Instant::now() + seconds_until(at));
+    let expires = caller.expires_at.and_then(deadline);
     let subscription = state.waiters.subscribe(id);
     let watch = Watch { waiting: state.waiting(), subscription, id, next, caller, expires, _slot: slot };
     let events = view_events(watch);
@@ -120,10 +120,11 @@ pub(super) async fn stream_ticket(
     Ok(Json(StreamTicket { ticket, expires_in, stream_url }).into_response())
 }
 
-/// Seconds from now until the unix time `at` (0 once it has passed).
-fn seconds_until(at: u64) -> Duration {
+/// The instant of the unix time `at` (now once it has passed); `None` for one too far ahead to be an instant (a
+/// token's `exp` is the issuer's to choose: that far, it never comes).
+fn deadline(at: u64) -> Option<tokio::time::Instant> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Duration::from_secs(at).saturating_sub(now)
+    tokio::time::Instant::now().checked_add(Duration::from_secs(at).saturating_sub(now))
 }
 
 /// One stream's state: the order it follows, the lowest version it has not sent yet, who asked, when what they came
@@ -190,5 +191,21 @@ impl Watch {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_expires_at_its_time_now_if_past_and_never_if_beyond_any_instant() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+        let soon = deadline(now + 60).expect("an instant");
+        let left = soon.saturating_duration_since(tokio::time::Instant::now());
+        assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(61), "{left:?}");
+        let past = deadline(now - 60).expect("an instant");
+        assert!(past <= tokio::time::Instant::now());
+        assert_eq!(deadline(u64::MAX), None);
     }
 }
