@@ -58,7 +58,8 @@ pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -
                 Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
                 // No document holds it: a gap, as the live projector records for what it dead-letters.
                 Err(reason) => {
-                    tracing::warn!(%reason, sequence = gap.sequence, "an event caught up from the feed cannot be applied: a gap");
+                    tracing::warn!(%reason, sequence = gap.sequence,
+                        "an event caught up from the feed cannot be applied: a gap");
                     let live = views.generations().current().await?.live();
                     views.gaps().record(&gap, &reason, &live).await?;
                 }

@@ -599,7 +599,8 @@ impl Rebuilder {
                     Ok(documents) => documents.into_iter().for_each(|document| keep_newest(&mut newest, document)),
                     // The live projector dead-letters such an event; this generation lacks it too: a gap of its own.
                     Err(reason) => {
-                        tracing::warn!(%reason, sequence = gap.sequence, "skipping an event the projection cannot apply");
+                        tracing::warn!(%reason, sequence = gap.sequence,
+                            "skipping an event the projection cannot apply");
                         skipped.push((gap, reason));
                     }
                 }

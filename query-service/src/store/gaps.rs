@@ -6,7 +6,8 @@
 //! Each read model keeps its own (a projection that cannot apply an event leaves the others whole): one document
 //! per gap in its gaps collection (`read_model_gaps` for the order views), `{_id: <sequence>, orderId, customerId,
 //! reason, at, generations}`; `orderId` and `customerId` are what the event says as far as it could be read, and a
-//! read of one customer's names only the gaps whose event names that customer or none (decision 0027). A gap belongs to the generations that lack the event (`generations`: the live ones when it was
+//! read of one customer's names only the gaps whose event names that customer or none (decision 0027). A gap
+//! belongs to the generations that lack the event (`generations`: the live ones when it was
 //! dead-lettered): applying the event to some generations closes the gap for those only, and the document goes
 //! when no generation lacks the event any more. So a generation that never got the event — a kept one, rolled back
 //! to after a redrive reached only the live ones — still names it, until a rollback or rebuild fills it in
@@ -83,7 +84,9 @@ impl Gaps {
     /// Records that the event `gap` is of reached none of `generations`, and why (idempotent).
     pub async fn record(&self, gap: &GapOf, reason: &str, generations: &[String]) -> Result<(), StoreError> {
         let update = doc! {
-            "$set": { "orderId": &gap.order_id, "customerId": &gap.customer_id, "reason": reason, "at": DateTime::now() },
+            "$set": {
+                "orderId": &gap.order_id, "customerId": &gap.customer_id, "reason": reason, "at": DateTime::now(),
+            },
             "$addToSet": { "generations": { "$each": generations } },
         };
         let upsert = UpdateOptions::builder().upsert(true).build();

@@ -96,7 +96,8 @@ fn url(app: &TestApp, route: &Route, order: Uuid, customer: &str) -> String {
 /// The body of a request to `route`: a plausible one, so that refusals come from who asks, not from its shape.
 fn body(route: &Route, customer: &str) -> Value {
     if route.path == "/commands/orders" {
-        json!({"customerId": customer, "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "9.99"}]})
+        let items = json!([{"sku": "SKU-1", "quantity": 1, "unitPrice": "9.99"}]);
+        json!({"customerId": customer, "currency": "EUR", "items": items})
     } else {
         json!({"expectedVersion": 1, "reason": "prying"})
     }
