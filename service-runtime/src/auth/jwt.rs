@@ -92,7 +92,10 @@ impl Verifier {
             .map_err(|err| AuthError::Invalid(refusal(err.kind())))?
             .claims;
         let caller = caller_of(&claims, &self.customer_claim)?;
-        let expires_at = claims.get("exp").and_then(Value::as_u64).map(|exp| exp.saturating_add(self.leeway));
+        // RFC 7519 lets `exp` be a decimal: its whole seconds count (the library checked it is a number).
+        let exp =
+            claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|exp| exp.max(0.0) as u64)));
+        let expires_at = exp.map(|exp| exp.saturating_add(self.leeway));
         Ok(Caller { expires_at, ..caller })
     }
 }
@@ -116,14 +119,19 @@ fn refusal(kind: &ErrorKind) -> &'static str {
 }
 
 /// The caller a verified token's claims describe. A subject that is empty or not a string is refused: it would make
-/// the principal `""`, one idempotency scope and rate-limit bucket shared by every such caller.
+/// the principal `""`, one idempotency scope and rate-limit bucket shared by every such caller; so is one holding
+/// control characters, which no store keeps as text.
 pub fn caller_of(claims: &Map<String, Value>, customer_claim: &str) -> Result<Caller, AuthError> {
     let principal = claims.get("sub").and_then(Value::as_str).filter(|sub| !sub.trim().is_empty());
-    let principal = principal.ok_or(AuthError::Invalid("the token's subject is empty or not a string"))?.to_owned();
+    let principal = principal.ok_or(AuthError::Invalid("the token's subject is empty or not a string"))?;
+    if principal.chars().any(char::is_control) {
+        return Err(AuthError::Invalid("the token's subject holds control characters"));
+    }
+    let principal = principal.to_owned();
     let customer_id = claims.get(customer_claim).and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned);
     let scopes = match (claims.get("scope"), claims.get("scp")) {
-        (Some(Value::String(scope)), _) => Scopes::parse(scope.split_whitespace()),
-        (_, Some(Value::String(scp))) => Scopes::parse(scp.split_whitespace()),
+        (Some(Value::String(scope)), _) => Scopes::parse(scope.split(' ')),
+        (_, Some(Value::String(scp))) => Scopes::parse(scp.split(' ')),
         (_, Some(Value::Array(scp))) => Scopes::parse(scp.iter().filter_map(Value::as_str)),
         _ => Scopes::default(),
     };
@@ -196,11 +204,19 @@ mod tests {
         assert_eq!(caller.principal, "cust-1");
         assert_eq!(caller.customer_id.as_deref(), Some("cust-1"));
         assert!(caller.scopes.read_any && !caller.scopes.write_any && !caller.trusted);
-        // Accepted until `exp` and the leeway (30 s by default): a stream opened with it ends then.
+        // Accepted until `exp` and the leeway (30 s by default): a stream opened with it ends then. RFC 7519 lets
+        // `exp` be a decimal: its whole seconds count.
         let expires = verifier.verify(&token(json!({"exp": 1_900_000_000}))).await.expect("verified").expires_at;
         assert_eq!(expires, Some(1_900_000_030));
+        let decimal = verifier.verify(&token(json!({"exp": 1_900_000_000.75}))).await.expect("verified").expires_at;
+        assert_eq!(decimal, Some(1_900_000_030));
         let scp = verifier.verify(&token(json!({"scp": ["orders:admin"]}))).await.expect("verified");
         assert!(scp.scopes.admin);
+        // Scopes are separated by spaces (RFC 6749 §3.3), nothing else: a tab or a no-break space is part of a name.
+        for glued in ["x\torders:admin", "orders:admin\u{a0}x", "x\u{3000}orders:admin"] {
+            let caller = verifier.verify(&token(json!({"scope": glued}))).await.expect("verified");
+            assert!(!caller.scopes.admin, "{glued:?}");
+        }
     }
 
     #[tokio::test]
@@ -237,6 +253,11 @@ mod tests {
         }
         let empty = verifier.verify(&token(json!({ "sub": "" }))).await;
         assert_eq!(empty, Err(AuthError::Invalid("the token's subject is empty or not a string")));
+        // Control characters (a NUL reached PostgreSQL as an idempotency key's scope: a 500).
+        for sub in ["svc\u{0}", "a\nb", "\u{7f}x"] {
+            let refused = verifier.verify(&token(json!({ "sub": sub }))).await;
+            assert_eq!(refused, Err(AuthError::Invalid("the token's subject holds control characters")), "{sub:?}");
+        }
     }
 
     #[tokio::test]
