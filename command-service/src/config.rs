@@ -63,11 +63,20 @@ pub struct Config {
     pub auth: service_runtime::auth::AuthConfig,
     /// Commands one client may send per second on average (a token bucket per client; 0 = no limit). Default: no
     /// limit with `AUTH_MODE=none`, 10 with `jwt`.
-    #[arg(long, env = "COMMAND_RATE_PER_CLIENT")]
+    #[arg(long, env = "COMMAND_RATE_PER_CLIENT", value_parser = finite_rate)]
     pub command_rate_per_client: Option<f64>,
     /// Commands one client may send at once before its rate applies (default: twice the rate).
-    #[arg(long, env = "COMMAND_BURST_PER_CLIENT")]
+    #[arg(long, env = "COMMAND_BURST_PER_CLIENT", value_parser = finite_rate)]
     pub command_burst_per_client: Option<f64>,
+}
+
+/// A rate or a burst: a finite number, 0 or more. A negative, infinite or NaN one is refused at start rather than
+/// taken for "no limit".
+fn finite_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!("{raw:?} is not a finite number of 0 or more")),
+    }
 }
 
 /// Commands a second one client may send by default in `AUTH_MODE=jwt`.
@@ -107,5 +116,19 @@ impl Config {
     /// The slot of `wal` mode and how to reach the server for streaming.
     pub fn replication_target(&self) -> anyhow::Result<ReplicationTarget> {
         ReplicationTarget::new(&self.database_url, self.relay_slot.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_a_finite_number_of_0_or_more() {
+        assert_eq!(finite_rate("0"), Ok(0.0));
+        assert_eq!(finite_rate("2.5"), Ok(2.5));
+        for bad in ["-3", "NaN", "inf", "-inf", "", "ten"] {
+            assert!(finite_rate(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -72,4 +72,6 @@ pub enum ConfigError {
     KeyFile { path: String, reason: String },
     #[error("AUTH_HS256_SECRET must be at least 32 bytes")]
     ShortSecret,
+    #[error("AUTH_JWKS_URL: {0}")]
+    JwksUrl(String),
 }

@@ -42,7 +42,14 @@ impl Verifier {
         let url = config.auth_jwks_url.as_ref().filter(|url| !url.is_empty());
         let source = match (url, &config.auth_jwks_file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoKeySources),
-            (Some(url), None) => Some(Source::Url(url.clone())),
+            (Some(url), None) => {
+                // Checked now, so that a typo stops the service at start instead of refusing every RS256 token.
+                let parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::JwksUrl(e.to_string()))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(ConfigError::JwksUrl("it is not an http or https URL".to_owned()));
+                }
+                Some(Source::Url(url.clone()))
+            }
             (None, Some(path)) => {
                 // A file is read now, so that a wrong path stops the service at start.
                 let text = std::fs::read_to_string(path).map_err(|e| key_file(path, e.to_string()))?;
@@ -295,5 +302,11 @@ mod tests {
             Verifier::new(&AuthConfig { auth_hs256_secret: Some("short".to_owned()), ..config() }),
             Err(ConfigError::ShortSecret)
         ));
+        for url in ["not a url", "ftp://idp.test/keys", "file:///etc/keys.json"] {
+            let jwks = AuthConfig { auth_jwks_url: Some(url.to_owned()), ..config() };
+            assert!(matches!(Verifier::new(&jwks), Err(ConfigError::JwksUrl(_))), "{url}");
+        }
+        let jwks = AuthConfig { auth_jwks_url: Some("https://idp.test/.well-known/jwks.json".to_owned()), ..config() };
+        assert!(Verifier::new(&jwks).is_ok());
     }
 }
