@@ -45,14 +45,20 @@ pub struct Waiting {
 impl Waiting {
     /// The view of `id`, once at `min_version` or when `wait` runs out (or the service stops): the newest view seen,
     /// and how the wait went (`None` when the first read already had it, or `wait` is zero).
+    ///
+    /// A view the caller may not see (`visible` false: another customer's order) is waited for as an order that
+    /// does not exist: never found, the same reads of the store, the whole wait — so that nothing of the answer,
+    /// its timing or what it counts tells it from an id nobody used. A notice about it is not listened to.
     pub async fn for_version(
         &self,
         id: Uuid,
         min_version: i64,
         wait: Duration,
+        visible: impl Fn(&StoredView) -> bool,
     ) -> Result<(Option<Arc<StoredView>>, Option<Waited>), StoreError> {
+        let read = || async { Ok::<_, StoreError>(self.reader.get(id).await?.filter(|view| visible(view))) };
         let mut subscription = self.waiters.subscribe(id);
-        let mut view = self.reader.get(id).await?;
+        let mut view = read().await?;
         if version_of(&view) >= min_version || wait.is_zero() {
             return Ok((view, None));
         }
@@ -61,13 +67,16 @@ impl Waiting {
         // Set once a notice said the version exists but the store this replica reads did not have it yet (a
         // secondary that lags): the pause before asking the store again.
         let mut behind: Option<Duration> = None;
+        // Set once a notice named a version of a view the caller may not see: from then on the wait hears no
+        // notice, as a wait for an unknown order hears none.
+        let mut deaf = false;
         let reached = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Some(pause) = behind {
                 if service_runtime::sleep_or_shutdown(pause.min(left), &self.shutdown).await {
                     break false;
                 }
-                view = self.reader.get(id).await?;
+                view = read().await?;
                 if version_of(&view) >= min_version {
                     break true;
                 }
@@ -77,16 +86,24 @@ impl Waiting {
                 behind = Some((pause * 2).min(RECHECK));
                 continue;
             }
+            let notice = async {
+                if deaf {
+                    std::future::pending().await
+                } else {
+                    subscription.reached(min_version).await
+                }
+            };
             tokio::select! {
                 () = self.shutdown.cancelled() => break false,
-                woken = tokio::time::timeout(RECHECK.min(left), subscription.reached(min_version)) => match woken {
+                woken = tokio::time::timeout(RECHECK.min(left), notice) => match woken {
                     // The projector handed over the view it wrote: no second read.
-                    Ok(Some(announced)) => {
+                    Ok(Some(announced)) if visible(&announced) => {
                         view = Some(announced);
                         break true;
                     }
+                    Ok(Some(_)) => deaf = true,
                     Ok(None) => {
-                        view = self.reader.get(id).await?;
+                        view = read().await?;
                         if version_of(&view) >= min_version {
                             break true;
                         }
@@ -95,7 +112,7 @@ impl Waiting {
                     // No notice yet; one may have been lost: MongoDB is asked every few seconds, and once more
                     // before giving up.
                     Err(_) => {
-                        view = self.reader.get(id).await?;
+                        view = read().await?;
                         if version_of(&view) >= min_version {
                             break true;
                         }
