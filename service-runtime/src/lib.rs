@@ -42,15 +42,32 @@ pub async fn serve(
     served
 }
 
-/// The life of a service process: logs and traces set up, the shutdown signal armed, `role` run until it ends,
-/// traces flushed. What `main` of every service does.
+/// Longest a process runs on after its shutdown signal. Each part bounds its own stop ([`STOP_GRACE`], closes given
+/// seconds); this is the last resort for whatever still waits then — a request or a pool waiting on a database that
+/// no longer answers: the process exits with an error, and what it had not committed or acknowledged is done again
+/// by whoever comes next (the outbox keeps what was not published, the broker what was not acknowledged).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The life of a service process: logs and traces set up, the shutdown signal armed, `role` run until it ends (or,
+/// after the signal, for [`STOP_DEADLINE`] at most), traces flushed. What `main` of every service does.
 pub async fn run_process<T, Fut>(role: impl FnOnce(CancellationToken) -> Fut) -> T
 where
     Fut: Future<Output = T>,
 {
     init_tracing();
     let shutdown = shutdown_on_signal();
-    let result = role(shutdown).await;
+    let overdue = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(STOP_DEADLINE).await;
+    };
+    let result = tokio::select! {
+        result = role(shutdown.clone()) => result,
+        () = overdue => {
+            tracing::error!(deadline_s = STOP_DEADLINE.as_secs(), "still stopping after the deadline; exiting");
+            telemetry::flush();
+            std::process::exit(1);
+        }
+    };
     telemetry::flush();
     result
 }

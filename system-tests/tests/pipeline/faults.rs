@@ -8,7 +8,7 @@ use std::time::Duration;
 use lapin::{Connection, ConnectionProperties};
 
 use crate::helpers::{
-    amqp_url, eventually, free_port, mongodb_uri, spawn_relay_process, ChildProcess, Names, Tap, TestApp,
+    amqp_url, eventually, free_port, mongodb_uri, spawn_relay_process, ChildProcess, Names, RemoveOnDrop, Tap, TestApp,
 };
 use crate::proxies::Proxy;
 
@@ -343,4 +343,52 @@ async fn a_replica_whose_broker_connection_went_silent_stops_within_10_s_of_bein
     println!("stopped {:?} after being told", told.elapsed());
     proxy.speak_again();
     app.stop().await;
+}
+
+/// A process told to stop (SIGTERM) exits within seconds whatever its servers do: the command-service, PostgreSQL
+/// gone silent under it (a network partition that leaves TCP up), ran on for over a minute after the signal (found
+/// by an outside review): closing its pool and requests in flight waited on a server that no longer answered.
+#[tokio::test]
+async fn a_command_service_whose_database_went_silent_exits_within_15_s_of_sigterm() {
+    let names = Names::new("test");
+    let _removed = RemoveOnDrop(names.clone());
+    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("address")).await;
+    let port = free_port();
+    let mut child = ChildProcess(
+        Command::new(crate::helpers::service_binary("command-service"))
+            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, names.database))
+            .env("AMQP_URL", amqp_url())
+            .env("AMQP_EXCHANGE", &names.exchange)
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("command-service starts"),
+    );
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let ready = format!("http://127.0.0.1:{port}/health/ready");
+    eventually(Duration::from_secs(30), || async {
+        (http.get(&ready).send().await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+
+    proxy.go_silent();
+    // A command in flight, waiting on the silent database.
+    let place = http.post(format!("http://127.0.0.1:{port}/commands/orders")).json(&serde_json::json!({
+        "customerId": "silent", "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1"}]
+    }));
+    let in_flight = tokio::spawn(place.send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let told = std::time::Instant::now();
+    let deadline = told + Duration::from_secs(15);
+    while child.try_wait().ok().flatten().is_none() {
+        assert!(std::time::Instant::now() < deadline, "still running 15 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("exited {:?} after SIGTERM", told.elapsed());
+    in_flight.abort();
+    proxy.speak_again();
 }
