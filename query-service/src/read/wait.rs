@@ -48,7 +48,9 @@ impl Waiting {
     ///
     /// A view the caller may not see (`visible` false: another customer's order) is waited for as an order that
     /// does not exist: never found, the same reads of the store, the whole wait — so that nothing of the answer,
-    /// its timing or what it counts tells it from an id nobody used. A notice about it is not listened to.
+    /// its timing or what it counts tells it from an id nobody used. Once a notice, or the read a notice prompts,
+    /// shows the view is hidden, the wait stops listening to notices about it, as a wait for an unknown order hears
+    /// none.
     pub async fn for_version(
         &self,
         id: Uuid,
@@ -56,9 +58,14 @@ impl Waiting {
         wait: Duration,
         visible: impl Fn(&StoredView) -> bool,
     ) -> Result<(Option<Arc<StoredView>>, Option<Waited>), StoreError> {
-        let read = || async { Ok::<_, StoreError>(self.reader.get(id).await?.filter(|view| visible(view))) };
+        // The view as the caller may see it, and whether there was one it may not see.
+        let read = || async {
+            let found = self.reader.get(id).await?;
+            let hidden = found.as_ref().is_some_and(|view| !visible(view));
+            Ok::<_, StoreError>((found.filter(|view| visible(view)), hidden))
+        };
         let mut subscription = self.waiters.subscribe(id);
-        let mut view = read().await?;
+        let mut view = read().await?.0;
         if version_of(&view) >= min_version || wait.is_zero() {
             return Ok((view, None));
         }
@@ -67,8 +74,7 @@ impl Waiting {
         // Set once a notice said the version exists but the store this replica reads did not have it yet (a
         // secondary that lags): the pause before asking the store again.
         let mut behind: Option<Duration> = None;
-        // Set once a notice named a version of a view the caller may not see: from then on the wait hears no
-        // notice, as a wait for an unknown order hears none.
+        // Set once a notice showed a view the caller may not see: from then on the wait hears no notice.
         let mut deaf = false;
         let reached = loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -76,7 +82,7 @@ impl Waiting {
                 if service_runtime::sleep_or_shutdown(pause.min(left), &self.shutdown).await {
                     break false;
                 }
-                view = read().await?;
+                view = read().await?.0;
                 if version_of(&view) >= min_version {
                     break true;
                 }
@@ -103,16 +109,21 @@ impl Waiting {
                     }
                     Ok(Some(_)) => deaf = true,
                     Ok(None) => {
-                        view = read().await?;
+                        let hidden;
+                        (view, hidden) = read().await?;
                         if version_of(&view) >= min_version {
                             break true;
                         }
-                        behind = Some(BEHIND_FIRST_PAUSE);
+                        if hidden {
+                            deaf = true;
+                        } else {
+                            behind = Some(BEHIND_FIRST_PAUSE);
+                        }
                     }
                     // No notice yet; one may have been lost: MongoDB is asked every few seconds, and once more
                     // before giving up.
                     Err(_) => {
-                        view = read().await?;
+                        view = read().await?.0;
                         if version_of(&view) >= min_version {
                             break true;
                         }

@@ -353,7 +353,7 @@ impl Views {
     }
 
     /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (see
-    /// [`Views::chain_start`]: every event of it up to there is applied).
+    /// [`Views::start_chain`]: every event of it up to there is applied).
     pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };
