@@ -61,7 +61,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Every setting is checked before the service connects to anything or listens.
     let cors = service_runtime::cors::layer(&config.cors_allowed_origins)?;
     let auth = service_runtime::auth::Auth::new(&config.auth)?;
-    config.feed()?;
+    let feed = config.feed()?;
     let demo = config.demo_page.then(|| DemoPage::new(&config.demo_command_url)).transpose()?;
     let metrics = QueryMetrics::new()?;
     let watchdog = config.watchdog.watchdog().registered(&metrics.registry)?;
@@ -177,7 +177,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         "read-model sampler",
         crate::verify::sampler::run(
             views.clone(),
-            config.feed()?,
+            feed,
             config.sample_rate(),
             metrics.clone(),
             findings.clone(),
