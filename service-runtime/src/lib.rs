@@ -18,6 +18,8 @@ pub mod params;
 pub mod problem;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod watchdog;
 
 pub use telemetry::init_tracing;
