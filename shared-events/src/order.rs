@@ -14,6 +14,9 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in the order of an order's life.
+    pub const ALL: [Self; 4] = [Self::Placed, Self::Confirmed, Self::Shipped, Self::Cancelled];
+
     /// The name used on the wire, in Postgres and in the views.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,7 +29,7 @@ impl OrderStatus {
 
     /// The inverse of [`OrderStatus::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Placed, Self::Confirmed, Self::Shipped, Self::Cancelled].into_iter().find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 }
 

@@ -55,39 +55,65 @@ pub fn decide(current: Option<&Current>, command: &Command, now: OffsetDateTime)
         (Command::Place(_), Some(_)) => Err(Refusal::AlreadyPlaced),
         (Command::Change { .. }, None) => Err(Refusal::NotFound),
         (Command::Change { transition, expected_version, cancel_reason }, Some(current)) => {
-            admit(*transition, *expected_version, current.version, current.state.status)?;
-            let change = status_change(*transition, cancel_reason.clone(), now);
-            let state = OrderState {
-                status: change.status,
-                updated_at: change.updated_at,
-                cancel_reason: change.cancel_reason,
-                ..current.state.clone()
-            };
-            Ok(Change { event_type: transition.event_type(), version: current.version + 1, state })
+            ChangeRule::new(*transition, *expected_version, cancel_reason.clone(), now).apply(current)
         }
     }
 }
 
-/// Whether `transition` may move an order that is at `current_version` in `status`, for a command that expects
-/// `expected_version` (if any): the status it moves to, or why not. The rule [`decide`] applies, and the one the
-/// store's single-statement change is given ([`Transition::applies_from`]) and explained by when it changed nothing.
-pub fn admit(
-    transition: Transition,
-    expected_version: Option<i64>,
-    current_version: i64,
-    status: OrderStatus,
-) -> Result<OrderStatus, Refusal> {
-    if let Some(expected) = expected_version.filter(|expected| *expected != current_version) {
-        return Err(Refusal::VersionConflict { expected, current_version, status });
-    }
-    transition.apply(status).map_err(|reason| Refusal::NotAllowed { reason, current_version, status })
+/// A lifecycle command as the domain rules on it before the order is read: the event it records, what it changes
+/// of the order, and what the order must be for it to apply. [`decide`] applies it to an order in hand; the store's
+/// single statement is handed it, applies the same condition to the row it locks, and — when it changed nothing —
+/// [`ChangeRule::admit`] says why from the order the statement found. So the rule is written here once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRule {
+    pub transition: Transition,
+    /// The version the order must be at, when the command names one.
+    pub expected_version: Option<i64>,
+    /// What the transition changes of an order it applies to: the status it moves to, the time, and the reason
+    /// (kept by a cancellation only).
+    pub change: StatusChange,
 }
 
-/// What `transition` changes of an order it applies to, at `now`: the status it moves to, the time, and the reason
-/// (kept by a cancellation only).
-pub fn status_change(transition: Transition, cancel_reason: Option<String>, now: OffsetDateTime) -> StatusChange {
-    let (_, status) = transition.applies_from();
-    StatusChange { status, updated_at: now, cancel_reason: cancel_reason.filter(|_| status == OrderStatus::Cancelled) }
+impl ChangeRule {
+    pub fn new(
+        transition: Transition,
+        expected_version: Option<i64>,
+        cancel_reason: Option<String>,
+        now: OffsetDateTime,
+    ) -> Self {
+        let status = transition.target();
+        let cancel_reason = cancel_reason.filter(|_| status == OrderStatus::Cancelled);
+        Self { transition, expected_version, change: StatusChange { status, updated_at: now, cancel_reason } }
+    }
+
+    /// The statuses an order may be in for the rule to apply (at the expected version, when one is named).
+    pub fn sources(&self) -> Vec<OrderStatus> {
+        self.transition.sources()
+    }
+
+    /// Whether the rule applies to an order at `current_version` in `status`, or why not: a stale expected version
+    /// first, then the transition's own refusal.
+    pub fn admit(&self, current_version: i64, status: OrderStatus) -> Result<(), Refusal> {
+        if let Some(expected) = self.expected_version.filter(|expected| *expected != current_version) {
+            return Err(Refusal::VersionConflict { expected, current_version, status });
+        }
+        match self.transition.refusal(status) {
+            None => Ok(()),
+            Some(reason) => Err(Refusal::NotAllowed { reason, current_version, status }),
+        }
+    }
+
+    /// The change the rule makes to `current`, or why it does not apply.
+    pub fn apply(&self, current: &Current) -> Result<Change, Refusal> {
+        self.admit(current.version, current.state.status)?;
+        let state = OrderState {
+            status: self.change.status,
+            updated_at: self.change.updated_at,
+            cancel_reason: self.change.cancel_reason.clone(),
+            ..current.state.clone()
+        };
+        Ok(Change { event_type: self.transition.event_type(), version: current.version + 1, state })
+    }
 }
 
 /// The state of a freshly placed order.

@@ -1,12 +1,13 @@
 //! Domain values and rules of the write side. Everything here is pure: values parse, they don't validate, and
-//! [`decide`] turns a command on an order into the event it records, or a refusal.
+//! [`decide`] turns a command on an order into the event it records, or a refusal. A lifecycle command's rule
+//! ([`ChangeRule`]) is what both `decide` and the store's single statement apply.
 
 mod decide;
 mod lifecycle;
 mod order;
 mod values;
 
-pub use decide::{admit, decide, status_change, Change, Command, Current, Refusal};
+pub use decide::{decide, Change, ChangeRule, Command, Current, Refusal};
 pub use lifecycle::{parse_reason, Transition, MAX_REASON_CHARS};
 pub use order::{FieldError, JsonInteger, NewOrder, NewOrderLine, PlaceOrder, PlaceOrderLine, PriceInput};
 pub use values::{Currency, CustomerId, ItemName, Quantity, Segment, Sku, UnitPrice};

@@ -18,7 +18,7 @@ use super::schemas::{
     BadRequest, Conflict, KeyReused, NotFound, TooLarge, TooManyRequests, Unauthenticated, Unavailable, WrongMediaType,
 };
 use super::{command, ApiError, AppState};
-use crate::domain::{self, parse_reason, FieldError, JsonInteger, Refusal, Transition};
+use crate::domain::{self, parse_reason, ChangeRule, FieldError, JsonInteger, Refusal, Transition};
 use crate::store::{self, LifecycleChange, StoreError};
 
 pub fn router() -> Router<AppState> {
@@ -163,19 +163,14 @@ async fn apply(
         Changes::OrdersOf(customer) => Some(customer),
         Changes::NoOrder => return Err(Refusal::NotFound.into()),
     };
-    let change = LifecycleChange {
-        order_id,
-        transition,
-        expected_version,
-        owner,
-        change: domain::status_change(transition, reason, domain::now()),
-    };
+    let rule = ChangeRule::new(transition, expected_version, reason, domain::now());
+    let change = LifecycleChange { order_id, owner, rule: &rule };
     let key_use = key.as_ref().map(|key| key.used_for(&fingerprint, StatusCode::OK, None));
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let outcome = store::change(&mut conn, &change, Some(&traceparent), key_use).await?;
     let (answer, changed) = command::answer(outcome, &fingerprint, StatusCode::OK, None, |found| {
         let Some((version, status)) = found else { return Refusal::NotFound.into() };
-        match domain::admit(transition, expected_version, version, status) {
+        match rule.admit(version, status) {
             Err(refusal) => refusal.into(),
             Ok(_) => ApiError::Internal(anyhow::anyhow!("the store refused a change the order allows")),
         }

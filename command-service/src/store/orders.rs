@@ -2,10 +2,11 @@
 //! statement — the `Idempotency-Key` looked up, the append barrier joined, the order written with its outbox event and
 //! the key recorded — so a command costs one round trip to Postgres and commits on its own (no `BEGIN`/`COMMIT`).
 //!
-//! What a command may do is decided in [`crate::domain`]; a lifecycle change is handed the domain's rule (the statuses
-//! it moves from, the one it moves to, the version expected) and, when it changes nothing, the order as it found it,
-//! so the domain can say why ([`crate::domain::admit`]). A change's event payload is the previous event's payload with
-//! the [`StatusChange`] written over it.
+//! What a command may do is decided in [`crate::domain`]; a lifecycle change is handed the domain's rule
+//! ([`ChangeRule`]: the statuses it moves from, the change it makes, the version expected), applies it to the row it
+//! locks and, when it changes nothing, returns the order as it found it, so the rule can say why
+//! ([`ChangeRule::admit`]). A change's event payload is the previous event's payload with the rule's
+//! [`shared_events::StatusChange`] written over it.
 //!
 //! A statement that loses a race is run again: a concurrent request with the same key commits first (unique key:
 //! the retry replays it), or a concurrent change commits the previous event after this statement's snapshot (its
@@ -13,13 +14,13 @@
 //! earlier use expired is deleted, then the command runs again.
 
 use rust_decimal::Decimal;
-use shared_events::{OrderStatus, StatusChange};
+use shared_events::OrderStatus;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::outbox::APPEND_BARRIER_KEY;
 use super::StoreError;
-use crate::domain::{Change, Transition};
+use crate::domain::{Change, ChangeRule};
 
 /// What a command recorded, as its answer tells it: read back from the event it appended (or, for a replay, from
 /// the event the first request appended).
@@ -73,15 +74,13 @@ pub enum Outcome {
     KeyUsed(EarlierUse),
 }
 
-/// A lifecycle change as the statement applies it.
+/// A lifecycle change as the statement applies it: the domain's rule, to one order.
 #[derive(Debug, Clone)]
 pub struct LifecycleChange<'a> {
     pub order_id: Uuid,
-    pub transition: Transition,
-    pub expected_version: Option<i64>,
     /// Only the orders of this customer may be changed (`None`: any order).
     pub owner: Option<&'a str>,
-    pub change: StatusChange,
+    pub rule: &'a ChangeRule,
 }
 
 /// The previous use of the key, and its answer's event, ahead of every command statement. Parameters: `$1` caller,
@@ -216,28 +215,27 @@ pub async fn place(
 
 /// Applies a lifecycle change to an order, with its event and the key's use, in one statement: the order is changed
 /// only if it is in a status the transition moves from (and at the expected version, when one is given).
-#[tracing::instrument(skip_all, fields(order_id = %change.order_id, transition = change.transition.as_str()))]
+#[tracing::instrument(skip_all, fields(order_id = %change.order_id, transition = change.rule.transition.as_str()))]
 pub async fn change(
     conn: &mut PgConnection,
     change: &LifecycleChange<'_>,
     traceparent: Option<&str>,
     key: Option<KeyUse<'_>>,
 ) -> Result<Outcome, StoreError> {
-    let (from, to) = change.transition.applies_from();
-    let from: Vec<&str> = from.into_iter().map(OrderStatus::as_str).collect();
-    let patch =
-        serde_json::to_value(&change.change).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
+    let rule = change.rule;
+    let from: Vec<&str> = rule.sources().into_iter().map(OrderStatus::as_str).collect();
+    let patch = serde_json::to_value(&rule.change).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
     run(conn, key, || {
         bind_key(sqlx::query_as(CHANGE), key)
             .bind(change.order_id)
             .bind(change.owner)
-            .bind(change.expected_version)
+            .bind(rule.expected_version)
             .bind(&from)
-            .bind(to.as_str())
-            .bind(change.change.updated_at)
-            .bind(&change.change.cancel_reason)
+            .bind(rule.change.status.as_str())
+            .bind(rule.change.updated_at)
+            .bind(&rule.change.cancel_reason)
             .bind(Uuid::now_v7())
-            .bind(change.transition.event_type().as_str())
+            .bind(rule.transition.event_type().as_str())
             .bind(&patch)
             .bind(traceparent)
     })
