@@ -23,7 +23,7 @@ pub struct Config {
     #[arg(long, env = "AMQP_QUEUE_TYPE", value_enum, default_value_t = QueueType::Quorum)]
     pub amqp_queue_type: QueueType,
     /// Partitions of the projector's queue (`<queue>.<index>` each), shared among the projecting replicas. Must
-    /// equal the command-services' setting; changing it is a procedure (README, "Partitions").
+    /// equal the command-services' setting; changing it is a procedure (docs/operations.md, "Changing the number of partitions").
     #[arg(long, env = "PROJECTOR_PARTITIONS", default_value_t = 1,
         value_parser = clap::value_parser!(u16).range(1..=i64::from(shared_events::MAX_PARTITIONS)))]
     pub projector_partitions: u16,

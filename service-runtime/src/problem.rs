@@ -1,7 +1,7 @@
 //! The one error format of both HTTP APIs: RFC 9457 `application/problem+json`.
 //!
 //! Every error body is a [`Problem`] whose `type` is `/problems/<kind>` — one scheme for both services, listed in
-//! the README's contract — with the status's reason as its `title`, a human `detail`, and extension members where
+//! the contract (docs/api.md) — with the status's reason as its `title`, a human `detail`, and extension members where
 //! an error has more to say (`errors` on a validation failure, `currentVersion` on a conflict). A service's error
 //! type supplies its status, kind, detail and extensions ([`ApiProblem`]); the rules every error shares live here:
 //! `Retry-After` on 429 and 503, a `WWW-Authenticate` challenge on 401, and a problem body for error responses that a layer
@@ -47,7 +47,7 @@ pub trait ApiProblem {
 /// An RFC 9457 problem document: what every 4xx and 5xx of both services carries.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Problem {
-    /// `/problems/<kind>` (the kinds are listed in the README).
+    /// `/problems/<kind>` (the kinds are listed in docs/api.md, "Errors").
     #[serde(rename = "type")]
     pub kind: String,
     /// The status's reason phrase.

@@ -10,7 +10,7 @@
 //! - *honest health*: no queue of a read model held events none of which left it, and no outbox row waited
 //!   unpublished, for longer than [`Limits::stalled`] while a process responsible for it answered ready;
 //! - *bad input is harmless*: no 5xx but a 503 with `Retry-After`;
-//! - *answers keep the contract*: every status is one the README gives to that request;
+//! - *answers keep the contract*: every status is one the contract (docs/api.md) gives to that request;
 //! - *nothing lost*: every accepted command's event is in the log, and once the run has quiesced every read at the
 //!   log's head answers 200 and every order's view is at its newest version.
 
@@ -639,7 +639,7 @@ fn harmless(history: &History, out: &mut Vec<Violation>) {
     }
 }
 
-/// Every answer is one the README gives to that request (the clients send only well-formed requests, for orders and
+/// Every answer is one the contract (docs/api.md) gives to that request (the clients send only well-formed requests, for orders and
 /// customers they may see); a 2xx to a command says what it accepted.
 fn answers_keep_the_contract(history: &History, out: &mut Vec<Violation>) {
     for entry in &history.entries {
@@ -954,7 +954,7 @@ mod tests {
         let mut seen = vec![relay(&[RELAY])];
         seen.extend((0..30).map(|_| Seen::Outbox { oldest_unpublished: Some(7) }));
         assert_eq!(invariants(&history(seen)), vec![HEALTH]);
-        // Its relay turned off (`RELAY_ENABLED=false`, as the README's change of the split does): not its stall.
+        // Its relay turned off (`RELAY_ENABLED=false`, as the documented change of the split does): not its stall.
         let mut seen = vec![relay(&[])];
         seen.extend((0..30).map(|_| Seen::Outbox { oldest_unpublished: Some(7) }));
         assert_eq!(invariants(&history(seen)), Vec::<&str>::new());

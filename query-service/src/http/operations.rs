@@ -48,7 +48,7 @@ pub struct Sampling {
     pub findings: crate::verify::sampler::Findings,
 }
 
-/// Health and metrics: public (README, "Who is asking").
+/// Health and metrics: public (docs/api.md, "What needs no token").
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new().route("/metrics", get(metrics)).merge(service_runtime::health::router(probe(state)))
 }

@@ -57,7 +57,7 @@ pub(super) async fn consume(
             // Redeclaring cannot change a queue's type or arguments: retrying would only repeat the refusal.
             tracing::error!(queue = %settings.queue, queue_type = settings.queue_type.as_str(), %refusal,
                 "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
-                 to the type it has, or move its messages to a new queue and delete it (README, \"Queue types\"); \
+                 to the type it has, or move its messages to a new queue and delete it (docs/operations.md, \"Queue types\"); \
                  the projector does not consume until then");
             service_runtime::amqp::close(&connection, "projector queue declared otherwise").await;
             shutdown.cancelled().await;

@@ -164,7 +164,7 @@ async fn redeclare(
             Err(err) => match declared_otherwise(&err) {
                 Some(refusal) => {
                     if refused.as_ref() != Some(&refusal) {
-                        tracing::error!(%refusal, "a projection's queue exists with other arguments; see README, \
+                        tracing::error!(%refusal, "a projection's queue exists with other arguments; see docs/operations.md, \
                             \"Queue types\"");
                     }
                     refused = Some(refusal);

@@ -181,7 +181,7 @@ async fn ten_concurrent_requests_with_one_key_make_one_order() {
     let app = TestApp::spawn().await;
     let requests = (0..10).map(|_| place_with_key(&app, "concurrent-key", "cust-burst"));
     let responses = futures_util::future::join_all(requests).await;
-    // A request whose key's first request is still running waits for it and gets its answer (the README's
+    // A request whose key's first request is still running waits for it and gets its answer (docs/api.md's
     // contract): every one is the same 201.
     let mut bodies = Vec::new();
     for response in responses {

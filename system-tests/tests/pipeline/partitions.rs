@@ -1,6 +1,6 @@
 //! The projector's queue split into partitions (`PROJECTOR_PARTITIONS`): projecting replicas, as processes, share
 //! the partitions; a killed one's move to the others; nothing is lost, and `minPosition` list reads on a replica
-//! that does not project never miss an order. Changing the split follows the README's procedure.
+//! that does not project never miss an order. Changing the split follows the procedure of docs/operations.md.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -231,7 +231,7 @@ impl Deployment {
         self.query.task.await.expect("query task").expect("query-service stopped cleanly");
     }
 
-    /// Steps 1 to 3 of the README's procedure for changing the split: stop the relay, wait until the projector has
+    /// Steps 1 to 3 of the procedure in docs/operations.md for changing the split: stop the relay, wait until the projector has
     /// taken everything off the queues, stop the query side.
     async fn drain_and_stop(self, http: &reqwest::Client, names: &Names, partitions: u16) {
         self.command_stop.cancel();
@@ -311,7 +311,7 @@ async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_pr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_changed_while_the_old_queues_still_hold_events_loses_none_of_them() {
-    // The README's step 2 (drain) skipped or misread: a consumer stuck on a silent connection holds its messages
+    // The procedure's step 2 (drain) skipped or misread: a consumer stuck on a silent connection holds its messages
     // unacked, and a passive declare counts only those ready. The new split's partitions must not take their first
     // checkpoint for the whole truth while the old split's queues still hold events below it (explorer seed 12).
     service_runtime::init_tracing();
@@ -406,7 +406,7 @@ async fn a_replica_that_owns_only_some_partitions_stops_promptly_when_told_to() 
 async fn replicas_running_different_projections_each_consume_every_partition_of_theirs() {
     let names = Names::new("test");
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
-    // The projections split across two replicas, as the README suggests for load: each must take both partitions of
+    // The projections split across two replicas, as docs/operations.md suggests for load: each must take both partitions of
     // its own projections, whatever the other replica runs.
     let _views = projector_of(&names, free_port(), 2, "orders");
     let _aggregates = projector_of(&names, free_port(), 2, "customer-summary,daily-sales");
@@ -454,7 +454,7 @@ async fn replicas_running_different_projections_each_consume_every_partition_of_
 async fn classic_queues_split_into_partitions_are_consumed_by_one_replica_each() {
     let names = Names::new("test");
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
-    // `AMQP_QUEUE_TYPE=classic` (README, "Queue types") with the queue split, over two replicas: the broker must let
+    // `AMQP_QUEUE_TYPE=classic` (docs/operations.md, "Queue types") with the queue split, over two replicas: the broker must let
     // each partition be consumed, by one replica at a time.
     let _other = projector_command(&names, free_port(), 2, "orders,customer-summary,daily-sales")
         .env("AMQP_QUEUE_TYPE", "classic")

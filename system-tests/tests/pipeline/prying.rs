@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::{placed, spawn_jwt, Idp};
 use crate::helpers::TestApp;
 
-/// Routes anyone may call: health, metrics, the contract (README, "Authentication and authorization").
+/// Routes anyone may call: health, metrics, the contract (docs/api.md, "What needs no token").
 const PUBLIC: [&str; 4] = ["/health/live", "/health/ready", "/metrics", "/openapi.json"];
 
 /// Metric families a request moves (and nothing in the background): what a caller could compare.

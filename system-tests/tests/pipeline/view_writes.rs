@@ -148,7 +148,7 @@ async fn a_view_write_the_server_cannot_acknowledge_at_the_configured_concern_do
 async fn what_the_service_keeps_for_itself_is_read_from_the_primary_whatever_mongodb_uri_prefers() {
     use mongodb::options::{ReadPreference, SelectionCriteria};
     use query_service::store::{Concerns, ReadFrom};
-    // The README lets reads by id go to secondaries; positions, pointers, gaps and catch-up marks must not: a lagging
+    // docs/configuration.md lets reads by id go to secondaries; positions, pointers, gaps and catch-up marks must not: a lagging
     // secondary would hide a catch-up just recorded, or name a generation that no longer takes writes.
     let uri = format!("{}&readPreference=secondaryPreferred", mongodb_uri());
     let views = query_service::store::connect(&uri, &Names::new("test").database, &Concerns::default())

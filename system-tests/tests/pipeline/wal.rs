@@ -323,7 +323,7 @@ async fn a_relay_killed_while_it_publishes_what_a_new_slot_missed_publishes_it_a
     app.stop().await;
 }
 
-/// The README's last resort against a slot that retains too much: `max_slot_wal_keep_size`. PostgreSQL then
+/// The last resort of docs/operations.md against a slot that retains too much: `max_slot_wal_keep_size`. PostgreSQL then
 /// invalidates the slot (`wal_status = 'lost'`) and it can never be read again. The relay must take it for a dropped
 /// one: drop it, create it again and publish from the outbox what was not published, losing nothing. (On a server
 /// of the test's own: the setting would invalidate the other tests' slots.)

@@ -186,7 +186,7 @@ async fn invalidate_slot(world: &World) -> anyhow::Result<()> {
     invalidated
 }
 
-/// The README's procedure for changing `PROJECTOR_PARTITIONS` (every projection made to run somewhere first): the
+/// The documented procedure (docs/operations.md) for changing `PROJECTOR_PARTITIONS` (every projection made to run somewhere first): the
 /// relays stopped (the command-services started again
 /// with `RELAY_ENABLED=false`: commands are still taken), every queue of the split drained, the query-services
 /// stopped and started on the new split, the queues it does not use deleted once empty, and the command-services
@@ -226,7 +226,7 @@ async fn change_the_split(world: &World, partitions: u16) -> anyhow::Result<()> 
         let queues = super::plan::PROJECTIONS.iter().flat_map(move |p| (0..split).map(move |i| (*p, i)));
         queues.map(|(projection, partition)| queue_in(world, split, projection, partition)).collect::<Vec<_>>()
     };
-    // Not drained: the change is given up, as an operator following the README would.
+    // Not drained: the change is given up, as an operator following the procedure would.
     wait_until_empty(&every(before), Duration::from_secs(60)).await?;
     for process in &replicas {
         world.terminate(&process.to_string()).await?;

@@ -112,7 +112,7 @@ pub enum Action {
     Redrive,
     /// Messages no projector can read, published to every exchange.
     Poison,
-    /// `PROJECTOR_PARTITIONS` changed to `partitions` by the README's procedure (relays stopped, queues drained,
+    /// `PROJECTOR_PARTITIONS` changed to `partitions` by the documented procedure (relays stopped, queues drained,
     /// query side restarted on the new split, the queues it does not use deleted, relays started).
     Repartition {
         partitions: u16,
