@@ -1,14 +1,16 @@
 //! What every service process of the platform shares: logs and traces ([`telemetry`]), RabbitMQ basics ([`amqp`]),
 //! the one shutdown signal ([`shutdown_on_signal`]) and its retry loops ([`Backoff`], [`retry_until_shutdown`]),
 //! serving HTTP ([`serve`]) and, for their HTTP APIs, who is asking ([`auth`]), the CORS policy ([`cors`]), the
-//! error format ([`problem`]), query-string integers ([`params`]), admin endpoints ([`admin`]), health endpoints
-//! ([`health`]), Prometheus metrics ([`metrics`]), the limits on connections ([`listener`]) and per client
-//! ([`limits`]), the supervisor of background tasks ([`supervisor`]) and the progress watchdog ([`watchdog`]).
+//! error format ([`problem`]) and the extractors that answer in it ([`extract`]), query-string integers
+//! ([`params`]), admin endpoints ([`admin`]), health endpoints ([`health`]), Prometheus metrics ([`metrics`]), the
+//! limits on connections ([`listener`]) and per client ([`limits`]), the supervisor of background tasks
+//! ([`supervisor`]) and the progress watchdog ([`watchdog`]).
 
 pub mod admin;
 pub mod amqp;
 pub mod auth;
 pub mod cors;
+pub mod extract;
 pub mod health;
 pub mod limits;
 pub mod listener;

@@ -6,14 +6,14 @@
 //! events committed when it is read; one that commits later with a lower sequence is not in the feed's later pages,
 //! but the relay publishes it, so a replay that listens to the broker while it reads (as the rebuild does) sees it.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_runtime::admin;
 use service_runtime::auth::Caller;
+use service_runtime::extract::{BadInput, Params};
 use shared_events::{FeedMetadata, FeedPage};
 use utoipa::IntoParams;
 
@@ -55,10 +55,10 @@ pub(super) async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<FeedParams>, QueryRejection>,
+    params: Result<Params<FeedParams>, BadInput>,
 ) -> Result<Json<FeedPage>, ApiError> {
     admin::access(&state.auth, &state.admin, &caller, &headers, Caller::may_read_events)?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Params(params) = params?;
     let integer = |name, raw: &Option<String>, range| {
         service_runtime::params::integer_in(name, raw.as_deref(), range).map_err(ApiError::BadRequest)
     };

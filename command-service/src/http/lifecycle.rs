@@ -1,15 +1,14 @@
 //! `POST /commands/orders/{id}/confirm`, `/ship`, `/cancel`: move an order through its life.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use service_runtime::auth::{Caller, Changes};
+use service_runtime::extract::{BadInput, OrderId};
 
 use super::command::CommandAccepted;
 use super::idempotency::{self, Answer, IdempotencyKey};
@@ -68,12 +67,12 @@ macro_rules! lifecycle_command {
         pub(super) async fn $name(
             State(state): State<AppState>,
             caller: Caller,
-            path: Result<Path<String>, PathRejection>,
+            order: Result<OrderId, BadInput>,
             headers: HeaderMap,
             key: Result<IdempotencyKey, ApiError>,
             body: Result<JsonBytes, ApiError>,
         ) -> Result<Answer, ApiError> {
-            transition(state, caller, $transition, path, headers, key, body).await
+            transition(state, caller, $transition, order, headers, key, body).await
         }
     };
 }
@@ -110,12 +109,12 @@ async fn transition(
     state: AppState,
     caller: Caller,
     transition: Transition,
-    path: Result<Path<String>, PathRejection>,
+    order: Result<OrderId, BadInput>,
     headers: HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
-    let applied = apply(&state, &caller, transition, path, &headers, key, body);
+    let applied = apply(&state, &caller, transition, order, &headers, key, body);
     command::measured(&state, transition.as_str(), applied).await
 }
 
@@ -123,18 +122,16 @@ async fn apply(
     state: &AppState,
     caller: &Caller,
     transition: Transition,
-    path: Result<Path<String>, PathRejection>,
+    order: Result<OrderId, BadInput>,
     headers: &HeaderMap,
     key: Result<IdempotencyKey, ApiError>,
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
     command::admit(state, caller)?;
-    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let OrderId(order_id) = order?;
     // `null` says "no body" as much as an empty body does.
     let JsonBytes(body) = body?;
     let body = body.filter(|bytes| bytes.trim_ascii() != b"null");
-    let order_id =
-        Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     let key = key?.key.map(|key| key.of(caller.idempotency_scope()));
     let (expected_version, reason) = match (&body, transition) {
         (None, _) => (None, None),

@@ -12,8 +12,7 @@
 //! - `GET|POST /admin/projector/slowdown?delayMs=N`: the projector's demo slowdown, read or set (409 on a replica
 //!   that runs no projector).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use service_runtime::admin;
 use service_runtime::auth::Caller;
+use service_runtime::extract::{BadInput, Params, Segment};
 use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
@@ -70,12 +70,12 @@ impl From<PointerError> for ApiError {
         (status = 503, response = Unavailable)))]
 pub(super) async fn status(
     State(state): State<AppState>,
-    projection: Result<Path<String>, PathRejection>,
+    projection: Result<Segment, BadInput>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<ReadModelStatus>, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Segment(projection) = projection?;
     let views = state.rebuilder(&projection)?.views();
     let pointer = views.generations().load().await.map_err(ApiError::Unavailable)?;
     let position = state.position_of(views).await.map_err(ApiError::Unavailable)?;
@@ -134,12 +134,12 @@ fn roles(pointer: &Pointer) -> Vec<(String, &'static str)> {
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rebuild(
     State(state): State<AppState>,
-    projection: Result<Path<String>, PathRejection>,
+    projection: Result<Segment, BadInput>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Segment(projection) = projection?;
     let generation = state.rebuilder(&projection)?.start().await.map_err(rebuild_refusal)?;
     let progress = status_path(&projection);
     let body = RebuildStarted { generation, status: "building", progress: progress.clone() };
@@ -155,12 +155,12 @@ pub(super) async fn rebuild(
         (status = 409, response = Conflict), (status = 503, response = Unavailable)))]
 pub(super) async fn rollback(
     State(state): State<AppState>,
-    projection: Result<Path<String>, PathRejection>,
+    projection: Result<Segment, BadInput>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let Path(projection) = projection.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Segment(projection) = projection?;
     let generation = state.rebuilder(&projection)?.start_rollback().await.map_err(rebuild_refusal)?;
     tracing::info!(projection, generation, "rolling back: catching the previous generation up from the log");
     let progress = status_path(&projection);
@@ -212,10 +212,10 @@ pub(super) async fn slow_down(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<SlowdownParams>, QueryRejection>,
+    params: Result<Params<SlowdownParams>, BadInput>,
 ) -> Result<Json<SlowdownState>, ApiError> {
     authorize(&state, &caller, &headers)?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Params(params) = params?;
     let max = MAX_SLOWDOWN.as_millis() as u64;
     let delay_ms = parse_number("delayMs", params.delay_ms.as_deref(), max)?
         .ok_or_else(|| ApiError::BadRequest(format!("delayMs is required: an integer from 0 to {max}")))?;

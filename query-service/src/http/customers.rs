@@ -6,14 +6,14 @@
 //! of them may be the customer's, so the empty summary is answered with them named. A customer token reads its own
 //! summary only (403 otherwise).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_runtime::auth::Caller;
+use service_runtime::extract::{Params, Segment};
 use shared_events::OrderStatus;
 use utoipa::IntoParams;
 
@@ -58,11 +58,9 @@ pub(super) struct SummaryParams {
 pub(super) async fn customer_summary(
     State(state): State<AppState>,
     caller: Caller,
-    customer_id: Result<Path<String>, PathRejection>,
-    params: Result<Query<SummaryParams>, QueryRejection>,
+    Segment(customer_id): Segment,
+    Params(params): Params<SummaryParams>,
 ) -> Result<Response, ApiError> {
-    let Path(customer_id) = customer_id.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     shared_events::identifier::check(&customer_id).map_err(|why| ApiError::BadRequest(format!("customerId {why}")))?;
     let min_position = parse_min("minPosition", params.min_position.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;

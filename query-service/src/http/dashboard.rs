@@ -4,14 +4,14 @@
 //! `to`, at most 366 days (400 otherwise). `minPosition` waits as list reads do (202 + `processing` while behind).
 //! The dashboard covers every customer: staff only (a customer token is 403).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_runtime::auth::Caller;
+use service_runtime::extract::Params;
 use std::collections::BTreeMap;
 use time::Date;
 use utoipa::IntoParams;
@@ -61,9 +61,8 @@ pub(super) struct DashboardParams {
 pub(super) async fn daily_dashboard(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<DashboardParams>, QueryRejection>,
+    Params(params): Params<DashboardParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (from, to) = range(params.from.as_deref(), params.to.as_deref()).map_err(ApiError::BadRequest)?;
     let min_position = parse_min("minPosition", params.min_position.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;

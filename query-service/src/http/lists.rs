@@ -6,14 +6,14 @@
 //!
 //! A customer token lists its own customer's orders only (the filter is forced; asking for another's is 403).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_runtime::auth::Caller;
+use service_runtime::extract::Params;
 use shared_events::OrderStatus;
 use utoipa::IntoParams;
 
@@ -70,9 +70,8 @@ pub(super) struct ListParams {
 pub(super) async fn list_orders(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = service_runtime::params::integer_in("limit", params.limit.as_deref(), 1..=MAX_LIMIT)
         .map_err(ApiError::BadRequest)?
         .unwrap_or(DEFAULT_LIMIT);

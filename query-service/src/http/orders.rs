@@ -4,8 +4,7 @@
 //! (404; with `minVersion`, the 202 of a version not reached, after the same wait), so no answer tells which ids
 //! exist. A waiting read holds one of the caller's read slots while it waits (429 when none is free).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,8 +12,8 @@ use axum::{Json, Router};
 
 use serde::Deserialize;
 use service_runtime::auth::Caller;
+use service_runtime::extract::{OrderId, Params};
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 use super::params::{parse_min, parse_wait};
 use super::responses::{BadRequest, NotFound, TooManyRequests, Unauthenticated, Unavailable, ViewProcessing, ViewRead};
@@ -52,12 +51,9 @@ pub(super) struct ReadParams {
 pub(super) async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    params: Result<Query<ReadParams>, QueryRejection>,
+    OrderId(id): OrderId,
+    Params(params): Params<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     tracing::Span::current().record("order_id", tracing::field::display(id));
     let min_version = parse_min("minVersion", params.min_version.as_deref())?;
     let wait = parse_wait(params.wait_ms.as_deref())?;

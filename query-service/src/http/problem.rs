@@ -84,3 +84,9 @@ impl IntoResponse for ApiError {
         self.problem().into_response()
     }
 }
+
+impl From<service_runtime::extract::BadInput> for ApiError {
+    fn from(bad: service_runtime::extract::BadInput) -> Self {
+        Self::BadRequest(bad.0)
+    }
+}

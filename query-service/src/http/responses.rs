@@ -231,7 +231,7 @@ impl ListMetadata {
     }
 }
 
-/// `GET /admin/read-models/orders`: the generations, the rebuild in progress and the position.
+/// `GET /admin/read-models/{projection}`: the generations, the rebuild in progress and the position.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadModelStatus {

@@ -12,8 +12,7 @@
 //! `?ticket=...`. Another customer's order streams nothing, as an order that does not exist yet. A stream holds one
 //! of its caller's read slots while it is open (429 when none is free).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +21,7 @@ use axum::{Extension, Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use service_runtime::auth::{self, AuthError, Caller};
+use service_runtime::extract::{OrderId, Params};
 use service_runtime::limits::Slot;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -72,13 +72,10 @@ pub(super) async fn stream_order(
     State(state): State<AppState>,
     caller: Caller,
     ticket: Option<Extension<auth::StreamTicket>>,
-    path: Result<Path<String>, PathRejection>,
-    params: Result<Query<StreamParams>, QueryRejection>,
+    OrderId(id): OrderId,
+    Params(params): Params<StreamParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     if ticket.is_some_and(|Extension(ticket)| ticket.0 != id) {
         return Ok(AuthError::Invalid("the stream ticket is for another order").into_response());
     }
@@ -108,10 +105,8 @@ pub(super) async fn stream_order(
 pub(super) async fn stream_ticket(
     State(state): State<AppState>,
     caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    OrderId(id): OrderId,
 ) -> Result<Response, ApiError> {
-    let Path(raw_id) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::BadRequest("the order id must be a UUID".to_owned()))?;
     let (ticket, expires_in) = match state.auth.tickets().mint(&caller, id) {
         Ok(minted) => minted,
         Err(err) => return Ok(err.into_response()),
