@@ -1,4 +1,5 @@
-//! Waiting reads: read-your-writes on an eventually consistent store, without polling, on every replica.
+//! Waiting reads: read-your-writes on an eventually consistent store, on every replica. A waiting read is woken by
+//! notices; a re-read every 2 s (streams: 5 s) is the safety net for a notice that was lost.
 
 pub mod notices;
 pub mod projectors;

@@ -510,10 +510,13 @@ pub enum RepairGuard {
     Exactly(mongodb::bson::Bson),
 }
 
-/// Writes `view` into `collection` unless the stored view's version is already at least as new.
+/// Writes `view` into `collection` unless the stored view's version is already at least as new: the one-document
+/// guarded write the benchmarks compare with. The projector writes through [`super::guarded::write`] instead.
 ///
 /// The filter matches only an older view; when none matches, the upsert tries to insert and the unique `_id`
-/// answers duplicate key (11000), which means "already newer". So duplicates and reordering are no-ops.
+/// answers duplicate key (11000), taken here for "already newer". That holds for one writer of each view, as in the
+/// benchmarks; with several, an insert of an older version may have raced this one, which is why the projector's
+/// write looks again before it takes a duplicate key for stale.
 pub async fn apply_to(collection: &Collection<StoredView>, view: &StoredView) -> Result<ApplyOutcome, StoreError> {
     let replacement = mongodb::bson::to_document(view).map_err(mongodb::error::Error::from)?;
     let result = bounded(
