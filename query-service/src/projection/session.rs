@@ -1,0 +1,117 @@
+//! A consumer's session with the broker: connected, its topology declared (or found declared otherwise), a lost
+//! queue caught up from the event feed, its chain of checkpoint markers started, and its queue consumed with a
+//! single active consumer; with the channel its dead letters go through and the read model's open gaps.
+
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::open_gaps::OpenGaps;
+use super::retries::store_failed;
+use super::settings::ConsumerSettings;
+use super::topology::{declare_topology, declared_otherwise, record_lost_queues};
+use crate::read::notices::{self, NoticeRoute};
+use crate::store::Views;
+
+/// What a consumer holds while it consumes.
+pub struct Session {
+    pub connection: Connection,
+    /// Where deliveries come from and notices go.
+    pub channel: Channel,
+    /// In confirm mode, for dead letters.
+    pub dead_letters: Channel,
+    pub deliveries: lapin::Consumer,
+    pub notice_route: NoticeRoute,
+    pub gaps: OpenGaps,
+}
+
+impl Session {
+    /// Opens the session of `settings`' partition. `None` when its queue exists with other arguments: redeclaring
+    /// cannot change a queue's type or arguments, so it waits for `shutdown` instead of repeating the refusal.
+    pub async fn open(
+        settings: &ConsumerSettings,
+        views: &Views,
+        shutdown: &CancellationToken,
+    ) -> lapin::Result<Option<Self>> {
+        let name = format!("projector {}", settings.projection.name());
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = service_runtime::amqp::connect(&settings.amqp_url, properties).await?;
+        let channel = connection.create_channel().await?;
+        record_lost_queues(&connection, settings, views).await?;
+        if let Err(err) = declare_topology(&channel, settings).await {
+            let Some(refusal) = declared_otherwise(&err) else { return Err(err) };
+            tracing::error!(queue = %settings.queue, queue_type = settings.queue_type.as_str(), %refusal,
+                "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
+                 to the type it has, or move its messages to a new queue and delete it (docs/operations.md, \"Queue \
+                 types\"); the projector does not consume until then");
+            service_runtime::amqp::close(&connection, "projector queue declared otherwise").await;
+            shutdown.cancelled().await;
+            return Ok(None);
+        }
+        start_chain(settings, views).await?;
+        channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+        let notice_route = settings.notices();
+        notices::declare(&channel, &notice_route.exchange).await?;
+        let dead_letters = connection.create_channel().await?;
+        dead_letters.confirm_select(ConfirmSelectOptions::default()).await?;
+        let gaps = OpenGaps::load(views.gaps())
+            .await
+            .map_err(|err| store_failed(&format!("reading the read model's gaps: {err}")))?;
+        // A queue (a partition's, or the unsplit one) is consumed by one replica at a time, which the broker
+        // enforces: every queue has a single active consumer, the others registered are standbys. Not an exclusive
+        // consumer: a quorum queue ignores the flag and a classic one with a single active consumer refuses it
+        // (decision 0021).
+        let queue = settings.partition_queue();
+        let options = BasicConsumeOptions::default();
+        let deliveries =
+            channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
+        tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
+            "projector consuming");
+        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps }))
+    }
+
+    /// Whether the connection and the channel still stand.
+    pub fn connected(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+
+    /// Reads how many messages wait in the queue (a passive declare) into the queue-depth gauge, and returns it
+    /// (`None` when the broker did not answer in time).
+    pub async fn queue_depth(&self, settings: &ConsumerSettings) -> Option<u32> {
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let queue = settings.partition_queue();
+        let declare = self.channel.queue_declare(queue.as_str().into(), passive, FieldTable::default());
+        let Ok(Ok(queue)) = tokio::time::timeout(Duration::from_secs(2), declare).await else { return None };
+        settings.metrics.queue_depth.set(i64::from(queue.message_count()));
+        Some(queue.message_count())
+    }
+}
+
+/// The markers this partition has handled: those up to its stored position (or, for a new split's, where the split
+/// before it left off), those this process handled before it reconnected, and what a catch-up just wrote. Called
+/// after the declaration: a queue found missing was recorded before it was created again, by this replica or
+/// another one.
+async fn start_chain(settings: &ConsumerSettings, views: &Views) -> lapin::Result<()> {
+    let caught_up = catch_up_if_lost(settings, views).await?;
+    let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
+    for through in [stored, caught_up].into_iter().flatten() {
+        settings.handled.handled(settings.partition, through);
+    }
+    Ok(())
+}
+
+/// Catches the partition up from the event feed if its queue was lost while it may have held events (see
+/// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
+/// from consuming until the next attempt.
+async fn catch_up_if_lost(settings: &ConsumerSettings, views: &Views) -> lapin::Result<Option<i64>> {
+    let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
+        return Ok(None);
+    };
+    let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| store_failed(&err))?;
+    views.caught_up(settings.partition).await.map_err(|err| store_failed(&err))?;
+    tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
+        events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
+    Ok(Some(caught.through))
+}
