@@ -359,7 +359,7 @@ pub struct StreamTicket {
     pub ticket: String,
     /// Seconds the ticket opens the stream for.
     pub expires_in: u64,
-    /// The stream's path with the ticket and `minVersion` 1; add `minVersion` to start later.
+    /// The stream's path with the ticket (the stream starts at version 1); add `minVersion` to start later.
     pub stream_url: String,
 }
 
