@@ -58,83 +58,33 @@ impl Waiting {
         wait: Duration,
         visible: impl Fn(&StoredView) -> bool,
     ) -> Result<(Option<Arc<StoredView>>, Option<Waited>), StoreError> {
-        // The view as the caller may see it, and whether there was one it may not see.
-        let read = || async {
-            let found = self.reader.get(id).await?;
-            let hidden = found.as_ref().is_some_and(|view| !visible(view));
-            Ok::<_, StoreError>((found.filter(|view| visible(view)), hidden))
-        };
         let mut subscription = self.waiters.subscribe(id);
-        let mut view = read().await?.0;
-        if version_of(&view) >= min_version || wait.is_zero() {
-            return Ok((view, None));
+        let mut wait_for = VersionWait {
+            waiting: self,
+            id,
+            min_version,
+            visible,
+            deadline: tokio::time::Instant::now() + wait,
+            view: None,
+            behind: None,
+            deaf: false,
+        };
+        wait_for.view = wait_for.read().await?.0;
+        if version_of(&wait_for.view) >= min_version || wait.is_zero() {
+            return Ok((wait_for.view, None));
         }
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + wait;
-        // Set once a notice said the version exists but the store this replica reads did not have it yet (a
-        // secondary that lags): the pause before asking the store again.
-        let mut behind: Option<Duration> = None;
-        // Set once a notice showed a view the caller may not see: from then on the wait hears no notice.
-        let mut deaf = false;
+        wait_for.deadline = tokio::time::Instant::now() + wait;
         let reached = loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if let Some(pause) = behind {
-                if service_runtime::sleep_or_shutdown(pause.min(left), &self.shutdown).await {
-                    break false;
-                }
-                view = read().await?.0;
-                if version_of(&view) >= min_version {
-                    break true;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    break false;
-                }
-                behind = Some((pause * 2).min(RECHECK));
-                continue;
-            }
-            let notice = async {
-                if deaf {
-                    std::future::pending().await
-                } else {
-                    subscription.reached(min_version).await
-                }
+            let step = match wait_for.behind {
+                Some(pause) => wait_for.after_pause(pause).await?,
+                None => wait_for.after_notice(&mut subscription).await?,
             };
-            tokio::select! {
-                () = self.shutdown.cancelled() => break false,
-                woken = tokio::time::timeout(RECHECK.min(left), notice) => match woken {
-                    // The projector handed over the view it wrote: no second read.
-                    Ok(Some(announced)) if visible(&announced) => {
-                        view = Some(announced);
-                        break true;
-                    }
-                    Ok(Some(_)) => deaf = true,
-                    Ok(None) => {
-                        let hidden;
-                        (view, hidden) = read().await?;
-                        if version_of(&view) >= min_version {
-                            break true;
-                        }
-                        if hidden {
-                            deaf = true;
-                        } else {
-                            behind = Some(BEHIND_FIRST_PAUSE);
-                        }
-                    }
-                    // No notice yet; one may have been lost: MongoDB is asked every few seconds, and once more
-                    // before giving up.
-                    Err(_) => {
-                        view = read().await?.0;
-                        if version_of(&view) >= min_version {
-                            break true;
-                        }
-                        if tokio::time::Instant::now() >= deadline {
-                            break false;
-                        }
-                    }
-                },
+            if let Some(reached) = step {
+                break reached;
             }
         };
-        Ok((view, Some(Waited { reached, took: started.elapsed() })))
+        Ok((wait_for.view, Some(Waited { reached, took: started.elapsed() })))
     }
 
     /// The read model's position, once at `min_position` or when `wait` runs out (or the service stops). The board
@@ -204,6 +154,103 @@ impl Waiting {
                 () = tokio::time::sleep(STREAM_RECHECK) => {}
             }
         }
+    }
+}
+
+/// One wait of [`Waiting::for_version`], in its state: the newest view seen, the pause before asking a lagging
+/// store again, and whether it stopped listening to notices about a view the caller may not see. Each step answers
+/// `Some(reached)` when the wait is over, `None` to go on.
+struct VersionWait<'a, F> {
+    waiting: &'a Waiting,
+    id: Uuid,
+    min_version: i64,
+    visible: F,
+    deadline: tokio::time::Instant,
+    view: Option<Arc<StoredView>>,
+    /// Set once a notice said the version exists but the store this replica reads did not have it yet (a
+    /// secondary that lags): the pause before asking the store again.
+    behind: Option<Duration>,
+    /// Set once a notice showed a view the caller may not see: from then on the wait hears no notice.
+    deaf: bool,
+}
+
+impl<F: Fn(&StoredView) -> bool> VersionWait<'_, F> {
+    /// The view as the caller may see it, and whether there was one it may not see.
+    async fn read(&self) -> Result<(Option<Arc<StoredView>>, bool), StoreError> {
+        let found = self.waiting.reader.get(self.id).await?;
+        let hidden = found.as_ref().is_some_and(|view| !(self.visible)(view));
+        Ok((found.filter(|view| (self.visible)(view)), hidden))
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    fn reached(&self) -> bool {
+        version_of(&self.view) >= self.min_version
+    }
+
+    /// Asks a lagging store again after `pause` (doubling it, up to [`RECHECK`]).
+    async fn after_pause(&mut self, pause: Duration) -> Result<Option<bool>, StoreError> {
+        if service_runtime::sleep_or_shutdown(pause.min(self.left()), &self.waiting.shutdown).await {
+            return Ok(Some(false));
+        }
+        self.view = self.read().await?.0;
+        if self.reached() {
+            return Ok(Some(true));
+        }
+        if tokio::time::Instant::now() >= self.deadline {
+            return Ok(Some(false));
+        }
+        self.behind = Some((pause * 2).min(RECHECK));
+        Ok(None)
+    }
+
+    /// Waits for a notice that the version is there (unless deaf), at most [`RECHECK`]; MongoDB is asked when it
+    /// comes without the view, and when none came, in case one was lost (once more before giving up).
+    async fn after_notice(&mut self, subscription: &mut Subscription) -> Result<Option<bool>, StoreError> {
+        let (deaf, min_version) = (self.deaf, self.min_version);
+        let notice = async {
+            if deaf {
+                std::future::pending().await
+            } else {
+                subscription.reached(min_version).await
+            }
+        };
+        let woken = tokio::select! {
+            () = self.waiting.shutdown.cancelled() => return Ok(Some(false)),
+            woken = tokio::time::timeout(RECHECK.min(self.left()), notice) => woken,
+        };
+        match woken {
+            // The projector handed over the view it wrote: no second read.
+            Ok(Some(announced)) if (self.visible)(&announced) => {
+                self.view = Some(announced);
+                return Ok(Some(true));
+            }
+            Ok(Some(_)) => self.deaf = true,
+            Ok(None) => {
+                let hidden;
+                (self.view, hidden) = self.read().await?;
+                if self.reached() {
+                    return Ok(Some(true));
+                }
+                if hidden {
+                    self.deaf = true;
+                } else {
+                    self.behind = Some(BEHIND_FIRST_PAUSE);
+                }
+            }
+            Err(_) => {
+                self.view = self.read().await?.0;
+                if self.reached() {
+                    return Ok(Some(true));
+                }
+                if tokio::time::Instant::now() >= self.deadline {
+                    return Ok(Some(false));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
