@@ -310,7 +310,6 @@ impl Rebuilder {
             if service_runtime::sleep_or_shutdown(JANITOR_INTERVAL, &self.shutdown).await {
                 return;
             }
-            let generations = self.views.generations();
             // A look that does not reach the store hears nothing: silence counts only over looks that do.
             let held = match self.views.generations_held().await {
                 Ok(held) => held,
@@ -321,58 +320,79 @@ impl Rebuilder {
                     continue;
                 }
             };
-            match generations.abandon_silent(&mut silence).await {
-                // Dropped on a later round: writers see the pointer change within `GRACE`.
-                Ok(Some(name)) => {
-                    tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
-                    continue;
-                }
-                Ok(None) | Err(PointerError::Raced) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, "checking for an abandoned rebuild failed");
-                    silence.forget();
-                    rejoin_silence.forget();
-                    continue;
-                }
-            }
-            match generations.end_silent_rejoin(&mut rejoin_silence).await {
-                Ok(Some(name)) => {
-                    tracing::warn!(
-                        generation = name,
-                        "stopped the rejoining of a generation whose rollback stopped reporting"
-                    )
-                }
-                Ok(None) | Err(PointerError::Raced) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, "checking for an abandoned rollback failed");
-                    rejoin_silence.forget();
-                }
-            }
-            // `abandon_silent` has just read the pointer: this is its cached copy.
-            let Ok(pointer) = generations.current().await else { continue };
-            for name in pointer.given_up(&held) {
-                match self.views.drop_generation(&name).await {
-                    Ok(()) => tracing::info!(generation = name, "dropped a generation the pointer gave up"),
-                    Err(err) => {
-                        tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed")
-                    }
-                }
-            }
-            let known = pointer.first_complete.is_some() || !pointer.lacking.is_empty();
-            let incomplete = known && !generations.active_complete(&pointer);
-            if !builds || !incomplete || pointer.building.is_some() || pointer.rejoining.is_some() {
+            if !self.clear_silent_jobs(&mut silence, &mut rejoin_silence).await {
                 continue;
             }
-            match self.start().await {
-                Ok(generation) => tracing::warn!(
-                    projection = self.projection.name(),
-                    generation,
-                    "the read model does not hold the log from its start: building it from the event feed"
-                ),
-                Err(RebuildError::Pointer(PointerError::Building(_) | PointerError::Raced)) => {}
-                Err(err) => tracing::warn!(projection = self.projection.name(), error = %err,
-                    "the read model does not hold the log from its start and could not start building it"),
+            // `abandon_silent` has just read the pointer: this is its cached copy.
+            let Ok(pointer) = self.views.generations().current().await else { continue };
+            self.drop_given_up(&pointer, &held).await;
+            if builds {
+                self.build_if_incomplete(&pointer).await;
             }
+        }
+    }
+
+    /// Clears a rebuild whose builder stopped reporting, and stops the rejoining of a generation whose rollback
+    /// did. `false` when this round of the janitor ends here: a rebuild was just cleared (its generation is dropped
+    /// on a later round: writers see the pointer change within `GRACE`), or the pointer could not be checked.
+    async fn clear_silent_jobs(&self, silence: &mut Silence, rejoin_silence: &mut Silence) -> bool {
+        let generations = self.views.generations();
+        match generations.abandon_silent(silence).await {
+            Ok(Some(name)) => {
+                tracing::warn!(generation = name, "cleared a rebuild whose builder stopped reporting");
+                return false;
+            }
+            Ok(None) | Err(PointerError::Raced) => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "checking for an abandoned rebuild failed");
+                silence.forget();
+                rejoin_silence.forget();
+                return false;
+            }
+        }
+        match generations.end_silent_rejoin(rejoin_silence).await {
+            Ok(Some(name)) => {
+                tracing::warn!(
+                    generation = name,
+                    "stopped the rejoining of a generation whose rollback stopped reporting"
+                )
+            }
+            Ok(None) | Err(PointerError::Raced) => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "checking for an abandoned rollback failed");
+                rejoin_silence.forget();
+            }
+        }
+        true
+    }
+
+    /// Drops the generations the pointer has given up that the store still `held`.
+    async fn drop_given_up(&self, pointer: &Pointer, held: &[(String, i64)]) {
+        for name in pointer.given_up(held) {
+            match self.views.drop_generation(&name).await {
+                Ok(()) => tracing::info!(generation = name, "dropped a generation the pointer gave up"),
+                Err(err) => tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed"),
+            }
+        }
+    }
+
+    /// Starts building the read model from the log when its active generation is known not to hold the log from
+    /// its start and no rebuild or rollback runs.
+    async fn build_if_incomplete(&self, pointer: &Pointer) {
+        let known = pointer.first_complete.is_some() || !pointer.lacking.is_empty();
+        let incomplete = known && !self.views.generations().active_complete(pointer);
+        if !incomplete || pointer.building.is_some() || pointer.rejoining.is_some() {
+            return;
+        }
+        match self.start().await {
+            Ok(generation) => tracing::warn!(
+                projection = self.projection.name(),
+                generation,
+                "the read model does not hold the log from its start: building it from the event feed"
+            ),
+            Err(RebuildError::Pointer(PointerError::Building(_) | PointerError::Raced)) => {}
+            Err(err) => tracing::warn!(projection = self.projection.name(), error = %err,
+                "the read model does not hold the log from its start and could not start building it"),
         }
     }
 
