@@ -22,7 +22,7 @@
 
 use futures_util::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use service_runtime::watchdog::{StageId, Watchdog};
@@ -215,6 +215,9 @@ pub struct Heard {
     pub watchdog: Watchdog,
 }
 
+/// Listens on one connection until shutdown or its first failure: a private queue bound to the view-changed
+/// exchange, bound again every 2 s (an exchange deleted and declared again has lost its bindings), every notice
+/// heard that is of this deployment announced.
 async fn listen_once(
     amqp_url: &str,
     route: &NoticeRoute,
@@ -223,65 +226,88 @@ async fn listen_once(
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
-    let connection = service_runtime::amqp::connect(
-        amqp_url,
-        ConnectionProperties::default().with_connection_name("view-notices".into()),
-    )
-    .await?;
+    let properties = ConnectionProperties::default().with_connection_name("view-notices".into());
+    let connection = service_runtime::amqp::connect(amqp_url, properties).await?;
     let channel = connection.create_channel().await?;
-    let exchange = route.exchange.as_str();
-    declare(&channel, exchange).await?;
-    let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
-    let queue = channel.queue_declare("".into(), private, FieldTable::default()).await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            exchange.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-    let mut notices = channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await?;
-    let bind_again = || async {
-        let bind = channel.queue_bind(
-            queue.name().clone(),
-            exchange.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        );
-        // The exchange gone, the broker answers 404 and closes the channel: start over, declaring it again.
-        service_runtime::amqp::within(Duration::from_secs(5), "binding the notice queue", bind).await
-    };
-    bound.send_replace(true);
-    backoff.reset();
-    let mut health = tokio::time::interval(Duration::from_secs(2));
-    let result = loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break Ok(()),
-            _ = health.tick() => {
-                if !connection.status().connected() {
-                    break Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
-                }
-                if let Err(err) = bind_again().await {
-                    break Err(err);
-                }
-            }
-            next = notices.next() => match next {
-                Some(Ok(delivery)) if !route.hears(delivery.properties.headers().as_ref()) => {}
-                Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
-                    Ok(notice) => notice.announce(heard),
-                    Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
-                },
-                Some(Err(err)) => break Err(err),
-                None => break Err(lapin::Error::from(std::io::Error::other("notice consumer cancelled"))),
-            },
+    let result = match PrivateQueue::bind(&channel, &route.exchange).await {
+        Ok(queue) => {
+            bound.send_replace(true);
+            backoff.reset();
+            queue.hear(&connection, route, heard, shutdown).await
         }
+        Err(err) => Err(err),
     };
     service_runtime::amqp::close(&connection, "listener stopping").await;
     result
+}
+
+/// Binds `queue` to `exchange`. The exchange gone, the broker answers 404 and closes the channel: the listener
+/// starts over, declaring it again.
+async fn bind_queue(channel: &Channel, queue: &ShortString, exchange: &str) -> lapin::Result<()> {
+    let bind = channel.queue_bind(
+        queue.clone(),
+        exchange.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    );
+    service_runtime::amqp::within(Duration::from_secs(5), "binding the notice queue", bind).await
+}
+
+/// This replica's queue of notices: exclusive, deleted with its connection, bound to the view-changed exchange.
+struct PrivateQueue<'a> {
+    channel: &'a Channel,
+    exchange: &'a str,
+    name: ShortString,
+    notices: lapin::Consumer,
+}
+
+impl<'a> PrivateQueue<'a> {
+    /// Declares the exchange and a private queue bound to it, and consumes the queue.
+    async fn bind(channel: &'a Channel, exchange: &'a str) -> lapin::Result<Self> {
+        declare(channel, exchange).await?;
+        let private = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        let name = channel.queue_declare("".into(), private, FieldTable::default()).await?.name().clone();
+        bind_queue(channel, &name, exchange).await?;
+        let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+        let notices = channel.basic_consume(name.clone(), "".into(), no_ack, FieldTable::default()).await?;
+        Ok(Self { channel, exchange, name, notices })
+    }
+
+    async fn bind_again(&self) -> lapin::Result<()> {
+        bind_queue(self.channel, &self.name, self.exchange).await
+    }
+
+    /// Announces every notice of this deployment heard, until shutdown or a failure.
+    async fn hear(
+        mut self,
+        connection: &lapin::Connection,
+        route: &NoticeRoute,
+        heard: &Heard,
+        shutdown: &CancellationToken,
+    ) -> lapin::Result<()> {
+        let mut health = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                _ = health.tick() => {
+                    if !connection.status().connected() {
+                        return Err(lapin::Error::from(std::io::Error::other("connection to RabbitMQ lost")));
+                    }
+                    self.bind_again().await?;
+                }
+                next = self.notices.next() => match next {
+                    Some(Ok(delivery)) if !route.hears(delivery.properties.headers().as_ref()) => {}
+                    Some(Ok(delivery)) => match serde_json::from_slice::<Notice>(&delivery.data) {
+                        Ok(notice) => notice.announce(heard),
+                        Err(err) => tracing::warn!(error = %err, "ignoring a malformed view-changed notice"),
+                    },
+                    Some(Err(err)) => return Err(err),
+                    None => return Err(lapin::Error::from(std::io::Error::other("notice consumer cancelled"))),
+                },
+            }
+        }
+    }
 }
 
 #[cfg(test)]
