@@ -81,60 +81,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    let config = cli.config;
     match cli.role.unwrap_or(Role::Serve) {
-        Role::Serve => run::start(cli.config, shutdown).await?.task.await?,
-        Role::Rebuild { projection } => {
-            let views = cli.config.views(None).await?;
-            let rebuilder = cli.config.rebuilder(projection, &views, shutdown)?;
-            let generation = rebuilder.claim().await.context("starting the rebuild")?;
-            eprintln!("rebuilding into {generation}");
-            let (progress, updates) = watch::channel(Progress::default());
-            let bar = tokio::spawn(show_progress(updates));
-            let report = rebuilder.run(&generation, &progress).await;
-            drop(progress);
-            let _ = bar.await;
-            let report = report?;
-            eprintln!(
-                "switched to {}: {} events ({} documents) replayed in {:.1} s, {:.0} events/s",
-                report.generation,
-                report.events,
-                report.views,
-                report.replay.as_secs_f64(),
-                report.events_per_second()
-            );
-            Ok(())
-        }
-        Role::Dlq { action: DlqAction::Redrive { projection } } => {
-            let metrics = query_service::metrics::QueryMetrics::new()?;
-            for projection in chosen(projection) {
-                let settings = run::consumer_settings(
-                    &cli.config,
-                    projection,
-                    metrics.projector(projection.name()),
-                    Default::default(),
-                    Default::default(),
-                    cli.config.watchdog.watchdog(),
-                );
-                let moved = query_service::projection::redrive(&settings).await?;
-                eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
-            }
-            Ok(())
-        }
-        Role::Verify { repair, projection } => {
-            let views = cli.config.views(None).await?;
-            let feed = cli.config.feed()?;
-            let mut left = 0;
-            for projection in chosen(projection) {
-                let views = views.for_model(projection.model());
-                let report = query_service::verify::walk::verify(projection, &views, &feed, repair).await?;
-                left += print_report(&report, repair)?;
-            }
-            anyhow::ensure!(left == 0, "{left} document(s) differ from the event log");
-            Ok(())
-        }
+        Role::Serve => run::start(config, shutdown).await?.task.await?,
+        Role::Rebuild { projection } => rebuild(&config, projection, shutdown).await,
+        Role::Dlq { action: DlqAction::Redrive { projection } } => redrive(&config, projection).await,
+        Role::Verify { repair, projection } => verify(&config, projection, repair).await,
         Role::Rollback { projection } => {
-            let views = cli.config.views(None).await?;
-            let (pointer, report) = cli.config.rebuilder(projection, &views, shutdown)?.roll_back().await?;
+            let views = config.views(None).await?;
+            let (pointer, report) = config.rebuilder(projection, &views, shutdown)?.roll_back().await?;
             eprintln!(
                 "active generation: {} (previous: {}), caught up with {} events",
                 pointer.active,
@@ -144,6 +99,66 @@ async fn run_role(cli: Cli, shutdown: tokio_util::sync::CancellationToken) -> an
             Ok(())
         }
     }
+}
+
+/// `query-service rebuild`: builds a new generation from the log, with a progress bar, and switches to it.
+async fn rebuild(
+    config: &Config,
+    projection: &'static dyn Projection,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let views = config.views(None).await?;
+    let rebuilder = config.rebuilder(projection, &views, shutdown)?;
+    let generation = rebuilder.claim().await.context("starting the rebuild")?;
+    eprintln!("rebuilding into {generation}");
+    let (progress, updates) = watch::channel(Progress::default());
+    let bar = tokio::spawn(show_progress(updates));
+    let report = rebuilder.run(&generation, &progress).await;
+    drop(progress);
+    let _ = bar.await;
+    let report = report?;
+    eprintln!(
+        "switched to {}: {} events ({} documents) replayed in {:.1} s, {:.0} events/s",
+        report.generation,
+        report.events,
+        report.views,
+        report.replay.as_secs_f64(),
+        report.events_per_second()
+    );
+    Ok(())
+}
+
+/// `query-service dlq redrive`: moves the dead letters of the chosen projections back to their queues.
+async fn redrive(config: &Config, projection: Option<&'static dyn Projection>) -> anyhow::Result<()> {
+    let metrics = query_service::metrics::QueryMetrics::new()?;
+    for projection in chosen(projection) {
+        let settings = run::consumer_settings(
+            config,
+            projection,
+            metrics.projector(projection.name()),
+            Default::default(),
+            Default::default(),
+            config.watchdog.watchdog(),
+        );
+        let moved = query_service::projection::redrive(&settings).await?;
+        eprintln!("redrove {moved} message(s) from {} to {}", settings.dead_letter_queue(), settings.queue);
+    }
+    Ok(())
+}
+
+/// `query-service verify`: checks the chosen read models against the log (with `repair`, writes the findings
+/// over); fails when a document still differs.
+async fn verify(config: &Config, projection: Option<&'static dyn Projection>, repair: bool) -> anyhow::Result<()> {
+    let views = config.views(None).await?;
+    let feed = config.feed()?;
+    let mut left = 0;
+    for projection in chosen(projection) {
+        let views = views.for_model(projection.model());
+        let report = query_service::verify::walk::verify(projection, &views, &feed, repair).await?;
+        left += print_report(&report, repair)?;
+    }
+    anyhow::ensure!(left == 0, "{left} document(s) differ from the event log");
+    Ok(())
 }
 
 /// Prints what a check of one read model found (findings on stderr, the summary as a JSON line on stdout); returns

@@ -32,41 +32,9 @@ pub async fn verify(
 ) -> anyhow::Result<Report> {
     let position = views.position().await?;
     let generation = views.generations().current().await?.active;
-    let mut stored: HashMap<String, Stored> = views
-        .scan(&generation)
-        .await?
-        .into_iter()
-        .filter_map(|document| {
-            let id = document.get_str("_id").ok()?.to_owned();
-            Some((id, Stored::from_document(document)))
-        })
-        .collect();
-
+    let mut stored = stored_documents(views, &generation).await?;
     let mut summary = Summary::default();
-    let mut expected: HashMap<String, Expected> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = feed.page(after).await?;
-        let fetched = page.events.len();
-        for envelope in page.events {
-            let documents = shared_events::decode_envelope(envelope)
-                .map_err(|reason| reason.to_string())
-                .and_then(|event| Ok((event.sequence, projection.apply(&event)?)));
-            let Ok((sequence, documents)) = documents else {
-                summary.unreadable_events += 1;
-                continue;
-            };
-            for document in documents {
-                let stored_version = stored.get(&document.id).and_then(|s| s.version);
-                expected.entry(document.id.clone()).or_default().add(document, sequence, stored_version);
-            }
-        }
-        after = page.metadata.next_after;
-        if fetched < feed.page_size() as usize {
-            break;
-        }
-    }
-
+    let mut expected = expected_from_log(projection, feed, &stored, &mut summary).await?;
     let mut findings = Vec::new();
     let ids: Vec<String> =
         expected.keys().chain(stored.keys().filter(|id| !expected.contains_key(*id))).cloned().collect();
@@ -87,4 +55,50 @@ pub async fn verify(
     }
     findings.sort_by(|a, b| a.order_id.cmp(&b.order_id));
     Ok(Report { projection: projection.name(), generation, position, summary, findings })
+}
+
+/// Every document of the generation, by id.
+async fn stored_documents(views: &Views, generation: &str) -> anyhow::Result<HashMap<String, Stored>> {
+    Ok(views
+        .scan(generation)
+        .await?
+        .into_iter()
+        .filter_map(|document| {
+            let id = document.get_str("_id").ok()?.to_owned();
+            Some((id, Stored::from_document(document)))
+        })
+        .collect())
+}
+
+/// What the log makes of each document, read page by page from the event feed; events the projection cannot read
+/// are counted in `summary`.
+async fn expected_from_log(
+    projection: &'static dyn Projection,
+    feed: &Feed,
+    stored: &HashMap<String, Stored>,
+    summary: &mut Summary,
+) -> anyhow::Result<HashMap<String, Expected>> {
+    let mut expected: HashMap<String, Expected> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = feed.page(after).await?;
+        let fetched = page.events.len();
+        for envelope in page.events {
+            let documents = shared_events::decode_envelope(envelope)
+                .map_err(|reason| reason.to_string())
+                .and_then(|event| Ok((event.sequence, projection.apply(&event)?)));
+            let Ok((sequence, documents)) = documents else {
+                summary.unreadable_events += 1;
+                continue;
+            };
+            for document in documents {
+                let stored_version = stored.get(&document.id).and_then(|s| s.version);
+                expected.entry(document.id.clone()).or_default().add(document, sequence, stored_version);
+            }
+        }
+        after = page.metadata.next_after;
+        if fetched < feed.page_size() as usize {
+            return Ok(expected);
+        }
+    }
 }
