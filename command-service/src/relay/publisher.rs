@@ -185,52 +185,23 @@ impl Publisher {
     /// did, and which were told about the whole log.
     pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<CheckpointOutcome> {
         let last_markers = self.last_markers.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let plain = BasicProperties::default()
-            .with_type(CHECKPOINT_TYPE.into())
-            .with_content_type(CONTENT_TYPE.into())
-            .with_delivery_mode(2);
         let telling = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut pending = Vec::with_capacity(self.exchanges.len());
+        let mut told = Vec::with_capacity(self.exchanges.len());
+        let mut confirms = Vec::with_capacity(self.exchanges.len());
         for (name, exchange) in &self.exchanges {
             let previous = last_markers.get(*name).copied();
             let body = serde_json::to_vec(&Checkpoint { closed_through, previous })
                 .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
             let whole_log = telling.contains(*name);
-            let properties = if whole_log {
-                let mut headers = FieldTable::default();
-                headers.insert(WHOLE_LOG_HEADER.into(), AMQPValue::Boolean(true));
-                plain.clone().with_headers(headers)
-            } else {
-                plain.clone()
-            };
+            let properties = checkpoint_properties(whole_log);
             let confirm = self
                 .channel
                 .basic_publish(exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties)
                 .await?;
-            pending.push((*name, whole_log, confirm));
+            told.push((*name, whole_log));
+            confirms.push(confirm);
         }
-        // A return names its marker by its exchange, whichever confirm it came with (see the module's notes).
-        let (told, confirms): (Vec<_>, Vec<_>) =
-            pending.into_iter().map(|(name, whole_log, confirm)| ((name, whole_log), confirm)).unzip();
-        let confirmed = async {
-            let mut missing = BTreeSet::new();
-            for confirm in confirms {
-                match confirm.await? {
-                    Confirmation::Ack(None) => {}
-                    Confirmation::Ack(Some(message)) => match self.returned(&message).read_model {
-                        Some(name) => {
-                            missing.insert(name);
-                        }
-                        None => missing.extend(self.exchanges.iter().map(|(name, _)| *name)),
-                    },
-                    Confirmation::Nack(_) | Confirmation::NotRequested => {
-                        return Err(service_runtime::amqp::refused("a checkpoint"))
-                    }
-                }
-            }
-            Ok(missing)
-        };
-        let missing = service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", confirmed).await?;
+        let missing = service_runtime::amqp::within(CONFIRM_TIMEOUT, "a checkpoint", self.unrouted(confirms)).await?;
         let mut outcome = CheckpointOutcome::default();
         for (name, whole_log) in told {
             if missing.contains(name) {
@@ -242,6 +213,34 @@ impl Publisher {
                 }
             }
         }
+        self.record(&outcome, closed_through);
+        Ok(outcome)
+    }
+
+    /// The read models no queue of which took their marker, as the `confirms` say. A return names its marker by its
+    /// exchange, whichever confirm it came with (see the module's notes).
+    async fn unrouted(&self, confirms: Vec<lapin::PublisherConfirm>) -> lapin::Result<BTreeSet<&'static str>> {
+        let mut missing = BTreeSet::new();
+        for confirm in confirms {
+            match confirm.await? {
+                Confirmation::Ack(None) => {}
+                Confirmation::Ack(Some(message)) => match self.returned(&message).read_model {
+                    Some(name) => {
+                        missing.insert(name);
+                    }
+                    None => missing.extend(self.exchanges.iter().map(|(name, _)| *name)),
+                },
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    return Err(service_runtime::amqp::refused("a checkpoint"))
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Remembers what a round of markers did: the read models told about the whole log are told no more, and each
+    /// routed marker is the one the next names.
+    fn record(&self, outcome: &CheckpointOutcome, closed_through: i64) {
         let mut still = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner);
         for told in &outcome.told_whole_log {
             still.remove(told);
@@ -250,7 +249,6 @@ impl Publisher {
         for routed in &outcome.routed {
             last_markers.insert(routed.clone(), closed_through);
         }
-        Ok(outcome)
     }
 
     /// Closes the connection; a broker that went away may never answer the close, so it is bounded too.
@@ -331,6 +329,21 @@ fn properties(envelope: &shared_events::Envelope) -> BasicProperties {
         .with_timestamp(envelope.occurred_at.unix_timestamp().max(0) as u64)
         .with_delivery_mode(2)
         .with_headers(headers)
+}
+
+/// A checkpoint marker's properties: persistent, typed, with the [`WHOLE_LOG_HEADER`] when it tells its read model
+/// that its queue holds the whole log.
+fn checkpoint_properties(whole_log: bool) -> BasicProperties {
+    let plain = BasicProperties::default()
+        .with_type(CHECKPOINT_TYPE.into())
+        .with_content_type(CONTENT_TYPE.into())
+        .with_delivery_mode(2);
+    if !whole_log {
+        return plain;
+    }
+    let mut headers = FieldTable::default();
+    headers.insert(WHOLE_LOG_HEADER.into(), AMQPValue::Boolean(true));
+    plain.with_headers(headers)
 }
 
 #[cfg(test)]

@@ -217,8 +217,20 @@ async fn take_slot(
         store::slots::remove(pool, slot, true).await?;
     }
     store::slots::create(pool, slot).await.with_context(|| format!("creating replication slot {slot}"))?;
-    // Rows committed before the slot's start and not yet published go out the notify way, marked; the ones
-    // committed since come through the slot too (published twice, applied once).
+    catch_up_and_hand_over(pool, lock, publisher, settings, shutdown).await
+}
+
+/// Publishes, the notify way (marking them), the rows committed before the new slot's start and not yet published —
+/// the ones committed since come through the slot too (published twice, applied once) — then hands the log to the
+/// slot. `false` on shutdown.
+async fn catch_up_and_hand_over(
+    pool: &PgPool,
+    lock: &mut PgConnection,
+    publisher: &Publisher,
+    settings: &RelaySettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let slot = settings.replication.slot.as_str();
     let (mut checkpoint, published_before) = (0, settings.metrics.published.get());
     loop {
         if drain(pool, lock, publisher, settings, shutdown, &mut checkpoint).await? == Drained::Empty {
@@ -310,23 +322,10 @@ impl<'a> Stream<'a> {
                 .unwrap_or(next_heartbeat);
             tokio::select! {
                 () = self.shutdown.cancelled() => {
-                    // A clean stop records how far it got: a switch to `notify` then publishes nothing twice.
-                    if self.checkpoint > self.recorded.0 {
-                        let slot = &self.settings.replication.slot;
-                        store::progress::published_through(&self.pool, slot, self.checkpoint).await?;
-                    }
+                    self.stop().await?;
                     return Ok(Outcome::Stopped);
                 }
-                event = client.recv() => {
-                    self.receive(client, event)?;
-                    // Take whatever else has arrived, up to a batch.
-                    while self.ready.rows.len() < batch_size {
-                        match tokio::time::timeout(Duration::ZERO, client.recv()).await {
-                            Ok(event) => self.receive(client, event)?,
-                            Err(_) => break,
-                        }
-                    }
-                }
+                event = client.recv() => self.receive_batch(client, event, batch_size).await?,
                 resolved = resolution(&mut self.resolving) => {
                     self.resolving = None;
                     match resolved {
@@ -349,6 +348,32 @@ impl<'a> Stream<'a> {
                 self.resolving = Some(tokio::spawn(settle_and_mark(self.pool.clone(), self.shutdown.clone())));
             }
         }
+    }
+
+    /// A clean stop records how far it got: a switch to `notify` then publishes nothing twice.
+    async fn stop(&self) -> anyhow::Result<()> {
+        if self.checkpoint > self.recorded.0 {
+            let slot = &self.settings.replication.slot;
+            store::progress::published_through(&self.pool, slot, self.checkpoint).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes `event`, then whatever else has arrived, into the batch, up to `batch_size` events.
+    async fn receive_batch(
+        &mut self,
+        client: &mut ReplicationClient,
+        event: pgwire_replication::Result<Option<ReplicationEvent>>,
+        batch_size: usize,
+    ) -> anyhow::Result<()> {
+        self.receive(client, event)?;
+        while self.ready.rows.len() < batch_size {
+            match tokio::time::timeout(Duration::ZERO, client.recv()).await {
+                Ok(event) => self.receive(client, event)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// Takes one event of the stream into the batch.
