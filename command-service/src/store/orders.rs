@@ -12,10 +12,18 @@
 //! the retry replays it), or a concurrent change commits the previous event after this statement's snapshot (its
 //! payload reads as missing and the `not null` on `outbox.payload` refuses the event: nothing is written). A key whose
 //! earlier use expired is deleted, then the command runs again.
+//!
+//! Parameters are named: a statement takes one JSON object, serialized from its own struct ([`PlaceParams`],
+//! [`ChangeParams`]) and read into typed columns (`params`, by `jsonb_to_record`), so reordering a field changes
+//! nothing and a statement names each value it uses. Its one row is typed the same way: the event it appended, the
+//! order a change found and the key's earlier use, each a JSON object read into a struct ([`OutcomeRow`]).
 
 use rust_decimal::Decimal;
-use shared_events::OrderStatus;
+use serde::{Deserialize, Serialize};
+use shared_events::{OrderState, OrderStatus, StatusChange};
+use sqlx::types::Json;
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::outbox::APPEND_BARRIER_KEY;
@@ -83,91 +91,202 @@ pub struct LifecycleChange<'a> {
     pub rule: &'a ChangeRule,
 }
 
-/// The previous use of the key, and its answer's event, ahead of every command statement. Parameters: `$1` caller,
-/// `$2` key.
+/// A command statement's parameters arrive as one JSON object (`$1`), read into a row of named, typed columns
+/// (`params`): each statement names what it uses (`p.order_id`), and the Rust side is one struct per statement
+/// ([`PlaceParams`], [`ChangeParams`]), serialized by its field names. The columns every statement takes first:
+/// the key's use and the append barrier.
+macro_rules! key_params {
+    () => {
+        "caller text, key text, fingerprint text, status_code int4, location text, barrier int8"
+    };
+}
+
+/// The previous use of the key, and its answer's event, ahead of every command statement (as `earlier`).
 macro_rules! earlier_use {
     () => {
-        "with earlier as (
-             select k.fingerprint as key_fingerprint, k.created_at < now() - interval '24 hours' as key_expired,
-                    k.status_code as key_status_code, k.location as key_location,
-                    k.response_body as key_response_body, e.order_id as key_order_id,
-                    e.order_version as key_order_version, e.sequence as key_sequence,
-                    e.payload ->> 'status' as key_status, e.payload ->> 'total' as key_total,
-                    e.payload ->> 'currency' as key_currency
-             from idempotency_key k left join outbox e on e.sequence = k.event_sequence
-             where k.caller = $1 and k.key = $2
+        "earlier as (
+             select k.fingerprint, k.created_at < now() - interval '24 hours' as expired, k.status_code, k.location,
+                    k.response_body,
+                    case when e.sequence is not null then jsonb_build_object(
+                        'order_id', e.order_id, 'order_version', e.order_version, 'sequence', e.sequence,
+                        'status', e.payload ->> 'status', 'total', e.payload ->> 'total',
+                        'currency', e.payload ->> 'currency') end as event
+             from params p join idempotency_key k on k.caller = p.caller and k.key = p.key
+                 left join outbox e on e.sequence = k.event_sequence
          ),"
     };
 }
 
-/// The key's row for the event just appended, then one row telling how the statement ended. Parameters: `$1`–`$3`
-/// caller, key, fingerprint; `$4` status code, `$5` location. `current` is the order a change found.
+/// The key's row for the event just appended, then the statement's one row: the event it appended (`recorded`),
+/// the order a change found (`found`, given as `$current`) and the key's earlier use (`earlier`), each a JSON object
+/// or null.
 macro_rules! record_use_and_answer {
     ($current:literal) => {
         concat!(
             "key_use as (
                  insert into idempotency_key (caller, key, fingerprint, status_code, location, response_body,
                                               event_sequence)
-                 select $1, $2, $3, $4, $5, '', sequence from event where $2::text is not null
+                 select p.caller, p.key, p.fingerprint, p.status_code, p.location, '', e.sequence
+                 from params p, event e where p.key is not null
              )
-             select e.order_id, e.order_version, e.sequence, e.status, e.total, e.currency, ",
+             select (select to_jsonb(e) from event e) as recorded, ",
             $current,
-            ", k.*
-             from (values (1)) as one left join event e on true left join earlier k on true"
+            " as found, (select to_jsonb(k) from earlier k) as earlier"
         )
     };
 }
 
 const PLACE: &str = concat!(
+    "with params as materialized (
+         select * from jsonb_to_record($1) as p(",
+    key_params!(),
+    ", order_id uuid, customer_id text, segment text, currency text, status text, total numeric, version int8,
+           placed_at timestamptz, updated_at timestamptz, lines jsonb, event_id uuid, event_type text,
+           schema_version int4, payload jsonb, traceparent text)
+     ),",
     earlier_use!(),
-    "barrier as materialized (select pg_advisory_xact_lock_shared($6) where not exists (select from earlier)),
+    "barrier as materialized (
+         select pg_advisory_xact_lock_shared(p.barrier) from params p where not exists (select from earlier)
+     ),
      new_order as (
          insert into customer_order (id, customer_id, customer_segment, currency, status, total, version, placed_at,
                                      updated_at)
-         select $7, $8, $9, $10, $11, $12, $13, $14, $15 from barrier
+         select p.order_id, p.customer_id, p.segment, p.currency, p.status, p.total, p.version, p.placed_at,
+                p.updated_at
+         from params p, barrier
          returning id
      ),
      lines as (
          insert into order_line (order_id, line_no, sku, name, quantity, unit_price, line_total)
-         select n.id, l.* from new_order n,
-             unnest($16::int4[], $17::text[], $18::text[], $19::int4[], $20::numeric[], $21::numeric[]) as l
+         select n.id, l.line_no, l.sku, l.name, l.quantity, l.unit_price, l.line_total
+         from new_order n, params p,
+             jsonb_to_recordset(p.lines) as l(line_no int4, sku text, name text, quantity int4, unit_price numeric,
+                                              line_total numeric)
      ),
      event as (
          insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
                              occurred_at)
-         select $22, $23, $24, n.id, $13, $25, $26, $15 from new_order n
+         select p.event_id, p.event_type, p.schema_version, n.id, p.version, p.payload, p.traceparent, p.updated_at
+         from new_order n, params p
          returning order_id, order_version, sequence, payload ->> 'status' as status, payload ->> 'total' as total,
                    payload ->> 'currency' as currency
      ),",
-    record_use_and_answer!("null::int8 as current_version, null::text as current_status")
+    record_use_and_answer!("null::jsonb")
 );
 
 const CHANGE: &str = concat!(
+    "with params as materialized (
+         select * from jsonb_to_record($1) as p(",
+    key_params!(),
+    ", order_id uuid, owner text, expected_version int8, sources text[], status text, updated_at timestamptz,
+           cancel_reason text, event_id uuid, event_type text, patch jsonb, traceparent text)
+     ),",
     earlier_use!(),
     "current as materialized (
-         select o.id, o.version, o.status from customer_order o
-         where o.id = $7 and ($8::text is null or o.customer_id = $8) and not exists (select from earlier)
+         select o.id, o.version, o.status from customer_order o, params p
+         where o.id = p.order_id and (p.owner is null or o.customer_id = p.owner) and not exists (select from earlier)
          for update of o
      ),
      changed as (
-         update customer_order o set status = $11, version = o.version + 1, updated_at = $12, cancel_reason = $13
-         from current c
-         where o.id = c.id and c.status = any($10::text[]) and ($9::int8 is null or c.version = $9)
+         update customer_order o set status = p.status, version = o.version + 1, updated_at = p.updated_at,
+                                     cancel_reason = p.cancel_reason
+         from current c, params p
+         where o.id = c.id and c.status = any(p.sources) and (p.expected_version is null or c.version = p.expected_version)
          returning o.id, o.version
      ),
-     barrier as materialized (select pg_advisory_xact_lock_shared($6) from changed),
+     barrier as materialized (select pg_advisory_xact_lock_shared(p.barrier) from changed, params p),
      event as (
          insert into outbox (event_id, event_type, schema_version, order_id, order_version, payload, traceparent,
                              occurred_at)
-         select $14, $15, p.schema_version, ch.id, ch.version, (p.payload - 'cancelReason') || $16::jsonb, $17, $12
-         from changed ch cross join barrier
-             left join outbox p on p.order_id = ch.id and p.order_version = ch.version - 1
+         select p.event_id, p.event_type, prev.schema_version, ch.id, ch.version,
+                (prev.payload - 'cancelReason') || p.patch, p.traceparent, p.updated_at
+         from changed ch cross join barrier cross join params p
+             left join outbox prev on prev.order_id = ch.id and prev.order_version = ch.version - 1
          returning order_id, order_version, sequence, payload ->> 'status' as status, payload ->> 'total' as total,
                    payload ->> 'currency' as currency
      ),",
-    record_use_and_answer!("c.version as current_version, c.status as current_status"),
-    " left join current c on true"
+    record_use_and_answer!("(select jsonb_build_object('version', c.version, 'status', c.status) from current c)")
 );
+
+/// The key's use and the append barrier, as every command statement takes them.
+#[derive(Debug, Serialize)]
+struct KeyParams<'a> {
+    caller: Option<&'a str>,
+    key: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    status_code: Option<u16>,
+    location: Option<&'a str>,
+    barrier: i64,
+}
+
+impl<'a> KeyParams<'a> {
+    fn of(key: Option<KeyUse<'a>>) -> Self {
+        Self {
+            caller: key.map(|k| k.caller),
+            key: key.map(|k| k.key),
+            fingerprint: key.map(|k| k.fingerprint),
+            status_code: key.map(|k| k.status_code),
+            location: key.and_then(|k| k.location),
+            barrier: APPEND_BARRIER_KEY,
+        }
+    }
+}
+
+/// [`PLACE`]'s parameters.
+#[derive(Debug, Serialize)]
+struct PlaceParams<'a> {
+    #[serde(flatten)]
+    key: KeyParams<'a>,
+    order_id: Uuid,
+    customer_id: &'a str,
+    segment: &'a str,
+    currency: &'a str,
+    status: &'a str,
+    total: Decimal,
+    version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    placed_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    lines: Vec<LineParams<'a>>,
+    event_id: Uuid,
+    event_type: &'a str,
+    schema_version: u32,
+    payload: &'a OrderState,
+    traceparent: Option<&'a str>,
+}
+
+/// One order line of [`PlaceParams`].
+#[derive(Debug, Serialize)]
+struct LineParams<'a> {
+    line_no: usize,
+    sku: &'a str,
+    name: Option<&'a str>,
+    quantity: u32,
+    unit_price: Decimal,
+    line_total: Decimal,
+}
+
+/// [`CHANGE`]'s parameters.
+#[derive(Debug, Serialize)]
+struct ChangeParams<'a> {
+    #[serde(flatten)]
+    key: KeyParams<'a>,
+    order_id: Uuid,
+    owner: Option<&'a str>,
+    expected_version: Option<i64>,
+    /// The statuses the rule moves an order from.
+    sources: Vec<&'static str>,
+    status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    cancel_reason: Option<&'a str>,
+    event_id: Uuid,
+    event_type: &'a str,
+    /// What the change writes over the previous event's payload.
+    patch: &'a StatusChange,
+    traceparent: Option<&'a str>,
+}
 
 /// Places a new order: the order, its lines and its `OrderPlaced` event (the [`Change`] placing it decided), and
 /// the key's use, in one statement (which commits, unless `conn` is in a transaction).
@@ -180,41 +299,37 @@ pub async fn place(
     key: Option<KeyUse<'_>>,
 ) -> Result<Outcome, StoreError> {
     let state = &change.state;
-    let payload = serde_json::to_value(state).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
-    let line_numbers: Vec<i32> = (1..).take(state.items.len()).collect();
-    let skus: Vec<&str> = state.items.iter().map(|l| l.sku.as_str()).collect();
-    let names: Vec<Option<&str>> = state.items.iter().map(|l| l.name.as_deref()).collect();
-    let quantities: Vec<i32> = state.items.iter().map(|l| l.quantity as i32).collect();
-    let prices: Vec<Decimal> = state.items.iter().map(|l| l.unit_price).collect();
-    let totals: Vec<Decimal> = state.items.iter().map(|l| l.line_total).collect();
-    run(conn, key, || {
-        bind_key(sqlx::query_as(PLACE), key)
-            .bind(order_id)
-            .bind(&state.customer.id)
-            .bind(&state.customer.segment)
-            .bind(&state.currency)
-            .bind(state.status.as_str())
-            .bind(state.total)
-            .bind(change.version)
-            .bind(state.placed_at)
-            .bind(state.updated_at)
-            .bind(&line_numbers)
-            .bind(&skus)
-            .bind(&names)
-            .bind(&quantities)
-            .bind(&prices)
-            .bind(&totals)
-            .bind(Uuid::now_v7())
-            .bind(change.event_type.as_str())
-            .bind(change.event_type.current_schema_version() as i32)
-            .bind(&payload)
-            .bind(traceparent)
-    })
-    .await
+    let lines = state.items.iter().enumerate().map(|(index, line)| LineParams {
+        line_no: index + 1,
+        sku: &line.sku,
+        name: line.name.as_deref(),
+        quantity: line.quantity,
+        unit_price: line.unit_price,
+        line_total: line.line_total,
+    });
+    let params = PlaceParams {
+        key: KeyParams::of(key),
+        order_id,
+        customer_id: &state.customer.id,
+        segment: &state.customer.segment,
+        currency: &state.currency,
+        status: state.status.as_str(),
+        total: state.total,
+        version: change.version,
+        placed_at: state.placed_at,
+        updated_at: state.updated_at,
+        lines: lines.collect(),
+        event_id: Uuid::now_v7(),
+        event_type: change.event_type.as_str(),
+        schema_version: change.event_type.current_schema_version(),
+        payload: state,
+        traceparent,
+    };
+    run(conn, PLACE, &params, key).await
 }
 
 /// Applies a lifecycle change to an order, with its event and the key's use, in one statement: the order is changed
-/// only if it is in a status the transition moves from (and at the expected version, when one is given).
+/// only if it is in a status the rule moves from (and at the expected version, when one is given).
 #[tracing::instrument(skip_all, fields(order_id = %change.order_id, transition = change.rule.transition.as_str()))]
 pub async fn change(
     conn: &mut PgConnection,
@@ -223,49 +338,36 @@ pub async fn change(
     key: Option<KeyUse<'_>>,
 ) -> Result<Outcome, StoreError> {
     let rule = change.rule;
-    let from: Vec<&str> = rule.sources().into_iter().map(OrderStatus::as_str).collect();
-    let patch = serde_json::to_value(&rule.change).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
-    run(conn, key, || {
-        bind_key(sqlx::query_as(CHANGE), key)
-            .bind(change.order_id)
-            .bind(change.owner)
-            .bind(rule.expected_version)
-            .bind(&from)
-            .bind(rule.change.status.as_str())
-            .bind(rule.change.updated_at)
-            .bind(&rule.change.cancel_reason)
-            .bind(Uuid::now_v7())
-            .bind(rule.transition.event_type().as_str())
-            .bind(&patch)
-            .bind(traceparent)
-    })
-    .await
-}
-
-type Query<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, OutcomeRow, sqlx::postgres::PgArguments>;
-
-/// Binds `$1`–`$6`: the key's caller, key, fingerprint, status code and location, and the append barrier.
-fn bind_key<'q>(query: Query<'q>, key: Option<KeyUse<'q>>) -> Query<'q> {
-    query
-        .bind(key.map(|k| k.caller))
-        .bind(key.map(|k| k.key))
-        .bind(key.map(|k| k.fingerprint))
-        .bind(key.map(|k| i32::from(k.status_code)))
-        .bind(key.and_then(|k| k.location))
-        .bind(APPEND_BARRIER_KEY)
+    let params = ChangeParams {
+        key: KeyParams::of(key),
+        order_id: change.order_id,
+        owner: change.owner,
+        expected_version: rule.expected_version,
+        sources: rule.sources().into_iter().map(OrderStatus::as_str).collect(),
+        status: rule.change.status.as_str(),
+        updated_at: rule.change.updated_at,
+        cancel_reason: rule.change.cancel_reason.as_deref(),
+        event_id: Uuid::now_v7(),
+        event_type: rule.transition.event_type().as_str(),
+        patch: &rule.change,
+        traceparent,
+    };
+    run(conn, CHANGE, &params, key).await
 }
 
 /// How many times a statement that lost a race (see the module's documentation) is run.
 const ATTEMPTS: usize = 3;
 
-/// Runs the statement `query` builds until it did not lose a race, and reads how it ended.
-async fn run<'q>(
+/// Runs `statement` with `params` until it did not lose a race, and reads how it ended.
+async fn run(
     conn: &mut PgConnection,
+    statement: &'static str,
+    params: &impl Serialize,
     key: Option<KeyUse<'_>>,
-    query: impl Fn() -> Query<'q>,
 ) -> Result<Outcome, StoreError> {
+    let params = serde_json::to_value(params).map_err(|e| StoreError::Other(sqlx::Error::Encode(Box::new(e))))?;
     for attempt in 1..=ATTEMPTS {
-        match query().fetch_one(&mut *conn).await {
+        match sqlx::query_as::<_, OutcomeRow>(statement).bind(&params).fetch_one(&mut *conn).await {
             Ok(row) => match (row.outcome()?, key) {
                 (Some(outcome), _) => return Ok(outcome),
                 // The key's earlier use expired: forget it, then run the command.
@@ -293,77 +395,69 @@ fn lost_a_race(db: &dyn sqlx::error::DatabaseError) -> bool {
 /// The statement's one row: the event it appended, the order a change found, and the key's earlier use.
 #[derive(Debug, sqlx::FromRow)]
 struct OutcomeRow {
-    order_id: Option<Uuid>,
-    order_version: Option<i64>,
-    sequence: Option<i64>,
-    status: Option<String>,
-    total: Option<String>,
-    currency: Option<String>,
-    current_version: Option<i64>,
-    current_status: Option<String>,
-    key_fingerprint: Option<String>,
-    key_expired: Option<bool>,
-    key_status_code: Option<i32>,
-    key_location: Option<String>,
-    key_response_body: Option<String>,
-    key_order_id: Option<Uuid>,
-    key_order_version: Option<i64>,
-    key_sequence: Option<i64>,
-    key_status: Option<String>,
-    key_total: Option<String>,
-    key_currency: Option<String>,
+    recorded: Option<Json<EventRow>>,
+    found: Option<Json<FoundRow>>,
+    earlier: Option<Json<EarlierRow>>,
+}
+
+/// An appended event, as a command's answer tells it.
+#[derive(Debug, Deserialize)]
+struct EventRow {
+    order_id: Uuid,
+    order_version: i64,
+    sequence: i64,
+    status: String,
+    total: String,
+    currency: String,
+}
+
+/// The order a change found.
+#[derive(Debug, Deserialize)]
+struct FoundRow {
+    version: i64,
+    status: String,
+}
+
+/// The key's earlier use.
+#[derive(Debug, Deserialize)]
+struct EarlierRow {
+    fingerprint: String,
+    expired: bool,
+    status_code: i32,
+    location: Option<String>,
+    response_body: String,
+    event: Option<EventRow>,
+}
+
+impl EventRow {
+    fn recorded(self) -> Result<Recorded, StoreError> {
+        let status = parse_status(&self.status)?;
+        let (order_id, version, sequence) = (self.order_id, self.order_version, self.sequence);
+        Ok(Recorded { order_id, version, sequence, status, total: self.total, currency: self.currency })
+    }
 }
 
 impl OutcomeRow {
     /// How the statement ended; `None` when it found the key's earlier use expired (and so did nothing).
     fn outcome(self) -> Result<Option<Outcome>, StoreError> {
-        if let Some(recorded) =
-            recorded(self.order_id, self.order_version, self.sequence, self.status, self.total, self.currency)?
-        {
-            return Ok(Some(Outcome::Recorded(recorded)));
+        if let Some(Json(event)) = self.recorded {
+            return Ok(Some(Outcome::Recorded(event.recorded()?)));
         }
-        if let Some(fingerprint) = self.key_fingerprint {
-            if self.key_expired.unwrap_or(false) {
+        if let Some(Json(earlier)) = self.earlier {
+            if earlier.expired {
                 return Ok(None);
             }
             return Ok(Some(Outcome::KeyUsed(EarlierUse {
-                fingerprint,
-                status_code: self.key_status_code.unwrap_or(0),
-                location: self.key_location,
-                response_body: self.key_response_body.unwrap_or_default(),
-                recorded: recorded(
-                    self.key_order_id,
-                    self.key_order_version,
-                    self.key_sequence,
-                    self.key_status,
-                    self.key_total,
-                    self.key_currency,
-                )?,
+                fingerprint: earlier.fingerprint,
+                status_code: earlier.status_code,
+                location: earlier.location,
+                response_body: earlier.response_body,
+                recorded: earlier.event.map(EventRow::recorded).transpose()?,
             })));
         }
-        let found = match (self.current_version, self.current_status) {
-            (Some(version), Some(status)) => Some((version, parse_status(&status)?)),
-            _ => None,
-        };
-        Ok(Some(Outcome::Unchanged(found)))
+        let found = self.found.map(|Json(found)| Ok::<_, StoreError>((found.version, parse_status(&found.status)?)));
+        Ok(Some(Outcome::Unchanged(found.transpose()?)))
     }
-}
-
-/// The recorded event, when the columns hold one.
-fn recorded(
-    order_id: Option<Uuid>,
-    version: Option<i64>,
-    sequence: Option<i64>,
-    status: Option<String>,
-    total: Option<String>,
-    currency: Option<String>,
-) -> Result<Option<Recorded>, StoreError> {
-    let (Some(order_id), Some(version), Some(sequence), Some(status), Some(total), Some(currency)) =
-        (order_id, version, sequence, status, total, currency)
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Recorded { order_id, version, sequence, status: parse_status(&status)?, total, currency }))
 }
 
 fn parse_status(status: &str) -> Result<OrderStatus, StoreError> {
