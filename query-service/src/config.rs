@@ -23,7 +23,8 @@ pub struct Config {
     #[arg(long, env = "AMQP_QUEUE_TYPE", value_enum, default_value_t = QueueType::Quorum)]
     pub amqp_queue_type: QueueType,
     /// Partitions of the projector's queue (`<queue>.<index>` each), shared among the projecting replicas. Must
-    /// equal the command-services' setting; changing it is a procedure (docs/operations.md, "Changing the number of partitions").
+    /// equal the command-services' setting; changing it is a procedure (docs/operations.md, "Changing the number of
+    /// partitions").
     #[arg(long, env = "PROJECTOR_PARTITIONS", default_value_t = 1,
         value_parser = clap::value_parser!(u16).range(1..=i64::from(shared_events::MAX_PARTITIONS)))]
     pub projector_partitions: u16,
@@ -115,7 +116,7 @@ impl Config {
     pub fn rebuilder(
         &self,
         projection: &'static dyn crate::projection::Projection,
-        views: &crate::store::Views,
+        views: &crate::store::ReadModelStore,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<crate::rebuild::Rebuilder> {
         let views = views.for_model(projection.model());
@@ -151,7 +152,10 @@ impl Config {
 
     /// The views this configuration names: its MongoDB, concerns and partitions (whose lowest position is the
     /// read model's), counting the driver's commands in `commands` when given. Every role connects through here.
-    pub async fn views(&self, commands: Option<prometheus::IntCounterVec>) -> anyhow::Result<crate::store::Views> {
+    pub async fn views(
+        &self,
+        commands: Option<prometheus::IntCounterVec>,
+    ) -> anyhow::Result<crate::store::ReadModelStore> {
         let views =
             crate::store::connect_counted(&self.mongodb_uri, &self.mongodb_database, &self.concerns(), commands)
                 .await?;

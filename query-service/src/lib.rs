@@ -3,7 +3,7 @@
 //! # Layout
 //! An event walks through these folders in this order:
 //! - [`projection`]: where an event becomes documents of each read model — one projection per read model
-//!   ([`projection::Projection`]: the order views in `projection/mapping.rs`, `customer_summary.rs`,
+//!   ([`projection::Projection`]: the order views in `projection/order_views.rs`, `customer_summary.rs`,
 //!   `daily_sales.rs`), each consuming its own queue, writing with the version guard, acking only after the write,
 //!   dead-lettering what it cannot parse; the order views' projection announces every new view version.
 //! - [`store`]: MongoDB storage only: the read models (`store/models.rs`), their generations, the guarded write,

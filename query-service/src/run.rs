@@ -15,7 +15,7 @@ use crate::metrics::QueryMetrics;
 use crate::projection::{self, ConsumerSettings, Projection, Slowdown};
 use crate::read::{self, Boards, VersionWaiters, ViewReader};
 use crate::rebuild::Rebuilder;
-use crate::store::Views;
+use crate::store::ReadModelStore;
 use service_runtime::admin::AdminToken;
 use service_runtime::supervisor::Supervisor;
 use service_runtime::watchdog::Watchdog;
@@ -136,8 +136,8 @@ async fn serve(
 /// One handle per read model, shared by its projector, rebuilder and reads (one cached pointer each), with the
 /// active generation's indexes created. MongoDB may be down at start: reads answer 503 until it is back, and the
 /// next start creates the indexes.
-async fn read_models(views: &Views) -> Vec<(&'static dyn Projection, Views)> {
-    let read_models: Vec<(&'static dyn Projection, Views)> =
+async fn read_models(views: &ReadModelStore) -> Vec<(&'static dyn Projection, ReadModelStore)> {
+    let read_models: Vec<(&'static dyn Projection, ReadModelStore)> =
         projection::ALL.iter().map(|p| (*p, views.for_model(p.model()))).collect();
     for (projection, views) in &read_models {
         let indexed = match views.generations().current().await {
@@ -172,12 +172,12 @@ impl Wiring<'_> {
     /// heartbeat, and the watchdog of the partitions nobody consumes (every replica reports those).
     fn projectors(
         &self,
-        read_models: &[(&'static dyn Projection, Views)],
+        read_models: &[(&'static dyn Projection, ReadModelStore)],
         boards: &Boards,
         metrics: &QueryMetrics,
     ) -> Projectors {
         let (config, shutdown) = (self.config, &self.shutdown);
-        let projected: Vec<&(&'static dyn Projection, Views)> = read_models
+        let projected: Vec<&(&'static dyn Projection, ReadModelStore)> = read_models
             .iter()
             .filter(|(p, _)| config.projector_enabled && config.projections.iter().any(|c| c.name() == p.name()))
             .collect();
@@ -199,8 +199,14 @@ impl Wiring<'_> {
                 self.supervisor.spawn("projector topology", topology);
             }
             let waiters = boards.of(projection.model());
-            let run =
-                projection::run(settings, views.clone(), waiters, running.clone(), replica.clone(), shutdown.clone());
+            let run = projection::project(
+                settings,
+                views.clone(),
+                waiters,
+                running.clone(),
+                replica.clone(),
+                shutdown.clone(),
+            );
             self.supervisor.spawn(format!("projector {}", projection.name()), run);
         }
         let partitions = config.projector_partitions;
@@ -234,7 +240,7 @@ impl Wiring<'_> {
 
     /// Starts the keeper of each read model, on every replica: one that does not hold the log from its start builds
     /// itself where the event feed can be read (decision 0019). Returns the rebuilders.
-    fn keepers(&self, read_models: &[(&'static dyn Projection, Views)]) -> anyhow::Result<Vec<Rebuilder>> {
+    fn keepers(&self, read_models: &[(&'static dyn Projection, ReadModelStore)]) -> anyhow::Result<Vec<Rebuilder>> {
         let config = self.config;
         let rebuilders = read_models
             .iter()
@@ -253,7 +259,7 @@ impl Wiring<'_> {
     }
 
     /// Starts the read-model sampler (off without a token for the event feed); its findings.
-    fn sampler(&self, views: &Views, feed: Feed, metrics: &QueryMetrics) -> crate::verify::sampler::Findings {
+    fn sampler(&self, views: &ReadModelStore, feed: Feed, metrics: &QueryMetrics) -> crate::verify::sampler::Findings {
         let config = self.config;
         if config.sample_rate() == 0.0 && config.read_model_sample_rate > 0.0 {
             tracing::info!("no token for the event feed: the read-model sampler is off (it reads the event feed)");

@@ -30,7 +30,7 @@ use crate::metrics::QueryMetrics;
 use crate::projection::Slowdown;
 use crate::read::{Boards, VersionWaiters, ViewReader, Waiting};
 use crate::rebuild::Rebuilder;
-use crate::store::Views;
+use crate::store::ReadModelStore;
 use service_runtime::admin::AdminToken;
 use service_runtime::auth::{self, Auth};
 use service_runtime::limits::Slots;
@@ -42,7 +42,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The order views.
-    pub views: Views,
+    pub views: ReadModelStore,
     /// Reads of single views, shared between readers of the same order.
     pub reader: ViewReader,
     /// The order views' board.
@@ -83,7 +83,7 @@ impl AppState {
     }
 
     /// [`AppState::position`] of any read model.
-    pub async fn position_of(&self, views: &Views) -> Result<i64, crate::store::StoreError> {
+    pub async fn position_of(&self, views: &ReadModelStore) -> Result<i64, crate::store::StoreError> {
         let board = self.boards.of(views.model());
         let stored = views.position().await?;
         board.announce_position(stored);
@@ -100,7 +100,7 @@ impl AppState {
 
     /// The read model `model`: the rebuilder's handle, so that reads follow a switch it made at once (they share
     /// its cached pointer).
-    pub fn read_model(&self, model: &'static crate::store::models::ReadModel) -> Views {
+    pub fn read_model(&self, model: &'static crate::store::models::ReadModel) -> ReadModelStore {
         self.rebuilders
             .iter()
             .find(|rebuilder| rebuilder.views().model() == model)
@@ -108,7 +108,7 @@ impl AppState {
     }
 
     /// Where reads of the read model `views` wait for a position.
-    pub fn waiting_on(&self, views: &Views) -> Waiting {
+    pub fn waiting_on(&self, views: &ReadModelStore) -> Waiting {
         Waiting { reader: self.reader.clone(), waiters: self.boards.of(views.model()), shutdown: self.shutdown.clone() }
     }
 }

@@ -62,7 +62,7 @@ pub fn status_router() -> Router<AppState> {
 /// wait on it); another projection that does not consume degrades it, naming the projection.
 fn probe(state: &AppState) -> Probe {
     let (views, readiness) = (state.views.clone(), state.readiness.clone());
-    let read_models: Vec<crate::store::Views> = state.rebuilders.iter().map(|r| r.views().clone()).collect();
+    let read_models: Vec<crate::store::ReadModelStore> = state.rebuilders.iter().map(|r| r.views().clone()).collect();
     let amqp = Arc::new(AmqpCheck::new(&readiness.amqp_url));
     Arc::new(move || {
         let (views, readiness, amqp, read_models) =
@@ -96,7 +96,7 @@ fn probe(state: &AppState) -> Probe {
 /// Why readiness is degraded while a read model does not hold the log from its start (it vouches for no position
 /// and is being built, or cannot be: decision 0019), or has a position but no record of whether it does (its
 /// pointer lost: the next checkpoint settles it); `None` when every one does, or has handled no checkpoint yet.
-async fn building(read_models: &[crate::store::Views]) -> Option<String> {
+async fn building(read_models: &[crate::store::ReadModelStore]) -> Option<String> {
     let mut reasons = Vec::new();
     for views in read_models {
         let Ok(pointer) = views.generations().current().await else { continue };

@@ -10,7 +10,7 @@ use service_runtime::auth::Caller;
 use super::responses::{Building, PositionMetadata};
 use super::{ApiError, AppState};
 use crate::store::gaps::MAX_LISTED;
-use crate::store::{ReadFrom, Views};
+use crate::store::{ReadFrom, ReadModelStore};
 
 /// Where a read stands against the position it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl AtPosition {
     /// or `wait` runs out. A read of one `customer`'s names only the gaps that could hold an order of theirs.
     pub async fn wait(
         state: &AppState,
-        views: &Views,
+        views: &ReadModelStore,
         caller: &Caller,
         customer: Option<&str>,
         min_position: Option<i64>,

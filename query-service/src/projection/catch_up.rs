@@ -2,7 +2,8 @@
 //! (deleted by hand while the projector consumed it: the broker cancels the consumer). The relay had counted those
 //! events delivered, so no one publishes them again; a checkpoint that came through the queue declared again would
 //! carry the read model's position past them. So the loss is recorded durably first
-//! ([`crate::store::Views::mark_catch_up`]), and before the partition consumes again every event of it after its
+//! ([`crate::store::ReadModelStore::mark_catch_up`]), and before the partition consumes again every event of it after
+//! its
 //! stored position is read from the feed and written with the version guard to every live generation
 //! (decision 0018). Without a token for the feed the partition does not consume, and says why, until one is given.
 
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 
 use super::settings::ConsumerSettings;
 use crate::store::gaps::GapOf;
-use crate::store::{keep_newest, Guarded, StoreError, Views};
+use crate::store::{keep_newest, Guarded, ReadModelStore, StoreError};
 
 /// What a catch-up did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,11 @@ pub enum CatchUpError {
 }
 
 /// Writes every event of `settings.partition` after `after` from the feed into every live generation of `views`.
-pub async fn from_feed(settings: &ConsumerSettings, views: &Views, after: i64) -> Result<CaughtUp, CatchUpError> {
+pub async fn from_feed(
+    settings: &ConsumerSettings,
+    views: &ReadModelStore,
+    after: i64,
+) -> Result<CaughtUp, CatchUpError> {
     let feed = settings.feed.as_ref().ok_or(CatchUpError::NoFeed)?;
     let mut done = CaughtUp { events: 0, through: after };
     let mut after = after;

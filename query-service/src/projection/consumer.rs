@@ -19,11 +19,16 @@ use super::settings::ConsumerSettings;
 use super::watch::{IN_HAND, QUEUED};
 use crate::read::notices;
 use crate::read::VersionWaiters;
-use crate::store::{Views, OPERATION_TIMEOUT};
+use crate::store::{ReadModelStore, OPERATION_TIMEOUT};
 use shared_events::Partition;
 
 /// Consumes until `shutdown`; connection failures are logged and retried with backoff.
-pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaiters, shutdown: CancellationToken) {
+pub async fn run(
+    settings: ConsumerSettings,
+    views: ReadModelStore,
+    waiters: VersionWaiters,
+    shutdown: CancellationToken,
+) {
     let backoff = Backoff::default();
     retry_until_shutdown("projector consumer", &backoff, &shutdown, || {
         consume(&settings, &views, &waiters, &shutdown, &backoff)
@@ -35,7 +40,7 @@ pub async fn run(settings: ConsumerSettings, views: Views, waiters: VersionWaite
 /// out.
 pub(super) async fn consume(
     settings: &ConsumerSettings,
-    views: &Views,
+    views: &ReadModelStore,
     waiters: &VersionWaiters,
     shutdown: &CancellationToken,
     backoff: &Backoff,
@@ -58,7 +63,7 @@ const STORE_AGAIN_EVERY: Duration = Duration::from_secs(10);
 /// One consumer of a partition, consuming.
 struct Consumer<'a> {
     settings: &'a ConsumerSettings,
-    views: &'a Views,
+    views: &'a ReadModelStore,
     waiters: &'a VersionWaiters,
     shutdown: &'a CancellationToken,
     session: Session,
@@ -91,7 +96,7 @@ enum Next {
 impl<'a> Consumer<'a> {
     fn new(
         settings: &'a ConsumerSettings,
-        views: &'a Views,
+        views: &'a ReadModelStore,
         waiters: &'a VersionWaiters,
         shutdown: &'a CancellationToken,
         session: Session,
@@ -290,7 +295,7 @@ impl<'a> Consumer<'a> {
 async fn settle(
     held: &mut HeldAcks<Acker>,
     partition: Partition,
-    views: &Views,
+    views: &ReadModelStore,
     stored: &mut Option<i64>,
     shutdown: &CancellationToken,
 ) -> lapin::Result<bool> {

@@ -18,14 +18,14 @@ use crate::metrics::EventOutcome;
 use crate::read::notices::Notice;
 use crate::read::VersionWaiters;
 use crate::store::gaps::GapOf;
-use crate::store::{ApplyOutcome, Guarded, StoreError, StoredView, Views};
+use crate::store::{ApplyOutcome, Guarded, ReadModelStore, StoreError, StoredView};
 use shared_events::OrderEvent;
 
 /// What a batch is handled with: the consumer's settings, its read model, the open gaps it knows, the waiting reads
 /// it announces to, and the channel its dead letters go through.
 pub struct Handling<'a> {
     pub settings: &'a ConsumerSettings,
-    pub views: &'a Views,
+    pub views: &'a ReadModelStore,
     pub gaps: &'a OpenGaps,
     pub waiters: &'a VersionWaiters,
     pub dead_letters: &'a Channel,
@@ -257,7 +257,7 @@ pub const VIEW_WRITE_ATTEMPTS: u32 = 5;
 /// known.
 async fn settle_first_generation(
     settings: &ConsumerSettings,
-    views: &Views,
+    views: &ReadModelStore,
     whole_log: bool,
 ) -> Result<(), StoreError> {
     let cached = views.generations().current().await?;

@@ -1,11 +1,12 @@
 //! The projector: order events from RabbitMQ into MongoDB read models, one projection each ([`Projection`],
-//! [`ALL`]): the order views (`mapping`), the customer summary (`customer_summary`) and the sales dashboard
+//! [`ALL`]): the order views (`order_views`), the customer summary (`customer_summary`) and the sales dashboard
 //! (`daily_sales`).
 //!
 //! Each projection has its own durable queue — `AMQP_QUEUE` for the order views, `<AMQP_QUEUE>.<projection>` for the
 //! others — bound to its own exchange, where the relay publishes a copy of every event (`topology`), so a projection
 //! that fails or falls behind holds back its own queue alone, and an event one of them has no queue for waits in the
-//! outbox. What follows holds for each. The queue, with a single active consumer, takes every event. The deliveries that have
+//! outbox. What follows holds for each. The queue, with a single active consumer, takes every event. The deliveries
+//! that have
 //! already arrived form one batch: each is decoded, their views are written with the version guard in one write per
 //! live generation, announced to waiting reads, and only then acknowledged (one ack for the batches written, once the
 //! position they carry is stored: at most once a second, see `acks`). A message that is
@@ -17,7 +18,7 @@
 //! without I/O in `batch`; the loop around it is `consumer`.
 //!
 //! What an event makes of its view is [`StoredView::from_event`](crate::store::StoredView::from_event), defined here
-//! (`mapping`): the event carries the order's whole state, so the view is a function of the newest event alone.
+//! (`order_views`): the event carries the order's whole state, so the view is a function of the newest event alone.
 //!
 //! An operator (or the demo page) may slow the projector down on purpose: [`Slowdown`].
 //!
@@ -27,7 +28,8 @@
 //! (`<queue>.<index>`), and the projecting replicas share the partitions (`partitions`), each consumed by one
 //! replica at a time.
 //!
-//! The relay's checkpoint markers travel in the same queue (in every partition's); handling one announces the read model's position (every
+//! The relay's checkpoint markers travel in the same queue (in every partition's); handling one announces the read
+//! model's position (every
 //! event up to it applied) to list reads waiting for `minPosition` at once, and stores it in MongoDB before the
 //! batch is acked.
 
@@ -39,8 +41,8 @@ mod customer_summary;
 mod daily_sales;
 mod dead_letters;
 mod handle;
-mod mapping;
 mod open_gaps;
+mod order_views;
 mod partitions;
 mod projections;
 mod redrive;
@@ -51,7 +53,7 @@ mod slowdown;
 mod topology;
 mod watch;
 
-pub use partitions::{heartbeat, run, Replica};
+pub use partitions::{heartbeat, project, Replica};
 pub use projections::Projection;
 pub use settings::{projection_queue, ConsumerSettings, Consuming, QueueType};
 pub use topology::{declare_topology, keep as keep_topology};
@@ -59,7 +61,7 @@ pub use watch::watch;
 
 /// Every projection, the order views first.
 pub static ALL: [&dyn Projection; 3] =
-    [&mapping::OrderViews, &customer_summary::CustomerSummary, &daily_sales::DailySales];
+    [&order_views::OrderViews, &customer_summary::CustomerSummary, &daily_sales::DailySales];
 
 /// The projection called `name`.
 pub fn named(name: &str) -> Option<&'static dyn Projection> {

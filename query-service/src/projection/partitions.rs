@@ -37,7 +37,7 @@ use super::settings::Consuming;
 use crate::read::notices::{self, Notice};
 use crate::read::projectors::{Heartbeat, Projectors, HEARTBEAT_EVERY};
 use crate::read::VersionWaiters;
-use crate::store::Views;
+use crate::store::ReadModelStore;
 
 /// How often the share is worked out again (and replicas gone found out).
 const REASSIGN_EVERY: Duration = Duration::from_millis(500);
@@ -65,9 +65,9 @@ impl Default for Replica {
 
 /// Projects until `shutdown`: the whole queue as before when it is not split, else the partitions `replica` owns,
 /// taken and let go as replicas come and go (heard through [`heartbeat`]).
-pub async fn run(
+pub async fn project(
     settings: ConsumerSettings,
-    views: Views,
+    views: ReadModelStore,
     waiters: VersionWaiters,
     projectors: Projectors,
     replica: Replica,
@@ -117,7 +117,7 @@ pub async fn run(
 /// Consumes `settings.partition` whenever this replica owns it, letting it go (settled) when it no longer does.
 async fn consume_while_owned(
     settings: ConsumerSettings,
-    views: Views,
+    views: ReadModelStore,
     waiters: VersionWaiters,
     mut owned: watch::Receiver<bool>,
     shutdown: CancellationToken,

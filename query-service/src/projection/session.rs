@@ -13,7 +13,7 @@ use super::retries::store_failed;
 use super::settings::ConsumerSettings;
 use super::topology::{declare_topology, declared_otherwise, record_lost_queues};
 use crate::read::notices::{self, NoticeRoute};
-use crate::store::Views;
+use crate::store::ReadModelStore;
 
 /// What a consumer holds while it consumes.
 pub struct Session {
@@ -32,7 +32,7 @@ impl Session {
     /// cannot change a queue's type or arguments, so it waits for `shutdown` instead of repeating the refusal.
     pub async fn open(
         settings: &ConsumerSettings,
-        views: &Views,
+        views: &ReadModelStore,
         shutdown: &CancellationToken,
     ) -> lapin::Result<Option<Self>> {
         let name = format!("projector {}", settings.projection.name());
@@ -93,7 +93,7 @@ impl Session {
 /// before it left off), those this process handled before it reconnected, and what a catch-up just wrote. Called
 /// after the declaration: a queue found missing was recorded before it was created again, by this replica or
 /// another one.
-async fn start_chain(settings: &ConsumerSettings, views: &Views) -> lapin::Result<()> {
+async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<()> {
     let caught_up = catch_up_if_lost(settings, views).await?;
     let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
@@ -105,7 +105,7 @@ async fn start_chain(settings: &ConsumerSettings, views: &Views) -> lapin::Resul
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
 /// from consuming until the next attempt.
-async fn catch_up_if_lost(settings: &ConsumerSettings, views: &Views) -> lapin::Result<Option<i64>> {
+async fn catch_up_if_lost(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
     let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
         return Ok(None);
     };

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::ConsumerSettings;
-use crate::store::{StoreError, Views};
+use crate::store::{ReadModelStore, StoreError};
 
 /// Declares the topology of every projection (not only this consumer's): for each, its exchange
 /// (`<exchange>.<projection>`, topic: the relay publishes a copy of every event there), its durable queue of every
@@ -79,7 +79,7 @@ async fn declare_around(
 pub async fn record_lost_queues(
     connection: &lapin::Connection,
     settings: &ConsumerSettings,
-    views: &Views,
+    views: &ReadModelStore,
 ) -> lapin::Result<BTreeSet<String>> {
     let failed = |err: StoreError| lapin::Error::from(std::io::Error::other(err.to_string()));
     let mut existing = BTreeSet::new();
@@ -127,7 +127,7 @@ pub const TOPOLOGY_EVERY: Duration = Duration::from_secs(2);
 /// Declares the topology of every projection again every [`TOPOLOGY_EVERY`] until `shutdown`, on a connection of
 /// its own (reconnecting with backoff). A queue found declared with other arguments is logged once; the consumer of
 /// that queue reports it (it does not consume).
-pub async fn keep(settings: ConsumerSettings, views: Views, shutdown: CancellationToken) {
+pub async fn keep(settings: ConsumerSettings, views: ReadModelStore, shutdown: CancellationToken) {
     let backoff = Backoff::default();
     retry_until_shutdown("projector topology", &backoff, &shutdown, || async {
         let connection = service_runtime::amqp::connect(
@@ -145,7 +145,7 @@ pub async fn keep(settings: ConsumerSettings, views: Views, shutdown: Cancellati
 async fn redeclare(
     connection: &lapin::Connection,
     settings: &ConsumerSettings,
-    views: &Views,
+    views: &ReadModelStore,
     shutdown: &CancellationToken,
     backoff: &Backoff,
 ) -> lapin::Result<()> {
@@ -164,8 +164,8 @@ async fn redeclare(
             Err(err) => match declared_otherwise(&err) {
                 Some(refusal) => {
                     if refused.as_ref() != Some(&refusal) {
-                        tracing::error!(%refusal, "a projection's queue exists with other arguments; see docs/operations.md, \
-                            \"Queue types\"");
+                        tracing::error!(%refusal, "a projection's queue exists with other arguments; see \
+                            docs/operations.md, \"Queue types\"");
                     }
                     refused = Some(refusal);
                 }

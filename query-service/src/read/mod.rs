@@ -7,6 +7,6 @@ mod shared;
 mod wait;
 mod waiters;
 
-pub use shared::{SharedReads, ViewRead, ViewReader};
+pub use shared::{SharedReads, ViewLookup, ViewReader};
 pub use wait::{Waited, Waiting};
 pub use waiters::{Announced, Boards, Subscription, VersionWaiters};

@@ -20,25 +20,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use uuid::Uuid;
 
-use crate::store::{StoreError, StoredView, Views};
+use crate::store::{ReadModelStore, StoreError, StoredView};
 
 /// One order's view as read from the active generation.
-pub type ViewRead = Result<Option<Arc<StoredView>>, StoreError>;
+pub type ViewLookup = Result<Option<Arc<StoredView>>, StoreError>;
 
 /// Reads order views from MongoDB, sharing reads between readers of the same order.
 #[derive(Debug, Clone)]
 pub struct ViewReader {
-    views: Views,
-    shared: SharedReads<ViewRead>,
+    views: ReadModelStore,
+    shared: SharedReads<ViewLookup>,
 }
 
 impl ViewReader {
-    pub fn new(views: Views) -> Self {
+    pub fn new(views: ReadModelStore) -> Self {
         Self { views, shared: SharedReads::default() }
     }
 
     /// The order's view, from a read that started after this call.
-    pub async fn get(&self, id: Uuid) -> ViewRead {
+    pub async fn get(&self, id: Uuid) -> ViewLookup {
         self.shared.read(id, || async { Ok(self.views.get(id).await?.map(Arc::new)) }).await
     }
 }

@@ -4,7 +4,8 @@
 //! wakes it; it is woken by the board (the projector's announcement on this replica, a notice from another), asks
 //! MongoDB itself every [`RECHECK`] in case a notice was lost, and ends early when the service shuts down (answering
 //! what it has). A notice may run ahead of the store this replica reads (reads sent to a secondary of a replica
-//! set): a woken read that finds an older version keeps asking, at growing intervals, until its wait runs out. The single read, the list read and the view stream all wait here.
+//! set): a woken read that finds an older version keeps asking, at growing intervals, until its wait runs out. The
+//! single read, the list read and the view stream all wait here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Subscription, VersionWaiters, ViewReader};
-use crate::store::{StoreError, StoredView, Views};
+use crate::store::{ReadModelStore, StoreError, StoredView};
 
 /// How often a waiting read looks at MongoDB itself when no notice has come: a lost notice delays a read by at most
 /// this long, never until its `waitMs` runs out.
@@ -92,7 +93,7 @@ impl Waiting {
     /// may have been lost, or this replica hears none), and once more before giving up.
     pub async fn for_position(
         &self,
-        views: &Views,
+        views: &ReadModelStore,
         min_position: i64,
         wait: Duration,
     ) -> Result<(i64, Option<Waited>), StoreError> {

@@ -35,12 +35,13 @@ use crate::feed::{Feed, FeedError};
 use crate::projection::Projection;
 use crate::store::gaps::GapOf;
 use crate::store::generations::{Pointer, PointerError, Rejoin, Silence, BUILD_STALE_AFTER, POINTER_TTL};
-use crate::store::{keep_newest, Guarded, StoreError, Views};
+use crate::store::{keep_newest, Guarded, ReadModelStore, StoreError};
 
 /// Wait between claiming a generation and reading the log: every process has re-read the pointer by then.
 pub const GRACE: Duration = Duration::from_millis(POINTER_TTL.as_millis() as u64 * 2);
 
-/// How often each replica looks after each read model: a rebuild whose builder died, one to start ([`Rebuilder::tend`]).
+/// How often each replica looks after each read model: a rebuild whose builder died, one to start
+/// ([`Rebuilder::tend`]).
 pub const JANITOR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a catch-up of a generation from the log works for: its steps go on only while the pointer still wants it.
@@ -86,7 +87,7 @@ const FAILING_STEP: Cause = Cause { says: "a step of it keeps failing", answered
 /// Drops a generation no pointer names any more, after [`GRACE`] (not cut short by shutdown: a process may still
 /// write to it until it re-reads the pointer). A write already on its way may create it again: the janitor drops
 /// what the pointer has given up on each round ([`Rebuilder::tend`]).
-async fn drop_after_grace(views: &Views, name: &str) {
+async fn drop_after_grace(views: &ReadModelStore, name: &str) {
     tokio::time::sleep(GRACE).await;
     if let Err(err) = views.drop_generation(name).await {
         tracing::warn!(generation = name, error = %err, "dropping a given-up generation failed");
@@ -149,7 +150,7 @@ impl Report {
 #[derive(Debug, Clone)]
 pub struct Rebuilder {
     projection: &'static dyn Projection,
-    views: Views,
+    views: ReadModelStore,
     feed: Feed,
     /// Generations kept, the active one included.
     keep: usize,
@@ -163,7 +164,7 @@ impl Rebuilder {
     /// The rebuilder of `projection`, whose read model `views` is.
     pub fn new(
         projection: &'static dyn Projection,
-        views: Views,
+        views: ReadModelStore,
         feed: Feed,
         keep: usize,
         shutdown: CancellationToken,
@@ -200,7 +201,7 @@ impl Rebuilder {
     }
 
     /// The read model it rebuilds.
-    pub fn views(&self) -> &Views {
+    pub fn views(&self) -> &ReadModelStore {
         &self.views
     }
 
@@ -491,7 +492,8 @@ impl Rebuilder {
         self.watch(None);
         if result.is_err() {
             if let Err(err) = generations.end_rejoin(rejoin).await {
-                tracing::warn!(generation = back, error = %err, "a failed rollback's generation still takes live writes");
+                tracing::warn!(generation = back, error = %err,
+                    "a failed rollback's generation still takes live writes");
             }
         }
         result

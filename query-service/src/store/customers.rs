@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
 use super::operation::StoreError;
-use super::{ReadFrom, Views};
+use super::{ReadFrom, ReadModelStore};
 
 /// Newest orders a summary names.
 pub const RECENT_ORDERS: usize = 5;
@@ -61,7 +61,11 @@ impl Summary {
 
 /// The contributions of `customer_id` in the active generation of `views` (the customer summary read model), read
 /// `from` the members [`ReadFrom`] names.
-pub async fn contributions(views: &Views, customer_id: &str, from: ReadFrom) -> Result<Vec<Contribution>, StoreError> {
+pub async fn contributions(
+    views: &ReadModelStore,
+    customer_id: &str,
+    from: ReadFrom,
+) -> Result<Vec<Contribution>, StoreError> {
     let fields = doc! { "status": 1, "currency": 1, "total": 1, "placedAt": 1 };
     let found = views.find_active(doc! { "customerId": customer_id }, fields, from).await?;
     found.iter().map(contribution).collect()

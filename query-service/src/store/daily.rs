@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
 use super::operation::StoreError;
-use super::{ReadFrom, Views};
+use super::{ReadFrom, ReadModelStore};
 
 /// A day as the facts and the dashboard write it: `YYYY-MM-DD`.
 pub fn day(date: time::Date) -> String {
@@ -91,7 +91,7 @@ pub fn figures(facts: &[Fact]) -> BTreeMap<(String, String), DayFigures> {
 
 /// The facts of the days `from` to `to` (inclusive, `YYYY-MM-DD`) in the active generation of `views` (the daily
 /// sales read model), read from the members `read_from` names.
-pub async fn facts(views: &Views, from: &str, to: &str, read_from: ReadFrom) -> Result<Vec<Fact>, StoreError> {
+pub async fn facts(views: &ReadModelStore, from: &str, to: &str, read_from: ReadFrom) -> Result<Vec<Fact>, StoreError> {
     let fields = doc! { "_id": 0, "day": 1, "currency": 1, "step": 1, "amount": 1 };
     let found = views.find_active(doc! { "day": { "$gte": from, "$lte": to } }, fields, read_from).await?;
     found.iter().map(fact).collect()

@@ -15,7 +15,9 @@ mod views;
 pub use concerns::{parse_read, parse_write, Concerns};
 pub use guarded::{keep_newest, ApplyOutcome, Guarded};
 pub use operation::{StoreError, OPERATION_TIMEOUT};
-pub use views::{apply_to, list_key, list_query, ListCursor, ListFilter, ReadFrom, RepairGuard, StoredView, Views};
+pub use views::{
+    apply_to, list_key, list_query, ListCursor, ListFilter, ReadFrom, ReadModelStore, RepairGuard, StoredView,
+};
 
 use anyhow::Context as _;
 use mongodb::event::command::CommandEvent;
@@ -25,7 +27,7 @@ use prometheus::IntCounterVec;
 use std::time::Duration;
 
 /// A client that fails fast (3 s) when the server is unreachable, so reads answer 503 instead of hanging.
-pub async fn connect(uri: &str, database: &str, concerns: &Concerns) -> anyhow::Result<Views> {
+pub async fn connect(uri: &str, database: &str, concerns: &Concerns) -> anyhow::Result<ReadModelStore> {
     connect_counted(uri, database, concerns, None).await
 }
 
@@ -36,7 +38,7 @@ pub async fn connect_counted(
     database: &str,
     concerns: &Concerns,
     commands: Option<IntCounterVec>,
-) -> anyhow::Result<Views> {
+) -> anyhow::Result<ReadModelStore> {
     let mut options = ClientOptions::parse(uri).await.context("MONGODB_URI is not a valid MongoDB URI")?;
     if let Some(commands) = commands {
         options.command_event_handler = Some(EventHandler::callback(move |event| {
@@ -49,5 +51,5 @@ pub async fn connect_counted(
     options.connect_timeout.get_or_insert(Duration::from_secs(3));
     options.app_name.get_or_insert_with(|| "query-service".to_owned());
     let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
-    Ok(Views::new(client.database_with_options(database, concerns.database_options())))
+    Ok(ReadModelStore::new(client.database_with_options(database, concerns.database_options())))
 }

@@ -1,4 +1,4 @@
-//! A read model's collections ([`Views`]: its generations, its position, its gaps), and the order views' own
+//! A read model's collections ([`ReadModelStore`]: its generations, its position, its gaps), and the order views' own
 //! documents and queries: one document per order, written only by a newer version (what a view holds for an event
 //! is [`crate::projection`]'s business).
 
@@ -101,10 +101,10 @@ impl StoredView {
     }
 }
 
-/// Handle on one read model (the order views unless made [`Views::of`] another): reads go to the active
+/// Handle on one read model (the order views unless made [`ReadModelStore::of`] another): reads go to the active
 /// generation, event writes to every live one.
 #[derive(Debug, Clone)]
-pub struct Views {
+pub struct ReadModelStore {
     database: Database,
     model: &'static ReadModel,
     generations: Generations,
@@ -113,7 +113,7 @@ pub struct Views {
     partitions: u16,
 }
 
-impl Views {
+impl ReadModelStore {
     /// The order views of `database`.
     pub fn new(database: Database) -> Self {
         Self::of(database, &ORDER_VIEWS)
@@ -219,7 +219,7 @@ impl Views {
         }
     }
 
-    /// Writes `views` to every live generation (see [`Views::apply_documents`]).
+    /// Writes `views` to every live generation (see [`ReadModelStore::apply_documents`]).
     pub async fn apply_all(&self, views: &[StoredView]) -> Result<Vec<ApplyOutcome>, StoreError> {
         let documents = views.iter().map(StoredView::guarded).collect::<Result<Vec<_>, _>>()?;
         self.apply_documents(&documents).await
@@ -233,7 +233,8 @@ impl Views {
         Ok(self.apply_to_live(documents).await?.0)
     }
 
-    /// [`Views::apply_documents`], also saying which generations were written (the live ones of the pointer used):
+    /// [`ReadModelStore::apply_documents`], also saying which generations were written (the live ones of the pointer
+    /// used):
     /// the generations whose gaps the writes close.
     pub async fn apply_to_live(&self, documents: &[Guarded]) -> Result<(Vec<ApplyOutcome>, Vec<String>), StoreError> {
         let pointer = self.generations.current().await?;
@@ -324,7 +325,7 @@ impl Views {
 
     /// Records that every event of `partition` up to `position` has been applied to these views (never moves
     /// back), where a position of `partition` is stored already. Returns whether one was: when not, nothing is
-    /// written (see [`Views::store_first_position`]).
+    /// written (see [`ReadModelStore::store_first_position`]).
     async fn advance_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
         let field = position_field(partition);
         let filter = doc! { "_id": self.model.collection, &field: { "$exists": true } };
@@ -353,7 +354,7 @@ impl Views {
     }
 
     /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (see
-    /// [`Views::start_chain`]: every event of it up to there is applied).
+    /// [`ReadModelStore::start_chain`]: every event of it up to there is applied).
     pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{check, Expected, Finding, Stored, Verdict};
 use crate::feed::Feed;
 use crate::metrics::QueryMetrics;
-use crate::store::Views;
+use crate::store::ReadModelStore;
 
 /// Events read from the log per refill of the orders to check.
 const REFILL: i64 = 200;
@@ -51,7 +51,7 @@ impl Findings {
 
 /// Checks `rate` orders a second until shutdown (not at all when `rate` is 0).
 pub async fn run(
-    views: Views,
+    views: ReadModelStore,
     feed: Feed,
     rate: f64,
     metrics: QueryMetrics,
@@ -123,7 +123,7 @@ async fn refill(feed: &Feed, queue: &mut VecDeque<Uuid>, after: i64) -> anyhow::
 }
 
 /// One order's view against its events: the position first, then the view, then the log.
-async fn check_one(views: &Views, feed: &Feed, order: Uuid) -> anyhow::Result<Option<Finding>> {
+async fn check_one(views: &ReadModelStore, feed: &Feed, order: Uuid) -> anyhow::Result<Option<Finding>> {
     let position = views.position().await?;
     let generation = views.generations().current().await?.active;
     let id = order.to_string();

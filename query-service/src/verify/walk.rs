@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::{check, repair_of, Expected, Finding, Stored, Summary, Verdict};
 use crate::feed::Feed;
 use crate::projection::Projection;
-use crate::store::Views;
+use crate::store::ReadModelStore;
 
 /// What a walk found (and, with repair, mended).
 #[derive(Debug, Clone, Default)]
@@ -26,7 +26,7 @@ pub struct Report {
 /// over (see [`repair_of`]).
 pub async fn verify(
     projection: &'static dyn Projection,
-    views: &Views,
+    views: &ReadModelStore,
     feed: &Feed,
     repair: bool,
 ) -> anyhow::Result<Report> {
@@ -58,7 +58,7 @@ pub async fn verify(
 }
 
 /// Every document of the generation, by id.
-async fn stored_documents(views: &Views, generation: &str) -> anyhow::Result<HashMap<String, Stored>> {
+async fn stored_documents(views: &ReadModelStore, generation: &str) -> anyhow::Result<HashMap<String, Stored>> {
     Ok(views
         .scan(generation)
         .await?

@@ -121,7 +121,7 @@ async fn orders_flow_through_a_stopped_queue_leader_and_a_killed_node_and_all_re
     cluster(&["start-node", victim]);
 
     // Every accepted order in its view, at version 1.
-    let views = query_service::store::Views::new(app.mongo.clone());
+    let views = query_service::store::ReadModelStore::new(app.mongo.clone());
     let active = views.generations().current().await.expect("the pointer").active;
     let collection = app.mongo.collection::<Document>(&active);
     let found = eventually(Duration::from_secs(300), || async {

@@ -3,7 +3,7 @@
 //! its size.
 
 use mongodb::bson::{doc, Document};
-use query_service::store::{ApplyOutcome, StoredView, Views};
+use query_service::store::{ApplyOutcome, ReadModelStore, StoredView};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -71,7 +71,7 @@ async fn a_batch_is_never_written_to_a_guessed_generation_when_the_pointer_canno
     // A pointer this process cannot read (a field of the wrong type): which generation is active is unknown.
     let pointers = scratch.0.collection::<Document>("read_model_generations");
     pointers.insert_one(doc! { "_id": "orders", "active": 42_i32 }).await.expect("insert pointer");
-    let views = Views::new(scratch.0.clone());
+    let views = ReadModelStore::new(scratch.0.clone());
     let written = views.apply_all(&[view(Uuid::now_v7(), 1)]).await;
     assert!(written.is_err(), "the batch must fail (and be retried unacked), not go to a default generation");
     let guessed = scratch.0.collection::<Document>("order_views").count_documents(doc! {}).await.expect("count");
@@ -81,7 +81,7 @@ async fn a_batch_is_never_written_to_a_guessed_generation_when_the_pointer_canno
 #[tokio::test]
 async fn a_retry_that_finds_its_own_version_stored_reports_it_as_stored() {
     let scratch = ScratchDatabase::new().await;
-    let views = Views::new(scratch.0.clone());
+    let views = ReadModelStore::new(scratch.0.clone());
     let id = Uuid::now_v7();
     assert_eq!(views.apply_all(&[view(id, 2)]).await.expect("first write"), [ApplyOutcome::Applied]);
     // The first attempt landed but its answer was lost: the retry must know the version is its own, so that it
@@ -93,7 +93,7 @@ async fn a_retry_that_finds_its_own_version_stored_reports_it_as_stored() {
 #[tokio::test]
 async fn a_duplicate_key_is_not_taken_for_a_newer_view() {
     let scratch = ScratchDatabase::new().await;
-    let views = Views::new(scratch.0.clone());
+    let views = ReadModelStore::new(scratch.0.clone());
     // E11000 also comes from writes that raced an insert of an *older* version, or from another unique index:
     // here one on the customer makes the second order's upsert fail although no view of it exists at all.
     unique_customer(&scratch.0.collection::<Document>("order_views")).await;
@@ -148,7 +148,8 @@ async fn a_view_write_the_server_cannot_acknowledge_at_the_configured_concern_do
 async fn what_the_service_keeps_for_itself_is_read_from_the_primary_whatever_mongodb_uri_prefers() {
     use mongodb::options::{ReadPreference, SelectionCriteria};
     use query_service::store::{Concerns, ReadFrom};
-    // docs/configuration.md lets reads by id go to secondaries; positions, pointers, gaps and catch-up marks must not: a lagging
+    // docs/configuration.md lets reads by id go to secondaries; positions, pointers, gaps and catch-up marks must not:
+    // a lagging
     // secondary would hide a catch-up just recorded, or name a generation that no longer takes writes.
     let uri = format!("{}&readPreference=secondaryPreferred", mongodb_uri());
     let views = query_service::store::connect(&uri, &Names::new("test").database, &Concerns::default())
@@ -195,7 +196,7 @@ async fn a_page_larger_than_the_store_takes_within_one_operations_time_is_loaded
 async fn a_document_of_a_page_the_store_refuses_fails_the_load_instead_of_going_missing() {
     use query_service::store::Guarded;
     let scratch = ScratchDatabase::new().await;
-    let views = Views::new(scratch.0.clone());
+    let views = ReadModelStore::new(scratch.0.clone());
     // Another unique index refuses the second document for good (E11000 that no newer version explains): the load
     // must say so, not report a page loaded that lacks it.
     unique_customer(&scratch.0.collection::<Document>("order_views_v1")).await;
