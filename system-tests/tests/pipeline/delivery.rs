@@ -102,7 +102,7 @@ async fn duplicates_and_reordered_events_leave_the_newest_version() {
     assert_eq!(stored.get_i64("version").ok(), Some(3));
     assert_eq!(stored.get_str("status").ok(), Some("Shipped"));
     assert_eq!(stored.get_str("customerId").ok(), Some("third"));
-    let read = app.http.get(app.query_url(&format!("/queries/orders/{id}?minVersion=3"))).send().await.expect("GET");
+    let read = app.read_order(id, "?minVersion=3").await;
     assert_eq!(read.status(), 200);
     app.stop().await;
 }

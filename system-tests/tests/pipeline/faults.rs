@@ -254,7 +254,7 @@ async fn events_flowing_while_mongodb_restarts_all_reach_their_views() {
     let first = first.expect("an order was placed");
     eventually(Duration::from_secs(20), || async { (views_at_version_one(&app).await == 10).then_some(()) }).await;
     mongo.kill();
-    let read = app.http.get(app.query_url(&format!("/queries/orders/{first}"))).send().await.expect("GET answers");
+    let read = app.read_order(first, "").await;
     assert_eq!(read.status(), 503, "reads report the read store down");
     assert_eq!(read.headers()["content-type"], "application/problem+json");
     for n in 0..20 {

@@ -6,30 +6,6 @@ use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
-impl TestApp {
-    pub(crate) async fn command(&self, id: Uuid, action: &str, body: Option<Value>) -> reqwest::Response {
-        let mut request = self.http.post(self.command_url(&format!("/commands/orders/{id}/{action}")));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.expect("command answers")
-    }
-
-    /// Reads the view at `version` in one request and returns its data.
-    async fn read_at(&self, id: Uuid, version: i64) -> Value {
-        let response = self
-            .http
-            .get(self.query_url(&format!("/queries/orders/{id}?minVersion={version}")))
-            .send()
-            .await
-            .expect("GET");
-        assert_eq!(response.status(), 200, "version {version} not readable in one request");
-        let body: Value = response.json().await.expect("json");
-        assert_eq!(body["metadata"]["version"], version);
-        body["data"].clone()
-    }
-}
-
 async fn accepted(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     response.json().await.expect("json")

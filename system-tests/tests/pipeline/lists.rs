@@ -72,7 +72,7 @@ async fn pages_hold_every_order_once_in_order_while_new_orders_arrive() {
         ("cursor=garbage", "foreign cursor"),
         ("customerId=", "empty customer"),
     ] {
-        let response = app.http.get(app.query_url(&format!("/queries/orders?{query}"))).send().await.expect("GET");
+        let response = app.list_orders(query).await;
         assert_eq!(response.status(), 400, "{case}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
     }
@@ -101,7 +101,7 @@ async fn a_list_read_right_after_a_post_includes_the_new_order_in_that_one_reque
         assert_eq!(page["metadata"]["processing"], false);
     }
     for (query, case) in [("minPosition=-1", "negative"), ("minPosition=x", "not a number"), ("waitMs=30001", "wait")] {
-        let response = app.http.get(app.query_url(&format!("/queries/orders?{query}"))).send().await.expect("GET");
+        let response = app.list_orders(query).await;
         assert_eq!(response.status(), 400, "{case}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
     }

@@ -7,6 +7,7 @@ mod cluster;
 mod delivery;
 mod demo;
 mod deployments;
+mod endpoints;
 mod faults;
 mod helpers;
 mod hostile;

@@ -54,7 +54,7 @@ async fn the_reference_client_loop_works_unchanged() {
     let (id, sequence_id) = app.place_order("cust-ref").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = app.http.get(app.query_url(&format!("/queries/orders/{id}"))).send().await.expect("GET");
+        let response = app.read_order(id, "").await;
         if response.status() == 200 {
             let body: serde_json::Value = response.json().await.expect("json");
             if body["metadata"]["version"].as_i64() >= Some(sequence_id) {
@@ -74,7 +74,7 @@ async fn the_reference_client_loop_works_unchanged() {
 async fn a_version_never_reached_answers_202_after_wait_ms() {
     let app = TestApp::spawn().await;
     let (id, _) = app.place_order("cust-wait").await;
-    let ready = app.http.get(app.query_url(&format!("/queries/orders/{id}?minVersion=1"))).send().await.expect("GET");
+    let ready = app.read_order(id, "?minVersion=1").await;
     assert_eq!(ready.status(), 200);
 
     let started = Instant::now();

@@ -15,10 +15,6 @@ use crate::proxies::{bson_field, mongodb_address, through, Proxy};
 const STATUS: &str = "/admin/read-models/orders";
 
 impl TestApp {
-    async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
-        self.http.request(method, self.query_url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("admin answers")
-    }
-
     async fn read_model(&self) -> Value {
         let response = self.admin(reqwest::Method::GET, STATUS).await;
         assert_eq!(response.status(), 200);
