@@ -282,6 +282,15 @@ async fn bad_lifecycle_commands_are_rejected_with_problem_json_before_the_store_
     let key_too_long = "k".repeat(256);
     let cases: Vec<LifecycleCase> = vec![
         ("id not a uuid", "/commands/orders/nope/confirm".to_owned(), None, vec![], None, 400),
+        // The body is judged before the id, as it always was: a text body is 415 whatever the id.
+        (
+            "id not a uuid, a text body",
+            "/commands/orders/nope/confirm".to_owned(),
+            Some("text/plain"),
+            b"x".to_vec(),
+            None,
+            415,
+        ),
         (
             "injection in the id",
             "/commands/orders/1%27%3B%20drop%20table%20outbox/confirm".to_owned(),

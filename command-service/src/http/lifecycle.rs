@@ -128,9 +128,9 @@ async fn apply(
     body: Result<JsonBytes, ApiError>,
 ) -> Result<Answer, ApiError> {
     command::admit(state, caller)?;
-    let OrderId(order_id) = order?;
-    // `null` says "no body" as much as an empty body does.
+    // `null` says "no body" as much as an empty body does. The body is judged before the id (415, 413).
     let JsonBytes(body) = body?;
+    let OrderId(order_id) = order?;
     let body = body.filter(|bytes| bytes.trim_ascii() != b"null");
     let key = key?.key.map(|key| key.of(caller.idempotency_scope()));
     let (expected_version, reason) = match (&body, transition) {

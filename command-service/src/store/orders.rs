@@ -107,7 +107,7 @@ macro_rules! earlier_use {
         "earlier as (
              select k.fingerprint, k.created_at < now() - interval '24 hours' as expired, k.status_code, k.location,
                     k.response_body,
-                    case when e.sequence is not null then jsonb_build_object(
+                    case when e.payload ?& array['status', 'total', 'currency'] then jsonb_build_object(
                         'order_id', e.order_id, 'order_version', e.order_version, 'sequence', e.sequence,
                         'status', e.payload ->> 'status', 'total', e.payload ->> 'total',
                         'currency', e.payload ->> 'currency') end as event

@@ -51,8 +51,9 @@ pub(super) struct ReadParams {
 pub(super) async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
-    OrderId(id): OrderId,
+    // The query string is read before the id, as it always was.
     Params(params): Params<ReadParams>,
+    OrderId(id): OrderId,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("order_id", tracing::field::display(id));
     let min_version = parse_min("minVersion", params.min_version.as_deref())?;

@@ -72,8 +72,9 @@ pub(super) async fn stream_order(
     State(state): State<AppState>,
     caller: Caller,
     ticket: Option<Extension<auth::StreamTicket>>,
-    OrderId(id): OrderId,
+    // The query string is read before the id, as it always was.
     Params(params): Params<StreamParams>,
+    OrderId(id): OrderId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if ticket.is_some_and(|Extension(ticket)| ticket.0 != id) {
