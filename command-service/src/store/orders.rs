@@ -191,7 +191,8 @@ const CHANGE: &str = concat!(
          update customer_order o set status = p.status, version = o.version + 1, updated_at = p.updated_at,
                                      cancel_reason = p.cancel_reason
          from current c, params p
-         where o.id = c.id and c.status = any(p.sources) and (p.expected_version is null or c.version = p.expected_version)
+         where o.id = c.id and c.status = any(p.sources)
+           and (p.expected_version is null or c.version = p.expected_version)
          returning o.id, o.version
      ),
      barrier as materialized (select pg_advisory_xact_lock_shared(p.barrier) from changed, params p),
