@@ -15,7 +15,8 @@
 //! backoff: nothing is lost, and a crash returns it to the queue.
 //!
 //! What a batch means — events, checkpoint, dead letters, and after each write which views are done — is decided
-//! without I/O in `batch`; the loop around it is `consumer`.
+//! without I/O in `batch`; the loop around it is `consumer`, with its session with the broker (`session`) and the
+//! handling of a batch (`handle`).
 //!
 //! What an event makes of its view is [`StoredView::from_event`](crate::store::StoredView::from_event), defined here
 //! (`order_views`): the event carries the order's whole state, so the view is a function of the newest event alone.
