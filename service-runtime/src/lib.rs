@@ -20,7 +20,6 @@ pub mod params;
 pub mod problem;
 pub mod supervisor;
 pub mod telemetry;
-#[cfg(feature = "testing")]
 pub mod testing;
 pub mod watchdog;
 

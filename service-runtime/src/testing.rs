@@ -1,5 +1,6 @@
-//! What the services' in-process HTTP tables share (feature `testing`, for tests only): a request sent to a router
-//! without a socket, and the checks every problem document must pass.
+//! What the services' in-process HTTP tables share: a request sent to a router without a socket, and the checks every
+//! problem document must pass. For tests only (nothing in the services calls it); not behind a feature, because a
+//! feature only tests turn on would build every crate above this one twice.
 
 use tower::ServiceExt as _;
 
