@@ -110,12 +110,19 @@ async fn a_list_read_right_after_a_post_includes_the_new_order_in_that_one_reque
 
 /// An order of `customer` placed as the command-service places one, inside a transaction left open: its sequence is
 /// drawn, its commit (or rollback) is the test's.
+///
+/// The relay publishes before the transaction opens: in `wal` mode creating the replication slot waits for every
+/// transaction in flight, so a transaction opened while the slot is made would hold the relay back until the test
+/// ends it, and the test would wait on itself.
 async fn placed_in_an_open_transaction(
     app: &TestApp,
     customer: &str,
 ) -> (sqlx::Transaction<'static, sqlx::Postgres>, command_service::store::Recorded) {
     use command_service::domain::{NewOrder, PlaceOrder};
 
+    let (first, _) = app.place_order(&format!("{customer}-before")).await;
+    let published = app.query_url(&format!("/queries/orders/{first}?minVersion=1&waitMs=10000"));
+    assert_eq!(app.http.get(published).send().await.expect("GET").status(), 200, "the relay publishes");
     let command: PlaceOrder = serde_json::from_value(serde_json::json!({
         "customerId": customer, "currency": "EUR", "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": "1.00"}]
     }))
