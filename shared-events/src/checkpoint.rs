@@ -16,6 +16,12 @@ pub const CHECKPOINT_TYPE: &str = "Checkpoint";
 /// event of the log: a store that handles it holds the log from its start. Absent everywhere else (decision 0019).
 pub const WHOLE_LOG_HEADER: &str = "whole-log";
 
+/// AMQP header (short unsigned integer) of every checkpoint marker: the number of partitions the relay that sent it
+/// routes events to. A marker closes the log for the queues of that split only: a queue a changed split took over
+/// by name (`.0` of three, then of two) may still hold a marker of the old split, which says nothing of the events
+/// the new partition has in the old split's other queues. Absent from a relay of an earlier release.
+pub const SPLIT_HEADER: &str = "partitions";
+
 /// Body of a checkpoint marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -18,7 +18,7 @@ pub mod read_model;
 pub mod upcast;
 mod view;
 
-pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE, WHOLE_LOG_HEADER};
+pub use checkpoint::{Checkpoint, CHECKPOINT_TYPE, SPLIT_HEADER, WHOLE_LOG_HEADER};
 pub use envelope::{decode, decode_envelope, trace_id, DecodeError, Envelope, EventType, OrderEvent};
 pub use feed::{FeedMetadata, FeedPage};
 pub use order::{Customer, OrderLine, OrderState, OrderStatus, StatusChange, DEFAULT_SEGMENT};

@@ -14,7 +14,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 use shared_events::{
-    read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, SEQUENCE_HEADER, WHOLE_LOG_HEADER,
+    read_model, Checkpoint, Partition, CHECKPOINT_TYPE, CONTENT_TYPE, READ_MODELS, SEQUENCE_HEADER, SPLIT_HEADER,
+    WHOLE_LOG_HEADER,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
@@ -181,8 +182,9 @@ impl Publisher {
     /// waits for the confirms. Every partition's queue binds the marker's routing key, so one publish per read model
     /// reaches them all. A read model still to be told that its queue holds the whole log gets the marker with the
     /// [`WHOLE_LOG_HEADER`] (decision 0019). Each marker names the one last routed to its read model (`previous`,
-    /// decision 0023). Says which read models no queue of which took it (the next round publishes one again), which
-    /// did, and which were told about the whole log.
+    /// decision 0023) and the split it closes the log for ([`SPLIT_HEADER`], decision 0028). Says which read models
+    /// no queue of which took it (the next round publishes one again), which did, and which were told about the
+    /// whole log.
     pub async fn publish_checkpoint(&self, closed_through: i64) -> lapin::Result<CheckpointOutcome> {
         let last_markers = self.last_markers.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let telling = self.whole_log.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -193,7 +195,7 @@ impl Publisher {
             let body = serde_json::to_vec(&Checkpoint { closed_through, previous })
                 .map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
             let whole_log = telling.contains(*name);
-            let properties = checkpoint_properties(whole_log);
+            let properties = checkpoint_properties(self.partitions, whole_log);
             let confirm = self
                 .channel
                 .basic_publish(exchange.clone(), CHECKPOINT_TYPE.into(), MANDATORY, &body, properties)
@@ -331,19 +333,19 @@ fn properties(envelope: &shared_events::Envelope) -> BasicProperties {
         .with_headers(headers)
 }
 
-/// A checkpoint marker's properties: persistent, typed, with the [`WHOLE_LOG_HEADER`] when it tells its read model
-/// that its queue holds the whole log.
-fn checkpoint_properties(whole_log: bool) -> BasicProperties {
-    let plain = BasicProperties::default()
+/// A checkpoint marker's properties: persistent, typed, naming the split it closes the log for, with the
+/// [`WHOLE_LOG_HEADER`] when it tells its read model that its queue holds the whole log.
+fn checkpoint_properties(partitions: u16, whole_log: bool) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(SPLIT_HEADER.into(), AMQPValue::ShortUInt(partitions));
+    if whole_log {
+        headers.insert(WHOLE_LOG_HEADER.into(), AMQPValue::Boolean(true));
+    }
+    BasicProperties::default()
         .with_type(CHECKPOINT_TYPE.into())
         .with_content_type(CONTENT_TYPE.into())
-        .with_delivery_mode(2);
-    if !whole_log {
-        return plain;
-    }
-    let mut headers = FieldTable::default();
-    headers.insert(WHOLE_LOG_HEADER.into(), AMQPValue::Boolean(true));
-    plain.with_headers(headers)
+        .with_delivery_mode(2)
+        .with_headers(headers)
 }
 
 #[cfg(test)]

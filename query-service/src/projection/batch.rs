@@ -8,14 +8,16 @@ use shared_events::{Checkpoint, EventType, OrderEvent, CHECKPOINT_TYPE};
 use crate::store::gaps::GapOf;
 use crate::store::ApplyOutcome;
 
-/// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence` and `whole-log`
-/// headers and the body.
+/// One delivered message, as far as sorting it goes: the `type` property, the relay's `sequence`, `whole-log` and
+/// `partitions` headers and the body.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     pub kind: Option<&'a str>,
     pub sequence_header: Option<i64>,
     /// A checkpoint's word that the read model's queue has had every event of the log before it.
     pub whole_log: bool,
+    /// The split a checkpoint closes the log for (`None` from a relay of an earlier release).
+    pub split: Option<u16>,
     pub data: &'a [u8],
 }
 
@@ -40,6 +42,9 @@ pub struct Plan {
     pub whole_log: bool,
     /// Each marker's `(previous, closed_through)`, in delivery order (decision 0023).
     pub markers: Vec<(Option<i64>, i64)>,
+    /// Markers sent for another split (left in a queue a changed split took over by name): acked, and taken for
+    /// nothing (decision 0028).
+    pub other_split: usize,
     pub dead_letters: Vec<(usize, DeadLetter)>,
 }
 
@@ -60,12 +65,13 @@ pub fn chain_break(markers: &[(Option<i64>, i64)], handled: Option<i64>) -> Opti
     None
 }
 
-/// Sorts a batch, in delivery order.
-pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>) -> Plan {
+/// Sorts a batch of a queue of a split into `split` partitions, in delivery order.
+pub fn plan<'a>(messages: impl IntoIterator<Item = Message<'a>>, split: u16) -> Plan {
     let mut plan = Plan::default();
     for (index, message) in messages.into_iter().enumerate() {
         if message.kind == Some(CHECKPOINT_TYPE) {
             match serde_json::from_slice::<Checkpoint>(message.data) {
+                Ok(_) if message.split.is_some_and(|sent_for| sent_for != split) => plan.other_split += 1,
                 Ok(marker) => {
                     plan.checkpoint = plan.checkpoint.max(Some(marker.closed_through));
                     plan.markers.push((marker.previous, marker.closed_through));
@@ -176,26 +182,45 @@ mod tests {
     }
 
     fn message<'a>(kind: &'a str, data: &'a [u8]) -> Message<'a> {
-        Message { kind: Some(kind), sequence_header: None, whole_log: false, data }
+        Message { kind: Some(kind), sequence_header: None, whole_log: false, split: None, data }
     }
 
     #[test]
     fn given_events_and_markers_the_plan_applies_the_events_and_takes_the_newest_checkpoint() {
         let (one, two) = (event(1), event(2));
         let (through_2, through_1) = (br#"{"closedThrough": 2}"#.to_vec(), br#"{"closedThrough": 1}"#.to_vec());
-        let plan = plan([
-            message("OrderPlaced", &one),
-            message(CHECKPOINT_TYPE, &through_2),
-            message("OrderPlaced", &two),
-            message(CHECKPOINT_TYPE, &through_1),
-        ]);
+        let plan = plan(
+            [
+                message("OrderPlaced", &one),
+                message(CHECKPOINT_TYPE, &through_2),
+                message("OrderPlaced", &two),
+                message(CHECKPOINT_TYPE, &through_1),
+            ],
+            1,
+        );
         assert_eq!(plan.events.iter().map(|(i, e)| (*i, e.sequence)).collect::<Vec<_>>(), [(0, 1), (2, 2)]);
         assert_eq!(plan.checkpoint, Some(2));
         assert!(!plan.whole_log, "no marker said the queue holds the whole log");
         assert!(plan.dead_letters.is_empty());
         let first = Message { whole_log: true, ..message(CHECKPOINT_TYPE, &through_1) };
-        let plan = super::plan([message("OrderPlaced", &one), first, message(CHECKPOINT_TYPE, &through_2)]);
+        let plan = super::plan([message("OrderPlaced", &one), first, message(CHECKPOINT_TYPE, &through_2)], 1);
         assert_eq!((plan.checkpoint, plan.whole_log), (Some(2), true));
+    }
+
+    #[test]
+    fn given_a_marker_sent_for_another_split_it_is_taken_for_nothing() {
+        let one = event(1);
+        let (through_1, through_9) =
+            (br#"{"closedThrough": 1}"#.to_vec(), br#"{"closedThrough": 9, "previous": 1}"#.to_vec());
+        let of = |split, data| Message { split, ..message(CHECKPOINT_TYPE, data) };
+        // A queue `.0` of two that `.0` of three left a marker in: its events are applied, its marker is not.
+        let plan = super::plan([message("OrderPlaced", &one), of(Some(2), &through_1), of(Some(3), &through_9)], 2);
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!((plan.checkpoint, plan.markers.as_slice(), plan.other_split), (Some(1), &[(None, 1)][..], 1));
+        assert!(plan.dead_letters.is_empty(), "acked, not dead-lettered");
+        // A marker that names no split (a relay of an earlier release) counts, as before.
+        let plan = super::plan([of(None, &through_9)], 2);
+        assert_eq!((plan.checkpoint, plan.other_split), (Some(9), 0));
     }
 
     #[test]
@@ -219,7 +244,7 @@ mod tests {
 
     #[test]
     fn given_a_malformed_marker_it_is_dead_lettered_without_a_gap() {
-        let plan = plan([message(CHECKPOINT_TYPE, b"{}")]);
+        let plan = plan([message(CHECKPOINT_TYPE, b"{}")], 1);
         assert_eq!(plan.checkpoint, None);
         assert_eq!(
             plan.dead_letters,
@@ -230,7 +255,7 @@ mod tests {
     #[test]
     fn given_an_unreadable_event_of_the_log_it_is_dead_lettered_with_its_gap() {
         let newer = envelope(7, "OrderPlaced", 99);
-        let plan = plan([message("OrderPlaced", &newer)]);
+        let plan = plan([message("OrderPlaced", &newer)], 1);
         let [(0, dead)] = plan.dead_letters.as_slice() else { panic!("one dead letter: {:?}", plan.dead_letters) };
         assert_eq!(dead.kind, "OrderPlaced");
         let gap = dead.gap.as_ref().expect("a gap");
@@ -238,12 +263,18 @@ mod tests {
         assert!(plan.events.is_empty());
 
         // The relay's header names the position even when the body is no JSON at all.
-        let garbage = Message { kind: Some("Nonsense"), sequence_header: Some(9), whole_log: false, data: b"not json" };
-        let plan = super::plan([garbage]);
+        let garbage = Message {
+            kind: Some("Nonsense"),
+            sequence_header: Some(9),
+            whole_log: false,
+            split: None,
+            data: b"not json",
+        };
+        let plan = super::plan([garbage], 1);
         assert_eq!(plan.dead_letters[0].1.kind, "unknown");
         assert_eq!(plan.dead_letters[0].1.gap, Some(GapOf { sequence: 9, ..GapOf::default() }));
         // A message with no position is no event of the log: no gap.
-        let stray = super::plan([message("OrderPlaced", b"{}")]);
+        let stray = super::plan([message("OrderPlaced", b"{}")], 1);
         assert_eq!(stray.dead_letters[0].1.gap, None);
     }
 

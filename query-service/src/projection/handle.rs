@@ -42,7 +42,12 @@ impl Handling<'_> {
     /// recorded first. Returns the notices to send and the position to store before the batch is acked.
     pub async fn batch(&self, deliveries: &[Delivery]) -> Step<(Vec<Notice>, Option<i64>)> {
         let settings = self.settings;
-        let mut plan = batch::plan(deliveries.iter().map(message));
+        let mut plan = batch::plan(deliveries.iter().map(message), settings.partition.count);
+        if plan.other_split > 0 {
+            tracing::warn!(queue = %settings.partition_queue(), markers = plan.other_split, split = %settings.partition,
+                "skipped checkpoint markers sent for another split (left in a queue this split took over by name, \
+                or a relay that routes to another PROJECTOR_PARTITIONS): they close the log for that split only");
+        }
         if let Some((known, previous)) = batch::chain_break(&plan.markers, settings.handled.get(settings.partition)) {
             return self.lost_messages(known, previous).await;
         }
@@ -283,8 +288,25 @@ fn message(delivery: &Delivery) -> Message<'_> {
         kind: delivery.properties.kind().as_ref().map(|kind| kind.as_str()),
         sequence_header,
         whole_log: matches!(header(shared_events::WHOLE_LOG_HEADER), Some(AMQPValue::Boolean(true))),
+        split: header(shared_events::SPLIT_HEADER).and_then(split_of),
         data: &delivery.data,
     }
+}
+
+/// The split a checkpoint's header names, whatever integer type carries it (a relay sends a short unsigned one;
+/// a tool may send another).
+fn split_of(value: &AMQPValue) -> Option<u16> {
+    let split = match value {
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::LongLongInt(n) => *n,
+        _ => return None,
+    };
+    u16::try_from(split).ok()
 }
 
 /// Whether a delivery came before (redelivered by the broker, or redriven from the dead-letter queue).
