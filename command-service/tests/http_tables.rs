@@ -258,6 +258,13 @@ async fn without_tokens_the_document_requires_the_customer_of_a_new_order() {
 }
 
 #[tokio::test]
+async fn every_operation_of_the_document_has_an_operation_id_of_its_own() {
+    let (status, _, document) = in_process(&command_app_without_store(), get("/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(service_runtime::testing::repeated_operation_ids(&document), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn postgres_unreachable_answers_503() {
     use tower::ServiceExt as _;
     let request = axum::http::Request::post("/commands/orders")

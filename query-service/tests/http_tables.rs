@@ -3,7 +3,7 @@
 //! any read that reached it). No server is needed.
 
 use axum::http::Method;
-use service_runtime::testing::{assert_problem, get, in_process, request};
+use service_runtime::testing::{assert_problem, get, in_process, repeated_operation_ids, request};
 
 /// The query side in process, in front of a MongoDB nothing listens on (and an event feed nobody serves): any read
 /// that reached the store would answer 503, so every 4xx it gives was decided before the store was asked.
@@ -77,4 +77,11 @@ async fn bad_reads_are_rejected_with_problem_json_before_the_store_is_read() {
     assert!(both["detail"].as_str().is_some_and(|d| d.contains("minVersion")), "{both}");
     let wrong_method = request(Method::DELETE, &format!("/queries/orders/{id}"), None, Vec::new());
     assert_problem(in_process(&app, wrong_method).await, 405, "DELETE on a view");
+}
+
+#[tokio::test]
+async fn every_operation_of_the_document_has_an_operation_id_of_its_own() {
+    let (status, _, document) = in_process(&query_app_without_store().await, get("/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(repeated_operation_ids(&document), Vec::<String>::new());
 }

@@ -54,3 +54,16 @@ pub fn request(
     }
     request.body(axum::body::Body::from(body)).unwrap_or_else(|e| panic!("a request to {path}: {e}"))
 }
+
+/// The `operationId`s an OpenAPI document gives more than one operation (OpenAPI requires each to be unique, and
+/// client generators refuse a document that repeats one).
+pub fn repeated_operation_ids(document: &serde_json::Value) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let paths = document["paths"].as_object().into_iter().flat_map(|paths| paths.values());
+    for operation in paths.filter_map(serde_json::Value::as_object).flat_map(|methods| methods.values()) {
+        if let Some(id) = operation["operationId"].as_str() {
+            *seen.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    seen.into_iter().filter(|(_, count)| *count > 1).map(|(id, _)| id).collect()
+}

@@ -63,7 +63,8 @@ impl From<PointerError> for ApiError {
 }
 
 /// A read model's generations, the rebuild in progress and the position (admin token).
-#[utoipa::path(get, path = "/admin/read-models/{projection}", tag = "admin", security(("admin" = []), ("bearer" = [])),
+#[utoipa::path(get, path = "/admin/read-models/{projection}", tag = "admin", operation_id = "read_model_status",
+    security(("admin" = []), ("bearer" = [])),
     params(("projection" = String, Path, description = "`orders`, `customer-summary` or `daily-sales`")),
     responses((status = 200, description = "Generations and progress", body = ReadModelStatus),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound),
