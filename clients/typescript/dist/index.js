@@ -1,0 +1,161 @@
+// The client half of the order platform. Commands are sent with an idempotency key made once per logical command
+// and reused on every retry, so a command is applied once and its first answer comes back; reads take the receipt
+// a command returned and never resolve with a state older than it (the service waits server-side, the client asks
+// again on 202 while its deadline allows); `watch` follows an order's view as it changes.
+import { NotCaughtUpError, ProblemError } from './errors.js';
+import { views } from './stream.js';
+import { DEFAULT_RETRY, pause, send } from './transport.js';
+export { NotCaughtUpError, ProblemError, UnreachableError } from './errors.js';
+export { serverEvents } from './stream.js';
+/** The longest a single request may ask the service to wait (`waitMs`). */
+const MAX_WAIT_MS = 30_000;
+export function createClient(options) {
+    const transport = {
+        token: options.token,
+        retry: { ...DEFAULT_RETRY, ...options.retry },
+        fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    };
+    const commandsUrl = options.commandsUrl.replace(/\/+$/, '');
+    const queriesUrl = options.queriesUrl.replace(/\/+$/, '');
+    const readDeadlineMs = options.readDeadlineMs ?? 10_000;
+    const maxWaitMs = Math.min(MAX_WAIT_MS, options.maxWaitMs ?? MAX_WAIT_MS);
+    async function command(path, body, options) {
+        const idempotencyKey = options.idempotencyKey ?? newKey();
+        const response = await send(transport, {
+            method: 'POST',
+            url: `${commandsUrl}${path}`,
+            body,
+            headers: { 'idempotency-key': idempotencyKey },
+            retry: true,
+            signal: options.signal,
+        });
+        const accepted = (await response.json());
+        return {
+            ...accepted,
+            idempotencyKey,
+            view: (read) => order(accepted.orderId, { ...read, minVersion: accepted.sequenceId }),
+        };
+    }
+    function change(action, orderId, options = {}) {
+        const body = {};
+        if (options.expectedVersion !== undefined)
+            body.expectedVersion = options.expectedVersion;
+        if (options.reason !== undefined)
+            body.reason = options.reason;
+        return command(`/commands/orders/${encodeURIComponent(orderId)}/${action}`, body, options);
+    }
+    /**
+     * Reads `path` until the service answers 200: each request waits server-side as long as the deadline allows,
+     * and a 202 is asked again while time is left. A read past its deadline rejects: it never resolves with a state
+     * older than the one asked for.
+     */
+    async function waitingRead(path, query, what, read) {
+        const deadline = Date.now() + (read.deadlineMs ?? readDeadlineMs);
+        for (;;) {
+            const waitMs = Math.max(0, Math.min(maxWaitMs, deadline - Date.now()));
+            query.set('waitMs', String(Math.round(waitMs)));
+            const response = await send(transport, {
+                method: 'GET',
+                url: `${queriesUrl}${path}?${query}`,
+                retry: true,
+                timeoutMs: waitMs + transport.retry.timeoutMs,
+                signal: read.signal,
+            });
+            const body = await response.json();
+            if (response.status !== 202)
+                return body;
+            if (Date.now() >= deadline)
+                throw new NotCaughtUpError(what, body);
+            // The service waited as long as it was asked to; when that was nothing, it asked for a pause.
+            if (waitMs < 100)
+                await pause(Math.min(1_000, Math.max(0, deadline - Date.now())), read.signal);
+        }
+    }
+    async function order(orderId, options = {}) {
+        const path = `/queries/orders/${encodeURIComponent(orderId)}`;
+        if (options.minVersion === undefined) {
+            const response = await send(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
+            return (await response.json());
+        }
+        const query = new URLSearchParams({ minVersion: String(options.minVersion) });
+        return (await waitingRead(path, query, `order ${orderId} at version ${options.minVersion}`, options));
+    }
+    async function positioned(path, query, after, read) {
+        let body;
+        if (after === undefined) {
+            const url = query.size > 0 ? `${queriesUrl}${path}?${query}` : `${queriesUrl}${path}`;
+            body = await (await send(transport, { method: 'GET', url, retry: true, signal: read.signal })).json();
+        }
+        else {
+            const position = typeof after === 'number' ? after : after.position;
+            query.set('minPosition', String(position));
+            body = await waitingRead(path, query, `${path} at position ${position}`, read);
+        }
+        const { data, metadata } = body;
+        return { data, metadata, missingPositions: metadata.missingPositions ?? [] };
+    }
+    function watch(orderId, options = {}) {
+        const from = typeof options.from === 'object' ? options.from.sequenceId : (options.from ?? 1);
+        if (!('onView' in options)) {
+            return views({ transport, queriesUrl }, orderId, from, options.signal);
+        }
+        const stop = new AbortController();
+        const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+        (async () => {
+            for await (const read of views({ transport, queriesUrl }, orderId, from, signal))
+                options.onView(read);
+        })().catch((error) => {
+            if (!signal.aborted)
+                options.onError?.(error);
+        });
+        return { close: () => stop.abort() };
+    }
+    const place = (order, options = {}) => command('/commands/orders', order, options);
+    return {
+        place,
+        confirm: (orderId, options) => change('confirm', orderId, options),
+        ship: (orderId, options) => change('ship', orderId, options),
+        cancel: (orderId, options) => change('cancel', orderId, options),
+        order,
+        list: ({ customerId, status, limit, cursor, after, ...read } = {}) => {
+            const query = new URLSearchParams();
+            if (customerId !== undefined)
+                query.set('customerId', customerId);
+            if (status !== undefined)
+                query.set('status', status);
+            if (limit !== undefined)
+                query.set('limit', String(limit));
+            if (cursor !== undefined)
+                query.set('cursor', cursor);
+            return positioned('/queries/orders', query, after, read);
+        },
+        summary: (customerId, { after, ...read } = {}) => positioned(`/queries/customers/${encodeURIComponent(customerId)}/summary`, new URLSearchParams(), after, read),
+        dashboard: (from, to, { after, ...read } = {}) => positioned('/queries/dashboard/daily', new URLSearchParams({ from, to }), after, read),
+        watch,
+        async placeOptimistic(order, handlers) {
+            handlers.onPending?.(order);
+            try {
+                const receipt = await place(order);
+                const read = await receipt.view();
+                handlers.onConfirmed?.(read.data, receipt);
+                return read;
+            }
+            catch (error) {
+                handlers.onFailed?.(error);
+                return undefined;
+            }
+        },
+    };
+}
+/** A random UUID (v4) for `Idempotency-Key`. `crypto.randomUUID` needs a secure context; this does not. */
+export function newKey() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
+    bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+    const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+/** `ProblemError` for a caller that switches on the problem of a refused command. */
+export function isConflict(error) {
+    return error instanceof ProblemError && error.status === 409;
+}
