@@ -1,8 +1,11 @@
 // The demo page: places orders and changes them through the command-service, shows each change at once as
-// "pending", and marks it "confirmed in read model" when the order's event stream (SSE, this service) reaches the
-// version the command returned. A live panel reads both services' /metrics. Plain ES module, no build step.
-// With AUTH_MODE=jwt the page sends the bearer token the user pastes, and opens each view stream with a ticket
-// (EventSource cannot send headers).
+// "pending", and marks it "confirmed in read model" when the order's view stream (this service) reaches the version
+// the command returned. Orders, reads and streams go through the TypeScript client (clients/typescript, served as
+// /demo/lib/): its commands carry an idempotency key and are retried, its reads wait for the receipt's position, its
+// streams resume. A live panel reads both services' /metrics. Plain ES module, no build step.
+// With AUTH_MODE=jwt the page sends the bearer token the user pastes (the client opens streams with tickets).
+
+import { createClient, NotCaughtUpError, ProblemError } from './lib/index.js';
 
 const SCRAPE_EVERY_MS = 2_000;
 const RATE_WINDOW_MS = 10_000;
@@ -46,30 +49,15 @@ bearer.addEventListener('change', () => {
   loadRecent();
 });
 
-/** The Authorization header of the user's token, when the services need one. */
-const authorization = () => (JWT && bearer.value.trim() ? { authorization: `Bearer ${bearer.value.trim()}` } : {});
-
-/** Where the view stream of `orderId` is read from: with AUTH_MODE=jwt, through a ticket for that order. */
-async function streamUrl(orderId, minVersion) {
-  const plain = `/queries/orders/${orderId}/stream?minVersion=${minVersion}`;
-  if (!JWT) return plain;
-  const response = await fetch(`/queries/orders/${orderId}/stream-ticket`, { method: 'POST', headers: authorization() });
-  if (!response.ok) throw new Error(describe(await problemOf(response)));
-  const ticket = await response.json();
-  return `${ticket.streamUrl}&minVersion=${minVersion}`;
-}
+/** The orders client: commands to the command-service, reads and streams from this service. */
+const orders = createClient({
+  commandsUrl: COMMANDS,
+  queriesUrl: location.origin,
+  ...(JWT ? { token: () => bearer.value.trim() } : {}),
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
-
-/** A random UUID (v4) for Idempotency-Key; `crypto.randomUUID` needs a secure context, this does not. */
-function newKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
 
 /** The problem document (RFC 9457) of a failed response, or what can be said without one. */
 async function problemOf(response) {
@@ -85,6 +73,9 @@ const describe = (problem) => [problem.title, problem.detail].filter(Boolean).jo
 const unreachable = () =>
   `Could not reach the command-service at ${COMMANDS}. Is it running, and does its CORS_ALLOWED_ORIGINS ` +
   `include ${location.origin}?`;
+
+/** What a failed command says to the user: the service's problem, or that it could not be reached. */
+const failure = (error) => (error instanceof ProblemError ? error.message : unreachable());
 
 /** "12.5" → 1250 (cents), or null. */
 function cents(price) {
@@ -212,73 +203,45 @@ class OrderRow {
 
 /**
  * Follows the order's view stream until it reaches `minVersion`, then marks the row confirmed. `acceptedAt` is when
- * the command was accepted (for the milliseconds shown), or null.
+ * the command was accepted (for the milliseconds shown), or null. The client resumes the stream after a dropped
+ * connection or an expired ticket by itself.
  */
-async function follow(row, minVersion, acceptedAt, reopened = 0) {
+function follow(row, minVersion, acceptedAt) {
   row.stream?.close();
-  let url;
-  try {
-    url = await streamUrl(row.id, minVersion);
-  } catch (error) {
-    row.pending(`the view stream could not be opened: ${error.message}`);
-    return;
-  }
-  const stream = new EventSource(url);
-  row.stream = stream;
-  stream.addEventListener('view', (event) => {
-    const body = JSON.parse(event.data);
-    if (body.metadata.version < minVersion) return;
-    stream.close();
-    row.stream = null;
-    row.show(body.data);
-    // The view is there: the summary and the chart follow at the command's position.
-    if (row.position) refreshAggregates(body.data.customerId, row.position);
-    const took = acceptedAt === null ? null : Math.round(performance.now() - acceptedAt);
-    row.confirmed(body.metadata.version, took);
-    announcer.textContent = `Order ${shortId(row.id)} is ${body.data.status} in the read model, version ` +
-      `${body.metadata.version}.`;
-  });
-  // The token the stream was opened with expired: the server ends it after saying so. A new ticket (minted with
-  // the token the page has now) opens it again; if that token has expired too, the row says why.
-  stream.addEventListener('expired', () => {
-    stream.close();
-    follow(row, minVersion, acceptedAt, reopened);
-  });
-  // EventSource reconnects by itself (resuming after the last version it saw); only a closed stream is final.
-  // A ticket lasts a minute: a stream that could not reconnect with it is opened again with a new one (a few times).
-  stream.addEventListener('error', () => {
-    if (stream.readyState !== EventSource.CLOSED) return;
-    if (JWT && reopened < 3) follow(row, minVersion, acceptedAt, reopened + 1);
-    else row.pending('the event stream closed; reload the page');
+  row.stream = orders.watch(row.id, {
+    from: minVersion,
+    onView: (read) => {
+      row.stream?.close();
+      row.stream = null;
+      row.show(read.data);
+      // The view is there: the summary and the chart follow at the command's position.
+      if (row.position) refreshAggregates(read.data.customerId, row.position);
+      const took = acceptedAt === null ? null : Math.round(performance.now() - acceptedAt);
+      row.confirmed(read.metadata.version, took);
+      announcer.textContent = `Order ${shortId(row.id)} is ${read.data.status} in the read model, version ` +
+        `${read.metadata.version}.`;
+    },
+    onError: (error) => row.pending(`the view stream could not be opened: ${error.message}`),
   });
 }
 
 async function place(order, total) {
   const row = new OrderRow({ customerId: order.customerId, total, status: 'Placed' });
   row.pending('sending the command…');
-  let response;
+  let receipt;
   try {
-    response = await fetch(`${COMMANDS}/commands/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': newKey(), ...authorization() },
-      body: JSON.stringify(order),
-    });
-  } catch {
-    row.failed(unreachable());
-    return;
-  }
-  if (!response.ok) {
-    row.failed(describe(await problemOf(response)));
+    receipt = await orders.place(order);
+  } catch (error) {
+    row.failed(failure(error));
     return;
   }
   const acceptedAt = performance.now();
-  const placed = await response.json();
-  row.setId(placed.orderId);
-  row.version = placed.sequenceId;
-  row.position = placed.position;
-  row.cell('.total').textContent = `${placed.total} ${placed.currency}`;
-  row.pending(`command accepted at version ${placed.sequenceId}; waiting for the read model`);
-  follow(row, placed.sequenceId, acceptedAt);
+  row.setId(receipt.orderId);
+  row.version = receipt.sequenceId;
+  row.position = receipt.position;
+  row.cell('.total').textContent = `${receipt.total} ${receipt.currency}`;
+  row.pending(`command accepted at version ${receipt.sequenceId}; waiting for the read model`);
+  follow(row, receipt.sequenceId, acceptedAt);
 }
 
 async function change(row, action) {
@@ -287,46 +250,34 @@ async function change(row, action) {
   row.say('');
   row.setStatus(NEXT_STATUS[action]);
   row.pending(`sending ${action}…`);
-  const body = { expectedVersion: row.version };
-  if (action === 'cancel') body.reason = 'cancelled on the demo page';
-  let response;
+  const expectedVersion = row.version;
+  const options = action === 'cancel' ? { expectedVersion, reason: 'cancelled on the demo page' } : { expectedVersion };
   try {
-    response = await fetch(`${COMMANDS}/commands/orders/${row.id}/${action}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...authorization() },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    row.setStatus(before);
-    row.failed(unreachable());
-    return;
-  }
-  if (response.ok) {
+    const done = await orders[action](row.id, options);
     const acceptedAt = performance.now();
-    const done = await response.json();
     row.version = done.sequenceId;
     row.position = done.position;
     row.pending(`command accepted at version ${done.sequenceId}; waiting for the read model`);
     follow(row, done.sequenceId, acceptedAt);
     return;
+  } catch (error) {
+    if (error instanceof ProblemError && error.status === 409 && error.currentVersion !== undefined) {
+      // Somebody else changed the order first (or the change is not allowed): say so, show the order as it is now.
+      const raced = error.currentVersion !== expectedVersion;
+      row.setStatus(error.orderStatus ?? before);
+      row.say(raced
+        ? `Conflict: this order changed since this page saw version ${expectedVersion}. It is ` +
+          `${error.orderStatus} at version ${error.currentVersion} now.`
+        : `Conflict: ${error.detail}`);
+      row.pending(`loading version ${error.currentVersion}`);
+      follow(row, error.currentVersion, null);
+      return;
+    }
+    row.setStatus(before);
+    row.busy = false;
+    row.say(failure(error));
+    row.confirmed(row.version, null);
   }
-  const problem = await problemOf(response);
-  if (response.status === 409 && Number.isInteger(problem.currentVersion)) {
-    // Somebody else changed the order first (or the change is not allowed): say so, show the order as it is now.
-    const raced = problem.currentVersion !== body.expectedVersion;
-    row.setStatus(problem.orderStatus ?? before);
-    row.say(raced
-      ? `Conflict: this order changed since this page saw version ${body.expectedVersion}. It is ` +
-        `${problem.orderStatus} at version ${problem.currentVersion} now.`
-      : `Conflict: ${problem.detail}`);
-    row.pending(`loading version ${problem.currentVersion}`);
-    follow(row, problem.currentVersion, null);
-    return;
-  }
-  row.setStatus(before);
-  row.busy = false;
-  row.say(describe(problem));
-  row.confirmed(row.version, null);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -352,12 +303,15 @@ function utcDay(date) {
   return date.toISOString().slice(0, 10);
 }
 
-/** Reads `path` at `position` (waiting up to 5 s server-side); its JSON, or an Error naming the answer. */
-async function readAt(path, position) {
-  const separator = path.includes('?') ? '&' : '?';
-  const response = await fetch(`${path}${separator}minPosition=${position}&waitMs=5000`, { headers: authorization() });
-  if (!response.ok && response.status !== 202) throw new Error(describe(await problemOf(response)));
-  return response.json();
+/** `read`'s answer at a position: what it resolves with, or, when the read model was still behind after 5 s, what
+ * it had (shown as it is: the next command's position reads it again). */
+async function atPosition(read) {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof NotCaughtUpError) return error.last;
+    throw error;
+  }
 }
 
 function showSummary(customerId, summary) {
@@ -414,7 +368,7 @@ function drawChart(dashboard, days) {
 async function refreshAggregates(customerId, position) {
   const summaryError = byId('summary-error');
   try {
-    const summary = await readAt(`/queries/customers/${encodeURIComponent(customerId)}/summary`, position);
+    const summary = await atPosition(orders.summary(customerId, { after: position, deadlineMs: 5_000 }));
     showSummary(customerId, summary.data);
     summaryError.hidden = true;
   } catch (error) {
@@ -430,7 +384,7 @@ async function refreshAggregates(customerId, position) {
   const today = new Date();
   const days = Array.from({ length: DAYS }, (_, i) => utcDay(new Date(today.getTime() - (DAYS - 1 - i) * 86_400_000)));
   try {
-    const dashboard = await readAt(`/queries/dashboard/daily?from=${days[0]}&to=${days[DAYS - 1]}`, position);
+    const dashboard = await atPosition(orders.dashboard(days[0], days[DAYS - 1], { after: position, deadlineMs: 5_000 }));
     drawChart(dashboard.data, days);
     dailyError.hidden = true;
   } catch (error) {
@@ -442,9 +396,7 @@ async function refreshAggregates(customerId, position) {
 async function loadRecent() {
   try {
     if (JWT && !bearer.value.trim()) return;
-    const response = await fetch('/queries/orders?limit=10', { headers: authorization() });
-    if (!response.ok) return;
-    const page = await response.json();
+    const page = await orders.list({ limit: 10 });
     for (const view of [...page.data].reverse()) {
       if (rows.has(view.orderId)) continue;
       const row = new OrderRow({ customerId: view.customerId, total: '', status: view.status });

@@ -1,5 +1,6 @@
-//! The demo page at `/`: place orders and watch them reach the read model (`query-service/demo/`). The files are
-//! compiled into the binary, so it serves them with nothing beside it. Not part of the API: it is absent from
+//! The demo page at `/`: place orders and watch them reach the read model (`query-service/demo/`), through the
+//! TypeScript client (`clients/typescript/dist/`, served as `/demo/lib/`). The files are compiled into the binary,
+//! so it serves them with nothing beside it. Not part of the API: it is absent from
 //! `/openapi.json`, and `DEMO_PAGE=false` turns it off (404).
 
 use super::responses::DemoConfig;
@@ -9,12 +10,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use service_runtime::auth::AuthMode;
+use service_runtime::extract::Segment;
 
 use super::{ApiError, AppState};
 
 const INDEX: &str = include_str!("../../demo/index.html");
 const SCRIPT: &str = include_str!("../../demo/app.js");
 const STYLE: &str = include_str!("../../demo/style.css");
+
+/// The client library's modules the page imports (`clients/typescript/dist`, built from its `src` and checked in).
+const LIBRARY: [(&str, &str); 4] = [
+    ("index.js", include_str!("../../../clients/typescript/dist/index.js")),
+    ("errors.js", include_str!("../../../clients/typescript/dist/errors.js")),
+    ("stream.js", include_str!("../../../clients/typescript/dist/stream.js")),
+    ("transport.js", include_str!("../../../clients/typescript/dist/transport.js")),
+];
 
 /// Scripts and styles from this service only; commands go to the command-service wherever it is.
 const CONTENT_SECURITY_POLICY: &str =
@@ -52,6 +62,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(index))
         .route("/demo/app.js", get(script))
         .route("/demo/style.css", get(style))
+        .route("/demo/lib/{module}", get(library))
         .route("/demo/config.json", get(config))
 }
 
@@ -73,6 +84,15 @@ async fn index(State(state): State<AppState>) -> Result<Response, ApiError> {
 async fn script(State(state): State<AppState>) -> Result<Response, ApiError> {
     page(&state)?;
     Ok(file("text/javascript; charset=utf-8", SCRIPT))
+}
+
+async fn library(State(state): State<AppState>, Segment(module): Segment) -> Result<Response, ApiError> {
+    page(&state)?;
+    let (_, body) = LIBRARY
+        .iter()
+        .find(|(name, _)| *name == module)
+        .ok_or_else(|| ApiError::NotFound("No such resource.".to_owned()))?;
+    Ok(file("text/javascript; charset=utf-8", body))
 }
 
 async fn style(State(state): State<AppState>) -> Result<Response, ApiError> {

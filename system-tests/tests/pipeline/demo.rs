@@ -118,9 +118,15 @@ async fn the_page_and_its_files_are_served_and_can_be_switched_off() {
     assert!(page.headers()["content-security-policy"].to_str().expect("ascii").contains("default-src 'self'"));
     let html = page.text().await.expect("html");
     assert!(html.contains(r#"<script type="module" src="/demo/app.js">"#), "{html}");
-    for (path, content_type) in
-        [("/demo/app.js", "text/javascript; charset=utf-8"), ("/demo/style.css", "text/css; charset=utf-8")]
-    {
+    let script = "text/javascript; charset=utf-8";
+    for (path, content_type) in [
+        ("/demo/app.js", script),
+        ("/demo/style.css", "text/css; charset=utf-8"),
+        ("/demo/lib/index.js", script),
+        ("/demo/lib/errors.js", script),
+        ("/demo/lib/stream.js", script),
+        ("/demo/lib/transport.js", script),
+    ] {
         let file = app.http.get(app.query_url(path)).send().await.expect("GET");
         assert_eq!(file.status(), 200, "{path}");
         assert_eq!(file.headers()["content-type"], content_type, "{path}");
@@ -137,7 +143,9 @@ async fn the_page_and_its_files_are_served_and_can_be_switched_off() {
     config.demo_page = false;
     config.projector_enabled = false;
     let query = query_service::run::start(config, shutdown.clone()).await.expect("starts");
-    for path in ["/", "/demo/app.js", "/demo/style.css", "/demo/config.json"] {
+    let unknown = app.http.get(app.query_url("/demo/lib/other.js")).send().await.expect("GET");
+    assert_eq!(unknown.status(), 404, "a module the library does not have");
+    for path in ["/", "/demo/app.js", "/demo/style.css", "/demo/config.json", "/demo/lib/index.js"] {
         let response = app.http.get(format!("http://{}{path}", query.addr)).send().await.expect("GET");
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
