@@ -5,7 +5,7 @@
 // streams resume. A live panel reads both services' /metrics. Plain ES module, no build step.
 // With AUTH_MODE=jwt the page sends the bearer token the user pastes (the client opens streams with tickets).
 
-import { createClient, NotCaughtUpError, ProblemError } from './lib/index.js';
+import { createClient, NotCaughtUpError, ProblemError, UnreachableError } from './lib/index.js';
 
 const SCRAPE_EVERY_MS = 2_000;
 const RATE_WINDOW_MS = 10_000;
@@ -74,8 +74,8 @@ const unreachable = () =>
   `Could not reach the command-service at ${COMMANDS}. Is it running, and does its CORS_ALLOWED_ORIGINS ` +
   `include ${location.origin}?`;
 
-/** What a failed command says to the user: the service's problem, or that it could not be reached. */
-const failure = (error) => (error instanceof ProblemError ? error.message : unreachable());
+/** What a failed command says to the user: the service's problem, that it could not be reached, or what failed. */
+const failure = (error) => (error instanceof UnreachableError ? unreachable() : error.message);
 
 /** "12.5" → 1250 (cents), or null. */
 function cents(price) {
@@ -221,7 +221,7 @@ function follow(row, minVersion, acceptedAt) {
       announcer.textContent = `Order ${shortId(row.id)} is ${read.data.status} in the read model, version ` +
         `${read.metadata.version}.`;
     },
-    onError: (error) => row.pending(`the view stream could not be opened: ${error.message}`),
+    onError: (error) => row.pending(`the view stream failed (it is opened again): ${error.message}`),
   });
 }
 

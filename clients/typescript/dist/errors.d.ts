@@ -23,12 +23,19 @@ export declare class ProblemError extends Error {
     readonly retryAfter: number | undefined;
     /** The whole problem document, members this class does not name included. */
     readonly problem: Readonly<Record<string, unknown>>;
+    /** For a refused command: the key it was sent with (send it again with this key to apply it at most once). */
+    idempotencyKey: string | undefined;
     constructor(status: number, problem: Record<string, unknown>, retryAfter?: number);
-    /** The error of a response that is not a 2xx: its body read as a problem document when it is one. */
-    static of(response: Response): Promise<ProblemError>;
+    /** The error of an answer that is not a 2xx: its body read as a problem document when it is one. */
+    static parse(status: number, text: string, retryAfter?: number): ProblemError;
 }
 /** A service that could not be reached (a network error or a timeout), after every retry allowed. */
 export declare class UnreachableError extends Error {
+    /**
+     * For a command: the key it was sent with. It may have been applied (an answer lost on the way back): send it
+     * again with this key, and it is applied at most once.
+     */
+    idempotencyKey: string | undefined;
     constructor(url: string, cause: unknown);
 }
 /**

@@ -20,6 +20,8 @@ export class ProblemError extends Error {
     retryAfter;
     /** The whole problem document, members this class does not name included. */
     problem;
+    /** For a refused command: the key it was sent with (send it again with this key to apply it at most once). */
+    idempotencyKey;
     constructor(status, problem, retryAfter) {
         const title = typeof problem.title === 'string' ? problem.title : `HTTP ${status}`;
         const detail = typeof problem.detail === 'string' ? problem.detail : undefined;
@@ -34,19 +36,20 @@ export class ProblemError extends Error {
         this.orderStatus = typeof problem.orderStatus === 'string' ? problem.orderStatus : undefined;
         this.retryAfter = retryAfter;
         this.problem = problem;
+        this.idempotencyKey = undefined;
     }
-    /** The error of a response that is not a 2xx: its body read as a problem document when it is one. */
-    static async of(response) {
+    /** The error of an answer that is not a 2xx: its body read as a problem document when it is one. */
+    static parse(status, text, retryAfter) {
         let problem = {};
         try {
-            const body = await response.json();
+            const body = JSON.parse(text);
             if (body && typeof body === 'object' && !Array.isArray(body))
                 problem = body;
         }
         catch {
             // Not JSON: the status says what there is to say.
         }
-        return new ProblemError(response.status, problem, retryAfterOf(response));
+        return new ProblemError(status, problem, retryAfter);
     }
 }
 function isFieldError(value) {
@@ -55,9 +58,15 @@ function isFieldError(value) {
 }
 /** A service that could not be reached (a network error or a timeout), after every retry allowed. */
 export class UnreachableError extends Error {
+    /**
+     * For a command: the key it was sent with. It may have been applied (an answer lost on the way back): send it
+     * again with this key, and it is applied at most once.
+     */
+    idempotencyKey;
     constructor(url, cause) {
         super(`could not reach ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
         this.name = 'UnreachableError';
+        this.idempotencyKey = undefined;
     }
 }
 /**

@@ -48,8 +48,11 @@ export interface ChangeOptions extends CommandOptions {
 export interface PositionedRead<T, M = PositionMetadata> {
     data: T;
     metadata: M;
-    /** Positions up to the one asked for whose events are in no view (dead-lettered); empty when complete. */
-    missingPositions: number[];
+    /**
+     * Positions up to the one asked for whose events are in no view (dead-lettered); empty when complete. `null` for
+     * a read given no position (`after`): it vouches for none.
+     */
+    missingPositions: number[] | null;
 }
 export interface ListFilter extends ReadOptions {
     customerId?: string;
@@ -62,10 +65,14 @@ export interface ListFilter extends ReadOptions {
 export interface WatchOptions {
     /** The first version wanted: a receipt's, or a number (default 1: the view as it is, then every change). */
     from?: Pick<CommandAccepted, 'sequenceId'> | number;
+    /** Stops the watch (also while a `next()` is pending, which `return()` is not). */
     signal?: AbortSignal;
+    /** How long the stream may send nothing, keep-alives included, before it is opened again (default 45 s). */
+    silenceMs?: number;
 }
 export interface WatchCallbacks extends WatchOptions {
     onView: (read: Read<OrderView>) => void;
+    /** Each failure the watch meets: those it goes on after (it opens the stream again), and the one that ends it. */
     onError?: (error: unknown) => void;
 }
 export interface OptimisticHandlers {
@@ -73,8 +80,8 @@ export interface OptimisticHandlers {
     onPending?: (order: PlaceOrder) => void;
     /** Once the read model has the order at the command's version. */
     onConfirmed?: (view: OrderView, receipt: Receipt) => void;
-    /** The command was refused, or its view could not be read in time. */
-    onFailed?: (error: unknown) => void;
+    /** The command was refused, or its view could not be read in time (then with the receipt: it was placed). */
+    onFailed?: (error: unknown, receipt?: Receipt) => void;
 }
 export type LifecycleAction = 'confirm' | 'ship' | 'cancel';
 export interface OrdersClient {
@@ -101,8 +108,8 @@ export interface OrdersClient {
     watch(orderId: string, options: WatchCallbacks): {
         close(): void;
     };
-    /** The article's optimistic UI: pending at once, confirmed when the read model has it, failed otherwise. */
-    placeOptimistic(order: PlaceOrder, handlers: OptimisticHandlers): Promise<Read<OrderView> | undefined>;
+    /** The optimistic UI: pending at once, confirmed when the read model has it, failed otherwise. */
+    placeOptimistic(order: PlaceOrder, handlers: OptimisticHandlers, options?: CommandOptions & ReadOptions): Promise<Read<OrderView> | undefined>;
 }
 export declare function createClient(options: ClientOptions): OrdersClient;
 /** A random UUID (v4) for `Idempotency-Key`. `crypto.randomUUID` needs a secure context; this does not. */

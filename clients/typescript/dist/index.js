@@ -2,9 +2,9 @@
 // and reused on every retry, so a command is applied once and its first answer comes back; reads take the receipt
 // a command returned and never resolve with a state older than it (the service waits server-side, the client asks
 // again on 202 while its deadline allows); `watch` follows an order's view as it changes.
-import { NotCaughtUpError, ProblemError } from './errors.js';
+import { NotCaughtUpError, ProblemError, UnreachableError } from './errors.js';
 import { views } from './stream.js';
-import { DEFAULT_RETRY, pause, send } from './transport.js';
+import { DEFAULT_RETRY, exchange, pause } from './transport.js';
 export { NotCaughtUpError, ProblemError, UnreachableError } from './errors.js';
 export { serverEvents } from './stream.js';
 /** The longest a single request may ask the service to wait (`waitMs`). */
@@ -21,28 +21,39 @@ export function createClient(options) {
     const maxWaitMs = Math.min(MAX_WAIT_MS, options.maxWaitMs ?? MAX_WAIT_MS);
     async function command(path, body, options) {
         const idempotencyKey = options.idempotencyKey ?? newKey();
-        const response = await send(transport, {
-            method: 'POST',
-            url: `${commandsUrl}${path}`,
-            body,
-            headers: { 'idempotency-key': idempotencyKey },
-            retry: true,
-            signal: options.signal,
-        });
-        const accepted = (await response.json());
+        let answer;
+        try {
+            answer = await exchange(transport, {
+                method: 'POST',
+                url: `${commandsUrl}${path}`,
+                body,
+                headers: { 'idempotency-key': idempotencyKey },
+                retry: true,
+                signal: options.signal,
+            });
+        }
+        catch (error) {
+            if (error instanceof ProblemError || error instanceof UnreachableError)
+                error.idempotencyKey = idempotencyKey;
+            throw error;
+        }
+        const accepted = answer.body;
+        if (typeof accepted?.orderId !== 'string' || !Number.isInteger(accepted.sequenceId) || !Number.isInteger(accepted.position)) {
+            throw new ProblemError(answer.status, { title: 'Unexpected answer', detail: 'the command was answered without its receipt' });
+        }
         return {
             ...accepted,
             idempotencyKey,
             view: (read) => order(accepted.orderId, { ...read, minVersion: accepted.sequenceId }),
         };
     }
-    function change(action, orderId, options = {}) {
+    async function change(action, orderId, options = {}) {
         const body = {};
         if (options.expectedVersion !== undefined)
             body.expectedVersion = options.expectedVersion;
         if (options.reason !== undefined)
             body.reason = options.reason;
-        return command(`/commands/orders/${encodeURIComponent(orderId)}/${action}`, body, options);
+        return command(`/commands/orders/${orderSegment(orderId)}/${action}`, body, options);
     }
     /**
      * Reads `path` until the service answers 200: each request waits server-side as long as the deadline allows,
@@ -50,19 +61,21 @@ export function createClient(options) {
      * older than the one asked for.
      */
     async function waitingRead(path, query, what, read) {
-        const deadline = Date.now() + (read.deadlineMs ?? readDeadlineMs);
+        const deadlineMs = read.deadlineMs ?? readDeadlineMs;
+        if (!Number.isFinite(deadlineMs))
+            throw new TypeError(`deadlineMs: ${deadlineMs} is not a number of milliseconds`);
+        const deadline = Date.now() + deadlineMs;
         for (;;) {
             const waitMs = Math.max(0, Math.min(maxWaitMs, deadline - Date.now()));
             query.set('waitMs', String(Math.round(waitMs)));
-            const response = await send(transport, {
+            const { status, body } = await exchange(transport, {
                 method: 'GET',
                 url: `${queriesUrl}${path}?${query}`,
                 retry: true,
                 timeoutMs: waitMs + transport.retry.timeoutMs,
                 signal: read.signal,
             });
-            const body = await response.json();
-            if (response.status !== 202)
+            if (status !== 202)
                 return body;
             if (Date.now() >= deadline)
                 throw new NotCaughtUpError(what, body);
@@ -72,10 +85,10 @@ export function createClient(options) {
         }
     }
     async function order(orderId, options = {}) {
-        const path = `/queries/orders/${encodeURIComponent(orderId)}`;
+        const path = `/queries/orders/${orderSegment(orderId)}`;
         if (options.minVersion === undefined) {
-            const response = await send(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
-            return (await response.json());
+            const answer = await exchange(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
+            return answer.body;
         }
         const query = new URLSearchParams({ minVersion: String(options.minVersion) });
         return (await waitingRead(path, query, `order ${orderId} at version ${options.minVersion}`, options));
@@ -84,7 +97,7 @@ export function createClient(options) {
         let body;
         if (after === undefined) {
             const url = query.size > 0 ? `${queriesUrl}${path}?${query}` : `${queriesUrl}${path}`;
-            body = await (await send(transport, { method: 'GET', url, retry: true, signal: read.signal })).json();
+            body = (await exchange(transport, { method: 'GET', url, retry: true, signal: read.signal })).body;
         }
         else {
             const position = typeof after === 'number' ? after : after.position;
@@ -92,18 +105,22 @@ export function createClient(options) {
             body = await waitingRead(path, query, `${path} at position ${position}`, read);
         }
         const { data, metadata } = body;
-        return { data, metadata, missingPositions: metadata.missingPositions ?? [] };
+        return { data, metadata, missingPositions: after === undefined ? null : (metadata.missingPositions ?? []) };
     }
     function watch(orderId, options = {}) {
         const from = typeof options.from === 'object' ? options.from.sequenceId : (options.from ?? 1);
+        const target = { transport, queriesUrl };
+        const segment = orderSegment(orderId);
         if (!('onView' in options)) {
-            return views({ transport, queriesUrl }, orderId, from, options.signal);
+            return views(target, segment, from, { signal: options.signal, silenceMs: options.silenceMs });
         }
         const stop = new AbortController();
         const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+        const onRetry = options.onError;
         (async () => {
-            for await (const read of views({ transport, queriesUrl }, orderId, from, signal))
+            for await (const read of views(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry })) {
                 options.onView(read);
+            }
         })().catch((error) => {
             if (!signal.aborted)
                 options.onError?.(error);
@@ -129,21 +146,24 @@ export function createClient(options) {
                 query.set('cursor', cursor);
             return positioned('/queries/orders', query, after, read);
         },
-        summary: (customerId, { after, ...read } = {}) => positioned(`/queries/customers/${encodeURIComponent(customerId)}/summary`, new URLSearchParams(), after, read),
+        summary: async (customerId, { after, ...read } = {}) => positioned(`/queries/customers/${customerSegment(customerId)}/summary`, new URLSearchParams(), after, read),
         dashboard: (from, to, { after, ...read } = {}) => positioned('/queries/dashboard/daily', new URLSearchParams({ from, to }), after, read),
         watch,
-        async placeOptimistic(order, handlers) {
+        async placeOptimistic(order, handlers, options = {}) {
             handlers.onPending?.(order);
+            let receipt;
+            let read;
             try {
-                const receipt = await place(order);
-                const read = await receipt.view();
-                handlers.onConfirmed?.(read.data, receipt);
-                return read;
+                receipt = await place(order, options);
+                read = await receipt.view(options);
             }
             catch (error) {
-                handlers.onFailed?.(error);
+                handlers.onFailed?.(error, receipt);
                 return undefined;
             }
+            // Outside the try: an error of the caller's own handler is the caller's, not a failed order.
+            handlers.onConfirmed?.(read.data, receipt);
+            return read;
         },
     };
 }
@@ -154,6 +174,20 @@ export function newKey() {
     bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
     const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+/** An order id as a path segment: a UUID, or a `TypeError` before anything is sent. */
+function orderSegment(orderId) {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(orderId)) {
+        throw new TypeError(`${JSON.stringify(orderId)} is no order id (a UUID)`);
+    }
+    return orderId;
+}
+/** A customer id as a path segment; `.` and `..` would name another path (a URL resolves them away). */
+function customerSegment(customerId) {
+    if (customerId === '' || customerId === '.' || customerId === '..') {
+        throw new TypeError(`${JSON.stringify(customerId)} cannot name a customer in a URL's path`);
+    }
+    return encodeURIComponent(customerId);
 }
 /** `ProblemError` for a caller that switches on the problem of a refused command. */
 export function isConflict(error) {

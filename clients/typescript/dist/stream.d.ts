@@ -23,9 +23,17 @@ export interface StreamTarget {
     transport: Transport;
     queriesUrl: string;
 }
+export interface StreamOptions {
+    signal?: AbortSignal | undefined;
+    /** How long a stream may send nothing, keep-alives included (every 15 s), before it is opened again (45 s). */
+    silenceMs?: number | undefined;
+    /** Told of each failure after which the stream is opened again (the watch goes on). */
+    onRetry?: ((error: unknown) => void) | undefined;
+}
 /**
  * The views of order `orderId` from version `from` on, as they change, until `signal` aborts or the caller stops
- * iterating. A refusal that no retry can change (400, 403, 404) ends it with a `ProblemError`; a service that
- * cannot be reached is tried again, for as long as the caller waits.
+ * iterating (`break`; a `return()` called while a `next()` is pending waits for it, the signal does not). A refusal
+ * no retry can change (400, 403, 404) ends it with a `ProblemError`; anything else is tried again, for as long as
+ * the caller waits.
  */
-export declare function views<T>(target: StreamTarget, orderId: string, from: number, signal?: AbortSignal): AsyncGenerator<Read<T>>;
+export declare function views<T>(target: StreamTarget, orderId: string, from: number, options?: StreamOptions): AsyncGenerator<Read<T>>;

@@ -1,21 +1,38 @@
-// One request to a service: the bearer token, a timeout per attempt and, where the request may be sent again, a
-// bounded backoff that honours `Retry-After`. Commands are sent again only because they carry an idempotency key:
-// the service applies the command once and answers a repeat with the first answer.
+// One exchange with a service: the bearer token, a timeout per attempt (the answer's body included) and, where the
+// request may be sent again, a bounded backoff that honours `Retry-After`. Commands are sent again only because they
+// carry an idempotency key: the service applies the command once and answers a repeat with the first answer. The
+// caller's own mistakes (a token source that throws, a body that is no JSON) are thrown at once, never retried.
 import { ProblemError, UnreachableError, retryAfterOf } from './errors.js';
 export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 200, maxDelayMs: 5_000, timeoutMs: 15_000 };
 /** Statuses after which the same request may succeed: the service was unavailable or asked to slow down. */
 const TRANSIENT = new Set([429, 502, 503, 504]);
 /**
- * Sends `request` and answers the first response that is a 2xx (or a 202); any other becomes a `ProblemError`.
- * A 401 asks the token source once for a fresh token and is sent again.
+ * Sends `request` and reads its answer. A 2xx resolves with its JSON body; any other status rejects with a
+ * `ProblemError`; a service that cannot be reached, after every attempt allowed, with an `UnreachableError`. A 401
+ * asks the token source once for a fresh token and is sent again.
  */
-export async function send(transport, request) {
+export async function exchange(transport, request) {
+    const body = request.body === undefined ? undefined : JSON.stringify(request.body);
     const attempts = request.retry ? Math.max(1, transport.retry.attempts) : 1;
-    let refreshed = false;
+    let expired = request.tokenExpired === true;
+    let refreshed = expired;
     for (let attempt = 1;; attempt += 1) {
-        let response;
+        const headers = await headersFor(transport, request, expired ? 'expired' : undefined);
+        if (body !== undefined)
+            headers['content-type'] = 'application/json';
+        const timeout = AbortSignal.timeout(request.timeoutMs ?? transport.retry.timeoutMs);
+        const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
+        let status;
+        let text;
+        let retryAfter;
         try {
-            response = await once(transport, request, refreshed ? 'expired' : undefined);
+            const init = { method: request.method, headers, signal };
+            if (body !== undefined)
+                init.body = body;
+            const response = await transport.fetch(request.url, init);
+            status = response.status;
+            retryAfter = retryAfterOf(response);
+            text = await response.text();
         }
         catch (error) {
             if (request.signal?.aborted)
@@ -25,38 +42,58 @@ export async function send(transport, request) {
             await pause(backoff(transport.retry, attempt), request.signal);
             continue;
         }
-        if (response.ok)
-            return response;
-        if (response.status === 401 && transport.token && !refreshed) {
+        if (status >= 200 && status < 300)
+            return { status, body: parsed(status, text) };
+        if (status === 401 && transport.token && !refreshed) {
             refreshed = true;
-            await response.body?.cancel();
+            expired = true;
             attempt -= 1;
             continue;
         }
-        if (!TRANSIENT.has(response.status) || attempt >= attempts) {
-            throw await ProblemError.of(response);
-        }
-        const asked = retryAfterOf(response);
-        await response.body?.cancel();
-        const wait = asked === undefined ? backoff(transport.retry, attempt) : asked * 1000;
-        await pause(Math.min(wait, transport.retry.maxDelayMs), request.signal);
+        const refused = ProblemError.parse(status, text, retryAfter);
+        if (!TRANSIENT.has(status) || attempt >= attempts)
+            throw refused;
+        if (retryAfter !== undefined && retryAfter * 1000 > transport.retry.maxDelayMs)
+            throw refused;
+        await pause(retryAfter === undefined ? backoff(transport.retry, attempt) : retryAfter * 1000, request.signal);
     }
 }
-async function once(transport, request, reason) {
+/** The headers of one attempt: the request's, checked, and the bearer token when the client has a source. */
+export async function headersFor(transport, request, reason) {
     const headers = { accept: 'application/json', ...request.headers };
-    if (transport.token)
-        headers.authorization = `Bearer ${await transport.token(reason)}`;
-    let body;
-    if (request.body !== undefined) {
-        headers['content-type'] = 'application/json';
-        body = JSON.stringify(request.body);
+    for (const [name, value] of Object.entries(headers)) {
+        if (!/^[\x20-\x7e]*$/.test(value))
+            throw new TypeError(`header ${name}: ${JSON.stringify(value)} is not printable ASCII`);
     }
-    const timeout = AbortSignal.timeout(request.timeoutMs ?? transport.retry.timeoutMs);
-    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
-    const init = { method: request.method, headers, signal };
-    if (body !== undefined)
-        init.body = body;
-    return transport.fetch(request.url, init);
+    if (transport.token) {
+        const source = transport.token;
+        const token = await abortable(Promise.resolve().then(() => source(reason)), request.signal);
+        if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+            throw new TypeError(`the token source gave ${typeof token === 'string' ? 'an unusable token' : typeof token}`);
+        }
+        headers.authorization = `Bearer ${token}`;
+    }
+    return headers;
+}
+/** A 2xx body as JSON; a body that is not JSON is an answer outside the contract. */
+function parsed(status, text) {
+    try {
+        return text === '' ? null : JSON.parse(text);
+    }
+    catch {
+        throw new ProblemError(status, { title: 'Unreadable answer', detail: `a ${status} answer whose body is not JSON` });
+    }
+}
+/** `promise`, unless `signal` aborts first (then its reason). */
+function abortable(promise, signal) {
+    if (!signal)
+        return promise;
+    signal.throwIfAborted();
+    return new Promise((resolve, reject) => {
+        const stop = () => reject(signal.reason);
+        signal.addEventListener('abort', stop, { once: true });
+        promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+    });
 }
 /** The wait before attempt `attempt + 1`: exponential, capped, with full jitter over its upper half. */
 export function backoff(policy, attempt) {

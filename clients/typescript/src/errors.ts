@@ -27,6 +27,8 @@ export class ProblemError extends Error {
   readonly retryAfter: number | undefined;
   /** The whole problem document, members this class does not name included. */
   readonly problem: Readonly<Record<string, unknown>>;
+  /** For a refused command: the key it was sent with (send it again with this key to apply it at most once). */
+  idempotencyKey: string | undefined;
 
   constructor(status: number, problem: Record<string, unknown>, retryAfter?: number) {
     const title = typeof problem.title === 'string' ? problem.title : `HTTP ${status}`;
@@ -42,18 +44,19 @@ export class ProblemError extends Error {
     this.orderStatus = typeof problem.orderStatus === 'string' ? problem.orderStatus : undefined;
     this.retryAfter = retryAfter;
     this.problem = problem;
+    this.idempotencyKey = undefined;
   }
 
-  /** The error of a response that is not a 2xx: its body read as a problem document when it is one. */
-  static async of(response: Response): Promise<ProblemError> {
+  /** The error of an answer that is not a 2xx: its body read as a problem document when it is one. */
+  static parse(status: number, text: string, retryAfter?: number): ProblemError {
     let problem: Record<string, unknown> = {};
     try {
-      const body: unknown = await response.json();
+      const body: unknown = JSON.parse(text);
       if (body && typeof body === 'object' && !Array.isArray(body)) problem = body as Record<string, unknown>;
     } catch {
       // Not JSON: the status says what there is to say.
     }
-    return new ProblemError(response.status, problem, retryAfterOf(response));
+    return new ProblemError(status, problem, retryAfter);
   }
 }
 
@@ -64,9 +67,16 @@ function isFieldError(value: unknown): value is FieldError {
 
 /** A service that could not be reached (a network error or a timeout), after every retry allowed. */
 export class UnreachableError extends Error {
+  /**
+   * For a command: the key it was sent with. It may have been applied (an answer lost on the way back): send it
+   * again with this key, and it is applied at most once.
+   */
+  idempotencyKey: string | undefined;
+
   constructor(url: string, cause: unknown) {
     super(`could not reach ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.name = 'UnreachableError';
+    this.idempotencyKey = undefined;
   }
 }
 

@@ -3,9 +3,9 @@
 // a command returned and never resolve with a state older than it (the service waits server-side, the client asks
 // again on 202 while its deadline allows); `watch` follows an order's view as it changes.
 
-import { NotCaughtUpError, ProblemError } from './errors.js';
+import { NotCaughtUpError, ProblemError, UnreachableError } from './errors.js';
 import { views, type Read } from './stream.js';
-import { DEFAULT_RETRY, pause, send, type RetryPolicy, type TokenSource, type Transport } from './transport.js';
+import { DEFAULT_RETRY, exchange, pause, type RetryPolicy, type TokenSource, type Transport } from './transport.js';
 import type {
   CommandAccepted,
   CustomerSummary,
@@ -70,8 +70,11 @@ export interface ChangeOptions extends CommandOptions {
 export interface PositionedRead<T, M = PositionMetadata> {
   data: T;
   metadata: M;
-  /** Positions up to the one asked for whose events are in no view (dead-lettered); empty when complete. */
-  missingPositions: number[];
+  /**
+   * Positions up to the one asked for whose events are in no view (dead-lettered); empty when complete. `null` for
+   * a read given no position (`after`): it vouches for none.
+   */
+  missingPositions: number[] | null;
 }
 
 export interface ListFilter extends ReadOptions {
@@ -86,11 +89,15 @@ export interface ListFilter extends ReadOptions {
 export interface WatchOptions {
   /** The first version wanted: a receipt's, or a number (default 1: the view as it is, then every change). */
   from?: Pick<CommandAccepted, 'sequenceId'> | number;
+  /** Stops the watch (also while a `next()` is pending, which `return()` is not). */
   signal?: AbortSignal;
+  /** How long the stream may send nothing, keep-alives included, before it is opened again (default 45 s). */
+  silenceMs?: number;
 }
 
 export interface WatchCallbacks extends WatchOptions {
   onView: (read: Read<OrderView>) => void;
+  /** Each failure the watch meets: those it goes on after (it opens the stream again), and the one that ends it. */
   onError?: (error: unknown) => void;
 }
 
@@ -99,8 +106,8 @@ export interface OptimisticHandlers {
   onPending?: (order: PlaceOrder) => void;
   /** Once the read model has the order at the command's version. */
   onConfirmed?: (view: OrderView, receipt: Receipt) => void;
-  /** The command was refused, or its view could not be read in time. */
-  onFailed?: (error: unknown) => void;
+  /** The command was refused, or its view could not be read in time (then with the receipt: it was placed). */
+  onFailed?: (error: unknown, receipt?: Receipt) => void;
 }
 
 export type LifecycleAction = 'confirm' | 'ship' | 'cancel';
@@ -119,8 +126,12 @@ export interface OrdersClient {
   watch(orderId: string, options?: WatchOptions): AsyncIterableIterator<Read<OrderView>>;
   /** The same, delivered to `onView`; `close()` stops it. */
   watch(orderId: string, options: WatchCallbacks): { close(): void };
-  /** The article's optimistic UI: pending at once, confirmed when the read model has it, failed otherwise. */
-  placeOptimistic(order: PlaceOrder, handlers: OptimisticHandlers): Promise<Read<OrderView> | undefined>;
+  /** The optimistic UI: pending at once, confirmed when the read model has it, failed otherwise. */
+  placeOptimistic(
+    order: PlaceOrder,
+    handlers: OptimisticHandlers,
+    options?: CommandOptions & ReadOptions,
+  ): Promise<Read<OrderView> | undefined>;
 }
 
 /** The longest a single request may ask the service to wait (`waitMs`). */
@@ -139,15 +150,24 @@ export function createClient(options: ClientOptions): OrdersClient {
 
   async function command(path: string, body: unknown, options: CommandOptions): Promise<Receipt> {
     const idempotencyKey = options.idempotencyKey ?? newKey();
-    const response = await send(transport, {
-      method: 'POST',
-      url: `${commandsUrl}${path}`,
-      body,
-      headers: { 'idempotency-key': idempotencyKey },
-      retry: true,
-      signal: options.signal,
-    });
-    const accepted = (await response.json()) as CommandAccepted;
+    let answer;
+    try {
+      answer = await exchange(transport, {
+        method: 'POST',
+        url: `${commandsUrl}${path}`,
+        body,
+        headers: { 'idempotency-key': idempotencyKey },
+        retry: true,
+        signal: options.signal,
+      });
+    } catch (error) {
+      if (error instanceof ProblemError || error instanceof UnreachableError) error.idempotencyKey = idempotencyKey;
+      throw error;
+    }
+    const accepted = answer.body as CommandAccepted;
+    if (typeof accepted?.orderId !== 'string' || !Number.isInteger(accepted.sequenceId) || !Number.isInteger(accepted.position)) {
+      throw new ProblemError(answer.status, { title: 'Unexpected answer', detail: 'the command was answered without its receipt' });
+    }
     return {
       ...accepted,
       idempotencyKey,
@@ -155,11 +175,11 @@ export function createClient(options: ClientOptions): OrdersClient {
     };
   }
 
-  function change(action: LifecycleAction, orderId: string, options: ChangeOptions & { reason?: string } = {}) {
+  async function change(action: LifecycleAction, orderId: string, options: ChangeOptions & { reason?: string } = {}) {
     const body: Record<string, unknown> = {};
     if (options.expectedVersion !== undefined) body.expectedVersion = options.expectedVersion;
     if (options.reason !== undefined) body.reason = options.reason;
-    return command(`/commands/orders/${encodeURIComponent(orderId)}/${action}`, body, options);
+    return command(`/commands/orders/${orderSegment(orderId)}/${action}`, body, options);
   }
 
   /**
@@ -168,19 +188,20 @@ export function createClient(options: ClientOptions): OrdersClient {
    * older than the one asked for.
    */
   async function waitingRead(path: string, query: URLSearchParams, what: string, read: ReadOptions) {
-    const deadline = Date.now() + (read.deadlineMs ?? readDeadlineMs);
+    const deadlineMs = read.deadlineMs ?? readDeadlineMs;
+    if (!Number.isFinite(deadlineMs)) throw new TypeError(`deadlineMs: ${deadlineMs} is not a number of milliseconds`);
+    const deadline = Date.now() + deadlineMs;
     for (;;) {
       const waitMs = Math.max(0, Math.min(maxWaitMs, deadline - Date.now()));
       query.set('waitMs', String(Math.round(waitMs)));
-      const response = await send(transport, {
+      const { status, body } = await exchange(transport, {
         method: 'GET',
         url: `${queriesUrl}${path}?${query}`,
         retry: true,
         timeoutMs: waitMs + transport.retry.timeoutMs,
         signal: read.signal,
       });
-      const body: unknown = await response.json();
-      if (response.status !== 202) return body;
+      if (status !== 202) return body;
       if (Date.now() >= deadline) throw new NotCaughtUpError(what, body);
       // The service waited as long as it was asked to; when that was nothing, it asked for a pause.
       if (waitMs < 100) await pause(Math.min(1_000, Math.max(0, deadline - Date.now())), read.signal);
@@ -188,10 +209,10 @@ export function createClient(options: ClientOptions): OrdersClient {
   }
 
   async function order(orderId: string, options: ReadOptions & { minVersion?: number } = {}) {
-    const path = `/queries/orders/${encodeURIComponent(orderId)}`;
+    const path = `/queries/orders/${orderSegment(orderId)}`;
     if (options.minVersion === undefined) {
-      const response = await send(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
-      return (await response.json()) as Read<OrderView>;
+      const answer = await exchange(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
+      return answer.body as Read<OrderView>;
     }
     const query = new URLSearchParams({ minVersion: String(options.minVersion) });
     return (await waitingRead(path, query, `order ${orderId} at version ${options.minVersion}`, options)) as Read<OrderView>;
@@ -206,25 +227,30 @@ export function createClient(options: ClientOptions): OrdersClient {
     let body: unknown;
     if (after === undefined) {
       const url = query.size > 0 ? `${queriesUrl}${path}?${query}` : `${queriesUrl}${path}`;
-      body = await (await send(transport, { method: 'GET', url, retry: true, signal: read.signal })).json();
+      body = (await exchange(transport, { method: 'GET', url, retry: true, signal: read.signal })).body;
     } else {
       const position = typeof after === 'number' ? after : after.position;
       query.set('minPosition', String(position));
       body = await waitingRead(path, query, `${path} at position ${position}`, read);
     }
     const { data, metadata } = body as { data: T; metadata: M };
-    return { data, metadata, missingPositions: metadata.missingPositions ?? [] };
+    return { data, metadata, missingPositions: after === undefined ? null : (metadata.missingPositions ?? []) };
   }
 
   function watch(orderId: string, options: WatchOptions | WatchCallbacks = {}): never {
     const from = typeof options.from === 'object' ? options.from.sequenceId : (options.from ?? 1);
+    const target = { transport, queriesUrl };
+    const segment = orderSegment(orderId);
     if (!('onView' in options)) {
-      return views<OrderView>({ transport, queriesUrl }, orderId, from, options.signal) as never;
+      return views<OrderView>(target, segment, from, { signal: options.signal, silenceMs: options.silenceMs }) as never;
     }
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const onRetry = options.onError;
     (async () => {
-      for await (const read of views<OrderView>({ transport, queriesUrl }, orderId, from, signal)) options.onView(read);
+      for await (const read of views<OrderView>(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry })) {
+        options.onView(read);
+      }
     })().catch((error: unknown) => {
       if (!signal.aborted) options.onError?.(error);
     });
@@ -247,22 +273,25 @@ export function createClient(options: ClientOptions): OrdersClient {
       if (cursor !== undefined) query.set('cursor', cursor);
       return positioned('/queries/orders', query, after, read);
     },
-    summary: (customerId, { after, ...read } = {}) =>
-      positioned(`/queries/customers/${encodeURIComponent(customerId)}/summary`, new URLSearchParams(), after, read),
+    summary: async (customerId, { after, ...read } = {}) =>
+      positioned(`/queries/customers/${customerSegment(customerId)}/summary`, new URLSearchParams(), after, read),
     dashboard: (from, to, { after, ...read } = {}) =>
       positioned('/queries/dashboard/daily', new URLSearchParams({ from, to }), after, read),
     watch,
-    async placeOptimistic(order, handlers) {
+    async placeOptimistic(order, handlers, options = {}) {
       handlers.onPending?.(order);
+      let receipt: Receipt | undefined;
+      let read: Read<OrderView>;
       try {
-        const receipt = await place(order);
-        const read = await receipt.view();
-        handlers.onConfirmed?.(read.data, receipt);
-        return read;
+        receipt = await place(order, options);
+        read = await receipt.view(options);
       } catch (error) {
-        handlers.onFailed?.(error);
+        handlers.onFailed?.(error, receipt);
         return undefined;
       }
+      // Outside the try: an error of the caller's own handler is the caller's, not a failed order.
+      handlers.onConfirmed?.(read.data, receipt);
+      return read;
     },
   };
 }
@@ -274,6 +303,22 @@ export function newKey(): string {
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
   const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** An order id as a path segment: a UUID, or a `TypeError` before anything is sent. */
+function orderSegment(orderId: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(orderId)) {
+    throw new TypeError(`${JSON.stringify(orderId)} is no order id (a UUID)`);
+  }
+  return orderId;
+}
+
+/** A customer id as a path segment; `.` and `..` would name another path (a URL resolves them away). */
+function customerSegment(customerId: string): string {
+  if (customerId === '' || customerId === '.' || customerId === '..') {
+    throw new TypeError(`${JSON.stringify(customerId)} cannot name a customer in a URL's path`);
+  }
+  return encodeURIComponent(customerId);
 }
 
 /** `ProblemError` for a caller that switches on the problem of a refused command. */
