@@ -384,7 +384,8 @@ async function refreshAggregates(customerId, position) {
   const today = new Date();
   const days = Array.from({ length: DAYS }, (_, i) => utcDay(new Date(today.getTime() - (DAYS - 1 - i) * 86_400_000)));
   try {
-    const dashboard = await atPosition(orders.dashboard(days[0], days[DAYS - 1], { after: position, deadlineMs: 5_000 }));
+    const read = orders.dashboard(days[0], days[DAYS - 1], { after: position, deadlineMs: 5_000 });
+    const dashboard = await atPosition(read);
     drawChart(dashboard.data, days);
     dailyError.hidden = true;
   } catch (error) {

@@ -102,7 +102,7 @@ export interface OrdersClient {
     dashboard(from: string, to: string, options?: ReadOptions & {
         after?: After;
     }): Promise<PositionedRead<Dashboard>>;
-    /** The order's views as they change, from `from` on, each version once and in order, until the caller stops. */
+    /** The order's views as they change, from `from` on, newer each time and never one twice, until it is stopped. */
     watch(orderId: string, options?: WatchOptions): AsyncIterableIterator<Read<OrderView>>;
     /** The same, delivered to `onView`; `close()` stops it. */
     watch(orderId: string, options: WatchCallbacks): {

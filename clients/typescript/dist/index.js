@@ -38,8 +38,10 @@ export function createClient(options) {
             throw error;
         }
         const accepted = answer.body;
-        if (typeof accepted?.orderId !== 'string' || !Number.isInteger(accepted.sequenceId) || !Number.isInteger(accepted.position)) {
-            throw new ProblemError(answer.status, { title: 'Unexpected answer', detail: 'the command was answered without its receipt' });
+        const receipted = Number.isInteger(accepted?.sequenceId) && Number.isInteger(accepted?.position);
+        if (typeof accepted?.orderId !== 'string' || !receipted) {
+            const detail = 'the command was answered without its receipt';
+            throw new ProblemError(answer.status, { title: 'Unexpected answer', detail });
         }
         return {
             ...accepted,
@@ -87,11 +89,13 @@ export function createClient(options) {
     async function order(orderId, options = {}) {
         const path = `/queries/orders/${orderSegment(orderId)}`;
         if (options.minVersion === undefined) {
-            const answer = await exchange(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
+            const url = `${queriesUrl}${path}`;
+            const answer = await exchange(transport, { method: 'GET', url, retry: true, signal: options.signal });
             return answer.body;
         }
         const query = new URLSearchParams({ minVersion: String(options.minVersion) });
-        return (await waitingRead(path, query, `order ${orderId} at version ${options.minVersion}`, options));
+        const what = `order ${orderId} at version ${options.minVersion}`;
+        return (await waitingRead(path, query, what, options));
     }
     async function positioned(path, query, after, read) {
         let body;
@@ -118,9 +122,9 @@ export function createClient(options) {
         const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
         const onRetry = options.onError;
         (async () => {
-            for await (const read of views(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry })) {
+            const stream = views(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry });
+            for await (const read of stream)
                 options.onView(read);
-            }
         })().catch((error) => {
             if (!signal.aborted)
                 options.onError?.(error);

@@ -62,8 +62,9 @@ export async function exchange(transport, request) {
 export async function headersFor(transport, request, reason) {
     const headers = { accept: 'application/json', ...request.headers };
     for (const [name, value] of Object.entries(headers)) {
-        if (!/^[\x20-\x7e]*$/.test(value))
+        if (!/^[\x20-\x7e]*$/.test(value)) {
             throw new TypeError(`header ${name}: ${JSON.stringify(value)} is not printable ASCII`);
+        }
     }
     if (transport.token) {
         const source = transport.token;

@@ -122,7 +122,7 @@ export interface OrdersClient {
   list(filter?: ListFilter): Promise<PositionedRead<OrderView[], ListMetadata>>;
   summary(customerId: string, options?: ReadOptions & { after?: After }): Promise<PositionedRead<CustomerSummary>>;
   dashboard(from: string, to: string, options?: ReadOptions & { after?: After }): Promise<PositionedRead<Dashboard>>;
-  /** The order's views as they change, from `from` on, each version once and in order, until the caller stops. */
+  /** The order's views as they change, from `from` on, newer each time and never one twice, until it is stopped. */
   watch(orderId: string, options?: WatchOptions): AsyncIterableIterator<Read<OrderView>>;
   /** The same, delivered to `onView`; `close()` stops it. */
   watch(orderId: string, options: WatchCallbacks): { close(): void };
@@ -165,8 +165,10 @@ export function createClient(options: ClientOptions): OrdersClient {
       throw error;
     }
     const accepted = answer.body as CommandAccepted;
-    if (typeof accepted?.orderId !== 'string' || !Number.isInteger(accepted.sequenceId) || !Number.isInteger(accepted.position)) {
-      throw new ProblemError(answer.status, { title: 'Unexpected answer', detail: 'the command was answered without its receipt' });
+    const receipted = Number.isInteger(accepted?.sequenceId) && Number.isInteger(accepted?.position);
+    if (typeof accepted?.orderId !== 'string' || !receipted) {
+      const detail = 'the command was answered without its receipt';
+      throw new ProblemError(answer.status, { title: 'Unexpected answer', detail });
     }
     return {
       ...accepted,
@@ -211,11 +213,13 @@ export function createClient(options: ClientOptions): OrdersClient {
   async function order(orderId: string, options: ReadOptions & { minVersion?: number } = {}) {
     const path = `/queries/orders/${orderSegment(orderId)}`;
     if (options.minVersion === undefined) {
-      const answer = await exchange(transport, { method: 'GET', url: `${queriesUrl}${path}`, retry: true, signal: options.signal });
+      const url = `${queriesUrl}${path}`;
+      const answer = await exchange(transport, { method: 'GET', url, retry: true, signal: options.signal });
       return answer.body as Read<OrderView>;
     }
     const query = new URLSearchParams({ minVersion: String(options.minVersion) });
-    return (await waitingRead(path, query, `order ${orderId} at version ${options.minVersion}`, options)) as Read<OrderView>;
+    const what = `order ${orderId} at version ${options.minVersion}`;
+    return (await waitingRead(path, query, what, options)) as Read<OrderView>;
   }
 
   async function positioned<T, M extends { missingPositions?: number[] | null }>(
@@ -248,9 +252,8 @@ export function createClient(options: ClientOptions): OrdersClient {
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     const onRetry = options.onError;
     (async () => {
-      for await (const read of views<OrderView>(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry })) {
-        options.onView(read);
-      }
+      const stream = views<OrderView>(target, segment, from, { signal, silenceMs: options.silenceMs, onRetry });
+      for await (const read of stream) options.onView(read);
     })().catch((error: unknown) => {
       if (!signal.aborted) options.onError?.(error);
     });

@@ -108,7 +108,9 @@ export async function headersFor(
 ): Promise<Record<string, string>> {
   const headers: Record<string, string> = { accept: 'application/json', ...request.headers };
   for (const [name, value] of Object.entries(headers)) {
-    if (!/^[\x20-\x7e]*$/.test(value)) throw new TypeError(`header ${name}: ${JSON.stringify(value)} is not printable ASCII`);
+    if (!/^[\x20-\x7e]*$/.test(value)) {
+      throw new TypeError(`header ${name}: ${JSON.stringify(value)} is not printable ASCII`);
+    }
   }
   if (transport.token) {
     const source = transport.token;

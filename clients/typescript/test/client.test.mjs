@@ -54,7 +54,8 @@ describe('against the services (AUTH_MODE=none)', () => {
   });
 
   for (const spoil of ['drop', '503']) {
-    test(`a command whose answer is lost (${spoil}) is sent again with its key, applied once, answered first-hand`, async () => {
+    const name = `a command whose answer is lost (${spoil}) is sent again with its key, applied once, answered first`;
+    test(name, async () => {
       const proxy = await new SpoilingProxy(deployment.commands.url).listen();
       try {
         const through = createClient({

@@ -34,13 +34,14 @@ test('dist is what src compiles to', async () => {
   const out = await mkdtemp(join(tmpdir(), 'orders-client-'));
   try {
     await run(join(package_, 'node_modules', '.bin', 'tsc'), ['-p', join(package_, 'tsconfig.json'), '--outDir', out]);
-    const built = (await readdir(out, { recursive: true })).filter((file) => file.endsWith('.js') || file.endsWith('.d.ts'));
-    const shipped = (await readdir(join(package_, 'dist'), { recursive: true })).filter(
-      (file) => file.endsWith('.js') || file.endsWith('.d.ts'),
-    );
+    const modules = async (dir) =>
+      (await readdir(dir, { recursive: true })).filter((file) => file.endsWith('.js') || file.endsWith('.d.ts'));
+    const built = await modules(out);
+    const shipped = await modules(join(package_, 'dist'));
     assert.deepEqual(shipped.sort(), built.sort(), 'run `npm run build` in clients/typescript and commit dist/');
     for (const file of built) {
-      const [fresh, current] = await Promise.all([readFile(join(out, file), 'utf8'), readFile(join(package_, 'dist', file), 'utf8')]);
+      const fresh = await readFile(join(out, file), 'utf8');
+      const current = await readFile(join(package_, 'dist', file), 'utf8');
       assert.equal(current, fresh, `dist/${file} is stale: run \`npm run build\` in clients/typescript and commit it`);
     }
   } finally {

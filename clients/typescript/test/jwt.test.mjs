@@ -43,7 +43,8 @@ describe('against the services (AUTH_MODE=jwt)', () => {
     const sub = `jwt-${Math.random().toString(36).slice(2, 10)}`;
     // A source that hands out its first token until the services refuse it: the 401 is what asks for a new one.
     const minted = tokens(sub);
-    const stubborn = (reason) => (reason === 'expired' ? minted.source('expired') : (minted.stale() ?? minted.source()));
+    const stubborn = (reason) =>
+      reason === 'expired' ? minted.source('expired') : (minted.stale() ?? minted.source());
     const orders = createClient({ commandsUrl: deployment.commands.url, queriesUrl: queries.url, token: stubborn });
     const receipt = await orders.place({ currency: 'EUR', items: [{ sku: 'SKU-1', quantity: 1, unitPrice: '5.00' }] });
     assert.equal((await receipt.view()).data.customerId, sub);

@@ -116,7 +116,7 @@ test('a read without a position vouches for none: missingPositions is null, not 
   assert.deepEqual((await at.client.list({ after: 9 })).missingPositions, [4]);
 });
 
-test('placeOptimistic confirms once; a failing onConfirmed is the caller\'s, and a late view keeps the receipt', async () => {
+test('placeOptimistic: a throwing onConfirmed is the caller\'s, and a late view keeps its receipt', async () => {
   const calls = [];
   const view = { data: { orderId: ORDER_ID, version: 1 }, metadata: { version: 1 } };
   const { client } = played((url) => (url.includes('/commands/') ? json(201, ACCEPTED) : json(200, view)));
@@ -137,13 +137,15 @@ test('placeOptimistic confirms once; a failing onConfirmed is the caller\'s, and
     url.includes('/commands/') ? json(201, ACCEPTED) : json(202, { data: null, metadata: { version: 0 } }),
   );
   let failed;
-  await late.client.placeOptimistic(order, { onFailed: (error, receipt) => (failed = { error, receipt }) }, { deadlineMs: 0 });
+  const onFailed = (error, receipt) => (failed = { error, receipt });
+  await late.client.placeOptimistic(order, { onFailed }, { deadlineMs: 0 });
   assert.equal(failed.error.name, 'NotCaughtUpError');
   assert.equal(failed.receipt.orderId, ORDER_ID, 'the order was placed: its receipt comes with the failure');
 });
 
 /** A server-sent `view` event of `version`. */
-const view = (version) => `event: view\nid: ${version}\ndata: ${JSON.stringify({ data: { version }, metadata: { version } })}\n\n`;
+const view = (version) =>
+  `event: view\nid: ${version}\ndata: ${JSON.stringify({ data: { version }, metadata: { version } })}\n\n`;
 const stream = (text, { open = false } = {}) =>
   new Response(
     new ReadableStream({
@@ -194,11 +196,12 @@ test('a stream that goes silent is given up and opened again after the last vers
   assert.match(seen[1].url, /minVersion=2/);
 });
 
-test('behind a path prefix, the ticket\'s stream is opened under the prefix, and an expired one asks for a token anew', async () => {
+test('behind a path prefix the ticket\'s stream is opened under it; an expired one asks for a token anew', async () => {
   const reasons = [];
   const { client, seen } = played(
     (url, _, n) => {
-      if (url.endsWith('/stream-ticket')) return json(200, { ticket: 't', expiresIn: 60, streamUrl: `/queries/orders/${ORDER_ID}/stream?ticket=t${n}` });
+      const streamUrl = `/queries/orders/${ORDER_ID}/stream?ticket=t${n}`;
+      if (url.endsWith('/stream-ticket')) return json(200, { ticket: 't', expiresIn: 60, streamUrl });
       return n === 2 ? stream(`${view(1)}event: expired\ndata: {}\n\n`) : stream(view(2), { open: true });
     },
     {
@@ -216,7 +219,8 @@ test('behind a path prefix, the ticket\'s stream is opened under the prefix, and
     if (versions.length === 2) break;
   }
   assert.deepEqual(versions, [1, 2]);
-  assert.ok(seen.filter((s) => !s.url.endsWith('-ticket')).every((s) => s.url.startsWith('http://gateway.test/api/queries/')), JSON.stringify(seen.map((s) => s.url)));
+  const streams = seen.map((s) => s.url).filter((url) => !url.endsWith('-ticket'));
+  assert.ok(streams.every((url) => url.startsWith('http://gateway.test/api/queries/')), JSON.stringify(streams));
   assert.ok(reasons.includes('expired'), `asked ${reasons}`);
 });
 
@@ -227,6 +231,7 @@ test('server-sent events split anywhere, with CR, LF or CRLF, come out whole', a
     for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
     const events = [];
     for await (const event of serverEvents((async function* () { yield* chunks; })())) events.push(event);
-    assert.deepEqual(events, [{ event: 'view', id: '1', data: 'a\nb' }, { event: 'expired', id: '1', data: '{}' }], `chunks of ${size}`);
+    const expected = [{ event: 'view', id: '1', data: 'a\nb' }, { event: 'expired', id: '1', data: '{}' }];
+    assert.deepEqual(events, expected, `chunks of ${size}`);
   }
 });
