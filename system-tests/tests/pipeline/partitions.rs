@@ -344,11 +344,8 @@ async fn the_split_is_changed_from_one_to_three_and_back_to_two_by_the_readme_pr
         let newest = placed.iter().map(|(_, position)| *position).max().unwrap_or(0);
         let url = format!("{query}/queries/orders?minPosition={newest}&waitMs=20000&limit=100");
         let page: Value = http.get(url).send().await.expect("GET").json().await.expect("json");
-        let listed: Vec<&str> =
-            page["data"].as_array().expect("a page").iter().filter_map(|v| v["orderId"].as_str()).collect();
-        for (id, _) in &placed {
-            assert!(listed.contains(&id.as_str()), "{partitions} partitions: {id} missing from {page}");
-        }
+        let missing = lacking(&placed, &page);
+        assert!(missing.is_empty(), "{partitions} partitions: {missing:?} missing from {page}");
         deployment.drain_and_stop(&http, &names, partitions).await;
     }
 }
