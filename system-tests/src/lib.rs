@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod history;
 pub mod own_postgres;
+pub mod own_rabbitmq;
 pub mod proxy;
 pub mod wire;
 

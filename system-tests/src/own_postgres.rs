@@ -71,6 +71,15 @@ impl OwnPostgres {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
+    /// Restarts the server (fast shutdown: sessions are ended, as a crash or an operator's restart ends them) with
+    /// the settings it was started with; returns once it takes connections.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        let data = self.data.to_string_lossy().into_owned();
+        // Its output to the log, as at the start: the server would otherwise hold this call's pipes open.
+        let log = self.data.join("server.log").to_string_lossy().into_owned();
+        as_postgres(&self.bin.join("pg_ctl"), &["-D", &data, "-l", &log, "-m", "fast", "-w", "restart"])
+    }
+
     /// Waits until the server takes connections (it does once `start` returned; after a restart, soon).
     pub async fn ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -40,7 +40,7 @@ impl Watch {
         let task = tokio::spawn(async move {
             let mut unconsumed_since: BTreeMap<String, Instant> = BTreeMap::new();
             let mut reported = BTreeSet::new();
-            let mut broker = Broker::default();
+            let mut broker = Broker::new(AMQP);
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 let mut ready = BTreeMap::new();
@@ -113,13 +113,18 @@ fn queue_of(stem: &str, model: &str, partition: u16) -> String {
 
 /// The broker as the watch sees it: a connection and a channel, each opened again when lost (a passive declare of
 /// a missing queue closes the channel; a broker outage, both).
-#[derive(Default)]
 pub struct Broker {
+    url: String,
     connection: Option<Connection>,
     channel: Option<lapin::Channel>,
 }
 
 impl Broker {
+    /// The broker at `url`, not connected to yet.
+    pub fn new(url: &str) -> Self {
+        Self { url: url.to_owned(), connection: None, channel: None }
+    }
+
     /// Whether `queue` holds messages and has no consumer; `None` when that cannot be told now (the queue is
     /// missing, the broker is down).
     pub async fn unconsumed(&mut self, queue: &str) -> Option<bool> {
@@ -136,7 +141,7 @@ impl Broker {
     pub async fn depth(&mut self, queue: &str) -> Option<(u32, u32)> {
         if !self.connection.as_ref().is_some_and(|c| c.status().connected()) {
             self.channel = None;
-            self.connection = Some(Connection::connect(AMQP, ConnectionProperties::default()).await.ok()?);
+            self.connection = Some(Connection::connect(&self.url, ConnectionProperties::default()).await.ok()?);
         }
         if !self.channel.as_ref().is_some_and(|c| c.status().connected()) {
             self.channel = Some(self.connection.as_ref()?.create_channel().await.ok()?);

@@ -12,8 +12,8 @@ use system_tests::history::Seen;
 use super::clients::{queue_in, queue_of, Recorder};
 use super::plan::{Action, Exchange, Process};
 use super::world::World;
-use crate::suite::{binary, broker_up, port_open, restart_postgres, run_tool};
-use crate::{AMQP, POISON};
+use crate::suite::{binary, port_open};
+use crate::POISON;
 
 /// The history's client number of the steps.
 pub const STEPS: u32 = 0;
@@ -38,7 +38,7 @@ pub async fn carry_out(world: &World, recorder: &Recorder, action: &Action) -> a
         }
         Action::DeleteQueue { projection, partition } => {
             let queue = queue_of(world, projection, partition % world.partitions());
-            broker(|channel| async move {
+            broker(world, |channel| async move {
                 channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
             })
             .await?;
@@ -51,7 +51,7 @@ pub async fn carry_out(world: &World, recorder: &Recorder, action: &Action) -> a
                 Exchange::Projections => format!("{stem}.projections"),
                 Exchange::ViewChanged => format!("{stem}.view-changed"),
             };
-            broker(|channel| async move {
+            broker(world, |channel| async move {
                 channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await
             })
             .await?;
@@ -80,11 +80,11 @@ pub async fn carry_out(world: &World, recorder: &Recorder, action: &Action) -> a
             }
         }
         Action::BrokerDown { down_ms } => {
-            run_tool("rabbitmqctl", &["-q", "stop_app"])?;
+            world.servers.stop_broker()?;
             tokio::time::sleep(Duration::from_millis(*down_ms)).await;
-            broker_up().await?;
+            world.servers.start_broker().await?;
         }
-        Action::PostgresRestart => restart_postgres().await?,
+        Action::PostgresRestart => world.servers.restart_postgres().await?,
         Action::MongoKill => world.restart_mongo().await?,
         Action::InvalidateSlot => invalidate_slot(world).await?,
         Action::DropSlot => drop_slot(world).await?,
@@ -93,12 +93,12 @@ pub async fn carry_out(world: &World, recorder: &Recorder, action: &Action) -> a
 }
 
 /// Runs `work` on a channel of a connection of its own.
-async fn broker<F, Fut>(work: F) -> anyhow::Result<()>
+async fn broker<F, Fut>(world: &World, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(lapin::Channel) -> Fut,
     Fut: std::future::Future<Output = lapin::Result<()>>,
 {
-    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let connection = Connection::connect(&world.servers.amqp_url(), ConnectionProperties::default()).await?;
     let result = work(connection.create_channel().await?).await;
     let _ = connection.close(200, "explorer action done".into()).await;
     Ok(result?)
@@ -110,14 +110,16 @@ async fn redrive(world: &World) -> anyhow::Result<()> {
     command
         .args(["dlq", "redrive"])
         .env("PROJECTOR_PARTITIONS", world.partitions().to_string())
-        .env("AMQP_URL", AMQP)
+        .env("AMQP_URL", world.servers.amqp_url())
         .env("AMQP_EXCHANGE", &world.names.exchange)
         .env("AMQP_QUEUE", &world.names.queue)
         .env("RUST_LOG", "error")
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await;
     match output {
-        Ok(output) => anyhow::ensure!(output?.status.success() || !port_open(5672), "dlq redrive failed"),
+        Ok(output) => {
+            anyhow::ensure!(output?.status.success() || !port_open(world.servers.amqp_port()), "dlq redrive failed")
+        }
         Err(_) => eprintln!("explore: dlq redrive did not finish within 60 s"),
     }
     Ok(())
@@ -130,7 +132,7 @@ async fn poison(world: &World) -> anyhow::Result<()> {
     let exchanges = std::iter::once(stem.clone())
         .chain(shared_events::READ_MODELS.iter().map(|m| shared_events::read_model::exchange_of(stem, m)));
     let key = Partition { index: 0, count: world.partitions() }.routing_key("OrderPlaced");
-    let connection = Connection::connect(AMQP, ConnectionProperties::default()).await?;
+    let connection = Connection::connect(&world.servers.amqp_url(), ConnectionProperties::default()).await?;
     for exchange in exchanges {
         // A missing exchange closes the channel it is looked for on: one channel per exchange.
         let channel = connection.create_channel().await?;
@@ -227,7 +229,7 @@ async fn change_the_split(world: &World, partitions: u16) -> anyhow::Result<()> 
         queues.map(|(projection, partition)| queue_in(world, split, projection, partition)).collect::<Vec<_>>()
     };
     // Not drained: the change is given up, as an operator following the procedure would.
-    wait_until_empty(&every(before), Duration::from_secs(60)).await?;
+    wait_until_empty(world, &every(before), Duration::from_secs(60)).await?;
     for process in &replicas {
         world.terminate(&process.to_string()).await?;
     }
@@ -240,9 +242,9 @@ async fn change_the_split(world: &World, partitions: u16) -> anyhow::Result<()> 
     }
     let kept = every(partitions);
     let unused: Vec<String> = every(before).into_iter().filter(|q| !kept.contains(q)).collect();
-    if wait_until_empty(&unused, Duration::from_secs(30)).await.is_ok() {
+    if wait_until_empty(world, &unused, Duration::from_secs(30)).await.is_ok() {
         for queue in unused {
-            broker(|channel| async move {
+            broker(world, |channel| async move {
                 channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await.map(|_| ())
             })
             .await?;
@@ -257,9 +259,9 @@ async fn change_the_split(world: &World, partitions: u16) -> anyhow::Result<()> 
 }
 
 /// Waits until every one of `queues` that exists holds no message.
-async fn wait_until_empty(queues: &[String], deadline: Duration) -> anyhow::Result<()> {
+async fn wait_until_empty(world: &World, queues: &[String], deadline: Duration) -> anyhow::Result<()> {
     let until = std::time::Instant::now() + deadline;
-    let mut broker = crate::watch::Broker::default();
+    let mut broker = crate::watch::Broker::new(&world.servers.amqp_url());
     loop {
         let mut waiting = Vec::new();
         for queue in queues {

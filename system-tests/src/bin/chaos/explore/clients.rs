@@ -366,7 +366,7 @@ async fn stream(
 /// Every second: each process's readiness (asked of all at once), each read model queue's depth, and the oldest
 /// unpublished outbox row; and, as a supervisor would, a process that ended on its own is started again.
 async fn sample(world: &World, recorder: &Recorder, client: u32, stop: &CancellationToken) {
-    let mut broker = Broker::default();
+    let mut broker = Broker::new(&world.servers.amqp_url());
     let Ok(pool) = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(2))

@@ -13,7 +13,7 @@ use super::clients::Recorder;
 use super::plan::{Process, PROJECTIONS};
 use super::world::World;
 use crate::checks::{active_views, backlog};
-use crate::suite::{binary, broker_up, port_open, wait_until};
+use crate::suite::{binary, port_open, wait_until};
 use crate::ADMIN_TOKEN;
 
 /// The history's client number of the reads at the end.
@@ -25,10 +25,11 @@ const DRAIN: Duration = Duration::from_secs(180);
 /// Starts whatever is down, then waits for the backlog to drain and every process to answer ready with nothing
 /// stalled or building; a violation if that does not come within [`DRAIN`].
 pub async fn quiesce(world: &World, recorder: &Recorder) -> anyhow::Result<Vec<Violation>> {
-    if !port_open(5672) {
-        broker_up().await?;
+    if !port_open(world.servers.amqp_port()) {
+        world.servers.start_broker().await?;
     }
-    wait_until("PostgreSQL accepts connections", Duration::from_secs(60), || port_open(5432)).await?;
+    let postgres = world.servers.postgres_port();
+    wait_until("PostgreSQL accepts connections", Duration::from_secs(60), || port_open(postgres)).await?;
     if !world.relays() {
         // A change of the split that did not finish: its command-services run without relays.
         world.set_relays(true);

@@ -10,6 +10,7 @@ mod actions;
 mod clients;
 mod finish;
 mod plan;
+mod servers;
 mod world;
 
 use anyhow::{bail, ensure, Context as _};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use system_tests::history::{check, History, Limits, Violation};
 
 use self::clients::{Counts, Recorder};
+use self::servers::Servers;
 use self::world::World;
 
 /// What to explore.
@@ -27,14 +29,16 @@ pub struct Options {
     pub steps: usize,
     /// No seed starts, and no step, once this long has passed since the start.
     pub minutes: Option<f64>,
+    /// `--own-servers`: a RabbitMQ node and a PostgreSQL server of the run's own, not this machine's.
+    pub own_servers: bool,
 }
 
 /// Clients writing (and reading what they wrote) at once.
 const WRITERS: u32 = 2;
 
 impl Options {
-    /// `--explore SEED[,SEED…]` or `--seeds A..B` (A to B, both included), with `--steps N` (30) and `--minutes M`; `None` when
-    /// neither form is given.
+    /// `--explore SEED[,SEED…]` or `--seeds A..B` (A to B, both included), with `--steps N` (30), `--minutes M` and
+    /// `--own-servers`; `None` when neither form is given.
     pub fn parse(args: &[String]) -> anyhow::Result<Option<Self>> {
         let value = |flag: &str| args.iter().position(|a| a == flag).map(|i| args.get(i + 1));
         let seeds = match (value("--explore"), value("--seeds")) {
@@ -59,7 +63,8 @@ impl Options {
             Some(minutes) => Some(minutes.context("--minutes takes a number")?.parse()?),
             None => None,
         };
-        Ok(Some(Self { seeds, steps, minutes }))
+        let own_servers = args.iter().any(|a| a == "--own-servers");
+        Ok(Some(Self { seeds, steps, minutes, own_servers }))
     }
 }
 
@@ -67,11 +72,12 @@ impl Options {
 pub async fn explore(options: Options) -> anyhow::Result<()> {
     let deadline = options.minutes.map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0));
     let (mut explored, mut steps, mut failed) = (0, 0, Vec::new());
+    let servers = Arc::new(Servers::start(options.own_servers).await?);
     for seed in options.seeds.clone() {
         if deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
-        let outcome = match run_seed(seed, options.steps, deadline).await {
+        let outcome = match run_seed(&servers, seed, options.steps, deadline).await {
             Ok(outcome) => outcome,
             Err(err) => {
                 println!("seed {seed}: the run could not be completed: {err:#}");
@@ -155,10 +161,15 @@ impl Outcome {
     }
 }
 
-async fn run_seed(seed: u64, steps: usize, deadline: Option<Instant>) -> anyhow::Result<Outcome> {
+async fn run_seed(
+    servers: &Arc<Servers>,
+    seed: u64,
+    steps: usize,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Outcome> {
     let topology = plan::topology(seed);
     let plan = plan::steps(seed, &topology, steps);
-    let world = Arc::new(World::start(seed, topology.clone()).await?);
+    let world = Arc::new(World::start(Arc::clone(servers), seed, topology.clone()).await?);
     let outcome = drive(&world, seed, &plan, deadline).await;
     world.stop().await;
     let (steps, steps_done, history, violations) = outcome?;
@@ -225,11 +236,13 @@ mod tests {
     #[test]
     fn one_seed_a_range_of_seeds_steps_and_minutes() {
         assert_eq!(parse("chaos --full"), None);
-        assert_eq!(parse("chaos --explore 7"), Some(Options { seeds: vec![7], steps: 30, minutes: None }));
+        let one = parse("chaos --explore 7");
+        assert_eq!(one, Some(Options { seeds: vec![7], steps: 30, minutes: None, own_servers: false }));
         let list = parse("chaos --explore 2,5,1 --steps 12");
-        assert_eq!(list, Some(Options { seeds: vec![2, 5, 1], steps: 12, minutes: None }));
-        let long = parse("chaos --explore --seeds 1..200 --steps 40 --minutes 90");
-        assert_eq!(long, Some(Options { seeds: (1..=200).collect(), steps: 40, minutes: Some(90.0) }));
+        assert_eq!(list, Some(Options { seeds: vec![2, 5, 1], steps: 12, minutes: None, own_servers: false }));
+        let long = parse("chaos --explore --seeds 1..200 --steps 40 --minutes 90 --own-servers");
+        let expected = Options { seeds: (1..=200).collect(), steps: 40, minutes: Some(90.0), own_servers: true };
+        assert_eq!(long, Some(expected));
         for bad in
             ["chaos --explore", "chaos --seeds 5", "chaos --seeds 9..3", "chaos --explore x", "chaos --explore 1,,2"]
         {

@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use system_tests::proxy::Proxy;
 use system_tests::Names;
 
 use super::plan::{Link, Process, Topology, PROJECTIONS};
+use super::servers::Servers;
 use crate::suite::{binary, free_port, port_open, terminate, wait_until};
-use crate::{ADMIN_TOKEN, AMQP};
+use crate::ADMIN_TOKEN;
 
 /// The customers the clients order for (each has a token of its own with `AUTH_MODE=jwt`).
 pub const CUSTOMERS: usize = 8;
@@ -27,6 +28,7 @@ const ISSUER: &str = "http://explorer";
 const AUDIENCE: &str = "orders";
 
 pub struct World {
+    pub servers: Arc<Servers>,
     pub names: Names,
     pub topology: Topology,
     mongo_dir: PathBuf,
@@ -54,15 +56,16 @@ pub struct World {
 
 impl World {
     /// Starts the MongoDB-wire server and every process of `topology`, and waits until each serves.
-    pub async fn start(seed: u64, topology: Topology) -> anyhow::Result<Self> {
-        let names = Names::new("explore");
+    pub async fn start(servers: Arc<Servers>, seed: u64, topology: Topology) -> anyhow::Result<Self> {
+        let names = Names { postgres: servers.postgres_url(), ..Names::new("explore") };
         let mongo_dir = std::env::temp_dir().join(format!("explore-mongo-{}", names.database));
         std::fs::create_dir_all(&mongo_dir)?;
         let (staff, customer_tokens) = if topology.jwt { tokens()? } else { (None, Vec::new()) };
         let mongo_port = free_port();
         let mut proxies = HashMap::new();
         for process in processes(&topology) {
-            proxies.insert((process.to_string(), Link::Broker), Proxy::start(([127, 0, 0, 1], 5672).into()).await);
+            let broker = ([127, 0, 0, 1], servers.amqp_port()).into();
+            proxies.insert((process.to_string(), Link::Broker), Proxy::start(broker).await);
             if matches!(process, Process::Query(_)) {
                 proxies.insert(
                     (process.to_string(), Link::Mongo),
@@ -71,6 +74,7 @@ impl World {
             }
         }
         let world = Self {
+            servers,
             names,
             mongo_dir,
             mongo_port,
@@ -115,7 +119,7 @@ impl World {
     /// The port `process` reaches the server of `link` on: its proxy's.
     fn port_of(&self, process: Process, link: Link) -> u16 {
         let direct = match link {
-            Link::Broker => 5672,
+            Link::Broker => self.servers.amqp_port(),
             Link::Mongo => self.mongo_port,
         };
         self.proxy(process, link).map_or(direct, |proxy| proxy.port)
@@ -345,7 +349,12 @@ impl World {
             let _ = self.kill(&process.to_string());
         }
         let _ = self.kill("mongo");
-        self.names.remove(AMQP, "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=100").await;
+        self.names
+            .remove(
+                &self.servers.amqp_url(),
+                "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=100",
+            )
+            .await;
         let _ = std::fs::remove_dir_all(&self.mongo_dir);
     }
 }
