@@ -72,12 +72,19 @@ impl Options {
 pub async fn explore(options: Options) -> anyhow::Result<()> {
     let deadline = options.minutes.map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0));
     let (mut explored, mut steps, mut failed) = (0, 0, Vec::new());
+    // Interrupted (SIGINT, SIGTERM), the run ends at once: its processes are killed and its own servers removed as
+    // the runtime drops what holds them.
+    let interrupted = service_runtime::shutdown_on_signal();
     let servers = Arc::new(Servers::start(options.own_servers).await?);
     for seed in options.seeds.clone() {
         if deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
-        let outcome = match run_seed(&servers, seed, options.steps, deadline).await {
+        let run = tokio::select! {
+            run = run_seed(&servers, seed, options.steps, deadline) => run,
+            () = interrupted.cancelled() => bail!("interrupted during seed {seed}"),
+        };
+        let outcome = match run {
             Ok(outcome) => outcome,
             Err(err) => {
                 println!("seed {seed}: the run could not be completed: {err:#}");
