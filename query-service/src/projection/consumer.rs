@@ -172,10 +172,15 @@ impl<'a> Consumer<'a> {
         let waiting = watchdog.stalled_by(&self.stage).is_some_and(|cause| cause.answered_by_progress);
         if waiting && self.held.due_at().is_none() && self.began.elapsed() >= watchdog.stall_after() {
             // Waiting for deliveries, with work waiting for this partition and none moving: the broker no longer
-            // gives this consumer anything (its queue was replaced under it, say). Consuming afresh gets back what
-            // it holds unacknowledged; the watchdog has reported the stall meanwhile.
+            // gives this consumer anything (its queue was replaced under it, say, or missed the markers that would
+            // move its position). Consuming afresh gets back what it holds unacknowledged, after a catch-up from
+            // the event feed (decision 0031); the watchdog has reported the stall meanwhile.
+            let mark = || self.views.mark_catch_up(self.settings.partition);
+            if with_retries(self.shutdown, "recording a stalled partition", mark).await.is_none() {
+                return Next::Stop(Ok(()));
+            }
             tracing::warn!(queue = %self.settings.partition_queue(), "stalled while waiting for deliveries; \
-                consuming again");
+                catching up from the event feed and consuming again");
             return Next::Stop(Err(store_failed(&"stalled while waiting for deliveries")));
         }
         if !self.session.connected() {

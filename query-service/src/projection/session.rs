@@ -105,11 +105,20 @@ async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lap
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
 /// from consuming until the next attempt.
+///
+/// The partition's position then moves up to what the catch-up covered, as far as a checkpoint some partition
+/// stored before the feed was read vouches for: every event up to that one had committed, so the feed held them.
+/// The queue that was lost may have missed the relay's last markers, and with no more traffic no marker would
+/// come through it again (decision 0031).
 async fn catch_up_if_lost(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
     let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
         return Ok(None);
     };
+    let settled = views.newest_stored_position().await.map_err(|err| store_failed(&err))?;
     let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| store_failed(&err))?;
+    if let Some(vouched) = settled.map(|settled| settled.min(caught.through)).filter(|&vouched| vouched > after) {
+        views.advance_stored_position(settings.partition, vouched).await.map_err(|err| store_failed(&err))?;
+    }
     views.caught_up(settings.partition).await.map_err(|err| store_failed(&err))?;
     tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
         events = caught.events, through = caught.through, "caught a lost queue up from the event feed");

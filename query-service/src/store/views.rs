@@ -400,6 +400,20 @@ impl ReadModelStore {
             .map(drop)
     }
 
+    /// The newest position any partition of the read model, of any split, has stored. Each was stored for a
+    /// checkpoint marker (or inherited from one), which the relay publishes only once every event up to it has
+    /// committed: every event up to it is in the event feed from now on. `None` when none is stored.
+    pub async fn newest_stored_position(&self) -> Result<Option<i64>, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        Ok(found.as_ref().and_then(newest_position))
+    }
+
+    /// Moves `partition`'s stored position up to `position`, where one is stored (a partition that has none stays
+    /// without: its first comes from a marker, decision 0019). Returns whether one was.
+    pub async fn advance_stored_position(&self, partition: Partition, position: i64) -> Result<bool, StoreError> {
+        self.advance_position(partition, position).await
+    }
+
     /// The partitions, by [`Partition::key`] and of any split, that have a position stored.
     async fn stored_partitions(&self) -> Result<Vec<String>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
@@ -587,6 +601,13 @@ fn chain_start(found: &Document, partition: Partition) -> Option<i64> {
 
 /// The field of the positions document that holds `partition`'s position: `position` when the queue is not
 /// split, else `partitions.<index>of<count>`.
+/// The newest position of any partition, of any split, in the positions document `found`.
+fn newest_position(found: &Document) -> Option<i64> {
+    let split =
+        found.get_document("partitions").ok().into_iter().flat_map(|p| p.iter().filter_map(|(_, v)| v.as_i64()));
+    split.chain(found.get_i64("position").ok()).max()
+}
+
 fn position_field(partition: Partition) -> String {
     if partition.is_split() {
         format!("partitions.{}", partition.key())
@@ -598,6 +619,15 @@ fn position_field(partition: Partition) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_stored_position_is_of_any_partition_of_any_split() {
+        assert_eq!(newest_position(&doc! {}), None);
+        assert_eq!(newest_position(&doc! { "position": 7_i64 }), Some(7));
+        let split = doc! { "position": 7_i64, "partitions": { "0of2": 12_i64, "1of2": 9_i64, "2of3": 15_i64 } };
+        assert_eq!(newest_position(&split), Some(15));
+        assert_eq!(newest_position(&doc! { "partitions": { "0of2": 4_i64 }, "catchUp": { "1of2": true } }), Some(4));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_what_this_api_did_not_issue() {
