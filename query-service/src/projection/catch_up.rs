@@ -37,6 +37,25 @@ pub enum CatchUpError {
     NoFeed,
 }
 
+/// [`from_feed`], then the partition's stored position moved up to what the catch-up covered, as far as a
+/// checkpoint some partition stored before the feed was read vouches for (decision 0031): each stored position came
+/// from a marker, which the relay publishes once every event up to it has committed, so the feed held them all.
+/// Returns what the catch-up did and the position it moved to, if it moved (a partition without a stored position
+/// stays without: its first comes from a marker).
+pub async fn vouched(
+    settings: &ConsumerSettings,
+    views: &ReadModelStore,
+    after: i64,
+) -> Result<(CaughtUp, Option<i64>), CatchUpError> {
+    let settled = views.newest_stored_position().await?;
+    let caught = from_feed(settings, views, after).await?;
+    let Some(vouched) = settled.map(|settled| settled.min(caught.through)).filter(|&vouched| vouched > after) else {
+        return Ok((caught, None));
+    };
+    let moved = views.advance_stored_position(settings.partition, vouched).await?;
+    Ok((caught, moved.then_some(vouched)))
+}
+
 /// Writes every event of `settings.partition` after `after` from the feed into every live generation of `views`.
 pub async fn from_feed(
     settings: &ConsumerSettings,

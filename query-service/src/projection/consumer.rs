@@ -49,6 +49,9 @@ pub(super) async fn consume(
     settings.consuming.started(settings.partition);
     backoff.reset();
     let mut consumer = Consumer::new(settings, views, waiters, shutdown, session);
+    if let Some(position) = consumer.session.vouched {
+        consumer.announce_position(position).await;
+    }
     let result = consumer.run().await;
     consumer.stop(result.is_ok()).await;
     result
@@ -173,14 +176,11 @@ impl<'a> Consumer<'a> {
         if waiting && self.held.due_at().is_none() && self.began.elapsed() >= watchdog.stall_after() {
             // Waiting for deliveries, with work waiting for this partition and none moving: the broker no longer
             // gives this consumer anything (its queue was replaced under it, say, or missed the markers that would
-            // move its position). Consuming afresh gets back what it holds unacknowledged, after a catch-up from
-            // the event feed (decision 0031); the watchdog has reported the stall meanwhile.
-            let mark = || self.views.mark_catch_up(self.settings.partition);
-            if with_retries(self.shutdown, "recording a stalled partition", mark).await.is_none() {
-                return Next::Stop(Ok(()));
-            }
+            // move its position). Caught up from the event feed (decision 0031), it consumes afresh, which gets back
+            // what it holds unacknowledged; the watchdog has reported the stall meanwhile.
             tracing::warn!(queue = %self.settings.partition_queue(), "stalled while waiting for deliveries; \
                 catching up from the event feed and consuming again");
+            self.catch_up_in_place().await;
             return Next::Stop(Err(store_failed(&"stalled while waiting for deliveries")));
         }
         if !self.session.connected() {
@@ -203,6 +203,44 @@ impl<'a> Consumer<'a> {
             }
         }
         Next::Wait
+    }
+
+    /// Catches the partition up from the event feed after its stored position, if there is a feed and a position,
+    /// and announces the position the catch-up moved it to. Nothing is recorded: a failure only leaves the stall as
+    /// it was.
+    async fn catch_up_in_place(&self) {
+        let (settings, partition) = (self.settings, self.settings.partition);
+        if settings.feed.is_none() {
+            return;
+        }
+        let after = match self.views.partition_position(partition).await {
+            Ok(Some(after)) => after,
+            Ok(None) => return,
+            Err(err) => return tracing::warn!(error = %err, "reading the stalled partition's position failed"),
+        };
+        match super::catch_up::vouched(settings, self.views, after).await {
+            Ok((caught, vouched)) => {
+                settings.handled.handled(partition, caught.through);
+                tracing::info!(projection = settings.projection.name(), %partition, after, events = caught.events,
+                    through = caught.through, ?vouched, "caught a stalled partition up from the event feed");
+                if let Some(position) = vouched {
+                    self.announce_position(position).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "catching a stalled partition up from the event feed failed"),
+        }
+    }
+
+    /// Announces a position the partition was moved to outside a batch: to this replica's waiting reads and, by a
+    /// notice, to the other replicas'.
+    async fn announce_position(&self, position: i64) {
+        let settings = self.settings;
+        self.waiters.announce_partition_position(settings.partition, position);
+        settings.metrics.position.set(self.waiters.position());
+        let notice = notices::Notice::position(settings.projection.name(), settings.partition, position);
+        if let Err(err) = notices::publish(&self.session.channel, &self.session.notice_route, notice).await {
+            tracing::debug!(error = %err, "announcing a caught-up position failed; reads find it in the store");
+        }
     }
 
     /// The delivery stream ended. On a live channel the broker cancelled the consumer because its queue was

@@ -25,6 +25,8 @@ pub struct Session {
     pub deliveries: lapin::Consumer,
     pub notice_route: NoticeRoute,
     pub gaps: OpenGaps,
+    /// The position a catch-up from the event feed moved the partition to as the session opened, to be announced.
+    pub vouched: Option<i64>,
 }
 
 impl Session {
@@ -50,7 +52,7 @@ impl Session {
             shutdown.cancelled().await;
             return Ok(None);
         }
-        start_chain(settings, views).await?;
+        let vouched = start_chain(settings, views).await?;
         channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
         let notice_route = settings.notices();
         notices::declare(&channel, &notice_route.exchange).await?;
@@ -69,7 +71,7 @@ impl Session {
             channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
         tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
             "projector consuming");
-        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps }))
+        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, vouched }))
     }
 
     /// Whether the connection and the channel still stand.
@@ -93,34 +95,31 @@ impl Session {
 /// before it left off), those this process handled before it reconnected, and what a catch-up just wrote. Called
 /// after the declaration: a queue found missing was recorded before it was created again, by this replica or
 /// another one.
-async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<()> {
-    let caught_up = catch_up_if_lost(settings, views).await?;
+/// Returns the position a catch-up moved the partition to, if one did.
+async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
+    let (caught_up, vouched) = catch_up_if_lost(settings, views).await?.unzip();
     let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
         settings.handled.handled(settings.partition, through);
     }
-    Ok(())
+    Ok(vouched.flatten())
 }
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
-/// from consuming until the next attempt.
-///
-/// The partition's position then moves up to what the catch-up covered, as far as a checkpoint some partition
-/// stored before the feed was read vouches for: every event up to that one had committed, so the feed held them.
-/// The queue that was lost may have missed the relay's last markers, and with no more traffic no marker would
-/// come through it again (decision 0031).
-async fn catch_up_if_lost(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
+/// from consuming until the next attempt. Returns how far it caught up, and the position it moved the partition
+/// to: the lost queue may have missed the relay's last markers, and with no more traffic no marker would come
+/// through it again (decision 0031).
+async fn catch_up_if_lost(
+    settings: &ConsumerSettings,
+    views: &ReadModelStore,
+) -> lapin::Result<Option<(i64, Option<i64>)>> {
     let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
         return Ok(None);
     };
-    let settled = views.newest_stored_position().await.map_err(|err| store_failed(&err))?;
-    let caught = super::catch_up::from_feed(settings, views, after).await.map_err(|err| store_failed(&err))?;
-    if let Some(vouched) = settled.map(|settled| settled.min(caught.through)).filter(|&vouched| vouched > after) {
-        views.advance_stored_position(settings.partition, vouched).await.map_err(|err| store_failed(&err))?;
-    }
+    let (caught, vouched) = super::catch_up::vouched(settings, views, after).await.map_err(|err| store_failed(&err))?;
     views.caught_up(settings.partition).await.map_err(|err| store_failed(&err))?;
     tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
         events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
-    Ok(Some(caught.through))
+    Ok(Some((caught.through, vouched)))
 }

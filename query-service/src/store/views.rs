@@ -599,8 +599,6 @@ fn chain_start(found: &Document, partition: Partition) -> Option<i64> {
         .max()
 }
 
-/// The field of the positions document that holds `partition`'s position: `position` when the queue is not
-/// split, else `partitions.<index>of<count>`.
 /// The newest position of any partition, of any split, in the positions document `found`.
 fn newest_position(found: &Document) -> Option<i64> {
     let split =
@@ -608,6 +606,8 @@ fn newest_position(found: &Document) -> Option<i64> {
     split.chain(found.get_i64("position").ok()).max()
 }
 
+/// The field of the positions document that holds `partition`'s position: `position` when the queue is not
+/// split, else `partitions.<index>of<count>`.
 fn position_field(partition: Partition) -> String {
     if partition.is_split() {
         format!("partitions.{}", partition.key())

@@ -370,7 +370,7 @@ async fn a_partition_caught_up_after_its_queue_missed_the_last_checkpoint_vouche
     // Until an order of partition 1 is the only one placed while partition 0's queue is gone (an order of
     // partition 0 waits in the outbox for its queue, and the checkpoint after it reaches both).
     for attempt in 0.. {
-        assert!(attempt < 10, "no order of partition 1 in ten tries");
+        assert!(attempt < 20, "no order of partition 1 in twenty tries");
         terminate(&mut query).await;
         channel.queue_delete(lost.as_str().into(), Default::default()).await.expect("queue deleted");
         let answer = place_order_at(&http, &orders, "idle").await;
@@ -392,6 +392,19 @@ async fn a_partition_caught_up_after_its_queue_missed_the_last_checkpoint_vouche
     })
     .await;
     assert_eq!(answered["data"]["orders"], placed, "{answered}");
+    // And the replica says so: the partition is not left behind the others, stalled, consumed again and again.
+    let ready = || async {
+        let url = format!("http://127.0.0.1:{port}/health/ready");
+        let body: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+        Some(body)
+    };
+    eventually(Duration::from_secs(30), || async { ready().await.filter(|body| body["status"] == "ready") }).await;
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(12) {
+        let body = ready().await.expect("readiness answers");
+        assert_eq!(body["status"], "ready", "ready, then not, with nothing placed: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     terminate(&mut query).await;
     drop(command);
 }
