@@ -38,6 +38,11 @@ struct Faults {
     /// Connections still to come whose (HTTP) answer is cut off a few bytes into its body, the connection closed: a
     /// server killed, or a link dropped, while it answered.
     cut_short: Arc<AtomicUsize>,
+    /// While set, answers wait in the proxy (requests still reach the server): a server that acted on a request
+    /// and whose answer is slow to arrive.
+    holding: Arc<AtomicBool>,
+    /// How many reads of requests have been sent on to the server.
+    sent: Arc<AtomicUsize>,
     /// Cancelled when the proxy is dropped: every connection it holds, silent ones too, is closed then.
     dropped: CancellationToken,
 }
@@ -93,12 +98,15 @@ impl Proxy {
                 // This connection's answers are lost from the request that trips the fault on.
                 let muted = Arc::new(AtomicBool::new(false));
                 let mut watch = RequestWatch::new(faults.clone(), muted.clone());
-                let silent = faults.silent.clone();
+                let (silent, sent) = (faults.silent.clone(), faults.sent.clone());
                 tokio::spawn(forward(
                     (client_read, server_write),
                     faults.upload_rate,
-                    move || silent.load(Ordering::SeqCst),
-                    move |bytes| watch.inspect(bytes),
+                    (move || silent.load(Ordering::SeqCst), || false),
+                    move |bytes| {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        watch.inspect(bytes);
+                    },
                     faults.dropped.clone(),
                 ));
                 let cut = faults.cut_short.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
@@ -106,9 +114,16 @@ impl Proxy {
                     tokio::spawn(cut_short(server_read, client_write));
                     continue;
                 }
-                let silent = faults.silent.clone();
+                let (silent, holding) = (faults.silent.clone(), faults.holding.clone());
                 let halted = move || silent.load(Ordering::SeqCst) || muted.load(Ordering::SeqCst);
-                tokio::spawn(forward((server_read, client_write), None, halted, |_| {}, faults.dropped.clone()));
+                let held = move || holding.load(Ordering::SeqCst);
+                tokio::spawn(forward(
+                    (server_read, client_write),
+                    None,
+                    (halted, held),
+                    |_| {},
+                    faults.dropped.clone(),
+                ));
             }
         });
         Self { port, faults, task }
@@ -122,6 +137,22 @@ impl Proxy {
     /// Connections opened from now on forward again (those that went silent stay so).
     pub fn speak_again(&self) {
         self.faults.silent.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on answers wait in the proxy, on every connection, until [`Proxy::release_answers`]; requests still
+    /// reach the server.
+    pub fn hold_answers(&self) {
+        self.faults.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers held move on, and later ones are no longer held.
+    pub fn release_answers(&self) {
+        self.faults.holding.store(false, Ordering::SeqCst);
+    }
+
+    /// How many reads of requests the proxy has sent on to the server so far.
+    pub fn requests_sent(&self) -> usize {
+        self.faults.sent.load(Ordering::SeqCst)
     }
 
     /// Whether the proxy has lost an answer it was told to lose.
@@ -191,10 +222,11 @@ impl RequestWatch {
 
 /// Copies bytes, at most `rate` a second if given, showing each read to `inspect` first, until `halted`; from then
 /// on it holds both sockets open and moves nothing (what it had read is dropped) until the proxy is `dropped`.
+/// While `held`, it reads nothing (what comes waits in the socket) and goes on after.
 async fn forward(
     (mut from, mut to): (OwnedReadHalf, OwnedWriteHalf),
     rate: Option<u64>,
-    halted: impl Fn() -> bool,
+    (halted, held): (impl Fn() -> bool, impl Fn() -> bool),
     mut inspect: impl FnMut(&[u8]),
     dropped: CancellationToken,
 ) {
@@ -204,6 +236,12 @@ async fn forward(
             // Keep the halves alive (no FIN) until the proxy goes.
             dropped.cancelled().await;
             return;
+        }
+        if held() {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(20)) => continue,
+                () = dropped.cancelled() => return,
+            }
         }
         let read = tokio::select! {
             read = from.read(&mut buffer) => read,
