@@ -3,9 +3,9 @@
 //! events delivered, so no one publishes them again; a checkpoint that came through the queue declared again would
 //! carry the read model's position past them. So the loss is recorded durably first
 //! ([`crate::store::ReadModelStore::mark_catch_up`]), and before the partition consumes again every event of it after
-//! its
-//! stored position is read from the feed and written with the version guard to every live generation
-//! (decision 0018). Without a token for the feed the partition does not consume, and says why, until one is given.
+//! its stored position is read from the feed and written with the version guard to every live generation (decision
+//! 0018); a loss recorded while a catch-up ran is caught up by the next one (decision 0032). Without a token for the
+//! feed the partition does not consume, and says why, until one is given.
 
 use shared_events::Partition;
 use std::collections::HashMap;

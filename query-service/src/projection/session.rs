@@ -1,6 +1,7 @@
-//! A consumer's session with the broker: connected, its topology declared (or found declared otherwise), a lost
-//! queue caught up from the event feed, its chain of checkpoint markers started, and its queue consumed with a
-//! single active consumer; with the channel its dead letters go through and the read model's open gaps.
+//! A consumer's session with the broker: connected, its lost queues recorded and its topology declared around the
+//! queues found (or found declared otherwise), a lost queue caught up from the event feed, its chain of checkpoint
+//! markers started, and its queue consumed with a single active consumer — once no loss recorded meanwhile waits
+//! (decision 0032); with the channel its dead letters go through and the read model's open gaps.
 
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::open_gaps::OpenGaps;
 use super::retries::store_failed;
 use super::settings::ConsumerSettings;
-use super::topology::{declare_topology, declared_otherwise, record_lost_queues};
+use super::topology::{declare_own_queue, declared_otherwise, record_and_declare};
 use crate::read::notices::{self, NoticeRoute};
 use crate::store::ReadModelStore;
 
@@ -41,16 +42,8 @@ impl Session {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let connection = service_runtime::amqp::connect(&settings.amqp_url, properties).await?;
         let channel = connection.create_channel().await?;
-        record_lost_queues(&connection, settings, views).await?;
-        if let Err(err) = declare_topology(&channel, settings).await {
-            let Some(refusal) = declared_otherwise(&err) else { return Err(err) };
-            tracing::error!(queue = %settings.queue, queue_type = settings.queue_type.as_str(), %refusal,
-                "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
-                 to the type it has, or move its messages to a new queue and delete it (docs/operations.md, \"Queue \
-                 types\"); the projector does not consume until then");
-            service_runtime::amqp::close(&connection, "projector queue declared otherwise").await;
-            shutdown.cancelled().await;
-            return Ok(None);
+        if let Err(err) = record_and_declare(&connection, &channel, settings, views).await {
+            return refused(connection, settings, err, shutdown).await;
         }
         let vouched = start_chain(settings, views).await?;
         channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
@@ -69,6 +62,15 @@ impl Session {
         let options = BasicConsumeOptions::default();
         let deliveries =
             channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
+        // A queue lost since the catch-up above looked is recorded before anyone declares it again, so a consumer
+        // of the queue declared again finds the record here, and opens again to catch up first (decision 0032).
+        if views.catch_up_pending(settings.partition).await.map_err(|err| store_failed(&err))? {
+            service_runtime::amqp::close(&connection, "queue lost while the session opened").await;
+            return Err(store_failed(&"the queue was lost while the session opened; opening again to catch up first"));
+        }
+        if let Err(err) = declare_own_queue(&connection, settings).await {
+            return refused(connection, settings, err, shutdown).await;
+        }
         tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
             "projector consuming");
         Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, vouched }))
@@ -89,6 +91,24 @@ impl Session {
         settings.metrics.queue_depth.set(i64::from(queue.message_count()));
         Some(queue.message_count())
     }
+}
+
+/// A declaration failed: when the broker refused it because a queue exists with other arguments, that is said, and
+/// the session waits for `shutdown` (`None`) instead of repeating the refusal; any other failure is returned.
+async fn refused(
+    connection: Connection,
+    settings: &ConsumerSettings,
+    err: lapin::Error,
+    shutdown: &CancellationToken,
+) -> lapin::Result<Option<Session>> {
+    let Some(refusal) = declared_otherwise(&err) else { return Err(err) };
+    tracing::error!(queue = %settings.queue, queue_type = settings.queue_type.as_str(), %refusal,
+        "the projector's queue exists with other arguments (created as another type?): set AMQP_QUEUE_TYPE \
+         to the type it has, or move its messages to a new queue and delete it (docs/operations.md, \"Queue \
+         types\"); the projector does not consume until then");
+    service_runtime::amqp::close(&connection, "projector queue declared otherwise").await;
+    shutdown.cancelled().await;
+    Ok(None)
 }
 
 /// The markers this partition has handled: those up to its stored position (or, for a new split's, where the split
@@ -114,11 +134,12 @@ async fn catch_up_if_lost(
     settings: &ConsumerSettings,
     views: &ReadModelStore,
 ) -> lapin::Result<Option<(i64, Option<i64>)>> {
-    let Some(after) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
+    let Some(mark) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
         return Ok(None);
     };
+    let after = mark.after;
     let (caught, vouched) = super::catch_up::vouched(settings, views, after).await.map_err(|err| store_failed(&err))?;
-    views.caught_up(settings.partition).await.map_err(|err| store_failed(&err))?;
+    views.caught_up(settings.partition, &mark).await.map_err(|err| store_failed(&err))?;
     tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
         events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
     Ok(Some((caught.through, vouched)))

@@ -28,6 +28,19 @@ pub async fn declare_topology(channel: &Channel, settings: &ConsumerSettings) ->
     declare_around(channel, settings, &BTreeSet::new()).await
 }
 
+/// Records every queue found lost ([`record_lost_queues`]), then declares the topology around the queues found
+/// there ([`declare_around`]): no queue deleted after it was looked at is created again without its loss recorded
+/// (decision 0032). What a session opens with, and what [`keep`] does every [`TOPOLOGY_EVERY`].
+pub async fn record_and_declare(
+    connection: &lapin::Connection,
+    channel: &Channel,
+    settings: &ConsumerSettings,
+    views: &ReadModelStore,
+) -> lapin::Result<()> {
+    let existing = record_lost_queues(connection, settings, views).await?;
+    declare_around(channel, settings, &existing).await
+}
+
 /// [`declare_topology`], but the queues of `existing` (found there a moment ago) are only bound, never declared: a
 /// queue deleted since is not created again here, by a declaration that did not look for it first; the next round
 /// finds it missing, records the loss and creates it ([`record_lost_queues`]).
@@ -37,12 +50,7 @@ async fn declare_around(
     existing: &BTreeSet<String>,
 ) -> lapin::Result<()> {
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    let mut typed = FieldTable::default();
-    typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
-    // One consumer at a time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is
-    // handled only after every event published before it.
-    let mut single_active = typed.clone();
-    single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    let (typed, single_active) = queue_arguments(settings);
     for projection in super::ALL {
         let of = settings.for_projection(projection);
         let exchange = of.exchange();
@@ -68,6 +76,33 @@ async fn declare_around(
             }
         }
     }
+    Ok(())
+}
+
+/// The arguments of a dead-letter queue (its type) and of a projection's queue (its type, and one consumer at a
+/// time, in queue order: more projecting replicas are hot standbys, and a checkpoint marker is handled only after
+/// every event published before it).
+fn queue_arguments(settings: &ConsumerSettings) -> (FieldTable, FieldTable) {
+    let mut typed = FieldTable::default();
+    typed.insert("x-queue-type".into(), AMQPValue::LongString(settings.queue_type.as_str().into()));
+    let mut single_active = typed.clone();
+    single_active.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    (typed, single_active)
+}
+
+/// Declares the consumer's own queue with the arguments it must have, on a channel of its own (a refusal closes
+/// it): `PRECONDITION_FAILED` when the queue exists with others (see [`declared_otherwise`]). Called once the
+/// consumer is subscribed to the queue, so that a declaration cannot create again, unrecorded, a queue deleted
+/// since it was looked at: deleted now, it cancels the consumer, which records the loss (decision 0032).
+pub(super) async fn declare_own_queue(
+    connection: &lapin::Connection,
+    settings: &ConsumerSettings,
+) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let (_, single_active) = queue_arguments(settings);
+    channel.queue_declare(settings.partition_queue().as_str().into(), durable, single_active).await?;
+    let _ = tokio::time::timeout(service_runtime::amqp::CLOSE_TIMEOUT, channel.close(200, "declared".into())).await;
     Ok(())
 }
 
@@ -155,8 +190,7 @@ async fn redeclare(
         if !channel.status().connected() {
             channel = connection.create_channel().await?;
         }
-        let existing = record_lost_queues(connection, settings, views).await?;
-        match declare_around(&channel, settings, &existing).await {
+        match record_and_declare(connection, &channel, settings, views).await {
             Ok(()) => {
                 refused = None;
                 backoff.reset();

@@ -16,7 +16,8 @@ pub use concerns::{parse_read, parse_write, Concerns};
 pub use guarded::{keep_newest, ApplyOutcome, Guarded};
 pub use operation::{StoreError, OPERATION_TIMEOUT};
 pub use views::{
-    apply_to, list_key, list_query, ListCursor, ListFilter, ReadFrom, ReadModelStore, RepairGuard, StoredView,
+    apply_to, list_key, list_query, CatchUpMark, ListCursor, ListFilter, ReadFrom, ReadModelStore, RepairGuard,
+    StoredView,
 };
 
 use anyhow::Context as _;

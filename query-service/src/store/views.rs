@@ -2,7 +2,8 @@
 //! documents and queries: one document per order, written only by a newer version (what a view holds for an event
 //! is [`crate::projection`]'s business).
 
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{ReadPreference, SelectionCriteria, UpdateOptions};
 use mongodb::{Collection, Database};
 use serde::{Deserialize, Serialize};
@@ -343,23 +344,26 @@ impl ReadModelStore {
     }
 
     /// Records, durably, that `partition`'s queue was lost while it may have held events: before it consumes again,
-    /// the projector catches the read model up from the event feed (decision 0018).
+    /// the projector catches the read model up from the event feed (decision 0018). Each record is a mark of its own
+    /// (a new object id): a catch-up clears only the mark it began for ([`ReadModelStore::caught_up`]), so a loss
+    /// recorded while it ran is caught up too (decision 0032).
     pub async fn mark_catch_up(&self, partition: Partition) -> Result<(), StoreError> {
         let durable = self.database.collection_with_options::<Document>(POSITIONS, durable_in(&self.database));
         let field = format!("catchUp.{}", partition.key());
         let update = durable
-            .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: true } })
+            .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: ObjectId::new() } })
             .with_options(UpdateOptions::builder().upsert(true).build());
         bounded(update).await.map(drop)
     }
 
-    /// Whether `partition` must be caught up from the event feed before it consumes, and from which position (see
-    /// [`ReadModelStore::start_chain`]: every event of it up to there is applied).
-    pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<i64>, StoreError> {
+    /// Whether `partition` must be caught up from the event feed before it consumes: the mark to clear once it is,
+    /// and the position to catch up from (see [`ReadModelStore::start_chain`]: every event of it up to there is
+    /// applied).
+    pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<CatchUpMark>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };
-        let pending = found.get_document("catchUp").ok().is_some_and(|c| c.get_bool(partition.key()).unwrap_or(false));
-        Ok(pending.then(|| chain_start(&found, partition).unwrap_or(0)))
+        let Some(mark) = pending_mark(&found, partition) else { return Ok(None) };
+        Ok(Some(CatchUpMark { mark, after: chain_start(&found, partition).unwrap_or(0) }))
     }
 
     /// Where `partition`'s chain of checkpoint markers starts (decision 0026): its stored position; for a partition
@@ -392,12 +396,18 @@ impl ReadModelStore {
         Ok(self.partition_position(partition).await?.is_some())
     }
 
-    /// Records that `partition` was caught up from the event feed.
-    pub async fn caught_up(&self, partition: Partition) -> Result<(), StoreError> {
+    /// Records that `partition` was caught up from the event feed for `mark`: the mark is cleared unless a newer
+    /// loss replaced it meanwhile, which the next catch-up then covers.
+    pub async fn caught_up(&self, partition: Partition, mark: &CatchUpMark) -> Result<(), StoreError> {
         let field = format!("catchUp.{}", partition.key());
-        bounded(self.positions.update_one(doc! { "_id": self.model.collection }, doc! { "$unset": { field: "" } }))
-            .await
-            .map(drop)
+        let filter = doc! { "_id": self.model.collection, &field: mark.mark.clone() };
+        bounded(self.positions.update_one(filter, doc! { "$unset": { field: "" } })).await.map(drop)
+    }
+
+    /// Whether a loss of `partition`'s queue is recorded and not yet caught up.
+    pub async fn catch_up_pending(&self, partition: Partition) -> Result<bool, StoreError> {
+        let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
+        Ok(found.is_some_and(|found| pending_mark(&found, partition).is_some()))
     }
 
     /// The newest position any partition of the read model, of any split, has stored. Each was stored for a
@@ -573,6 +583,22 @@ fn stored_position(found: &Document, partition: Partition) -> Option<i64> {
     }
 }
 
+/// A recorded loss of a partition's queue, as a catch-up reads it: the mark it clears when done, and the position
+/// it catches up from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatchUpMark {
+    mark: Bson,
+    /// Every event of the partition up to it is applied.
+    pub after: i64,
+}
+
+/// The mark of a loss of `partition`'s queue recorded in the positions document `found`, if one is: an object id,
+/// or `true` as records before decision 0032 were.
+fn pending_mark(found: &Document, partition: Partition) -> Option<Bson> {
+    let mark = found.get_document("catchUp").ok()?.get(partition.key())?;
+    (!matches!(mark, Bson::Boolean(false) | Bson::Null)).then(|| mark.clone())
+}
+
 /// `partition`'s stored position in the positions document `found`, or where another split left off: of the
 /// splits whose every partition has a position, the one that reached furthest (a split taking over from another
 /// starts where that one left off, so the newest split is the furthest), at the lowest of its partitions.
@@ -644,6 +670,17 @@ mod tests {
         ] {
             assert_eq!(ListCursor::decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_loss_is_pending_under_a_mark_of_its_own_or_the_older_true() {
+        let part = Partition { index: 1, count: 2 };
+        let id = ObjectId::new();
+        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": id } }, part), Some(Bson::ObjectId(id)));
+        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": true } }, part), Some(Bson::Boolean(true)));
+        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": false } }, part), None);
+        assert_eq!(pending_mark(&doc! { "catchUp": { "0of2": id } }, part), None, "another partition's");
+        assert_eq!(pending_mark(&doc! { "partitions": { "1of2": 4_i64 } }, part), None);
     }
 
     #[test]

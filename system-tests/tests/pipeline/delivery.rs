@@ -343,9 +343,15 @@ async fn a_projector_queue_that_exists_as_classic_is_reported_and_left_as_it_is(
     })
     .await;
     assert_eq!(body["checks"]["rabbitmq"], "up", "{body}");
-    // Still the classic queue: declaring it exactly as it was created succeeds, and nobody consumes it.
-    let queue = channel.queue_declare(names.queue.as_str().into(), durable, classic).await.expect("still classic");
-    assert_eq!(queue.consumer_count(), 0);
+    // Still the classic queue: declaring it exactly as it was created succeeds, and nobody consumes it — not only
+    // before the projector has tried, but for as long as it runs.
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(5) {
+        let queue =
+            channel.queue_declare(names.queue.as_str().into(), durable, classic.clone()).await.expect("still classic");
+        assert_eq!(queue.consumer_count(), 0, "the classic queue is consumed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let status: serde_json::Value = app.get_json(app.query_url("/queries/_status")).await;
     assert_eq!(status["projector"]["consuming"], false, "{status}");
     let _ = connection.close(200, "test done".into()).await;

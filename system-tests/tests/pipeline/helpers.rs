@@ -242,6 +242,11 @@ impl CommandFirst {
         format!("http://{}{path}", self.command_addr)
     }
 
+    /// Where the command-service listens.
+    pub fn command_addr(&self) -> SocketAddr {
+        self.command_addr
+    }
+
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client")
     }

@@ -408,3 +408,74 @@ async fn a_partition_caught_up_after_its_queue_missed_the_last_checkpoint_vouche
     terminate(&mut query).await;
     drop(command);
 }
+
+/// A lost queue's catch-up that read the event feed before an order was placed, and finished after the queue
+/// declared again was lost too with that order in it, leaves the second loss to be caught up: no read at a later
+/// position answers 200 without the order (the explorer's seed 147, decision 0032).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_lost_again_while_its_first_loss_is_caught_up_is_caught_up_too() {
+    use sqlx::Connection as _;
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let (http, orders) = (command.http(), command.command_url("/commands/orders"));
+    let feed = crate::proxies::Proxy::start(command.command_addr()).await;
+    let port = free_port();
+    let summary = |position: i64| summary_at(&http, port, "again", position);
+    let mut query = crate::helpers::query_service_command(&names, port)
+        .env("EVENT_FEED_URL", format!("http://127.0.0.1:{}/events", feed.port))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .spawn()
+        .map(ChildProcess)
+        .expect("query-service starts");
+    let first = place_order_at(&http, &orders, "again").await["position"].as_i64().expect("position");
+    eventually(Duration::from_secs(60), || async {
+        let (status, body) = summary(first).await?;
+        (status == 200 && body["data"]["orders"] == 1).then_some(())
+    })
+    .await;
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let queue = format!("{}.customer-summary", names.queue);
+    let depth = || async {
+        let channel = connection.create_channel().await.ok()?;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let found = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await.ok()?;
+        let _ = channel.close(200, "looked".into()).await;
+        Some(found.message_count())
+    };
+    let channel = connection.create_channel().await.expect("channel");
+    // An appender in flight (the append barrier held, a sequence drawn): the relay publishes no checkpoint past it,
+    // so no marker follows the order below into the queue it is lost with (as after the `wal` relay made its slot
+    // again), and the markers' chain cannot tell.
+    let mut appender = sqlx::PgConnection::connect(&names.database_url()).await.expect("postgres");
+    sqlx::query("begin").execute(&mut appender).await.expect("begin");
+    sqlx::query("select pg_advisory_xact_lock_shared(x'61707064'::int8)").execute(&mut appender).await.expect("lock");
+    sqlx::query("select nextval(pg_get_serial_sequence('outbox', 'sequence'))")
+        .execute(&mut appender)
+        .await
+        .expect("a sequence drawn");
+    // The first loss: the catch-up's request reaches the feed, and its answer waits in the proxy.
+    feed.hold_answers();
+    let sent = feed.requests_sent();
+    channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("queue deleted");
+    eventually(Duration::from_secs(30), || async { (feed.requests_sent() > sent).then_some(()) }).await;
+    // An order placed now is not in that answer; it goes to the queue declared again, which is lost in turn, with
+    // no consumer on it to be told.
+    let second = place_order_at(&http, &orders, "again").await["position"].as_i64().expect("position");
+    eventually(Duration::from_secs(30), || async { depth().await.filter(|&held| held > 0) }).await;
+    channel.queue_delete(queue.as_str().into(), Default::default()).await.expect("queue deleted again");
+    // The replica's topology keeper declares it once more.
+    eventually(Duration::from_secs(30), depth).await;
+    feed.release_answers();
+    // The appender ends: a checkpoint past the lost order goes into the queue declared the third time.
+    sqlx::query("rollback").execute(&mut appender).await.expect("rollback");
+    let answered = eventually(Duration::from_secs(60), || async {
+        let (status, body) = summary(second).await?;
+        assert!(status != 200 || body["data"]["orders"] == 2, "200 without the order lost the second time: {body}");
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(answered["data"]["orders"], 2, "{answered}");
+    let _ = connection.close(200, "done".into()).await;
+    terminate(&mut query).await;
+    drop(command);
+}
