@@ -26,7 +26,8 @@ pub struct Session {
     pub deliveries: lapin::Consumer,
     pub notice_route: NoticeRoute,
     pub gaps: OpenGaps,
-    /// The position a catch-up from the event feed moved the partition to as the session opened, to be announced.
+    /// The partition's stored position after a catch-up from the event feed as the session opened (which may have
+    /// moved it, decision 0031), to be announced.
     pub vouched: Option<i64>,
 }
 
@@ -62,14 +63,14 @@ impl Session {
         let options = BasicConsumeOptions::default();
         let deliveries =
             channel.basic_consume(queue.as_str().into(), "".into(), options, FieldTable::default()).await?;
+        if let Err(err) = declare_own_queue(&connection, settings).await {
+            return refused(connection, settings, err, shutdown).await;
+        }
         // A queue lost since the catch-up above looked is recorded before anyone declares it again, so a consumer
         // of the queue declared again finds the record here, and opens again to catch up first (decision 0032).
         if views.catch_up_pending(settings.partition).await.map_err(|err| store_failed(&err))? {
             service_runtime::amqp::close(&connection, "queue lost while the session opened").await;
             return Err(store_failed(&"the queue was lost while the session opened; opening again to catch up first"));
-        }
-        if let Err(err) = declare_own_queue(&connection, settings).await {
-            return refused(connection, settings, err, shutdown).await;
         }
         tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
             "projector consuming");
@@ -115,25 +116,23 @@ async fn refused(
 /// before it left off), those this process handled before it reconnected, and what a catch-up just wrote. Called
 /// after the declaration: a queue found missing was recorded before it was created again, by this replica or
 /// another one.
-/// Returns the position a catch-up moved the partition to, if one did.
+/// Returns the partition's stored position when a catch-up ran, to be announced: the catch-up may have moved it,
+/// now or in a session that ended before announcing it (decision 0032).
 async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
-    let (caught_up, vouched) = catch_up_if_lost(settings, views).await?.unzip();
+    let caught_up = catch_up_if_lost(settings, views).await?;
     let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
         settings.handled.handled(settings.partition, through);
     }
-    Ok(vouched.flatten())
+    Ok(caught_up.and(stored))
 }
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see
 /// `catch_up`), before it consumes again; an error (the feed or the store failing, no token for the feed) keeps it
-/// from consuming until the next attempt. Returns how far it caught up, and the position it moved the partition
-/// to: the lost queue may have missed the relay's last markers, and with no more traffic no marker would come
-/// through it again (decision 0031).
-async fn catch_up_if_lost(
-    settings: &ConsumerSettings,
-    views: &ReadModelStore,
-) -> lapin::Result<Option<(i64, Option<i64>)>> {
+/// from consuming until the next attempt. Returns how far it caught up. The catch-up also moves the partition's
+/// position as far as a stored marker vouches for: the lost queue may have missed the relay's last markers, and
+/// with no more traffic no marker would come through it again (decision 0031).
+async fn catch_up_if_lost(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
     let Some(mark) = views.catch_up_from(settings.partition).await.map_err(|err| store_failed(&err))? else {
         return Ok(None);
     };
@@ -141,6 +140,6 @@ async fn catch_up_if_lost(
     let (caught, vouched) = super::catch_up::vouched(settings, views, after).await.map_err(|err| store_failed(&err))?;
     views.caught_up(settings.partition, &mark).await.map_err(|err| store_failed(&err))?;
     tracing::info!(projection = settings.projection.name(), partition = %settings.partition, after,
-        events = caught.events, through = caught.through, "caught a lost queue up from the event feed");
-    Ok(Some((caught.through, vouched)))
+        events = caught.events, through = caught.through, ?vouched, "caught a lost queue up from the event feed");
+    Ok(Some(caught.through))
 }

@@ -344,21 +344,21 @@ impl ReadModelStore {
     }
 
     /// Records, durably, that `partition`'s queue was lost while it may have held events: before it consumes again,
-    /// the projector catches the read model up from the event feed (decision 0018). Each record is a mark of its own
-    /// (a new object id): a catch-up clears only the mark it began for ([`ReadModelStore::caught_up`]), so a loss
-    /// recorded while it ran is caught up too (decision 0032).
+    /// the projector catches the read model up from the event feed (decision 0018). Each record carries a mark of its
+    /// own (a new object id, beside the `true` replicas of earlier releases read): a catch-up clears the record only
+    /// while it holds the mark the catch-up began with ([`ReadModelStore::caught_up`]), so a loss recorded while it
+    /// ran is caught up too (decision 0032).
     pub async fn mark_catch_up(&self, partition: Partition) -> Result<(), StoreError> {
         let durable = self.database.collection_with_options::<Document>(POSITIONS, durable_in(&self.database));
-        let field = format!("catchUp.{}", partition.key());
+        let (field, mark) = catch_up_fields(partition);
         let update = durable
-            .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: ObjectId::new() } })
+            .update_one(doc! { "_id": self.model.collection }, doc! { "$set": { field: true, mark: ObjectId::new() } })
             .with_options(UpdateOptions::builder().upsert(true).build());
         bounded(update).await.map(drop)
     }
 
-    /// Whether `partition` must be caught up from the event feed before it consumes: the mark to clear once it is,
-    /// and the position to catch up from (see [`ReadModelStore::start_chain`]: every event of it up to there is
-    /// applied).
+    /// Whether `partition` must be caught up from the event feed before it consumes: the record's mark, and the
+    /// position to catch up from (see [`ReadModelStore::start_chain`]: every event of it up to there is applied).
     pub async fn catch_up_from(&self, partition: Partition) -> Result<Option<CatchUpMark>, StoreError> {
         let found = bounded(self.positions.find_one(doc! { "_id": self.model.collection })).await?;
         let Some(found) = found else { return Ok(None) };
@@ -396,12 +396,16 @@ impl ReadModelStore {
         Ok(self.partition_position(partition).await?.is_some())
     }
 
-    /// Records that `partition` was caught up from the event feed for `mark`: the mark is cleared unless a newer
-    /// loss replaced it meanwhile, which the next catch-up then covers.
+    /// Records that `partition` was caught up from the event feed for `mark`: the record is cleared unless a newer
+    /// loss replaced its mark meanwhile, which the next catch-up then covers.
     pub async fn caught_up(&self, partition: Partition, mark: &CatchUpMark) -> Result<(), StoreError> {
-        let field = format!("catchUp.{}", partition.key());
-        let filter = doc! { "_id": self.model.collection, &field: mark.mark.clone() };
-        bounded(self.positions.update_one(filter, doc! { "$unset": { field: "" } })).await.map(drop)
+        let (field, mark_field) = catch_up_fields(partition);
+        let held = match &mark.mark {
+            Some(mark) => Bson::ObjectId(*mark),
+            None => Bson::Document(doc! { "$exists": false }),
+        };
+        let filter = doc! { "_id": self.model.collection, &mark_field: held };
+        bounded(self.positions.update_one(filter, doc! { "$unset": { field: "", mark_field: "" } })).await.map(drop)
     }
 
     /// Whether a loss of `partition`'s queue is recorded and not yet caught up.
@@ -583,20 +587,27 @@ fn stored_position(found: &Document, partition: Partition) -> Option<i64> {
     }
 }
 
-/// A recorded loss of a partition's queue, as a catch-up reads it: the mark it clears when done, and the position
-/// it catches up from.
+/// A recorded loss of a partition's queue, as a catch-up reads it: the record's mark (none on a record of an earlier
+/// release), and the position it catches up from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatchUpMark {
-    mark: Bson,
+    mark: Option<ObjectId>,
     /// Every event of the partition up to it is applied.
     pub after: i64,
 }
 
-/// The mark of a loss of `partition`'s queue recorded in the positions document `found`, if one is: an object id,
-/// or `true` as records before decision 0032 were.
-fn pending_mark(found: &Document, partition: Partition) -> Option<Bson> {
-    let mark = found.get_document("catchUp").ok()?.get(partition.key())?;
-    (!matches!(mark, Bson::Boolean(false) | Bson::Null)).then(|| mark.clone())
+/// The fields of the positions document that record a loss of `partition`'s queue: `catchUp.<partition>` (`true`,
+/// which every release reads) and `catchUpMark.<partition>` (the record's own mark).
+fn catch_up_fields(partition: Partition) -> (String, String) {
+    (format!("catchUp.{}", partition.key()), format!("catchUpMark.{}", partition.key()))
+}
+
+/// The record of a loss of `partition`'s queue in the positions document `found`, if one is: `Some` with its mark,
+/// or `Some(None)` for a record of an earlier release, which has none.
+fn pending_mark(found: &Document, partition: Partition) -> Option<Option<ObjectId>> {
+    let key = partition.key();
+    found.get_document("catchUp").ok()?.get_bool(&key).ok().filter(|&lost| lost)?;
+    Some(found.get_document("catchUpMark").ok().and_then(|marks| marks.get_object_id(&key).ok()))
 }
 
 /// `partition`'s stored position in the positions document `found`, or where another split left off: of the
@@ -673,13 +684,14 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_is_pending_under_a_mark_of_its_own_or_the_older_true() {
+    fn a_loss_is_pending_with_its_mark_or_without_one_as_earlier_releases_recorded_it() {
         let part = Partition { index: 1, count: 2 };
         let id = ObjectId::new();
-        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": id } }, part), Some(Bson::ObjectId(id)));
-        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": true } }, part), Some(Bson::Boolean(true)));
-        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": false } }, part), None);
-        assert_eq!(pending_mark(&doc! { "catchUp": { "0of2": id } }, part), None, "another partition's");
+        let marked = doc! { "catchUp": { "1of2": true }, "catchUpMark": { "1of2": id } };
+        assert_eq!(pending_mark(&marked, part), Some(Some(id)));
+        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": true } }, part), Some(None));
+        assert_eq!(pending_mark(&doc! { "catchUp": { "1of2": false }, "catchUpMark": { "1of2": id } }, part), None);
+        assert_eq!(pending_mark(&doc! { "catchUp": { "0of2": true } }, part), None, "another partition's");
         assert_eq!(pending_mark(&doc! { "partitions": { "1of2": 4_i64 } }, part), None);
     }
 

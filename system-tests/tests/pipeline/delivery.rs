@@ -343,15 +343,26 @@ async fn a_projector_queue_that_exists_as_classic_is_reported_and_left_as_it_is(
     })
     .await;
     assert_eq!(body["checks"]["rabbitmq"], "up", "{body}");
-    // Still the classic queue: declaring it exactly as it was created succeeds, and nobody consumes it — not only
-    // before the projector has tried, but for as long as it runs.
+    // An order's event reaches every read model's queue: the customer summary projects it, which shows the
+    // projectors of this replica at work; the order views' classic queue keeps it, for as long as they run.
+    let (order, position) = app.place_order("classic").await;
+    let summary = app.query_url(&format!("/queries/customers/classic/summary?minPosition={position}&waitMs=1000"));
+    eventually(Duration::from_secs(30), || async {
+        let response = app.http.get(summary.clone()).send().await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let view = app.query_url(&format!("/queries/orders/{order}"));
     let watched = std::time::Instant::now();
     while watched.elapsed() < Duration::from_secs(5) {
-        let queue =
-            channel.queue_declare(names.queue.as_str().into(), durable, classic.clone()).await.expect("still classic");
-        assert_eq!(queue.consumer_count(), 0, "the classic queue is consumed");
+        let response = app.http.get(view.clone()).send().await.expect("GET the order");
+        assert_ne!(response.status(), 200, "the order views projected from the classic queue");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Still the classic queue: declaring it exactly as it was created succeeds; it holds the event, unconsumed.
+    let queue = channel.queue_declare(names.queue.as_str().into(), durable, classic).await.expect("still classic");
+    assert_eq!(queue.consumer_count(), 0);
+    assert!(queue.message_count() >= 1, "the event left the classic queue");
     let status: serde_json::Value = app.get_json(app.query_url("/queries/_status")).await;
     assert_eq!(status["projector"]["consuming"], false, "{status}");
     let _ = connection.close(200, "test done".into()).await;
