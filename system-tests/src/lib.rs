@@ -12,6 +12,11 @@ use shared_events::OrderEvent;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// A port free on 127.0.0.1 a moment ago, for a server or service to listen on.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// The Postgres server the tests and tools use, without a database (`TEST_POSTGRES_URL`).
 pub fn postgres_server() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())

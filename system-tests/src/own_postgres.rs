@@ -55,7 +55,7 @@ impl OwnPostgres {
         let _ = Command::new("chown").args(["postgres:postgres"]).arg(&data).status();
         let data_arg = data.to_string_lossy().into_owned();
         as_postgres(&bin.join("initdb"), &["-D", &data_arg, "-A", "trust", "-U", "postgres", "--no-sync"])?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::free_port()?;
         let mut options = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data_arg}");
         for setting in settings {
             options.push_str(&format!(" -c {setting}"));

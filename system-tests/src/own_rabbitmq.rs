@@ -16,14 +16,10 @@ pub struct OwnRabbitMq {
     pub port: u16,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl OwnRabbitMq {
     /// Starts a new node and waits until it has booted (a minute at most).
     pub fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let node = format!("orders-own-{port}@localhost");
         let dir = std::env::temp_dir().join(format!("own-rabbitmq-{port}"));
         for sub in ["mnesia", "log"] {
@@ -40,7 +36,7 @@ impl OwnRabbitMq {
             .arg("-detached")
             .env("RABBITMQ_NODENAME", &server.node)
             .env("RABBITMQ_CONFIG_FILE", server.dir.join("rabbitmq.conf"))
-            .env("RABBITMQ_DIST_PORT", free_port()?.to_string())
+            .env("RABBITMQ_DIST_PORT", crate::free_port()?.to_string())
             .env("RABBITMQ_MNESIA_BASE", server.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", server.dir.join("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", server.dir.join("enabled_plugins"))

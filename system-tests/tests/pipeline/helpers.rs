@@ -24,7 +24,7 @@ pub fn mongodb_uri() -> String {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    system_tests::free_port().expect("a free port")
 }
 
 /// A service binary built beside this test binary (`cargo build --workspace --bins` builds them).

@@ -13,10 +13,6 @@ pub struct Service {
     pub port: u16,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
-
 /// A binary built beside this one (`cargo build --release --workspace --bins`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -28,7 +24,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 impl Service {
     /// Starts `binary args` with `env`; waits for `/health/live` when it serves HTTP.
     pub async fn start(name: &str, binary_name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Self> {
-        let port = free_port();
+        let port = system_tests::free_port()?;
         let mut command = Command::new(binary(binary_name)?);
         command.args(args).env("HTTP_ADDR", format!("127.0.0.1:{port}")).env("RUST_LOG", "warn");
         for (key, value) in env {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use system_tests::Names;
+use system_tests::{free_port, Names};
 
 use crate::{ADMIN_TOKEN, AMQP, PARTITIONS, QUERY2_PROJECTIONS};
 
@@ -26,10 +26,6 @@ pub struct Suite {
     /// `RELAY_MODE` of the command-service and relay processes.
     pub relay_mode: &'static str,
     pub http: reqwest::Client,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 /// A service binary: beside the chaos binary, or in `CHAOS_BIN_DIR` (to run another build's services, such as an
@@ -106,10 +102,10 @@ impl Suite {
         let suite = Self {
             names: Names::new("chaos"),
             mongo_dir,
-            mongo_port: free_port(),
-            command_port: free_port(),
-            query_port: free_port(),
-            query2_port: free_port(),
+            mongo_port: free_port()?,
+            command_port: free_port()?,
+            query_port: free_port()?,
+            query2_port: free_port()?,
             procs: Mutex::new(HashMap::new()),
             relay_mode,
             http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?,

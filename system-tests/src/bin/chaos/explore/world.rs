@@ -14,8 +14,9 @@ use system_tests::Names;
 
 use super::plan::{Link, Process, Topology, PROJECTIONS};
 use super::servers::Servers;
-use crate::suite::{binary, free_port, port_open, terminate, wait_until};
+use crate::suite::{binary, port_open, terminate, wait_until};
 use crate::ADMIN_TOKEN;
+use system_tests::free_port;
 
 /// The customers the clients order for (each has a token of its own with `AUTH_MODE=jwt`).
 pub const CUSTOMERS: usize = 8;
@@ -61,7 +62,7 @@ impl World {
         let mongo_dir = std::env::temp_dir().join(format!("explore-mongo-{}", names.database));
         std::fs::create_dir_all(&mongo_dir)?;
         let (staff, customer_tokens) = if topology.jwt { tokens()? } else { (None, Vec::new()) };
-        let mongo_port = free_port();
+        let mongo_port = free_port()?;
         let mut proxies = HashMap::new();
         for process in processes(&topology) {
             let broker = ([127, 0, 0, 1], servers.amqp_port()).into();
@@ -78,8 +79,8 @@ impl World {
             names,
             mongo_dir,
             mongo_port,
-            command_ports: (0..topology.commands).map(|_| free_port()).collect(),
-            query_ports: topology.replicas.iter().map(|_| free_port()).collect(),
+            command_ports: (0..topology.commands).map(|_| free_port()).collect::<Result<_, _>>()?,
+            query_ports: topology.replicas.iter().map(|_| free_port()).collect::<Result<_, _>>()?,
             projections: Mutex::new(topology.replicas.clone()),
             partitions: AtomicU16::new(topology.partitions),
             relays: AtomicBool::new(true),
