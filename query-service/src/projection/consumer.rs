@@ -49,7 +49,7 @@ pub(super) async fn consume(
     settings.consuming.started(settings.partition);
     backoff.reset();
     let mut consumer = Consumer::new(settings, views, waiters, shutdown, session);
-    if let Some(position) = consumer.session.vouched {
+    if let Some(position) = consumer.session.stored {
         consumer.announce_position(position).await;
     }
     let result = consumer.run().await;

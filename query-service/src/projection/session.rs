@@ -1,7 +1,8 @@
 //! A consumer's session with the broker: connected, its lost queues recorded and its topology declared around the
 //! queues found (or found declared otherwise), a lost queue caught up from the event feed, its chain of checkpoint
 //! markers started, and its queue consumed with a single active consumer — once no loss recorded meanwhile waits
-//! (decision 0032); with the channel its dead letters go through and the read model's open gaps.
+//! (decision 0032); with the channel its dead letters go through, the read model's open gaps and the partition's
+//! stored position, to be announced (decision 0033).
 
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -26,9 +27,10 @@ pub struct Session {
     pub deliveries: lapin::Consumer,
     pub notice_route: NoticeRoute,
     pub gaps: OpenGaps,
-    /// The partition's stored position after a catch-up from the event feed as the session opened (which may have
-    /// moved it, decision 0031), to be announced.
-    pub vouched: Option<i64>,
+    /// The partition's stored position as the session opened (after any catch-up from the event feed, which may
+    /// have moved it, decision 0031), to be announced: a replica started while nothing is placed hears no marker
+    /// that would announce it, and would take its partitions for behind the other read models' (decision 0033).
+    pub stored: Option<i64>,
 }
 
 impl Session {
@@ -46,7 +48,7 @@ impl Session {
         if let Err(err) = record_and_declare(&connection, &channel, settings, views).await {
             return refused(connection, settings, err, shutdown).await;
         }
-        let vouched = start_chain(settings, views).await?;
+        let stored = start_chain(settings, views).await?;
         channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
         let notice_route = settings.notices();
         notices::declare(&channel, &notice_route.exchange).await?;
@@ -74,7 +76,7 @@ impl Session {
         }
         tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
             "projector consuming");
-        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, vouched }))
+        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, stored }))
     }
 
     /// Whether the connection and the channel still stand.
@@ -116,15 +118,15 @@ async fn refused(
 /// before it left off), those this process handled before it reconnected, and what a catch-up just wrote. Called
 /// after the declaration: a queue found missing was recorded before it was created again, by this replica or
 /// another one.
-/// Returns the partition's stored position when a catch-up ran, to be announced: the catch-up may have moved it,
-/// now or in a session that ended before announcing it (decision 0032).
+/// Returns the partition's stored position, to be announced: a catch-up may have moved it, now or in a session that
+/// ended before announcing it (decision 0032), and a process that just started has announced nothing yet.
 async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
     let caught_up = catch_up_if_lost(settings, views).await?;
     let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
         settings.handled.handled(settings.partition, through);
     }
-    Ok(caught_up.and(stored))
+    Ok(stored)
 }
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see

@@ -306,6 +306,55 @@ async fn a_consumer_the_broker_stopped_feeding_is_reported_stalled_and_consumes_
     app.stop().await;
 }
 
+/// A replica started again while nothing is placed, every position stored and no checkpoint marker on its way,
+/// stays ready once a read at the head reached the store: each partition's consumer announces its stored position
+/// as it opens, so that none stays "behind the other read models'" for as long as the system is idle (the
+/// explorer's seed 93).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_again_while_nothing_is_placed_stays_ready_after_a_read_at_the_head() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
+    let (http, orders) = (command.http(), command.command_url("/commands/orders"));
+    let start = || async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut config = crate::helpers::query_config(&names, &amqp_url(), &mongodb_uri());
+        config.projector_partitions = 2;
+        config.watchdog.stall_after_s = STALL_AFTER_S;
+        let replica = query_service::run::start(config, stop.clone()).await.expect("the replica starts");
+        (replica, stop)
+    };
+    let (first, stop) = start().await;
+    let mut last = 0;
+    for _ in 0..4 {
+        last = place_order_at(&http, &orders, "idle").await["position"].as_i64().expect("position");
+    }
+    let at_head = |addr: std::net::SocketAddr| {
+        let http = &http;
+        async move {
+            let url = format!("http://{addr}/queries/orders?minPosition={last}&waitMs=2000");
+            let answer = http.get(url).send().await.ok()?;
+            (answer.status() == 200).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(60), || at_head(first.addr)).await;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), first.task).await;
+
+    let (second, stop) = start().await;
+    let ready = format!("http://{}/health/ready", second.addr);
+    until_ready(&http, &ready).await;
+    eventually(Duration::from_secs(10), || at_head(second.addr)).await;
+    let watched = Instant::now();
+    while watched.elapsed() < REPORTED_WITHIN {
+        let (status, body) = readiness(&http, &ready).await.expect("readiness answers");
+        assert!(status == 200 && body["reasons"]["stalled"].is_null(), "stalled with nothing placed: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), second.task).await;
+    drop(command);
+}
+
 /// A rebuild whose steps keep failing (a store that cannot take its pages) keeps trying for as long as its
 /// generation is wanted; it is a stage like any other: named stalled by readiness and shown by `stage_stalled` until
 /// it moves again.
