@@ -98,10 +98,29 @@ where
     F: FnOnce(lapin::Channel) -> Fut,
     Fut: std::future::Future<Output = lapin::Result<()>>,
 {
-    let connection = Connection::connect(&world.servers.amqp_url(), ConnectionProperties::default()).await?;
-    let result = work(connection.create_channel().await?).await;
-    let _ = connection.close(200, "explorer action done".into()).await;
-    Ok(result?)
+    broker_at(&world.servers.amqp_url(), BROKER_ACTION_WITHIN, work).await
+}
+
+/// How long a broker action may take before it is given up.
+const BROKER_ACTION_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs `work` on a channel of a connection of its own to the broker at `url`, given up after `within` (connecting,
+/// the work and closing the connection included).
+async fn broker_at<F, Fut>(url: &str, within: Duration, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(lapin::Channel) -> Fut,
+    Fut: std::future::Future<Output = lapin::Result<()>>,
+{
+    let action = async {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let result = work(connection.create_channel().await?).await;
+        let _ = connection.close(200, "explorer action done".into()).await;
+        result
+    };
+    match tokio::time::timeout(within, action).await {
+        Ok(result) => Ok(result?),
+        Err(_) => anyhow::bail!("the broker action did not finish within {within:?}"),
+    }
 }
 
 /// `query-service dlq redrive` of the deployment (given up after 60 s).
@@ -126,8 +145,15 @@ async fn redrive(world: &World) -> anyhow::Result<()> {
 }
 
 /// Messages no projector can read, published to the events exchange and to every read model's exchange (whichever
-/// this release has), on the first partition's routing key.
+/// this release has), on the first partition's routing key; given up after [`BROKER_ACTION_WITHIN`].
 async fn poison(world: &World) -> anyhow::Result<()> {
+    match tokio::time::timeout(BROKER_ACTION_WITHIN, publish_poison(world)).await {
+        Ok(published) => published,
+        Err(_) => anyhow::bail!("publishing the poison did not finish within {BROKER_ACTION_WITHIN:?}"),
+    }
+}
+
+async fn publish_poison(world: &World) -> anyhow::Result<()> {
     let stem = &world.names.exchange;
     let exchanges = std::iter::once(stem.clone())
         .chain(shared_events::READ_MODELS.iter().map(|m| shared_events::read_model::exchange_of(stem, m)));
@@ -188,11 +214,11 @@ async fn invalidate_slot(world: &World) -> anyhow::Result<()> {
     invalidated
 }
 
-/// The documented procedure (docs/operations.md) for changing `PROJECTOR_PARTITIONS` (every projection made to run somewhere first): the
-/// relays stopped (the command-services started again
-/// with `RELAY_ENABLED=false`: commands are still taken), every queue of the split drained, the query-services
-/// stopped and started on the new split, the queues it does not use deleted once empty, and the command-services
-/// started again with the new split and their relays.
+/// The documented procedure (docs/operations.md) for changing `PROJECTOR_PARTITIONS` (every projection made to run
+/// somewhere first): the relays stopped (the command-services started again with `RELAY_ENABLED=false`: commands
+/// are still taken), every queue of the split drained, the query-services stopped and started on the new split, the
+/// queues it does not use deleted once empty, and the command-services started again with the new split and their
+/// relays.
 async fn repartition(world: &World, partitions: u16) -> anyhow::Result<()> {
     let changed = change_the_split(world, partitions).await;
     if !world.relays() {
@@ -274,5 +300,29 @@ async fn wait_until_empty(world: &World, queues: &[String], deadline: Duration) 
         }
         anyhow::ensure!(std::time::Instant::now() < until, "{} still hold messages", waiting.join(", "));
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker that takes the connection and never answers: the action is given up, not waited on for ever (the
+    /// deletion of an exchange once hung a long run for half an hour).
+    #[tokio::test]
+    async fn a_broker_action_that_gets_no_answer_is_given_up() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a listener");
+        let url = format!("amqp://guest:guest@{}/%2f", silent.local_addr().expect("an address"));
+        let held = tokio::spawn(async move {
+            let mut taken = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                taken.push(stream);
+            }
+        });
+        let action = broker_at(&url, Duration::from_millis(500), |_| async { Ok(()) });
+        let outcome = tokio::time::timeout(Duration::from_secs(10), action).await;
+        held.abort();
+        let err = outcome.expect("given up within its deadline").expect_err("no answer is a failure");
+        assert!(err.to_string().contains("did not finish within"), "{err:#}");
     }
 }

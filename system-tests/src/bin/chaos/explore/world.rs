@@ -367,7 +367,7 @@ fn processes(topology: &Topology) -> Vec<Process> {
 }
 
 impl Drop for World {
-    /// No process outlives the run, however it ends.
+    /// No process, and not the MongoDB-wire server's folder, outlives the run, however it ends (interrupted too).
     fn drop(&mut self) {
         if let Ok(procs) = self.procs.get_mut() {
             for child in procs.values_mut() {
@@ -375,6 +375,7 @@ impl Drop for World {
                 let _ = child.wait();
             }
         }
+        let _ = std::fs::remove_dir_all(&self.mongo_dir);
     }
 }
 
