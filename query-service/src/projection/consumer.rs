@@ -49,9 +49,7 @@ pub(super) async fn consume(
     settings.consuming.started(settings.partition);
     backoff.reset();
     let mut consumer = Consumer::new(settings, views, waiters, shutdown, session);
-    if let Some(position) = consumer.session.stored {
-        consumer.announce_position(position).await;
-    }
+    consumer.announce_opening().await;
     let result = consumer.run().await;
     consumer.stop(result.is_ok()).await;
     result
@@ -231,16 +229,33 @@ impl<'a> Consumer<'a> {
         }
     }
 
+    /// Announces the partition's stored position as the session opens (decision 0033): to this replica's waiting
+    /// reads and watchdog; to the other replicas' too after a catch-up, which may have moved it. Without a catch-up
+    /// it tells the others nothing new, and a notice would count there as progress of the partition (a consumer
+    /// opening again and again while its partition stays behind would hide the stall).
+    async fn announce_opening(&self) {
+        match (self.session.stored, self.session.caught_up) {
+            (Some(position), true) => self.announce_position(position).await,
+            (Some(position), false) => self.announce_here(position),
+            (None, _) => {}
+        }
+    }
+
     /// Announces a position the partition was moved to outside a batch: to this replica's waiting reads and, by a
     /// notice, to the other replicas'.
     async fn announce_position(&self, position: i64) {
+        self.announce_here(position);
         let settings = self.settings;
-        self.waiters.announce_partition_position(settings.partition, position);
-        settings.metrics.position.set(self.waiters.position());
         let notice = notices::Notice::position(settings.projection.name(), settings.partition, position);
         if let Err(err) = notices::publish(&self.session.channel, &self.session.notice_route, notice).await {
             tracing::debug!(error = %err, "announcing a caught-up position failed; reads find it in the store");
         }
+    }
+
+    /// Announces a position of the partition to this replica's waiting reads (and its watchdog, which reads them).
+    fn announce_here(&self, position: i64) {
+        self.waiters.announce_partition_position(self.settings.partition, position);
+        self.settings.metrics.position.set(self.waiters.position());
     }
 
     /// The delivery stream ended. On a live channel the broker cancelled the consumer because its queue was

@@ -31,6 +31,8 @@ pub struct Session {
     /// have moved it, decision 0031), to be announced: a replica started while nothing is placed hears no marker
     /// that would announce it, and would take its partitions for behind the other read models' (decision 0033).
     pub stored: Option<i64>,
+    /// Whether a catch-up from the event feed ran as the session opened (it may have moved the position).
+    pub caught_up: bool,
 }
 
 impl Session {
@@ -48,7 +50,7 @@ impl Session {
         if let Err(err) = record_and_declare(&connection, &channel, settings, views).await {
             return refused(connection, settings, err, shutdown).await;
         }
-        let stored = start_chain(settings, views).await?;
+        let (stored, caught_up) = start_chain(settings, views).await?;
         channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
         let notice_route = settings.notices();
         notices::declare(&channel, &notice_route.exchange).await?;
@@ -76,7 +78,7 @@ impl Session {
         }
         tracing::info!(%queue, partition = %settings.partition, projection = settings.projection.name(),
             "projector consuming");
-        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, stored }))
+        Ok(Some(Self { connection, channel, dead_letters, deliveries, notice_route, gaps, stored, caught_up }))
     }
 
     /// Whether the connection and the channel still stand.
@@ -119,14 +121,15 @@ async fn refused(
 /// after the declaration: a queue found missing was recorded before it was created again, by this replica or
 /// another one.
 /// Returns the partition's stored position, to be announced: a catch-up may have moved it, now or in a session that
-/// ended before announcing it (decision 0032), and a process that just started has announced nothing yet.
-async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<Option<i64>> {
+/// ended before announcing it (decision 0032), and a process that just started has announced nothing yet; and
+/// whether a catch-up ran.
+async fn start_chain(settings: &ConsumerSettings, views: &ReadModelStore) -> lapin::Result<(Option<i64>, bool)> {
     let caught_up = catch_up_if_lost(settings, views).await?;
     let stored = views.start_chain(settings.partition).await.map_err(|err| store_failed(&err))?;
     for through in [stored, caught_up].into_iter().flatten() {
         settings.handled.handled(settings.partition, through);
     }
-    Ok(stored)
+    Ok((stored, caught_up.is_some()))
 }
 
 /// Catches the partition up from the event feed if its queue was lost while it may have held events (see

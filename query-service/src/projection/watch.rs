@@ -4,9 +4,10 @@
 //! can see — a partition of a projection some live replica runs that no live replica consumes (from the heartbeats)
 //! — and a partition whose position stays behind the newest any read model has announced (the relay's checkpoints
 //! reach every partition of every read model: one they stopped reaching has a consumer that hears nothing, whatever
-//! the broker did to its queue) — and forgets the stages this replica no longer has anything to say about.
+//! the broker did to its queue) — and forgets the stages this replica no longer has anything to say about (those
+//! it has not consumed for [`KEPT_BETWEEN_SESSIONS`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,11 @@ use shared_events::Partition;
 
 /// How often the partitions nobody consumes are looked for.
 pub const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a partition this replica stopped consuming keeps its stage, with the causes that hold for it: a
+/// consumer that opens again (after a failure, or to get what its broker no longer gives it) does not start a
+/// stall's count over.
+const KEPT_BETWEEN_SESSIONS: Duration = Duration::from_secs(10);
 
 /// Events wait in the partition's queue (its depth, as last sampled by its consumer).
 pub(super) const QUEUED: Cause = Cause { says: "events wait in its queue", answered_by_progress: true };
@@ -42,6 +48,7 @@ pub async fn watch(
 ) {
     let all: Vec<&str> = super::ALL.iter().map(|projection| projection.name()).collect();
     let mut unconsumed: BTreeSet<StageId> = BTreeSet::new();
+    let mut consumed_at: BTreeMap<StageId, Instant> = BTreeMap::new();
     loop {
         let now: BTreeSet<StageId> = projectors
             .unconsumed(Instant::now(), &all)
@@ -55,11 +62,16 @@ pub async fn watch(
             watchdog.holds(stage, UNCONSUMED, true);
         }
         unconsumed = now;
-        let mine: BTreeSet<StageId> = consuming
-            .iter()
-            .flat_map(|(name, of)| consumed(of, partitions).into_iter().map(|index| StageId::projection(name, index)))
-            .collect();
-        watchdog.retain(|stage| stage.stage != "projection" || mine.contains(stage) || unconsumed.contains(stage));
+        let now = Instant::now();
+        for (name, of) in &consuming {
+            for index in consumed(of, partitions) {
+                consumed_at.insert(StageId::projection(name, index), now);
+            }
+        }
+        consumed_at.retain(|_, at| now.duration_since(*at) < KEPT_BETWEEN_SESSIONS);
+        watchdog.retain(|stage| {
+            stage.stage != "projection" || consumed_at.contains_key(stage) || unconsumed.contains(stage)
+        });
         let newest = boards.all().map(|(_, board)| board.newest()).max().unwrap_or(0);
         for (name, of) in &consuming {
             let Some(board) = boards.named(name) else { continue };

@@ -355,6 +355,68 @@ async fn a_replica_started_again_while_nothing_is_placed_stays_ready_after_a_rea
     drop(command);
 }
 
+/// A read model left behind the others while the system is idle (its queue purged of the last order and the
+/// marker after it while the replica was down, no event feed to catch up from) is reported stalled, and stays
+/// reported while its consumer opens again every stall period: an opening says where the partition is, which is no
+/// progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_left_behind_while_idle_stays_reported_stalled_while_its_consumer_opens_again() {
+    let names = Names::new("test");
+    let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
+    let (http, orders) = (command.http(), command.command_url("/commands/orders"));
+    let start = || async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut config = crate::helpers::query_config(&names, &amqp_url(), &mongodb_uri());
+        config.watchdog.stall_after_s = STALL_AFTER_S;
+        let replica = query_service::run::start(config, stop.clone()).await.expect("the replica starts");
+        (replica, stop)
+    };
+    let summary = |addr: std::net::SocketAddr, position: i64, wait_ms: u64| {
+        format!("http://{addr}/queries/customers/behind/summary?minPosition={position}&waitMs={wait_ms}")
+    };
+    let (first, stop) = start().await;
+    let placed = place_order_at(&http, &orders, "behind").await["position"].as_i64().expect("position");
+    eventually(Duration::from_secs(60), || async {
+        let answer = http.get(summary(first.addr, placed, 2000)).send().await.ok()?;
+        (answer.status() == 200).then_some(())
+    })
+    .await;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), first.task).await;
+
+    // With the replica down, the next order and the marker after it reach the summary's queue, and are purged.
+    let last = place_order_at(&http, &orders, "behind").await["position"].as_i64().expect("position");
+    let connection = lapin::Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
+    let queue = format!("{}.customer-summary", names.queue);
+    let channel = eventually(Duration::from_secs(30), || async {
+        let channel = connection.create_channel().await.ok()?;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let declared = channel.queue_declare(queue.as_str().into(), passive, Default::default()).await.ok()?;
+        (declared.message_count() >= 2).then_some(channel)
+    })
+    .await;
+    channel.queue_purge(queue.as_str().into(), Default::default()).await.expect("purged");
+    let _ = connection.close(200, "purged".into()).await;
+
+    let (second, stop) = start().await;
+    let ready = format!("http://{}/health/ready", second.addr);
+    let behind = "projection customer-summary partition 0: its position is behind";
+    stalled(&http, &ready, behind, Instant::now()).await;
+    // From then on every look names it, through several openings of the summary's consumer.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(4 * STALL_AFTER_S) {
+        let (_, body) = readiness(&http, &ready).await.expect("readiness answers");
+        let named = body["reasons"]["stalled"].as_str().is_some_and(|reason| reason.contains(behind));
+        assert!(named, "the summary stays behind, unreported: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = http.get(summary(second.addr, last, 0)).send().await.expect("the summary answers");
+    assert_eq!(answer.status(), 202, "the summary is behind indeed");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), second.task).await;
+    drop(command);
+}
+
 /// A rebuild whose steps keep failing (a store that cannot take its pages) keeps trying for as long as its
 /// generation is wanted; it is a stage like any other: named stalled by readiness and shown by `stage_stalled` until
 /// it moves again.
