@@ -147,7 +147,13 @@ async fn a_projection_queue_deleted_while_orders_flow_loses_no_event_of_that_rea
     for n in 0..30 {
         if n == 10 {
             // While orders flow, an operator deletes the dashboard's queue, and the events waiting in it (its
-            // consumer is cancelled).
+            // consumer is cancelled), once the relay has put some there.
+            eventually(Duration::from_secs(20), || async {
+                let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+                let declared = channel.queue_declare(daily.as_str().into(), passive, Default::default()).await.ok()?;
+                (declared.message_count() > 0).then_some(())
+            })
+            .await;
             let deleted = channel.queue_delete(daily.as_str().into(), Default::default()).await.expect("deleted");
             assert!(deleted > 0, "events were waiting in the queue");
         }
