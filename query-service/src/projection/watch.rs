@@ -62,13 +62,13 @@ pub async fn watch(
             watchdog.holds(stage, UNCONSUMED, true);
         }
         unconsumed = now;
-        let now = Instant::now();
+        let looked_at = Instant::now();
         for (name, of) in &consuming {
             for index in consumed(of, partitions) {
-                consumed_at.insert(StageId::projection(name, index), now);
+                consumed_at.insert(StageId::projection(name, index), looked_at);
             }
         }
-        consumed_at.retain(|_, at| now.duration_since(*at) < KEPT_BETWEEN_SESSIONS);
+        consumed_at.retain(|_, at| looked_at.duration_since(*at) < KEPT_BETWEEN_SESSIONS);
         watchdog.retain(|stage| {
             stage.stage != "projection" || consumed_at.contains_key(stage) || unconsumed.contains(stage)
         });
