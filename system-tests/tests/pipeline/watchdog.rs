@@ -8,6 +8,7 @@ use std::time::Duration;
 use lapin::ConnectionProperties;
 use serde_json::Value;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{amqp_url, eventually, mongodb_uri, place_order_at, CommandFirst, Names, TestApp, ADMIN_TOKEN};
 use crate::proxies::{bson_field, mongodb_address, through, Proxy};
@@ -62,6 +63,23 @@ async fn stage_stalled(http: &reqwest::Client, url: &str, labels: &str) -> Optio
     let text = http.get(url).send().await.ok()?.text().await.ok()?;
     let prefix = format!("stage_stalled{{{labels}}} ");
     text.lines().find_map(|line| line.strip_prefix(&prefix)).and_then(|value| value.trim().parse().ok())
+}
+
+/// A replica of `names`' deployment started in process, on `partitions`, with these tests' `STALL_AFTER_S`; and the
+/// token that stops it.
+async fn start_replica(names: &Names, partitions: u16) -> (query_service::run::Running, CancellationToken) {
+    let stop = CancellationToken::new();
+    let mut config = crate::helpers::query_config(names, &amqp_url(), &mongodb_uri());
+    config.projector_partitions = partitions;
+    config.watchdog.stall_after_s = STALL_AFTER_S;
+    let replica = query_service::run::start(config, stop.clone()).await.expect("the replica starts");
+    (replica, stop)
+}
+
+/// Stops a replica [`start_replica`] started, and waits up to 15 s for it to end.
+async fn stop_replica((replica, stop): (query_service::run::Running, CancellationToken)) {
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), replica.task).await;
 }
 
 #[tokio::test]
@@ -240,11 +258,8 @@ async fn a_standby_replica_does_not_report_a_stall_while_the_active_one_moves_th
     until_ready(&app.http, &app.query_url("/health/ready")).await;
     assert_eq!(app.slow_projector(400).await, 200);
     // A hot standby of the same deployment: registered on the same queues, it sees events wait there.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let mut config = crate::helpers::query_config(&app.names, &amqp_url(), &mongodb_uri());
-    config.watchdog.stall_after_s = STALL_AFTER_S;
-    let standby = query_service::run::start(config, stop.clone()).await.expect("the standby starts");
-    let ready = format!("http://{}/health/ready", standby.addr);
+    let standby = start_replica(&app.names, 1).await;
+    let ready = format!("http://{}/health/ready", standby.0.addr);
     until_ready(&app.http, &ready).await;
     let mut last = 0;
     for n in 0..20 {
@@ -261,8 +276,7 @@ async fn a_standby_replica_does_not_report_a_stall_while_the_active_one_moves_th
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(app.waiters.position() >= last, "the backlog drained");
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), standby.task).await;
+    stop_replica(standby).await;
     app.stop().await;
 }
 
@@ -315,15 +329,7 @@ async fn a_replica_started_again_while_nothing_is_placed_stays_ready_after_a_rea
     let names = Names::new("test");
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |c| c.projector_partitions = 2).await;
     let (http, orders) = (command.http(), command.command_url("/commands/orders"));
-    let start = || async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let mut config = crate::helpers::query_config(&names, &amqp_url(), &mongodb_uri());
-        config.projector_partitions = 2;
-        config.watchdog.stall_after_s = STALL_AFTER_S;
-        let replica = query_service::run::start(config, stop.clone()).await.expect("the replica starts");
-        (replica, stop)
-    };
-    let (first, stop) = start().await;
+    let first = start_replica(&names, 2).await;
     let mut last = 0;
     for _ in 0..4 {
         last = place_order_at(&http, &orders, "idle").await["position"].as_i64().expect("position");
@@ -336,22 +342,20 @@ async fn a_replica_started_again_while_nothing_is_placed_stays_ready_after_a_rea
             (answer.status() == 200).then_some(())
         }
     };
-    eventually(Duration::from_secs(60), || at_head(first.addr)).await;
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), first.task).await;
+    eventually(Duration::from_secs(60), || at_head(first.0.addr)).await;
+    stop_replica(first).await;
 
-    let (second, stop) = start().await;
-    let ready = format!("http://{}/health/ready", second.addr);
+    let second = start_replica(&names, 2).await;
+    let ready = format!("http://{}/health/ready", second.0.addr);
     until_ready(&http, &ready).await;
-    eventually(Duration::from_secs(10), || at_head(second.addr)).await;
+    eventually(Duration::from_secs(10), || at_head(second.0.addr)).await;
     let watched = Instant::now();
     while watched.elapsed() < REPORTED_WITHIN {
         let (_, body) = readiness(&http, &ready).await.expect("readiness answers");
         assert!(body["reasons"]["stalled"].is_null(), "stalled with nothing placed: {body}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), second.task).await;
+    stop_replica(second).await;
     drop(command);
 }
 
@@ -364,25 +368,17 @@ async fn a_read_model_left_behind_while_idle_stays_reported_stalled_while_its_co
     let names = Names::new("test");
     let command = CommandFirst::spawn(names.clone(), &amqp_url(), |_| {}).await;
     let (http, orders) = (command.http(), command.command_url("/commands/orders"));
-    let start = || async {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let mut config = crate::helpers::query_config(&names, &amqp_url(), &mongodb_uri());
-        config.watchdog.stall_after_s = STALL_AFTER_S;
-        let replica = query_service::run::start(config, stop.clone()).await.expect("the replica starts");
-        (replica, stop)
-    };
     let summary = |addr: std::net::SocketAddr, position: i64, wait_ms: u64| {
         format!("http://{addr}/queries/customers/behind/summary?minPosition={position}&waitMs={wait_ms}")
     };
-    let (first, stop) = start().await;
+    let first = start_replica(&names, 1).await;
     let placed = place_order_at(&http, &orders, "behind").await["position"].as_i64().expect("position");
     eventually(Duration::from_secs(60), || async {
-        let answer = http.get(summary(first.addr, placed, 2000)).send().await.ok()?;
+        let answer = http.get(summary(first.0.addr, placed, 2000)).send().await.ok()?;
         (answer.status() == 200).then_some(())
     })
     .await;
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), first.task).await;
+    stop_replica(first).await;
 
     // With the replica down, the next order and the marker after it reach the summary's queue, and are purged.
     let last = place_order_at(&http, &orders, "behind").await["position"].as_i64().expect("position");
@@ -398,8 +394,8 @@ async fn a_read_model_left_behind_while_idle_stays_reported_stalled_while_its_co
     channel.queue_purge(queue.as_str().into(), Default::default()).await.expect("purged");
     let _ = connection.close(200, "purged".into()).await;
 
-    let (second, stop) = start().await;
-    let ready = format!("http://{}/health/ready", second.addr);
+    let second = start_replica(&names, 1).await;
+    let ready = format!("http://{}/health/ready", second.0.addr);
     let behind = "projection customer-summary partition 0: its position is behind";
     stalled(&http, &ready, behind, Instant::now()).await;
     // From then on every look names it, through several openings of the summary's consumer.
@@ -410,10 +406,9 @@ async fn a_read_model_left_behind_while_idle_stays_reported_stalled_while_its_co
         assert!(named, "the summary stays behind, unreported: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let answer = http.get(summary(second.addr, last, 0)).send().await.expect("the summary answers");
+    let answer = http.get(summary(second.0.addr, last, 0)).send().await.expect("the summary answers");
     assert_eq!(answer.status(), 202, "the summary is behind indeed");
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), second.task).await;
+    stop_replica(second).await;
     drop(command);
 }
 
