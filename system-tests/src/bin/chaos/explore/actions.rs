@@ -117,9 +117,18 @@ where
         let _ = connection.close(200, "explorer action done".into()).await;
         result
     };
+    given_up_after(within, "the broker action", async { Ok(action.await?) }).await
+}
+
+/// `action`'s outcome, or an error naming `what` once `within` has passed without one.
+async fn given_up_after<T>(
+    within: Duration,
+    what: &str,
+    action: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     match tokio::time::timeout(within, action).await {
-        Ok(result) => Ok(result?),
-        Err(_) => anyhow::bail!("the broker action did not finish within {within:?}"),
+        Ok(outcome) => outcome,
+        Err(_) => anyhow::bail!("{what} did not finish within {within:?}"),
     }
 }
 
@@ -147,10 +156,7 @@ async fn redrive(world: &World) -> anyhow::Result<()> {
 /// Messages no projector can read, published to the events exchange and to every read model's exchange (whichever
 /// this release has), on the first partition's routing key; given up after [`BROKER_ACTION_WITHIN`].
 async fn poison(world: &World) -> anyhow::Result<()> {
-    match tokio::time::timeout(BROKER_ACTION_WITHIN, publish_poison(world)).await {
-        Ok(published) => published,
-        Err(_) => anyhow::bail!("publishing the poison did not finish within {BROKER_ACTION_WITHIN:?}"),
-    }
+    given_up_after(BROKER_ACTION_WITHIN, "publishing the poison", publish_poison(world)).await
 }
 
 async fn publish_poison(world: &World) -> anyhow::Result<()> {
